@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# cmail developer script: installs what is missing (Debian 12 packages), builds, runs or tests.
+#   ./dev.sh run    build, then create and show a master database in ./data
+#   ./dev.sh test   build twice (plain and with AddressSanitizer + UBSan) and run every test
+#   ./dev.sh bench  build and run the benchmarks
+set -euo pipefail
+cd "$(dirname "$0")"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+run() { printf '+ %s\n' "$*"; "$@"; }
+
+# Build and test dependencies, all from Debian's archive (see docs/dependencies.md).
+PACKAGES=(meson ninja-build pkg-config g++ libsqlite3-dev libmbedtls-dev libuv1-dev
+          libcli11-dev doctest-dev libc-ares-dev libargon2-dev python3 util-linux)
+
+install_missing() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    say "installing missing Debian packages: ${missing[*]}"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    run $sudo apt-get update -qq
+    run env DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  else
+    say "all Debian packages present"
+  fi
+}
+
+build() {  # build DIR [meson options...]
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    run meson setup "$dir" "$@"
+  fi
+  run ninja -C "$dir"
+}
+
+cmd=${1:-}
+case "$cmd" in
+  run)
+    install_missing
+    build build
+    admin=build/frontends/cmail-admin/cmail-admin
+    mkdir -p data
+    db=data/master.db3
+    if [ ! -s "$db" ]; then
+      say "creating a new master database at $db"
+      run "$admin" --dbpath "$db" init
+    fi
+    say "the master database at $db"
+    run "$admin" --dbpath "$db" check
+    run "$admin" --dbpath "$db" user list
+    run "$admin" --dbpath "$db" address list
+    cat <<TXT
+
+Next steps (see docs/admin.md):
+  $admin -d $db user add alice              # asks for a password
+  $admin -d $db address add alice@example.test store alice
+  $admin -d $db smtpd enable alice any
+TXT
+    ;;
+  test)
+    install_missing
+    say "plain build (debugoptimized, warnings are errors)"
+    build build
+    say "running the test suite"
+    run meson test -C build --print-errorlogs --num-processes 2
+    say "sanitizer build (address,undefined)"
+    build build-asan -Db_sanitize=address,undefined -Dbenchmarks=false
+    say "running the test suite under AddressSanitizer and UBSan"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      run meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3
+    say "all tests passed (plain and sanitized)"
+    ;;
+  bench)
+    install_missing
+    build build
+    run meson test -C build --benchmark --verbose
+    ;;
+  *)
+    echo "usage: $0 run|test|bench" >&2
+    exit 2
+    ;;
+esac

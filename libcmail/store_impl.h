@@ -1,0 +1,89 @@
+// libcmail/store_impl.h: the private side of cmail::Store, shared by the facades.
+//
+// Impl owns the writer (one thread and connection) and a pool of read connections. Facades
+// (directory.cc, queue.cc, mailbox.cc) reach the database only through read() and the writer.
+//
+// Thread-safety: read() and writer() from any thread.
+#pragma once
+
+#include "schema.h"
+#include "sqlite.h"
+#include "writer.h"
+
+#include <cmail/directory.h>
+#include <cmail/mailbox.h>
+#include <cmail/queue.h>
+#include <cmail/store.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace cmail {
+
+namespace detail {
+std::unique_ptr<Directory> make_directory(Store::Impl& impl);
+std::unique_ptr<Queue> make_queue(Store::Impl& impl);
+std::unique_ptr<Mailboxes> make_mailboxes(Store::Impl& impl);
+
+// Unix time now.
+std::int64_t unix_now();
+
+// The user databases attached to the writer connection. Used on the writer thread only.
+class UserDatabases {
+ public:
+  // Attaches the user database at `path` (outside a transaction), upgrading a version-9 user
+  // database first and giving its messages UIDs. Returns the schema name to use ("u0".."u7"),
+  // "" when every slot is taken by the current batch (commit first), or a failed Status when
+  // the file cannot be used. Detaches databases not used by the current batch when full.
+  Result<std::string> attach(Connection& writer, const std::string& path, std::uint64_t batch,
+                             const std::function<void(const std::string&)>& log);
+
+ private:
+  struct Slot {
+    std::string path;
+    std::uint64_t last_batch = 0;
+  };
+  static constexpr int kSlots = 8;  // SQLite allows 10 attached databases by default
+  Slot slots_[kSlots];
+};
+
+// Allocates the next UID of a folder and bumps its highest modseq (inside a write transaction).
+// Returns {uid, modseq}.
+std::pair<std::int64_t, std::int64_t> allocate_uid(Connection& c, std::int64_t folder_id);
+// Finds or creates the folder of a user (inside a write transaction); returns folder_id.
+// Throws SqlError (Constraint) for an unknown user.
+std::int64_t ensure_folder_id(Connection& c, std::string_view user, std::string_view name);
+}  // namespace detail
+
+struct Store::Impl {
+  std::string path;
+  StoreOptions options;
+  int version = 0;
+  std::unique_ptr<detail::Writer> writer;  // null when read-only
+  detail::UserDatabases user_databases;     // writer thread only
+
+  std::mutex readers_mu;
+  std::vector<std::unique_ptr<detail::Connection>> idle_readers;
+
+  std::unique_ptr<Directory> directory;
+  std::unique_ptr<Queue> queue;
+  std::unique_ptr<Mailboxes> mailboxes;
+
+  // Runs fn on a pooled read connection; SqlError becomes the returned Status.
+  Status read(const std::function<void(detail::Connection&)>& fn);
+  // Runs a write job and waits for its commit.
+  Status write(std::function<void(detail::Connection&)> apply,
+               std::function<bool(detail::Connection&, std::uint64_t)> prepare = nullptr);
+  // Resolves where messages of `user` go: "main" or the attached schema of their user
+  // database. Writer thread, outside a transaction. "" = commit the batch first.
+  Result<std::string> user_schema(detail::Connection& w, const std::string& user,
+                                  std::uint64_t batch);
+  void log(const std::string& line) const {
+    if (options.logger) options.logger(line);
+  }
+};
+
+}  // namespace cmail

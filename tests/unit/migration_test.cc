@@ -1,0 +1,206 @@
+#include "schema.h"
+#include "testutil.h"
+
+#include <cmail/directory.h>
+#include <cmail/mailbox.h>
+#include <cmail/password.h>
+#include <cmail/queue.h>
+
+#include <vector>
+
+using namespace cmail;
+using namespace cmail::test;
+
+namespace {
+
+// A cmail version-9 master database with rows in every table, as the original tools left it.
+void make_v9(const std::string& path) {
+  auto c = detail::Connection::open(path, detail::Connection::Mode::Create, 1000);
+  REQUIRE(c.has_value());
+  detail::Connection& db = **c;
+  db.exec(detail::v9_install_sql(detail::DbKind::Master));
+  db.exec("PRAGMA foreign_keys = ON");
+  db.prepare("INSERT INTO users VALUES ('cbdev', ?1, NULL, NULL)")
+      .bind(1, legacy_password_hash("piAFN50Roc", "cbdev"))
+      .run();
+  db.exec(R"sql(
+    INSERT INTO users VALUES ('other', NULL, NULL, NULL);
+    INSERT INTO users VALUES ('alias', 'alias:0000', NULL, 'cbdev');
+    INSERT INTO users VALUES ('withdb', NULL, '/nonexistent/user.db3', NULL);
+    INSERT INTO addresses VALUES ('cb@bar.baz', 101, 'store', 'cbdev');
+    INSERT INTO addresses VALUES ('cb@bar.baz', 102, 'store', 'other');
+    INSERT INTO addresses VALUES ('%@redirect.test', 5, 'redirect', '(to-local)@elsewhere.test');
+    INSERT INTO addresses VALUES ('no@bar.baz', 200, 'reject', 'Go away');
+    INSERT INTO addresses (address_expression) VALUES ('%');
+    INSERT INTO mailbox (mail_user, mail_read, mail_ident, mail_envelopeto, mail_envelopefrom, mail_submission, mail_submitter, mail_proto, mail_data)
+      VALUES ('cbdev', 1, 'A1-host', 'cb@bar.baz', 'x@y.z', '1600000000', 'host', 'esmtp', 'Subject: one' || char(13) || char(10) || char(13) || char(10) || 'body'),
+             ('other', 0, 'A2-host', 'cb@bar.baz', '', '1600000001', 'host', 'smtp', 'two'),
+             ('cbdev', 0, NULL, 'cb@bar.baz', 'x@y.z', '1600000002', NULL, 'esmtpsa', 'Subject: drei äöü'),
+             ('cbdev', 0, 'A4', 'cb@bar.baz', 'x@y.z', '1600000003', 'h', 'esmtp', 'four');
+    INSERT INTO smtpd VALUES ('cbdev', 'defined', NULL), ('other', 'handoff', 'u:p@relay.test:587/starttls');
+    INSERT INTO outbox (mail_remote, mail_envelopefrom, mail_envelopeto, mail_submission, mail_submitter, mail_data)
+      VALUES (NULL, 'cb@bar.baz', 'far@remote.test', 1600000010, 'host', 'queued one'),
+             ('relay.test:25', NULL, 'bounce@remote.test', 1600000011, NULL, 'bounce text');
+    INSERT INTO faillog (fail_mail, fail_message, fail_time, fail_fatal) VALUES (1, '451 try later', '1600000020', 0), (1, '452 full', '1600000030', 0), (2, '550 no', '1600000040', 1);
+    INSERT INTO popd VALUES ('cbdev', 0), ('other', 1);
+    INSERT INTO api_access VALUES ('cbdev', 'admin'), ('other', 'delegate');
+    INSERT INTO api_address_delegates VALUES ('other', '%@bar.baz');
+    INSERT INTO api_user_delegates VALUES ('other', 'alias');
+    INSERT INTO meta VALUES ('custom_key', 'kept');
+  )sql");
+}
+
+// Every v9 column of every table, in a stable order: what must survive the upgrade unchanged.
+std::vector<std::string> v9_content(detail::Connection& c) {
+  static const char* const kQueries[] = {
+      "SELECT user_name, user_authdata, user_database, user_alias FROM users ORDER BY rowid",
+      "SELECT address_expression, address_order, address_router, address_route FROM addresses ORDER BY address_order",
+      "SELECT mail_id, mail_user, mail_read, mail_ident, mail_envelopeto, mail_envelopefrom, mail_submission, mail_submitter, mail_proto, mail_data FROM mailbox ORDER BY mail_id",
+      "SELECT key, value FROM meta WHERE key <> 'schema_version' ORDER BY key",
+      "SELECT smtpd_user, smtpd_router, smtpd_route FROM smtpd ORDER BY smtpd_user",
+      "SELECT mail_id, mail_remote, mail_envelopefrom, mail_envelopeto, mail_submission, mail_submitter, mail_data FROM outbox ORDER BY mail_id",
+      "SELECT pop_user, pop_lock FROM popd ORDER BY pop_user",
+      "SELECT api_user, api_permission FROM api_access ORDER BY 1, 2",
+      "SELECT api_user, api_expression FROM api_address_delegates ORDER BY 1, 2",
+      "SELECT api_user, api_delegate FROM api_user_delegates ORDER BY 1, 2",
+      "SELECT fail_mail, fail_message, fail_time, fail_fatal FROM faillog ORDER BY rowid",
+      "SELECT * FROM outbound ORDER BY mail_id",
+  };
+  std::vector<std::string> rows;
+  for (const char* q : kQueries) {
+    auto s = c.prepare(q);
+    while (s.step()) {
+      std::string row = q;
+      for (int i = 0; i < s.column_count(); ++i) row += " | " + s.describe(i);
+      rows.push_back(row);
+    }
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("migration: a cmail v9 database with data upgrades in place without losing a row") {
+  TempDir dir;
+  const std::string path = dir.file("master.db3");
+  make_v9(path);
+  std::vector<std::string> before;
+  {
+    auto c = raw(path);
+    before = v9_content(*c);
+  }
+  REQUIRE(before.size() > 20);
+
+  std::vector<std::string> log;
+  StoreOptions o;
+  o.logger = [&](const std::string& line) { log.push_back(line); };
+  auto store = Store::open(path, o);
+  REQUIRE_MESSAGE(store.has_value(), store.error().to_string());
+  CHECK((*store)->schema_version() == Store::current_schema_version());
+
+  // A backup of the version-9 file sits next to it, and it still says version 9.
+  std::string backup;
+  for (auto& e : std::filesystem::directory_iterator(dir.path()))
+    if (e.path().filename().string().starts_with("master.db3.backup-v9-")) backup = e.path().string();
+  REQUIRE_FALSE(backup.empty());
+  {
+    auto b = raw(backup);
+    CHECK(b->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "9");
+    CHECK(v9_content(*b) == before);
+  }
+  CHECK(log.size() == 2);
+
+  auto c = raw(path);
+  CHECK(v9_content(*c) == before);  // every v9 row, column and storage class unchanged
+  CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") ==
+        std::to_string(Store::current_schema_version()));
+
+  // Existing mail got IMAP metadata: INBOX per user, UIDs in mail_id order, sizes in octets,
+  // \Seen from mail_read, internal date from mail_submission.
+  CHECK(count(*c, "SELECT COUNT(*) FROM folders WHERE folder_name = 'INBOX'") == 2);
+  auto uids = c->prepare("SELECT mail_user, mail_uid, mail_flags, mail_size, mail_internaldate FROM mailbox ORDER BY mail_id");
+  std::vector<std::string> got;
+  while (uids.step())
+    got.push_back(uids.text(0) + " " + std::to_string(uids.int64(1)) + " " + std::to_string(uids.int64(2)) +
+                  " " + std::to_string(uids.int64(3)) + " " + std::to_string(uids.int64(4)));
+  CHECK(got == std::vector<std::string>{"cbdev 1 1 20 1600000000", "other 1 0 3 1600000001",
+                                        "cbdev 2 0 20 1600000002", "cbdev 3 0 4 1600000003"});
+  CHECK(count(*c, "SELECT folder_uidnext FROM folders WHERE folder_user = 'cbdev'") == 4);
+  // Queue entries: the next attempt follows the last failure.
+  CHECK(count(*c, "SELECT mail_next_attempt FROM outbox WHERE mail_id = 1") == 1600000030);
+
+  auto problems = (*store)->check();
+  REQUIRE(problems.has_value());
+  CHECK(problems->empty());
+
+  // The migrated data is usable: new mail continues the UID sequence; the queue lists; the
+  // legacy password still logs in and is rehashed to argon2id.
+  Delivery d;
+  d.ident = "new";
+  d.envelope_from = "x@y.z";
+  d.data = "five";
+  d.local.push_back({"cbdev", "cb@bar.baz"});
+  REQUIRE((*store)->deliver_sync(d).ok());
+  CHECK(count(*c, "SELECT mail_uid FROM mailbox WHERE mail_ident = 'new'") == 4);
+  auto q = (*store)->queue().list();
+  REQUIRE(q.has_value());
+  REQUIRE(q->size() == 2);
+  CHECK((*q)[0].failures == 2);
+  CHECK((*q)[1].fatal);
+  CHECK_FALSE((*q)[1].envelope_from.has_value());
+
+  auto id = (*store)->directory().authenticate("cbdev", "cbdev");
+  REQUIRE_MESSAGE(id.has_value(), id.error().to_string());
+  CHECK(id->authorized == "cbdev");
+  CHECK(c->query_text("SELECT user_authdata FROM users WHERE user_name = 'cbdev'")->starts_with("$argon2id$"));
+  CHECK((*store)->directory().authenticate("cbdev", "cbdev").has_value());
+  CHECK_FALSE((*store)->directory().authenticate("cbdev", "wrong").has_value());
+}
+
+TEST_CASE("migration: opening again does not migrate or back up twice") {
+  TempDir dir;
+  const std::string path = dir.file("master.db3");
+  make_v9(path);
+  { auto s = Store::open(path); REQUIRE(s.has_value()); }
+  { auto s = Store::open(path); REQUIRE(s.has_value()); }
+  int backups = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir.path()))
+    backups += e.path().filename().string().find(".backup-") != std::string::npos;
+  CHECK(backups == 1);
+}
+
+TEST_CASE("migration: refused when migrate is off, and the file is left at version 9") {
+  TempDir dir;
+  const std::string path = dir.file("master.db3");
+  make_v9(path);
+  StoreOptions o;
+  o.migrate = false;
+  auto s = Store::open(path, o);
+  REQUIRE_FALSE(s.has_value());
+  CHECK(s.error().code() == Status::Code::Unsupported);
+  CHECK(s.error().message().find("cmail-admin migrate") != std::string::npos);
+  auto c = raw(path);
+  CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "9");
+}
+
+TEST_CASE("migration: a fresh database equals a migrated one in shape") {
+  TempDir dir;
+  make_v9(dir.file("old"));
+  { auto s = Store::open(dir.file("old")); REQUIRE(s.has_value()); }
+  { auto s = open_store(dir.file("new")); }
+  auto shape = [](detail::Connection& c) {
+    std::vector<std::string> out;
+    auto s = c.prepare("SELECT m.name, p.name, p.type, p.\"notnull\", COALESCE(p.dflt_value, ''), p.pk "
+                       "FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type IN ('table', 'view') "
+                       "ORDER BY m.name, p.cid");
+    while (s.step()) {
+      std::string row;
+      for (int i = 0; i < s.column_count(); ++i) row += s.describe(i) + " ";
+      out.push_back(row);
+    }
+    return out;
+  };
+  auto a = raw(dir.file("old"));
+  auto b = raw(dir.file("new"));
+  CHECK(shape(*a) == shape(*b));
+}

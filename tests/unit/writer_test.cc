@@ -1,0 +1,158 @@
+#include "testutil.h"
+
+#include <cmail/store.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+using namespace cmail;
+using namespace cmail::test;
+
+namespace {
+
+Delivery small(const std::string& ident, const std::string& user) {
+  Delivery d;
+  d.ident = ident;
+  d.envelope_from = "a@b.test";
+  d.data = "Subject: " + ident + "\r\n\r\nx";
+  d.local.push_back({user, user + "@local.test"});
+  d.queued.push_back({std::nullopt, "r@remote.test", {}});
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("writer: concurrent producers lose nothing and share commits") {
+  TempDir dir;
+  auto store = open_store(dir.file("m"));
+  raw(dir.file("m"))->exec("INSERT INTO users (user_name) VALUES ('u')");
+  constexpr int kThreads = 8, kEach = 150;
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        Status st = store->deliver_sync(small("t" + std::to_string(t) + "-" + std::to_string(i), "u"));
+        (st.ok() ? ok : failed)++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(ok == kThreads * kEach);
+  CHECK(failed == 0);
+  auto c = raw(dir.file("m"));
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox") == kThreads * kEach);
+  CHECK(count(*c, "SELECT COUNT(DISTINCT mail_ident) FROM mailbox") == kThreads * kEach);
+  CHECK(count(*c, "SELECT COUNT(*) FROM outbox") == kThreads * kEach);
+  // UIDs are 1..N without gaps or duplicates.
+  CHECK(count(*c, "SELECT COUNT(DISTINCT mail_uid) FROM mailbox") == kThreads * kEach);
+  CHECK(count(*c, "SELECT MAX(mail_uid) FROM mailbox") == kThreads * kEach);
+  WriterStats stats = store->writer_stats();
+  CHECK(stats.jobs == kThreads * kEach);
+  // With 8 producers waiting on each other's commits, batches form.
+  CHECK(stats.transactions < stats.jobs);
+}
+
+TEST_CASE("writer: asynchronous callbacks come after the commit, in submission order") {
+  TempDir dir;
+  auto store = open_store(dir.file("m"));
+  raw(dir.file("m"))->exec("INSERT INTO users (user_name) VALUES ('u')");
+  std::mutex mu;
+  std::vector<int> order;
+  std::atomic<int> visible_at_callback{0};
+  constexpr int kN = 200;
+  for (int i = 0; i < kN; ++i) {
+    store->deliver(small("a" + std::to_string(i), "u"), [&, i](Status st) {
+      REQUIRE(st.ok());
+      // A separate connection sees the row already: the commit happened before the callback.
+      auto c = raw(dir.file("m"));
+      auto s = c->prepare("SELECT COUNT(*) FROM mailbox WHERE mail_ident = ?1");
+      s.bind(1, "a" + std::to_string(i));
+      s.step();
+      visible_at_callback += static_cast<int>(s.int64(0));
+      std::lock_guard lock(mu);
+      order.push_back(i);
+    });
+  }
+  store.reset();  // drains
+  CHECK(visible_at_callback == kN);
+  REQUIRE(order.size() == kN);
+  for (int i = 0; i < kN; ++i) CHECK(order[i] == i);
+}
+
+TEST_CASE("writer: a failing job in a batch fails alone") {
+  TempDir dir;
+  auto store = open_store(dir.file("m"));
+  raw(dir.file("m"))->exec("INSERT INTO users (user_name) VALUES ('u')");
+  std::atomic<int> ok{0}, bad{0};
+  std::atomic<int> done{0};
+  for (int i = 0; i < 100; ++i) {
+    // Every third delivery names a user that does not exist.
+    store->deliver(small("b" + std::to_string(i), i % 3 == 0 ? "ghost" : "u"), [&](Status st) {
+      (st.ok() ? ok : bad)++;
+      done++;
+    });
+  }
+  store.reset();
+  CHECK(done == 100);
+  CHECK(bad == 34);
+  auto c = raw(dir.file("m"));
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox") == ok.load());
+  CHECK(count(*c, "SELECT COUNT(*) FROM outbox") == ok.load());
+}
+
+TEST_CASE("writer: several processes writing the same file lose nothing") {
+  TempDir dir;
+  const std::string path = dir.file("m");
+  { open_store(path); }
+  raw(path)->exec("INSERT INTO users (user_name) VALUES ('u')");
+  constexpr int kProcs = 3, kEach = 60;
+  std::vector<pid_t> kids;
+  for (int p = 0; p < kProcs; ++p) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int failures = 0;
+      {
+        auto s = Store::open(path);
+        if (!s) _exit(10);
+        for (int i = 0; i < kEach; ++i)
+          failures += !(*s)->deliver_sync(small("p" + std::to_string(p) + "-" + std::to_string(i), "u")).ok();
+      }
+      _exit(failures ? 1 : 0);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t k : kids) {
+    int status = 0;
+    waitpid(k, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  auto c = raw(path);
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox") == kProcs * kEach);
+  CHECK(count(*c, "SELECT COUNT(DISTINCT mail_uid) FROM mailbox") == kProcs * kEach);
+  CHECK(count(*c, "SELECT folder_uidnext FROM folders") == kProcs * kEach + 1);
+}
+
+TEST_CASE("writer: a lock held by another process past the busy timeout fails with Busy") {
+  TempDir dir;
+  const std::string path = dir.file("m");
+  StoreOptions o;
+  o.busy_timeout_ms = 200;
+  auto store = open_store(path, o);
+  raw(path)->exec("INSERT INTO users (user_name) VALUES ('u')");
+  auto holder = raw(path);
+  holder->exec("BEGIN IMMEDIATE");
+  Status st = store->deliver_sync(small("x", "u"));
+  CHECK(st.is_busy());
+  holder->exec("ROLLBACK");
+  CHECK(store->deliver_sync(small("y", "u")).ok());
+  auto c = raw(path);
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_ident = 'x'") == 0);
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_ident = 'y'") == 1);
+}
