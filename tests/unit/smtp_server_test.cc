@@ -1,0 +1,366 @@
+#include "harness.h"
+
+#include <cmail/smtp_server.h>
+
+#include <algorithm>
+#include <set>
+
+using namespace cmail;
+using namespace cmail::smtp;
+using namespace cmail::test;
+
+namespace {
+
+struct RecordingSession : Session {
+  std::vector<std::string> calls;
+  std::string data;
+  std::set<std::string> reject_rcpt;
+  bool pend_data_end = false;
+  bool pend_auth = false;
+  std::string password = "secret";
+
+  Verdict helo(const SessionInfo& i) override {
+    calls.push_back("HELO " + i.helo);
+    return Verdict::accept();
+  }
+  Verdict auth(const SessionInfo&, const sasl::Credentials& c) override {
+    calls.push_back("AUTH " + c.authcid);
+    if (pend_auth) return Verdict::pending();
+    if (c.password == password) return Verdict::accept();
+    return Verdict::reject(reply(535, {5, 7, 8}, "Authentication credentials invalid"));
+  }
+  Verdict mail(const SessionInfo&, const Path& from, const MailParams&) override {
+    calls.push_back("MAIL " + from.address());
+    return Verdict::accept("Sender OK");
+  }
+  Verdict rcpt(const SessionInfo&, const Path& to, const RcptParams&) override {
+    calls.push_back("RCPT " + to.address());
+    if (reject_rcpt.count(to.address())) return Verdict::reject(reply(550, {5, 1, 1}, "No such user"));
+    return Verdict::accept("Recipient OK");
+  }
+  void data_chunk(std::string_view b) override { data += b; }
+  Verdict data_end(const SessionInfo& i) override {
+    calls.push_back("END " + i.protocol());
+    if (pend_data_end) return Verdict::pending();
+    return Verdict::accept("Queued as X1");
+  }
+  void reset() override { calls.push_back("RESET"); }
+};
+
+ServerOptions opts() {
+  ServerOptions o;
+  o.hostname = "mx.test";
+  return o;
+}
+
+std::string greeted(Server& s) {
+  take_output(s);
+  feed(s, "EHLO client.test\r\n");
+  return take_output(s);
+}
+
+}  // namespace
+
+TEST_CASE("smtp::Server: greeting and EHLO capabilities") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  ServerOptions o = opts();
+  o.starttls_available = true;
+  o.auth_enabled = true;
+  o.max_message_size = 1000;
+  Server s(o, session);
+  CHECK(take_output(s) == "220 mx.test ESMTP cmail\r\n");
+  feed(s, "EHLO client.test\r\n");
+  CHECK(take_output(s) ==
+        "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
+        "250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-BINARYMIME\r\n250-DSN\r\n250 STARTTLS\r\n");
+  // AUTH is only offered inside TLS by default (RFC 4954 4: PLAIN in the clear).
+  feed(s, "AUTH PLAIN AGEAYg==\r\n");
+  CHECK(take_output(s).starts_with("538 5.7.11 "));
+  feed(s, "HELO other.test\r\n");
+  CHECK(take_output(s) == "250 mx.test\r\n");
+  CHECK(session.calls == std::vector<std::string>{"HELO client.test", "HELO other.test"});
+}
+
+TEST_CASE("smtp::Server: a pipelined transaction, replies in order, dot-unstuffed data") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  Server s(opts(), session);
+  take_output(s);
+  feed(s,
+       "EHLO client.test\r\nMAIL FROM:<a@remote.test> SIZE=40 BODY=8BITMIME\r\n"
+       "RCPT TO:<b@local.test>\r\nRCPT TO:<c@local.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;c+40local.test\r\n"
+       "DATA\r\nSubject: x\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n");
+  std::string out = take_output(s);
+  CHECK(out.find("250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n"
+                 "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Queued as X1\r\n221 2.0.0 ") !=
+        std::string::npos);
+  CHECK(session.data == "Subject: x\r\n\r\n.leading dot\r\n");
+  CHECK(session.calls == std::vector<std::string>{"HELO client.test", "MAIL a@remote.test",
+                                                  "RCPT b@local.test", "RCPT c@local.test", "END ESMTP"});
+  expect_event<Close>(s);
+  CHECK(s.state() == Server::State::Closed);
+}
+
+TEST_CASE("smtp::Server: bare LF and bare CR never end a message (no SMTP smuggling)") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  Server s(opts(), session);
+  greeted(s);
+  feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\n");
+  take_output(s);
+  feed(s, "one\n.\nMAIL FROM:<evil@r.test>\r\ntwo\r.\rthree\r\n.\r\n");
+  CHECK(take_output(s) == "250 2.0.0 Queued as X1\r\n");
+  // One message; the smuggled lines are data, with real line ends now.
+  CHECK(session.data == "one\r\n.\r\nMAIL FROM:<evil@r.test>\r\ntwo\r\n.\r\nthree\r\n");
+  CHECK(std::count(session.calls.begin(), session.calls.end(), "MAIL evil@r.test") == 0);
+}
+
+TEST_CASE("smtp::Server: STARTTLS hands trailing bytes to TLS, not the parser") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  ServerOptions o = opts();
+  o.starttls_available = true;
+  o.auth_enabled = true;
+  Server s(o, session);
+  greeted(s);
+  feed(s, "STARTTLS\r\nMAIL FROM:<evil@x.test>\r\n");
+  CHECK(take_output(s) == "220 2.0.0 Ready to start TLS\r\n");
+  std::string trailing;
+  // Byte-wise feeding delivers the trailing bytes after the event was queued; they are
+  // dropped then (receive() ignores input while TLS is pending): the transport owns them.
+  auto ev = expect_event<StartTls>(s);
+  trailing = ev.trailing;
+  if (current_split() == Split::Whole) CHECK(trailing == "MAIL FROM:<evil@x.test>\r\n");
+  CHECK_FALSE(s.wants_read());
+  CHECK(std::count(session.calls.begin(), session.calls.end(), "MAIL evil@x.test") == 0);
+  s.tls_established({"TLSv1.2", "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", 128});
+  feed(s, "MAIL FROM:<a@x.test>\r\n");
+  CHECK(take_output(s) == "503 5.5.1 Send EHLO first\r\n");  // RFC 3207 4.2
+  feed(s, "EHLO again.test\r\n");
+  std::string ehlo = take_output(s);
+  CHECK(ehlo.find("STARTTLS") == std::string::npos);
+  CHECK(ehlo.find("250 AUTH PLAIN LOGIN\r\n") != std::string::npos);
+  feed(s, "STARTTLS\r\n");
+  CHECK(take_output(s) == "503 5.5.1 TLS already active\r\n");
+}
+
+TEST_CASE("smtp::Server: SIZE is enforced during DATA and for every transaction") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  ServerOptions o = opts();
+  o.max_message_size = 100;
+  Server s(o, session);
+  greeted(s);
+  for (int round = 0; round < 2; ++round) {  // cmail forgot the limit after one (spec 16.8)
+    session.data.clear();
+    feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\n");
+    take_output(s);
+    std::string body;
+    for (int i = 0; i < 20; ++i) body += "0123456789\r\n";
+    feed(s, body + ".\r\n");
+    CHECK(take_output(s) == "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+    CHECK(session.data.size() <= 120);  // streaming stopped at the limit
+  }
+  CHECK(std::count(session.calls.begin(), session.calls.end(), "END ESMTP") == 0);
+  CHECK(std::count(session.calls.begin(), session.calls.end(), "RESET") == 2);
+  feed(s, "MAIL FROM:<a@r.test> SIZE=101\r\n");
+  CHECK(take_output(s) == "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+}
+
+TEST_CASE("smtp::Server: line limits") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  Server s(opts(), session);
+  greeted(s);
+  feed(s, "NOOP " + std::string(600, 'x') + "\r\nNOOP\r\n");
+  CHECK(take_output(s) == "500 5.5.2 Line too long\r\n250 2.0.0 OK\r\n");
+  feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\n");
+  take_output(s);
+  feed(s, "short\r\n" + std::string(1200, 'y') + "\r\n.\r\n");
+  CHECK(take_output(s).starts_with("554 5.6.0 "));
+  CHECK(std::count(session.calls.begin(), session.calls.end(), "END ESMTP") == 0);
+}
+
+TEST_CASE("smtp::Server: too many Received headers is a loop") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  ServerOptions o = opts();
+  o.max_hops = 5;
+  Server s(o, session);
+  greeted(s);
+  auto send_with = [&](int hops) {
+    feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\n");
+    take_output(s);
+    std::string m;
+    for (int i = 0; i < hops; ++i) m += "Received: from hop" + std::to_string(i) + "\r\n";
+    m += "\r\nReceived: in the body does not count\r\n.\r\n";
+    feed(s, m);
+    return take_output(s);
+  };
+  CHECK(send_with(5) == "250 2.0.0 Queued as X1\r\n");
+  CHECK(send_with(6).starts_with("554 5.4.6 "));
+}
+
+TEST_CASE("smtp::Server: errors end an abusive session") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  Server s(opts(), session);
+  greeted(s);
+  std::string junk;
+  for (int i = 0; i < 10; ++i) junk += "GARBAGE\r\n";
+  feed(s, junk + "NOOP\r\n");
+  std::string out = take_output(s);
+  CHECK(std::count(out.begin(), out.end(), '\n') == 11);
+  CHECK(out.ends_with("421 4.7.0 mx.test Too many errors, closing connection\r\n"));
+  expect_event<Close>(s);
+  CHECK(out.find("250 2.0.0 OK") == std::string::npos);  // nothing after the close
+}
+
+TEST_CASE("smtp::Server: a pending verdict holds pipelined input until complete()") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  session.pend_data_end = true;
+  Server s(opts(), session);
+  greeted(s);
+  feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\nhello\r\n.\r\nMAIL FROM:<next@r.test>\r\n");
+  CHECK(take_output(s).ends_with("354 End data with <CR><LF>.<CR><LF>\r\n"));
+  CHECK(session.calls.back() == "END ESMTP");
+  REQUIRE(s.complete(Verdict::accept()).ok());
+  // complete() answered the data; then the pipelined MAIL was processed, in order.
+  CHECK(take_output(s) == "250 2.0.0 OK\r\n250 2.1.0 Sender OK\r\n");
+  CHECK(session.calls.back() == "MAIL next@r.test");
+  CHECK(s.complete(Verdict::accept()).code() == Status::Code::InvalidArgument);
+}
+
+TEST_CASE("smtp::Server: a backend failure at end of data is a 451 and reveals nothing") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  session.pend_data_end = true;
+  Server s(opts(), session);
+  greeted(s);
+  feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\nx\r\n.\r\n");
+  take_output(s);
+  REQUIRE(s.complete(Verdict::failed(Status::io_error("disk I/O error at /var/db"))).ok());
+  CHECK(take_output(s) == "451 4.3.0 Temporary failure, please try again later\r\n");
+}
+
+TEST_CASE("smtp::Server: AUTH PLAIN and LOGIN inside TLS") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  ServerOptions o = opts();
+  o.auth_enabled = true;
+  o.tls_active = true;
+  o.require_auth = true;
+  Server s(o, session);
+  greeted(s);
+  feed(s, "MAIL FROM:<a@r.test>\r\n");
+  CHECK(take_output(s) == "530 5.7.0 Authentication required\r\n");
+  // "\0alice\0wrong", then LOGIN with a cancel, then the right password.
+  feed(s, "AUTH PLAIN " + sasl::base64_encode(std::string("\0alice\0wrong", 12)) + "\r\n");
+  CHECK(take_output(s) == "535 5.7.8 Authentication credentials invalid\r\n");
+  feed(s, "AUTH LOGIN\r\n");
+  CHECK(take_output(s) == "334 VXNlcm5hbWU6\r\n");
+  feed(s, "*\r\n");
+  CHECK(take_output(s) == "501 5.0.0 Authentication cancelled\r\n");
+  feed(s, "AUTH LOGIN\r\n" + sasl::base64_encode("alice") + "\r\n" + sasl::base64_encode("secret") + "\r\n");
+  CHECK(take_output(s) == "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0 Authentication successful\r\n");
+  CHECK(s.info().user == std::optional<std::string>("alice"));
+  CHECK(s.info().protocol() == "ESMTPSA");
+  feed(s, "AUTH PLAIN =\r\n");
+  CHECK(take_output(s) == "503 5.5.1 Already authenticated\r\n");
+  feed(s, "MAIL FROM:<alice@l.test>\r\n");
+  CHECK(take_output(s) == "250 2.1.0 Sender OK\r\n");
+}
+
+TEST_CASE("smtp::Server: repeated authentication failures close the connection") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  ServerOptions o = opts();
+  o.auth_enabled = true;
+  o.auth_requires_tls = false;
+  Server s(o, session);
+  greeted(s);
+  std::string bad = "AUTH PLAIN " + sasl::base64_encode(std::string("\0u\0x", 4)) + "\r\n";
+  feed(s, bad + bad + bad);
+  std::string out = take_output(s);
+  CHECK(out.ends_with("421 4.7.0 mx.test Too many authentication failures\r\n"));
+  expect_event<Close>(s);
+}
+
+TEST_CASE("smtp::Server: BDAT chunks, binary content and LAST") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  Server s(opts(), session);
+  greeted(s);
+  std::string chunk1 = "Subject: b\r\n\r\n.\r\n";  // a "." line is data inside BDAT
+  feed(s, "MAIL FROM:<a@r.test> BODY=BINARYMIME\r\nRCPT TO:<b@l.test>\r\nBDAT " +
+              std::to_string(chunk1.size()) + "\r\n" + chunk1 + "BDAT 4 LAST\r\nend!");
+  CHECK(take_output(s) == "250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.0.0 " +
+                              std::to_string(chunk1.size()) + " octets received\r\n250 2.0.0 Queued as X1\r\n");
+  CHECK(session.data == chunk1 + "end!");
+  feed(s, "MAIL FROM:<a@r.test> BODY=BINARYMIME\r\nRCPT TO:<b@l.test>\r\nDATA\r\n");
+  CHECK(take_output(s).ends_with("503 5.5.1 Use BDAT for this transaction\r\n"));
+  feed(s, "RSET\r\nBDAT 3\r\nabcNOOP\r\n");
+  CHECK(take_output(s) == "250 2.0.0 OK\r\n503 5.5.1 Need MAIL command\r\n250 2.0.0 OK\r\n");
+}
+
+TEST_CASE("smtp::Server: sequence errors and small commands") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  session.reject_rcpt = {"nobody@l.test"};
+  ServerOptions o = opts();
+  o.max_recipients = 2;
+  Server s(o, session);
+  take_output(s);
+  feed(s, "MAIL FROM:<a@r.test>\r\n");
+  CHECK(take_output(s) == "503 5.5.1 Send EHLO first\r\n");
+  feed(s, "EHLO bad_host!\r\n");
+  CHECK(take_output(s) == "501 5.5.4 Syntax: EHLO hostname\r\n");
+  feed(s, "EHLO [192.0.2.1]\r\nRCPT TO:<b@l.test>\r\nDATA\r\nVRFY x\r\n");
+  std::string out = take_output(s);
+  CHECK(out.find("503 5.5.1 Need MAIL before RCPT\r\n503 5.5.1 Need MAIL command\r\n252 2.5.0 ") != std::string::npos);
+  feed(s, "MAIL FROM:<>\r\nRCPT TO:<nobody@l.test>\r\nDATA\r\n");
+  CHECK(take_output(s) == "250 2.1.0 Sender OK\r\n550 5.1.1 No such user\r\n554 5.5.1 No valid recipients\r\n");
+  feed(s, "RCPT TO:<b@l.test>\r\nRCPT TO:<c@l.test>\r\nRCPT TO:<d@l.test>\r\nMAIL FROM:<x@r.test>\r\n");
+  CHECK(take_output(s) == "250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n452 4.5.3 Too many recipients\r\n"
+                          "503 5.5.1 Nested MAIL command\r\n");
+  feed(s, "RSET\r\nMAIL FROM:<a@r.test> FOO=BAR\r\nMAIL FROM:<ü@r.test>\r\nMAIL FROM:<ü@r.test> SMTPUTF8\r\n");
+  CHECK(take_output(s) == "250 2.0.0 OK\r\n555 5.5.4 Unsupported parameter FOO\r\n"
+                          "553 5.6.7 Non-ASCII address requires SMTPUTF8\r\n250 2.1.0 Sender OK\r\n");
+  CHECK(session.calls.back() == "MAIL ü@r.test");  // UTF-8 kept intact (RFC 6531)
+}
+
+TEST_CASE("smtp::Server: QUIT, timeouts and a vanished client") {
+  SPLIT_SUBCASES();
+  SUBCASE("QUIT before EHLO is fine (cmail refused it, spec 16.14)") {
+    RecordingSession session;
+    Server s(opts(), session);
+    take_output(s);
+    feed(s, "QUIT\r\n");
+    CHECK(take_output(s) == "221 2.0.0 mx.test closing connection\r\n");
+    expect_event<Close>(s);
+  }
+  SUBCASE("a timeout in DATA drops the transaction") {
+    RecordingSession session;
+    Server s(opts(), session);
+    greeted(s);
+    feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\npartial");
+    take_output(s);
+    CHECK(s.timeout() == std::chrono::minutes(3));
+    s.timed_out();
+    CHECK(take_output(s) == "421 4.4.2 mx.test Timeout exceeded, closing connection\r\n");
+    expect_event<Close>(s);
+    CHECK(session.calls.back() == "RESET");
+  }
+  SUBCASE("EOF in the middle of DATA stores nothing") {
+    RecordingSession session;
+    Server s(opts(), session);
+    greeted(s);
+    feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\nhalf a message\r\n");
+    s.receive_eof();
+    expect_event<Close>(s);
+    CHECK(session.calls.back() == "RESET");
+    CHECK(std::count(session.calls.begin(), session.calls.end(), "END ESMTP") == 0);
+  }
+}

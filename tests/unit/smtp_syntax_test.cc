@@ -1,0 +1,131 @@
+#include <cmail/sasl.h>
+#include <cmail/smtp.h>
+#include <doctest/doctest.h>
+
+using namespace cmail;
+using namespace cmail::smtp;
+
+TEST_CASE("smtp syntax: paths, one table for parse and format") {
+  struct Case {
+    const char* wire;
+    bool valid;
+    const char* address;  // Path::address()
+    const char* back;     // Path::to_wire()
+  };
+  const Case cases[] = {
+      {"<user@example.test>", true, "user@example.test", "user@example.test"},
+      {"<first.last+tag@sub.example.test>", true, "first.last+tag@sub.example.test", "first.last+tag@sub.example.test"},
+      {"<\"john doe\"@example.test>", true, "john doe@example.test", "\"john doe\"@example.test"},
+      {"<\"a@b\"@local.test>", true, "a@b@local.test", "\"a@b\"@local.test"},  // quoted @ stays in the local part
+      {"<\"q\\\"x\"@h.test>", true, "q\"x@h.test", "\"q\\\"x\"@h.test"},
+      {"<@relay1.test,@relay2.test:user@dest.test>", true, "user@dest.test", "user@dest.test"},  // source route ignored
+      {"<user%other.test@local.test>", true, "user%other.test@local.test", "user%other.test@local.test"},
+      {"<host!user@local.test>", true, "host!user@local.test", "host!user@local.test"},
+      {"<user@[192.0.2.1]>", true, "user@[192.0.2.1]", "user@[192.0.2.1]"},
+      {"<user@[IPv6:2001:db8::1]>", true, "user@[IPv6:2001:db8::1]", "user@[IPv6:2001:db8::1]"},
+      {"<Postmaster>", true, "Postmaster", "Postmaster"},
+      {"<jöhn@exämple.test>", true, "jöhn@exämple.test", "jöhn@exämple.test"},
+      {"<user@example.test.>", false, "", ""},  // trailing dot
+      {"<.user@example.test>", false, "", ""},
+      {"<us..er@example.test>", false, "", ""},
+      {"<user@-bad.test>", false, "", ""},
+      {"<user@exa_mple.test>", false, "", ""},
+      {"<user@example@test>", false, "", ""},
+      {"<user>", false, "", ""},
+      {"user@example.test", false, "", ""},  // brackets are required
+      {"<user@[300.1.1.1]>", false, "", ""},
+      {"<a@\xff\xfe.test>", false, "", ""},  // not UTF-8
+      {"<>", false, "", ""},                 // not a forward path
+      {"<user@example.test", false, "", ""},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.wire);
+    auto p = parse_path(c.wire, false);
+    CHECK(p.has_value() == c.valid);
+    if (!p || !c.valid) continue;
+    CHECK(p->address() == c.address);
+    CHECK(p->to_wire() == c.back);
+    auto again = parse_path("<" + p->to_wire() + ">", false);
+    REQUIRE(again.has_value());
+    CHECK(*again == *p);
+  }
+  auto null = parse_path("<>", true);
+  REQUIRE(null.has_value());
+  CHECK(null->null());
+}
+
+TEST_CASE("smtp syntax: MAIL and RCPT parameters") {
+  auto m = parse_mail_from(" <a@b.test> SIZE=1000 BODY=8bitmime RET=HDRS ENVID=QQ+2B1 AUTH=<>");
+  REQUIRE(std::holds_alternative<MailCommand>(m));
+  auto& mc = std::get<MailCommand>(m);
+  CHECK(mc.params.size == std::optional<std::uint64_t>(1000));
+  CHECK(mc.params.body == BodyType::EightBitMime);
+  CHECK(mc.params.ret == std::optional<std::string>("HDRS"));
+  CHECK(mc.params.envid == std::optional<std::string>("QQ+1"));
+  CHECK(format_mail_params(mc.params) == " SIZE=1000 BODY=8BITMIME RET=HDRS ENVID=QQ+2B1 AUTH=<>");
+  const char* bad[] = {"<a@b.test> SIZE=x", "<a@b.test> SIZE=1 SIZE=2", "<a@b.test> BODY=9BIT",
+                       "<a@b.test> RET=ALL", "<a@b.test> ENVID=+ZZ", "<a@b.test>SIZE=1", "a@b.test"};
+  for (const char* b : bad) {
+    CAPTURE(b);
+    CHECK(std::holds_alternative<SyntaxError>(parse_mail_from(b)));
+  }
+  auto r = parse_rcpt_to("<c@d.test> NOTIFY=success,delay ORCPT=rfc822;c+40d.test");
+  REQUIRE(std::holds_alternative<RcptCommand>(r));
+  auto& rc = std::get<RcptCommand>(r);
+  CHECK(rc.params.notify == std::optional<std::string>("SUCCESS,DELAY"));
+  CHECK(rc.params.orcpt == std::optional<std::string>("rfc822;c@d.test"));
+  CHECK(format_rcpt_params(rc.params) == " NOTIFY=SUCCESS,DELAY ORCPT=rfc822;c@d.test");  // "@" is an xchar
+  CHECK(std::holds_alternative<SyntaxError>(parse_rcpt_to("<c@d.test> NOTIFY=NEVER,SUCCESS")));
+  CHECK(std::holds_alternative<SyntaxError>(parse_rcpt_to("<>")));
+}
+
+TEST_CASE("smtp syntax: replies parse and format with enhanced codes") {
+  ReplyParser p;
+  auto a = p.feed("250-mx.test greets you");
+  REQUIRE(a.has_value());
+  CHECK_FALSE(a->has_value());
+  REQUIRE(p.feed("250-PIPELINING").has_value());
+  auto done = p.feed("250 SIZE 1000");
+  REQUIRE(done.has_value());
+  REQUIRE(done->has_value());
+  CHECK((*done)->lines == std::vector<std::string>{"mx.test greets you", "PIPELINING", "SIZE 1000"});
+  auto e = p.feed("550 5.1.1 No such user");
+  REQUIRE(e.has_value());
+  REQUIRE(e->has_value());
+  CHECK((*e)->enhanced == std::optional<EnhancedCode>(EnhancedCode{5, 1, 1}));
+  CHECK((*e)->lines[0] == "No such user");
+  CHECK((*e)->format() == "550 5.1.1 No such user\r\n");
+  CHECK((*e)->summary() == "550 5.1.1 No such user");
+  CHECK_FALSE(p.feed("abc").has_value());
+  CHECK_FALSE(p.feed("250x").has_value());
+  Reply multi = reply(451, {4, 3, 0}, "one");
+  multi.lines.push_back("two");
+  CHECK(multi.format() == "451-4.3.0 one\r\n451 4.3.0 two\r\n");  // RFC 2034: on every line
+}
+
+TEST_CASE("sasl: base64 is strict, PLAIN and LOGIN exchanges") {
+  CHECK(sasl::base64_encode("") == "");
+  CHECK(sasl::base64_encode("f") == "Zg==");
+  CHECK(sasl::base64_encode("fo") == "Zm8=");
+  CHECK(sasl::base64_encode("foo") == "Zm9v");
+  CHECK(sasl::base64_decode("Zm9vYg==") == std::optional<std::string>("foob"));
+  for (const char* bad : {"Zm9", "Zm=v", "Zg=", "Zh==", "Zm9v\n", "AGNiZGV2AGNi=GV2", "*"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(sasl::base64_decode(bad).has_value());
+  }
+  sasl::ServerExchange plain(sasl::Mechanism::Plain);
+  auto done = plain.start(std::string_view("\0cbdev\0cbdev", 12));
+  REQUIRE(std::holds_alternative<sasl::ServerExchange::Done>(done));
+  CHECK(std::get<sasl::ServerExchange::Done>(done).credentials.authcid == "cbdev");
+  // One NUL only (spec 4.3's "AGNI" case) is malformed.
+  CHECK(std::holds_alternative<sasl::ServerExchange::Failed>(plain.start(std::string_view("\0cH", 3))));
+  CHECK(sasl::plain_message("", "usr", "secret") == std::string("\0usr\0secret", 11));  // no trailing NUL
+  sasl::ServerExchange login(sasl::Mechanism::Login);
+  CHECK(std::get<sasl::ServerExchange::Challenge>(login.start(std::nullopt)).data == "Username:");
+  CHECK(std::get<sasl::ServerExchange::Challenge>(login.step("bob")).data == "Password:");
+  auto l = login.step("pw");
+  REQUIRE(std::holds_alternative<sasl::ServerExchange::Done>(l));
+  CHECK(std::get<sasl::ServerExchange::Done>(l).credentials.password == "pw");
+  CHECK(sasl::parse_mechanism("plain") == std::optional<sasl::Mechanism>(sasl::Mechanism::Plain));
+  CHECK_FALSE(sasl::parse_mechanism("PLAINX").has_value());  // cmail matched 5-char prefixes
+}
