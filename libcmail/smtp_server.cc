@@ -63,6 +63,7 @@ std::string SessionInfo::protocol() const {
 Server::Server(const ServerOptions& options, Session& session)
     : options_(options), session_(session) {
   info_.tls = options_.tls_active;
+  info_.user = options_.authenticated_user;
   // RFC 5321 4.3.1 / 3.1: the greeting.
   out_ += "220 " + options_.hostname + " ESMTP cmail\r\n";
 }
@@ -148,7 +149,7 @@ void Server::tls_established(const TlsInfo& tls) {
   reset_transaction();
   info_.helo.clear();
   info_.esmtp = false;
-  info_.user.reset();
+  info_.user = options_.authenticated_user;
   state_ = State::Initial;
   options_.starttls_available = false;
   in_.clear();

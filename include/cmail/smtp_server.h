@@ -48,6 +48,8 @@ struct ServerOptions {
   bool auth_enabled = false;           // offer AUTH
   bool auth_requires_tls = true;       // offer AUTH only inside TLS (RFC 4954 4: PLAIN needs it)
   bool require_auth = false;           // MAIL before AUTH gets 530 (submission)
+  // Pre-authenticated as this user from the start (cmail's auth=fixed@user listeners).
+  std::optional<std::string> authenticated_user;
   bool chunking = true;
   bool dsn = true;
   std::chrono::milliseconds command_timeout{std::chrono::minutes(5)};  // RFC 5321 4.5.3.2.7

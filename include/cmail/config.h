@@ -1,0 +1,62 @@
+// cmail/config.h: cmail's daemon configuration files (spec 2.2, 8.1), parsed strictly.
+//
+// The syntax is cmail's: one directive per line, the first word naming it and the rest its
+// parameters; '#' anywhere starts a comment; blank lines are ignored. Unlike the original,
+// directive names must match exactly, and every problem (unknown directive, bad value, missing
+// argument, a second `database`) is reported as "FILE:LINE: message" and nothing starts.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cmail/export.h>
+#include <cmail/status.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cmail::config {
+
+// Directives every daemon has (spec 2.2).
+struct Common {
+  std::string database;
+  int verbosity = 0;
+  std::string logfile;
+  std::string pidfile;
+  std::string user;
+  std::string group;
+};
+
+// One `bind` line of cmail-smtpd (spec 8.1, 7.3).
+struct SmtpdListener {
+  std::string host;  // "*" = all IPv4 addresses, "::" = all IPv6 addresses
+  std::uint16_t port = 0;
+  std::string announce = "cmail-smtpd";
+  std::uint64_t size = 0;  // 0 = no limit
+  std::string cert, key;
+  bool tlsonly = false;    // implicit TLS (SMTPS)
+  std::string ciphers;     // see docs/config.md: GnuTLS priority strings are ignored
+  bool auth = false;            // offer AUTH
+  bool auth_tlsonly = false;    // only inside TLS
+  bool auth_strict = false;     // MAIL needs AUTH (530)
+  bool auth_private = false;    // "from remote" in Received
+  std::optional<std::string> fixed_user;  // auth=fixed@user: pre-authenticated
+  int line = 0;  // where it was defined, for messages
+};
+
+struct Smtpd {
+  Common common;
+  std::vector<SmtpdListener> listeners;
+};
+
+// Parses the text of a config file; `name` is used in error messages.
+CMAIL_EXPORT Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name);
+// Reads and parses a file.
+CMAIL_EXPORT Result<Smtpd> load_smtpd(const std::string& path);
+
+// A port number or service name ("smtp", "submission"); nullopt if neither.
+CMAIL_EXPORT std::optional<std::uint16_t> parse_port(std::string_view text);
+
+}  // namespace cmail::config

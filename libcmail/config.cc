@@ -1,0 +1,206 @@
+// cmail's configuration file syntax, strictly: see cmail/config.h.
+#include <cmail/config.h>
+
+#include <netdb.h>
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace cmail::config {
+
+namespace {
+
+struct Line {
+  int number;
+  std::string directive;
+  std::string params;
+};
+
+// spec 2.2: '#' anywhere starts a comment; surrounding whitespace is dropped.
+std::vector<Line> split_lines(std::string_view text) {
+  std::vector<Line> out;
+  int number = 0;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view l = text.substr(pos, nl - pos);
+    ++number;
+    pos = nl + 1;
+    auto hash = l.find('#');
+    if (hash != std::string_view::npos) l = l.substr(0, hash);
+    auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; };
+    while (!l.empty() && is_space(l.front())) l.remove_prefix(1);
+    while (!l.empty() && is_space(l.back())) l.remove_suffix(1);
+    if (!l.empty()) {
+      std::size_t sp = 0;
+      while (sp < l.size() && !is_space(l[sp])) ++sp;
+      std::string_view rest = l.substr(sp);
+      while (!rest.empty() && is_space(rest.front())) rest.remove_prefix(1);
+      out.push_back({number, std::string(l.substr(0, sp)), std::string(rest)});
+    }
+    if (nl == text.size()) break;
+  }
+  return out;
+}
+
+std::vector<std::string> words(std::string_view s) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    std::size_t j = i;
+    while (j < s.size() && s[j] != ' ' && s[j] != '\t') ++j;
+    if (j > i) out.emplace_back(s.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+Status bad(const std::string& name, int line, const std::string& msg) {
+  if (line == 0) return Status::invalid_argument(name + ": " + msg);
+  return Status::invalid_argument(name + ":" + std::to_string(line) + ": " + msg);
+}
+
+// The common directives; returns true when `l` was one of them.
+Result<bool> common(Common& c, const Line& l, const std::string& name) {
+  auto need = [&]() -> Status {
+    if (l.params.empty()) return bad(name, l.number, "'" + l.directive + "' needs an argument");
+    return Status();
+  };
+  if (l.directive == "database") {
+    if (Status s = need(); !s.ok()) return s;
+    if (!c.database.empty()) return bad(name, l.number, "a second 'database' directive");
+    c.database = l.params;
+  } else if (l.directive == "verbosity") {
+    int v = -1;
+    auto [p, ec] = std::from_chars(l.params.data(), l.params.data() + l.params.size(), v);
+    if (ec != std::errc() || p != l.params.data() + l.params.size() || v < 0 || v > 4)
+      return bad(name, l.number, "verbosity must be a number from 0 to 4");
+    c.verbosity = v;
+  } else if (l.directive == "logfile") {
+    if (Status s = need(); !s.ok()) return s;
+    c.logfile = l.params;
+  } else if (l.directive == "pidfile") {
+    if (Status s = need(); !s.ok()) return s;
+    if (!c.pidfile.empty()) return bad(name, l.number, "a second 'pidfile' directive");
+    c.pidfile = l.params;
+  } else if (l.directive == "user") {
+    if (Status s = need(); !s.ok()) return s;
+    c.user = l.params;
+  } else if (l.directive == "group") {
+    if (Status s = need(); !s.ok()) return s;
+    c.group = l.params;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  unsigned v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec == std::errc() && p == text.data() + text.size()) {
+    if (v > 65535) return std::nullopt;
+    return static_cast<std::uint16_t>(v);
+  }
+  std::string name(text);
+  servent result{};
+  servent* found = nullptr;
+  char buf[1024];
+  if (getservbyname_r(name.c_str(), "tcp", &result, buf, sizeof buf, &found) == 0 && found)
+    return static_cast<std::uint16_t>(ntohs(static_cast<std::uint16_t>(found->s_port)));
+  return std::nullopt;
+}
+
+Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
+  Smtpd cfg;
+  for (const Line& l : split_lines(text)) {
+    auto handled = common(cfg.common, l, name);
+    if (!handled) return handled.error();
+    if (*handled) continue;
+    if (l.directive != "bind")
+      return bad(name, l.number, "unknown directive '" + l.directive + "'");
+    auto w = words(l.params);
+    if (w.size() < 2) return bad(name, l.number, "usage: bind HOST PORT [options]");
+    SmtpdListener b;
+    b.line = l.number;
+    b.host = w[0];
+    auto port = parse_port(w[1]);
+    if (!port) return bad(name, l.number, "'" + w[1] + "' is not a port number or service name");
+    b.port = *port;
+    for (std::size_t i = 2; i < w.size(); ++i) {
+      const std::string& opt = w[i];
+      auto eq = opt.find('=');
+      std::string key = opt.substr(0, eq);
+      std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
+      auto need_value = [&]() -> Status {
+        if (eq == std::string::npos || value.empty()) return bad(name, l.number, "'" + key + "' needs a value");
+        return Status();
+      };
+      if (key == "announce") {
+        if (Status s = need_value(); !s.ok()) return s;
+        b.announce = value;
+      } else if (key == "size") {
+        if (Status s = need_value(); !s.ok()) return s;
+        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), b.size);
+        if (ec != std::errc() || p != value.data() + value.size())
+          return bad(name, l.number, "size must be a number of octets");
+      } else if (key == "cert") {
+        if (Status s = need_value(); !s.ok()) return s;
+        b.cert = value;
+      } else if (key == "key") {
+        if (Status s = need_value(); !s.ok()) return s;
+        b.key = value;
+      } else if (key == "ciphers") {
+        if (Status s = need_value(); !s.ok()) return s;
+        b.ciphers = value;
+      } else if (key == "dhparams") {
+        // Accepted for compatibility; ECDHE needs no DH parameters (docs/config.md).
+        if (Status s = need_value(); !s.ok()) return s;
+      } else if (key == "tlsonly" && eq == std::string::npos) {
+        b.tlsonly = true;
+      } else if (key == "auth") {
+        b.auth = true;
+        if (eq != std::string::npos) {
+          std::size_t start = 0;
+          while (start <= value.size()) {
+            std::size_t comma = value.find(',', start);
+            if (comma == std::string::npos) comma = value.size();
+            std::string sub = value.substr(start, comma - start);
+            if (sub == "tlsonly") b.auth_tlsonly = true;
+            else if (sub == "strict") b.auth_strict = true;
+            else if (sub == "private") b.auth_private = true;
+            else if (sub.starts_with("fixed@") && sub.size() > 6) b.fixed_user = sub.substr(6), b.auth_strict = true;
+            else return bad(name, l.number, "unknown auth option '" + sub + "' (valid: tlsonly, strict, private, fixed@USER)");
+            if (comma == value.size()) break;
+            start = comma + 1;
+          }
+        }
+      } else {
+        return bad(name, l.number, "unknown bind option '" + opt +
+                                       "' (valid: announce= size= cert= key= ciphers= dhparams= tlsonly auth[=...])");
+      }
+    }
+    if (b.cert.empty() != b.key.empty() || (b.tlsonly && b.cert.empty()))
+      return bad(name, l.number, "TLS needs both cert= and key=");
+    cfg.listeners.push_back(std::move(b));
+  }
+  if (cfg.listeners.empty()) return bad(name, 0, "no 'bind' directive: nothing to listen on");
+  if (cfg.common.database.empty()) return bad(name, 0, "no 'database' directive");
+  return cfg;
+}
+
+Result<Smtpd> load_smtpd(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found("cannot read config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_smtpd(ss.str(), path);
+}
+
+}  // namespace cmail::config

@@ -1,0 +1,169 @@
+// The Store-backed SMTP session: authentication, routing, Received header, durable delivery.
+#include <cmail/backends.h>
+#include <cmail/directory.h>
+
+#include <sys/random.h>
+
+#include <chrono>
+#include <ctime>
+
+namespace cmail {
+
+using smtp::Verdict;
+
+std::string new_queue_id() {
+  static const char kAlphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  unsigned char bytes[16];
+  std::size_t got = 0;
+  while (got < sizeof bytes) {
+    ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n > 0) got += static_cast<std::size_t>(n);
+  }
+  std::string id;
+  for (unsigned char b : bytes) id += kAlphabet[b % 62];  // 62^16 ids; the small bias is harmless
+  return id;
+}
+
+std::string rfc5322_date(std::int64_t unix_time) {
+  std::time_t t = static_cast<std::time_t>(unix_time);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday], tm.tm_mday,
+                kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+StoreSmtpSession::StoreSmtpSession(Store& store, SmtpBackendOptions options, PeerInfo peer,
+                                   Executor executor)
+    : store_(store),
+      options_(std::move(options)),
+      peer_(std::move(peer)),
+      executor_(std::move(executor)),
+      alive_(std::make_shared<StoreSmtpSession*>(this)) {}
+
+StoreSmtpSession::~StoreSmtpSession() { *alive_ = nullptr; }
+
+void StoreSmtpSession::log(std::string_view line) {
+  if (logger_) logger_(line);
+}
+
+Verdict StoreSmtpSession::auth(const smtp::SessionInfo&, const sasl::Credentials& creds) {
+  // Proxy authorization is not offered: an authzid must name the user who logs in (RFC 4616 2).
+  if (!creds.authzid.empty() && creds.authzid != creds.authcid)
+    return Verdict::reject(smtp::reply(535, {5, 7, 8}, "Authentication credentials invalid"));
+  std::weak_ptr<StoreSmtpSession*> weak = alive_;
+  Store* store = &store_;
+  Executor ex = executor_;
+  executor_.run_blocking([weak, store, ex, creds] {
+    auto id = store->directory().authenticate(creds.authcid, creds.password);
+    ex.post([weak, id] {
+      auto alive = weak.lock();
+      if (!alive || !*alive) return;
+      StoreSmtpSession& self = **alive;
+      if (!self.complete_) return;
+      if (id) {
+        self.complete_(Verdict::accept(id->authorized));  // the authorized identity (spec 4.2)
+      } else if (id.error().is_not_found()) {
+        self.complete_(Verdict::reject(smtp::reply(535, {5, 7, 8}, "Authentication credentials invalid")));
+      } else {
+        self.complete_(Verdict::reject(smtp::reply(454, {4, 7, 0}, "Temporary authentication failure")));
+      }
+    });
+  });
+  return Verdict::pending();
+}
+
+Verdict StoreSmtpSession::mail(const smtp::SessionInfo& info, const smtp::Path& from,
+                               const smtp::MailParams& params) {
+  reset();
+  auto r = routing::check_sender(store_.directory(), info.user, from);
+  if (!r) return Verdict::failed(r.error());
+  if (auto* reply = std::get_if<smtp::Reply>(&*r)) return Verdict::reject(*reply);
+  sender_ = std::get<routing::Sender>(*r);
+  params_ = params;
+  return Verdict::accept("Sender OK");
+}
+
+Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
+                               const smtp::RcptParams& params) {
+  if (!sender_) return Verdict::reject(smtp::reply(503, {5, 5, 1}, "Need MAIL before RCPT"));
+  auto r = routing::route_recipient(store_.directory(), *sender_, to, params);
+  if (!r) return Verdict::failed(r.error());
+  if (auto* reply = std::get_if<smtp::Reply>(&*r)) return Verdict::reject(*reply);
+  recipients_.push_back(std::get<routing::Recipient>(*r));
+  return Verdict::accept("Recipient OK");
+}
+
+void StoreSmtpSession::data_chunk(std::string_view bytes) { body_.append(bytes); }
+
+std::string StoreSmtpSession::received_header(const smtp::SessionInfo& info, const std::string& id) const {
+  // RFC 5321 4.4: Received: from <helo> (<name> [<address>]) by <host> with <protocol> id <id>
+  // for <recipient>; <date>. Continuation lines start with a tab (RFC 5322 2.2.3 folding).
+  std::string h = "Received: from " + info.helo;
+  if (options_.private_received) {
+    h += " (remote)";
+  } else {
+    h += " (" + peer_.name;
+    if (peer_.name != peer_.address) h += " [" + peer_.address + "]";
+    h += ")";
+  }
+  h += "\r\n\tby " + options_.hostname + " (cmail) with " + info.protocol() + " id " + id;
+  if (info.tls_info)
+    h += "\r\n\t(using " + info.tls_info->version + " with cipher " + info.tls_info->cipher + ")";
+  if (recipients_.size() == 1) h += "\r\n\tfor <" + recipients_[0].path.to_wire() + ">";
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  h += ";\r\n\t" + rfc5322_date(now) + "\r\n";
+  return h;
+}
+
+Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
+  if (!sender_) return Verdict::reject(smtp::reply(503, {5, 5, 1}, "Need MAIL command"));
+  Delivery d;
+  d.ident = new_queue_id();
+  d.submitter = peer_.name;
+  d.protocol = info.protocol();
+  for (auto& c : d.protocol) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  d.data = received_header(info, d.ident);
+  d.data += body_;
+  d.dsn_ret = params_.ret;
+  d.dsn_envid = params_.envid;
+  routing::plan_delivery(*sender_, recipients_, d);
+  const std::string id = d.ident;
+  const bool nothing = d.local.empty() && d.queued.empty();
+  reset();
+  if (nothing) return Verdict::accept("OK " + id);  // every recipient routed to drop
+  std::weak_ptr<StoreSmtpSession*> weak = alive_;
+  Executor ex = executor_;
+  store_.deliver(std::move(d), [weak, ex, id](Status st) {
+    // Writer thread: the commit is durable (or failed as a whole). Hand the verdict back.
+    ex.post([weak, id, st] {
+      auto alive = weak.lock();
+      if (!alive || !*alive || !(**alive).complete_) return;
+      StoreSmtpSession& self = **alive;
+      if (st.ok()) {
+        self.complete_(Verdict::accept("OK queued as " + id));
+      } else if (st.code() == Status::Code::Constraint || st.code() == Status::Code::InvalidArgument) {
+        self.log("message " + id + " refused by the store: " + st.to_string());
+        self.complete_(Verdict::reject(smtp::reply(554, {5, 3, 0}, "Message refused by the mail store")));
+      } else {
+        self.complete_(Verdict::failed(st));
+      }
+    });
+  });
+  return Verdict::pending();
+}
+
+void StoreSmtpSession::reset() {
+  sender_.reset();
+  params_ = {};
+  recipients_.clear();
+  body_.clear();
+}
+
+}  // namespace cmail

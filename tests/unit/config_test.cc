@@ -1,0 +1,69 @@
+#include <cmail/config.h>
+#include <doctest/doctest.h>
+
+using namespace cmail;
+
+TEST_CASE("config: cmail's shipped smtpd.conf parses (spec 8.1 example)") {
+  const char* text = R"(# cmail-smtpd configuration
+verbosity 3
+logfile /var/log/cmail/smtpd.log
+pidfile /var/run/cmail-smtpd.pid
+bind * 25 announce=mx.example.test size=5242880 cert=/etc/cmail/keys/c.pem key=/etc/cmail/keys/k.pem ciphers=NORMAL:%LATEST_RECORD_VERSION:-VERS-SSL3.0
+bind :: 25 announce=mx.example.test size=5242880 #cert=/x key=/y
+bind * 465 tlsonly size=5242880 announce=mx.example.test cert=/c key=/k
+bind * 587 auth=tlsonly,strict size=5242880 announce=mx.example.test cert=/c key=/k
+bind 127.0.0.1 2525 auth=fixed@cbdev,private
+user cmail
+group cmail
+database /etc/cmail/databases/master.db3
+)";
+  auto c = config::parse_smtpd(text, "smtpd.conf");
+  REQUIRE_MESSAGE(c.has_value(), c.error().to_string());
+  CHECK(c->common.verbosity == 3);
+  CHECK(c->common.database == "/etc/cmail/databases/master.db3");
+  REQUIRE(c->listeners.size() == 5);
+  CHECK(c->listeners[0].port == 25);
+  CHECK(c->listeners[0].size == 5242880);
+  CHECK(c->listeners[0].cert == "/etc/cmail/keys/c.pem");
+  CHECK(c->listeners[1].host == "::");
+  CHECK(c->listeners[1].cert.empty());  // commented out mid-line
+  CHECK(c->listeners[2].tlsonly);
+  CHECK(c->listeners[3].auth);
+  CHECK(c->listeners[3].auth_tlsonly);
+  CHECK(c->listeners[3].auth_strict);
+  CHECK(c->listeners[4].fixed_user == std::optional<std::string>("cbdev"));
+  CHECK(c->listeners[4].auth_private);
+  CHECK(c->listeners[4].auth_strict);
+  CHECK(c->listeners[4].line == 9);
+  // No trailing user/group needed (cmail's errno quirk, spec 16.1).
+  CHECK(config::parse_smtpd("bind 127.0.0.1 smtp\ndatabase /x\n", "a").has_value());
+  CHECK(config::parse_smtpd("bind 127.0.0.1 smtp\ndatabase /x\n", "a")->listeners[0].port == 25);
+}
+
+TEST_CASE("config: every bad line is reported with file and line") {
+  struct Case {
+    const char* text;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"database /x\nbindx * 25\n", "f.conf:2: unknown directive 'bindx'"},
+      {"database /x\nbind * 25 sise=100\n", "f.conf:2: unknown bind option 'sise=100'"},
+      {"database /x\nbind * 25 size=lots\n", "f.conf:2: size must be a number of octets"},
+      {"database /x\nbind * 99999\n", "f.conf:2: '99999' is not a port number or service name"},
+      {"database /x\nbind *\n", "f.conf:2: usage: bind HOST PORT [options]"},
+      {"database /x\nbind * 465 tlsonly\n", "f.conf:2: TLS needs both cert= and key="},
+      {"database /x\nbind * 25 cert=/c\n", "f.conf:2: TLS needs both cert= and key="},
+      {"database /x\nbind * 25 auth=tlsonly,sloppy\n", "f.conf:2: unknown auth option 'sloppy'"},
+      {"database /x\ndatabase /y\nbind * 25\n", "f.conf:2: a second 'database' directive"},
+      {"verbosity 9\n", "f.conf:1: verbosity must be a number from 0 to 4"},
+      {"\n\n# only comments\nbind * 25\n", "f.conf: no 'database' directive"},
+      {"database /x\n", "f.conf: no 'bind' directive"},
+      {"database\n", "f.conf:1: 'database' needs an argument"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.text);
+    auto r = config::parse_smtpd(c.text, "f.conf");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message().starts_with(c.message));
+  }
+}

@@ -1,0 +1,147 @@
+#include "harness.h"
+#include "testutil.h"
+
+#include <cmail/backends.h>
+#include <cmail/directory.h>
+#include <cmail/queue.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+using namespace cmail;
+using namespace cmail::test;
+
+namespace {
+
+// Stands in for the runtime: run_blocking runs at once on the calling thread, post queues the
+// work for the "loop" (the test thread), which runs it in pump().
+struct FakeLoop {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> posted;
+
+  Executor executor() {
+    return Executor{[](std::function<void()> fn) { fn(); },
+                    [this](std::function<void()> fn) {
+                      std::lock_guard lock(mu);
+                      posted.push_back(std::move(fn));
+                      cv.notify_all();
+                    }};
+  }
+  // Runs posted work until `done` holds (waiting up to 10 s for the writer thread).
+  template <typename Pred>
+  void pump(Pred done) {
+    for (int i = 0; i < 1000 && !done(); ++i) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, std::chrono::milliseconds(10), [&] { return !posted.empty(); });
+        if (posted.empty()) continue;
+        fn = std::move(posted.front());
+        posted.pop_front();
+      }
+      fn();
+    }
+  }
+};
+
+struct Conversation {
+  TempDir dir;
+  std::unique_ptr<Store> store = open_store(dir.file("master.db3"));
+  FakeLoop loop;
+  std::unique_ptr<StoreSmtpSession> session;
+  std::unique_ptr<smtp::Server> server;
+  std::string out;
+
+  explicit Conversation(smtp::ServerOptions o = {}) {
+    Directory& d = store->directory();
+    REQUIRE(d.add_user("alice", std::string_view("wonderland")).ok());
+    REQUIRE(d.add_user("bob", std::nullopt).ok());
+    REQUIRE(d.add_address("alice@local.test", "store", std::string_view("alice"), std::nullopt).has_value());
+    REQUIRE(d.add_address("bob@local.test", "store", std::string_view("bob"), std::nullopt).has_value());
+    REQUIRE(d.enable_smtpd("alice", std::string_view("any"), std::nullopt).ok());
+    o.hostname = "mx.local.test";
+    session = std::make_unique<StoreSmtpSession>(*store, SmtpBackendOptions{"mx.local.test", false},
+                                                 PeerInfo{"192.0.2.9", 40000, "client.remote.test"},
+                                                 loop.executor());
+    server = std::make_unique<smtp::Server>(o, *session);
+    session->set_completion([this](smtp::Verdict v) { REQUIRE(server->complete(std::move(v)).ok()); });
+    take_output(*server);
+  }
+  // Sends bytes and returns every reply up to the one that starts with `until`.
+  std::string say(std::string_view bytes, const std::string& until) {
+    feed(*server, bytes);
+    out.clear();
+    loop.pump([&] {
+      out += take_output(*server);
+      return out.find("\r\n" + until) != std::string::npos || out.starts_with(until);
+    });
+    return out;
+  }
+  std::unique_ptr<detail::Connection> db() { return raw(dir.file("master.db3")); }
+};
+
+}  // namespace
+
+TEST_CASE("smtp backend: inbound mail is stored durably with a Received header") {
+  SPLIT_SUBCASES();
+  Conversation c;
+  c.say("EHLO client.remote.test\r\n", "250 ");
+  std::string r = c.say(
+      "MAIL FROM:<sender@remote.test>\r\nRCPT TO:<alice@local.test>\r\nRCPT TO:<nobody@remote.test>\r\n"
+      "RCPT TO:<Bob@Local.Test>\r\nDATA\r\nSubject: hello\r\n\r\nbody\r\n.\r\n",
+      "250 2.0.0 OK queued as ");
+  CHECK(r.find("550 5.7.1 Relaying denied\r\n") != std::string::npos);
+  auto pos = r.find("250 2.0.0 OK queued as ");
+  REQUIRE(pos != std::string::npos);
+  std::string id = r.substr(pos + 23, 16);
+  auto db = c.db();
+  CHECK(count(*db, "SELECT COUNT(*) FROM mailbox WHERE mail_ident = '" + id + "'") == 2);
+  CHECK(count(*db, "SELECT COUNT(*) FROM mailbox WHERE mail_user = 'bob' AND mail_envelopeto = 'Bob@Local.Test'") == 1);
+  auto data = db->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
+  REQUIRE(data.has_value());
+  CHECK(data->starts_with("Received: from client.remote.test (client.remote.test [192.0.2.9])\r\n\tby mx.local.test (cmail) with ESMTP id " + id + ";\r\n\t"));
+  CHECK(data->ends_with("\r\nSubject: hello\r\n\r\nbody\r\n"));
+  CHECK(db->query_text("SELECT mail_proto FROM mailbox LIMIT 1") == "esmtp");
+  CHECK(db->query_text("SELECT mail_submitter FROM mailbox LIMIT 1") == "client.remote.test");
+  CHECK(db->query_text("SELECT mail_envelopefrom FROM mailbox LIMIT 1") == "sender@remote.test");
+  CHECK(count(*db, "SELECT COUNT(*) FROM outbox") == 0);
+}
+
+TEST_CASE("smtp backend: authenticated submission queues remote mail with DSN parameters") {
+  SPLIT_SUBCASES();
+  smtp::ServerOptions o;
+  o.auth_enabled = true;
+  o.tls_active = true;
+  o.require_auth = true;
+  Conversation c(o);
+  c.say("EHLO laptop.test\r\n", "250 ");
+  CHECK(c.say("AUTH PLAIN " + sasl::base64_encode(std::string("\0alice\0nope", 11)) + "\r\n", "535").starts_with("535 5.7.8"));
+  CHECK(c.say("AUTH PLAIN " + sasl::base64_encode(std::string("\0alice\0wonderland", 17)) + "\r\n", "235") ==
+        "235 2.7.0 Authentication successful\r\n");
+  std::string r = c.say(
+      "MAIL FROM:<alice@local.test> RET=HDRS ENVID=E1\r\nRCPT TO:<far@remote.test> NOTIFY=FAILURE\r\n"
+      "RCPT TO:<bob@local.test>\r\nDATA\r\nSubject: out\r\n\r\nx\r\n.\r\n",
+      "250 2.0.0 OK queued as ");
+  CHECK(r.find("250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n") != std::string::npos);
+  auto db = c.db();
+  CHECK(count(*db, "SELECT COUNT(*) FROM outbox WHERE mail_envelopeto = 'far@remote.test' AND mail_remote IS NULL "
+                   "AND mail_dsn_ret = 'HDRS' AND mail_dsn_envid = 'E1' AND mail_dsn_notify = 'FAILURE' "
+                   "AND mail_envelopefrom = 'alice@local.test'") == 1);
+  CHECK(count(*db, "SELECT COUNT(*) FROM mailbox WHERE mail_user = 'bob' AND mail_proto = 'esmtpsa'") == 1);
+}
+
+TEST_CASE("smtp backend: a store failure at end of data stores nothing and says so") {
+  Conversation c;
+  c.say("EHLO client.remote.test\r\n", "250 ");
+  c.say("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@local.test>\r\nRCPT TO:<bob@local.test>\r\nDATA\r\n", "354");
+  // bob disappears between RCPT and the end of data: the whole message is refused, alice's
+  // copy included (cmail kept partial deliveries, spec 16.7).
+  REQUIRE(c.store->directory().delete_user("bob").ok());
+  std::string r = c.say("Subject: x\r\n\r\ny\r\n.\r\n", "554");
+  CHECK(r == "554 5.3.0 Message refused by the mail store\r\n");
+  auto db = c.db();
+  CHECK(count(*db, "SELECT COUNT(*) FROM mailbox") == 0);
+  CHECK(c.say("NOOP\r\n", "250") == "250 2.0.0 OK\r\n");  // the session goes on
+}
