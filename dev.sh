@@ -10,8 +10,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
 
 # Build and test dependencies, all from Debian's archive (see docs/dependencies.md).
-PACKAGES=(meson ninja-build pkg-config g++ libsqlite3-dev libmbedtls-dev libuv1-dev
-          libcli11-dev doctest-dev libc-ares-dev libargon2-dev python3 util-linux)
+PACKAGES=(meson ninja-build pkg-config g++ clang libclang-rt-14-dev libsqlite3-dev libmbedtls-dev
+          libuv1-dev libcli11-dev doctest-dev libc-ares-dev libargon2-dev python3 util-linux)
 
 install_missing() {
   local missing=()
@@ -72,7 +72,11 @@ TXT
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       run meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3
-    say "all tests passed (plain and sanitized)"
+    say "libFuzzer build (clang, address,undefined): each fuzz target for ${FUZZ_SECONDS:-20} s"
+    CXX=clang++ CC=clang build build-fuzz -Dfuzzing=true -Dfuzz_seconds="${FUZZ_SECONDS:-20}" \
+      -Db_sanitize=address,undefined -Db_lundef=false
+    run meson test -C build-fuzz --print-errorlogs --suite fuzz
+    say "all tests passed (plain, sanitized and fuzzed)"
     ;;
   bench)
     install_missing

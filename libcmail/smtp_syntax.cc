@@ -381,8 +381,6 @@ std::optional<std::string> xtext_decode(std::string_view s) {
       i += 2;
     } else if (c >= 33 && c <= 126 && c != '=') {
       out += static_cast<char>(c);
-    } else if (c >= 0x80) {
-      out += static_cast<char>(c);  // RFC 6533 utf-8-addr-xtext leniency
     } else {
       return std::nullopt;
     }
