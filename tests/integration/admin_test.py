@@ -1,0 +1,408 @@
+#!/usr/bin/python3
+"""Integration tests for cmail-admin: the real binaries on a temporary master database.
+
+Usage: admin_test.py BUILD_DIR
+
+Every command's effect is checked in the database with Python's sqlite3 module; every bad
+input is checked to change nothing (a dump before and after).
+"""
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import unittest
+
+BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
+BIN = os.path.join(BUILD, "frontends", "cmail-admin")
+ADMIN = os.path.join(BIN, "cmail-admin")
+
+# cmail's schema version 9 (install_master.sql), as the original tools left databases.
+V9 = """
+CREATE TABLE users (user_name TEXT NOT NULL UNIQUE, user_authdata TEXT, user_database TEXT,
+  user_alias TEXT REFERENCES users(user_name) ON DELETE SET NULL ON UPDATE CASCADE);
+CREATE TABLE addresses (address_expression TEXT NOT NULL,
+  address_order INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL UNIQUE,
+  address_router TEXT NOT NULL DEFAULT 'drop', address_route TEXT);
+CREATE INDEX idx_addr_router ON addresses (address_router, address_route);
+CREATE TABLE mailbox (mail_id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL UNIQUE,
+  mail_user TEXT NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  mail_read BOOLEAN NOT NULL DEFAULT 0, mail_ident TEXT, mail_envelopeto TEXT NOT NULL,
+  mail_envelopefrom TEXT NOT NULL, mail_submission TEXT NOT NULL DEFAULT (strftime('%s', 'now')),
+  mail_submitter TEXT, mail_proto TEXT NOT NULL DEFAULT 'smtp', mail_data BLOB);
+CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL UNIQUE, value TEXT);
+CREATE TABLE smtpd (smtpd_user TEXT PRIMARY KEY NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  smtpd_router TEXT NOT NULL DEFAULT 'drop', smtpd_route TEXT);
+CREATE TABLE outbox (mail_id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL UNIQUE, mail_remote TEXT,
+  mail_envelopefrom TEXT, mail_envelopeto TEXT NOT NULL,
+  mail_submission INTEGER NOT NULL DEFAULT (strftime('%s', 'now')), mail_submitter TEXT, mail_data TEXT);
+CREATE TABLE popd (pop_user TEXT PRIMARY KEY NOT NULL UNIQUE REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  pop_lock BOOLEAN NOT NULL DEFAULT 0);
+CREATE TABLE api_access (api_user TEXT NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  api_permission TEXT NOT NULL, UNIQUE (api_user, api_permission) ON CONFLICT FAIL);
+CREATE TABLE api_address_delegates (api_user TEXT NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  api_expression TEXT NOT NULL, UNIQUE (api_user, api_expression) ON CONFLICT FAIL);
+CREATE TABLE api_user_delegates (api_user TEXT NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  api_delegate TEXT NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  UNIQUE (api_user, api_delegate) ON CONFLICT FAIL);
+CREATE TABLE faillog (fail_mail INTEGER NOT NULL REFERENCES outbox(mail_id) ON DELETE CASCADE ON UPDATE CASCADE,
+  fail_message TEXT, fail_time TEXT NOT NULL DEFAULT (strftime('%s', 'now')), fail_fatal BOOLEAN NOT NULL DEFAULT 0);
+CREATE VIEW outbound AS SELECT mail_id, mail_remote, mail_envelopefrom, mail_envelopeto, mail_submission,
+  mail_submitter, mail_data, COUNT(fail_mail) AS mail_failcount, COALESCE(MAX(fail_time), 0) AS mail_lasttry,
+  COALESCE(SUM(fail_fatal), 0) AS mail_fatality FROM outbox LEFT JOIN faillog ON mail_id = fail_mail GROUP BY mail_id;
+INSERT INTO meta (key, value) VALUES ('schema_version', '9');
+"""
+
+
+class AdminTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="cmail-admin-test-")
+        os.chmod(self.tmp, 0o777)
+        self.db = os.path.join(self.tmp, "master.db3")
+        r = self.admin("init")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def admin(self, *args, tool=None, stdin=None, env=None, prefix=()):
+        exe = os.path.join(BIN, "cmail-admin-" + tool) if tool else ADMIN
+        e = dict(os.environ, **(env or {}))
+        e.pop("CMAIL_MASTER_DB", None)
+        return subprocess.run(list(prefix) + [exe, "-d", self.db, *args], input=stdin, capture_output=True,
+                              text=True, timeout=60, env=e)
+
+    def ok(self, *args, tool=None, stdin=None):
+        r = self.admin(*args, tool=tool, stdin=stdin)
+        self.assertEqual(r.returncode, 0, f"{args}: {r.stderr}")
+        self.assertEqual(r.stderr, "", f"{args}: success must be silent on stderr")
+        return r.stdout
+
+    def q(self, sql, *params):
+        c = sqlite3.connect(self.db)
+        try:
+            return c.execute(sql, params).fetchall()
+        finally:
+            c.close()
+
+    def dump(self):
+        c = sqlite3.connect(self.db)
+        try:
+            return list(c.iterdump())
+        finally:
+            c.close()
+
+    def refused(self, code, *args, tool=None, stdin=None, message=None):
+        """The command fails with `code`, one line on stderr, and changes nothing."""
+        before = self.dump()
+        r = self.admin(*args, tool=tool, stdin=stdin)
+        self.assertEqual(r.returncode, code, f"{args}: {r.stdout} {r.stderr}")
+        lines = [l for l in r.stderr.splitlines() if l]
+        self.assertEqual(len(lines), 1, f"{args}: expected one stderr line, got {r.stderr!r}")
+        if message:
+            self.assertIn(message, lines[0])
+        self.assertEqual(self.dump(), before, f"{args} changed the database")
+        return r
+
+    # users
+
+    def test_user_commands(self):
+        self.ok("add", "alice", "secret", tool="user")
+        auth = self.q("SELECT user_authdata FROM users WHERE user_name = 'alice'")[0][0]
+        self.assertTrue(auth.startswith("$argon2id$"), auth)
+        self.assertNotIn("secret", auth)
+        self.ok("user", "add", "bob", stdin="pw from stdin\n")  # no terminal: one line from stdin
+        self.assertTrue(self.q("SELECT user_authdata FROM users WHERE user_name = 'bob'")[0][0].startswith("$argon2id$"))
+        self.ok("user", "add", "carol", stdin="\n")  # blank: login disabled
+        self.assertEqual(self.q("SELECT user_authdata FROM users WHERE user_name = 'carol'"), [(None,)])
+        self.ok("user", "passwd", "carol", "new")
+        self.assertIsNotNone(self.q("SELECT user_authdata FROM users WHERE user_name = 'carol'")[0][0])
+        self.ok("user", "revoke", "carol")
+        self.assertEqual(self.q("SELECT user_authdata FROM users WHERE user_name = 'carol'"), [(None,)])
+        self.ok("user", "alias", "bob", "alice")
+        self.assertEqual(self.q("SELECT user_alias FROM users WHERE user_name = 'bob'"), [("alice",)])
+        self.ok("user", "alias", "bob", "bob")  # to itself: removed
+        self.assertEqual(self.q("SELECT user_alias FROM users WHERE user_name = 'bob'"), [(None,)])
+        self.ok("user", "userdb", "alice", "/var/mail/alice.db3")
+        self.assertEqual(self.q("SELECT user_database FROM users WHERE user_name = 'alice'"), [("/var/mail/alice.db3",)])
+        self.ok("user", "userdb", "alice")
+        self.assertEqual(self.q("SELECT user_database FROM users WHERE user_name = 'alice'"), [(None,)])
+        out = self.ok("user", "list")
+        self.assertEqual(out.splitlines()[0], "%20s | %5s | %15s | %16s | %6s | %14s" % (
+            "User", "Auth", "Alias", "Linked addresses", "Mails", "User database"))
+        self.assertIn("%20s | %5d | %15s | %16d | %6d | %20s" % ("alice", 1, "", 0, 0, ""), out)
+        self.assertIn("%20s | %5d | " % ("carol", 0), out)
+        self.assertEqual(len(self.ok("user", "list", "a%").splitlines()), 3)
+        # delete cascades (smtpd, popd, permissions), aliases pointing at it become NULL,
+        # addresses stay (spec 12.1)
+        self.ok("user", "alias", "bob", "alice")
+        self.ok("smtpd", "enable", "alice", "any")
+        self.ok("popd", "enable", "alice")
+        self.ok("permissions", "grant", "alice", "admin")
+        self.ok("address", "add", "alice@x.test", "store", "alice")
+        self.ok("user", "delete", "alice")
+        self.assertEqual(self.q("SELECT COUNT(*) FROM users WHERE user_name = 'alice'"), [(0,)])
+        self.assertEqual(self.q("SELECT user_alias FROM users WHERE user_name = 'bob'"), [(None,)])
+        self.assertEqual(self.q("SELECT COUNT(*) FROM smtpd"), [(0,)])
+        self.assertEqual(self.q("SELECT COUNT(*) FROM popd"), [(0,)])
+        self.assertEqual(self.q("SELECT COUNT(*) FROM api_access"), [(0,)])
+        self.assertEqual(self.q("SELECT COUNT(*) FROM addresses"), [(1,)])
+
+    def test_user_bad_input(self):
+        self.ok("user", "add", "alice", "pw")
+        self.refused(255, "user", "add", "alice", "pw", message="already exists")
+        self.refused(2, "user", "passwd", "nobody", "pw", message="No such user")
+        self.refused(2, "user", "delete", "nobody", message="No such user")
+        self.refused(2, "user", "alias", "alice", "nobody")
+        self.refused(2, "user", "revoke", "nobody")
+        self.refused(3, "user", "add", "bad name", "pw")
+        self.refused(255, "user", "revoke", "alice", "extra")
+        r = self.refused(255, "user", "frobnicate")
+        self.assertIn("Usage", r.stdout)
+        self.refused(11, "user", "add", "zed", stdin="x" * 300 + "\n")
+
+    # addresses
+
+    def test_address_commands(self):
+        self.ok("user", "add", "alice", "pw")
+        self.ok("address", "add", "alice@x.test", "store", "alice")
+        self.ok("address", "add", "%@x.test", "reject", "No such user here", "5")
+        self.ok("address", "add", "fwd@x.test", "redirect", "(to-local)@y.test", "200")
+        self.ok("address", "add", "drop@x.test", "drop", "", "300")
+        rows = self.q("SELECT address_order, address_expression, address_router, address_route FROM addresses ORDER BY 1")
+        self.assertEqual(rows, [(1, "alice@x.test", "store", "alice"), (5, "%@x.test", "reject", "No such user here"),
+                                (200, "fwd@x.test", "redirect", "(to-local)@y.test"), (300, "drop@x.test", "drop", "")])
+        out = self.ok("address", "test", "ALICE@x.test").splitlines()
+        self.assertEqual(out[0], "%5s | %30s | %10s | %20s" % ("Order", "Expression", "Router", "Argument"))
+        self.assertEqual(out[2], "%5d | %30s | %10s | %20s" % (5, "%@x.test", "reject", "No such user here"))
+        self.assertEqual(out[3], "%5d | %30s | %10s | %20s" % (1, "alice@x.test", "store", "alice"))
+        self.assertEqual(len(self.ok("address", "list", "f%").splitlines()), 3)
+        self.ok("address", "update", "1", "redirect", "a@b.test")
+        self.assertEqual(self.q("SELECT address_router, address_route FROM addresses WHERE address_order = 1"),
+                         [("redirect", "a@b.test")])
+        self.ok("address", "update", "1", "drop")
+        self.assertEqual(self.q("SELECT address_route FROM addresses WHERE address_order = 1"), [(None,)])
+        self.ok("address", "swap", "1", "200")
+        self.assertEqual(self.q("SELECT address_expression FROM addresses WHERE address_order IN (1, 200) ORDER BY address_order"),
+                         [("fwd@x.test",), ("alice@x.test",)])
+        self.ok("address", "swap", "300", "400")  # second missing: the first moves (spec 12.2)
+        self.assertEqual(self.q("SELECT address_order FROM addresses WHERE address_expression = 'drop@x.test'"), [(400,)])
+        self.ok("address", "delete", "400")
+        self.assertEqual(self.q("SELECT COUNT(*) FROM addresses"), [(3,)])
+
+    def test_address_bad_input(self):
+        self.ok("address", "add", "a@x.test", "drop", "", "7")
+        r = self.refused(3, "address", "add", "b@x.test", "stroe", "alice", message="unknown router 'stroe'")
+        self.assertIn("store, redirect, handoff, reject, drop", r.stderr)
+        self.refused(3, "address", "add", "b c@x.test", "drop", message="whitespace")
+        self.refused(3, "address", "add", "b@c@x.test", "drop")
+        self.refused(3, "address", "add", "<b@x.test>", "drop")
+        self.refused(5, "address", "add", "b@x.test", "drop", "", "7", message="taken")
+        self.refused(3, "address", "add", "b@x.test", "drop", "", "seven")
+        self.refused(255, "address", "add", "b@x.test", "drop", "", "8", "extra")
+        self.refused(255, "address", "add", "b@x.test")
+        self.refused(2, "address", "delete", "99", message="No such address")
+        self.refused(2, "address", "update", "99", "drop")
+        self.refused(3, "address", "update", "7", "any")  # an outbound router is not inbound
+        self.refused(20, "address", "swap", "98", "99")
+        self.refused(1, "address", "bogus")
+
+    # smtpd, popd, permissions
+
+    def test_smtpd_popd_permissions(self):
+        for u in ("alice", "bob"):
+            self.ok("user", "add", u, "pw")
+        self.ok("enable", "alice", tool="smtpd")  # the original tool name
+        self.assertEqual(self.q("SELECT smtpd_router, smtpd_route FROM smtpd"), [("drop", None)])
+        self.ok("update", "alice", "handoff", "u:p@relay.test:587/starttls", tool="smtpd")
+        self.ok("smtpd", "enable", "bob", "defined")
+        out = self.ok("list", tool="smtpd").splitlines()
+        self.assertEqual(out[0], "%20s | %10s | %15s" % ("User", "Router", "Argument"))
+        self.assertIn("%20s | %10s | %15s" % ("alice", "handoff", "u:p@relay.test:587/starttls"), out)
+        self.ok("smtpd", "disable", "bob")
+        self.assertEqual(self.q("SELECT smtpd_user FROM smtpd"), [("alice",)])
+        self.refused(3, "smtpd", "update", "alice", "store", message="unknown router")
+        self.refused(2, "smtpd", "disable", "bob", message="No entry found")
+        self.refused(2, "smtpd", "enable", "nobody", message="no such user")
+        self.refused(5, "smtpd", "enable", "alice")
+        self.refused(20, "smtpd", "bogus")
+        r = self.admin(tool="smtpd")
+        self.assertEqual(r.returncode, 10)  # no command: the smtpd tool's code
+        self.assertIn("No command specified", r.stderr)
+
+        self.ok("popd", "enable", "alice")
+        self.q("SELECT 1")
+        c = sqlite3.connect(self.db)
+        c.execute("UPDATE popd SET pop_lock = 1")
+        c.commit()
+        c.close()
+        out = self.ok("popd", "list").splitlines()
+        self.assertEqual(out[2], "%20s | %5d" % ("alice", 1))
+        self.ok("popd", "unlock", "alice")
+        self.assertEqual(self.q("SELECT pop_lock FROM popd"), [(0,)])
+        self.ok("popd", "disable", "alice")
+        self.refused(2, "popd", "disable", "alice", message="POPD entry not found.")
+        r = self.refused(20, "popd", "bogus")
+        self.assertIn("Invalid or no arguments.", r.stdout)
+
+        self.ok("permissions", "grant", "alice", "admin")
+        self.ok("permissions", "grant", "alice", "delegate")
+        self.ok("permissions", "grant", "bob", "delegate")
+        self.assertEqual(len(self.ok("permissions", "rlist", "deleg%").splitlines()), 4)
+        self.ok("permissions", "revoke", "alice", "admin")
+        self.assertEqual(self.q("SELECT api_permission FROM api_access WHERE api_user = 'alice'"), [("delegate",)])
+        self.ok("permissions", "revoke", "bob")  # all of them (the original did nothing)
+        self.assertEqual(self.q("SELECT COUNT(*) FROM api_access WHERE api_user = 'bob'"), [(0,)])
+        self.refused(2, "permissions", "revoke", "bob")
+        self.ok("permissions", "delegate", "user", "alice", "bob")
+        self.ok("permissions", "delegate", "address", "alice", "%@x.test")
+        out = self.ok("permissions", "delegate")
+        self.assertIn("Delegated users:", out)
+        self.assertIn("Delegated address space:", out)
+        self.assertIn("%@x.test", out)
+        self.assertEqual(self.q("SELECT api_user, api_delegate FROM api_user_delegates"), [("alice", "bob")])
+        self.ok("permissions", "delete", "user", "alice", "bob")
+        self.ok("permissions", "delete", "expression", "alice", "%@x.test")
+        self.assertEqual(self.q("SELECT COUNT(*) FROM api_address_delegates"), [(0,)])
+        self.refused(5, "permissions", "grant", "alice", "delegate")
+        self.refused(2, "permissions", "grant", "nobody", "admin")
+        self.refused(20, "permissions", "grant", "alice")
+        self.refused(120, "permissions", "delete", "group", "alice", "x")
+        self.refused(20, "permissions", "bogus")
+
+    # the database as a whole
+
+    def test_missing_database(self):
+        r = subprocess.run([ADMIN, "-d", os.path.join(self.tmp, "nope.db3"), "user", "list"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(len(r.stderr.splitlines()), 1)
+        self.assertIn("nope.db3", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "nope.db3")))
+        r = subprocess.run([os.path.join(BIN, "cmail-admin-smtpd"), "-d", os.path.join(self.tmp, "nope.db3"), "list"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 10)
+
+    def test_not_a_cmail_database(self):
+        other = os.path.join(self.tmp, "other.db")
+        c = sqlite3.connect(other)
+        c.execute("CREATE TABLE t (a)")
+        c.commit()
+        c.close()
+        before = open(other, "rb").read()
+        r = subprocess.run([ADMIN, "-d", other, "user", "add", "x", "y"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 11)
+        self.assertIn("not a cmail database", r.stderr)
+        self.assertEqual(open(other, "rb").read(), before)
+
+    def test_locked_database(self):
+        self.ok("user", "add", "alice", "pw")
+        holder = sqlite3.connect(self.db, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            before = self.q("SELECT * FROM users")
+            r = self.admin("user", "add", "bob", "pw", env={"CMAIL_BUSY_TIMEOUT_MS": "300"})
+            self.assertEqual(r.returncode, 6, r.stderr)
+            self.assertIn("locked", r.stderr)
+            self.assertEqual(len(r.stderr.splitlines()), 1)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        self.assertEqual(self.q("SELECT * FROM users"), before)
+        self.ok("user", "add", "bob", "pw")  # and once released it works
+
+    def test_read_only_database(self):
+        # Tests run as root, which ignores permission bits: run the tool as nobody.
+        setpriv = shutil.which("setpriv")
+        if os.geteuid() != 0 or not setpriv:
+            self.skipTest("needs root and setpriv to act as an unprivileged user")
+        self.ok("user", "add", "alice", "pw")
+        os.chmod(self.db, 0o444)
+        for f in (self.db + "-wal", self.db + "-shm"):
+            if os.path.exists(f):
+                os.chmod(f, 0o666)
+        before = self.dump()
+        r = self.admin("user", "add", "bob", "pw", prefix=(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"))
+        self.assertEqual(r.returncode, 7, r.stdout + r.stderr)
+        self.assertIn("not writable", r.stderr)
+        self.assertEqual(self.dump(), before)
+        # Reading still works.
+        r = self.admin("user", "list", prefix=(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("alice", r.stdout)
+
+    def test_v9_database_migrates(self):
+        os.remove(self.db)
+        c = sqlite3.connect(self.db)
+        c.executescript(V9)
+        c.execute("INSERT INTO users VALUES ('cbdev', 'piAFN50Roc:x', NULL, NULL)")
+        c.execute("INSERT INTO addresses VALUES ('cb@bar.baz', 101, 'store', 'cbdev')")
+        c.execute("INSERT INTO mailbox (mail_user, mail_envelopeto, mail_envelopefrom, mail_data) VALUES ('cbdev', 'a', 'b', 'hello')")
+        c.commit()
+        c.close()
+        before = self.dump()
+        r = self.admin("user", "list")
+        self.assertEqual(r.returncode, 11)
+        self.assertIn("cmail-admin migrate", r.stderr)
+        self.assertEqual(self.dump(), before)
+        r = self.admin("migrate")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = re.search(r"backup: (\S+)\)", r.stdout)
+        self.assertIsNotNone(m, r.stdout)
+        self.assertTrue(os.path.exists(m.group(1)))
+        b = sqlite3.connect(m.group(1))
+        self.assertEqual(b.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall(), [("9",)])
+        b.close()
+        self.assertEqual(self.q("SELECT value FROM meta WHERE key = 'schema_version'"), [("10",)])
+        self.assertEqual(self.q("SELECT mail_uid, mail_size FROM mailbox"), [(1, 5)])
+        self.assertIn("cbdev", self.ok("user", "list"))
+        self.assertIn("nothing to do", self.ok("migrate"))
+        self.assertIn("ok", self.ok("check"))
+
+    def test_check_and_backup(self):
+        self.ok("user", "add", "alice", "pw")
+        self.assertTrue(self.ok("check").startswith("ok"))
+        copy = os.path.join(self.tmp, "copy.db3")
+        self.ok("backup", copy)
+        c = sqlite3.connect(copy)
+        self.assertEqual(c.execute("SELECT user_name FROM users").fetchall(), [("alice",)])
+        c.close()
+        self.refused(5, "backup", copy)  # never overwrites
+        c = sqlite3.connect(self.db)
+        c.execute("PRAGMA foreign_keys = OFF")
+        c.execute("INSERT INTO popd VALUES ('ghost', 0)")
+        c.commit()
+        c.close()
+        r = self.admin("check")
+        self.assertEqual(r.returncode, 4)
+        self.assertIn("foreign key", r.stdout)
+
+    def test_concurrent_admin_processes(self):
+        # Several cmail-admin processes writing at once: nothing is lost.
+        procs = [subprocess.Popen([ADMIN, "-d", self.db, "address", "add", f"u{i}@x.test", "drop"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(12)]
+        codes = [p.wait(timeout=60) for p in procs]
+        self.assertEqual(codes, [0] * 12)
+        self.assertEqual(self.q("SELECT COUNT(DISTINCT address_order), COUNT(*) FROM addresses"), [(12, 12)])
+
+    def test_help_and_names(self):
+        r = self.admin()
+        self.assertEqual(r.returncode, 1)
+        for tool in ("user", "address", "smtpd", "popd", "permissions"):
+            self.assertTrue(os.path.islink(os.path.join(BIN, "cmail-admin-" + tool)))
+        r = self.admin("-h", tool="address")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Usage", r.stdout)
+        r = subprocess.run([ADMIN, "user", "list", "-d"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("needs an argument", r.stderr)
+        # CMAIL_MASTER_DB is the default database.
+        r = subprocess.run([ADMIN, "user", "list"], capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, CMAIL_MASTER_DB=self.db))
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
