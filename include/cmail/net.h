@@ -1,0 +1,125 @@
+// cmail/net.h: the runtime that serves engines on real sockets (libuv, TLS via mbedTLS).
+//
+// A Runtime owns one libuv loop. Listeners accept TCP connections (IPv4 and IPv6; implicit TLS
+// or plain with STARTTLS available) and give each one a Handler, a type-erased engine (any
+// type satisfying cmail::Engine, cmail/transport.h). A connection driver moves bytes between
+// the socket, the TLS filter and the engine, writes pending output, acts on StartTls and
+// Close, applies backpressure (stops reading while the engine does not want input or too much
+// output is queued) and arms the engine's timeout. It never looks inside protocol bytes.
+//
+// Asynchronous verdicts: work done on other threads (the store's writer, a password check)
+// comes back with post(), which runs a function on the loop thread; after completing a verdict
+// there, call the connection's Kick (given to the factory) so that its output is flushed and
+// reading resumes.
+//
+// Creating a Runtime sets SIGPIPE to ignored for the process (a closed peer is an error on
+// that connection, not a signal).
+//
+// Thread-safety: post() and shutdown() may be called from any thread; everything else on the
+// thread that calls run(). Ownership: the Runtime owns listeners and connections; a Handler
+// lives until its connection is closed.
+#pragma once
+
+#include <cmail/backends.h>
+#include <cmail/export.h>
+#include <cmail/status.h>
+#include <cmail/tls_context.h>
+#include <cmail/transport.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cmail::net {
+
+// The verbs of an engine, type-erased.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual void receive(std::string_view bytes) = 0;
+  virtual void receive_eof() = 0;
+  virtual std::string_view pending_output() const = 0;
+  virtual void consume_output(std::size_t n) = 0;
+  virtual std::optional<Event> next_event() = 0;
+  virtual void tls_established(const TlsInfo& info) = 0;
+  virtual void timed_out() = 0;
+  virtual bool wants_read() const = 0;
+  virtual std::chrono::milliseconds timeout() const = 0;
+};
+
+// Puts an engine (and whatever it needs kept alive, such as its Session) behind Handler.
+template <Engine E>
+class EngineHandler final : public Handler {
+ public:
+  EngineHandler(std::shared_ptr<E> engine, std::shared_ptr<void> keep = nullptr)
+      : engine_(std::move(engine)), keep_(std::move(keep)) {}
+  void receive(std::string_view b) override { engine_->receive(b); }
+  void receive_eof() override { engine_->receive_eof(); }
+  std::string_view pending_output() const override { return engine_->pending_output(); }
+  void consume_output(std::size_t n) override { engine_->consume_output(n); }
+  std::optional<Event> next_event() override { return engine_->next_event(); }
+  void tls_established(const TlsInfo& i) override { engine_->tls_established(i); }
+  void timed_out() override { engine_->timed_out(); }
+  bool wants_read() const override { return engine_->wants_read(); }
+  std::chrono::milliseconds timeout() const override { return engine_->timeout(); }
+
+ private:
+  std::shared_ptr<E> engine_;
+  std::shared_ptr<void> keep_;  // destroyed after the engine
+};
+
+struct ListenerOptions {
+  std::string host = "127.0.0.1";  // "*" = 0.0.0.0, "::" = all IPv6 (IPV6_V6ONLY)
+  std::uint16_t port = 0;          // 0 = an ephemeral port (see Runtime::port())
+  bool implicit_tls = false;       // TLS handshake first (SMTPS, POP3S)
+  std::shared_ptr<TlsServerContext> tls;  // for implicit TLS and for StartTls events
+  std::size_t max_connections = 1000;
+  std::size_t max_per_address = 50;
+  std::size_t max_output_buffer = 1 << 20;  // stop reading while more is queued
+  std::string name;  // for logs, e.g. "smtp"
+};
+
+// Flushes a connection's output and re-evaluates reading after an asynchronous completion.
+// Safe to call after the connection closed (does nothing). Loop thread only.
+using Kick = std::function<void()>;
+using Factory = std::function<std::unique_ptr<Handler>(const PeerInfo& peer, Kick kick)>;
+
+class CMAIL_EXPORT Runtime {
+ public:
+  Runtime();
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Binds and listens; returns the listener's index. Fails with a clear message if the
+  // address cannot be bound.
+  Result<int> listen(const ListenerOptions& options, Factory factory);
+  std::uint16_t port(int listener) const;
+
+  // Runs the loop until stop(), or until shutdown() finished. Loop thread.
+  void run();
+  // Thread-safe: runs fn on the loop thread soon.
+  void post(std::function<void()> fn);
+  // Stops accepting, lets connections finish for up to `grace`, then closes the rest and ends
+  // run(). Thread-safe.
+  void shutdown(std::chrono::milliseconds grace);
+  // SIGTERM and SIGINT call shutdown(grace); SIGHUP calls on_hup (may be empty). Loop thread.
+  void handle_signals(std::chrono::milliseconds grace, std::function<void()> on_hup);
+
+  std::size_t connections() const;
+  // For Executor::run_blocking: runs fn on libuv's thread pool.
+  void run_blocking(std::function<void()> fn);
+  // The Executor sessions need: run_blocking on the pool, post back to this loop.
+  Executor executor();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cmail::net

@@ -1,0 +1,444 @@
+// The libuv runtime: listeners, the connection driver, post(), signals. See cmail/net.h.
+#include <cmail/net.h>
+
+#include "tls_filter.h"
+
+#include <netdb.h>
+#include <uv.h>
+
+#include <csignal>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace cmail::net {
+
+namespace {
+struct Conn;
+struct Listener;
+}  // namespace
+
+struct Runtime::Impl {
+  uv_loop_t loop;
+  uv_async_t async;
+  uv_timer_t grace_timer;
+  uv_signal_t sigterm, sigint, sighup;
+  bool signals = false;
+  std::function<void()> on_hup;
+  std::chrono::milliseconds grace{0};
+  std::mutex posted_mu;
+  std::vector<std::function<void()>> posted;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  std::unordered_map<Conn*, std::shared_ptr<Conn>> conns;
+  bool shutting_down = false;
+  bool finished = false;
+
+  void finish_if_done();
+  void begin_shutdown(std::chrono::milliseconds grace);
+};
+
+namespace {
+
+struct Listener {
+  Runtime::Impl* rt = nullptr;
+  uv_tcp_t tcp;
+  ListenerOptions options;
+  Factory factory;
+  std::uint16_t port = 0;
+  std::size_t count = 0;
+  std::map<std::string, std::size_t> per_address;
+  bool closed = false;
+};
+
+struct WriteReq {
+  uv_write_t req;
+  std::string data;
+};
+
+std::string address_of(const sockaddr_storage& ss, std::uint16_t& port) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    uv_ip4_name(a, buf, sizeof buf);
+    port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    uv_ip6_name(a, buf, sizeof buf);
+    port = ntohs(a->sin6_port);
+  }
+  return buf;
+}
+
+// One connection: socket <-> TLS filter <-> engine. Never looks inside the bytes.
+struct Conn : std::enable_shared_from_this<Conn> {
+  Runtime::Impl* rt = nullptr;
+  Listener* listener = nullptr;
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  std::unique_ptr<Handler> handler;
+  std::unique_ptr<TlsFilter> tls;
+  std::string peer;
+  std::size_t queued = 0;  // bytes handed to uv_write and not yet written
+  bool reading = false;
+  bool closing = false;
+  bool close_after_flush = false;
+  int open_handles = 2;
+  char buf[64 * 1024];
+
+  void start() {
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp), on_alloc, on_read);
+    reading = true;
+    drive();
+  }
+
+  static void on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* b) {
+    auto* c = static_cast<Conn*>(h->data);
+    *b = uv_buf_init(c->buf, sizeof c->buf);
+  }
+
+  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+    auto* c = static_cast<Conn*>(s->data);
+    auto self = c->shared_from_this();
+    if (n == UV_EOF) {
+      c->handler->receive_eof();
+    } else if (n < 0) {
+      return c->close();
+    } else if (n > 0) {
+      std::string_view bytes(c->buf, static_cast<std::size_t>(n));
+      if (c->tls) {
+        bool was_done = c->tls->handshake_done();
+        if (!c->tls->feed(bytes)) return c->close();  // handshake or record failure
+        if (!was_done && c->tls->handshake_done()) c->handler->tls_established(c->tls->info());
+        std::string plain;
+        bool open = c->tls->read(plain);
+        if (!plain.empty()) c->handler->receive(plain);
+        if (!open) c->handler->receive_eof();
+        if (c->tls->failed()) return c->close();
+      } else {
+        c->handler->receive(bytes);
+      }
+    }
+    c->drive();
+  }
+
+  void send_raw(std::string data) {
+    if (data.empty() || closing) return;
+    auto* w = new WriteReq;
+    w->data = std::move(data);
+    w->req.data = this;
+    queued += w->data.size();
+    uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp), &b, 1, on_written);
+    if (rc != 0) {
+      queued -= w->data.size();
+      delete w;
+      close();
+    }
+  }
+
+  static void on_written(uv_write_t* req, int status) {
+    auto* w = reinterpret_cast<WriteReq*>(req);
+    auto* c = static_cast<Conn*>(req->data);
+    c->queued -= w->data.size();
+    delete w;
+    if (c->closing) return;
+    if (status < 0) return c->close();
+    c->drive();  // maybe resume reading, or finish a close
+  }
+
+  // Moves output, acts on events, and decides whether to read.
+  void drive() {
+    if (closing) return;
+    auto self = shared_from_this();
+    for (int guard = 0; guard < 64; ++guard) {
+      bool progress = false;
+      // Engine output. While a TLS handshake runs it waits (implicit TLS: the greeting).
+      std::string_view out = handler->pending_output();
+      if (!out.empty() && !(tls && !tls->handshake_done())) {
+        if (tls) {
+          if (!tls->write(out)) return close();
+        } else {
+          send_raw(std::string(out));
+        }
+        handler->consume_output(out.size());
+        progress = true;
+      }
+      if (tls) send_raw(tls->take_ciphertext());
+      while (auto ev = handler->next_event()) {
+        progress = true;
+        if (auto* st = std::get_if<StartTls>(&*ev)) {
+          if (tls || !listener->options.tls) return close();
+          tls = TlsFilter::server(listener->options.tls);
+          // RFC 3207 4.2: bytes that came after STARTTLS are the start of the handshake.
+          if (!st->trailing.empty() && !tls->feed(st->trailing)) return close();
+          send_raw(tls->take_ciphertext());
+          if (tls->handshake_done()) handler->tls_established(tls->info());
+        } else {
+          close_after_flush = true;
+        }
+      }
+      if (!progress) break;
+    }
+    if (close_after_flush) {
+      if (tls) {
+        tls->close_notify();
+        send_raw(tls->take_ciphertext());
+      }
+      if (queued == 0) return close();
+      if (reading) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp)), reading = false;
+      return;
+    }
+    // A TLS handshake always reads (the engine waits for tls_established meanwhile).
+    bool handshaking = tls && !tls->handshake_done();
+    bool want = handshaking || (handler->wants_read() && queued < listener->options.max_output_buffer);
+    if (want && !reading) {
+      uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp), on_alloc, on_read);
+      reading = true;
+    } else if (!want && reading) {
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp));
+      reading = false;
+    }
+    auto ms = static_cast<std::uint64_t>(handler->timeout().count());
+    uv_timer_start(&timer, on_timer, ms ? ms : 1, 0);
+  }
+
+  static void on_timer(uv_timer_t* t) {
+    auto* c = static_cast<Conn*>(t->data);
+    if (c->closing) return;
+    c->handler->timed_out();
+    c->drive();
+    if (!c->closing && !c->close_after_flush) c->close();  // an engine that ignores its timeout
+  }
+
+  void close() {
+    if (closing) return;
+    closing = true;
+    uv_timer_stop(&timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp), on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer), on_closed);
+  }
+
+  static void on_closed(uv_handle_t* h) {
+    auto* c = static_cast<Conn*>(h->data);
+    if (--c->open_handles > 0) return;
+    Listener* l = c->listener;
+    if (--l->per_address[c->peer] == 0) l->per_address.erase(c->peer);
+    --l->count;
+    Runtime::Impl* rt = c->rt;
+    rt->conns.erase(c);  // frees the Conn (weak Kicks now do nothing)
+    rt->finish_if_done();
+  }
+};
+
+void on_connection(uv_stream_t* server, int status) {
+  auto* l = static_cast<Listener*>(server->data);
+  if (status < 0 || l->closed) return;
+  auto c = std::make_shared<Conn>();
+  c->rt = l->rt;
+  c->listener = l;
+  uv_tcp_init(&l->rt->loop, &c->tcp);
+  uv_timer_init(&l->rt->loop, &c->timer);
+  c->tcp.data = c.get();
+  c->timer.data = c.get();
+  l->rt->conns[c.get()] = c;
+  ++l->count;
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+    c->peer = "?";
+    ++l->per_address[c->peer];
+    return c->close();
+  }
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  uv_tcp_getpeername(&c->tcp, reinterpret_cast<sockaddr*>(&ss), &len);
+  PeerInfo peer;
+  peer.address = address_of(ss, peer.port);
+  peer.name = peer.address;
+  c->peer = peer.address;
+  std::size_t& from_here = ++l->per_address[c->peer];
+  // Over a limit: accept and close at once, so nothing waits in the backlog (spec 16.30).
+  if (l->count > l->options.max_connections || from_here > l->options.max_per_address) return c->close();
+  uv_tcp_nodelay(&c->tcp, 1);
+  std::weak_ptr<Conn> weak = c;
+  c->handler = l->factory(peer, [weak] {
+    if (auto s = weak.lock()) s->drive();
+  });
+  if (!c->handler) return c->close();
+  if (l->options.implicit_tls) {
+    if (!l->options.tls) return c->close();
+    c->tls = TlsFilter::server(l->options.tls);
+  }
+  c->start();
+}
+
+void on_async(uv_async_t* a) {
+  auto* rt = static_cast<Runtime::Impl*>(a->data);
+  std::vector<std::function<void()>> work;
+  {
+    std::lock_guard lock(rt->posted_mu);
+    work.swap(rt->posted);
+  }
+  for (auto& fn : work) fn();
+}
+
+}  // namespace
+
+void Runtime::Impl::finish_if_done() {
+  if (!shutting_down || !conns.empty() || finished) return;
+  finished = true;
+  uv_timer_stop(&grace_timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(&async), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&grace_timer), nullptr);
+  if (signals) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&sighup), nullptr);
+  }
+}
+
+void Runtime::Impl::begin_shutdown(std::chrono::milliseconds g) {
+  if (shutting_down) return;
+  shutting_down = true;
+  for (auto& l : listeners) {
+    if (!l->closed) {
+      l->closed = true;
+      uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
+    }
+  }
+  uv_timer_start(&grace_timer, [](uv_timer_t* t) {
+    auto* rt = static_cast<Runtime::Impl*>(t->data);
+    std::vector<std::shared_ptr<Conn>> all;
+    for (auto& [p, c] : rt->conns) all.push_back(c);
+    for (auto& c : all) c->close();
+  }, static_cast<std::uint64_t>(g.count()), 0);
+  finish_if_done();
+}
+
+Runtime::Runtime() : impl_(std::make_unique<Impl>()) {
+  // A peer that closes while we write must be an error on that connection, not the process's
+  // death: the runtime owns the process's sockets, so it ignores SIGPIPE (documented in net.h).
+  std::signal(SIGPIPE, SIG_IGN);
+  uv_loop_init(&impl_->loop);
+  uv_async_init(&impl_->loop, &impl_->async, on_async);
+  impl_->async.data = impl_.get();
+  uv_timer_init(&impl_->loop, &impl_->grace_timer);
+  impl_->grace_timer.data = impl_.get();
+}
+
+Runtime::~Runtime() {
+  // Close whatever is left and let the callbacks run, then free the loop.
+  impl_->begin_shutdown(std::chrono::milliseconds(0));
+  std::vector<std::shared_ptr<Conn>> all;
+  for (auto& [p, c] : impl_->conns) all.push_back(c);
+  for (auto& c : all) c->close();
+  uv_run(&impl_->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&impl_->loop);
+}
+
+Result<int> Runtime::listen(const ListenerOptions& options, Factory factory) {
+  auto l = std::make_unique<Listener>();
+  l->rt = impl_.get();
+  l->options = options;
+  l->factory = std::move(factory);
+  std::string host = options.host == "*" ? "0.0.0.0" : options.host;
+  sockaddr_storage ss{};
+  unsigned flags = 0;
+  if (uv_ip4_addr(host.c_str(), options.port, reinterpret_cast<sockaddr_in*>(&ss)) != 0) {
+    if (uv_ip6_addr(host.c_str(), options.port, reinterpret_cast<sockaddr_in6*>(&ss)) == 0) {
+      flags = UV_TCP_IPV6ONLY;
+    } else {
+      // A host name: the first address it resolves to (at startup, blocking is fine).
+      addrinfo hints{}, *res = nullptr;
+      hints.ai_socktype = SOCK_STREAM;
+      hints.ai_flags = AI_PASSIVE;
+      if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res)
+        return Status::invalid_argument("cannot resolve listen address '" + options.host + "'");
+      std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
+      freeaddrinfo(res);
+      if (ss.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(options.port);
+      else reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(options.port), flags = UV_TCP_IPV6ONLY;
+    }
+  }
+  if (options.implicit_tls && !options.tls)
+    return Status::invalid_argument("an implicit-TLS listener needs a certificate and key");
+  uv_tcp_init(&impl_->loop, &l->tcp);
+  l->tcp.data = l.get();
+  int rc = uv_tcp_bind(&l->tcp, reinterpret_cast<sockaddr*>(&ss), flags);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 511, on_connection);
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
+    l->closed = true;
+    impl_->listeners.push_back(std::move(l));  // freed with the runtime, after the close callback
+    return Status::io_error("cannot listen on " + options.host + " port " + std::to_string(options.port) + ": " +
+                            uv_strerror(rc));
+  }
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  uv_tcp_getsockname(&l->tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+  address_of(bound, l->port);
+  impl_->listeners.push_back(std::move(l));
+  return static_cast<int>(impl_->listeners.size() - 1);
+}
+
+std::uint16_t Runtime::port(int listener) const { return impl_->listeners.at(static_cast<std::size_t>(listener))->port; }
+
+void Runtime::run() { uv_run(&impl_->loop, UV_RUN_DEFAULT); }
+
+void Runtime::post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(impl_->posted_mu);
+    impl_->posted.push_back(std::move(fn));
+  }
+  uv_async_send(&impl_->async);
+}
+
+void Runtime::shutdown(std::chrono::milliseconds grace) {
+  Impl* rt = impl_.get();
+  post([rt, grace] { rt->begin_shutdown(grace); });
+}
+
+void Runtime::handle_signals(std::chrono::milliseconds grace, std::function<void()> on_hup) {
+  Impl* rt = impl_.get();
+  rt->grace = grace;
+  rt->on_hup = std::move(on_hup);
+  rt->signals = true;
+  for (uv_signal_t* s : {&rt->sigterm, &rt->sigint, &rt->sighup}) {
+    uv_signal_init(&rt->loop, s);
+    s->data = rt;
+  }
+  auto stop = [](uv_signal_t* s, int) {
+    auto* r = static_cast<Impl*>(s->data);
+    r->begin_shutdown(r->grace);
+  };
+  uv_signal_start(&rt->sigterm, stop, SIGTERM);
+  uv_signal_start(&rt->sigint, stop, SIGINT);
+  uv_signal_start(&rt->sighup, [](uv_signal_t* s, int) {
+    auto* r = static_cast<Impl*>(s->data);
+    if (r->on_hup) r->on_hup();
+  }, SIGHUP);
+}
+
+std::size_t Runtime::connections() const { return impl_->conns.size(); }
+
+namespace {
+struct Work {
+  uv_work_t req;
+  std::function<void()> fn;
+};
+}  // namespace
+
+void Runtime::run_blocking(std::function<void()> fn) {
+  auto* w = new Work;
+  w->fn = std::move(fn);
+  w->req.data = w;
+  uv_queue_work(&impl_->loop, &w->req, [](uv_work_t* r) { static_cast<Work*>(r->data)->fn(); },
+                [](uv_work_t* r, int) { delete static_cast<Work*>(r->data); });
+}
+
+Executor Runtime::executor() {
+  return Executor{[this](std::function<void()> fn) { run_blocking(std::move(fn)); },
+                  [this](std::function<void()> fn) { post(std::move(fn)); }};
+}
+
+}  // namespace cmail::net

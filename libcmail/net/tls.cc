@@ -1,0 +1,358 @@
+// TLS contexts, the memory-buffer filter, and self-signed certificates on mbedTLS 2.28.
+#include "tls_filter.h"
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ciphersuites.h>
+#include <mbedtls/x509_crt.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <mutex>
+
+namespace cmail {
+
+namespace {
+
+std::string mbed_error(int rc) {
+  char buf[160];
+  mbedtls_strerror(rc, buf, sizeof buf);
+  return buf;
+}
+
+// ECDHE with AEAD only, strongest first (TLS 1.2).
+const int kCiphersuites[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    0,
+};
+
+// One random generator per context (mbedtls_ctr_drbg_random is not thread-safe without
+// MBEDTLS_THREADING_C, so calls are serialized).
+struct Rng {
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+  std::mutex mu;
+  Rng() {
+    mbedtls_entropy_init(&entropy);
+    mbedtls_ctr_drbg_init(&drbg);
+  }
+  ~Rng() {
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&entropy);
+  }
+  int seed() {
+    static const unsigned char kPers[] = "cmail";
+    return mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, kPers, sizeof kPers - 1);
+  }
+  static int random(void* self, unsigned char* out, std::size_t n) {
+    auto* r = static_cast<Rng*>(self);
+    std::lock_guard lock(r->mu);
+    return mbedtls_ctr_drbg_random(&r->drbg, out, n);
+  }
+};
+
+}  // namespace
+
+struct TlsServerContext::Impl {
+  Rng rng;
+  mbedtls_ssl_config conf;
+  mbedtls_x509_crt cert;
+  mbedtls_pk_context key;
+  Impl() {
+    mbedtls_ssl_config_init(&conf);
+    mbedtls_x509_crt_init(&cert);
+    mbedtls_pk_init(&key);
+  }
+  ~Impl() {
+    mbedtls_pk_free(&key);
+    mbedtls_x509_crt_free(&cert);
+    mbedtls_ssl_config_free(&conf);
+  }
+};
+
+TlsServerContext::TlsServerContext() : impl_(std::make_unique<Impl>()) {}
+TlsServerContext::~TlsServerContext() = default;
+
+Result<std::shared_ptr<TlsServerContext>> TlsServerContext::load(const TlsServerOptions& o) {
+  std::shared_ptr<TlsServerContext> ctx(new TlsServerContext());
+  Impl& i = *ctx->impl_;
+  if (int rc = i.rng.seed(); rc != 0) return Status::internal("TLS random generator: " + mbed_error(rc));
+  if (int rc = mbedtls_x509_crt_parse_file(&i.cert, o.cert_file.c_str()); rc != 0)
+    return Status::invalid_argument("cannot load certificate " + o.cert_file + ": " + mbed_error(rc));
+  if (int rc = mbedtls_pk_parse_keyfile(&i.key, o.key_file.c_str(), nullptr); rc != 0)
+    return Status::invalid_argument("cannot load key " + o.key_file + ": " + mbed_error(rc));
+  if (int rc = mbedtls_ssl_config_defaults(&i.conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                           MBEDTLS_SSL_PRESET_DEFAULT);
+      rc != 0)
+    return Status::internal("TLS config: " + mbed_error(rc));
+  mbedtls_ssl_conf_rng(&i.conf, Rng::random, &i.rng);
+  mbedtls_ssl_conf_min_version(&i.conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);  // TLS 1.2+
+  mbedtls_ssl_conf_ciphersuites(&i.conf, kCiphersuites);
+  mbedtls_ssl_conf_renegotiation(&i.conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+  if (int rc = mbedtls_ssl_conf_own_cert(&i.conf, &i.cert, &i.key); rc != 0)
+    return Status::invalid_argument("certificate " + o.cert_file + " does not match key " + o.key_file + ": " +
+                                    mbed_error(rc));
+  return ctx;
+}
+
+struct TlsClientContext::Impl {
+  Rng rng;
+  mbedtls_ssl_config conf;
+  mbedtls_x509_crt ca;
+  TlsClientOptions options;
+  Impl() {
+    mbedtls_ssl_config_init(&conf);
+    mbedtls_x509_crt_init(&ca);
+  }
+  ~Impl() {
+    mbedtls_x509_crt_free(&ca);
+    mbedtls_ssl_config_free(&conf);
+  }
+};
+
+TlsClientContext::TlsClientContext() : impl_(std::make_unique<Impl>()) {}
+TlsClientContext::~TlsClientContext() = default;
+const TlsClientOptions& TlsClientContext::options() const { return impl_->options; }
+
+Result<std::shared_ptr<TlsClientContext>> TlsClientContext::load(const TlsClientOptions& o) {
+  std::shared_ptr<TlsClientContext> ctx(new TlsClientContext());
+  Impl& i = *ctx->impl_;
+  i.options = o;
+  if (int rc = i.rng.seed(); rc != 0) return Status::internal("TLS random generator: " + mbed_error(rc));
+  if (int rc = mbedtls_ssl_config_defaults(&i.conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                           MBEDTLS_SSL_PRESET_DEFAULT);
+      rc != 0)
+    return Status::internal("TLS config: " + mbed_error(rc));
+  mbedtls_ssl_conf_rng(&i.conf, Rng::random, &i.rng);
+  mbedtls_ssl_conf_min_version(&i.conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+  mbedtls_ssl_conf_renegotiation(&i.conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+  if (o.verify) {
+    if (int rc = mbedtls_x509_crt_parse_file(&i.ca, o.ca_file.c_str()); rc < 0)
+      return Status::invalid_argument("cannot load CA file " + o.ca_file + ": " + mbed_error(rc));
+    mbedtls_ssl_conf_ca_chain(&i.conf, &i.ca, nullptr);
+    mbedtls_ssl_conf_authmode(&i.conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+  } else {
+    mbedtls_ssl_conf_authmode(&i.conf, MBEDTLS_SSL_VERIFY_NONE);  // opportunistic (RFC 7435)
+  }
+  return ctx;
+}
+
+namespace net {
+
+struct TlsFilter::Impl {
+  mbedtls_ssl_context ssl;
+  std::string in;   // ciphertext received, not yet consumed by mbedTLS
+  std::string out;  // ciphertext to send
+  Impl() { mbedtls_ssl_init(&ssl); }
+  ~Impl() { mbedtls_ssl_free(&ssl); }
+  static int send(void* self, const unsigned char* buf, std::size_t len) {
+    static_cast<Impl*>(self)->out.append(reinterpret_cast<const char*>(buf), len);
+    return static_cast<int>(len);
+  }
+  static int recv(void* self, unsigned char* buf, std::size_t len) {
+    auto* i = static_cast<Impl*>(self);
+    if (i->in.empty()) return MBEDTLS_ERR_SSL_WANT_READ;
+    std::size_t n = std::min(len, i->in.size());
+    std::memcpy(buf, i->in.data(), n);
+    i->in.erase(0, n);
+    return static_cast<int>(n);
+  }
+};
+
+TlsFilter::TlsFilter() : impl_(std::make_unique<Impl>()) {}
+TlsFilter::~TlsFilter() = default;
+
+std::unique_ptr<TlsFilter> TlsFilter::server(std::shared_ptr<TlsServerContext> ctx) {
+  std::unique_ptr<TlsFilter> f(new TlsFilter());
+  if (int rc = mbedtls_ssl_setup(&f->impl_->ssl, &ctx->impl().conf); rc != 0) {
+    f->failed_ = true;
+    f->error_ = mbed_error(rc);
+  }
+  mbedtls_ssl_set_bio(&f->impl_->ssl, f->impl_.get(), Impl::send, Impl::recv, nullptr);
+  f->keep_ = std::move(ctx);
+  return f;
+}
+
+std::unique_ptr<TlsFilter> TlsFilter::client(std::shared_ptr<TlsClientContext> ctx) {
+  std::unique_ptr<TlsFilter> f(new TlsFilter());
+  if (int rc = mbedtls_ssl_setup(&f->impl_->ssl, &ctx->impl().conf); rc != 0) {
+    f->failed_ = true;
+    f->error_ = mbed_error(rc);
+  }
+  if (!ctx->options().server_name.empty())
+    mbedtls_ssl_set_hostname(&f->impl_->ssl, ctx->options().server_name.c_str());  // SNI + name check
+  mbedtls_ssl_set_bio(&f->impl_->ssl, f->impl_.get(), Impl::send, Impl::recv, nullptr);
+  f->keep_ = std::move(ctx);
+  if (!f->failed_) f->step();  // the ClientHello
+  return f;
+}
+
+bool TlsFilter::step() {
+  if (done_ || failed_) return !failed_;
+  int rc = mbedtls_ssl_handshake(&impl_->ssl);
+  if (rc == 0) {
+    done_ = true;
+  } else if (rc != MBEDTLS_ERR_SSL_WANT_READ && rc != MBEDTLS_ERR_SSL_WANT_WRITE) {
+    failed_ = true;
+    error_ = mbed_error(rc);
+  }
+  return !failed_;
+}
+
+bool TlsFilter::feed(std::string_view ciphertext) {
+  impl_->in.append(ciphertext);
+  return step();
+}
+
+bool TlsFilter::read(std::string& out) {
+  if (!done_) return !failed_;
+  unsigned char buf[16384];
+  for (;;) {
+    int n = mbedtls_ssl_read(&impl_->ssl, buf, sizeof buf);
+    if (n > 0) {
+      out.append(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE) return true;
+    if (n != 0 && n != MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
+      failed_ = true;
+      error_ = mbed_error(n);
+    }
+    return false;  // closed
+  }
+}
+
+bool TlsFilter::write(std::string_view plaintext) {
+  if (!done_ || failed_) return false;
+  while (!plaintext.empty()) {
+    int n = mbedtls_ssl_write(&impl_->ssl, reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size());
+    if (n < 0) {
+      failed_ = true;
+      error_ = mbed_error(n);
+      return false;
+    }
+    plaintext.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+std::string TlsFilter::take_ciphertext() {
+  std::string out;
+  out.swap(impl_->out);
+  return out;
+}
+
+void TlsFilter::close_notify() {
+  if (done_ && !failed_) mbedtls_ssl_close_notify(&impl_->ssl);
+}
+
+TlsInfo TlsFilter::info() const {
+  TlsInfo i;
+  i.version = mbedtls_ssl_get_version(&impl_->ssl);
+  i.cipher = mbedtls_ssl_get_ciphersuite(&impl_->ssl);
+  i.bits = 0;
+  return i;
+}
+
+}  // namespace net
+
+namespace {
+
+bool write_file(const std::string& path, const unsigned char* data, mode_t mode) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return false;
+  ::chmod(path.c_str(), mode);
+  bool ok = std::fputs(reinterpret_cast<const char*>(data), f) >= 0;
+  return std::fclose(f) == 0 && ok;
+}
+
+}  // namespace
+
+Status generate_self_signed(const std::string& cert_path, const std::string& key_path,
+                            const std::string& hostname) {
+  Rng rng;
+  if (int rc = rng.seed(); rc != 0) return Status::internal("random generator: " + mbed_error(rc));
+  mbedtls_pk_context key;
+  mbedtls_pk_init(&key);
+  mbedtls_x509write_cert crt;
+  mbedtls_x509write_crt_init(&crt);
+  mbedtls_mpi serial;
+  mbedtls_mpi_init(&serial);
+  Status result;
+  auto cleanup = [&] {
+    mbedtls_mpi_free(&serial);
+    mbedtls_x509write_crt_free(&crt);
+    mbedtls_pk_free(&key);
+  };
+  auto fail = [&](const std::string& what, int rc) {
+    cleanup();
+    return Status::internal(what + ": " + mbed_error(rc));
+  };
+  if (int rc = mbedtls_pk_setup(&key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)); rc) return fail("key", rc);
+  if (int rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(key), Rng::random, &rng); rc)
+    return fail("key generation", rc);
+  unsigned char serial_bytes[16];
+  Rng::random(&rng, serial_bytes, sizeof serial_bytes);
+  serial_bytes[0] &= 0x7f;  // positive
+  mbedtls_mpi_read_binary(&serial, serial_bytes, sizeof serial_bytes);
+  std::string subject = "CN=" + hostname;
+  std::time_t now = std::time(nullptr);
+  std::tm from{}, to{};
+  gmtime_r(&now, &from);
+  std::time_t later = now + 10LL * 365 * 24 * 3600;
+  gmtime_r(&later, &to);
+  char nb[16], na[16];
+  std::strftime(nb, sizeof nb, "%Y%m%d%H%M%S", &from);
+  std::strftime(na, sizeof na, "%Y%m%d%H%M%S", &to);
+  mbedtls_x509write_crt_set_version(&crt, MBEDTLS_X509_CRT_VERSION_3);
+  mbedtls_x509write_crt_set_md_alg(&crt, MBEDTLS_MD_SHA256);
+  mbedtls_x509write_crt_set_subject_key(&crt, &key);
+  mbedtls_x509write_crt_set_issuer_key(&crt, &key);
+  if (int rc = mbedtls_x509write_crt_set_subject_name(&crt, subject.c_str()); rc) return fail("subject", rc);
+  if (int rc = mbedtls_x509write_crt_set_issuer_name(&crt, subject.c_str()); rc) return fail("issuer", rc);
+  if (int rc = mbedtls_x509write_crt_set_serial(&crt, &serial); rc) return fail("serial", rc);
+  if (int rc = mbedtls_x509write_crt_set_validity(&crt, nb, na); rc) return fail("validity", rc);
+  if (int rc = mbedtls_x509write_crt_set_basic_constraints(&crt, 0, -1); rc) return fail("constraints", rc);
+  // subjectAltName: SEQUENCE { [2] dNSName } (RFC 5280 4.2.1.6), DER by hand (2.28 has no helper).
+  if (hostname.size() < 120) {
+    std::string san;
+    san += '\x30';
+    san += static_cast<char>(hostname.size() + 2);
+    san += '\x82';
+    san += static_cast<char>(hostname.size());
+    san += hostname;
+    if (int rc = mbedtls_x509write_crt_set_extension(&crt, MBEDTLS_OID_SUBJECT_ALT_NAME,
+                                                     MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0,
+                                                     reinterpret_cast<const unsigned char*>(san.data()), san.size());
+        rc)
+      return fail("subjectAltName", rc);
+  }
+  unsigned char pem[4096];
+  if (int rc = mbedtls_pk_write_key_pem(&key, pem, sizeof pem); rc) return fail("key PEM", rc);
+  if (!write_file(key_path, pem, 0600)) {
+    cleanup();
+    return Status::io_error("cannot write " + key_path);
+  }
+  if (int rc = mbedtls_x509write_crt_pem(&crt, pem, sizeof pem, Rng::random, &rng); rc) return fail("certificate PEM", rc);
+  if (!write_file(cert_path, pem, 0644)) {
+    cleanup();
+    return Status::io_error("cannot write " + cert_path);
+  }
+  cleanup();
+  return result;
+}
+
+}  // namespace cmail

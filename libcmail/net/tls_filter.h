@@ -1,0 +1,50 @@
+// libcmail/net/tls_filter.h: mbedTLS as a byte filter over memory buffers (private).
+//
+// Ciphertext from the socket goes in with feed(); plaintext comes out of read(); plaintext to
+// send goes in with write() and ciphertext for the socket comes out of take_ciphertext(). The
+// handshake runs inside feed()/step(). No sockets, no threads.
+//
+// Thread-safety: one filter per connection, one thread.
+#pragma once
+
+#include <cmail/tls_context.h>
+#include <cmail/transport.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace cmail::net {
+
+class TlsFilter {
+ public:
+  static std::unique_ptr<TlsFilter> server(std::shared_ptr<TlsServerContext> ctx);
+  static std::unique_ptr<TlsFilter> client(std::shared_ptr<TlsClientContext> ctx);
+  ~TlsFilter();
+
+  // Takes ciphertext and advances the handshake or decrypts; returns false on a fatal error.
+  bool feed(std::string_view ciphertext);
+  // Decrypted bytes since the last call (appended to out). Returns false at close_notify/EOF.
+  bool read(std::string& out);
+  // Encrypts plaintext (only after the handshake). Returns false on error.
+  bool write(std::string_view plaintext);
+  std::string take_ciphertext();
+  void close_notify();
+
+  bool handshake_done() const { return done_; }
+  bool failed() const { return failed_; }
+  const std::string& error() const { return error_; }
+  TlsInfo info() const;
+
+ private:
+  TlsFilter();
+  bool step();  // the handshake
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<void> keep_;  // the context outlives the session
+  bool done_ = false;
+  bool failed_ = false;
+  std::string error_;
+};
+
+}  // namespace cmail::net

@@ -1,0 +1,335 @@
+// The runtime on real loopback sockets: a tiny line engine behind the connection driver,
+// clients on other threads with blocking sockets (and the TLS filter as a TLS client).
+#include <cmail/net.h>
+#include <doctest/doctest.h>
+
+#include "tls_filter.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+#include <filesystem>
+#include <thread>
+
+using namespace cmail;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::atomic<int> g_lines{0};
+
+// Echoes lines; "STARTTLS" asks for TLS, "QUIT" closes, "BIG" answers 8 MiB.
+struct LineEngine {
+  std::string in, out;
+  std::deque<Event> events;
+  bool tls_wait = false, closed = false;
+  std::chrono::milliseconds idle{5000};
+
+  LineEngine() { out = "hello\r\n"; }
+  void receive(std::string_view b) {
+    if (tls_wait || closed) return;
+    in.append(b);
+    std::size_t p;
+    while (!tls_wait && !closed && (p = in.find("\r\n")) != std::string::npos) {
+      std::string line = in.substr(0, p);
+      in.erase(0, p + 2);
+      ++g_lines;
+      if (line == "STARTTLS") {
+        out += "go\r\n";
+        events.push_back(StartTls{std::move(in)});
+        in.clear();
+        tls_wait = true;
+      } else if (line == "QUIT") {
+        out += "bye\r\n";
+        events.push_back(Close{});
+        closed = true;
+      } else if (line == "BIG") {
+        out += std::string(8 << 20, 'x') + "\r\n";
+      } else {
+        out += "echo: " + line + "\r\n";
+      }
+    }
+  }
+  void receive_eof() {
+    closed = true;
+    events.push_back(Close{});
+  }
+  std::string_view pending_output() const { return out; }
+  void consume_output(std::size_t n) { out.erase(0, n); }
+  std::optional<Event> next_event() {
+    if (events.empty()) return std::nullopt;
+    Event e = events.front();
+    events.pop_front();
+    return e;
+  }
+  void tls_established(const TlsInfo& i) {
+    tls_wait = false;
+    out += "tls " + i.version + "\r\n";
+  }
+  void timed_out() {
+    out += "timeout\r\n";
+    events.push_back(Close{});
+    closed = true;
+  }
+  bool wants_read() const { return !tls_wait && !closed; }
+  std::chrono::milliseconds timeout() const { return idle; }
+};
+static_assert(Engine<LineEngine>);
+
+struct Server {
+  net::Runtime rt;
+  std::thread thread;
+  std::vector<int> ids;
+  std::chrono::milliseconds idle{5000};
+
+  int add(net::ListenerOptions o) {
+    auto id = rt.listen(o, [this](const PeerInfo&, net::Kick) {
+      auto e = std::make_shared<LineEngine>();
+      e->idle = idle;
+      return std::make_unique<net::EngineHandler<LineEngine>>(e);
+    });
+    REQUIRE_MESSAGE(id.has_value(), id.error().to_string());
+    return *id;
+  }
+  void start() { thread = std::thread([this] { rt.run(); }); }
+  ~Server() {
+    rt.shutdown(100ms);
+    if (thread.joinable()) thread.join();
+  }
+};
+
+int connect_to(std::uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+void send_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    if (n <= 0) return;
+    s.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// Reads until `until` appears in what was read, EOF, or the 5 s timeout.
+std::string read_until(int fd, std::string_view until, bool* eof = nullptr) {
+  std::string got;
+  char buf[65536];
+  while (got.find(until) == std::string::npos) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      if (eof) *eof = n == 0;
+      break;
+    }
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+// A blocking TLS client over the same filter the server uses.
+struct TlsClient {
+  int fd;
+  std::unique_ptr<net::TlsFilter> tls;
+  explicit TlsClient(int f) : fd(f) {
+    TlsClientOptions o;
+    o.verify = false;
+    auto ctx = TlsClientContext::load(o);
+    REQUIRE(ctx.has_value());
+    tls = net::TlsFilter::client(*ctx);
+  }
+  bool handshake() {
+    char buf[16384];
+    for (int i = 0; i < 100 && !tls->handshake_done() && !tls->failed(); ++i) {
+      send_all(fd, tls->take_ciphertext());
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      tls->feed(std::string_view(buf, static_cast<std::size_t>(n)));
+    }
+    send_all(fd, tls->take_ciphertext());
+    return tls->handshake_done();
+  }
+  void write(std::string_view s) {
+    REQUIRE(tls->write(s));
+    send_all(fd, tls->take_ciphertext());
+  }
+  std::string read_until(std::string_view until) {
+    std::string got;
+    char buf[16384];
+    tls->read(got);
+    while (got.find(until) == std::string::npos) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      tls->feed(std::string_view(buf, static_cast<std::size_t>(n)));
+      if (!tls->read(got)) break;
+    }
+    return got;
+  }
+};
+
+struct Certs {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("cmail-net-" + std::to_string(getpid()));
+  std::shared_ptr<TlsServerContext> ctx;
+  Certs() {
+    std::filesystem::create_directories(dir);
+    REQUIRE(generate_self_signed((dir / "c.pem").string(), (dir / "k.pem").string(), "mx.test").ok());
+    CHECK((std::filesystem::status(dir / "k.pem").permissions() & std::filesystem::perms::others_read) ==
+          std::filesystem::perms::none);
+    auto c = TlsServerContext::load({(dir / "c.pem").string(), (dir / "k.pem").string()});
+    REQUIRE_MESSAGE(c.has_value(), c.error().to_string());
+    ctx = *c;
+  }
+  ~Certs() { std::filesystem::remove_all(dir); }
+};
+
+}  // namespace
+
+TEST_CASE("runtime: plain connections, several at once") {
+  Server s;
+  int id = s.add({});
+  s.start();
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 5; ++i) {
+    clients.emplace_back([&, i] {
+      int fd = connect_to(s.rt.port(id));
+      std::string greet = read_until(fd, "hello\r\n");
+      send_all(fd, "ping " + std::to_string(i) + "\r\nQUIT\r\n");
+      bool eof = false;
+      std::string got = read_until(fd, "\r\nbye\r\n", &eof);
+      if (greet == "hello\r\n" && got == "echo: ping " + std::to_string(i) + "\r\nbye\r\n") ++ok;
+      close(fd);
+    });
+  }
+  for (auto& t : clients) t.join();
+  CHECK(ok == 5);
+}
+
+TEST_CASE("runtime: implicit TLS holds the greeting until the handshake") {
+  Certs certs;
+  Server s;
+  net::ListenerOptions o;
+  o.implicit_tls = true;
+  o.tls = certs.ctx;
+  int id = s.add(o);
+  s.start();
+  int fd = connect_to(s.rt.port(id));
+  TlsClient c(fd);
+  REQUIRE(c.handshake());
+  CHECK(c.read_until("tls TLSv1.2\r\n") == "hello\r\ntls TLSv1.2\r\n");
+  c.write("secret\r\n");
+  CHECK(c.read_until("\r\n") == "echo: secret\r\n");
+  close(fd);
+  // A plaintext client on the TLS port gets nothing and is closed.
+  int plain = connect_to(s.rt.port(id));
+  send_all(plain, "hello there\r\n\r\n");
+  bool eof = false;
+  std::string got = read_until(plain, "hello\r\n", &eof);
+  CHECK(got.find("hello\r\n") == std::string::npos);
+  close(plain);
+}
+
+TEST_CASE("runtime: STARTTLS, and bytes after it go to the handshake, never to the engine") {
+  Certs certs;
+  Server s;
+  net::ListenerOptions o;
+  o.tls = certs.ctx;
+  int id = s.add(o);
+  s.start();
+  SUBCASE("a real upgrade") {
+    int fd = connect_to(s.rt.port(id));
+    read_until(fd, "hello\r\n");
+    send_all(fd, "STARTTLS\r\n");
+    CHECK(read_until(fd, "go\r\n") == "go\r\n");
+    TlsClient c(fd);
+    REQUIRE(c.handshake());
+    CHECK(c.read_until("\r\n") == "tls TLSv1.2\r\n");
+    c.write("inside\r\n");
+    CHECK(c.read_until("\r\n") == "echo: inside\r\n");
+    close(fd);
+  }
+  SUBCASE("command injection") {
+    int fd = connect_to(s.rt.port(id));
+    read_until(fd, "hello\r\n");
+    int before = g_lines;
+    send_all(fd, "STARTTLS\r\nQUIT\r\n");  // QUIT rides in the same packet
+    bool eof = false;
+    std::string got = read_until(fd, "bye\r\n", &eof);
+    CHECK(got.starts_with("go\r\n"));
+    CHECK(got.find("bye") == std::string::npos);  // QUIT was handed to TLS and failed it
+    CHECK(eof);
+    CHECK(g_lines == before + 1);
+    close(fd);
+  }
+}
+
+TEST_CASE("runtime: idle timeout, per-address limit, post() from another thread") {
+  Server s;
+  s.idle = 300ms;
+  net::ListenerOptions o;
+  o.max_per_address = 1;
+  int id = s.add(o);
+  s.start();
+  int first = connect_to(s.rt.port(id));
+  read_until(first, "hello\r\n");
+  int second = connect_to(s.rt.port(id));
+  bool eof = false;
+  std::string got = read_until(second, "hello\r\n", &eof);
+  CHECK(got.empty());  // closed at once, not left waiting
+  CHECK(eof);
+  close(second);
+  got = read_until(first, "timeout\r\n", &eof);
+  CHECK(got == "timeout\r\n");
+  read_until(first, "never", &eof);
+  CHECK(eof);
+  close(first);
+  std::atomic<bool> ran{false};
+  std::thread([&] { s.rt.post([&] { ran = true; }); }).join();
+  for (int i = 0; i < 100 && !ran; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(ran);
+}
+
+TEST_CASE("runtime: a client that does not read stops the server reading") {
+  Server s;
+  net::ListenerOptions o;
+  o.max_output_buffer = 64 * 1024;
+  int id = s.add(o);
+  s.start();
+  int fd = connect_to(s.rt.port(id));
+  read_until(fd, "hello\r\n");
+  int before = g_lines;
+  send_all(fd, "BIG\r\n");
+  std::this_thread::sleep_for(200ms);
+  send_all(fd, "one\r\ntwo\r\n");
+  std::this_thread::sleep_for(200ms);
+  CHECK(g_lines == before + 1);  // "one" and "two" wait in the socket
+  std::string got = read_until(fd, "echo: two\r\n");
+  CHECK(got.size() == (8u << 20) + 2 + 11 + 11);
+  CHECK(g_lines == before + 3);
+  close(fd);
+}
+
+TEST_CASE("runtime: shutdown lets a connection in flight finish within the grace period") {
+  auto s = std::make_unique<Server>();
+  int id = s->add({});
+  s->start();
+  int fd = connect_to(s->rt.port(id));
+  read_until(fd, "hello\r\n");
+  s->rt.shutdown(2000ms);
+  std::this_thread::sleep_for(100ms);
+  send_all(fd, "still here\r\nQUIT\r\n");
+  CHECK(read_until(fd, "bye\r\n") == "echo: still here\r\nbye\r\n");
+  close(fd);
+  s->thread.join();  // run() returned: the last connection closed
+  CHECK(s->rt.connections() == 0);
+}
