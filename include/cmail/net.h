@@ -56,7 +56,7 @@ template <Engine E>
 class EngineHandler final : public Handler {
  public:
   EngineHandler(std::shared_ptr<E> engine, std::shared_ptr<void> keep = nullptr)
-      : engine_(std::move(engine)), keep_(std::move(keep)) {}
+      : keep_(std::move(keep)), engine_(std::move(engine)) {}
   void receive(std::string_view b) override { engine_->receive(b); }
   void receive_eof() override { engine_->receive_eof(); }
   std::string_view pending_output() const override { return engine_->pending_output(); }
@@ -68,8 +68,8 @@ class EngineHandler final : public Handler {
   std::chrono::milliseconds timeout() const override { return engine_->timeout(); }
 
  private:
+  std::shared_ptr<void> keep_;  // declared first: destroyed after the engine
   std::shared_ptr<E> engine_;
-  std::shared_ptr<void> keep_;  // destroyed after the engine
 };
 
 struct ListenerOptions {

@@ -1,0 +1,45 @@
+// cmail/daemon.h: what the shipped daemons share: logging, the pid file, dropping privileges
+// and detaching (spec 2.3, 2.4).
+//
+// Thread-safety: Logger::log may be called from any thread; the rest at startup, before
+// threads exist (detach) or once (drop_privileges).
+#pragma once
+
+#include <cmail/export.h>
+#include <cmail/status.h>
+
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace cmail {
+
+// Lines prefixed with a timestamp ("Tue, 24 Nov 2026 10:03:46 +0000 "), to the log file if
+// one is set, and to stderr while in the foreground. reopen() on SIGHUP (log rotation).
+class CMAIL_EXPORT Logger {
+ public:
+  Logger(int verbosity, std::string file);
+  ~Logger();
+  Status open();
+  void reopen();
+  void log(int level, std::string_view line);  // shown when level <= verbosity
+  void set_foreground(bool f) { foreground_ = f; }
+
+ private:
+  int verbosity_;
+  std::string path_;
+  std::FILE* file_ = nullptr;
+  bool foreground_ = true;
+  std::mutex mu_;
+};
+
+// Forks into the background (setsid, stdio to /dev/null). The parent writes the child's pid
+// to `pidfile` (if set) and exits 0. REQUIRES: no threads yet.
+CMAIL_EXPORT Status detach(const std::string& pidfile);
+// Writes this process's pid (foreground runs; the original left the file empty, spec 16.2).
+CMAIL_EXPORT Status write_pidfile(const std::string& pidfile);
+// When running as root: switches to `group` (or `user`'s primary group) and `user`.
+CMAIL_EXPORT Status drop_privileges(const std::string& user, const std::string& group);
+
+}  // namespace cmail

@@ -1,0 +1,100 @@
+// Logging, pid files, privileges and detaching for the daemons.
+#include <cmail/daemon.h>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+namespace cmail {
+
+Logger::Logger(int verbosity, std::string file) : verbosity_(verbosity), path_(std::move(file)) {}
+Logger::~Logger() {
+  if (file_) std::fclose(file_);
+}
+
+Status Logger::open() {
+  if (path_.empty()) return Status();
+  std::FILE* f = std::fopen(path_.c_str(), "a");
+  if (!f) return Status::io_error("cannot open log file " + path_ + ": " + std::strerror(errno));
+  std::lock_guard lock(mu_);
+  if (file_) std::fclose(file_);
+  file_ = f;
+  return Status();
+}
+
+void Logger::reopen() { (void)open(); }
+
+void Logger::log(int level, std::string_view line) {
+  if (level > verbosity_) return;
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char stamp[64];
+  std::strftime(stamp, sizeof stamp, "%a, %d %b %Y %T %z", &tm);  // spec 2.3
+  std::lock_guard lock(mu_);
+  if (file_) {
+    std::fprintf(file_, "%s %.*s\n", stamp, static_cast<int>(line.size()), line.data());
+    std::fflush(file_);
+  }
+  if (foreground_) std::fprintf(stderr, "%s %.*s\n", stamp, static_cast<int>(line.size()), line.data());
+}
+
+Status write_pidfile(const std::string& pidfile) {
+  if (pidfile.empty()) return Status();
+  std::FILE* f = std::fopen(pidfile.c_str(), "w");
+  if (!f) return Status::io_error("cannot write pid file " + pidfile + ": " + std::strerror(errno));
+  std::fprintf(f, "%d\n", static_cast<int>(getpid()));
+  std::fclose(f);
+  return Status();
+}
+
+Status detach(const std::string& pidfile) {
+  pid_t pid = fork();
+  if (pid < 0) return Status::io_error(std::string("fork: ") + std::strerror(errno));
+  if (pid > 0) {
+    if (!pidfile.empty()) {
+      if (std::FILE* f = std::fopen(pidfile.c_str(), "w")) {
+        std::fprintf(f, "%d\n", static_cast<int>(pid));
+        std::fclose(f);
+      }
+    }
+    _exit(0);
+  }
+  setsid();
+  int null = ::open("/dev/null", O_RDWR);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    if (null > 2) close(null);
+  }
+  return Status();
+}
+
+Status drop_privileges(const std::string& user, const std::string& group) {
+  if (geteuid() != 0 || (user.empty() && group.empty())) return Status();
+  uid_t uid = 0;
+  gid_t gid = 0;
+  if (!user.empty()) {
+    passwd* pw = getpwnam(user.c_str());
+    if (!pw) return Status::invalid_argument("unknown user '" + user + "'");
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+  }
+  if (!group.empty()) {
+    struct group* gr = getgrnam(group.c_str());
+    if (!gr) return Status::invalid_argument("unknown group '" + group + "'");
+    gid = gr->gr_gid;
+  }
+  if (chdir("/") != 0) return Status::io_error("chdir /");
+  if (setgroups(0, nullptr) != 0 || setgid(gid) != 0) return Status::io_error(std::string("setgid: ") + std::strerror(errno));
+  if (!user.empty() && setuid(uid) != 0) return Status::io_error(std::string("setuid: ") + std::strerror(errno));
+  return Status();
+}
+
+}  // namespace cmail

@@ -1,0 +1,328 @@
+#!/usr/bin/python3
+"""cmail-smtpd and `cmail serve` with real clients on loopback: Python's smtplib, swaks, curl.
+
+Usage: smtpd_test.py BUILD_DIR
+
+Each test starts the real daemon on ephemeral ports (port 0 in its config, the bound ports
+read from its stdout), talks to it, and checks the master database afterwards.
+"""
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
+SMTPD = os.path.join(BUILD, "frontends", "cmail-smtpd", "cmail-smtpd")
+CMAIL = os.path.join(BUILD, "frontends", "cmail", "cmail")
+ADMIN = os.path.join(BUILD, "frontends", "cmail-admin", "cmail-admin")
+
+TLS = ssl.create_default_context()
+TLS.check_hostname = False
+TLS.verify_mode = ssl.CERT_NONE
+
+
+def read_ports(proc, count, timeout=10):
+    ports = {}
+    deadline = time.time() + timeout
+    while len(ports) < count and time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.match(r"(\w+) [\d.:]+:(\d+)$", line.strip())
+        if m:
+            ports.setdefault(m.group(1), []).append(int(m.group(2)))
+    return ports
+
+
+class Daemon:
+    """A cmail-smtpd on 127.0.0.1 with three listeners: smtp (STARTTLS), submission, smtps."""
+
+    def __init__(self, tmp, size=1000000, extra=""):
+        self.tmp = tmp
+        self.db = os.path.join(tmp, "master.db3")
+        self.admin("init")
+        self.admin("user", "add", "alice", "wonderland")
+        self.admin("user", "add", "bob", "builder")
+        self.admin("address", "add", "alice@local.test", "store", "alice")
+        self.admin("address", "add", "bob@local.test", "store", "bob")
+        self.admin("smtpd", "enable", "alice", "any")
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=mx.local.test"],
+                       check=True, capture_output=True)
+        self.conf = os.path.join(tmp, "smtpd.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"""# test configuration
+verbosity 0
+database {self.db}
+bind 127.0.0.1 0 announce=mx.local.test size={size} cert={cert} key={key}
+bind 127.0.0.1 0 announce=mx.local.test size={size} cert={cert} key={key} auth=tlsonly,strict
+bind 127.0.0.1 0 announce=mx.local.test size={size} cert={cert} key={key} tlsonly auth
+{extra}""")
+        self.proc = subprocess.Popen([SMTPD, self.conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        ports = read_ports(self.proc, 3)
+        assert len(ports.get("smtp", [])) == 1 and ports.get("submission") and ports.get("smtps"), ports
+        self.smtp, self.submission, self.smtps = ports["smtp"][0], ports["submission"][0], ports["smtps"][0]
+
+    def admin(self, *args):
+        subprocess.run([ADMIN, "-d", self.db, *args], check=True, capture_output=True, timeout=30)
+
+    def q(self, sql, *args):
+        c = sqlite3.connect(self.db)
+        try:
+            return c.execute(sql, args).fetchall()
+        finally:
+            c.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr = self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return self.proc.returncode
+
+
+def raw(port, data=None, read_until=b"\r\n", timeout=5):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    got = b""
+    while not got.endswith(b"\r\n"):
+        got += s.recv(4096)
+    if data is not None:
+        s.sendall(data)
+    return s, got
+
+
+def recv_until(s, marker, timeout=5):
+    s.settimeout(timeout)
+    got = b""
+    try:
+        while marker not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except socket.timeout:
+        pass
+    return got
+
+
+class SmtpdTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="cmail-smtpd-test-")
+        cls.d = Daemon(cls.tmp, size=100000)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.d.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        assert code == 0, f"cmail-smtpd exited {code}: {cls.d.stderr}"
+
+    def count(self, where, *args):
+        return self.d.q("SELECT COUNT(*) FROM mailbox WHERE " + where, *args)[0][0]
+
+    def test_smtplib_plain_and_starttls(self):
+        with smtplib.SMTP("127.0.0.1", self.d.smtp, timeout=10) as s:
+            code, caps = s.ehlo("client.test")
+            self.assertEqual(code, 250)
+            self.assertIn(b"STARTTLS", caps)
+            self.assertNotIn(b"AUTH", caps)
+            s.sendmail("sender@remote.test", ["alice@local.test"], "Subject: plain\r\n\r\nbody one\r\n")
+            s.starttls(context=TLS)
+            s.ehlo("client.test")
+            s.sendmail("sender@remote.test", ["alice@local.test", "bob@local.test"], "Subject: tls\r\n\r\nbody two\r\n")
+        self.assertEqual(self.count("mail_proto = 'esmtp' AND mail_data LIKE '%Subject: plain%'"), 1)
+        self.assertEqual(self.count("mail_proto = 'esmtps' AND mail_data LIKE '%Subject: tls%'"), 2)
+        data = self.d.q("SELECT mail_data FROM mailbox WHERE mail_data LIKE '%Subject: tls%' LIMIT 1")[0][0]
+        self.assertTrue(data.startswith("Received: from client.test (127.0.0.1)\r\n\tby mx.local.test (cmail) with ESMTPS id "), data)
+
+    def test_smtplib_submission_auth_plain_login_and_smtps(self):
+        with smtplib.SMTP("127.0.0.1", self.d.submission, timeout=10) as s:
+            s.ehlo()
+            with self.assertRaises(smtplib.SMTPSenderRefused):  # 530 before AUTH
+                s.sendmail("alice@local.test", ["far@remote.test"], "x")
+            s.starttls(context=TLS)
+            s.ehlo()
+            s.login("alice", "wonderland")  # smtplib picks PLAIN
+            s.sendmail("alice@local.test", ["far@remote.test"], "Subject: submitted\r\n\r\nx\r\n")
+        with smtplib.SMTP_SSL("127.0.0.1", self.d.smtps, timeout=10, context=TLS) as s:
+            s.ehlo()
+            s.user, s.password = "alice", "wonderland"
+            code, _ = s.auth("LOGIN", s.auth_login)
+            self.assertEqual(code, 235)
+            s.sendmail("alice@local.test", ["far2@remote.test", "bob@local.test"], "Subject: smtps\r\n\r\ny\r\n")
+        with smtplib.SMTP_SSL("127.0.0.1", self.d.smtps, timeout=10, context=TLS) as s:
+            with self.assertRaises(smtplib.SMTPAuthenticationError):
+                s.login("alice", "wrong")
+        rows = self.d.q("SELECT mail_envelopeto, mail_remote, mail_envelopefrom FROM outbox ORDER BY mail_id")
+        self.assertIn(("far@remote.test", None, "alice@local.test"), rows)
+        self.assertIn(("far2@remote.test", None, "alice@local.test"), rows)
+        self.assertEqual(self.count("mail_user = 'bob' AND mail_proto = 'esmtpsa'"), 1)
+
+    def test_swaks_and_curl(self):
+        r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(self.d.smtp), "--tls",
+                            "--from", "swaks@remote.test", "--to", "alice@local.test", "--header", "Subject: swaks",
+                            "--body", "via swaks"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("250 2.0.0 OK queued as", r.stdout)
+        msg = os.path.join(self.tmp, "curl.eml")
+        with open(msg, "w") as f:
+            f.write("Subject: curl\r\n\r\nvia curl\r\n")
+        r = subprocess.run(["curl", "-sS", "--ssl-reqd", "-k", f"smtp://127.0.0.1:{self.d.submission}",
+                            "--user", "alice:wonderland", "--mail-from", "alice@local.test",
+                            "--mail-rcpt", "bob@local.test", "--upload-file", msg], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run(["curl", "-sS", "-k", f"smtps://127.0.0.1:{self.d.smtps}", "--user", "alice:wonderland",
+                            "--mail-from", "alice@local.test", "--mail-rcpt", "bob@local.test", "--upload-file", msg],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.count("mail_data LIKE '%via swaks%' AND mail_user = 'alice'"), 1)
+        self.assertEqual(self.count("mail_data LIKE '%via curl%' AND mail_user = 'bob'"), 2)
+
+    def test_open_relay_matrix_on_the_wire(self):
+        before = self.d.q("SELECT COUNT(*) FROM outbox")[0][0]
+        with smtplib.SMTP("127.0.0.1", self.d.smtp, timeout=10) as s:
+            s.ehlo("spammer.test")
+            s.mail("spammer@remote.test")
+            for rcpt in ["victim@remote.test", '"victim@remote.test"@remote.test', "victim%remote.test@other.test",
+                         "remote.test!victim@other.test", "@local.test:victim@remote.test", "victim@[192.0.2.7]",
+                         "victim@local.test.remote.test", "victim@LOCAL.TEST.remote.test"]:
+                code, text = s.rcpt(rcpt if rcpt.startswith("@") is False else "<" + rcpt + ">")
+                self.assertIn(code, (550, 501), (rcpt, code, text))
+            code, _ = s.rcpt("victim@local.test.")  # trailing dot: a syntax error
+            self.assertEqual(code, 501)
+        self.assertEqual(self.d.q("SELECT COUNT(*) FROM outbox")[0][0], before)
+
+    def test_starttls_command_injection(self):
+        s, greeting = raw(self.d.smtp)
+        s.sendall(b"EHLO x.test\r\n")
+        recv_until(s, b"250 ")
+        s.sendall(b"STARTTLS\r\nMAIL FROM:<evil@remote.test>\r\n")  # injected into the TLS handshake
+        got = recv_until(s, b"\r\n", timeout=2)
+        self.assertTrue(got.startswith(b"220 2.0.0"), got)
+        rest = recv_until(s, b"250", timeout=2)
+        self.assertNotIn(b"250", rest)  # the injected MAIL was never answered
+        s.close()
+
+    def test_pipelining_garbage_and_long_lines(self):
+        s, _ = raw(self.d.smtp)
+        s.sendall(b"EHLO x.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n"
+                  b"Subject: pipelined\r\n\r\n..dot\r\n.\r\nNOOP " + b"x" * 600 + b"\r\nNOOP\r\nQUIT\r\n")
+        got = recv_until(s, b"221 ")
+        self.assertIn(b"250 2.0.0 OK queued as", got)
+        self.assertIn(b"500 5.5.2 Line too long\r\n250 2.0.0 OK\r\n221 ", got)
+        s.close()
+        self.assertEqual(self.count("mail_data LIKE '%Subject: pipelined%' AND mail_data LIKE '%' || char(10) || '.dot%'"), 1)
+        s, _ = raw(self.d.smtp)
+        s.sendall(b"EHLO x.test\r\n" + b"GARBAGE\r\n" * 12)
+        got = recv_until(s, b"421 ")
+        self.assertIn(b"421 4.7.0", got)
+        self.assertEqual(recv_until(s, b"never", timeout=2), b"")  # closed
+        s.close()
+
+    def test_size_limit_and_disconnect_mid_data(self):
+        big = "Subject: big\r\n\r\n" + ("x" * 70 + "\r\n") * 3000
+        with smtplib.SMTP("127.0.0.1", self.d.smtp, timeout=10) as s:
+            # smtplib announces SIZE=, so the refusal comes at MAIL (RFC 1870 6.1).
+            with self.assertRaises(smtplib.SMTPSenderRefused) as e:
+                s.sendmail("a@remote.test", ["alice@local.test"], big)
+            self.assertEqual(e.exception.smtp_code, 552)
+        # A client that does not announce the size is stopped while the data streams in.
+        s, _ = raw(self.d.smtp)
+        s.sendall(b"EHLO x.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n")
+        recv_until(s, b"354")
+        s.sendall(big.encode() + b".\r\n")
+        self.assertIn(b"552 5.3.4", recv_until(s, b"552"))
+        s.close()
+        self.assertEqual(self.count("mail_data LIKE '%Subject: big%'"), 0)
+        s, _ = raw(self.d.smtp)
+        s.sendall(b"EHLO x.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\nSubject: cut\r\n\r\nhalf")
+        recv_until(s, b"354")
+        s.close()  # the client vanishes mid-DATA
+        time.sleep(0.3)
+        self.assertEqual(self.count("mail_data LIKE '%Subject: cut%'"), 0)
+        with smtplib.SMTP("127.0.0.1", self.d.smtp, timeout=10) as s:  # still serving
+            self.assertEqual(s.noop()[0], 250)
+
+    def test_many_connections_at_once(self):
+        socks = []
+        for _ in range(500):
+            socks.append(socket.create_connection(("127.0.0.1", self.d.smtp), timeout=10))
+        # 50 per address by default: the first 50 get a greeting, the rest are closed at once.
+        greeted = closed = 0
+        for s in socks:
+            data = recv_until(s, b"\r\n", timeout=5)
+            if data.startswith(b"220 "):
+                greeted += 1
+            elif data == b"":
+                closed += 1
+        for s in socks:
+            s.close()
+        self.assertEqual(greeted, 50)
+        self.assertEqual(closed, 450)
+        time.sleep(0.5)
+        with smtplib.SMTP("127.0.0.1", self.d.smtp, timeout=10) as s:  # and it serves again
+            self.assertEqual(s.noop()[0], 250)
+
+
+class ConfigAndServeTest(unittest.TestCase):
+    def test_bad_config_line_names_file_and_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            conf = os.path.join(tmp, "bad.conf")
+            with open(conf, "w") as f:
+                f.write("database /nonexistent\nbind 127.0.0.1 0 annouce=x\n")
+            r = subprocess.run([SMTPD, conf, "nodetach"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"{conf}:2: unknown bind option 'annouce=x'", r.stderr)
+
+    def test_cmail_serve_zero_config(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "data")
+            p = subprocess.Popen([CMAIL, "serve", "--data", data, "--smtp-port", "0", "--submission-port", "0",
+                                  "--smtps-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                ports = read_ports(p, 3)
+                self.assertEqual(sorted(ports), ["smtp", "smtps", "submission"])
+                for f in ("master.db3", "cert.pem", "key.pem"):
+                    self.assertTrue(os.path.exists(os.path.join(data, f)), f)
+                self.assertEqual(os.stat(os.path.join(data, "key.pem")).st_mode & 0o077, 0)
+                db = os.path.join(data, "master.db3")
+                for args in (["user", "add", "carol", "pw"], ["address", "add", "carol@localhost", "store", "carol"],
+                             ["smtpd", "enable", "carol", "any"]):
+                    subprocess.run([ADMIN, "-d", db, *args], check=True, capture_output=True)
+                with smtplib.SMTP_SSL("127.0.0.1", ports["smtps"][0], timeout=10, context=TLS) as s:
+                    s.login("carol", "pw")
+                    s.sendmail("carol@localhost", ["carol@localhost"], "Subject: serve\r\n\r\nzero config\r\n")
+                c = sqlite3.connect(db)
+                self.assertEqual(c.execute("SELECT COUNT(*) FROM mailbox WHERE mail_user = 'carol'").fetchone()[0], 1)
+                c.close()
+                # SIGTERM: graceful stop, exit 0.
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=15), 0)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stdout.close()
+                p.stderr.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
