@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cmail developer script: installs what is missing (Debian 12 packages), builds, runs or tests.
-#   ./dev.sh run    build, then create and show a master database in ./data
+#   ./dev.sh run    build, then run `cmail serve` with its zero-config default in ./data
 #   ./dev.sh test   build twice (plain and with AddressSanitizer + UBSan) and run every test
 #   ./dev.sh bench  build and run the benchmarks
 set -euo pipefail
@@ -42,24 +42,8 @@ case "$cmd" in
   run)
     install_missing
     build build
-    admin=build/frontends/cmail-admin/cmail-admin
-    mkdir -p data
-    db=data/master.db3
-    if [ ! -s "$db" ]; then
-      say "creating a new master database at $db"
-      run "$admin" --dbpath "$db" init
-    fi
-    say "the master database at $db"
-    run "$admin" --dbpath "$db" check
-    run "$admin" --dbpath "$db" user list
-    run "$admin" --dbpath "$db" address list
-    cat <<TXT
-
-Next steps (see docs/admin.md):
-  $admin -d $db user add alice              # asks for a password
-  $admin -d $db address add alice@example.test store alice
-  $admin -d $db smtpd enable alice any
-TXT
+    say "starting cmail serve on loopback (data in ./data; Ctrl-C stops it)"
+    run build/frontends/cmail/cmail serve --data data
     ;;
   test)
     install_missing
