@@ -159,6 +159,13 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
       } else if (key == "ciphers") {
         if (Status s = need_value(); !s.ok()) return s;
         b.ciphers = value;
+      } else if (key == "timeout" || key == "maxperip") {
+        if (Status s = need_value(); !s.ok()) return s;
+        std::uint32_t v = 0;
+        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+        if (ec != std::errc() || p != value.data() + value.size() || v == 0)
+          return bad(name, l.number, key + " must be a positive number");
+        (key == "timeout" ? b.timeout : b.max_per_address) = v;
       } else if (key == "dhparams") {
         // Accepted for compatibility; ECDHE needs no DH parameters (docs/config.md).
         if (Status s = need_value(); !s.ok()) return s;
@@ -183,7 +190,7 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
         }
       } else {
         return bad(name, l.number, "unknown bind option '" + opt +
-                                       "' (valid: announce= size= cert= key= ciphers= dhparams= tlsonly auth[=...])");
+                                       "' (valid: announce= size= cert= key= ciphers= dhparams= tlsonly auth[=...] timeout= maxperip=)");
       }
     }
     if (b.cert.empty() != b.key.empty() || (b.tlsonly && b.cert.empty()))

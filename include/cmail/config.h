@@ -43,6 +43,10 @@ struct SmtpdListener {
   bool auth_strict = false;     // MAIL needs AUTH (530)
   bool auth_private = false;    // "from remote" in Received
   std::optional<std::string> fixed_user;  // auth=fixed@user: pre-authenticated
+  // Extensions (not in the original): idle and data timeout in seconds (0 = RFC 5321 defaults)
+  // and the most connections from one client address.
+  std::uint32_t timeout = 0;
+  std::uint32_t max_per_address = 50;
   int line = 0;  // where it was defined, for messages
 };
 

@@ -34,6 +34,7 @@ Result<std::vector<BoundListener>> add_smtp_listeners(net::Runtime& rt, Store& s
     so.auth_requires_tls = l.auth_tlsonly;
     so.require_auth = l.auth_strict;
     so.authenticated_user = l.fixed_user;
+    if (l.timeout) so.command_timeout = so.data_timeout = std::chrono::seconds(l.timeout);
     SmtpBackendOptions bo;
     bo.hostname = l.announce;
     bo.private_received = l.auth_private;
@@ -42,6 +43,7 @@ Result<std::vector<BoundListener>> add_smtp_listeners(net::Runtime& rt, Store& s
     lo.port = l.port;
     lo.implicit_tls = l.tlsonly;
     lo.tls = tls;
+    lo.max_per_address = l.max_per_address;
     lo.name = l.tlsonly ? "smtps" : l.auth_strict ? "submission" : "smtp";
     Store* st = &store;
     net::Runtime* runtime = &rt;

@@ -31,16 +31,18 @@ TLS.check_hostname = False
 TLS.verify_mode = ssl.CERT_NONE
 
 
-def read_ports(proc, count, timeout=10):
+def read_ports(proc, count):
+    """Reads `count` listener lines ("smtp 127.0.0.1:40123") from the daemon's stdout."""
     ports = {}
-    deadline = time.time() + timeout
-    while len(ports) < count and time.time() < deadline:
-        line = proc.stdout.readline()
+    found = 0
+    while found < count:
+        line = proc.stdout.readline()  # the daemon prints them at once, or exits
         if not line:
             break
         m = re.match(r"(\w+) [\d.:]+:(\d+)$", line.strip())
         if m:
             ports.setdefault(m.group(1), []).append(int(m.group(2)))
+            found += 1
     return ports
 
 
@@ -71,9 +73,10 @@ bind 127.0.0.1 0 announce=mx.local.test size={size} cert={cert} key={key} tlsonl
 {extra}""")
         self.proc = subprocess.Popen([SMTPD, self.conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
-        ports = read_ports(self.proc, 3)
-        assert len(ports.get("smtp", [])) == 1 and ports.get("submission") and ports.get("smtps"), ports
+        ports = read_ports(self.proc, 3 + extra.count("bind"))
+        assert ports.get("smtp") and ports.get("submission") and ports.get("smtps"), ports
         self.smtp, self.submission, self.smtps = ports["smtp"][0], ports["submission"][0], ports["smtps"][0]
+        self.extra = ports["smtp"][1:]
 
     def admin(self, *args):
         subprocess.run([ADMIN, "-d", self.db, *args], check=True, capture_output=True, timeout=30)
@@ -127,7 +130,8 @@ class SmtpdTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="cmail-smtpd-test-")
-        cls.d = Daemon(cls.tmp, size=100000)
+        # A fourth listener with a 1 s timeout and room for 600 connections from one address.
+        cls.d = Daemon(cls.tmp, size=100000, extra="bind 127.0.0.1 0 announce=slow.test timeout=1 maxperip=600\n")
 
     @classmethod
     def tearDownClass(cls):
@@ -280,6 +284,32 @@ class SmtpdTest(unittest.TestCase):
         time.sleep(0.5)
         with smtplib.SMTP("127.0.0.1", self.d.smtp, timeout=10) as s:  # and it serves again
             self.assertEqual(s.noop()[0], 250)
+
+
+    def test_slow_client_is_timed_out(self):
+        s, greeting = raw(self.d.extra[0])
+        self.assertTrue(greeting.startswith(b"220 slow.test"))
+        s.sendall(b"EHLO x.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\nSubject: slow\r\n")
+        start = time.time()
+        got = recv_until(s, b"421", timeout=5)
+        self.assertIn(b"421 4.4.2 slow.test Timeout exceeded", got)
+        self.assertLess(time.time() - start, 4)
+        self.assertEqual(recv_until(s, b"never", timeout=2), b"")  # closed
+        s.close()
+        self.assertEqual(self.count("mail_data LIKE '%Subject: slow%'"), 0)
+
+    def test_500_sessions_at_once(self):
+        socks = [socket.create_connection(("127.0.0.1", self.d.extra[0]), timeout=10) for _ in range(500)]
+        try:
+            for s in socks:
+                self.assertTrue(recv_until(s, b"\r\n").startswith(b"220 "))
+            for s in socks:
+                s.sendall(b"NOOP\r\n")
+            replies = [recv_until(s, b"\r\n") for s in socks]
+            self.assertEqual(replies.count(b"250 2.0.0 OK\r\n"), 500)
+        finally:
+            for s in socks:
+                s.close()
 
 
 class ConfigAndServeTest(unittest.TestCase):

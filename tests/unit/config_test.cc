@@ -35,6 +35,11 @@ database /etc/cmail/databases/master.db3
   CHECK(c->listeners[4].auth_private);
   CHECK(c->listeners[4].auth_strict);
   CHECK(c->listeners[4].line == 9);
+  auto ext = config::parse_smtpd("database /x\nbind ::1 0 timeout=30 maxperip=200\n", "e");
+  REQUIRE(ext.has_value());
+  CHECK(ext->listeners[0].timeout == 30);
+  CHECK(ext->listeners[0].max_per_address == 200);
+  CHECK(ext->listeners[0].port == 0);
   // No trailing user/group needed (cmail's errno quirk, spec 16.1).
   CHECK(config::parse_smtpd("bind 127.0.0.1 smtp\ndatabase /x\n", "a").has_value());
   CHECK(config::parse_smtpd("bind 127.0.0.1 smtp\ndatabase /x\n", "a")->listeners[0].port == 25);
@@ -58,6 +63,7 @@ TEST_CASE("config: every bad line is reported with file and line") {
       {"verbosity 9\n", "f.conf:1: verbosity must be a number from 0 to 4"},
       {"\n\n# only comments\nbind * 25\n", "f.conf: no 'database' directive"},
       {"database /x\n", "f.conf: no 'bind' directive"},
+      {"database /x\nbind * 25 timeout=0\n", "f.conf:2: timeout must be a positive number"},
       {"database\n", "f.conf:1: 'database' needs an argument"},
   };
   for (const Case& c : cases) {
