@@ -34,6 +34,9 @@ struct Runtime::Impl {
   std::unordered_map<Conn*, std::shared_ptr<Conn>> conns;
   bool shutting_down = false;
   bool finished = false;
+  // One read buffer for every connection: on_read consumes it completely before returning,
+  // so an idle session costs no buffer memory.
+  char read_buf[64 * 1024];
 
   void finish_if_done();
   void begin_shutdown(std::chrono::milliseconds grace);
@@ -85,7 +88,6 @@ struct Conn : std::enable_shared_from_this<Conn> {
   bool closing = false;
   bool close_after_flush = false;
   int open_handles = 2;
-  char buf[64 * 1024];
 
   void start() {
     uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp), on_alloc, on_read);
@@ -95,7 +97,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
   static void on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* b) {
     auto* c = static_cast<Conn*>(h->data);
-    *b = uv_buf_init(c->buf, sizeof c->buf);
+    *b = uv_buf_init(c->rt->read_buf, sizeof c->rt->read_buf);
   }
 
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
@@ -106,7 +108,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
     } else if (n < 0) {
       return c->close();
     } else if (n > 0) {
-      std::string_view bytes(c->buf, static_cast<std::size_t>(n));
+      std::string_view bytes(c->rt->read_buf, static_cast<std::size_t>(n));
       if (c->tls) {
         bool was_done = c->tls->handshake_done();
         if (!c->tls->feed(bytes)) return c->close();  // handshake or record failure
