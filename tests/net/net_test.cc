@@ -333,3 +333,30 @@ TEST_CASE("runtime: shutdown lets a connection in flight finish within the grace
   s->thread.join();  // run() returned: the last connection closed
   CHECK(s->rt.connections() == 0);
 }
+
+TEST_CASE("runtime: IPv6 listeners") {
+  Server s;
+  net::ListenerOptions o;
+  o.host = "::1";
+  auto id = s.rt.listen(o, [](const PeerInfo& peer, net::Kick) {
+    CHECK(peer.address == "::1");
+    return std::make_unique<net::EngineHandler<LineEngine>>(std::make_shared<LineEngine>());
+  });
+  if (!id) {
+    MESSAGE("no IPv6 loopback on this machine: " << id.error().to_string());
+    return;
+  }
+  s.start();
+  int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(s.rt.port(*id));
+  a.sin6_addr = in6addr_loopback;
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  CHECK(read_until(fd, "hello\r\n") == "hello\r\n");
+  send_all(fd, "v6\r\n");
+  CHECK(read_until(fd, "\r\n") == "echo: v6\r\n");
+  close(fd);
+}
