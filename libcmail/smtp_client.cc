@@ -108,7 +108,7 @@ void Client::tls_established(const TlsInfo&) {
   // RFC 3207 4.2: forget what the server said before TLS and greet again.
   ext_ = Extensions{};
   in_.clear();
-  parser_ = ReplyParser{};
+  parser_.reset();
   greet();
 }
 

@@ -47,6 +47,8 @@ class CMAIL_EXPORT ReplyParser {
  public:
   // `line` without CRLF. Returns an error for a line that is not "DDD[ -]text".
   Result<std::optional<Reply>> feed(std::string_view line);
+  // Forgets a partial multi-line reply (after STARTTLS).
+  void reset() { partial_.reset(); }
 
  private:
   std::optional<Reply> partial_;
