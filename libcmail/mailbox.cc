@@ -160,6 +160,18 @@ Result<std::string> Store::Impl::user_schema(Connection& w, const std::string& u
 
 namespace {
 
+// Bumps a folder's HIGHESTMODSEQ for one change (RFC 7162 3.1) and returns the new value.
+std::int64_t next_modseq(Connection& c, std::int64_t folder) {
+  Stmt b = c.prepare(
+      "UPDATE main.folders SET folder_highestmodseq = folder_highestmodseq + 1 "
+      "WHERE folder_id = ?1 RETURNING folder_highestmodseq");
+  b.bind(1, folder);
+  if (!b.step()) throw SqlError{Status::internal("message without a folder")};
+  std::int64_t modseq = b.int64(0);
+  b.run();
+  return modseq;
+}
+
 void insert_local(Connection& c, const std::string& schema, const Delivery& d,
                   const LocalCopy& copy, std::int64_t now) {
   std::int64_t folder = detail::ensure_folder_id(c, copy.user, copy.folder);
@@ -425,13 +437,7 @@ class MailboxesImpl final : public Mailboxes {
           if (!s.step()) throw SqlError{Status::not_found("no such message")};
           std::int64_t folder = s.int64(0);
           s.run();
-          Stmt b = c.prepare(
-              "UPDATE main.folders SET folder_highestmodseq = folder_highestmodseq + 1 "
-              "WHERE folder_id = ?1 RETURNING folder_highestmodseq");
-          b.bind(1, folder);
-          if (!b.step()) throw SqlError{Status::internal("message without folder")};
-          modseq = static_cast<std::uint64_t>(b.int64(0));
-          b.run();
+          modseq = static_cast<std::uint64_t>(next_modseq(c, folder));
           c.prepare("UPDATE \"" + *schema +
                     "\".mailbox SET mail_flags = ?1, mail_keywords = ?2, mail_read = ?3, "
                     "mail_modseq = ?4 WHERE mail_id = ?5")
@@ -463,20 +469,12 @@ class MailboxesImpl final : public Mailboxes {
             std::optional<std::int64_t> uid = s.opt_int64(1);
             s.run();
             if (uid) {
-              Stmt b = c.prepare(
-                  "UPDATE main.folders SET folder_highestmodseq = folder_highestmodseq + 1 "
-                  "WHERE folder_id = ?1 RETURNING folder_highestmodseq");
-              b.bind(1, folder);
-              if (b.step()) {
-                std::int64_t modseq = b.int64(0);
-                b.run();
-                c.prepare("INSERT OR REPLACE INTO main.expunged (exp_folder, exp_uid, exp_modseq) "
-                          "VALUES (?1, ?2, ?3)")
-                    .bind(1, folder)
-                    .bind(2, *uid)
-                    .bind(3, modseq)
-                    .run();
-              }
+              c.prepare("INSERT OR REPLACE INTO main.expunged (exp_folder, exp_uid, exp_modseq) "
+                        "VALUES (?1, ?2, ?3)")
+                  .bind(1, folder)
+                  .bind(2, *uid)
+                  .bind(3, next_modseq(c, folder))
+                  .run();
             }
             c.prepare("DELETE FROM \"" + schema + "\".mailbox WHERE mail_id = ?1")
                 .bind(1, ref.id)
