@@ -24,6 +24,10 @@ bool iequals_prefix(std::string_view s, std::string_view prefix) {
 // never carry them (SMTP smuggling: only <CRLF>.<CRLF> ended the message, and any line
 // boundary the peer hid in a bare LF becomes a real one, dot-stuffed when relayed).
 void append_normalized(std::string& out, std::string_view line) {
+  if (line.find_first_of("\r\n") == std::string_view::npos) {
+    out.append(line);  // the common case
+    return;
+  }
   for (char c : line) {
     if (c == '\r' || c == '\n') {
       out += "\r\n";
@@ -234,6 +238,7 @@ void Server::observe(std::string_view bytes) {
 
 bool Server::process_data() {
   std::string chunk;
+  std::size_t off = 0;  // bytes of in_ consumed; erased once at the end (no memmove per line)
   auto flush = [&] {
     if (chunk.empty()) return;
     observe(chunk);
@@ -241,26 +246,27 @@ bool Server::process_data() {
     chunk.clear();
   };
   for (;;) {
-    std::size_t pos = in_.find("\r\n", scan_ > 0 ? scan_ - 1 : 0);
+    std::size_t pos = in_.find("\r\n", std::max(off, scan_ > 0 ? scan_ - 1 : 0));
     if (pos == std::string::npos) {
       // No complete line yet. An over-long line is passed on in pieces so that nothing grows
       // without bound; the piece never ends the message (only a whole "." line does).
-      std::size_t keep = !in_.empty() && in_.back() == '\r' ? 1 : 0;
-      if (in_.size() - keep >= options_.max_text_line) {
+      std::size_t keep = in_.size() > off && in_.back() == '\r' ? 1 : 0;
+      if (in_.size() - off - keep >= options_.max_text_line) {
         txn_.line_too_long = true;
-        std::string_view part = std::string_view(in_).substr(0, in_.size() - keep);
+        std::string_view part = std::string_view(in_).substr(off, in_.size() - off - keep);
         if (txn_.data_at_line_start && part.front() == '.') part.remove_prefix(1);
         txn_.size += part.size();
         append_normalized(chunk, part);
-        in_.erase(0, in_.size() - keep);
+        off = in_.size() - keep;
         txn_.data_at_line_start = false;
       }
       if (options_.max_message_size && txn_.size > options_.max_message_size) txn_.too_big = true;
+      in_.erase(0, off);
       scan_ = in_.size();
       flush();
       return false;
     }
-    std::string_view line = std::string_view(in_).substr(0, pos);
+    std::string_view line = std::string_view(in_).substr(off, pos - off);
     if (txn_.data_at_line_start && line == ".") {  // RFC 5321 4.1.1.4: end of mail data
       in_.erase(0, pos + 2);
       scan_ = 0;
@@ -276,8 +282,7 @@ bool Server::process_data() {
     append_normalized(chunk, line);
     chunk += "\r\n";
     txn_.data_at_line_start = true;
-    in_.erase(0, pos + 2);
-    scan_ = 0;
+    off = pos + 2;
     if (chunk.size() >= 64 * 1024) flush();
   }
 }
