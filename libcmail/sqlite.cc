@@ -146,6 +146,12 @@ Connection::~Connection() {
 }
 
 void Connection::exec(std::string_view sql) {
+  // One statement (BEGIN, COMMIT, SAVEPOINT ...): run it from the statement cache instead of
+  // parsing it again on every transaction.
+  if (sql.find(';') == std::string_view::npos) {
+    prepare(sql).run();
+    return;
+  }
   std::string s(sql);
   char* err = nullptr;
   int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
