@@ -322,6 +322,33 @@ class ConfigAndServeTest(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn(f"{conf}:2: unknown bind option 'annouce=x'", r.stderr)
 
+    def test_pidfile_logfile_and_sighup_reopen(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "master.db3")
+            subprocess.run([ADMIN, "-d", db, "init"], check=True, capture_output=True)
+            conf, log, pid = (os.path.join(tmp, n) for n in ("smtpd.conf", "smtpd.log", "smtpd.pid"))
+            with open(conf, "w") as f:
+                f.write(f"verbosity 1\nlogfile {log}\npidfile {pid}\ndatabase {db}\nbind 127.0.0.1 0\n")
+            p = subprocess.Popen([SMTPD, conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                port = read_ports(p, 1)["smtp"][0]
+                self.assertEqual(open(pid).read().strip(), str(p.pid))  # cmail left it empty (spec 16.2)
+                os.rename(log, log + ".1")  # log rotation, then SIGHUP reopens the file
+                p.send_signal(signal.SIGHUP)
+                time.sleep(0.3)
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+                    s.noop()
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=15), 0)
+                self.assertTrue(os.path.exists(log), "SIGHUP did not reopen the log file")
+                self.assertIn("stopped", open(log).read())
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stdout.close()
+                p.stderr.close()
+
     def test_cmail_serve_zero_config(self):
         with tempfile.TemporaryDirectory() as tmp:
             data = os.path.join(tmp, "data")
