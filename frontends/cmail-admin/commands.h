@@ -53,6 +53,7 @@ int run_address(Context& ctx);
 int run_smtpd(Context& ctx);
 int run_popd(Context& ctx);
 int run_permissions(Context& ctx);
+int run_queue(Context& ctx);
 int run_database(Context& ctx);  // init, migrate, check, backup
 
 void usage_user();
@@ -60,6 +61,7 @@ void usage_address();
 void usage_smtpd();
 void usage_popd();
 void usage_permissions();
+void usage_queue();
 void usage_main();
 
 // Reads a password without echo from the terminal, or one line from stdin when it is not a

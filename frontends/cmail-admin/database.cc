@@ -11,6 +11,7 @@ void usage_main() {
       "cmail-admin - administer a cmail master database\n"
       "Usage: cmail-admin [-d DBPATH] [-v N] MODULE COMMAND [ARGS]\n"
       "Modules (also runnable as cmail-admin-MODULE): user, address, smtpd, popd, permissions\n"
+      "  queue: list | show ID | retry [ID] | flush | delete ID   the delivery queue\n"
       "Database commands:\n"
       "  init            create a new master database at DBPATH\n"
       "  migrate         upgrade a cmail (schema 9) database in place, after a backup\n"

@@ -27,6 +27,7 @@ const Module kModules[] = {
     {"smtpd", run_smtpd, usage_smtpd, 10, 10},
     {"popd", run_popd, usage_popd, kExitUsage, kExitUsage},
     {"permissions", run_permissions, usage_permissions, kExitUsage, 10},
+    {"queue", run_queue, usage_queue, kExitUsage, kExitUsage},  // new: no original tool
 };
 
 }  // namespace

@@ -272,6 +272,36 @@ class AdminTest(unittest.TestCase):
         self.refused(120, "permissions", "delete", "group", "alice", "x")
         self.refused(20, "permissions", "bogus")
 
+    def test_queue_commands(self):
+        c = sqlite3.connect(self.db)
+        c.execute("PRAGMA foreign_keys = ON")
+        c.execute("INSERT INTO outbox (mail_envelopefrom, mail_envelopeto, mail_data, mail_queueid, mail_next_attempt) "
+                  "VALUES ('a@x.test', 'far@remote.test', 'Subject: queued' || char(13) || char(10) || char(13) || char(10) || 'body', 'Q1', 4000000000)")
+        c.execute("INSERT INTO outbox (mail_envelopefrom, mail_envelopeto, mail_remote, mail_data, mail_queueid, mail_next_attempt) "
+                  "VALUES (NULL, 'b@remote.test', 'relay.test:25', 'x', 'Q2', 4000000000)")
+        c.execute("INSERT INTO faillog (fail_mail, fail_message, fail_fatal) VALUES (1, '451 4.3.0 try later', 0)")
+        c.commit()
+        c.close()
+        out = self.ok("queue", "list")
+        self.assertIn("far@remote.test", out)
+        self.assertIn("relay.test:25", out)
+        self.assertIn("<>", out)  # the bounce's null sender
+        out = self.ok("queue", "show", "1")
+        self.assertIn("Attempt at", out)
+        self.assertIn("451 4.3.0 try later", out)
+        self.assertIn("Subject: queued", out)
+        self.assertIn("1 entry due now", self.ok("queue", "retry", "1"))
+        self.assertEqual(self.q("SELECT mail_next_attempt FROM outbox ORDER BY mail_id"), [(0,), (4000000000,)])
+        self.assertIn("1 entry due now", self.ok("queue", "flush"))
+        self.ok("queue", "delete", "1")
+        self.assertEqual(self.q("SELECT COUNT(*) FROM outbox"), [(1,)])
+        self.assertEqual(self.q("SELECT COUNT(*) FROM faillog"), [(0,)])
+        self.refused(2, "queue", "delete", "1")
+        self.refused(2, "queue", "show", "77")
+        self.refused(2, "queue", "retry", "77")
+        self.refused(3, "queue", "delete", "x1")
+        self.refused(20, "queue", "bogus")
+
     # the database as a whole
 
     def test_missing_database(self):
