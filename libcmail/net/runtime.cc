@@ -28,8 +28,14 @@ struct Runtime::Impl {
   bool signals = false;
   std::function<void()> on_hup;
   std::chrono::milliseconds grace{0};
-  std::mutex posted_mu;
-  std::vector<std::function<void()>> posted;
+  // Work posted from other threads. Shared with every Executor handed out, so that a late
+  // post (a store commit finishing after the runtime is gone) is dropped, not a crash.
+  struct Posted {
+    std::mutex mu;
+    std::vector<std::function<void()>> work;
+    uv_async_t* async = nullptr;  // null once the runtime is closing
+  };
+  std::shared_ptr<Posted> posted = std::make_shared<Posted>();
   std::vector<std::unique_ptr<Listener>> listeners;
   std::unordered_map<Conn*, std::shared_ptr<Conn>> conns;
   bool shutting_down = false;
@@ -278,8 +284,8 @@ void on_async(uv_async_t* a) {
   auto* rt = static_cast<Runtime::Impl*>(a->data);
   std::vector<std::function<void()>> work;
   {
-    std::lock_guard lock(rt->posted_mu);
-    work.swap(rt->posted);
+    std::lock_guard lock(rt->posted->mu);
+    work.swap(rt->posted->work);
   }
   for (auto& fn : work) fn();
 }
@@ -290,6 +296,10 @@ void Runtime::Impl::finish_if_done() {
   if (!shutting_down || !conns.empty() || finished) return;
   finished = true;
   uv_timer_stop(&grace_timer);
+  {
+    std::lock_guard lock(posted->mu);
+    posted->async = nullptr;  // from now on post() drops its work
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&async), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&grace_timer), nullptr);
   if (signals) {
@@ -324,6 +334,7 @@ Runtime::Runtime() : impl_(std::make_unique<Impl>()) {
   uv_loop_init(&impl_->loop);
   uv_async_init(&impl_->loop, &impl_->async, on_async);
   impl_->async.data = impl_.get();
+  impl_->posted->async = &impl_->async;
   uv_timer_init(&impl_->loop, &impl_->grace_timer);
   impl_->grace_timer.data = impl_.get();
 }
@@ -387,13 +398,16 @@ std::uint16_t Runtime::port(int listener) const { return impl_->listeners.at(sta
 
 void Runtime::run() { uv_run(&impl_->loop, UV_RUN_DEFAULT); }
 
-void Runtime::post(std::function<void()> fn) {
-  {
-    std::lock_guard lock(impl_->posted_mu);
-    impl_->posted.push_back(std::move(fn));
-  }
-  uv_async_send(&impl_->async);
+namespace {
+void post_to(const std::shared_ptr<Runtime::Impl::Posted>& p, std::function<void()> fn) {
+  std::lock_guard lock(p->mu);
+  if (!p->async) return;  // the runtime is gone or closing
+  p->work.push_back(std::move(fn));
+  uv_async_send(p->async);
 }
+}  // namespace
+
+void Runtime::post(std::function<void()> fn) { post_to(impl_->posted, std::move(fn)); }
 
 void Runtime::shutdown(std::chrono::milliseconds grace) {
   Impl* rt = impl_.get();
@@ -439,8 +453,11 @@ void Runtime::run_blocking(std::function<void()> fn) {
 }
 
 Executor Runtime::executor() {
+  // run_blocking is only called on the loop thread (from engine callbacks), while the
+  // runtime is alive; post may come from any thread at any time, hence the shared queue.
+  std::shared_ptr<Impl::Posted> p = impl_->posted;
   return Executor{[this](std::function<void()> fn) { run_blocking(std::move(fn)); },
-                  [this](std::function<void()> fn) { post(std::move(fn)); }};
+                  [p](std::function<void()> fn) { post_to(p, std::move(fn)); }};
 }
 
 }  // namespace cmail::net

@@ -360,3 +360,19 @@ TEST_CASE("runtime: IPv6 listeners") {
   CHECK(read_until(fd, "\r\n") == "echo: v6\r\n");
   close(fd);
 }
+
+TEST_CASE("runtime: work posted after the runtime is gone is dropped, not a crash") {
+  Executor ex;
+  {
+    net::Runtime rt;
+    ex = rt.executor();
+    std::atomic<bool> ran{false};
+    ex.post([&] { ran = true; });
+    rt.shutdown(0ms);
+    rt.run();
+    CHECK(ran);  // posted before the end: it ran
+  }
+  bool late = false;
+  std::thread([&] { ex.post([&] { late = true; }); }).join();  // e.g. a store commit finishing late
+  CHECK_FALSE(late);
+}
