@@ -110,6 +110,11 @@ class CMAIL_EXPORT Runtime {
   // SIGTERM and SIGINT call shutdown(grace); SIGHUP calls on_hup (may be empty). Loop thread.
   void handle_signals(std::chrono::milliseconds grace, std::function<void()> on_hup);
 
+  // Runs fn on the loop thread when shutdown begins (signal, shutdown() or destruction), once.
+  // Components with libuv handles of their own (the resolver, the dispatcher) close them there,
+  // so that run() can return. Called at once if shutdown already began. Loop thread.
+  void at_shutdown(std::function<void()> fn);
+
   std::size_t connections() const;
   // For Executor::run_blocking: runs fn on libuv's thread pool.
   void run_blocking(std::function<void()> fn);
@@ -117,6 +122,7 @@ class CMAIL_EXPORT Runtime {
   Executor executor();
 
   struct Impl;
+  Impl& impl() { return *impl_; }  // for the runtime layer's own components
 
  private:
   std::unique_ptr<Impl> impl_;

@@ -1,6 +1,7 @@
 // The libuv runtime: listeners, the connection driver, post(), signals. See cmail/net.h.
 #include <cmail/net.h>
 
+#include "loop.h"
 #include "tls_filter.h"
 
 #include <netdb.h>
@@ -27,6 +28,7 @@ struct Runtime::Impl {
   uv_signal_t sigterm, sigint, sighup;
   bool signals = false;
   std::function<void()> on_hup;
+  std::vector<std::function<void()>> at_shutdown;  // components that own handles of their own
   std::chrono::milliseconds grace{0};
   // Work posted from other threads. Shared with every Executor handed out, so that a late
   // post (a store commit finishing after the runtime is gone) is dropped, not a crash.
@@ -312,6 +314,9 @@ void Runtime::Impl::finish_if_done() {
 void Runtime::Impl::begin_shutdown(std::chrono::milliseconds g) {
   if (shutting_down) return;
   shutting_down = true;
+  std::vector<std::function<void()>> hooks;
+  hooks.swap(at_shutdown);
+  for (auto& fn : hooks) fn();
   for (auto& l : listeners) {
     if (!l->closed) {
       l->closed = true;
@@ -434,6 +439,13 @@ void Runtime::handle_signals(std::chrono::milliseconds grace, std::function<void
     if (r->on_hup) r->on_hup();
   }, SIGHUP);
 }
+
+void Runtime::at_shutdown(std::function<void()> fn) {
+  if (impl_->shutting_down) return fn();
+  impl_->at_shutdown.push_back(std::move(fn));
+}
+
+uv_loop_t* loop_of(Runtime& rt) { return &rt.impl().loop; }
 
 std::size_t Runtime::connections() const { return impl_->conns.size(); }
 
