@@ -72,7 +72,8 @@ std::chrono::milliseconds Client::timeout() const {
   if (expect_.empty()) return options_.command_timeout;
   switch (expect_.front()) {
     case Expect::Greeting: return options_.greeting_timeout;
-    case Expect::DataEnd: return options_.data_end_timeout;
+    case Expect::DataEnd:
+    case Expect::Bdat: return options_.data_end_timeout;
     default: return options_.command_timeout;
   }
 }
@@ -152,15 +153,46 @@ void Client::after_ehlo() {
   if (options_.auth && !authenticated_) {
     if (!tls_ && !options_.auth_without_tls)
       return fail(FailKind::Implementation, std::nullopt, "refusing to send credentials without TLS");
-    if (!ext_.auth.count("PLAIN"))
-      return fail(FailKind::Implementation, std::nullopt, "the server does not offer AUTH PLAIN");
-    const auto& c = *options_.auth;
-    send_line("AUTH PLAIN " + sasl::base64_encode(sasl::plain_message(c.authzid, c.authcid, c.password)));
-    expect_.push_back(Expect::Auth);
-    return;
+    return start_auth();
   }
   state_ = State::Ready;
   events_.push_back(client_event::Ready{});
+}
+
+void Client::start_auth() {
+  const auto& c = *options_.auth;
+  if (ext_.auth.count("PLAIN")) {  // RFC 4954 4 with an initial response (RFC 4616)
+    send_line("AUTH PLAIN " + sasl::base64_encode(sasl::plain_message(c.authzid, c.authcid, c.password)));
+    expect_.push_back(Expect::Auth);
+  } else if (ext_.auth.count("LOGIN")) {  // draft-murchison-sasl-login: user, then password
+    send_line("AUTH LOGIN");
+    expect_.push_back(Expect::AuthUser);
+  } else {
+    fail(FailKind::Implementation, std::nullopt, "the server offers neither AUTH PLAIN nor AUTH LOGIN");
+  }
+}
+
+void Client::send_rcpt(std::size_t i) {
+  const auto& r = env_.recipients[i];
+  send_line("RCPT TO:<" + r.to.to_wire() + ">" + format_rcpt_params(r.params));
+  expect_.push_back(Expect::Rcpt);
+}
+
+void Client::send_data() {
+  data_sent_ = true;
+  if (options_.chunking && ext_.chunking) {
+    // RFC 3030 2: one chunk with LAST; no dot-stuffing. A stored message without a final CRLF
+    // gets one, as DATA's codec adds it.
+    const bool crlf = message_.empty() || message_.ends_with("\r\n");
+    send_line("BDAT " + std::to_string(message_.size() + (crlf ? 0 : 2)) + " LAST");
+    out_ += message_;
+    if (!crlf) out_ += "\r\n";
+    message_.clear();
+    expect_.push_back(Expect::Bdat);
+    return;
+  }
+  send_line("DATA");
+  expect_.push_back(Expect::Data);
 }
 
 Status Client::send_mail(Envelope env, std::string message) {
@@ -203,14 +235,10 @@ Status Client::send_mail(Envelope env, std::string message) {
   send_line("MAIL FROM:<" + env_.from.to_wire() + ">" + format_mail_params(env_.params));
   expect_.push_back(Expect::Mail);
   if (ext_.pipelining) {
-    // RFC 2920 3.1: MAIL, every RCPT and DATA in one group; DATA last.
-    for (const auto& r : env_.recipients) {
-      send_line("RCPT TO:<" + r.to.to_wire() + ">" + format_rcpt_params(r.params));
-      expect_.push_back(Expect::Rcpt);
-    }
-    send_line("DATA");
-    expect_.push_back(Expect::Data);
-    data_sent_ = true;
+    // RFC 2920 3.1: MAIL, every RCPT and DATA in one group; DATA last. BDAT may follow at once
+    // (RFC 3030 4.2): the server refuses it when no recipient was accepted.
+    for (std::size_t i = 0; i < env_.recipients.size(); ++i) send_rcpt(i);
+    send_data();
   }
   return Status();
 }
@@ -293,6 +321,15 @@ void Client::on_reply(const Reply& r) {
       events_.push_back(StartTls{std::move(in_)});
       in_.clear();
       return;
+    case Expect::AuthUser:
+    case Expect::AuthPass:
+      if (r.code == 334) {  // the server asks for the user name, then the password
+        const auto& c = *options_.auth;
+        send_line(sasl::base64_encode(what == Expect::AuthUser ? c.authcid : c.password));
+        expect_.push_back(what == Expect::AuthUser ? Expect::AuthPass : Expect::Auth);
+        return;
+      }
+      [[fallthrough]];
     case Expect::Auth:
       if (r.code != 235) return fail(FailKind::Response, r, "authentication failed");
       authenticated_ = true;
@@ -307,10 +344,7 @@ void Client::on_reply(const Reply& r) {
         mail_failure_ = r;
         return;
       }
-      if (!ext_.pipelining) {
-        send_line("RCPT TO:<" + env_.recipients[0].to.to_wire() + ">" + format_rcpt_params(env_.recipients[0].params));
-        expect_.push_back(Expect::Rcpt);
-      }
+      if (!ext_.pipelining) send_rcpt(0);
       return;
     case Expect::Rcpt: {
       std::size_t i = rcpt_next_++;
@@ -321,13 +355,9 @@ void Client::on_reply(const Reply& r) {
       }
       if (!ext_.pipelining) {
         if (rcpt_next_ < env_.recipients.size()) {
-          const auto& n = env_.recipients[rcpt_next_];
-          send_line("RCPT TO:<" + n.to.to_wire() + ">" + format_rcpt_params(n.params));
-          expect_.push_back(Expect::Rcpt);
+          send_rcpt(rcpt_next_);
         } else if (!accepted_.empty()) {
-          send_line("DATA");
-          expect_.push_back(Expect::Data);
-          data_sent_ = true;
+          send_data();
         } else {
           finish_transaction(last_refusal_);
         }
@@ -348,6 +378,7 @@ void Client::on_reply(const Reply& r) {
       }
       return finish_transaction(!mail_ok_ ? mail_failure_ : accepted_.empty() ? last_refusal_ : r);
     case Expect::DataEnd:
+    case Expect::Bdat:
       if (!mail_ok_ || accepted_.empty()) return finish_transaction(!mail_ok_ ? mail_failure_ : last_refusal_);
       return finish_transaction(r);
     case Expect::Rset:

@@ -3,9 +3,11 @@
 // The same verbs as smtp::Server (cmail/transport.h) plus job calls: send_mail(), quit().
 // It greets with EHLO (HELO when EHLO is refused), takes STARTTLS when offered (forgetting the
 // extensions and greeting again after the handshake, RFC 3207 4.2), authenticates with PLAIN
-// when given credentials, pipelines MAIL, RCPT and DATA when the server offers PIPELINING
-// (RFC 2920), checks SIZE, 8BITMIME and SMTPUTF8 before sending, passes DSN parameters on,
-// dot-stuffs the body (RFC 5321 4.5.2) with the shared codec, reports a result per recipient
+// (or LOGIN when PLAIN is not offered) when given credentials, pipelines MAIL, RCPT and DATA
+// when the server offers PIPELINING (RFC 2920), sends the body with BDAT when it offers
+// CHUNKING (RFC 3030) and otherwise dot-stuffs it (RFC 5321 4.5.2) with the shared codec,
+// checks SIZE, 8BITMIME and SMTPUTF8 before sending, passes DSN parameters on, reports a
+// result per recipient
 // and per message, runs several transactions on one connection, and ends with QUIT.
 // Results come out as ClientEvents (after OpenSMTPD's smtp_ready/smtp_status/smtp_done/
 // smtp_failed callbacks).
@@ -39,8 +41,9 @@ struct ClientOptions {
   std::string helo_name = "localhost";
   TlsPolicy tls = TlsPolicy::Opportunistic;
   bool tls_active = false;  // implicit TLS: already inside TLS when the greeting comes
-  std::optional<sasl::Credentials> auth;  // AUTH PLAIN (smart hosts); needs TLS unless allowed
+  std::optional<sasl::Credentials> auth;  // AUTH PLAIN or LOGIN (smart hosts); needs TLS unless allowed
   bool auth_without_tls = false;
+  bool chunking = true;  // send the body with one BDAT ... LAST when CHUNKING is offered
   std::size_t max_reply_line = 4096;
   // RFC 5321 4.5.3.2 client timeouts.
   std::chrono::milliseconds greeting_timeout{std::chrono::minutes(5)};
@@ -127,7 +130,9 @@ class CMAIL_EXPORT Client {
 
  private:
   enum class State { Greeting, Handshake, Ready, Transaction, Quitting, Closed };
-  enum class Expect { Greeting, Ehlo, Helo, StartTls, Auth, Mail, Rcpt, Data, DataEnd, Rset, Quit };
+  enum class Expect {
+    Greeting, Ehlo, Helo, StartTls, Auth, AuthUser, AuthPass, Mail, Rcpt, Data, DataEnd, Bdat, Rset, Quit
+  };
 
   void on_reply(const Reply& r);
   void send_line(const std::string& line);
@@ -136,6 +141,9 @@ class CMAIL_EXPORT Client {
   void fail(FailKind kind, std::optional<Reply> r, std::string reason);
   void finish_transaction(const Reply& r);
   void send_body();
+  void send_rcpt(std::size_t i);
+  void send_data();  // DATA, or the body in one BDAT chunk (RFC 3030 2)
+  void start_auth();
 
   ClientOptions options_;
   State state_ = State::Greeting;

@@ -109,6 +109,7 @@ TEST_CASE("smtp::Client against smtp::Server: pipelined transactions on one conn
   so.hostname = "mx.test";
   ClientOptions co;
   co.helo_name = "client.test";
+  co.chunking = false;  // DATA and dot-stuffing here; BDAT below
   LoopbackPair p(so, co);
   p.pump();
   REQUIRE(p.of<ev::Ready>().size() == 1);
@@ -274,6 +275,75 @@ TEST_CASE("smtp::Client: SIZE is checked before sending; failures are classified
     c.receive_eof();
     auto f = std::get<ev::Failed>(*c.next_client_event());
     CHECK(f.kind == FailKind::Connection);
+  }
+}
+
+TEST_CASE("smtp::Client against smtp::Server: CHUNKING sends the body in one BDAT, unstuffed") {
+  SPLIT_SUBCASES();
+  LoopbackPair p(ServerOptions{}, ClientOptions{});
+  p.pump();
+  REQUIRE(p.client.extensions().chunking);
+  const std::string message = "Subject: chunk\r\n\r\n.a dot stays single\r\nno final CRLF";
+  REQUIRE(p.client.send_mail(envelope("<a@remote.test>", {"<b@mx.test>", "<nobody@mx.test>"}), message).ok());
+  p.pump();
+  auto results = p.of<ev::MailResult>();
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].reply.code == 250);
+  CHECK(results[0].accepted == std::vector<std::size_t>{0});
+  REQUIRE(p.sink.messages.size() == 1);
+  CHECK(p.sink.messages[0] == message + "\r\n");
+  // Nobody accepted: the pipelined BDAT chunk is consumed and refused, the connection goes on.
+  REQUIRE(p.client.send_mail(envelope("<a@remote.test>", {"<nobody@mx.test>"}), "x\r\n").ok());
+  p.pump();
+  results = p.of<ev::MailResult>();
+  REQUIRE(results.size() == 2);
+  CHECK(results[1].reply.code == 550);
+  CHECK(results[1].accepted.empty());
+  REQUIRE(p.client.send_mail(envelope("<a@remote.test>", {"<c@mx.test>"}), "again\r\n").ok());
+  p.pump();
+  REQUIRE(p.sink.messages.size() == 2);
+  CHECK(p.sink.messages[1] == "again\r\n");
+}
+
+TEST_CASE("smtp::Client: BDAT byte script, and AUTH LOGIN when PLAIN is not offered") {
+  SPLIT_SUBCASES();
+  ClientOptions co;
+  co.tls_active = true;  // implicit TLS: credentials may go
+  co.auth = sasl::Credentials{"", "relay", "pw"};
+  Client c(co);
+  feed(c, "220 mx\r\n");
+  CHECK(take_output(c) == "EHLO localhost\r\n");
+  feed(c, "250-mx\r\n250-AUTH LOGIN CRAM-MD5\r\n250 CHUNKING\r\n");
+  CHECK(take_output(c) == "AUTH LOGIN\r\n");
+  feed(c, "334 VXNlcm5hbWU6\r\n");
+  CHECK(take_output(c) == sasl::base64_encode("relay") + "\r\n");
+  feed(c, "334 UGFzc3dvcmQ6\r\n");
+  CHECK(take_output(c) == sasl::base64_encode("pw") + "\r\n");
+  feed(c, "235 2.7.0 ok\r\n");
+  REQUIRE(std::holds_alternative<ev::Ready>(*c.next_client_event()));
+  REQUIRE(c.send_mail(envelope("<a@x.test>", {"<b@y.test>"}), ".x\r\n").ok());
+  CHECK(take_output(c) == "MAIL FROM:<a@x.test>\r\n");
+  feed(c, "250 ok\r\n");
+  CHECK(take_output(c) == "RCPT TO:<b@y.test>\r\n");
+  feed(c, "250 ok\r\n");
+  CHECK(take_output(c) == "BDAT 4 LAST\r\n.x\r\n");
+  feed(c, "250 2.0.0 queued\r\n");
+  c.next_client_event();  // RcptResult
+  auto r = std::get<ev::MailResult>(*c.next_client_event());
+  CHECK(r.reply.code == 250);
+  SUBCASE("a wrong password") {
+    Client d(co);
+    feed(d, "220 mx\r\n250-mx\r\n250 AUTH LOGIN\r\n334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n535 5.7.8 no\r\n");
+    auto f = std::get<ev::Failed>(*d.next_client_event());
+    CHECK(f.kind == FailKind::Response);
+    CHECK(f.reply->code == 535);
+  }
+  SUBCASE("no mechanism we know") {
+    Client d(co);
+    feed(d, "220 mx\r\n250-mx\r\n250 AUTH CRAM-MD5\r\n");
+    auto f = std::get<ev::Failed>(*d.next_client_event());
+    CHECK(f.kind == FailKind::Implementation);
+    CHECK(take_output(d).find("AUTH") == std::string::npos);
   }
 }
 
