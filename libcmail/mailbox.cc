@@ -227,7 +227,7 @@ void Store::deliver(Delivery delivery, Done done) {
     }
     return true;
   };
-  job.apply = [state](Connection& c) {
+  job.apply = [state, impl](Connection& c) {
     const Delivery& d = state->d;
     const std::int64_t now = d.received_at ? d.received_at : detail::unix_now();
     for (std::size_t i = 0; i < d.local.size(); ++i) {
@@ -265,6 +265,15 @@ void Store::deliver(Delivery delivery, Done done) {
           .bind(11, q.dsn.orcpt)
           .run();
     }
+    for (std::int64_t id : d.replaces) {
+      int n = c.prepare("DELETE FROM main.outbox WHERE mail_id = ?1 AND mail_lease_owner = ?2")
+                  .bind(1, id)
+                  .bind(2, d.replaces_owner)
+                  .run();
+      if (n == 0) throw SqlError{Status::not_found("queue entry " + std::to_string(id) + " is gone or not leased to " +
+                                                   d.replaces_owner)};
+    }
+    if (!d.queued.empty()) impl->note_queue_change();
   };
   job.done = std::move(done);
   impl_->writer->submit(std::move(job));

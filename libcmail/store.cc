@@ -1,6 +1,8 @@
 #include "store_impl.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -23,6 +25,23 @@ std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+std::string queue_notify_path(const std::string& db_path) {
+  if (db_path.empty() || db_path == ":memory:") return {};
+  return db_path + "-notify-queue";
+}
+
+void touch_notify(const std::string& path, const std::string& db_path) {
+  if (path.empty()) return;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
+  if (fd < 0) return;
+  struct stat db{}, self{};
+  // Created by root (cmail-admin): give it to the database's owner so the daemons can write it.
+  if (::stat(db_path.c_str(), &db) == 0 && ::fstat(fd, &self) == 0 && self.st_uid != db.st_uid && geteuid() == 0)
+    (void)::fchown(fd, db.st_uid, db.st_gid);
+  (void)::pwrite(fd, "q", 1, 0);  // inotify IN_MODIFY: the watchers' cue
+  ::close(fd);
 }
 
 }  // namespace detail
@@ -209,8 +228,12 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
     }
     auto checkpointer = Connection::open(path, Connection::Mode::ReadWrite, options.busy_timeout_ms);
     if (!checkpointer) return checkpointer.error();
-    impl->writer = std::make_unique<detail::Writer>(std::move(*conn), std::move(*checkpointer),
-                                                    options.max_batch);
+    Impl* raw = impl.get();
+    impl->writer = std::make_unique<detail::Writer>(
+        std::move(*conn), std::move(*checkpointer), options.max_batch, [raw] {
+          if (raw->queue_changed.exchange(false))
+            detail::touch_notify(detail::queue_notify_path(raw->path), raw->path);
+        });
   }
   impl->directory = detail::make_directory(*impl);
   impl->queue = detail::make_queue(*impl);

@@ -15,6 +15,7 @@
 #include <cmail/queue.h>
 #include <cmail/store.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -30,6 +31,13 @@ std::unique_ptr<Mailboxes> make_mailboxes(Store::Impl& impl);
 
 // Unix time now.
 std::int64_t unix_now();
+
+// The change-notification file of a database's queue ("<db>-notify-queue"): writers touch it
+// after a commit that made queue entries due; dispatchers watch it (inotify via libuv).
+std::string queue_notify_path(const std::string& db_path);
+// Writes one byte into `path` (creating it with the owner and group of `db_path`), so that
+// watchers see a change. Best effort: a failure only delays the watcher until its next poll.
+void touch_notify(const std::string& path, const std::string& db_path);
 
 // The user databases attached to the writer connection. Used on the writer thread only.
 class UserDatabases {
@@ -67,6 +75,11 @@ struct Store::Impl {
 
   std::mutex readers_mu;
   std::vector<std::unique_ptr<detail::Connection>> idle_readers;
+
+  // Set by a write that made queue entries due; the writer touches the notify file after the
+  // commit (Writer's after_commit hook) and clears it.
+  std::atomic<bool> queue_changed{false};
+  void note_queue_change() { queue_changed.store(true, std::memory_order_relaxed); }
 
   std::unique_ptr<Directory> directory;
   std::unique_ptr<Queue> queue;

@@ -8,9 +8,10 @@
 namespace cmail::detail {
 
 Writer::Writer(std::unique_ptr<Connection> conn, std::unique_ptr<Connection> checkpointer,
-               std::size_t max_batch)
+               std::size_t max_batch, std::function<void()> after_commit)
     : conn_(std::move(conn)),
       max_batch_(max_batch ? max_batch : 1),
+      after_commit_(std::move(after_commit)),
       checkpointer_(std::move(checkpointer)) {
   if (checkpointer_) {
     // Replaces SQLite's auto-checkpoint (which is itself a WAL hook) on this connection.
@@ -149,6 +150,7 @@ void Writer::commit_batch(std::deque<Job>& batch) {
     if (txn.ok()) txn = guarded([&] { conn_->exec("COMMIT"); });
     if (!txn.ok() && !sqlite3_get_autocommit(conn_->raw())) guarded([&] { conn_->exec("ROLLBACK"); }).ok();
   }
+  if (txn.ok() && after_commit_) after_commit_();
   {
     std::lock_guard lock(mu_);
     stats_.transactions += txn.ok() ? 1 : 0;

@@ -47,8 +47,10 @@ class Writer {
 
   // `checkpointer` is a second connection to the same file (may be null: then the writer
   // checkpoints in line as SQLite does by default).
+  // `after_commit`, if set, runs on the writer thread after every successful COMMIT (before the
+  // jobs' callbacks): the store's change notification.
   Writer(std::unique_ptr<Connection> conn, std::unique_ptr<Connection> checkpointer,
-         std::size_t max_batch);
+         std::size_t max_batch, std::function<void()> after_commit = nullptr);
   ~Writer();  // completes every submitted job, then stops
 
   void submit(Job job);
@@ -65,6 +67,7 @@ class Writer {
 
   std::unique_ptr<Connection> conn_;
   std::size_t max_batch_;
+  std::function<void()> after_commit_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;

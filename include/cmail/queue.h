@@ -16,6 +16,7 @@
 #include <cmail/store.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,6 +48,20 @@ struct QueueFailure {
   bool fatal = false;
 };
 
+// What became of one leased entry (Queue::settle).
+struct QueueOutcome {
+  enum class Kind {
+    Delivered,  // removed (its faillog rows cascade)
+    Failed,     // a faillog row, the lease released, the next attempt set
+    Released,   // the lease given back, nothing recorded
+  };
+  std::int64_t id = 0;
+  Kind kind = Kind::Released;
+  std::string message;  // Failed: faillog.fail_message (cmail/delivery.h says what it holds)
+  bool fatal = false;   // Failed: a permanent failure
+  std::int64_t next_attempt = 0;
+};
+
 class CMAIL_EXPORT Queue {
  public:
   virtual ~Queue() = default;
@@ -71,6 +86,33 @@ class CMAIL_EXPORT Queue {
                                 bool fatal, std::int64_t next_attempt) = 0;
   // Gives a lease back without recording anything.
   virtual Status release(std::int64_t id, std::string_view owner) = 0;
+  // Leases those of `ids` that lease_due would lease (due, no permanent failure, free).
+  virtual Result<std::vector<QueueEntry>> lease_ids(const std::vector<std::int64_t>& ids,
+                                                    std::string_view owner, std::int64_t now,
+                                                    std::int64_t lease_seconds) = 0;
+  // Leases up to `max` free entries that are to be returned to their senders: a permanent
+  // failure recorded, at least `retries` failures, or at least one failure and queued for
+  // `max_age` seconds or more (0 = no age limit). Only entries with failures are looked at.
+  virtual Result<std::vector<QueueEntry>> lease_given_up(std::string_view owner, std::int64_t now,
+                                                         std::size_t max, std::int64_t lease_seconds,
+                                                         std::int64_t retries,
+                                                         std::int64_t max_age) = 0;
+  // Applies the outcomes of a delivery attempt in one transaction, without blocking: done runs
+  // on the Store's writer thread after the commit. Entries gone meanwhile, or no longer leased
+  // to `owner`, are skipped.
+  virtual void settle(std::vector<QueueOutcome> outcomes, std::string owner,
+                      std::function<void(Status)> done) = 0;
+  // Extends every lease of `owner` to `until` (long deliveries keep their entries).
+  virtual Status renew(std::string_view owner, std::int64_t until) = 0;
+  // Who holds leases now, and giving back all leases of one (a dispatcher that died).
+  virtual Result<std::vector<std::string>> lease_owners() = 0;
+  virtual Result<std::int64_t> release_owner(std::string_view owner) = 0;
+  // The earliest next attempt of a free entry without permanent failure, if any.
+  virtual Result<std::optional<std::int64_t>> next_due() = 0;
+  // The file that changes whenever queue entries become due (new mail, retry, flush): watch it
+  // to notice them at once. "" for an in-memory database.
+  virtual std::string notify_path() const = 0;
+
   // Makes entries due at once (all when id is nullopt). Returns how many changed.
   virtual Result<std::int64_t> retry_now(std::optional<std::int64_t> id) = 0;
   // Deletes an entry without delivering it. NotFound if absent.

@@ -80,6 +80,11 @@ struct Delivery {
   std::int64_t received_at = 0;              // Unix time; 0 = now
   std::vector<LocalCopy> local;
   std::vector<QueuedRecipient> queued;
+  // Queue entries this delivery settles (a bounce replacing the entries it reports on), deleted
+  // in the same transaction. Each must still be leased to `replaces_owner`; if one is not,
+  // nothing is committed (NotFound), so that no two bounces report the same failure.
+  std::vector<std::int64_t> replaces;
+  std::string replaces_owner;
 };
 
 struct WriterStats {

@@ -1,7 +1,12 @@
 #include "testutil.h"
 
+#include <cmail/directory.h>
 #include <cmail/queue.h>
 #include <cmail/store.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <future>
 
 using namespace cmail;
 using namespace cmail::test;
@@ -88,4 +93,97 @@ TEST_CASE("queue: failures are recorded in faillog and delay the next attempt") 
   auto data = s->queue().message_data(temp);
   REQUIRE(data.has_value());
   CHECK(*data == "Subject: q\r\n\r\nbody");
+}
+
+TEST_CASE("queue: settle applies a whole attempt in one commit; given-up entries are leased for bouncing") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  enqueue(*s, "Q3", 4);
+  auto leased = s->queue().lease_due("A", 100, 10, 60);
+  REQUIRE(leased->size() == 4);
+  std::vector<QueueOutcome> outcomes = {
+      {(*leased)[0].id, QueueOutcome::Kind::Delivered, "", false, 0},
+      {(*leased)[1].id, QueueOutcome::Kind::Failed, "451 4.3.0 later (from mx.test)", false, 500},
+      {(*leased)[2].id, QueueOutcome::Kind::Failed, "550 5.1.1 no (from mx.test)", true, 0},
+      {(*leased)[3].id, QueueOutcome::Kind::Released, "", false, 0},
+      {99999, QueueOutcome::Kind::Delivered, "", false, 0},  // gone: skipped, not an error
+  };
+  std::promise<Status> p;
+  s->queue().settle(outcomes, "A", [&](Status st) { p.set_value(st); });
+  REQUIRE(p.get_future().get().ok());
+  auto all = s->queue().list();
+  REQUIRE(all->size() == 3);
+  CHECK((*all)[0].failures == 1);
+  CHECK((*all)[0].next_attempt == 500);
+  CHECK_FALSE((*all)[0].lease_owner);
+  CHECK((*all)[1].fatal);
+  CHECK((*all)[2].failures == 0);
+  CHECK_FALSE((*all)[2].lease_owner);
+  // Only the fatal one is given up with retries = 5; with retries = 1 the temporary one too.
+  auto g = s->queue().lease_given_up("B", 200, 10, 60, 5, 0);
+  REQUIRE(g->size() == 1);
+  CHECK(g->front().id == (*leased)[2].id);
+  CHECK(s->queue().release_owner("B").value() == 1);
+  g = s->queue().lease_given_up("B", 200, 10, 60, 1, 0);
+  CHECK(g->size() == 2);
+  // The fatal entry is never offered for delivery again; the others come when due.
+  CHECK(s->queue().next_due().value() == std::optional<std::int64_t>(0));  // the released one
+  auto again = s->queue().lease_due("C", 250, 10, 1000);
+  REQUIRE(again->size() == 1);
+  CHECK(again->front().id == (*leased)[3].id);
+  // lease_ids leases only what is free and due.
+  CHECK(s->queue().release_owner("B").value() == 2);
+  auto ids = s->queue().lease_ids({(*leased)[1].id, (*leased)[2].id, (*leased)[3].id}, "D", 400, 60);
+  CHECK(ids->empty());  // [1] not due before 500, [2] fatal, [3] leased by C
+  ids = s->queue().lease_ids({(*leased)[1].id}, "D", 500, 60);
+  CHECK(ids->size() == 1);
+  auto owners = s->queue().lease_owners();
+  std::sort(owners->begin(), owners->end());
+  CHECK(*owners == std::vector<std::string>{"C", "D"});
+  CHECK(s->queue().renew("D", 9999).ok());
+  CHECK(s->queue().find((*leased)[1].id).value()->lease_until == 9999);
+}
+
+TEST_CASE("queue: a bounce replaces the entries it reports on, or nothing happens") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  enqueue(*s, "Q4", 2);
+  auto leased = s->queue().lease_due("A", 100, 1, 60);
+  REQUIRE(leased->size() == 1);
+  Delivery bounce;
+  bounce.ident = "B1";
+  bounce.data = "bounce";
+  bounce.queued.push_back({std::nullopt, "from@local.test", {}});
+  bounce.replaces = {(*leased)[0].id, (*leased)[0].id + 1};  // the second is not leased to A
+  bounce.replaces_owner = "A";
+  CHECK(s->deliver_sync(bounce).is_not_found());
+  CHECK(s->queue().list()->size() == 2);  // nothing committed
+  bounce.replaces = {(*leased)[0].id};
+  REQUIRE(s->deliver_sync(bounce).ok());
+  auto all = s->queue().list();
+  REQUIRE(all->size() == 2);
+  CHECK((*all)[1].queue_id == "B1");
+  CHECK_FALSE((*all)[1].envelope_from);  // a bounce: sent with MAIL FROM:<>
+}
+
+TEST_CASE("queue: writes that make entries due touch the notify file") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  const std::string notify = s->queue().notify_path();
+  CHECK(notify == dir.file("m") + "-notify-queue");
+  std::error_code ec;
+  std::filesystem::remove(notify, ec);
+  enqueue(*s, "Q5", 1);
+  CHECK(std::filesystem::exists(notify));
+  std::filesystem::remove(notify);
+  Delivery local;  // a local-only delivery does not
+  local.ident = "L1";
+  local.envelope_from = "x@y";
+  local.data = "x";
+  REQUIRE(s->directory().add_user("u", std::nullopt).ok());
+  local.local.push_back({"u", "u@local.test"});
+  REQUIRE(s->deliver_sync(local).ok());
+  CHECK_FALSE(std::filesystem::exists(notify));
+  REQUIRE(s->queue().retry_now(std::nullopt).has_value());
+  CHECK(std::filesystem::exists(notify));
 }
