@@ -2,7 +2,8 @@
 //
 // A Runtime owns one libuv loop. Listeners accept TCP connections (IPv4 and IPv6; implicit TLS
 // or plain with STARTTLS available) and give each one a Handler, a type-erased engine (any
-// type satisfying cmail::Engine, cmail/transport.h). A connection driver moves bytes between
+// type satisfying cmail::Engine, cmail/transport.h); connect() does the same for outbound
+// connections (client engines, with client TLS). A connection driver moves bytes between
 // the socket, the TLS filter and the engine, writes pending output, acts on StartTls and
 // Close, applies backpressure (stops reading while the engine does not want input or too much
 // output is queued) and arms the engine's timeout. It never looks inside protocol bytes.
@@ -83,6 +84,18 @@ struct ListenerOptions {
   std::string name;  // for logs, e.g. "smtp"
 };
 
+// One outbound TCP connection (the dispatcher's SMTP client).
+struct ConnectOptions {
+  std::string address;       // numeric IPv4 or IPv6
+  std::uint16_t port = 25;
+  std::string bind_address;  // local address to connect from ("" = any); must be of the same family
+  bool implicit_tls = false; // TLS handshake first (SMTPS, RFC 8314)
+  std::shared_ptr<TlsClientContext> tls;  // for implicit TLS and the engine's StartTls events
+  std::string server_name;   // SNI and the name the certificate must carry when tls verifies
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+  std::size_t max_output_buffer = 1 << 20;  // stop reading while more is queued
+};
+
 // Flushes a connection's output and re-evaluates reading after an asynchronous completion.
 // Safe to call after the connection closed (does nothing). Loop thread only.
 using Kick = std::function<void()>;
@@ -99,6 +112,16 @@ class CMAIL_EXPORT Runtime {
   // address cannot be bound.
   Result<int> listen(const ListenerOptions& options, Factory factory);
   std::uint16_t port(int listener) const;
+
+  // Connects to options.address and, once connected (and for implicit TLS, while the handshake
+  // runs), drives `handler` as the listeners drive theirs. `connected` runs once on the loop
+  // thread: OK when the TCP connection stands, else the reason (the handler is then dropped
+  // unused). After an OK, `closed` runs once when the connection is gone, with "" after an
+  // orderly close and the reason otherwise ("TLS: ...", "connection reset by peer"). The
+  // returned Kick flushes the handler's output after work done outside its calls (it does
+  // nothing before the connection stands or after it closed). Loop thread.
+  Kick connect(const ConnectOptions& options, std::unique_ptr<Handler> handler,
+               std::function<void(Status)> connected, std::function<void(std::string)> closed);
 
   // Runs the loop until stop(), or until shutdown() finished. Loop thread.
   void run();

@@ -85,16 +85,24 @@ std::string address_of(const sockaddr_storage& ss, std::uint16_t& port) {
 // One connection: socket <-> TLS filter <-> engine. Never looks inside the bytes.
 struct Conn : std::enable_shared_from_this<Conn> {
   Runtime::Impl* rt = nullptr;
-  Listener* listener = nullptr;
+  Listener* listener = nullptr;  // null for outbound connections
   uv_tcp_t tcp;
   uv_timer_t timer;
   std::unique_ptr<Handler> handler;
   std::unique_ptr<TlsFilter> tls;
+  std::shared_ptr<TlsServerContext> server_tls;  // accepted: for implicit TLS and StartTls
+  std::shared_ptr<TlsClientContext> client_tls;  // outbound
+  std::string server_name;                       // outbound: SNI and the name to verify
+  std::size_t max_output = 1 << 20;
   std::string peer;
   std::size_t queued = 0;  // bytes handed to uv_write and not yet written
   bool reading = false;
   bool closing = false;
   bool close_after_flush = false;
+  bool established = false;  // outbound: connected (Kick and closed() apply from here on)
+  std::string close_reason;  // outbound: why it closed, for closed()
+  std::function<void(Status)> on_connected;
+  std::function<void(std::string)> on_closed_cb;
   int open_handles = 2;
 
   void start() {
@@ -114,18 +122,18 @@ struct Conn : std::enable_shared_from_this<Conn> {
     if (n == UV_EOF) {
       c->handler->receive_eof();
     } else if (n < 0) {
-      return c->close();
+      return c->close(uv_strerror(static_cast<int>(n)));
     } else if (n > 0) {
       std::string_view bytes(c->rt->read_buf, static_cast<std::size_t>(n));
       if (c->tls) {
         bool was_done = c->tls->handshake_done();
-        if (!c->tls->feed(bytes)) return c->close();  // handshake or record failure
+        if (!c->tls->feed(bytes)) return c->close("TLS: " + c->tls->error());  // handshake or record failure
         if (!was_done && c->tls->handshake_done()) c->handler->tls_established(c->tls->info());
         std::string plain;
         bool open = c->tls->read(plain);
         if (!plain.empty()) c->handler->receive(plain);
         if (!open) c->handler->receive_eof();
-        if (c->tls->failed()) return c->close();
+        if (c->tls->failed()) return c->close("TLS: " + c->tls->error());
       } else {
         c->handler->receive(bytes);
       }
@@ -144,7 +152,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
     if (rc != 0) {
       queued -= w->data.size();
       delete w;
-      close();
+      close(uv_strerror(rc));
     }
   }
 
@@ -154,7 +162,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
     c->queued -= w->data.size();
     delete w;
     if (c->closing) return;
-    if (status < 0) return c->close();
+    if (status < 0) return c->close(uv_strerror(status));
     c->drive();  // maybe resume reading, or finish a close
   }
 
@@ -168,7 +176,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
       std::string_view out = handler->pending_output();
       if (!out.empty() && !(tls && !tls->handshake_done())) {
         if (tls) {
-          if (!tls->write(out)) return close();
+          if (!tls->write(out)) return close("TLS: " + tls->error());
         } else {
           send_raw(std::string(out));
         }
@@ -179,10 +187,10 @@ struct Conn : std::enable_shared_from_this<Conn> {
       while (auto ev = handler->next_event()) {
         progress = true;
         if (auto* st = std::get_if<StartTls>(&*ev)) {
-          if (tls || !listener->options.tls) return close();
-          tls = TlsFilter::server(listener->options.tls);
+          if (tls || (!server_tls && !client_tls)) return close("STARTTLS without a TLS context");
+          tls = server_tls ? TlsFilter::server(server_tls) : TlsFilter::client(client_tls, server_name);
           // RFC 3207 4.2: bytes that came after STARTTLS are the start of the handshake.
-          if (!st->trailing.empty() && !tls->feed(st->trailing)) return close();
+          if (!st->trailing.empty() && !tls->feed(st->trailing)) return close("TLS: " + tls->error());
           send_raw(tls->take_ciphertext());
           if (tls->handshake_done()) handler->tls_established(tls->info());
         } else {
@@ -202,7 +210,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
     }
     // A TLS handshake always reads (the engine waits for tls_established meanwhile).
     bool handshaking = tls && !tls->handshake_done();
-    bool want = handshaking || (handler->wants_read() && queued < listener->options.max_output_buffer);
+    bool want = handshaking || (handler->wants_read() && queued < max_output);
     if (want && !reading) {
       uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp), on_alloc, on_read);
       reading = true;
@@ -222,9 +230,10 @@ struct Conn : std::enable_shared_from_this<Conn> {
     if (!c->closing && !c->close_after_flush) c->close();  // an engine that ignores its timeout
   }
 
-  void close() {
+  void close(std::string reason = {}) {
     if (closing) return;
     closing = true;
+    close_reason = std::move(reason);
     uv_timer_stop(&timer);
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer), on_closed);
@@ -233,9 +242,13 @@ struct Conn : std::enable_shared_from_this<Conn> {
   static void on_closed(uv_handle_t* h) {
     auto* c = static_cast<Conn*>(h->data);
     if (--c->open_handles > 0) return;
-    Listener* l = c->listener;
-    if (--l->per_address[c->peer] == 0) l->per_address.erase(c->peer);
-    --l->count;
+    if (Listener* l = c->listener) {
+      if (--l->per_address[c->peer] == 0) l->per_address.erase(c->peer);
+      --l->count;
+    } else if (c->established && c->on_closed_cb) {
+      auto cb = std::move(c->on_closed_cb);
+      cb(c->close_reason);
+    }
     Runtime::Impl* rt = c->rt;
     rt->conns.erase(c);  // frees the Conn (weak Kicks now do nothing)
     rt->finish_if_done();
@@ -248,6 +261,8 @@ void on_connection(uv_stream_t* server, int status) {
   auto c = std::make_shared<Conn>();
   c->rt = l->rt;
   c->listener = l;
+  c->server_tls = l->options.tls;
+  c->max_output = l->options.max_output_buffer;
   uv_tcp_init(&l->rt->loop, &c->tcp);
   uv_timer_init(&l->rt->loop, &c->timer);
   c->tcp.data = c.get();
@@ -397,6 +412,110 @@ Result<int> Runtime::listen(const ListenerOptions& options, Factory factory) {
   address_of(bound, l->port);
   impl_->listeners.push_back(std::move(l));
   return static_cast<int>(impl_->listeners.size() - 1);
+}
+
+namespace {
+
+struct ConnectReq {
+  uv_connect_t req;
+  std::shared_ptr<Conn> conn;
+  bool implicit_tls = false;
+};
+
+// Fills `ss` from a numeric address; false if it is not one.
+bool numeric_address(const std::string& host, std::uint16_t port, sockaddr_storage& ss) {
+  std::string h = host.size() > 2 && host.front() == '[' && host.back() == ']' ? host.substr(1, host.size() - 2) : host;
+  return uv_ip4_addr(h.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss)) == 0 ||
+         uv_ip6_addr(h.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss)) == 0;
+}
+
+void fail_connect(const std::shared_ptr<Conn>& c, Status st) {
+  if (auto cb = std::move(c->on_connected)) cb(std::move(st));
+  c->close();
+}
+
+void on_connect(uv_connect_t* req, int status) {
+  std::unique_ptr<ConnectReq> r(static_cast<ConnectReq*>(req->data));
+  std::shared_ptr<Conn> c = r->conn;
+  if (!c->on_connected) return;  // already failed (timeout)
+  if (status < 0 || c->closing)
+    return fail_connect(c, Status::io_error("connect to " + c->peer + ": " + uv_strerror(status)));
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->established = true;
+  if (r->implicit_tls) c->tls = TlsFilter::client(c->client_tls, c->server_name);  // sends the ClientHello
+  auto cb = std::move(c->on_connected);
+  cb(Status());
+  if (!c->closing) c->start();
+}
+
+}  // namespace
+
+Kick Runtime::connect(const ConnectOptions& o, std::unique_ptr<Handler> handler,
+                      std::function<void(Status)> connected, std::function<void(std::string)> closed) {
+  auto c = std::make_shared<Conn>();
+  c->rt = impl_.get();
+  c->handler = std::move(handler);
+  c->client_tls = o.tls;
+  c->server_name = o.server_name;
+  c->max_output = o.max_output_buffer;
+  c->peer = o.address + " port " + std::to_string(o.port);
+  c->on_connected = std::move(connected);
+  c->on_closed_cb = std::move(closed);
+  uv_tcp_init(&impl_->loop, &c->tcp);
+  uv_timer_init(&impl_->loop, &c->timer);
+  c->tcp.data = c.get();
+  c->timer.data = c.get();
+  impl_->conns[c.get()] = c;
+  std::weak_ptr<Conn> weak = c;
+  Kick kick = [weak] {
+    if (auto s = weak.lock(); s && s->established && !s->closing) s->drive();
+  };
+  // Failures are reported from the loop, never from inside this call.
+  auto later = [this, weak](Status st) {
+    post([weak, st] {
+      if (auto s = weak.lock()) fail_connect(s, st);
+    });
+  };
+  sockaddr_storage to{}, from{};
+  if (impl_->shutting_down) {
+    later(Status::io_error("shutting down"));
+    return kick;
+  }
+  if (!numeric_address(o.address, o.port, to)) {
+    later(Status::invalid_argument("not a numeric address: " + o.address));
+    return kick;
+  }
+  if (o.implicit_tls && !o.tls) {
+    later(Status::invalid_argument("implicit TLS needs a TLS client context"));
+    return kick;
+  }
+  if (!o.bind_address.empty()) {
+    // spec 9.1 bind: the local address must be of the target's family, else the target is skipped.
+    if (!numeric_address(o.bind_address, 0, from) || from.ss_family != to.ss_family) {
+      later(Status::invalid_argument("cannot connect to " + o.address + " from " + o.bind_address));
+      return kick;
+    }
+    if (int rc = uv_tcp_bind(&c->tcp, reinterpret_cast<sockaddr*>(&from), 0); rc != 0) {
+      later(Status::io_error("cannot bind to " + o.bind_address + ": " + uv_strerror(rc)));
+      return kick;
+    }
+  }
+  auto* req = new ConnectReq;
+  req->conn = c;
+  req->implicit_tls = o.implicit_tls;
+  req->req.data = req;
+  if (int rc = uv_tcp_connect(&req->req, &c->tcp, reinterpret_cast<sockaddr*>(&to), on_connect); rc != 0) {
+    delete req;
+    later(Status::io_error("connect to " + c->peer + ": " + uv_strerror(rc)));
+    return kick;
+  }
+  // The engine's own timeouts apply once connected (drive() re-arms the timer).
+  uv_timer_start(&c->timer, [](uv_timer_t* t) {
+    auto* conn = static_cast<Conn*>(t->data);
+    if (conn->established || conn->closing) return;
+    fail_connect(conn->shared_from_this(), Status::io_error("connect to " + conn->peer + ": timed out"));
+  }, static_cast<std::uint64_t>(std::max<std::int64_t>(o.connect_timeout.count(), 1)), 0);
+  return kick;
 }
 
 std::uint16_t Runtime::port(int listener) const { return impl_->listeners.at(static_cast<std::size_t>(listener))->port; }

@@ -186,14 +186,14 @@ std::unique_ptr<TlsFilter> TlsFilter::server(std::shared_ptr<TlsServerContext> c
   return f;
 }
 
-std::unique_ptr<TlsFilter> TlsFilter::client(std::shared_ptr<TlsClientContext> ctx) {
+std::unique_ptr<TlsFilter> TlsFilter::client(std::shared_ptr<TlsClientContext> ctx, const std::string& server_name) {
   std::unique_ptr<TlsFilter> f(new TlsFilter());
   if (int rc = mbedtls_ssl_setup(&f->impl_->ssl, &ctx->impl().conf); rc != 0) {
     f->failed_ = true;
     f->error_ = mbed_error(rc);
   }
-  if (!ctx->options().server_name.empty())
-    mbedtls_ssl_set_hostname(&f->impl_->ssl, ctx->options().server_name.c_str());  // SNI + name check
+  const std::string& name = server_name.empty() ? ctx->options().server_name : server_name;
+  if (!name.empty()) mbedtls_ssl_set_hostname(&f->impl_->ssl, name.c_str());  // SNI + name check
   mbedtls_ssl_set_bio(&f->impl_->ssl, f->impl_.get(), Impl::send, Impl::recv, nullptr);
   f->keep_ = std::move(ctx);
   if (!f->failed_) f->step();  // the ClientHello

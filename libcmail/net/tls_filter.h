@@ -19,7 +19,10 @@ namespace cmail::net {
 class TlsFilter {
  public:
   static std::unique_ptr<TlsFilter> server(std::shared_ptr<TlsServerContext> ctx);
-  static std::unique_ptr<TlsFilter> client(std::shared_ptr<TlsClientContext> ctx);
+  // `server_name` (SNI and the name the certificate must carry when the context verifies)
+  // overrides the context's own when not empty.
+  static std::unique_ptr<TlsFilter> client(std::shared_ptr<TlsClientContext> ctx,
+                                           const std::string& server_name = "");
   ~TlsFilter();
 
   // Takes ciphertext and advances the handshake or decrypts; returns false on a fatal error.

@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <filesystem>
 #include <thread>
 
@@ -375,4 +377,157 @@ TEST_CASE("runtime: work posted after the runtime is gone is dropped, not a cras
   bool late = false;
   std::thread([&] { ex.post([&] { late = true; }); }).join();  // e.g. a store commit finishing late
   CHECK_FALSE(late);
+}
+
+namespace {
+
+// The client side of LineEngine: STARTTLS when asked, then "ping", then QUIT.
+struct PingEngine {
+  std::string in, out, log;
+  std::deque<Event> events;
+  bool starttls = false, tls_wait = false, done = false;
+  void receive(std::string_view b) {
+    in.append(b);
+    std::size_t p;
+    while (!tls_wait && (p = in.find("\r\n")) != std::string::npos) {
+      std::string line = in.substr(0, p);
+      in.erase(0, p + 2);
+      log += line + "|";
+      if (line == "hello") out += starttls ? "STARTTLS\r\n" : "ping\r\n";
+      else if (line == "go") events.push_back(StartTls{std::exchange(in, {})}), tls_wait = true;
+      else if (line.starts_with("tls ") && starttls) out += "ping\r\n";
+      else if (line == "echo: ping") out += "QUIT\r\n";
+      else if (line == "bye") done = true;
+    }
+  }
+  void receive_eof() { events.push_back(Close{}); }
+  std::string_view pending_output() const { return out; }
+  void consume_output(std::size_t n) { out.erase(0, n); }
+  std::optional<Event> next_event() {
+    if (events.empty()) return std::nullopt;
+    Event e = events.front();
+    events.pop_front();
+    return e;
+  }
+  void tls_established(const TlsInfo&) {
+    tls_wait = false;
+    log += "[tls]|";
+    receive("");
+  }
+  void timed_out() { events.push_back(Close{}); }
+  bool wants_read() const { return true; }
+  std::chrono::milliseconds timeout() const { return 5000ms; }
+};
+
+struct Outcome {
+  Status connected;
+  std::optional<std::string> closed;
+  std::string log;
+};
+
+Outcome ping(net::ConnectOptions o, bool starttls) {
+  net::Runtime rt;
+  auto engine = std::make_shared<PingEngine>();
+  engine->starttls = starttls;
+  Outcome out;
+  out.connected = Status::internal("never called");
+  rt.connect(o, std::make_unique<net::EngineHandler<PingEngine>>(engine),
+             [&](Status st) {
+               out.connected = st;
+               if (!st.ok()) rt.shutdown(0ms);
+             },
+             [&](std::string reason) {
+               out.closed = reason;
+               rt.shutdown(0ms);
+             });
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
+  std::thread guard([&] {  // bounded: the runtime ends at the latest after 8 s
+    std::unique_lock lock(mu);
+    if (!cv.wait_for(lock, 8s, [&] { return finished; })) rt.shutdown(0ms);
+  });
+  rt.run();
+  {
+    std::lock_guard lock(mu);
+    finished = true;
+  }
+  cv.notify_all();
+  guard.join();
+  out.log = engine->log;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("runtime: outbound connections, plain, STARTTLS, implicit TLS, verified or refused") {
+  Certs certs;
+  Server server;
+  net::ListenerOptions plain;
+  plain.tls = certs.ctx;
+  int p = server.add(plain);
+  net::ListenerOptions implicit;
+  implicit.tls = certs.ctx;
+  implicit.implicit_tls = true;
+  int t = server.add(implicit);
+  server.start();
+  TlsClientOptions unverified;
+  unverified.verify = false;
+  auto loose = TlsClientContext::load(unverified);
+  REQUIRE(loose.has_value());
+  TlsClientOptions verified;
+  verified.ca_file = (certs.dir / "c.pem").string();  // the self-signed certificate is its own CA
+  auto strict = TlsClientContext::load(verified);
+  REQUIRE(strict.has_value());
+
+  net::ConnectOptions o;
+  o.address = "127.0.0.1";
+  o.port = server.rt.port(p);
+  SUBCASE("plain") {
+    Outcome r = ping(o, false);
+    CHECK(r.connected.ok());
+    CHECK(r.log == "hello|echo: ping|bye|");
+    CHECK(r.closed == std::optional<std::string>(""));
+  }
+  SUBCASE("STARTTLS with a verified certificate") {
+    o.tls = *strict;
+    o.server_name = "mx.test";
+    Outcome r = ping(o, true);
+    CHECK(r.log == "hello|go|[tls]|tls TLSv1.2|echo: ping|bye|");
+  }
+  SUBCASE("STARTTLS to a server whose certificate names another host") {
+    o.tls = *strict;
+    o.server_name = "other.test";
+    Outcome r = ping(o, true);
+    CHECK(r.connected.ok());
+    CHECK(r.log == "hello|go|");
+    REQUIRE(r.closed.has_value());
+    CHECK(r.closed->find("TLS") == 0);
+  }
+  SUBCASE("implicit TLS") {
+    o.port = server.rt.port(t);
+    o.implicit_tls = true;
+    o.tls = *loose;
+    Outcome r = ping(o, false);
+    CHECK(r.log == "[tls]|hello|tls TLSv1.2|echo: ping|bye|");
+  }
+  SUBCASE("refused, and not an address") {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);  // a port nobody listens on
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    o.port = ntohs(a.sin_port);
+    Outcome r = ping(o, false);
+    close(fd);
+    CHECK(r.connected.message().find("refused") != std::string::npos);
+    CHECK_FALSE(r.closed.has_value());
+    o.address = "mx.example.test";
+    CHECK(ping(o, false).connected.code() == Status::Code::InvalidArgument);
+    o.address = "127.0.0.1";
+    o.bind_address = "::1";  // another family: the target is skipped (spec 9.1 bind)
+    CHECK(ping(o, false).connected.code() == Status::Code::InvalidArgument);
+  }
 }
