@@ -202,12 +202,112 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
   return cfg;
 }
 
-Result<Smtpd> load_smtpd(const std::string& path) {
+namespace {
+
+Result<std::string> read_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status::not_found("cannot read config file " + path);
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_smtpd(ss.str(), path);
+  return ss.str();
+}
+
+template <typename T>
+bool number(const std::string& text, T& out) {
+  T v{};
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) return false;
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+Result<Smtpd> load_smtpd(const std::string& path) {
+  auto text = read_config(path);
+  if (!text) return text.error();
+  return parse_smtpd(*text, path);
+}
+
+Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name) {
+  Dispatchd cfg;
+  for (const Line& l : split_lines(text)) {
+    auto handled = common(cfg.common, l, name);
+    if (!handled) return handled.error();
+    if (*handled) continue;
+    const std::string& d = l.directive;
+    const std::string& v = l.params;
+    if (v.empty()) return bad(name, l.number, "'" + d + "' needs an argument");
+    auto seconds = [&](std::int64_t& out, bool zero_ok) -> Status {
+      std::int64_t n = 0;
+      if (!number(v, n) || n < 0 || (!zero_ok && n == 0)) return bad(name, l.number, d + " must be a number of seconds");
+      out = n;
+      return Status();
+    };
+    auto count = [&](std::uint32_t& out, bool zero_ok) -> Status {
+      std::uint32_t n = 0;
+      if (!number(v, n) || (!zero_ok && n == 0)) return bad(name, l.number, d + " must be a " + (zero_ok ? "" : "positive ") + "number");
+      out = n;
+      return Status();
+    };
+    Status st;
+    if (d == "announce") {
+      cfg.announce = v;
+    } else if (d == "portprio") {
+      auto p = delivery::parse_portprio(v);
+      if (!p) return bad(name, l.number, p.error().message());
+      cfg.portprio = *p;  // a later line replaces the list (spec 9.1)
+    } else if (d == "interval") {
+      st = count(cfg.interval, false);
+    } else if (d == "retries") {
+      st = seconds(cfg.retry.retries, false);
+      if (!st.ok()) st = bad(name, l.number, "retries must be a positive number");
+    } else if (d == "retryinterval") {
+      st = seconds(cfg.retry.interval, false);
+    } else if (d == "maxretryinterval") {
+      st = seconds(cfg.retry.max_interval, false);
+    } else if (d == "maxage") {
+      st = seconds(cfg.retry.max_age, true);
+    } else if (d == "ratelimit") {
+      st = count(cfg.ratelimit, true);
+    } else if (d == "tls_padding") {
+      st = count(cfg.tls_padding, true);
+    } else if (d == "tls_trustfile") {
+      cfg.tls_trustfile = v;
+    } else if (d == "tls_verify") {
+      auto m = delivery::parse_tls_verify(v);
+      if (!m) return bad(name, l.number, "tls_verify must be never, credentials, handoff or always");
+      cfg.tls_verify = *m;
+    } else if (d == "plaintext_auth") {
+      if (v != "yes" && v != "no") return bad(name, l.number, "plaintext_auth must be yes or no");
+      cfg.plaintext_auth = v == "yes";
+    } else if (d == "bounce_from") {
+      cfg.bounce_from = v;
+    } else if (d == "bounce_copy") {
+      for (auto& a : words(v)) cfg.bounce_copy.push_back(a);  // the lists accumulate (spec 9.1)
+    } else if (d == "bind") {
+      cfg.bind = v;
+    } else if (d == "resolver") {
+      cfg.resolvers.push_back(v);
+    } else if (d == "maxconnections") {
+      st = count(cfg.max_connections, false);
+    } else if (d == "maxperdestination") {
+      st = count(cfg.max_per_destination, false);
+    } else if (d == "timeout") {
+      st = count(cfg.timeout, false);
+    } else {
+      return bad(name, l.number, "unknown directive '" + d + "'");
+    }
+    if (!st.ok()) return st;
+  }
+  if (cfg.common.database.empty()) return bad(name, 0, "no 'database' directive");
+  return cfg;
+}
+
+Result<Dispatchd> load_dispatchd(const std::string& path) {
+  auto text = read_config(path);
+  if (!text) return text.error();
+  return parse_dispatchd(*text, path);
 }
 
 }  // namespace cmail::config

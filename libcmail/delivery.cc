@@ -50,6 +50,15 @@ bool has_8bit(std::string_view s) {
 
 }  // namespace
 
+std::optional<TlsVerify> parse_tls_verify(std::string_view text) {
+  std::string t = lower(text);
+  if (t == "never" || t == "none") return TlsVerify::Never;
+  if (t == "credentials") return TlsVerify::Credentials;
+  if (t == "handoff") return TlsVerify::Handoff;
+  if (t == "always") return TlsVerify::Always;
+  return std::nullopt;
+}
+
 Result<std::vector<PortChoice>> parse_portprio(std::string_view text) {
   std::vector<PortChoice> out;
   std::size_t i = 0;

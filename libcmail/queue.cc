@@ -139,12 +139,11 @@ class QueueImpl final : public Queue {
         }
         int n = c.prepare(
                      "UPDATE outbox SET mail_lease_owner = NULL, mail_lease_until = NULL, "
-                     "mail_next_attempt = CASE WHEN ?3 THEN ?4 ELSE mail_next_attempt END "
+                     "mail_next_attempt = CASE WHEN ?3 > 0 THEN ?3 ELSE mail_next_attempt END "
                      "WHERE mail_id = ?1 AND mail_lease_owner = ?2")
                     .bind(1, o.id)
                     .bind(2, owner)
-                    .bind(3, o.kind == QueueOutcome::Kind::Failed ? 1 : 0)
-                    .bind(4, o.next_attempt)
+                    .bind(3, o.next_attempt)
                     .run();
         if (n == 1 && o.kind == QueueOutcome::Kind::Failed)
           c.prepare("INSERT INTO faillog (fail_mail, fail_message, fail_fatal) VALUES (?1, ?2, ?3)")

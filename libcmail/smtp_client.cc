@@ -53,19 +53,10 @@ std::optional<ClientEvent> Client::next_client_event() {
 }
 
 std::optional<Event> Client::next_event() {
-  // The transport's events only; protocol results stay for next_client_event().
-  for (auto it = events_.begin(); it != events_.end(); ++it) {
-    if (auto* s = std::get_if<StartTls>(&*it)) {
-      Event e = *s;
-      events_.erase(it);
-      return e;
-    }
-    if (std::holds_alternative<Close>(*it)) {
-      events_.erase(it);
-      return Event(Close{});
-    }
-  }
-  return std::nullopt;
+  if (transport_.empty()) return std::nullopt;
+  Event e = std::move(transport_.front());
+  transport_.pop_front();
+  return e;
 }
 
 std::chrono::milliseconds Client::timeout() const {
@@ -89,7 +80,7 @@ void Client::fail(FailKind kind, std::optional<Reply> r, std::string reason) {
   if (state_ != State::Quitting && kind != FailKind::Connection) send_line("QUIT");  // polite
   state_ = State::Closed;
   expect_.clear();
-  events_.push_back(Close{});
+  transport_.push_back(Close{});
 }
 
 void Client::timed_out() { fail(FailKind::Connection, std::nullopt, "timeout waiting for the server"); }
@@ -98,7 +89,7 @@ void Client::receive_eof() {
   if (state_ == State::Closed) return;
   if (state_ == State::Quitting) {
     state_ = State::Closed;
-    events_.push_back(Close{});
+    transport_.push_back(Close{});
     return;
   }
   fail(FailKind::Connection, std::nullopt, "connection closed by the server");
@@ -136,7 +127,7 @@ void Client::receive(std::string_view bytes) {
     if (!r->has_value()) continue;
     on_reply(**r);
     if (state_ == State::Closed) return;
-    if (state_ == State::Handshake && !events_.empty() && std::holds_alternative<StartTls>(events_.back()))
+    if (state_ == State::Handshake && !transport_.empty() && std::holds_alternative<StartTls>(transport_.back()))
       return;  // the rest of the input belongs to TLS
   }
 }
@@ -318,7 +309,7 @@ void Client::on_reply(const Reply& r) {
         ext_.starttls = false;  // go on in plaintext (opportunistic)
         return after_ehlo();
       }
-      events_.push_back(StartTls{std::move(in_)});
+      transport_.push_back(StartTls{std::move(in_)});
       in_.clear();
       return;
     case Expect::AuthUser:
@@ -387,7 +378,7 @@ void Client::on_reply(const Reply& r) {
       return;
     case Expect::Quit:
       state_ = State::Closed;
-      events_.push_back(Close{});
+      transport_.push_back(Close{});
       return;
   }
 }

@@ -8,6 +8,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <cmail/delivery.h>
 #include <cmail/export.h>
 #include <cmail/status.h>
 
@@ -59,6 +60,33 @@ struct Smtpd {
 CMAIL_EXPORT Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name);
 // Reads and parses a file.
 CMAIL_EXPORT Result<Smtpd> load_smtpd(const std::string& path);
+
+// cmail-dispatchd (spec 9.1). Defaults fix the original's gaps: `announce` is the host name,
+// `portprio` is "25" (opportunistic STARTTLS), `ratelimit` works (messages per minute per
+// destination), `tls_trustfile` is used to verify certificates where `tls_verify` asks for it.
+// Extensions: `resolver HOST[:PORT]` (repeatable), `maxretryinterval`, `maxage`,
+// `maxconnections`, `maxperdestination`, `timeout`, `tls_verify`, `plaintext_auth`.
+struct Dispatchd {
+  Common common;
+  std::string announce;  // "" = the host name
+  std::vector<delivery::PortChoice> portprio = {{25, delivery::TlsMode::Opportunistic}};
+  std::uint32_t interval = 10;  // seconds between polls (new mail is noticed at once anyway)
+  delivery::RetryPolicy retry;  // retries, retryinterval, maxretryinterval, maxage
+  std::uint32_t ratelimit = 0;
+  std::uint32_t tls_padding = 0;  // accepted for compatibility, not used (docs/dispatchd.md)
+  std::string tls_trustfile;      // "" = the system's CA bundle
+  delivery::TlsVerify tls_verify = delivery::TlsVerify::Credentials;
+  bool plaintext_auth = false;
+  std::string bounce_from;
+  std::vector<std::string> bounce_copy;
+  std::string bind;
+  std::vector<std::string> resolvers;
+  std::uint32_t max_connections = 50, max_per_destination = 4;
+  std::uint32_t timeout = 0;  // seconds for every SMTP wait; 0 = RFC 5321 4.5.3.2
+};
+
+CMAIL_EXPORT Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name);
+CMAIL_EXPORT Result<Dispatchd> load_dispatchd(const std::string& path);
 
 // A port number or service name ("smtp", "submission"); nullopt if neither.
 CMAIL_EXPORT std::optional<std::uint16_t> parse_port(std::string_view text);

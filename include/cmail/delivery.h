@@ -41,6 +41,15 @@ struct PortChoice {
   bool operator==(const PortChoice&) const = default;
 };
 
+// When the certificate of a server must be valid for its name (`tls_verify`).
+enum class TlsVerify {
+  Never,        // opportunistic only (RFC 7435)
+  Credentials,  // handoff remotes given credentials (the default)
+  Handoff,      // every handoff remote
+  Always,       // every connection, MX delivery too (TLS then becomes required)
+};
+CMAIL_EXPORT std::optional<TlsVerify> parse_tls_verify(std::string_view text);
+
 // "465@tls 25@starttls 25" -> ports in order. Suffixes are case-insensitive. An unknown suffix
 // or a bad port is an error naming the entry (the original ignored both silently).
 CMAIL_EXPORT Result<std::vector<PortChoice>> parse_portprio(std::string_view text);

@@ -59,7 +59,7 @@ struct QueueOutcome {
   Kind kind = Kind::Released;
   std::string message;  // Failed: faillog.fail_message (cmail/delivery.h says what it holds)
   bool fatal = false;   // Failed: a permanent failure
-  std::int64_t next_attempt = 0;
+  std::int64_t next_attempt = 0;  // Failed, and Released when > 0: when it is due again
 };
 
 class CMAIL_EXPORT Queue {

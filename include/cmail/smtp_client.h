@@ -96,8 +96,9 @@ struct Failed {
 };
 }  // namespace client_event
 
+// Protocol results. The transport's events (StartTls, Close) come from next_event() alone.
 using ClientEvent = std::variant<client_event::Ready, client_event::RcptResult,
-                                 client_event::MailResult, client_event::Failed, StartTls, Close>;
+                                 client_event::MailResult, client_event::Failed>;
 
 class CMAIL_EXPORT Client {
  public:
@@ -107,9 +108,9 @@ class CMAIL_EXPORT Client {
   void receive_eof();
   std::string_view pending_output() const { return std::string_view(out_).substr(out_pos_); }
   void consume_output(std::size_t n);
-  // ClientEvents; StartTls and Close are transport events (see transport.h).
+  // Protocol results, in order (poll after every call that feeds the engine).
   std::optional<ClientEvent> next_client_event();
-  std::optional<Event> next_event();  // the transport's view: StartTls and Close only
+  std::optional<Event> next_event();  // the transport's events: StartTls and Close
   void tls_established(const TlsInfo& info);
   void timed_out();
   bool wants_read() const { return state_ != State::Closed; }
@@ -156,6 +157,7 @@ class CMAIL_EXPORT Client {
   ReplyParser parser_;
   std::deque<Expect> expect_;
   std::deque<ClientEvent> events_;
+  std::deque<Event> transport_;
 
   // The running transaction.
   Envelope env_;

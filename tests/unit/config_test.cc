@@ -73,3 +73,61 @@ TEST_CASE("config: every bad line is reported with file and line") {
     CHECK(r.error().message().starts_with(c.message));
   }
 }
+
+TEST_CASE("config: cmail's shipped dispatchd.conf parses (spec 17.4), with the extensions") {
+  const char* text = R"(verbosity 3
+logfile /var/log/cmail/dispatchd.log
+pidfile /var/run/cmail-dispatchd.pid
+announce mx.example.test
+bounce_from postmaster@mx.example.test
+portprio 465@tls 25@starttls 25
+interval 60
+retries 20
+retryinterval 3600
+ratelimit 50
+tls_padding 6
+tls_trustfile /etc/ssl/certs/ca-certificates.crt
+#bind mx.example.test
+bounce_copy a@x.test b@x.test
+bounce_copy c@x.test
+resolver 127.0.0.1:5353
+resolver [::1]:53
+maxage 86400
+user cmail
+group cmail
+database /etc/cmail/databases/master.db3
+)";
+  auto c = config::parse_dispatchd(text, "dispatchd.conf");
+  REQUIRE_MESSAGE(c.has_value(), c.error().to_string());
+  CHECK(c->announce == "mx.example.test");
+  CHECK(c->portprio == std::vector<delivery::PortChoice>{{465, delivery::TlsMode::Implicit},
+                                                         {25, delivery::TlsMode::StartTls},
+                                                         {25, delivery::TlsMode::Opportunistic}});
+  CHECK(c->interval == 60);
+  CHECK(c->retry.retries == 20);
+  CHECK(c->retry.interval == 3600);
+  CHECK(c->retry.max_age == 86400);
+  CHECK(c->ratelimit == 50);
+  CHECK(c->bounce_copy == std::vector<std::string>{"a@x.test", "b@x.test", "c@x.test"});
+  CHECK(c->resolvers == std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"});
+  CHECK(c->bind.empty());
+  CHECK(c->tls_verify == delivery::TlsVerify::Credentials);
+  auto d = config::parse_dispatchd("database /x\n", "d");
+  REQUIRE(d.has_value());
+  CHECK(d->portprio == std::vector<delivery::PortChoice>{{25, delivery::TlsMode::Opportunistic}});  // no crash, a default
+  struct Bad {
+    const char* text;
+    const char* message;
+  };
+  for (const Bad& b : {Bad{"database /x\nportprio 25@bogus\n", "d:2: portprio entry '25@bogus'"},
+                       Bad{"database /x\nretries 0\n", "d:2: retries must be a positive number"},
+                       Bad{"database /x\ntls_priorities NORMAL\n", "d:2: unknown directive 'tls_priorities'"},
+                       Bad{"database /x\ninterval\n", "d:2: 'interval' needs an argument"},
+                       Bad{"database /x\ntls_verify sometimes\n", "d:2: tls_verify must be"},
+                       Bad{"announce x\n", "d: no 'database' directive"}}) {
+    CAPTURE(b.text);
+    auto r = config::parse_dispatchd(b.text, "d");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message().find(b.message) == 0);
+  }
+}

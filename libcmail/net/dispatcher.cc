@@ -1,0 +1,1031 @@
+// The dispatcher: queue -> DNS -> SMTP client -> remote. See cmail/dispatcher.h.
+//
+// Pieces, all on the loop thread:
+//   Core         leases due entries, groups them into Destinations and Messages, settles
+//                results, runs bounce generation, owns the timers and the notify watch.
+//   Destination  one domain (MX delivery) or one handoff remote: its route (the candidates:
+//                host, address, port, TLS mode, in the order to try), its pending Messages, its
+//                Attempts, its rate window.
+//   Attempt      one outbound connection: an smtp::Client behind a net::Handler; takes Messages
+//                from its Destination while it is Ready.
+// Store calls that block (leasing, reading a message, bounces) run on the runtime's thread pool
+// and post their results back; settling is asynchronous on the Store's writer. Every callback
+// that may outlive the Dispatcher holds a weak_ptr to the Core.
+#include <cmail/backends.h>
+#include <cmail/directory.h>
+#include <cmail/dispatcher.h>
+#include <cmail/net.h>
+#include <cmail/process.h>
+#include <cmail/queue.h>
+#include <cmail/routing.h>
+#include <cmail/smtp_client.h>
+#include <cmail/tls_context.h>
+
+#include "loop.h"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <set>
+
+namespace cmail {
+
+namespace {
+
+using delivery::TlsMode;
+using SteadyClock = std::chrono::steady_clock;
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return r;
+}
+
+// A stored address ("local@domain", as routed) back into a Path; "" is the null path.
+smtp::Path path_of(std::string_view address) {
+  smtp::Path p;
+  std::size_t at = address.rfind('@');
+  if (at == std::string_view::npos) {
+    p.local = std::string(address);
+  } else {
+    p.local = std::string(address.substr(0, at));
+    p.domain = std::string(address.substr(at + 1));
+  }
+  return p;
+}
+
+// Checks the client refuses before sending anything, as RFC 3463 codes.
+smtp::EnhancedCode refusal_code(const std::string& reason) {
+  if (reason.find("SIZE") != std::string::npos) return {5, 3, 4};      // message too big
+  if (reason.find("SMTPUTF8") != std::string::npos) return {5, 6, 7};  // RFC 6531 3.7.5
+  return {5, 6, 3};                                                     // conversion needed
+}
+
+// One transaction's worth: one message, one sender, recipients of one destination.
+struct Message {
+  std::optional<std::string> from;  // nullopt (a bounce) and "" both go as MAIL FROM:<>
+  std::vector<QueueEntry> rcpts;
+  enum class Data { None, Loading, Ready, Failed } data_state = Data::None;
+  std::shared_ptr<const std::string> data;
+  std::string data_error;
+  std::function<void()> on_data;  // the attempt waiting for the data
+};
+
+struct Candidate {
+  std::string host;     // the name (SNI, certificate name, logs)
+  std::string address;  // numeric
+  delivery::PortChoice port;
+};
+
+struct Destination;
+
+}  // namespace
+
+struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
+  Core(net::Runtime& r, Store& s, net::Resolver& res, DispatcherOptions opt)
+      : rt(r), store(s), queue(s.queue()), resolver(res), o(std::move(opt)), rng(std::random_device{}()) {}
+
+  net::Runtime& rt;
+  Store& store;
+  Queue& queue;
+  net::Resolver& resolver;
+  DispatcherOptions o;
+  std::shared_ptr<TlsClientContext> tls_loose, tls_strict;
+  std::mt19937 rng;
+  Executor ex;
+
+  std::map<std::string, std::shared_ptr<Destination>> dests;
+  std::size_t connections = 0;      // attempts alive
+  std::size_t inflight = 0;         // leased entries not yet settled
+  std::size_t pending_settles = 0;  // settle jobs not yet committed
+  static constexpr std::size_t kMaxInflight = 5000;
+  bool scanning = false, rescan = false, capacity_limited = false;
+  bool bouncing = false, bounce_again = false;
+  bool daemon = false, stopped = false;
+  std::function<void(Status)> one_shot_done;
+  DispatcherStats stats;
+
+  // libuv handles, freed in their close callbacks (they may outlive the Core by a loop turn).
+  uv_timer_t* wake = nullptr;
+  uv_timer_t* renew = nullptr;
+  uv_timer_t* bounce_timer = nullptr;
+  uv_fs_event_t* watch = nullptr;
+
+  void log(int level, const std::string& line) const {
+    if (o.log) o.log(level, line);
+  }
+  std::weak_ptr<Core> weak() { return shared_from_this(); }
+  // Runs `work` on the pool, then `then` on the loop if the Core still exists.
+  template <typename R>
+  void blocking(std::function<R()> work, std::function<void(Core&, R)> then);
+
+  void start();
+  void stop();
+  void schedule_scan();
+  void scan();
+  void add_entries(std::vector<QueueEntry> entries);
+  void pump();
+  void settle(std::vector<QueueOutcome> outcomes);
+  void fail_message(Message& m, const std::string& record, bool fatal);
+  void schedule_bounces();
+  void bounces();
+  void release_dead_owners();
+  void arm_wake(std::optional<std::int64_t> next_due, std::int64_t now);
+  void maybe_finish();
+  void one_shot(std::function<bool(const QueueEntry&)> pick, std::function<void(Status)> done);
+};
+
+namespace {
+
+using Core = Dispatcher::Core;
+struct Attempt;
+
+struct Destination : std::enable_shared_from_this<Destination> {
+  std::string key;
+  bool handoff = false;
+  std::string domain;  // MX delivery
+  delivery::RemoteSpec remote;
+  std::deque<std::shared_ptr<Message>> pending;
+  std::map<std::string, std::shared_ptr<Message>> open;  // by message key, still taking recipients
+  enum class Route { None, Resolving, Ready } route = Route::None;
+  std::vector<Candidate> candidates;
+  std::size_t cursor = 0;  // the candidate new attempts use
+  std::string last_error;
+  std::set<Attempt*> attempts;
+  std::size_t connecting = 0;  // attempts not yet Ready
+  std::deque<SteadyClock::time_point> sent;  // for ratelimit
+  bool verify = false;
+
+  bool idle() const { return pending.empty() && attempts.empty() && route != Route::Resolving; }
+  void resolve(Core& core);
+  void routed(Core& core, std::vector<Candidate> c);
+  void fail_all(Core& core, const std::string& record, bool fatal);
+  bool rate_ok(const Core& core) {
+    if (!core.o.ratelimit) return true;
+    auto horizon = SteadyClock::now() - std::chrono::minutes(1);
+    while (!sent.empty() && sent.front() < horizon) sent.pop_front();
+    return sent.size() < core.o.ratelimit;
+  }
+  void throttle(Core& core);
+  void open_attempt(Core& core);
+};
+
+// One connection.
+struct Attempt : std::enable_shared_from_this<Attempt> {
+  enum class State { Connecting, Greeting, Idle, Loading, Sending, Quitting, Done };
+  std::weak_ptr<Core> core;
+  std::shared_ptr<Destination> dest;
+  std::size_t index = 0;  // candidate
+  Candidate cand;
+  smtp::Client client;
+  net::Kick kick;
+  State state = State::Connecting;
+  bool counted = true;  // still in dest->connecting
+  std::shared_ptr<Message> current;
+  std::vector<std::optional<smtp::Reply>> rcpt_replies;
+  std::size_t sent = 0;
+
+  Attempt(std::weak_ptr<Core> c, std::shared_ptr<Destination> d, std::size_t i, const smtp::ClientOptions& co)
+      : core(std::move(c)), dest(std::move(d)), index(i), cand(dest->candidates[i]), client(co) {}
+
+  void uncount() {
+    if (counted) --dest->connecting, counted = false;
+  }
+  std::string where() const { return cand.host + " [" + cand.address + "]:" + std::to_string(cand.port.port); }
+  void pump();
+  void next(Core& c);
+  void send(Core& c);
+  void finish_message(Core& c, const smtp::client_event::MailResult& r);
+  void failed(const std::string& reason, const std::optional<smtp::Reply>& reply);
+  void closed(const std::string& reason);
+};
+
+// The engine verbs, forwarded to the client; after each call that can produce results, the
+// attempt acts on them (send the next message, settle, give up).
+class AttemptHandler final : public net::Handler {
+ public:
+  explicit AttemptHandler(std::shared_ptr<Attempt> a) : a_(std::move(a)) {}
+  void receive(std::string_view b) override { a_->client.receive(b), a_->pump(); }
+  void receive_eof() override { a_->client.receive_eof(), a_->pump(); }
+  std::string_view pending_output() const override { return a_->client.pending_output(); }
+  void consume_output(std::size_t n) override { a_->client.consume_output(n); }
+  std::optional<Event> next_event() override { return a_->client.next_event(); }
+  void tls_established(const TlsInfo& i) override { a_->client.tls_established(i), a_->pump(); }
+  void timed_out() override { a_->client.timed_out(), a_->pump(); }
+  bool wants_read() const override { return a_->client.wants_read(); }
+  std::chrono::milliseconds timeout() const override { return a_->client.timeout(); }
+
+ private:
+  std::shared_ptr<Attempt> a_;
+};
+
+void Attempt::pump() {
+  namespace ev = smtp::client_event;
+  auto c = core.lock();
+  while (auto e = client.next_client_event()) {
+    if (!c || state == State::Done) continue;
+    if (std::holds_alternative<ev::Ready>(*e)) {
+      if (state == State::Greeting) {
+        uncount();
+        dest->cursor = index;  // this one works: the next attempts use it too
+        c->log(3, "connected to " + where() + (client.tls() ? " with TLS" : ""));
+      }
+      current.reset();
+      state = State::Idle;
+      next(*c);
+    } else if (auto* r = std::get_if<ev::RcptResult>(&*e)) {
+      if (r->index < rcpt_replies.size()) rcpt_replies[r->index] = r->reply;
+    } else if (auto* m = std::get_if<ev::MailResult>(&*e)) {
+      finish_message(*c, *m);
+    } else if (auto* f = std::get_if<ev::Failed>(&*e)) {
+      failed(f->reason, f->reply);
+    }
+  }
+}
+
+void Attempt::next(Core& c) {
+  if (state != State::Idle) return;
+  std::shared_ptr<Message> m;
+  if (sent < c.o.max_messages_per_connection && !c.stopped) {
+    if (!dest->pending.empty() && !dest->rate_ok(c)) dest->throttle(c);
+    if (!dest->pending.empty()) {
+      m = dest->pending.front();
+      dest->pending.pop_front();
+    }
+  }
+  if (!m) {
+    state = State::Quitting;
+    client.quit();
+    if (kick) kick();
+    return;
+  }
+  current = m;
+  if (dest->pending.size() && dest->pending.front()->data_state == Message::Data::None) {
+    // Prefetch the next message while this one goes out.
+    auto n = dest->pending.front();
+    n->data_state = Message::Data::Loading;
+    c.blocking<Result<std::string>>([&q = c.queue, id = n->rcpts.front().id] { return q.message_data(id); },
+                                    [n](Core&, Result<std::string> d) {
+                                      if (d) n->data = std::make_shared<const std::string>(std::move(*d)), n->data_state = Message::Data::Ready;
+                                      else n->data_error = d.error().to_string(), n->data_state = Message::Data::Failed;
+                                      if (auto f = std::move(n->on_data)) f();
+                                    });
+  }
+  if (m->data_state == Message::Data::Ready || m->data_state == Message::Data::Failed) return send(c);
+  state = State::Loading;
+  std::weak_ptr<Attempt> self = shared_from_this();
+  m->on_data = [self] {
+    auto a = self.lock();
+    if (!a || a->state != State::Loading) return;
+    if (auto cc = a->core.lock()) a->send(*cc);
+    if (a->kick) a->kick();
+  };
+  if (m->data_state == Message::Data::None) {
+    m->data_state = Message::Data::Loading;
+    c.blocking<Result<std::string>>([&q = c.queue, id = m->rcpts.front().id] { return q.message_data(id); },
+                                    [m](Core&, Result<std::string> d) {
+                                      if (d) m->data = std::make_shared<const std::string>(std::move(*d)), m->data_state = Message::Data::Ready;
+                                      else m->data_error = d.error().to_string(), m->data_state = Message::Data::Failed;
+                                      if (auto f = std::move(m->on_data)) f();
+                                    });
+  }
+}
+
+void Attempt::send(Core& c) {
+  Message& m = *current;
+  if (m.data_state == Message::Data::Failed) {
+    // Gone (deleted meanwhile) or unreadable: give the leases back; a deleted entry is skipped.
+    c.log(0, "cannot read queued message " + m.rcpts.front().queue_id + ": " + m.data_error);
+    std::vector<QueueOutcome> out;
+    for (const auto& r : m.rcpts) out.push_back({r.id, QueueOutcome::Kind::Released, "", false, 0});
+    c.settle(std::move(out));
+    current.reset();
+    state = State::Idle;
+    return next(c);
+  }
+  smtp::Envelope env;
+  env.from = path_of(m.from.value_or(""));
+  env.params.ret = m.rcpts.front().dsn_ret;
+  env.params.envid = m.rcpts.front().dsn_envid;
+  for (const auto& r : m.rcpts) env.recipients.push_back({path_of(r.envelope_to), {r.dsn.notify, r.dsn.orcpt}});
+  rcpt_replies.assign(m.rcpts.size(), std::nullopt);
+  Status st = client.send_mail(std::move(env), *m.data);
+  if (!st.ok()) {
+    // Refused before sending (SIZE, SMTPUTF8, 8BITMIME): permanent for this server's domain.
+    c.fail_message(m, delivery::failure_local(refusal_code(st.message()), st.message() + " (" + cand.host + ")"), true);
+    current.reset();
+    state = State::Idle;
+    return next(c);
+  }
+  state = State::Sending;
+  ++sent;
+  dest->sent.push_back(SteadyClock::now());
+}
+
+void Attempt::finish_message(Core& c, const smtp::client_event::MailResult& r) {
+  Message& m = *current;
+  std::vector<QueueOutcome> out;
+  const std::int64_t now = unix_now();
+  std::set<std::size_t> accepted(r.accepted.begin(), r.accepted.end());
+  for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
+    const QueueEntry& e = m.rcpts[i];
+    // An accepted recipient shares the message's final reply; a refused one keeps its own.
+    const smtp::Reply& reply = accepted.count(i) ? r.reply : rcpt_replies[i] ? *rcpt_replies[i] : r.reply;
+    if (reply.positive()) {
+      out.push_back({e.id, QueueOutcome::Kind::Delivered, "", false, 0});
+      ++c.stats.delivered;
+      c.log(1, "delivered " + e.queue_id + " to <" + e.envelope_to + "> via " + where() + ": " + reply.summary());
+      continue;
+    }
+    const bool fatal = reply.permanent();
+    std::string record = delivery::failure_from_reply(reply, cand.host);
+    out.push_back({e.id, QueueOutcome::Kind::Failed, record, fatal,
+                   fatal ? 0 : delivery::next_attempt(c.o.retry, e.failures + 1, now)});
+    ++(fatal ? c.stats.failed : c.stats.deferred);
+    c.log(1, std::string(fatal ? "failed " : "deferred ") + e.queue_id + " to <" + e.envelope_to + ">: " + record);
+  }
+  c.settle(std::move(out));
+  current.reset();
+  state = State::Idle;  // Ready follows and takes the next message
+}
+
+void Attempt::failed(const std::string& reason, const std::optional<smtp::Reply>& reply) {
+  auto c = core.lock();
+  State was = state;
+  state = State::Done;
+  if (!c) return;
+  uncount();
+  if (was == State::Connecting || was == State::Greeting) {
+    dest->last_error = reply ? delivery::failure_from_reply(*reply, cand.host) : reason + " (" + where() + ")";
+    c->log(3, "cannot use " + where() + ": " + dest->last_error);
+    if (dest->cursor == index) ++dest->cursor;  // the next attempt tries the next candidate
+    return;
+  }
+  if (current && (was == State::Sending || was == State::Loading)) {
+    // Lost mid-transaction: nothing was acknowledged (or the 250 never came), try again later.
+    std::string record = reply ? delivery::failure_from_reply(*reply, cand.host)
+                               : delivery::failure_local({4, 4, 2}, reason + " (" + where() + ")");
+    if (was == State::Loading) {
+      dest->pending.push_front(current);  // not sent at all: another attempt may take it
+    } else {
+      c->fail_message(*current, record, false);
+    }
+    current.reset();
+  }
+}
+
+void Attempt::closed(const std::string& reason) {
+  if (state != State::Done && state != State::Quitting) failed(reason.empty() ? "connection closed" : reason, std::nullopt);
+  state = State::Done;
+  auto c = core.lock();
+  dest->attempts.erase(this);
+  if (!c) return;
+  --c->connections;
+  c->pump();
+  c->maybe_finish();
+}
+
+void Destination::resolve(Core& core) {
+  route = Route::Resolving;
+  candidates.clear();
+  cursor = 0;
+  auto self = shared_from_this();
+  std::weak_ptr<Core> wc = core.weak();
+  // Addresses of every host, in host order, then the candidates: host x port x address.
+  auto lookup = [self, wc](std::vector<std::string> hosts, std::vector<delivery::PortChoice> ports, bool implicit) {
+    auto c = wc.lock();
+    if (!c) return;
+    struct Pending {
+      std::vector<net::AddressResult> results;
+      std::size_t left = 0;
+    };
+    auto p = std::make_shared<Pending>();
+    p->results.resize(hosts.size());
+    p->left = hosts.size();
+    for (std::size_t i = 0; i < hosts.size(); ++i) {
+      c->resolver.addresses(hosts[i], [self, wc, p, i, hosts, ports, implicit](net::AddressResult r) {
+        p->results[i] = std::move(r);
+        if (--p->left) return;
+        auto core = wc.lock();
+        if (!core) return;
+        std::vector<Candidate> out;
+        bool temp = false;
+        std::string errors;
+        for (std::size_t h = 0; h < hosts.size(); ++h) {
+          const auto& res = p->results[h];
+          if (res.status != net::DnsStatus::Ok) {
+            temp = temp || res.status == net::DnsStatus::TempFail;
+            errors += (errors.empty() ? "" : "; ") + hosts[h] + ": " + net::to_string(res.status);
+            continue;
+          }
+          for (const auto& port : ports)
+            for (const auto& a : res.addresses) out.push_back({hosts[h], a, port});
+        }
+        if (!out.empty()) return self->routed(*core, std::move(out));
+        const std::string what = self->handoff ? "handoff remote " + self->remote.host : self->domain;
+        if (temp) return self->fail_all(*core, delivery::failure_local({4, 4, 3}, "cannot resolve " + what + ": " + errors), false);
+        if (implicit)  // RFC 5321 5.1: no MX and no address
+          return self->fail_all(*core, delivery::failure_local({5, 1, 2}, what + " has no MX and no address record"), true);
+        self->fail_all(*core, delivery::failure_local({5, 4, 4}, "no server of " + what + " has an address: " + errors),
+                       !self->handoff);
+      });
+    }
+  };
+  if (handoff) return lookup({remote.host}, remote.port ? std::vector{*remote.port} : core.o.portprio, false);
+  if (domain.size() > 2 && domain.front() == '[' && domain.back() == ']')  // an address literal
+    return lookup({domain}, core.o.portprio, false);
+  core.resolver.mx(domain, [self, wc, lookup](net::MxResult r) {
+    auto c = wc.lock();
+    if (!c) return;
+    const std::string& d = self->domain;
+    switch (r.status) {
+      case net::DnsStatus::NxDomain:
+        return self->fail_all(*c, delivery::failure_local({5, 1, 2}, "Failed to resolve recipient domain: " + d + " does not exist"), true);
+      case net::DnsStatus::TempFail:
+        return self->fail_all(*c, delivery::failure_local({4, 4, 3}, "DNS lookup of the MX of " + d + " failed: " + r.error), false);
+      case net::DnsStatus::NoData:
+        return lookup({d}, c->o.portprio, true);  // RFC 5321 5.1: the implicit MX
+      case net::DnsStatus::Ok:
+        break;
+    }
+    if (r.null_mx())  // RFC 7505 3
+      return self->fail_all(*c, delivery::failure_local({5, 1, 10}, d + " does not accept mail (null MX)"), true);
+    if (r.records.empty()) return lookup({d}, c->o.portprio, true);
+    auto hosts = order_mx(r.records, c->o.announce, c->rng);
+    if (hosts.empty())
+      return self->fail_all(*c, delivery::failure_local({5, 4, 6}, "the MX records of " + d + " point back to this host"), true);
+    lookup(std::move(hosts), c->o.portprio, false);
+  });
+}
+
+void Destination::routed(Core& core, std::vector<Candidate> c) {
+  route = Route::Ready;
+  candidates = std::move(c);
+  cursor = 0;
+  core.pump();
+}
+
+void Destination::fail_all(Core& core, const std::string& record, bool fatal) {
+  route = Route::None;  // resolve again next time
+  cursor = 0;
+  core.log(1, std::string(fatal ? "failed " : "deferred ") + std::to_string(pending.size()) + " message(s) for " + key +
+                  ": " + record);
+  while (!pending.empty()) {
+    auto m = pending.front();
+    pending.pop_front();
+    core.fail_message(*m, record, fatal);
+  }
+  open.clear();
+  core.maybe_finish();
+}
+
+void Destination::throttle(Core& core) {
+  // Over the rate: everything still pending waits for the window to move, outside the lease.
+  auto resume = unix_now() + 60;
+  std::vector<QueueOutcome> out;
+  for (const auto& m : pending)
+    for (const auto& r : m->rcpts) out.push_back({r.id, QueueOutcome::Kind::Released, "", false, resume});
+  core.log(1, "ratelimit reached for " + key + ": " + std::to_string(out.size()) + " recipient(s) wait a minute");
+  pending.clear();
+  open.clear();
+  core.settle(std::move(out));
+}
+
+void Destination::open_attempt(Core& core) {
+  const Candidate& cand = candidates[cursor];
+  smtp::ClientOptions co;
+  co.helo_name = core.o.announce;
+  switch (cand.port.tls) {
+    case TlsMode::Opportunistic: co.tls = verify ? smtp::TlsPolicy::Required : smtp::TlsPolicy::Opportunistic; break;
+    case TlsMode::StartTls: co.tls = smtp::TlsPolicy::Required; break;
+    case TlsMode::Implicit: co.tls_active = true; break;
+    case TlsMode::None: co.tls = smtp::TlsPolicy::None; break;
+  }
+  if (handoff) co.auth = remote.credentials;
+  co.auth_without_tls = core.o.plaintext_auth;
+  if (core.o.reply_timeout.count() > 0)
+    co.greeting_timeout = co.command_timeout = co.data_block_timeout = co.data_end_timeout = core.o.reply_timeout;
+  auto a = std::make_shared<Attempt>(core.weak(), shared_from_this(), cursor, co);
+  attempts.insert(a.get());
+  ++connecting;
+  ++core.connections;
+  ++core.stats.connections;
+  net::ConnectOptions no;
+  no.address = cand.address;
+  no.port = cand.port.port;
+  no.bind_address = core.o.bind;
+  no.implicit_tls = cand.port.tls == TlsMode::Implicit;
+  no.tls = verify ? core.tls_strict : core.tls_loose;
+  no.server_name = cand.host;
+  no.connect_timeout = core.o.connect_timeout;
+  std::weak_ptr<Attempt> weak = a;
+  a->kick = core.rt.connect(
+      no, std::make_unique<AttemptHandler>(a),
+      [weak](Status st) {
+        auto at = weak.lock();
+        if (!at) return;
+        if (st.ok()) {
+          at->state = Attempt::State::Greeting;
+          return;
+        }
+        // Never connected: the handler (and this attempt with it) is dropped.
+        at->failed(st.message(), std::nullopt);
+        at->closed("");
+      },
+      [weak](std::string reason) {
+        if (auto at = weak.lock()) at->closed(reason);
+      });
+}
+
+}  // namespace
+
+std::vector<std::string> order_mx(std::vector<net::MxRecord> records, std::string_view self, std::mt19937& rng) {
+  for (auto& r : records) r.host = lower(r.host);
+  std::shuffle(records.begin(), records.end(), rng);  // RFC 5321 5.1: random among equals
+  std::stable_sort(records.begin(), records.end(),
+                   [](const net::MxRecord& a, const net::MxRecord& b) { return a.preference < b.preference; });
+  const std::string me = lower(self);
+  std::optional<std::uint16_t> cutoff;
+  for (const auto& r : records)
+    if (!me.empty() && r.host == me && (!cutoff || r.preference < *cutoff)) cutoff = r.preference;
+  std::vector<std::string> hosts;
+  for (const auto& r : records) {
+    if (cutoff && r.preference >= *cutoff) continue;  // RFC 5321 5.1: never to ourselves or beyond
+    if (r.host.empty() || std::find(hosts.begin(), hosts.end(), r.host) != hosts.end()) continue;
+    hosts.push_back(r.host);
+  }
+  return hosts;
+}
+
+template <typename R>
+void Core::blocking(std::function<R()> work, std::function<void(Core&, R)> then) {
+  std::weak_ptr<Core> w = weak();
+  auto post = ex.post;
+  rt.run_blocking([w, post, work = std::move(work), then = std::move(then)]() mutable {
+    auto result = std::make_shared<R>(work());
+    post([w, result, then = std::move(then)] {
+      if (auto c = w.lock()) then(*c, std::move(*result));
+    });
+  });
+}
+
+void Core::start() {
+  daemon = true;
+  uv_loop_t* loop = net::loop_of(rt);
+  auto timer = [loop, this](uv_timer_t*& t) {
+    t = new uv_timer_t;
+    uv_timer_init(loop, t);
+    t->data = this;
+  };
+  timer(wake);
+  timer(renew);
+  timer(bounce_timer);
+  const std::string path = queue.notify_path();
+  if (!path.empty()) {
+    if (FILE* f = std::fopen(path.c_str(), "a")) std::fclose(f);  // the watch needs the file
+    watch = new uv_fs_event_t;
+    uv_fs_event_init(loop, watch);
+    watch->data = this;
+    if (uv_fs_event_start(watch, [](uv_fs_event_t* h, const char*, int, int) {
+          static_cast<Core*>(h->data)->schedule_scan();
+        }, path.c_str(), 0) != 0) {
+      log(0, "cannot watch " + path + "; polling every " + std::to_string(o.interval.count() / 1000) + " s");
+      uv_close(reinterpret_cast<uv_handle_t*>(watch), [](uv_handle_t* h) { delete reinterpret_cast<uv_fs_event_t*>(h); });
+      watch = nullptr;
+    }
+  }
+  const std::uint64_t every = static_cast<std::uint64_t>(o.lease_seconds) * 1000 / 3;
+  uv_timer_start(renew, [](uv_timer_t* t) {
+    auto* c = static_cast<Core*>(t->data);
+    if (c->inflight > 0) {
+      std::string owner = c->o.owner;
+      std::int64_t until = unix_now() + c->o.lease_seconds;
+      c->blocking<Status>([&q = c->queue, owner, until] { return q.renew(owner, until); },
+                          [](Core& core, Status st) {
+                            if (!st.ok()) core.log(0, "cannot renew leases: " + st.to_string());
+                          });
+    }
+    c->release_dead_owners();
+  }, every, every);
+  std::weak_ptr<Core> w = weak();
+  rt.at_shutdown([w] {
+    if (auto c = w.lock()) c->stop();
+  });
+  release_dead_owners();
+  schedule_scan();
+  schedule_bounces();
+}
+
+void Core::stop() {
+  if (stopped) return;
+  stopped = true;
+  auto close_timer = [](uv_timer_t*& t) {
+    if (!t) return;
+    uv_timer_stop(t);
+    uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    t = nullptr;
+  };
+  close_timer(wake);
+  close_timer(renew);
+  close_timer(bounce_timer);
+  if (watch) {
+    uv_fs_event_stop(watch);
+    uv_close(reinterpret_cast<uv_handle_t*>(watch), [](uv_handle_t* h) { delete reinterpret_cast<uv_fs_event_t*>(h); });
+    watch = nullptr;
+  }
+}
+
+void Core::release_dead_owners() {
+  blocking<std::vector<std::string>>(
+      [&q = queue] {
+        std::vector<std::string> released;
+        auto owners = q.lease_owners();
+        if (!owners) return released;
+        for (const std::string& who : *owners)
+          if (process_token_dead(who) && q.release_owner(who).has_value()) released.push_back(who);
+        return released;
+      },
+      [](Core& c, std::vector<std::string> released) {
+        for (const auto& who : released) c.log(1, "released the leases of " + who + ", which is no longer running");
+        if (!released.empty()) c.schedule_scan();
+      });
+}
+
+void Core::schedule_scan() {
+  if (stopped || !daemon) return;
+  if (scanning) {
+    rescan = true;
+    return;
+  }
+  scan();
+}
+
+void Core::scan() {
+  const std::size_t room = inflight < kMaxInflight ? kMaxInflight - inflight : 0;
+  if (room == 0) {
+    capacity_limited = true;
+    return;
+  }
+  scanning = true;
+  struct Got {
+    Result<std::vector<QueueEntry>> leased = std::vector<QueueEntry>{};
+    Result<std::optional<std::int64_t>> next = std::optional<std::int64_t>{};
+    std::int64_t now = 0;
+  };
+  blocking<Got>(
+      [&q = queue, owner = o.owner, room, lease = o.lease_seconds] {
+        Got g;
+        g.now = unix_now();
+        g.leased = q.lease_due(owner, g.now, room, lease);
+        g.next = q.next_due();
+        return g;
+      },
+      [room](Core& c, Got g) {
+        c.scanning = false;
+        if (!g.leased) {
+          c.log(0, "cannot lease queue entries: " + g.leased.error().to_string());
+        } else {
+          c.capacity_limited = g.leased->size() >= room;
+          c.add_entries(std::move(*g.leased));
+        }
+        c.arm_wake(g.next ? *g.next : std::nullopt, g.now);
+        if (c.rescan) {
+          c.rescan = false;
+          c.schedule_scan();
+        }
+        c.maybe_finish();
+      });
+}
+
+void Core::arm_wake(std::optional<std::int64_t> next_due, std::int64_t now) {
+  if (!wake || stopped) return;
+  std::int64_t ms = o.interval.count();
+  if (next_due && !capacity_limited) ms = std::min<std::int64_t>(ms, *next_due > now ? (*next_due - now) * 1000 + 50 : 1000);
+  uv_timer_start(wake, [](uv_timer_t* t) {
+    auto* c = static_cast<Core*>(t->data);
+    c->schedule_scan();
+    c->schedule_bounces();
+  }, static_cast<std::uint64_t>(std::max<std::int64_t>(ms, 10)), 0);
+}
+
+void Core::add_entries(std::vector<QueueEntry> entries) {
+  inflight += entries.size();
+  for (QueueEntry& e : entries) {
+    std::string key = e.remote ? "remote " + *e.remote : delivery::recipient_domain(e.envelope_to);
+    auto& d = dests[key];
+    if (!d) {
+      d = std::make_shared<Destination>();
+      d->key = key;
+      if (e.remote) {
+        d->handoff = true;
+        auto spec = delivery::parse_remote(*e.remote);
+        if (spec) d->remote = std::move(*spec);
+        else d->last_error = spec.error().message();
+        d->verify = o.verify == delivery::TlsVerify::Always || o.verify == delivery::TlsVerify::Handoff ||
+                    (o.verify == delivery::TlsVerify::Credentials && d->remote.credentials);
+      } else {
+        d->domain = key;
+        d->verify = o.verify == delivery::TlsVerify::Always;
+      }
+    }
+    if (d->handoff && d->remote.host.empty()) {  // the spec does not parse: say so, once per entry
+      Message m;
+      m.rcpts.push_back(std::move(e));
+      fail_message(m, delivery::failure_local({5, 3, 5}, "invalid handoff remote: " + d->last_error), true);
+      continue;
+    }
+    if (!d->handoff && d->domain.empty()) {
+      Message m;
+      m.rcpts.push_back(std::move(e));
+      fail_message(m, delivery::failure_local({5, 1, 3}, "the recipient has no domain"), true);
+      continue;
+    }
+    // Recipients of one message and sender travel together, up to max_recipients.
+    std::string mkey = (e.queue_id.empty() ? "#" + std::to_string(e.id) : e.queue_id) + '\x1f' +
+                       (e.envelope_from ? "<" + *e.envelope_from + ">" : "null");
+    auto& m = d->open[mkey];
+    if (!m || m->rcpts.size() >= o.max_recipients) {
+      m = std::make_shared<Message>();
+      m->from = e.envelope_from;
+      d->pending.push_back(m);
+    }
+    m->rcpts.push_back(std::move(e));
+  }
+  for (auto& [k, d] : dests) d->open.clear();
+  pump();
+}
+
+void Core::pump() {
+  for (auto it = dests.begin(); it != dests.end();) {
+    Destination& d = *it->second;
+    if (!d.pending.empty() && d.route == Destination::Route::None) d.resolve(*this);
+    if (d.route == Destination::Route::Ready) {
+      while (!stopped && !d.pending.empty() && connections < o.max_connections && d.attempts.size() < o.max_per_destination &&
+             d.pending.size() > d.connecting && d.cursor < d.candidates.size())
+        d.open_attempt(*this);
+      if (!d.pending.empty() && d.cursor >= d.candidates.size() && d.attempts.empty()) {
+        // Every candidate failed before a transaction could start.
+        const std::string what = d.handoff ? "Failed to connect or negotiate with handoff remote" : "Failed to reach any MX";
+        auto keep = it->second;
+        keep->fail_all(*this, delivery::failure_local({4, 4, 1}, what + ": " + d.last_error), false);
+      }
+    }
+    if (it->second->idle()) it = dests.erase(it);
+    else ++it;
+  }
+}
+
+void Core::fail_message(Message& m, const std::string& record, bool fatal) {
+  std::vector<QueueOutcome> out;
+  const std::int64_t now = unix_now();
+  for (const QueueEntry& e : m.rcpts) {
+    out.push_back({e.id, QueueOutcome::Kind::Failed, record, fatal,
+                   fatal ? 0 : delivery::next_attempt(o.retry, e.failures + 1, now)});
+    ++(fatal ? stats.failed : stats.deferred);
+  }
+  settle(std::move(out));
+}
+
+void Core::settle(std::vector<QueueOutcome> outcomes) {
+  if (outcomes.empty()) return;
+  inflight -= std::min(inflight, outcomes.size());
+  ++pending_settles;
+  bool failures = std::any_of(outcomes.begin(), outcomes.end(),
+                              [](const QueueOutcome& x) { return x.kind == QueueOutcome::Kind::Failed; });
+  std::weak_ptr<Core> w = weak();
+  auto post = ex.post;
+  queue.settle(std::move(outcomes), o.owner, [w, post, failures](Status st) {  // on the writer thread
+    post([w, st, failures] {
+      auto c = w.lock();
+      if (!c) return;
+      --c->pending_settles;
+      if (!st.ok()) c->log(0, "cannot record delivery results: " + st.to_string());
+      if (failures) c->schedule_bounces();
+      if (c->capacity_limited && c->inflight < kMaxInflight / 2) c->schedule_scan();
+      c->maybe_finish();
+    });
+  });
+}
+
+void Core::schedule_bounces() {
+  if (stopped || !daemon || !bounce_timer) return;
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(bounce_timer))) return;
+  uv_timer_start(bounce_timer, [](uv_timer_t* t) { static_cast<Core*>(t->data)->bounces(); }, 100, 0);  // coalesce
+}
+
+namespace {
+
+// Where a bounce to `address` goes: local delivery by the inbound routing (spec 6), or out.
+void route_bounce(Directory& dir, const std::string& address, Delivery& d, std::vector<std::string>& notes) {
+  smtp::Path to = path_of(address);
+  auto local = dir.route_address(address);
+  if (local && *local) {
+    routing::Sender s;  // the null reverse path, unauthenticated
+    auto r = routing::route_recipient(dir, s, to, {});
+    if (r && std::holds_alternative<routing::Recipient>(*r)) {
+      routing::plan_delivery(s, {std::get<routing::Recipient>(*r)}, d);
+      return;
+    }
+    notes.push_back("the bounce to local <" + address + "> is refused by its routing; dropped");
+    return;
+  }
+  QueuedRecipient q;
+  q.envelope_to = address;
+  q.dsn.notify = "NEVER";
+  d.queued.push_back(q);
+}
+
+}  // namespace
+
+void Core::bounces() {
+  if (bouncing) {
+    bounce_again = true;
+    return;
+  }
+  bouncing = true;
+  struct Done {
+    std::size_t leased = 0, bounces = 0;
+    std::vector<std::string> notes;
+  };
+  DispatcherOptions opt = o;
+  Store* st = &store;
+  blocking<Done>(
+      [st, opt] {
+        Done out;
+        Queue& q = st->queue();
+        const std::int64_t now = unix_now();
+        auto leased = q.lease_given_up(opt.owner, now, 200, opt.lease_seconds, opt.retry.retries, opt.retry.max_age);
+        if (!leased) {
+          out.notes.push_back("cannot look for mail to return: " + leased.error().to_string());
+          return out;
+        }
+        out.leased = leased->size();
+        // One bounce per message and sender (spec 9.7 made one per recipient).
+        std::map<std::string, std::vector<QueueEntry>> groups;
+        for (auto& e : *leased)
+          groups[(e.queue_id.empty() ? "#" + std::to_string(e.id) : e.queue_id) + '\x1f' +
+                 (e.envelope_from ? "<" + *e.envelope_from + ">" : "null")]
+              .push_back(std::move(e));
+        for (auto& [key, entries] : groups) {
+          const QueueEntry& first = entries.front();
+          Delivery d;
+          d.ident = new_queue_id();
+          d.protocol = "local";
+          d.replaces_owner = opt.owner;
+          for (const auto& e : entries) d.replaces.push_back(e.id);
+          std::vector<const QueueEntry*> report;
+          for (const auto& e : entries)
+            if (delivery::wants_failure_report(e.dsn.notify)) report.push_back(&e);
+          const bool null_sender = !first.envelope_from || first.envelope_from->empty();
+          if (null_sender || report.empty()) {
+            // Never a bounce for a bounce (RFC 5321 6.1, RFC 3461 4.1: NOTIFY=NEVER).
+            out.notes.push_back("dropped " + first.queue_id + " for " + std::to_string(entries.size()) +
+                                " recipient(s) after failure: " +
+                                (null_sender ? "it has the null sender" : "the sender asked for no report"));
+          } else {
+            delivery::Bounce b;
+            b.reporting_mta = opt.announce;
+            b.from = opt.bounce_from;
+            b.to = *first.envelope_from;
+            b.queue_id = first.queue_id;
+            b.arrival = first.submission;
+            b.envid = first.dsn_envid;
+            b.return_full = first.dsn_ret && lower(*first.dsn_ret) == "full";
+            b.now = now;
+            b.message_id = d.ident;
+            for (const QueueEntry* e : report) {
+              delivery::BouncedRecipient r;
+              r.address = e->envelope_to;
+              r.orcpt = e->dsn.orcpt;
+              auto f = q.failures(e->id);
+              if (f && !f->empty()) {
+                r.last = delivery::parse_failure(f->back().message, f->back().fatal);
+                r.last_attempt = f->back().time;
+                r.attempts = static_cast<std::int64_t>(f->size());
+              } else {
+                r.last = delivery::parse_failure("no attempt could be made", e->fatal);
+              }
+              r.expired = !e->fatal;
+              if (r.expired && r.last.status.klass == 5) r.expired = false;
+              b.recipients.push_back(std::move(r));
+            }
+            auto original = q.message_data(first.id);
+            d.data = delivery::compose_bounce(b, original ? *original : std::string());
+            route_bounce(st->directory(), b.to, d, out.notes);
+            for (const auto& copy : opt.bounce_copy) route_bounce(st->directory(), copy, d, out.notes);
+          }
+          Status s = st->deliver_sync(d);
+          if (s.ok()) {
+            if (!d.local.empty() || !d.queued.empty()) {
+              ++out.bounces;
+              out.notes.push_back("returned " + first.queue_id + " to <" + first.envelope_from.value_or("") + "> (" +
+                                  std::to_string(report.size()) + " recipient(s)) as " + d.ident);
+            }
+          } else {
+            out.notes.push_back("cannot return " + first.queue_id + ": " + s.to_string());
+            for (const auto& e : entries) (void)q.release(e.id, opt.owner);
+          }
+        }
+        return out;
+      },
+      [](Core& c, Done r) {
+        c.bouncing = false;
+        c.stats.bounces += r.bounces;
+        for (const auto& n : r.notes) c.log(1, n);
+        if (r.leased >= 200 || c.bounce_again) {  // more to do
+          c.bounce_again = false;
+          c.bounces();
+        }
+        if (r.bounces) c.schedule_scan();  // the bounces just queued
+        c.maybe_finish();
+      });
+}
+
+void Core::maybe_finish() {
+  if (!one_shot_done || scanning || bouncing || pending_settles > 0) return;
+  for (const auto& [k, d] : dests)
+    if (!d->idle()) return;
+  auto done = std::move(one_shot_done);
+  one_shot_done = nullptr;
+  done(Status());
+}
+
+void Core::one_shot(std::function<bool(const QueueEntry&)> pick, std::function<void(Status)> done) {
+  one_shot_done = std::move(done);
+  scanning = true;
+  blocking<Result<std::vector<QueueEntry>>>(
+      [&q = queue, owner = o.owner, lease = o.lease_seconds, pick] () -> Result<std::vector<QueueEntry>> {
+        auto all = q.list();
+        if (!all) return all.error();
+        std::vector<std::int64_t> ids;
+        for (const auto& e : *all)
+          if (pick(e)) ids.push_back(e.id);
+        return q.lease_ids(ids, owner, unix_now(), lease);
+      },
+      [](Core& c, Result<std::vector<QueueEntry>> got) {
+        c.scanning = false;
+        if (!got) {
+          auto done = std::move(c.one_shot_done);
+          c.one_shot_done = nullptr;
+          if (done) done(got.error());
+          return;
+        }
+        c.add_entries(std::move(*got));
+        c.maybe_finish();
+      });
+}
+
+Result<std::unique_ptr<Dispatcher>> Dispatcher::create(net::Runtime& runtime, Store& store, net::Resolver& resolver,
+                                                       DispatcherOptions options) {
+  if (options.owner.empty()) options.owner = process_token("dispatchd");
+  if (options.portprio.empty()) return Status::invalid_argument("portprio needs at least one port");
+  auto core = std::make_shared<Core>(runtime, store, resolver, std::move(options));
+  TlsClientOptions loose;
+  loose.verify = false;
+  auto l = TlsClientContext::load(loose);
+  if (!l) return l.error();
+  core->tls_loose = *l;
+  if (core->o.verify != delivery::TlsVerify::Never) {
+    TlsClientOptions strict;
+    strict.ca_file = core->o.ca_file;
+    auto s = TlsClientContext::load(strict);
+    if (!s) return s.error();
+    core->tls_strict = *s;
+  }
+  core->ex = runtime.executor();
+  return std::unique_ptr<Dispatcher>(new Dispatcher(std::move(core)));
+}
+
+Dispatcher::Dispatcher(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+Dispatcher::~Dispatcher() { core_->stop(); }
+
+void Dispatcher::start() { core_->start(); }
+void Dispatcher::run_now() {
+  core_->schedule_scan();
+  core_->schedule_bounces();
+}
+
+void Dispatcher::deliver_domain(std::string domain, std::function<void(Status)> done) {
+  std::string d = lower(domain);
+  core_->one_shot([d](const QueueEntry& e) { return !e.remote && delivery::recipient_domain(e.envelope_to) == d; },
+                  std::move(done));
+}
+
+void Dispatcher::deliver_remote(std::string remote, std::function<void(Status)> done) {
+  core_->one_shot([remote](const QueueEntry& e) { return e.remote && *e.remote == remote; }, std::move(done));
+}
+
+void Dispatcher::generate_bounces(std::function<void(Status)> done) {
+  core_->one_shot_done = std::move(done);
+  core_->bounces();
+}
+
+DispatcherStats Dispatcher::stats() const { return core_->stats; }
+const std::string& Dispatcher::owner() const { return core_->o.owner; }
+
+}  // namespace cmail
