@@ -1,0 +1,494 @@
+// libcmail/net/resolver.cc: the c-ares resolver on the Runtime's libuv loop, and the static
+// resolver for tests. See cmail/resolver.h.
+//
+// c-ares tells us which sockets to watch (ARES_OPT_SOCK_STATE_CB): one uv_poll_t per socket,
+// ares_process_fd() on its events, and one uv_timer_t armed from ares_timeout(). Answers never
+// reach the caller from inside c-ares: they are queued and run from a zero timer (Deferred),
+// so a callback never runs inside the call that started its lookup and may freely start new
+// lookups or destroy the resolver.
+//
+// Thread-safety: loop thread only. Ownership: each resolver's state is a shared_ptr held by the
+// Resolver; its Runtime::at_shutdown hook holds a weak_ptr, so the Resolver may go before or
+// after shutdown. Every libuv handle is heap-allocated and freed in its uv_close callback, so
+// the state itself can be freed at once while the closes finish on the loop. Closing the state
+// (destruction or shutdown) drops answers not yet delivered and destroys the c-ares channel,
+// whose callbacks then only free their requests: a cancelled lookup's callback never runs.
+#include <cmail/resolver.h>
+
+#include "loop.h"
+
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <ares.h>
+#include <netinet/in.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+
+namespace cmail::net {
+
+const char* to_string(DnsStatus s) {
+  switch (s) {
+    case DnsStatus::Ok: return "Ok";
+    case DnsStatus::NoData: return "NoData";
+    case DnsStatus::NxDomain: return "NxDomain";
+    case DnsStatus::TempFail: return "TempFail";
+  }
+  return "Unknown";
+}
+
+namespace {
+
+// Closes a heap-allocated handle and frees it in the close callback (libuv's rule).
+template <typename H>
+void close_and_free(H* h) {
+  uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<H*>(x); });
+}
+
+// Runs queued answers on a later loop iteration. close() drops whatever has not run yet.
+class Deferred {
+ public:
+  explicit Deferred(uv_loop_t* loop) : timer_(new uv_timer_t) {
+    uv_timer_init(loop, timer_);
+    timer_->data = this;
+  }
+  ~Deferred() { close(); }
+  Deferred(const Deferred&) = delete;
+  Deferred& operator=(const Deferred&) = delete;
+
+  void push(std::function<void()> fn) {
+    if (!timer_) return;
+    queue_.push_back(std::move(fn));
+    uv_timer_start(timer_, on_timer, 0, 0);
+  }
+
+  void close() {
+    if (!timer_) return;
+    *alive_ = false;
+    close_and_free(timer_);
+    timer_ = nullptr;
+    queue_.clear();
+  }
+
+ private:
+  static void on_timer(uv_timer_t* t) {
+    auto* self = static_cast<Deferred*>(t->data);
+    std::shared_ptr<bool> alive = self->alive_;  // a callback may destroy the resolver
+    // Only what was queued before this pass; answers queued meanwhile run in the next one.
+    for (std::size_t n = self->queue_.size(); n > 0 && *alive; --n) {
+      std::function<void()> fn = std::move(self->queue_.front());
+      self->queue_.pop_front();
+      fn();
+    }
+  }
+
+  uv_timer_t* timer_;
+  std::deque<std::function<void()>> queue_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Names are compared and looked up without the trailing dot of the absolute form.
+std::string without_trailing_dot(std::string_view name) {
+  while (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  return std::string(name);
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool iequals_prefix(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && lower(std::string(s.substr(0, prefix.size()))) == prefix;
+}
+
+// A numeric host: "192.0.2.1", "2001:db8::1", or an RFC 5321 4.1.3 address literal
+// "[192.0.2.1]" / "[IPv6:2001:db8::1]" (also "[2001:db8::1]"). Answers in the canonical form;
+// nullopt when `host` is not numeric, an empty address list for a malformed literal.
+std::optional<AddressResult> numeric_address(std::string_view host) {
+  bool literal = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  std::string text(literal ? host.substr(1, host.size() - 2) : host);
+  if (literal && iequals_prefix(text, "ipv6:")) text.erase(0, 5);
+  char buf[INET6_ADDRSTRLEN] = {};
+  in_addr a4{};
+  in6_addr a6{};
+  AddressResult r;
+  if (inet_pton(AF_INET, text.c_str(), &a4) == 1) {
+    inet_ntop(AF_INET, &a4, buf, sizeof buf);
+  } else if (inet_pton(AF_INET6, text.c_str(), &a6) == 1) {
+    inet_ntop(AF_INET6, &a6, buf, sizeof buf);
+  } else if (literal) {
+    r.status = DnsStatus::NxDomain;
+    r.error = "malformed address literal " + std::string(host);
+    return r;
+  } else {
+    return std::nullopt;
+  }
+  r.status = DnsStatus::Ok;
+  r.addresses.push_back(buf);
+  return r;
+}
+
+// One name server as c-ares's CSV wants it ("192.0.2.1:53", "[2001:db8::1]:53"), or nullopt.
+// Accepts "HOST", "HOST:PORT", "[IPV6]", "[IPV6]:PORT" and a bare IPv6 address; HOST numeric.
+std::optional<std::string> server_entry(std::string_view s) {
+  std::string_view host = s, port = "53";
+  bool v6 = false;
+  if (!s.empty() && s.front() == '[') {
+    std::size_t close = s.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = s.substr(1, close - 1);
+    std::string_view rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return std::nullopt;
+      port = rest.substr(1);
+    }
+    v6 = true;
+  } else if (std::count(s.begin(), s.end(), ':') == 1) {
+    std::size_t colon = s.find(':');
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+  } else if (s.find(':') != std::string_view::npos) {
+    v6 = true;  // a bare IPv6 address, default port
+  }
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  int port_number = std::stoi(std::string(port));
+  if (port_number < 1 || port_number > 65535) return std::nullopt;
+  std::string h(host);
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, h.c_str(), buf) != 1) return std::nullopt;
+  return (v6 ? "[" + h + "]" : h) + ":" + std::to_string(port_number);
+}
+
+DnsStatus status_of(int ares_status) {
+  switch (ares_status) {
+    case ARES_SUCCESS: return DnsStatus::Ok;
+    case ARES_ENOTFOUND: return DnsStatus::NxDomain;  // RFC 1035 4.1.1: RCODE 3, Name Error
+    case ARES_EBADNAME: return DnsStatus::NxDomain;   // not a valid name: it cannot exist
+    case ARES_ENODATA: return DnsStatus::NoData;      // NOERROR without records of the type
+    default: return DnsStatus::TempFail;              // timeout, SERVFAIL, REFUSED, network
+  }
+}
+
+// A host name as received: without its trailing dot; the root "." becomes "" (RFC 7505 3).
+std::string host_of(const char* name) { return without_trailing_dot(name ? name : ""); }
+
+std::once_flag ares_once;
+int ares_init_status = ARES_SUCCESS;
+
+// The c-ares channel with its libuv handles.
+class Ares {
+ public:
+  explicit Ares(uv_loop_t* loop) : loop_(loop), deferred_(loop) {}
+  ~Ares() { close(); }
+  Ares(const Ares&) = delete;
+  Ares& operator=(const Ares&) = delete;
+
+  Status start(const ResolverOptions& options) {
+    std::call_once(ares_once, [] { ares_init_status = ares_library_init(ARES_LIB_INIT_ALL); });
+    if (ares_init_status != ARES_SUCCESS)
+      return Status::internal(std::string("c-ares: ") + ares_strerror(ares_init_status));
+    std::string csv;
+    for (const std::string& s : options.servers) {
+      std::optional<std::string> entry = server_entry(s);
+      if (!entry) return Status::invalid_argument("malformed name server '" + s + "'");
+      csv += (csv.empty() ? "" : ",") + *entry;
+    }
+    ares_options o{};
+    int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS |
+               ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS;
+    o.sock_state_cb = on_sock_state;
+    o.sock_state_cb_data = this;
+    o.timeout = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(options.timeout.count(), 1, 3600000));
+    o.tries = std::max(1, options.tries);
+    // RFC 5321 2.3.5: names are fully qualified, so no search list, ever.
+    o.flags = ARES_FLAG_NOSEARCH;
+    o.domains = nullptr;
+    o.ndomains = 0;
+    char lookups[] = "fb";  // /etc/hosts first, then DNS (copied by c-ares)
+    o.lookups = lookups;
+    int rc = ares_init_options(&channel_, &o, mask);
+    if (rc != ARES_SUCCESS) {
+      channel_ = nullptr;
+      return Status::internal(std::string("c-ares: ") + ares_strerror(rc));
+    }
+    if (!csv.empty() && (rc = ares_set_servers_ports_csv(channel_, csv.c_str())) != ARES_SUCCESS)
+      return Status::invalid_argument("name servers '" + csv + "': " + ares_strerror(rc));
+    timer_ = new uv_timer_t;
+    uv_timer_init(loop_, timer_);
+    timer_->data = this;
+    return {};
+  }
+
+  void mx(std::string_view domain, std::function<void(MxResult)> done) {
+    if (closed_) return;  // after shutdown: cancelled, like the lookups that were in flight
+    std::string name = without_trailing_dot(domain);
+    if (name.empty() || name.find('\0') != std::string::npos) {
+      MxResult r;
+      r.status = DnsStatus::NxDomain;
+      r.error = "not a domain name";
+      return answer(std::move(done), std::move(r));
+    }
+    auto* q = new Query<MxResult>{this, std::move(done)};
+    ares_query(channel_, name.c_str(), ns_c_in, ns_t_mx, on_mx, q);
+    rearm();
+  }
+
+  void addresses(std::string_view host, std::function<void(AddressResult)> done) {
+    if (closed_) return;
+    std::string name = without_trailing_dot(host);
+    if (std::optional<AddressResult> literal = numeric_address(name))
+      return answer(std::move(done), std::move(*literal));
+    if (name.empty() || name.find('\0') != std::string::npos) {
+      AddressResult r;
+      r.status = DnsStatus::NxDomain;
+      r.error = "not a host name";
+      return answer(std::move(done), std::move(r));
+    }
+    auto* q = new Query<AddressResult>{this, std::move(done)};
+    ares_addrinfo_hints hints{};
+    hints.ai_family = AF_UNSPEC;        // AAAA and A; /etc/hosts is read for both
+    hints.ai_flags = ARES_AI_NOSORT;    // we order them ourselves: IPv6 first, then IPv4
+    ares_getaddrinfo(channel_, name.c_str(), nullptr, &hints, on_addrinfo, q);
+    rearm();
+  }
+
+  // Cancels everything; idempotent. The handles finish closing on the loop.
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    deferred_.close();
+    if (channel_) ares_destroy(channel_);  // callbacks get ARES_EDESTRUCTION; sockets close
+    channel_ = nullptr;
+    for (auto& [fd, p] : polls_) close_and_free(p);
+    polls_.clear();
+    if (timer_) close_and_free(timer_);
+    timer_ = nullptr;
+  }
+
+ private:
+  template <typename R>
+  struct Query {
+    Ares* owner;
+    std::function<void(R)> done;
+  };
+
+  struct Poll {
+    uv_poll_t handle;  // first: a Poll* is a uv_poll_t*
+    Ares* owner;
+    ares_socket_t fd;
+  };
+
+  template <typename R>
+  void answer(std::function<void(R)> done, R r) {
+    deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+  }
+
+  static void on_mx(void* arg, int status, int, unsigned char* abuf, int alen) {
+    std::unique_ptr<Query<MxResult>> q(static_cast<Query<MxResult>*>(arg));
+    if (q->owner->closed_) return;  // cancelled: the callback is never called
+    MxResult r;
+    if (status == ARES_SUCCESS) {
+      ares_mx_reply* head = nullptr;
+      status = ares_parse_mx_reply(abuf, alen, &head);  // ARES_ENODATA when no MX in the answer
+      for (ares_mx_reply* m = head; m; m = m->next)
+        r.records.push_back({m->priority, host_of(m->host)});  // RFC 7505: "." comes back as ""
+      if (head) ares_free_data(head);
+      if (status == ARES_SUCCESS && r.records.empty()) status = ARES_ENODATA;
+    }
+    r.status = status_of(status);
+    if (r.status != DnsStatus::Ok) r.error = ares_strerror(status);
+    q->owner->answer(std::move(q->done), std::move(r));
+  }
+
+  static void on_addrinfo(void* arg, int status, int, ares_addrinfo* res) {
+    std::unique_ptr<Query<AddressResult>> q(static_cast<Query<AddressResult>*>(arg));
+    std::unique_ptr<ares_addrinfo, void (*)(ares_addrinfo*)> info(res, ares_freeaddrinfo);
+    if (q->owner->closed_) return;
+    AddressResult r;
+    std::vector<std::string> v4;
+    for (ares_addrinfo_node* n = res ? res->nodes : nullptr; n; n = n->ai_next) {
+      char buf[INET6_ADDRSTRLEN] = {};
+      if (n->ai_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(n->ai_addr)->sin6_addr, buf, sizeof buf);
+      } else if (n->ai_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(n->ai_addr)->sin_addr, buf, sizeof buf);
+      } else {
+        continue;
+      }
+      std::vector<std::string>& list = n->ai_family == AF_INET6 ? r.addresses : v4;
+      if (std::find(list.begin(), list.end(), buf) == list.end()) list.push_back(buf);
+    }
+    r.addresses.insert(r.addresses.end(), v4.begin(), v4.end());  // IPv6 first, then IPv4
+    if (status == ARES_SUCCESS && r.addresses.empty()) status = ARES_ENODATA;
+    r.status = status_of(status);
+    if (r.status != DnsStatus::Ok) r.error = ares_strerror(status);
+    q->owner->answer(std::move(q->done), std::move(r));
+  }
+
+  // c-ares opened, changed or closed (neither readable nor writable) a socket. It calls this
+  // before closing the descriptor, so a poll never outlives its socket.
+  static void on_sock_state(void* data, ares_socket_t fd, int readable, int writable) {
+    auto* self = static_cast<Ares*>(data);
+    auto it = self->polls_.find(fd);
+    if (!readable && !writable) {
+      if (it != self->polls_.end()) {
+        close_and_free(it->second);
+        self->polls_.erase(it);
+      }
+      return;
+    }
+    Poll* p = it != self->polls_.end() ? it->second : nullptr;
+    if (!p) {
+      if (self->closed_) return;
+      p = new Poll{};
+      if (uv_poll_init_socket(self->loop_, &p->handle, fd) != 0) {
+        delete p;  // never initialised; the lookup times out through the timer
+        return;
+      }
+      p->handle.data = p;
+      p->owner = self;
+      p->fd = fd;
+      // A socket never keeps the loop alive: while a lookup runs, the timer does.
+      uv_unref(reinterpret_cast<uv_handle_t*>(&p->handle));
+      self->polls_[fd] = p;
+    }
+    uv_poll_start(&p->handle, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0), on_poll);
+  }
+
+  static void on_poll(uv_poll_t* h, int status, int events) {
+    auto* p = static_cast<Poll*>(h->data);
+    Ares* self = p->owner;
+    ares_socket_t fd = p->fd;  // p may be closed inside ares_process_fd
+    // On a poll error, let c-ares read and write so that it sees the socket's error itself.
+    bool error = status < 0;
+    ares_process_fd(self->channel_, error || (events & UV_READABLE) ? fd : ARES_SOCKET_BAD,
+                    error || (events & UV_WRITABLE) ? fd : ARES_SOCKET_BAD);
+    self->rearm();
+  }
+
+  static void on_timer(uv_timer_t* t) {
+    auto* self = static_cast<Ares*>(t->data);
+    ares_process_fd(self->channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // expires timed-out tries
+    self->rearm();
+  }
+
+  // Arms the timer for c-ares's next timeout, or stops it when nothing is in flight (an idle
+  // resolver keeps the loop alive through no handle at all).
+  void rearm() {
+    if (closed_) return;
+    timeval tv{};
+    if (!ares_timeout(channel_, nullptr, &tv)) {
+      uv_timer_stop(timer_);
+      return;
+    }
+    // Rounded up: a timer that fires before c-ares's deadline would only spin.
+    auto ms = static_cast<std::uint64_t>(tv.tv_sec) * 1000 + static_cast<std::uint64_t>(tv.tv_usec + 999) / 1000;
+    uv_timer_start(timer_, on_timer, ms, 0);
+  }
+
+  uv_loop_t* loop_;
+  ares_channel channel_ = nullptr;
+  uv_timer_t* timer_ = nullptr;
+  std::map<ares_socket_t, Poll*> polls_;
+  Deferred deferred_;
+  bool closed_ = false;
+};
+
+class AresResolver final : public Resolver {
+ public:
+  explicit AresResolver(std::shared_ptr<Ares> core) : core_(std::move(core)) {}
+  ~AresResolver() override { core_->close(); }
+  void mx(std::string_view domain, std::function<void(MxResult)> done) override {
+    core_->mx(domain, std::move(done));
+  }
+  void addresses(std::string_view host, std::function<void(AddressResult)> done) override {
+    core_->addresses(host, std::move(done));
+  }
+
+ private:
+  std::shared_ptr<Ares> core_;
+};
+
+// The static tables, keyed by lower-case name without the trailing dot.
+class StaticTables {
+ public:
+  StaticTables(uv_loop_t* loop, StaticZone zone) : deferred_(loop) {
+    for (auto& [name, r] : zone.mx) mx_[key(name)] = std::move(r);
+    for (auto& [name, r] : zone.addresses) addresses_[key(name)] = std::move(r);
+  }
+
+  void mx(std::string_view domain, std::function<void(MxResult)> done) {
+    MxResult r = find(mx_, addresses_, key(domain));
+    deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+  }
+
+  void addresses(std::string_view host, std::function<void(AddressResult)> done) {
+    std::string name = without_trailing_dot(host);
+    std::optional<AddressResult> literal = numeric_address(name);
+    AddressResult r = literal ? std::move(*literal) : find(addresses_, mx_, key(name));
+    deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+  }
+
+  void close() { deferred_.close(); }
+
+ private:
+  static std::string key(std::string_view name) { return lower(without_trailing_dot(name)); }
+
+  // The entry in `table`; NoData when the name is only in `other`; NxDomain otherwise.
+  template <typename R, typename Other>
+  static R find(const std::map<std::string, R>& table, const Other& other, const std::string& name) {
+    if (auto it = table.find(name); it != table.end()) return it->second;
+    R r;
+    r.status = other.count(name) ? DnsStatus::NoData : DnsStatus::NxDomain;
+    r.error = std::string(r.status == DnsStatus::NoData ? "no records of that type for " : "no such name ") + name;
+    return r;
+  }
+
+  std::map<std::string, MxResult> mx_;
+  std::map<std::string, AddressResult> addresses_;
+  Deferred deferred_;
+};
+
+class StaticResolver final : public Resolver {
+ public:
+  explicit StaticResolver(std::shared_ptr<StaticTables> tables) : tables_(std::move(tables)) {}
+  ~StaticResolver() override { tables_->close(); }
+  void mx(std::string_view domain, std::function<void(MxResult)> done) override {
+    tables_->mx(domain, std::move(done));
+  }
+  void addresses(std::string_view host, std::function<void(AddressResult)> done) override {
+    tables_->addresses(host, std::move(done));
+  }
+
+ private:
+  std::shared_ptr<StaticTables> tables_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Resolver>> make_resolver(Runtime& runtime, const ResolverOptions& options) {
+  auto core = std::make_shared<Ares>(loop_of(runtime));
+  if (Status st = core->start(options); !st.ok()) return st;  // ~Ares closes what started
+  runtime.at_shutdown([weak = std::weak_ptr<Ares>(core)] {
+    if (auto c = weak.lock()) c->close();
+  });
+  return std::unique_ptr<Resolver>(new AresResolver(std::move(core)));
+}
+
+std::unique_ptr<Resolver> make_static_resolver(Runtime& runtime, StaticZone zone) {
+  auto tables = std::make_shared<StaticTables>(loop_of(runtime), std::move(zone));
+  runtime.at_shutdown([weak = std::weak_ptr<StaticTables>(tables)] {
+    if (auto t = weak.lock()) t->close();
+  });
+  return std::make_unique<StaticResolver>(std::move(tables));
+}
+
+}  // namespace cmail::net
