@@ -1,7 +1,9 @@
 // cmail serve: every module in one process, with a zero-config default (README quick start).
 #include <cmail/config.h>
 #include <cmail/daemon.h>
+#include <cmail/dispatcher.h>
 #include <cmail/net.h>
+#include <cmail/resolver.h>
 #include <cmail/smtp_service.h>
 #include <cmail/store.h>
 
@@ -17,10 +19,12 @@ namespace fs = std::filesystem;
 int main(int argc, char** argv) {
   CLI::App app{"cmail: an embeddable mail server"};
   app.require_subcommand(1);
-  auto* serve = app.add_subcommand("serve", "run the mail server (SMTP now; delivery, POP3 and IMAP as they land)");
+  auto* serve = app.add_subcommand("serve", "run the mail server: SMTP intake and submission, outbound delivery");
   std::string data = "cmail-data", config_file, host = "127.0.0.1", hostname = "localhost";
   std::uint16_t smtp_port = 2525, submission_port = 2587, smtps_port = 2465;
   int verbosity = 1;
+  std::vector<std::string> resolvers;
+  std::string dispatchd_config;
   serve->add_option("--data", data, "data directory: master.db3, cert.pem, key.pem (created if missing)");
   serve->add_option("--config", config_file, "a cmail-smtpd config file instead of the defaults");
   serve->add_option("--host", host, "address to listen on");
@@ -28,6 +32,8 @@ int main(int argc, char** argv) {
   serve->add_option("--smtp-port", smtp_port, "inbound SMTP with STARTTLS (0 = any free port)");
   serve->add_option("--submission-port", submission_port, "submission: STARTTLS, AUTH required");
   serve->add_option("--smtps-port", smtps_port, "submission over implicit TLS, AUTH required");
+  serve->add_option("--resolver", resolvers, "DNS server HOST[:PORT] for outbound delivery (repeatable; default: the system's)");
+  serve->add_option("--dispatchd-config", dispatchd_config, "a cmail-dispatchd config file for outbound delivery");
   serve->add_option("-v,--verbosity", verbosity, "0 errors, 1 info, 3 debug");
   try {
     app.parse(argc, argv);
@@ -96,6 +102,34 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cmail: %s\n", bound.error().message().c_str());
     return 1;
   }
+  // Outbound delivery in the same loop: mail for other hosts, redirects, handoffs, bounces.
+  config::Dispatchd dcfg;
+  if (!dispatchd_config.empty()) {
+    auto loaded = config::load_dispatchd(dispatchd_config);
+    if (!loaded) {
+      std::fprintf(stderr, "cmail: %s\n", loaded.error().message().c_str());
+      return 1;
+    }
+    dcfg = *loaded;
+  } else {
+    dcfg.announce = hostname;
+  }
+  for (const auto& r : resolvers) dcfg.resolvers.push_back(r);
+  net::ResolverOptions ro;
+  ro.servers = dcfg.resolvers;
+  auto resolver = net::make_resolver(runtime, ro);
+  if (!resolver) {
+    std::fprintf(stderr, "cmail: resolver: %s\n", resolver.error().message().c_str());
+    return 1;
+  }
+  DispatcherOptions dopts = dispatcher_options(dcfg);
+  dopts.log = [&](int level, std::string_view line) { logger.log(level, line); };
+  auto dispatcher = Dispatcher::create(runtime, **store, **resolver, dopts);
+  if (!dispatcher) {
+    std::fprintf(stderr, "cmail: %s\n", dispatcher.error().message().c_str());
+    return 1;
+  }
+  (*dispatcher)->start();
   for (const BoundListener& b : *bound) std::printf("%s %s:%u\n", b.kind.c_str(), b.host.c_str(), b.port);
   if (config_file.empty())
     std::printf(
@@ -105,7 +139,7 @@ int main(int argc, char** argv) {
         cfg.common.database.c_str(), cfg.common.database.c_str(), cfg.common.database.c_str(), hostname.c_str(),
         cfg.common.database.c_str());
   std::fflush(stdout);
-  runtime.handle_signals(std::chrono::seconds(10), [] {});
+  runtime.handle_signals(std::chrono::seconds(10), [&] { (*dispatcher)->run_now(); });
   runtime.run();
   return 0;
 }

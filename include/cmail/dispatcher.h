@@ -28,6 +28,7 @@
 // is destroyed (or when the Runtime shuts down) keeps its leases; a restart releases them.
 #pragma once
 
+#include <cmail/config.h>
 #include <cmail/delivery.h>
 #include <cmail/export.h>
 #include <cmail/resolver.h>
@@ -86,6 +87,11 @@ struct DispatcherStats {
 // higher preference are left out. Hosts are lower-cased; duplicates dropped.
 CMAIL_EXPORT std::vector<std::string> order_mx(std::vector<net::MxRecord> records, std::string_view self,
                                                std::mt19937& rng);
+
+// The options a cmail-dispatchd config file asks for; `announce` defaults to this host's name.
+CMAIL_EXPORT DispatcherOptions dispatcher_options(const config::Dispatchd& cfg);
+// This host's name (gethostname), for EHLO when nothing else is configured.
+CMAIL_EXPORT std::string host_name();
 
 class CMAIL_EXPORT Dispatcher {
  public:

@@ -23,6 +23,8 @@
 
 #include "loop.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <deque>
 #include <map>
@@ -100,6 +102,8 @@ struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
   Executor ex;
 
   std::map<std::string, std::shared_ptr<Destination>> dests;
+  // Per destination, when messages went out in the last minute (outlives the Destinations).
+  std::map<std::string, std::shared_ptr<std::deque<SteadyClock::time_point>>> rate_windows;
   std::size_t connections = 0;      // attempts alive
   std::size_t inflight = 0;         // leased entries not yet settled
   std::size_t pending_settles = 0;  // settle jobs not yet committed
@@ -158,7 +162,7 @@ struct Destination : std::enable_shared_from_this<Destination> {
   std::string last_error;
   std::set<Attempt*> attempts;
   std::size_t connecting = 0;  // attempts not yet Ready
-  std::deque<SteadyClock::time_point> sent;  // for ratelimit
+  std::shared_ptr<std::deque<SteadyClock::time_point>> sent;  // ratelimit window, kept by the Core
   bool verify = false;
 
   bool idle() const { return pending.empty() && attempts.empty() && route != Route::Resolving; }
@@ -168,8 +172,8 @@ struct Destination : std::enable_shared_from_this<Destination> {
   bool rate_ok(const Core& core) {
     if (!core.o.ratelimit) return true;
     auto horizon = SteadyClock::now() - std::chrono::minutes(1);
-    while (!sent.empty() && sent.front() < horizon) sent.pop_front();
-    return sent.size() < core.o.ratelimit;
+    while (!sent->empty() && sent->front() < horizon) sent->pop_front();
+    return sent->size() < core.o.ratelimit;
   }
   void throttle(Core& core);
   void open_attempt(Core& core);
@@ -324,7 +328,7 @@ void Attempt::send(Core& c) {
   }
   state = State::Sending;
   ++sent;
-  dest->sent.push_back(SteadyClock::now());
+  if (c.o.ratelimit) dest->sent->push_back(SteadyClock::now());
 }
 
 void Attempt::finish_message(Core& c, const smtp::client_event::MailResult& r) {
@@ -691,6 +695,7 @@ void Core::scan() {
           c.log(0, "cannot lease queue entries: " + g.leased.error().to_string());
         } else {
           c.capacity_limited = g.leased->size() >= room;
+          if (!g.leased->empty()) c.log(3, "leased " + std::to_string(g.leased->size()) + " queue entries");
           c.add_entries(std::move(*g.leased));
         }
         c.arm_wake(g.next ? *g.next : std::nullopt, g.now);
@@ -721,6 +726,9 @@ void Core::add_entries(std::vector<QueueEntry> entries) {
     if (!d) {
       d = std::make_shared<Destination>();
       d->key = key;
+      auto& window = rate_windows[key];
+      if (!window) window = std::make_shared<std::deque<SteadyClock::time_point>>();
+      d->sent = window;
       if (e.remote) {
         d->handoff = true;
         auto spec = delivery::parse_remote(*e.remote);
@@ -763,6 +771,7 @@ void Core::add_entries(std::vector<QueueEntry> entries) {
 void Core::pump() {
   for (auto it = dests.begin(); it != dests.end();) {
     Destination& d = *it->second;
+    if (!d.pending.empty() && !d.rate_ok(*this)) d.throttle(*this);  // no connection just to wait
     if (!d.pending.empty() && d.route == Destination::Route::None) d.resolve(*this);
     if (d.route == Destination::Route::Ready) {
       while (!stopped && !d.pending.empty() && connections < o.max_connections && d.attempts.size() < o.max_per_destination &&
@@ -775,8 +784,14 @@ void Core::pump() {
         keep->fail_all(*this, delivery::failure_local({4, 4, 1}, what + ": " + d.last_error), false);
       }
     }
-    if (it->second->idle()) it = dests.erase(it);
-    else ++it;
+    if (it->second->idle()) {
+      auto w = rate_windows.find(it->first);
+      if (w != rate_windows.end() && (w->second->empty() || w->second->back() < SteadyClock::now() - std::chrono::minutes(1)))
+        rate_windows.erase(w);
+      it = dests.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 
@@ -978,6 +993,32 @@ void Core::one_shot(std::function<bool(const QueueEntry&)> pick, std::function<v
         c.add_entries(std::move(*got));
         c.maybe_finish();
       });
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "localhost";
+  return buf;
+}
+
+DispatcherOptions dispatcher_options(const config::Dispatchd& cfg) {
+  DispatcherOptions o;
+  o.announce = cfg.announce.empty() ? host_name() : cfg.announce;
+  o.portprio = cfg.portprio;
+  o.retry = cfg.retry;
+  o.interval = std::chrono::seconds(cfg.interval);
+  o.bounce_from = cfg.bounce_from;
+  o.bounce_copy = cfg.bounce_copy;
+  o.bind = cfg.bind;
+  o.ratelimit = cfg.ratelimit;
+  o.max_connections = cfg.max_connections;
+  o.max_per_destination = cfg.max_per_destination;
+  o.verify = cfg.tls_verify;
+  if (!cfg.tls_trustfile.empty()) o.ca_file = cfg.tls_trustfile;
+  o.plaintext_auth = cfg.plaintext_auth;
+  o.reply_timeout = std::chrono::seconds(cfg.timeout);
+  if (cfg.timeout) o.connect_timeout = std::min<std::chrono::milliseconds>(o.connect_timeout, o.reply_timeout);
+  return o;
 }
 
 Result<std::unique_ptr<Dispatcher>> Dispatcher::create(net::Runtime& runtime, Store& store, net::Resolver& resolver,

@@ -99,6 +99,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   bool reading = false;
   bool closing = false;
   bool close_after_flush = false;
+  bool notified = false;     // the TLS close_notify was sent
   bool established = false;  // outbound: connected (Kick and closed() apply from here on)
   std::string close_reason;  // outbound: why it closed, for closed()
   std::function<void(Status)> on_connected;
@@ -200,7 +201,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
       if (!progress) break;
     }
     if (close_after_flush) {
-      if (tls) {
+      if (tls && !notified) {  // once: every write completion comes back here
+        notified = true;
         tls->close_notify();
         send_raw(tls->take_ciphertext());
       }

@@ -305,6 +305,26 @@ TEST_CASE("smtp::Client against smtp::Server: CHUNKING sends the body in one BDA
   CHECK(p.sink.messages[1] == "again\r\n");
 }
 
+TEST_CASE("scratch: STARTTLS AUTH BDAT then QUIT") {
+  ServerOptions so;
+  so.starttls_available = true;
+  so.auth_enabled = true;
+  so.require_auth = true;
+  ClientOptions co;
+  co.tls = TlsPolicy::Required;
+  co.auth = sasl::Credentials{"", "relay", "pw"};
+  LoopbackPair p(so, co);
+  p.pump();
+  REQUIRE(p.of<ev::Ready>().size() == 1);
+  REQUIRE(p.client.send_mail(envelope("<a@remote.test>", {"<b@mx.test>"}), "Subject: x\r\n\r\nbody\r\n").ok());
+  p.pump();
+  REQUIRE(p.of<ev::MailResult>().size() == 1);
+  CHECK(p.of<ev::MailResult>()[0].reply.code == 250);
+  p.client.quit();
+  p.pump();
+  CHECK(p.closed);
+}
+
 TEST_CASE("smtp::Client: BDAT byte script, and AUTH LOGIN when PLAIN is not offered") {
   SPLIT_SUBCASES();
   ClientOptions co;

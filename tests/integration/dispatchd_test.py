@@ -1,0 +1,584 @@
+#!/usr/bin/python3
+"""cmail-dispatchd (and `cmail serve`'s dispatcher) against real peers on loopback.
+
+Usage: dispatchd_test.py BUILD_DIR
+
+Mail is submitted through the real cmail-smtpd (AUTH, the `any` outbound router) and queued in
+its master database; cmail-dispatchd delivers it. DNS answers come from tests/dns_server.py on a
+loopback port, named with the `resolver` directive. The receiving side is either the project's
+own cmail-smtpd (as the MX, with its own database) or an aiosmtpd sink in this process that can
+be told to answer 4xx/5xx at any step, drop the connection or stall. MX hosts are told apart by
+their loopback addresses (127.0.0.2, 127.0.0.3, ::1) on one port, the `portprio` port.
+After each case the databases are checked: entries gone, retries in faillog, bounces parsed as
+RFC 3464 reports.
+"""
+import asyncio
+import email
+import email.policy
+import json
+import os
+import re
+import signal
+import smtplib
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+from aiosmtpd.controller import Controller
+
+BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
+HERE = os.path.dirname(os.path.abspath(__file__))
+SMTPD = os.path.join(BUILD, "frontends", "cmail-smtpd", "cmail-smtpd")
+DISPATCHD = os.path.join(BUILD, "frontends", "cmail-dispatchd", "cmail-dispatchd")
+CMAIL = os.path.join(BUILD, "frontends", "cmail", "cmail")
+ADMIN = os.path.join(BUILD, "frontends", "cmail-admin", "cmail-admin")
+DNS_SERVER = os.path.join(HERE, "..", "dns_server.py")
+
+
+def free_port():
+    """A TCP port free on 127.0.0.2, 127.0.0.3 and ::1 (the MX hosts share one port)."""
+    for _ in range(50):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        ok = True
+        for fam, host in ((socket.AF_INET, "127.0.0.2"), (socket.AF_INET, "127.0.0.3"), (socket.AF_INET6, "::1")):
+            t = socket.socket(fam)
+            try:
+                t.bind((host, port))
+            except OSError:
+                ok = False
+            finally:
+                t.close()
+        if ok:
+            return port
+    raise RuntimeError("no free port")
+
+
+def wait_for(predicate, timeout=10.0, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+def query(db, sql, *args):
+    c = sqlite3.connect(db, timeout=30)
+    try:
+        rows = c.execute(sql, args).fetchall()
+        c.commit()
+        return rows
+    finally:
+        c.close()
+
+
+def admin(db, *args, check=True):
+    return subprocess.run([ADMIN, "-d", db, *args], check=check, capture_output=True, text=True, timeout=30)
+
+
+class Dns:
+    """tests/dns_server.py with a zone that the test may change."""
+
+    def __init__(self, tmp, zone):
+        self.path = os.path.join(tmp, "zone.json")
+        self.set(zone)
+        self.proc = subprocess.Popen(["/usr/bin/python3", DNS_SERVER, self.path, "--lifetime", "300"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().split()
+        assert line and line[0] == "dns", line
+        self.address = line[1]
+
+    def set(self, zone):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(zone, f)
+        os.replace(tmp, self.path)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+
+
+class Sink:
+    """An aiosmtpd server that records what it accepts and misbehaves on request.
+
+    `rules` maps a step ("mail", "rcpt:<address>", "data") to a reply line, "drop" (close the
+    connection without a reply) or ("stall", seconds) (wait, then accept)."""
+
+    def __init__(self, host, port, **smtp_kwargs):
+        self.messages = []
+        self.rules = {}
+        self.sessions = 0
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler:
+            async def handle_EHLO(self, server, session, envelope, hostname, responses):
+                with sink.lock:
+                    sink.sessions += 1
+                session.host_name = hostname
+                return responses
+
+            async def handle_MAIL(self, server, session, envelope, address, options):
+                r = await sink.rule("mail", server)
+                if r:
+                    return r
+                envelope.mail_from = address
+                envelope.mail_options.extend(options)
+                return "250 2.1.0 OK"
+
+            async def handle_RCPT(self, server, session, envelope, address, options):
+                r = await sink.rule("rcpt:" + address, server)
+                if r:
+                    return r
+                envelope.rcpt_tos.append(address)
+                envelope.rcpt_options.extend(options)
+                return "250 2.1.5 OK"
+
+            async def handle_DATA(self, server, session, envelope):
+                r = await sink.rule("data", server)
+                if r:
+                    return r
+                with sink.lock:
+                    sink.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
+                                          "data": envelope.original_content, "options": list(envelope.mail_options),
+                                          "helo": session.host_name, "peer": session.peer[0]})
+                return "250 2.0.0 queued"
+
+        self.controller = Controller(Handler(), hostname=host, port=port, **smtp_kwargs)
+        self.controller.start()
+
+    async def rule(self, step, server):
+        r = self.rules.get(step)
+        if r is None:
+            return None
+        if r == "drop":
+            server.transport.close()
+            return "421 gone"  # never reaches the client
+        if isinstance(r, tuple) and r[0] == "stall":
+            await asyncio.sleep(r[1])
+            return None
+        return r
+
+    def stop(self):
+        self.controller.stop()
+
+    def count(self):
+        with self.lock:
+            return len(self.messages)
+
+
+class Env:
+    """A local cmail-smtpd (submission with AUTH, queues outbound mail) and cmail-dispatchd."""
+
+    def __init__(self, tmp, port, dns, extra_conf=""):
+        self.tmp = tmp
+        self.port = port
+        self.dns = dns
+        self.db = os.path.join(tmp, "local.db3")
+        admin(self.db, "init")
+        admin(self.db, "user", "add", "alice", "wonderland")
+        admin(self.db, "address", "add", "alice@local.test", "store", "alice")
+        admin(self.db, "smtpd", "enable", "alice", "any")
+        conf = os.path.join(tmp, "smtpd.conf")
+        with open(conf, "w") as f:
+            f.write(f"database {self.db}\nbind 127.0.0.1 0 announce=local.test auth\n")
+        self.smtpd = subprocess.Popen([SMTPD, conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+        m = re.match(r"\w+ [\d.]+:(\d+)$", self.smtpd.stdout.readline().strip())
+        assert m, "smtpd did not start"
+        self.submission = int(m.group(1))
+        self.conf = os.path.join(tmp, "dispatchd.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"""# test configuration
+verbosity 3
+database {self.db}
+announce dispatch.local.test
+resolver {dns.address}
+portprio {port}
+interval 1
+retries 3
+retryinterval 1
+maxretryinterval 1
+timeout 3
+bounce_from postmaster@local.test
+{extra_conf}
+""")
+        self.dispatchd = None
+
+    def start_dispatchd(self, *mode):
+        self.dispatchd = subprocess.Popen([DISPATCHD, self.conf, "nodetach", *mode], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True)
+        return self.dispatchd
+
+    def send(self, to, subject="test", sender="alice@local.test", body="Hello.\r\n", options=(), rcpt_options=()):
+        msg = f"From: {sender}\r\nTo: {', '.join(to)}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@local.test>\r\n\r\n{body}"
+        with smtplib.SMTP("127.0.0.1", self.submission, timeout=10) as s:
+            s.login("alice", "wonderland")
+            s.sendmail(sender, to, msg.encode(), mail_options=list(options), rcpt_options=list(rcpt_options))
+
+    def queue(self):
+        return query(self.db, "SELECT mail_id, mail_envelopeto FROM outbox ORDER BY mail_id")
+
+    def faillog(self):
+        return query(self.db, "SELECT fail_mail, fail_message, fail_fatal FROM faillog ORDER BY rowid")
+
+    def mailbox(self, user="alice"):
+        return [r[0] for r in query(self.db, "SELECT mail_data FROM mailbox WHERE mail_user = ? ORDER BY mail_id", user)]
+
+    def stop(self):
+        out = {}
+        for name, p in (("dispatchd", self.dispatchd), ("smtpd", self.smtpd)):
+            if p is None:
+                continue
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            out[name] = p.stderr.read()
+            p.stdout.close()
+            p.stderr.close()
+        return out
+
+
+def parse_bounce(data):
+    """The parts of an RFC 3464 report: (message, per-message fields, [per-recipient fields], returned part)."""
+    if isinstance(data, str):
+        data = data.encode()
+    m = email.message_from_bytes(data, policy=email.policy.default)
+    assert m.get_content_type() == "multipart/report", m.get_content_type()
+    assert m.get_param("report-type") == "delivery-status"
+    parts = list(m.iter_parts())
+    assert parts[0].get_content_type() == "text/plain"
+    assert parts[1].get_content_type() == "message/delivery-status"
+    blocks = [dict(b.items()) for b in parts[1].get_payload()]
+    return m, blocks[0], blocks[1:], parts[2]
+
+
+class DispatchTest(unittest.TestCase):
+    def setUp(self):
+        self.tmpdir = tempfile.TemporaryDirectory()
+        self.tmp = self.tmpdir.name
+        self.port = free_port()
+        self.sinks = []
+        self.dns = Dns(self.tmp, {
+            "example.test": {"MX": [[10, "mx1.example.test"]]},
+            "mx1.example.test": {"A": ["127.0.0.2"]},
+        })
+        self.env = None
+
+    def tearDown(self):
+        logs = self.env.stop() if self.env else {}
+        for s in self.sinks:
+            s.stop()
+        self.dns.stop()
+        if os.environ.get("SHOW_LOGS"):
+            print(logs.get("dispatchd", ""), file=sys.stderr)
+        self.tmpdir.cleanup()
+
+    def sink(self, host, **kw):
+        s = Sink(host, self.port, **kw)
+        self.sinks.append(s)
+        return s
+
+    def start(self, extra_conf="", mode=()):
+        self.env = Env(self.tmp, self.port, self.dns, extra_conf)
+        if not mode:
+            self.env.start_dispatchd()
+        return self.env
+
+    def test_mx_delivery_noticed_at_once(self):
+        sink = self.sink("127.0.0.2")
+        env = self.start("interval 60")  # no polling help: the notify file must wake it
+        time.sleep(0.5)
+        t0 = time.time()
+        env.send(["bob@example.test", "carol@Example.TEST"], subject="first")
+        self.assertTrue(wait_for(lambda: sink.count() == 1, 5), env.queue())
+        self.assertLess(time.time() - t0, 2.0)
+        m = sink.messages[0]
+        self.assertEqual(m["from"], "alice@local.test")
+        self.assertEqual(sorted(m["to"]), ["bob@example.test", "carol@Example.TEST"])  # one transaction
+        self.assertEqual(m["helo"], "dispatch.local.test")
+        self.assertIn(b"Subject: first", m["data"])
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+        self.assertEqual(env.faillog(), [])
+
+    def test_mx_preference_implicit_mx_and_ipv6(self):
+        # mx1 (preference 10) refuses connections; mx2 (20) takes the mail.
+        self.dns.set({
+            "example.test": {"MX": [[20, "mx2.example.test"], [10, "mx1.example.test"]]},
+            "mx1.example.test": {"A": ["127.0.0.3"]},
+            "mx2.example.test": {"A": ["127.0.0.2"]},
+            "plain.test": {"A": ["127.0.0.2"]},          # no MX: the implicit MX (RFC 5321 5.1)
+            "six.test": {"MX": [[5, "v6.six.test"]]},
+            "v6.six.test": {"AAAA": ["::1"]},
+        })
+        sink = self.sink("127.0.0.2")
+        sink6 = self.sink("::1")
+        env = self.start()
+        env.send(["bob@example.test"], subject="pref")
+        env.send(["dave@plain.test"], subject="implicit")
+        env.send(["erin@six.test"], subject="six")
+        self.assertTrue(wait_for(lambda: sink.count() == 2 and sink6.count() == 1, 10), (env.queue(), env.faillog()))
+        self.assertEqual(sorted(m["to"][0] for m in sink.messages), ["bob@example.test", "dave@plain.test"])
+        self.assertEqual(sink6.messages[0]["peer"], "::1")
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+        self.assertEqual(env.faillog(), [])  # a refused MX is not a failure of the message
+
+    def test_null_mx_and_nxdomain_bounce_at_once_to_the_local_sender(self):
+        self.dns.set({"nullmx.test": {"MX": [[0, "."]]}})
+        env = self.start()
+        env.send(["bob@nullmx.test"], subject="nullmx")
+        env.send(["bob@nowhere.test"], subject="nxdomain")
+        self.assertTrue(wait_for(lambda: len(env.mailbox()) == 2, 10), (env.queue(), env.faillog()))
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+        statuses = {}
+        for data in env.mailbox():
+            m, per_msg, rcpts, returned = parse_bounce(data)
+            self.assertEqual(m["To"].addresses[0].addr_spec, "alice@local.test")
+            self.assertEqual(m["From"].addresses[0].addr_spec, "postmaster@local.test")
+            self.assertEqual(m["Auto-Submitted"], "auto-replied")
+            self.assertEqual(per_msg["Reporting-MTA"], "dns; dispatch.local.test")
+            self.assertEqual(len(rcpts), 1)
+            self.assertEqual(rcpts[0]["Action"], "failed")
+            self.assertEqual(returned.get_content_type(), "text/rfc822-headers")
+            subject = re.search(r"Subject: (\w+)", returned.get_content()).group(1)
+            statuses[subject] = (rcpts[0]["Final-Recipient"], rcpts[0]["Status"])
+        self.assertEqual(statuses["nullmx"], ("rfc822; bob@nullmx.test", "5.1.10"))
+        self.assertEqual(statuses["nxdomain"], ("rfc822; bob@nowhere.test", "5.1.2"))
+        # Stored locally with the null sender, not sent through DNS.
+        self.assertEqual(query(env.db, "SELECT DISTINCT mail_envelopefrom FROM mailbox"), [("",)])
+
+    def test_temporary_failures_retry_then_deliver(self):
+        sink = self.sink("127.0.0.2")
+        sink.rules["rcpt:bob@example.test"] = "451 4.3.0 try later"
+        env = self.start()
+        env.send(["bob@example.test"], subject="retry")
+        self.assertTrue(wait_for(lambda: len(env.faillog()) >= 2, 10), env.faillog())
+        fails = env.faillog()
+        self.assertEqual(fails[0][1], "451 4.3.0 try later (from mx1.example.test)")
+        self.assertEqual(fails[0][2], 0)
+        del sink.rules["rcpt:bob@example.test"]
+        self.assertTrue(wait_for(lambda: sink.count() == 1, 10))
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+        self.assertEqual(env.faillog(), [])  # removed with the entry
+        self.assertEqual(env.mailbox(), [])  # no bounce
+
+    def test_mixed_results_one_bounce_for_the_failed_recipients(self):
+        sink = self.sink("127.0.0.2")
+        sink.rules["rcpt:nobody@example.test"] = "550 5.1.1 No such user"
+        sink.rules["rcpt:nobody2@example.test"] = "553 5.1.3 Bad address"
+        env = self.start()
+        env.send(["bob@example.test", "nobody@example.test", "nobody2@example.test"], subject="mixed",
+                 options=["RET=FULL", "ENVID=env42"])
+        self.assertTrue(wait_for(lambda: sink.count() == 1 and len(env.mailbox()) == 1, 10), (env.queue(), env.faillog()))
+        self.assertEqual(sink.messages[0]["to"], ["bob@example.test"])
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+        m, per_msg, rcpts, returned = parse_bounce(env.mailbox()[0])
+        self.assertEqual(per_msg["Original-Envelope-Id"], "env42")
+        self.assertEqual(sorted((r["Final-Recipient"], r["Status"], r["Diagnostic-Code"], r["Remote-MTA"]) for r in rcpts), [
+            ("rfc822; nobody2@example.test", "5.1.3", "smtp; 553 5.1.3 Bad address", "dns; mx1.example.test"),
+            ("rfc822; nobody@example.test", "5.1.1", "smtp; 550 5.1.1 No such user", "dns; mx1.example.test"),
+        ])
+        self.assertEqual(returned.get_content_type(), "message/rfc822")  # RET=FULL
+        self.assertIn("Hello.", returned.as_string())
+
+    def test_refusals_at_mail_and_data_and_retries_used_up(self):
+        sink = self.sink("127.0.0.2")
+        env = self.start()
+        sink.rules["mail"] = "550 5.7.1 Sender refused"
+        env.send(["bob@example.test"], subject="mailrefused")
+        self.assertTrue(wait_for(lambda: len(env.mailbox()) == 1, 10), env.faillog())
+        self.assertEqual(parse_bounce(env.mailbox()[0])[2][0]["Status"], "5.7.1")
+        del sink.rules["mail"]
+        sink.rules["data"] = "554 5.6.0 Content refused"
+        env.send(["bob@example.test"], subject="datarefused")
+        self.assertTrue(wait_for(lambda: len(env.mailbox()) == 2, 10), env.faillog())
+        self.assertEqual(parse_bounce(env.mailbox()[1])[2][0]["Status"], "5.6.0")
+        sink.rules["data"] = "452 4.3.1 Out of space"
+        env.send(["bob@example.test"], subject="full")
+        # retries 3: three temporary failures, then a report saying it gave up.
+        self.assertTrue(wait_for(lambda: len(env.mailbox()) == 3, 15), env.faillog())
+        _, _, rcpts, _ = parse_bounce(env.mailbox()[2])
+        self.assertEqual(rcpts[0]["Status"], "4.3.1")
+        self.assertIn("gave up after 3 attempts", parse_bounce(env.mailbox()[2])[0].get_payload()[0].get_content())
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+        self.assertEqual(sink.count(), 0)
+
+    def test_dropped_connection_and_stall_are_temporary(self):
+        sink = self.sink("127.0.0.2")
+        sink.rules["data"] = "drop"
+        env = self.start()
+        env.send(["bob@example.test"], subject="drop")
+        self.assertTrue(wait_for(lambda: len(env.faillog()) >= 1, 10))
+        self.assertEqual(env.faillog()[0][2], 0)
+        sink.rules["data"] = ("stall", 5)  # longer than `timeout 3`
+        self.assertTrue(wait_for(lambda: len(env.faillog()) >= 2, 15), env.faillog())
+        self.assertIn("timeout", env.faillog()[-1][1])
+        del sink.rules["data"]
+        self.assertTrue(wait_for(lambda: env.queue() == [], 15), env.faillog())
+        self.assertEqual(env.mailbox(), [])
+
+    def test_killed_mid_delivery_neither_lost_nor_sent_twice(self):
+        sink = self.sink("127.0.0.2")
+        sink.rules["rcpt:bob@example.test"] = ("stall", 30)
+        env = self.start("timeout 60")
+        env.send(["bob@example.test"], subject="kill")
+        self.assertTrue(wait_for(lambda: sink.sessions >= 1, 10))
+        time.sleep(0.3)  # inside RCPT now
+        leased = query(env.db, "SELECT mail_lease_owner FROM outbox")
+        self.assertEqual(len(leased), 1)
+        self.assertIsNotNone(leased[0][0])
+        env.dispatchd.kill()  # SIGKILL: no chance to clean up
+        env.dispatchd.wait()
+        env.dispatchd.stderr.close()
+        env.dispatchd.stdout.close()
+        del sink.rules["rcpt:bob@example.test"]
+        t0 = time.time()
+        env.start_dispatchd()  # sees the dead owner's lease and takes the entry over at once
+        self.assertTrue(wait_for(lambda: sink.count() >= 1, 10))
+        self.assertLess(time.time() - t0, 5)
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+        time.sleep(0.5)
+        self.assertEqual(sink.count(), 1)
+        self.assertEqual(env.faillog(), [])
+
+    def test_handoff_with_auth_over_verified_starttls_to_the_projects_smtpd(self):
+        # The receiving side: another cmail-smtpd with submission (STARTTLS, AUTH) on localhost.
+        remote_db = os.path.join(self.tmp, "remote.db3")
+        admin(remote_db, "init")
+        admin(remote_db, "user", "add", "relay", "s3cret:pw")
+        admin(remote_db, "smtpd", "enable", "relay", "any")
+        admin(remote_db, "user", "add", "zoe", "x")
+        admin(remote_db, "address", "add", "zoe@far.test", "store", "zoe")
+        cert, key = os.path.join(self.tmp, "c.pem"), os.path.join(self.tmp, "k.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+        conf = os.path.join(self.tmp, "remote.conf")
+        with open(conf, "w") as f:
+            f.write(f"database {remote_db}\nbind 127.0.0.1 0 announce=far.test cert={cert} key={key} auth=tlsonly,strict\n")
+        remote = subprocess.Popen([SMTPD, conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            rport = int(remote.stdout.readline().strip().rsplit(":", 1)[1])
+            env = self.start(f"tls_trustfile {cert}")
+            admin(env.db, "smtpd", "update", "alice", "handoff", f"relay:s3cret:pw@localhost:{rport}/starttls")
+            env.send(["zoe@far.test"], subject="handoff")
+            self.assertTrue(wait_for(lambda: query(remote_db, "SELECT count(*) FROM mailbox")[0][0] == 1, 10),
+                            env.faillog())
+            data = query(remote_db, "SELECT mail_data, mail_proto FROM mailbox")[0]
+            self.assertIn("Subject: handoff", data[0])
+            self.assertEqual(data[1], "esmtpsa")  # TLS and AUTH were used
+            self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+            # A name the certificate does not carry: refused (verification is required with credentials).
+            admin(env.db, "smtpd", "update", "alice", "handoff", f"relay:s3cret:pw@127.0.0.1:{rport}/starttls")
+            env.send(["zoe@far.test"], subject="wrongname")
+            self.assertTrue(wait_for(lambda: len(env.faillog()) >= 1, 10))
+            self.assertIn("TLS", env.faillog()[0][1])
+            self.assertEqual(query(remote_db, "SELECT count(*) FROM mailbox")[0][0], 1)
+        finally:
+            remote.terminate()
+            remote.wait(timeout=10)
+            remote.stdout.close()
+            remote.stderr.close()
+
+    def test_bad_handoff_spec_and_bounce_of_a_bounce(self):
+        env = self.start()
+        admin(env.db, "smtpd", "update", "alice", "handoff", "relay.test:25x")
+        env.send(["bob@example.test"], subject="badspec")
+        self.assertTrue(wait_for(lambda: len(env.mailbox()) == 1, 10), env.faillog())
+        _, _, rcpts, _ = parse_bounce(env.mailbox()[0])
+        self.assertEqual(rcpts[0]["Status"], "5.3.5")
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+        # Mail with the null sender that fails is dropped, never bounced.
+        admin(env.db, "smtpd", "update", "alice", "any")
+        env.send(["bob@nowhere.test"], sender="", subject="nullsender")
+        self.assertTrue(wait_for(lambda: env.queue() == [], 10), env.faillog())
+        self.assertEqual(len(env.mailbox()), 1)
+
+    def test_notify_never(self):
+        env = self.start("interval 60")
+        env.send(["bob@nowhere.test"], subject="never", rcpt_options=["NOTIFY=NEVER"])
+        self.assertTrue(wait_for(lambda: env.queue() == [], 10), env.faillog())
+        time.sleep(0.3)
+        self.assertEqual(env.mailbox(), [])  # the sender asked for no report
+
+    def test_admin_flush_and_sighup_run_the_queue_at_once(self):
+        sink = self.sink("127.0.0.2")
+        sink.rules["rcpt:bob@example.test"] = "451 4.3.0 later"
+        env = self.start("interval 60\nretryinterval 3600\nmaxretryinterval 3600")
+        env.send(["bob@example.test"], subject="flush")
+        self.assertTrue(wait_for(lambda: len(env.faillog()) == 1, 10))
+        del sink.rules["rcpt:bob@example.test"]
+        time.sleep(1)
+        self.assertEqual(sink.count(), 0)  # not due for an hour
+        t0 = time.time()
+        out = admin(env.db, "queue", "flush")
+        self.assertIn("1 entry due now", out.stdout)
+        self.assertTrue(wait_for(lambda: sink.count() == 1, 5))
+        self.assertLess(time.time() - t0, 2)
+        # SIGHUP also runs the queue at once.
+        sink.rules["rcpt:bob@example.test"] = "451 4.3.0 later"
+        env.send(["bob@example.test"], subject="hup")
+        self.assertTrue(wait_for(lambda: len(env.faillog()) == 1, 10))
+        del sink.rules["rcpt:bob@example.test"]
+        query(env.db, "UPDATE outbox SET mail_next_attempt = 0")  # due, but nobody told the dispatcher
+        time.sleep(1)
+        self.assertEqual(sink.count(), 1)
+        env.dispatchd.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: sink.count() == 2, 5))
+
+    def test_one_shot_modes(self):
+        sink = self.sink("127.0.0.2")
+        env = self.start(mode=("deliver",))
+        env.send(["bob@example.test"], subject="oneshot")
+        env.send(["bob@nowhere.test"], subject="other")
+        p = env.start_dispatchd("deliver", "EXAMPLE.test")
+        out, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("Updating delivery domain to EXAMPLE.test", out)
+        self.assertEqual(sink.count(), 1)
+        self.assertEqual([r[1] for r in env.queue()], ["bob@nowhere.test"])  # the other domain waits
+        self.assertEqual(env.mailbox(), [])
+        env.dispatchd = None
+        p = env.start_dispatchd("deliver", "nowhere.test")
+        p.communicate(timeout=20)
+        self.assertEqual(env.faillog()[0][2], 1)  # NXDOMAIN: permanent, but no bounce in this mode
+        self.assertEqual(env.mailbox(), [])
+        p = env.start_dispatchd("genbounces")
+        p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(len(env.mailbox()), 1)
+        self.assertEqual(env.queue(), [])
+        env.dispatchd = None
+
+    def test_ratelimit_per_destination(self):
+        sink = self.sink("127.0.0.2")
+        env = self.start("ratelimit 2")
+        for i in range(5):
+            env.send(["bob@example.test"], subject=f"rate{i}")
+        self.assertTrue(wait_for(lambda: sink.count() == 2, 10))
+        time.sleep(1.5)
+        self.assertEqual(sink.count(), 2)
+        waiting = query(env.db, "SELECT mail_next_attempt - strftime('%s','now') FROM outbox")
+        self.assertEqual(len(waiting), 3)
+        self.assertTrue(all(50 < w[0] <= 61 for w in waiting), waiting)
+        self.assertEqual(env.faillog(), [])  # waiting for the rate is not a failure
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
