@@ -229,7 +229,7 @@ Result<Smtpd> load_smtpd(const std::string& path) {
   return parse_smtpd(*text, path);
 }
 
-Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name) {
+Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name, bool database_required) {
   Dispatchd cfg;
   for (const Line& l : split_lines(text)) {
     auto handled = common(cfg.common, l, name);
@@ -300,14 +300,14 @@ Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name
     }
     if (!st.ok()) return st;
   }
-  if (cfg.common.database.empty()) return bad(name, 0, "no 'database' directive");
+  if (database_required && cfg.common.database.empty()) return bad(name, 0, "no 'database' directive");
   return cfg;
 }
 
-Result<Dispatchd> load_dispatchd(const std::string& path) {
+Result<Dispatchd> load_dispatchd(const std::string& path, bool database_required) {
   auto text = read_config(path);
   if (!text) return text.error();
-  return parse_dispatchd(*text, path);
+  return parse_dispatchd(*text, path, database_required);
 }
 
 }  // namespace cmail::config

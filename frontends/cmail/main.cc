@@ -105,15 +105,14 @@ int main(int argc, char** argv) {
   // Outbound delivery in the same loop: mail for other hosts, redirects, handoffs, bounces.
   config::Dispatchd dcfg;
   if (!dispatchd_config.empty()) {
-    auto loaded = config::load_dispatchd(dispatchd_config);
+    auto loaded = config::load_dispatchd(dispatchd_config, false);  // the database is serve's own
     if (!loaded) {
       std::fprintf(stderr, "cmail: %s\n", loaded.error().message().c_str());
       return 1;
     }
     dcfg = *loaded;
-  } else {
-    dcfg.announce = hostname;
   }
+  if (dcfg.announce.empty()) dcfg.announce = hostname;
   for (const auto& r : resolvers) dcfg.resolvers.push_back(r);
   net::ResolverOptions ro;
   ro.servers = dcfg.resolvers;

@@ -85,8 +85,10 @@ struct Dispatchd {
   std::uint32_t timeout = 0;  // seconds for every SMTP wait; 0 = RFC 5321 4.5.3.2
 };
 
-CMAIL_EXPORT Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name);
-CMAIL_EXPORT Result<Dispatchd> load_dispatchd(const std::string& path);
+// `database_required` is false for `cmail serve --dispatchd-config`, which has its own database.
+CMAIL_EXPORT Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name,
+                                               bool database_required = true);
+CMAIL_EXPORT Result<Dispatchd> load_dispatchd(const std::string& path, bool database_required = true);
 
 // A port number or service name ("smtp", "submission"); nullopt if neither.
 CMAIL_EXPORT std::optional<std::uint16_t> parse_port(std::string_view text);

@@ -321,7 +321,9 @@ void Attempt::send(Core& c) {
   Status st = client.send_mail(std::move(env), *m.data);
   if (!st.ok()) {
     // Refused before sending (SIZE, SMTPUTF8, 8BITMIME): permanent for this server's domain.
-    c.fail_message(m, delivery::failure_local(refusal_code(st.message()), st.message() + " (" + cand.host + ")"), true);
+    std::string record = delivery::failure_local(refusal_code(st.message()), st.message() + " (" + cand.host + ")");
+    c.log(1, "failed " + m.rcpts.front().queue_id + ": " + record);
+    c.fail_message(m, record, true);
     current.reset();
     state = State::Idle;
     return next(c);

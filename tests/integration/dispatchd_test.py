@@ -120,6 +120,8 @@ class Sink:
         self.messages = []
         self.rules = {}
         self.sessions = 0
+        self.in_data = 0       # transactions in DATA right now
+        self.max_in_data = 0   # the most at once
         self.lock = threading.Lock()
         sink = self
 
@@ -147,7 +149,14 @@ class Sink:
                 return "250 2.1.5 OK"
 
             async def handle_DATA(self, server, session, envelope):
-                r = await sink.rule("data", server)
+                with sink.lock:
+                    sink.in_data += 1
+                    sink.max_in_data = max(sink.max_in_data, sink.in_data)
+                try:
+                    r = await sink.rule("data", server)
+                finally:
+                    with sink.lock:
+                        sink.in_data -= 1
                 if r:
                     return r
                 with sink.lock:
@@ -220,6 +229,9 @@ bounce_from postmaster@local.test
     def start_dispatchd(self, *mode):
         self.dispatchd = subprocess.Popen([DISPATCHD, self.conf, "nodetach", *mode], stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True)
+        if not mode:  # the daemon says who it is once its signal handlers are in place
+            line = self.dispatchd.stderr.readline()
+            assert "delivering as" in line, line
         return self.dispatchd
 
     def send(self, to, subject="test", sender="alice@local.test", body="Hello.\r\n", options=(), rcpt_options=()):
@@ -264,8 +276,21 @@ def parse_bounce(data):
     assert m.get_param("report-type") == "delivery-status"
     parts = list(m.iter_parts())
     assert parts[0].get_content_type() == "text/plain"
-    assert parts[1].get_content_type() == "message/delivery-status"
-    blocks = [dict(b.items()) for b in parts[1].get_payload()]
+    kind = parts[1].get_content_type()
+    if kind == "message/delivery-status":
+        blocks = [dict(b.items()) for b in parts[1].get_payload()]
+    else:  # RFC 6533 message/global-delivery-status (UTF-8 addresses): the same fields, as text
+        assert kind == "message/global-delivery-status", kind
+        payload = parts[1].get_payload()
+        if isinstance(payload, list):  # parsed as a message container
+            blocks = [dict(b.items()) for b in payload]
+            if len(blocks) == 1:  # the blocks after the first stayed in its body
+                body = payload[0].get_payload()
+                blocks += [dict(line.split(": ", 1) for line in b.splitlines())
+                           for b in re.split(r"\r?\n\r?\n", body.strip()) if b]
+        else:
+            blocks = [dict(line.split(": ", 1) for line in b.splitlines())
+                      for b in re.split(r"\r?\n\r?\n", payload.strip())]
     return m, blocks[0], blocks[1:], parts[2]
 
 
@@ -578,6 +603,107 @@ class DispatchTest(unittest.TestCase):
         self.assertEqual(len(waiting), 3)
         self.assertTrue(all(50 < w[0] <= 61 for w in waiting), waiting)
         self.assertEqual(env.faillog(), [])  # waiting for the rate is not a failure
+
+    def test_the_projects_smtpd_as_the_mx_with_opportunistic_tls_and_8bitmime(self):
+        remote_db = os.path.join(self.tmp, "mx.db3")
+        admin(remote_db, "init")
+        admin(remote_db, "user", "add", "bob", "x")
+        admin(remote_db, "address", "add", "bob@example.test", "store", "bob")
+        cert, key = os.path.join(self.tmp, "mx.pem"), os.path.join(self.tmp, "mxk.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=mx1.example.test"],
+                       check=True, capture_output=True)
+        conf = os.path.join(self.tmp, "mx.conf")
+        with open(conf, "w") as f:
+            f.write(f"database {remote_db}\nbind 127.0.0.2 {self.port} announce=mx1.example.test cert={cert} key={key}\n")
+        mx = subprocess.Popen([SMTPD, conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            self.assertTrue(mx.stdout.readline().startswith("smtp "))
+            env = self.start()
+            env.send(["bob@example.test"], subject="tothemx", body="Gr\u00fc\u00dfe aus K\u00f6ln.\r\n")
+            self.assertTrue(wait_for(lambda: query(remote_db, "SELECT count(*) FROM mailbox")[0][0] == 1, 10), env.faillog())
+            data, proto, sender = query(remote_db, "SELECT mail_data, mail_proto, mail_envelopefrom FROM mailbox")[0]
+            self.assertEqual(proto, "esmtps")  # STARTTLS taken although not required (RFC 7435)
+            self.assertEqual(sender, "alice@local.test")
+            self.assertIn("Grüße aus Köln.", data)  # 8-bit data went as BODY=8BITMIME
+            self.assertEqual(len(re.findall(r"^Received: ", data, re.M)), 2)  # ours and the MX's
+            self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+        finally:
+            mx.terminate()
+            mx.wait(timeout=15)
+            mx.stdout.close()
+            mx.stderr.close()
+
+    def test_what_the_server_cannot_take_is_refused_before_sending(self):
+        sink = self.sink("127.0.0.2", data_size_limit=2000, enable_SMTPUTF8=False)  # SIZE 2000, no SMTPUTF8
+        env = self.start()
+        env.send(["bob@example.test"], subject="big", body=("x" * 70 + "\r\n") * 40)
+        env.send(["j\u00f6rg@example.test"], subject="utf8", options=["SMTPUTF8"])
+        self.assertTrue(wait_for(lambda: len(env.mailbox()) == 2, 10), env.faillog())
+        statuses = sorted(parse_bounce(d)[2][0]["Status"] for d in env.mailbox())
+        self.assertEqual(statuses, ["5.3.4", "5.6.7"])
+        self.assertEqual(sink.count(), 0)
+
+    def test_dns_failure_is_temporary_then_returned(self):
+        self.dns.set({"example.test": "SERVFAIL"})
+        env = self.start()
+        env.send(["bob@example.test"], subject="servfail")
+        self.assertTrue(wait_for(lambda: len(env.mailbox()) == 1, 15), env.faillog())
+        _, _, rcpts, _ = parse_bounce(env.mailbox()[0])
+        self.assertEqual(rcpts[0]["Status"], "4.4.3")
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+
+    def test_connections_at_once_per_destination_and_overall(self):
+        self.dns.set({
+            "example.test": {"MX": [[10, "mx1.example.test"]]},
+            "other.test": {"MX": [[10, "mx1.example.test"]]},
+            "mx1.example.test": {"A": ["127.0.0.2"]},
+        })
+        sink = self.sink("127.0.0.2")
+        sink.rules["data"] = ("stall", 0.5)
+        env = self.start("maxperdestination 2\nmaxconnections 3\ninterval 60")
+        env.dispatchd.send_signal(signal.SIGSTOP)  # queue everything first, then deliver
+        for i in range(6):
+            env.send([f"u{i}@example.test"], subject=f"c{i}")
+            env.send([f"u{i}@other.test"], subject=f"o{i}")
+        env.dispatchd.send_signal(signal.SIGCONT)
+        env.dispatchd.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: sink.count() == 12, 20), (sink.count(), env.faillog()))
+        self.assertEqual(sink.max_in_data, 3)  # 2 + 2 allowed per destination, 3 overall
+        self.assertLess(sink.sessions, 12)     # connections carried several messages each
+
+    def test_cmail_serve_delivers_outbound_mail(self):
+        sink = self.sink("127.0.0.2")
+        data = os.path.join(self.tmp, "serve")
+        dconf = os.path.join(self.tmp, "serve-dispatch.conf")
+        with open(dconf, "w") as f:
+            f.write(f"portprio {self.port}\nretryinterval 1\n")
+        proc = subprocess.Popen([CMAIL, "serve", "--data", data, "--smtp-port", "0", "--submission-port", "0",
+                                 "--smtps-port", "0", "--resolver", self.dns.address, "--dispatchd-config", dconf],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            ports = {}
+            for _ in range(3):
+                kind, addr = proc.stdout.readline().split()
+                ports[kind] = int(addr.rsplit(":", 1)[1])
+            db = os.path.join(data, "master.db3")
+            admin(db, "user", "add", "alice", "wonderland")
+            admin(db, "smtpd", "enable", "alice", "any")
+            ctx = __import__("ssl").create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = 0
+            with smtplib.SMTP("127.0.0.1", ports["submission"], timeout=10) as s:
+                s.starttls(context=ctx)
+                s.login("alice", "wonderland")
+                s.sendmail("alice@localhost", ["bob@example.test"], b"Subject: serve\r\n\r\nhi\r\n")
+            self.assertTrue(wait_for(lambda: sink.count() == 1, 10))
+            self.assertEqual(sink.messages[0]["helo"], "localhost")
+            self.assertTrue(wait_for(lambda: query(db, "SELECT count(*) FROM outbox")[0][0] == 0, 5))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+            proc.stdout.close()
+            proc.stderr.close()
 
 
 if __name__ == "__main__":
