@@ -205,6 +205,7 @@ class QueueImpl final : public Queue {
   }
 
   std::string notify_path() const override { return detail::queue_notify_path(impl_.path); }
+  void wake() override { detail::touch_notify(notify_path(), impl_.path); }
 
   Status complete(std::int64_t id, std::string_view owner) override {
     std::string who(owner);

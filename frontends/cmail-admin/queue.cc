@@ -42,6 +42,7 @@ int run_queue(Context& ctx) {
   auto store = ctx.open(cmd == "list" || cmd == "show", code);
   if (!store) return code;
   Queue& q = store->queue();
+  q.wake();  // a running dispatcher looks at the queue at once (flush, retry and delete also change it)
   if (cmd == "list") {
     auto entries = q.list();
     if (!entries) return ctx.fail(entries.error());

@@ -112,6 +112,8 @@ class CMAIL_EXPORT Queue {
   // The file that changes whenever queue entries become due (new mail, retry, flush): watch it
   // to notice them at once. "" for an in-memory database.
   virtual std::string notify_path() const = 0;
+  // Touches the notify file without changing anything: watching dispatchers run at once.
+  virtual void wake() = 0;
 
   // Makes entries due at once (all when id is nullopt). Returns how many changed.
   virtual Result<std::int64_t> retry_now(std::optional<std::int64_t> id) = 0;

@@ -129,6 +129,7 @@ struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
   void blocking(std::function<R()> work, std::function<void(Core&, R)> then);
 
   void start();
+  bool watch_notify();
   void stop();
   void schedule_scan();
   void scan();
@@ -593,13 +594,10 @@ void Core::start() {
   timer(bounce_timer);
   const std::string path = queue.notify_path();
   if (!path.empty()) {
-    if (FILE* f = std::fopen(path.c_str(), "a")) std::fclose(f);  // the watch needs the file
     watch = new uv_fs_event_t;
     uv_fs_event_init(loop, watch);
     watch->data = this;
-    if (uv_fs_event_start(watch, [](uv_fs_event_t* h, const char*, int, int) {
-          static_cast<Core*>(h->data)->schedule_scan();
-        }, path.c_str(), 0) != 0) {
+    if (!watch_notify()) {
       log(0, "cannot watch " + path + "; polling every " + std::to_string(o.interval.count() / 1000) + " s");
       uv_close(reinterpret_cast<uv_handle_t*>(watch), [](uv_handle_t* h) { delete reinterpret_cast<uv_fs_event_t*>(h); });
       watch = nullptr;
@@ -625,6 +623,19 @@ void Core::start() {
   release_dead_owners();
   schedule_scan();
   schedule_bounces();
+}
+
+bool Core::watch_notify() {
+  const std::string path = queue.notify_path();
+  if (FILE* f = std::fopen(path.c_str(), "a")) std::fclose(f);  // inotify needs the file
+  return uv_fs_event_start(watch, [](uv_fs_event_t* h, const char*, int events, int) {
+           auto* c = static_cast<Core*>(h->data);
+           if (events & UV_RENAME) {  // deleted or replaced: watch the new file
+             uv_fs_event_stop(h);
+             if (!c->watch_notify()) c->log(0, "lost the watch on " + c->queue.notify_path());
+           }
+           c->schedule_scan();
+         }, path.c_str(), 0) == 0;
 }
 
 void Core::stop() {

@@ -341,6 +341,13 @@ class DispatchTest(unittest.TestCase):
         self.assertIn(b"Subject: first", m["data"])
         self.assertTrue(wait_for(lambda: env.queue() == [], 5))
         self.assertEqual(env.faillog(), [])
+        # The notify file removed under it: the next commit makes a new one, still noticed.
+        os.remove(env.db + "-notify-queue")
+        time.sleep(0.3)
+        t0 = time.time()
+        env.send(["bob@example.test"], subject="second")
+        self.assertTrue(wait_for(lambda: sink.count() == 2, 5))
+        self.assertLess(time.time() - t0, 2.0)
 
     def test_mx_preference_implicit_mx_and_ipv6(self):
         # mx1 (preference 10) refuses connections; mx2 (20) takes the mail.
