@@ -89,7 +89,19 @@ Result<std::vector<PortChoice>> parse_portprio(std::string_view text) {
   return out;
 }
 
-Result<RemoteSpec> parse_remote(std::string_view spec) {
+std::string redact_remote(std::string_view spec) {
+  std::size_t at = spec.rfind('@');
+  if (at == std::string_view::npos) return std::string(spec);
+  std::string_view cred = spec.substr(0, at);
+  std::size_t colon = cred.find(':');
+  return std::string(cred.substr(0, colon)) + (colon == std::string_view::npos ? "" : ":***") +
+         std::string(spec.substr(at));
+}
+
+Result<RemoteSpec> parse_remote(std::string_view raw) {
+  // Messages name the spec without its password: they end up in logs, faillog and bounces.
+  const std::string shown = redact_remote(raw);
+  const std::string_view spec = raw;
   RemoteSpec r;
   std::string_view hostpart = spec;
   // The host part never holds an '@', so credentials end at the last one.
@@ -100,13 +112,13 @@ Result<RemoteSpec> parse_remote(std::string_view spec) {
     sasl::Credentials c;
     c.authcid = std::string(cred.substr(0, colon));
     if (colon != std::string_view::npos) c.password = std::string(cred.substr(colon + 1));
-    if (c.authcid.empty()) return Status::invalid_argument("remote '" + std::string(spec) + "': empty user name");
+    if (c.authcid.empty()) return Status::invalid_argument("remote '" + shown + "': empty user name");
     r.credentials = std::move(c);
   }
   std::string_view rest;
   if (!hostpart.empty() && hostpart[0] == '[') {  // an address literal, e.g. an IPv6 address
     std::size_t close = hostpart.find(']');
-    if (close == std::string_view::npos) return Status::invalid_argument("remote '" + std::string(spec) + "': unclosed '['");
+    if (close == std::string_view::npos) return Status::invalid_argument("remote '" + shown + "': unclosed '['");
     std::string_view lit = hostpart.substr(1, close - 1);
     if (lit.size() > 5 && iequals(lit.substr(0, 5), "ipv6:")) lit.remove_prefix(5);  // RFC 5321 4.1.3
     r.host = std::string(lit);
@@ -116,20 +128,20 @@ Result<RemoteSpec> parse_remote(std::string_view spec) {
     r.host = std::string(hostpart.substr(0, colon));
     if (colon != std::string_view::npos) rest = hostpart.substr(colon);
   }
-  if (r.host.empty()) return Status::invalid_argument("remote '" + std::string(spec) + "': no host");
+  if (r.host.empty()) return Status::invalid_argument("remote '" + shown + "': no host");
   if (!rest.empty()) {
-    if (rest[0] != ':') return Status::invalid_argument("remote '" + std::string(spec) + "': junk after the host");
+    if (rest[0] != ':') return Status::invalid_argument("remote '" + shown + "': junk after the host");
     rest.remove_prefix(1);
     std::string_view port = rest.substr(0, rest.find('/'));
     auto p = decimal_port(port);
-    if (!p) return Status::invalid_argument("remote '" + std::string(spec) + "': not a port number");
+    if (!p) return Status::invalid_argument("remote '" + shown + "': not a port number");
     PortChoice c{*p, TlsMode::Opportunistic};
     if (port.size() < rest.size()) {
       std::string mode = lower(rest.substr(port.size() + 1));
       if (mode == "tls") c.tls = TlsMode::Implicit;
       else if (mode == "starttls") c.tls = TlsMode::StartTls;
       else if (mode == "plain") c.tls = TlsMode::None;
-      else return Status::invalid_argument("remote '" + std::string(spec) + "': the mode must be /tls, /starttls or /plain");
+      else return Status::invalid_argument("remote '" + shown + "': the mode must be /tls, /starttls or /plain");
     }
     r.port = c;
   }

@@ -64,7 +64,10 @@ struct RemoteSpec {
 // Parses a spec. Credentials are split at the last '@' before the host part and at the first
 // ':' inside them, so passwords may contain ':' and '@'. A port is decimal; "/tls" and
 // "/starttls" (any case) select the TLS mode, anything else after the port is an error.
+// Error messages name the spec with its password hidden (redact_remote).
 CMAIL_EXPORT Result<RemoteSpec> parse_remote(std::string_view spec);
+// The spec as logs and bounces may show it: "user:***@host:port"; nothing secret in logs.
+CMAIL_EXPORT std::string redact_remote(std::string_view spec);
 
 struct RetryPolicy {
   std::int64_t interval = 3600;       // `retryinterval`: the first wait after a failure

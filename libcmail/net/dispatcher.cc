@@ -152,6 +152,7 @@ struct Attempt;
 
 struct Destination : std::enable_shared_from_this<Destination> {
   std::string key;
+  std::string name;  // for logs: the domain, or the remote without its password
   bool handoff = false;
   std::string domain;  // MX delivery
   delivery::RemoteSpec remote;
@@ -480,7 +481,7 @@ void Destination::routed(Core& core, std::vector<Candidate> c) {
 void Destination::fail_all(Core& core, const std::string& record, bool fatal) {
   route = Route::None;  // resolve again next time
   cursor = 0;
-  core.log(1, std::string(fatal ? "failed " : "deferred ") + std::to_string(pending.size()) + " message(s) for " + key +
+  core.log(1, std::string(fatal ? "failed " : "deferred ") + std::to_string(pending.size()) + " message(s) for " + name +
                   ": " + record);
   while (!pending.empty()) {
     auto m = pending.front();
@@ -497,7 +498,7 @@ void Destination::throttle(Core& core) {
   std::vector<QueueOutcome> out;
   for (const auto& m : pending)
     for (const auto& r : m->rcpts) out.push_back({r.id, QueueOutcome::Kind::Released, "", false, resume});
-  core.log(1, "ratelimit reached for " + key + ": " + std::to_string(out.size()) + " recipient(s) wait a minute");
+  core.log(1, "ratelimit reached for " + name + ": " + std::to_string(out.size()) + " recipient(s) wait a minute");
   pending.clear();
   open.clear();
   core.settle(std::move(out));
@@ -739,6 +740,7 @@ void Core::add_entries(std::vector<QueueEntry> entries) {
     if (!d) {
       d = std::make_shared<Destination>();
       d->key = key;
+      d->name = e.remote ? "handoff " + delivery::redact_remote(*e.remote) : key;
       auto& window = rate_windows[key];
       if (!window) window = std::make_shared<std::deque<SteadyClock::time_point>>();
       d->sent = window;

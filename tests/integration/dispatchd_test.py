@@ -522,6 +522,12 @@ class DispatchTest(unittest.TestCase):
             self.assertTrue(wait_for(lambda: len(env.faillog()) >= 1, 10))
             self.assertIn("TLS", env.faillog()[0][1])
             self.assertEqual(query(remote_db, "SELECT count(*) FROM mailbox")[0][0], 1)
+            # Nothing secret in logs or in faillog.
+            self.assertFalse(any("s3cret" in f[1] for f in env.faillog()))
+            logs = env.stop()
+            self.env = None
+            self.assertIn("relay:***@127.0.0.1", logs["dispatchd"])
+            self.assertNotIn("s3cret", logs["dispatchd"])
         finally:
             remote.terminate()
             remote.wait(timeout=10)

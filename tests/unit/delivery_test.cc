@@ -52,6 +52,13 @@ TEST_CASE("delivery: handoff remote specs (spec 9.5)") {
       CHECK(r->port->tls == c.tls);
     }
   }
+  // Nothing secret in messages: the password is hidden.
+  CHECK(redact_remote("usr:secret@smart.example:587") == "usr:***@smart.example:587");
+  CHECK(redact_remote("smart.example") == "smart.example");
+  auto bad = parse_remote("usr:secret@smart.example:25x");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message().find("secret") == std::string::npos);
+  CHECK(bad.error().message().find("usr:***@smart.example:25x") != std::string::npos);
   // The original skipped these silently and kept the mail queued forever (spec 9.3, 16.25).
   for (const char* bad : {"", "host:2600x", "host:0x19", "host:2600/bogus", "@host", "user@", "[::1", "[::1]x", "h:"}) {
     CAPTURE(bad);
