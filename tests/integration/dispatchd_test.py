@@ -718,6 +718,44 @@ class DispatchTest(unittest.TestCase):
             proc.stdout.close()
             proc.stderr.close()
 
+    def test_two_dispatchers_never_send_a_recipient_twice(self):
+        sink = self.sink("127.0.0.2")
+        sink.rules["data"] = ("stall", 0.05)
+        env = self.start("interval 60")
+        second = subprocess.Popen([DISPATCHD, env.conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        try:
+            self.assertIn("delivering as", second.stderr.readline())
+            for i in range(30):  # each commit wakes both; they compete for the leases
+                env.send([f"u{i}@example.test", f"v{i}@example.test"], subject=f"twice{i}")
+            self.assertTrue(wait_for(lambda: env.queue() == [], 20), len(env.queue()))
+            time.sleep(0.3)
+            delivered = [(re.search(rb"Subject: (\w+)", m["data"]).group(1), r) for m in sink.messages for r in m["to"]]
+            self.assertEqual(len(delivered), 60)
+            self.assertEqual(len(set(delivered)), 60)  # each recipient exactly once
+        finally:
+            second.terminate()
+            _, err2 = second.communicate(timeout=20)
+        err1 = self.env.stop()["dispatchd"]
+        self.env = None
+        counts = [int(re.search(r"stopped: (\d+) delivered", e).group(1)) for e in (err1, err2)]
+        self.assertEqual(sum(counts), 60)
+        self.assertTrue(all(c > 0 for c in counts), counts)  # both took part
+
+    def test_bounce_copy_and_bind(self):
+        sink = self.sink("127.0.0.2")
+        env = self.start("bind 127.0.0.5\nbounce_copy postmaster@local.test")
+        admin(env.db, "user", "add", "postmaster", "x")
+        admin(env.db, "address", "add", "postmaster@local.test", "store", "postmaster")
+        env.send(["bob@example.test"], subject="bound")
+        self.assertTrue(wait_for(lambda: sink.count() == 1, 10))
+        self.assertEqual(sink.messages[0]["peer"], "127.0.0.5")  # from the `bind` address
+        env.send(["bob@nowhere.test"], subject="copied")
+        self.assertTrue(wait_for(lambda: len(env.mailbox("postmaster")) == 1 and len(env.mailbox()) == 1, 10))
+        m, _, rcpts, _ = parse_bounce(env.mailbox("postmaster")[0])
+        self.assertEqual(m["To"].addresses[0].addr_spec, "alice@local.test")  # a copy of alice's bounce
+        self.assertEqual(rcpts[0]["Final-Recipient"], "rfc822; bob@nowhere.test")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
