@@ -264,6 +264,9 @@ bounce_from postmaster@local.test
             out[name] = p.stderr.read()
             p.stdout.close()
             p.stderr.close()
+            # A clean stop: exit 0 after SIGTERM, and nothing from the sanitizers.
+            assert p.returncode == 0, f"{name} exited with {p.returncode}: {out[name][-2000:]}"
+            assert "Sanitizer" not in out[name] and "runtime error" not in out[name], out[name][-4000:]
         return out
 
 
@@ -585,24 +588,34 @@ class DispatchTest(unittest.TestCase):
         env = self.start(mode=("deliver",))
         env.send(["bob@example.test"], subject="oneshot")
         env.send(["bob@nowhere.test"], subject="other")
-        p = env.start_dispatchd("deliver", "EXAMPLE.test")
-        out, err = p.communicate(timeout=20)
-        self.assertEqual(p.returncode, 0, err)
-        self.assertIn("Updating delivery domain to EXAMPLE.test", out)
+
+        def once(*mode):
+            p = env.start_dispatchd(*mode)
+            out, err = p.communicate(timeout=30)
+            env.dispatchd = None
+            self.assertEqual(p.returncode, 0, err)
+            self.assertNotIn("Sanitizer", err)
+            return out
+
+        self.assertIn("Updating delivery domain to EXAMPLE.test", once("deliver", "EXAMPLE.test"))
         self.assertEqual(sink.count(), 1)
         self.assertEqual([r[1] for r in env.queue()], ["bob@nowhere.test"])  # the other domain waits
         self.assertEqual(env.mailbox(), [])
-        env.dispatchd = None
-        p = env.start_dispatchd("deliver", "nowhere.test")
-        p.communicate(timeout=20)
+        once("deliver", "nowhere.test")
         self.assertEqual(env.faillog()[0][2], 1)  # NXDOMAIN: permanent, but no bounce in this mode
         self.assertEqual(env.mailbox(), [])
-        p = env.start_dispatchd("genbounces")
-        p.communicate(timeout=20)
-        self.assertEqual(p.returncode, 0)
+        once("genbounces")
         self.assertEqual(len(env.mailbox()), 1)
         self.assertEqual(env.queue(), [])
-        env.dispatchd = None
+        # handoff REMOTE: only entries whose remote is exactly that.
+        admin(env.db, "smtpd", "update", "alice", "handoff", f"127.0.0.2:{self.port}")
+        env.send(["x@far.test"], subject="viahandoff")
+        admin(env.db, "smtpd", "update", "alice", "handoff", f"127.0.0.3:{self.port}")
+        env.send(["y@far.test"], subject="other")
+        once("handoff", f"127.0.0.2:{self.port}")
+        self.assertEqual(sink.count(), 2)
+        self.assertEqual(sink.messages[1]["to"], ["x@far.test"])
+        self.assertEqual([r[1] for r in env.queue()], ["y@far.test"])
 
     def test_ratelimit_per_destination(self):
         sink = self.sink("127.0.0.2")
