@@ -4,6 +4,7 @@
 # Not a timed test: it prints messages/s for both; the figures go to docs/performance.md.
 #
 #   tests/bench/delivery_bench.sh [BUILD_DIR] [N]        (as root; needs postfix, python3-dnslib)
+#   CMAIL_EXTRA="maxperdestination 20" tests/bench/...   (extra cmail-dispatchd directives)
 #
 # Both start with a full queue and the sink already listening, so what is measured is the queue
 # runner, the SMTP client and the queue bookkeeping, from the start of the run until the queue is
@@ -80,6 +81,7 @@ database $DB
 announce cmail.bench.test
 resolver $dns_addr
 portprio $SINK_PORT
+${CMAIL_EXTRA:-}
 CONF
 t0=$(now)
 "$BUILD/frontends/cmail-dispatchd/cmail-dispatchd" "$STATE/cmail/dispatchd.conf" nodetach deliver example.test \
