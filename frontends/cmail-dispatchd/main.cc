@@ -50,26 +50,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   Logger logger(cfg->common.verbosity, cfg->common.logfile);
-  if (Status st = logger.open(); !st.ok()) {
-    std::fprintf(stderr, "cmail-dispatchd: %s\n", st.message().c_str());
-    return 1;
-  }
   // One-shot runs stay in the foreground; the daemon detaches when it logs to a file.
-  const bool background = mode.empty() && !cfg->common.logfile.empty() && !nodetach;
-  if (background) {
-    if (Status st = detach(cfg->common.pidfile); !st.ok()) return 1;
-    logger.set_foreground(false);
-  } else if (Status st = write_pidfile(cfg->common.pidfile); !st.ok()) {
-    std::fprintf(stderr, "cmail-dispatchd: %s\n", st.message().c_str());
-    return 1;
-  }
-  StoreOptions so;
-  so.logger = [&](const std::string& l) { logger.log(0, l); };
-  auto store = Store::open(cfg->common.database, so);
-  if (!store) {
-    logger.log(0, "cannot use the database: " + store.error().message());
-    return 1;
-  }
+  auto store = start_daemon("cmail-dispatchd", cfg->common, logger,
+                            mode.empty() && !cfg->common.logfile.empty() && !nodetach);
+  if (!store) return 1;
   if (Status st = drop_privileges(nodrop ? "" : cfg->common.user, nodrop ? "" : cfg->common.group); !st.ok()) {
     logger.log(0, "cannot drop privileges: " + st.message());
     return 1;
@@ -84,7 +68,7 @@ int main(int argc, char** argv) {
   }
   DispatcherOptions opts = dispatcher_options(*cfg);
   opts.log = [&](int level, std::string_view line) { logger.log(level, line); };
-  auto dispatcher = Dispatcher::create(runtime, **store, **resolver, opts);
+  auto dispatcher = Dispatcher::create(runtime, *store, **resolver, opts);
   if (!dispatcher) {
     logger.log(0, "cannot start delivery: " + dispatcher.error().message());
     return 1;

@@ -29,27 +29,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   Logger logger(cfg->common.verbosity, cfg->common.logfile);
-  if (Status st = logger.open(); !st.ok()) {
-    std::fprintf(stderr, "cmail-smtpd: %s\n", st.message().c_str());
-    return 1;
-  }
-  const bool background = !cfg->common.logfile.empty() && !nodetach;
-  if (background) {
-    if (Status st = detach(cfg->common.pidfile); !st.ok()) return 1;
-    logger.set_foreground(false);
-  } else if (Status st = write_pidfile(cfg->common.pidfile); !st.ok()) {
-    std::fprintf(stderr, "cmail-smtpd: %s\n", st.message().c_str());
-    return 1;
-  }
-  StoreOptions so;
-  so.logger = [&](const std::string& l) { logger.log(0, l); };
-  auto store = Store::open(cfg->common.database, so);
-  if (!store) {
-    logger.log(0, "cannot use the database: " + store.error().message());
-    return 1;
-  }
+  auto store = start_daemon("cmail-smtpd", cfg->common, logger, !cfg->common.logfile.empty() && !nodetach);
+  if (!store) return 1;
   net::Runtime runtime;
-  auto bound = add_smtp_listeners(runtime, **store, cfg->listeners, path,
+  auto bound = add_smtp_listeners(runtime, *store, cfg->listeners, path,
                                   [&](std::string_view l) { logger.log(1, l); });
   if (!bound) {
     logger.log(0, bound.error().message());

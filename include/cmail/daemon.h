@@ -5,10 +5,13 @@
 // threads exist (detach) or once (drop_privileges).
 #pragma once
 
+#include <cmail/config.h>
 #include <cmail/export.h>
 #include <cmail/status.h>
+#include <cmail/store.h>
 
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -41,5 +44,12 @@ CMAIL_EXPORT Status detach(const std::string& pidfile);
 CMAIL_EXPORT Status write_pidfile(const std::string& pidfile);
 // When running as root: switches to `group` (or `user`'s primary group) and `user`.
 CMAIL_EXPORT Status drop_privileges(const std::string& user, const std::string& group);
+
+// What every daemon does before it serves (spec 2.4): opens the log, detaches into the
+// background when `background` (the parent writes the pid file and exits) or else writes its own
+// pid file, then opens the master database. On failure it says why in one line (on stderr
+// before the log is open, in the log after) and returns null; the caller exits 1.
+CMAIL_EXPORT std::unique_ptr<Store> start_daemon(const std::string& name, const config::Common& common,
+                                                 Logger& logger, bool background);
 
 }  // namespace cmail

@@ -97,4 +97,30 @@ Status drop_privileges(const std::string& user, const std::string& group) {
   return Status();
 }
 
+std::unique_ptr<Store> start_daemon(const std::string& name, const config::Common& common, Logger& logger,
+                                    bool background) {
+  if (Status st = logger.open(); !st.ok()) {
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), st.message().c_str());
+    return nullptr;
+  }
+  if (background) {
+    if (Status st = detach(common.pidfile); !st.ok()) {
+      std::fprintf(stderr, "%s: %s\n", name.c_str(), st.message().c_str());
+      return nullptr;
+    }
+    logger.set_foreground(false);
+  } else if (Status st = write_pidfile(common.pidfile); !st.ok()) {
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), st.message().c_str());
+    return nullptr;
+  }
+  StoreOptions so;
+  so.logger = [&logger](const std::string& l) { logger.log(0, l); };
+  auto store = Store::open(common.database, so);
+  if (!store) {
+    logger.log(0, "cannot use the database: " + store.error().message());
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
 }  // namespace cmail
