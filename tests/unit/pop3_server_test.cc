@@ -90,7 +90,10 @@ std::string unstuff(std::string_view response) {
   std::size_t pos = 0;
   while (pos < body.size()) {
     auto end = body.find("\r\n", pos);
-    REQUIRE(end != std::string_view::npos);
+    if (end == std::string_view::npos) {
+      FAIL("a line without CRLF");
+      break;
+    }
     std::string_view line = body.substr(pos, end - pos);
     if (line.starts_with(".")) line.remove_prefix(1);
     out += line;
