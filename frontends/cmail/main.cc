@@ -2,6 +2,7 @@
 #include <cmail/config.h>
 #include <cmail/daemon.h>
 #include <cmail/net.h>
+#include <cmail/pop3_service.h>
 #include <cmail/smtp_service.h>
 #include <cmail/store.h>
 
@@ -17,9 +18,11 @@ namespace fs = std::filesystem;
 int main(int argc, char** argv) {
   CLI::App app{"cmail: an embeddable mail server"};
   app.require_subcommand(1);
-  auto* serve = app.add_subcommand("serve", "run the mail server (SMTP now; delivery, POP3 and IMAP as they land)");
+  auto* serve = app.add_subcommand("serve", "run the mail server (SMTP and POP3 now; delivery and IMAP as they land)");
   std::string data = "cmail-data", config_file, host = "127.0.0.1", hostname = "localhost";
   std::uint16_t smtp_port = 2525, submission_port = 2587, smtps_port = 2465;
+  std::uint16_t pop3_port = 2110, pop3s_port = 2995;
+  std::string popd_config_file;
   int verbosity = 1;
   serve->add_option("--data", data, "data directory: master.db3, cert.pem, key.pem (created if missing)");
   serve->add_option("--config", config_file, "a cmail-smtpd config file instead of the defaults");
@@ -28,6 +31,9 @@ int main(int argc, char** argv) {
   serve->add_option("--smtp-port", smtp_port, "inbound SMTP with STARTTLS (0 = any free port)");
   serve->add_option("--submission-port", submission_port, "submission: STARTTLS, AUTH required");
   serve->add_option("--smtps-port", smtps_port, "submission over implicit TLS, AUTH required");
+  serve->add_option("--pop3-port", pop3_port, "POP3 with STLS, login only inside TLS");
+  serve->add_option("--pop3s-port", pop3s_port, "POP3 over implicit TLS");
+  serve->add_option("--popd-config", popd_config_file, "a cmail-popd config file (with --config: POP3 only if given)");
   serve->add_option("-v,--verbosity", verbosity, "0 errors, 1 info, 3 debug");
   try {
     app.parse(argc, argv);
@@ -37,6 +43,17 @@ int main(int argc, char** argv) {
 
   Logger logger(verbosity, "");
   config::Smtpd cfg;
+  config::Popd popd;
+  std::string popd_config_name = "defaults";
+  if (!popd_config_file.empty()) {
+    auto loaded = config::load_popd(popd_config_file);
+    if (!loaded) {
+      std::fprintf(stderr, "cmail: %s\n", loaded.error().message().c_str());
+      return 1;
+    }
+    popd = *loaded;
+    popd_config_name = popd_config_file;
+  }
   std::string config_name = "defaults";
   if (!config_file.empty()) {
     auto loaded = config::load_smtpd(config_file);
@@ -80,6 +97,27 @@ int main(int argc, char** argv) {
     add(smtp_port, false, false);       // inbound: STARTTLS offered, no AUTH
     add(submission_port, false, true);  // submission: AUTH only inside TLS, required
     add(smtps_port, true, true);        // submissions (RFC 8314): implicit TLS, AUTH required
+    if (popd_config_file.empty()) {
+      auto add_pop3 = [&](std::uint16_t port, bool tlsonly) {
+        config::PopdListener l;
+        l.host = host;
+        l.port = port;
+        l.announce = hostname;
+        l.cert = cert;
+        l.key = key;
+        l.tlsonly = tlsonly;
+        l.tlsrequire = true;  // passwords only inside TLS, as for submission
+        popd.listeners.push_back(l);
+      };
+      add_pop3(pop3_port, false);  // POP3 with STLS (RFC 2595)
+      add_pop3(pop3s_port, true);  // POP3S (RFC 8314)
+    }
+  }
+  if (!popd_config_file.empty() &&
+      fs::weakly_canonical(popd.common.database) != fs::weakly_canonical(cfg.common.database)) {
+    std::fprintf(stderr, "cmail: %s names database %s, but cmail serve uses %s\n", popd_config_file.c_str(),
+                 popd.common.database.c_str(), cfg.common.database.c_str());
+    return 1;
   }
   StoreOptions so;
   so.create_if_missing = config_file.empty();
@@ -96,14 +134,21 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cmail: %s\n", bound.error().message().c_str());
     return 1;
   }
+  auto pop3_bound = add_pop3_listeners(runtime, **store, popd.listeners, popd_config_name,
+                                       [&](std::string_view l) { logger.log(2, l); });
+  if (!pop3_bound) {
+    std::fprintf(stderr, "cmail: %s\n", pop3_bound.error().message().c_str());
+    return 1;
+  }
+  bound->insert(bound->end(), pop3_bound->begin(), pop3_bound->end());
   for (const BoundListener& b : *bound) std::printf("%s %s:%u\n", b.kind.c_str(), b.host.c_str(), b.port);
   if (config_file.empty())
     std::printf(
         "database %s\n"
         "add a user: cmail-admin -d %s user add alice && cmail-admin -d %s address add alice@%s store alice "
-        "&& cmail-admin -d %s smtpd enable alice any\n",
+        "&& cmail-admin -d %s smtpd enable alice any && cmail-admin -d %s popd enable alice\n",
         cfg.common.database.c_str(), cfg.common.database.c_str(), cfg.common.database.c_str(), hostname.c_str(),
-        cfg.common.database.c_str());
+        cfg.common.database.c_str(), cfg.common.database.c_str());
   std::fflush(stdout);
   runtime.handle_signals(std::chrono::seconds(10), [] {});
   runtime.run();
