@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -197,6 +198,7 @@ struct LoginOutcome {
   Verdict verdict = Verdict::pending();
   std::string user;
   std::vector<MessageRef> refs;
+  std::vector<std::uint64_t> sizes;
   bool locked = false;
   std::vector<std::string> notes;  // for the log, written on the loop thread
 };
@@ -251,7 +253,10 @@ void blocking_login(Store& store, const sasl::Credentials& creds, const std::str
     if (!text) return fail(text.error());
     m.wire_size = static_cast<std::int64_t>(wire_size(*text));
   }
-  for (const MessageInfo& m : *messages) out.refs.push_back(m.ref);
+  for (const MessageInfo& m : *messages) {
+    out.refs.push_back(m.ref);
+    out.sizes.push_back(static_cast<std::uint64_t>(m.wire_size));
+  }
   out.user = user;
   out.locked = true;
   out.verdict = Verdict::maildrop(pop3_listing(*folder ? (*folder)->uidvalidity : 0, *messages));
@@ -283,6 +288,7 @@ Verdict StorePop3Session::login(const sasl::Credentials& creds) {
       if (out->locked) {
         self.user_ = out->user;
         self.refs_ = std::move(out->refs);
+        self.sizes_ = std::move(out->sizes);
         self.locked_ = true;
       }
       self.complete_(std::move(out->verdict));
@@ -293,23 +299,70 @@ Verdict StorePop3Session::login(const sasl::Credentials& creds) {
 
 Verdict StorePop3Session::retrieve(std::size_t index) {
   if (index >= refs_.size()) return Verdict::failed(Status::internal("message index out of range"));
+  // Clients read forward: what lies behind is not wanted again.
+  ahead_.erase(ahead_.begin(), ahead_.lower_bound(index));
+  auto it = ahead_.find(index);
+  if (it != ahead_.end()) {
+    std::string text = std::move(it->second);
+    ahead_.erase(it);
+    read_ahead(index + 1);
+    return Verdict::message(std::move(text));
+  }
+  waiting_ = index;
+  if (!reading_) read_ahead(index);  // else: answered when the read in flight comes back
+  return Verdict::pending();
+}
+
+void StorePop3Session::read_ahead(std::size_t first) {
+  if (reading_ || first >= refs_.size() || ahead_.count(first)) return;
+  // One blocking task reads the wanted message and the small ones after it, so that a client
+  // fetching one message after another mostly gets its answer without a trip to a worker.
+  constexpr std::uint64_t kBudget = 256 * 1024;
+  constexpr std::size_t kMost = 32;
+  const bool wanted = waiting_ == first;
+  std::vector<std::pair<std::size_t, MessageRef>> batch;
+  std::uint64_t bytes = 0;
+  for (std::size_t i = first; i < refs_.size() && batch.size() < kMost; ++i) {
+    if (!batch.empty() && (sizes_[i] > kBudget || bytes + sizes_[i] > kBudget)) break;
+    if (batch.empty() && !wanted && sizes_[i] > kBudget) return;  // large: read when asked for
+    batch.emplace_back(i, refs_[i]);
+    bytes += sizes_[i];
+  }
+  reading_ = true;
   std::weak_ptr<StorePop3Session*> weak = alive_;
   Store* store = &store_;
   Executor ex = executor_;
-  MessageRef ref = refs_[index];
-  executor_.run_blocking([weak, store, ex, ref] {
-    auto text = std::make_shared<Result<std::string>>(store->mailboxes().read_message(ref));
-    ex.post([weak, text] {
+  executor_.run_blocking([weak, store, ex, batch] {
+    using Read = std::vector<std::pair<std::size_t, Result<std::string>>>;
+    auto read = std::make_shared<Read>();
+    for (const auto& [i, ref] : batch) read->emplace_back(i, store->mailboxes().read_message(ref));
+    ex.post([weak, read] {
       auto alive = weak.lock();
       if (!alive || !*alive || !(**alive).complete_) return;
       StorePop3Session& self = **alive;
-      if (*text) return self.complete_(Verdict::message(std::move(**text)));
-      if (text->error().is_not_found())  // expunged meanwhile, e.g. over IMAP
-        return self.complete_(Verdict::reject(RespCode::None, "Message no longer exists"));
-      self.complete_(Verdict::failed(text->error()));
+      self.reading_ = false;
+      std::optional<Status> failure;  // of the message a RETR waits for
+      for (auto& [i, text] : *read) {
+        if (text) self.ahead_[i] = std::move(*text);
+        else if (self.waiting_ == i) failure = text.error();
+      }
+      if (!self.waiting_) return;
+      const std::size_t want = *self.waiting_;
+      if (failure) {
+        self.waiting_.reset();
+        if (failure->is_not_found())  // expunged meanwhile, e.g. over IMAP
+          return self.complete_(Verdict::reject(RespCode::None, "Message no longer exists"));
+        return self.complete_(Verdict::failed(*failure));
+      }
+      auto it = self.ahead_.find(want);
+      if (it == self.ahead_.end()) return self.read_ahead(want);  // the read was for others
+      std::string text = std::move(it->second);
+      self.ahead_.erase(it);
+      self.waiting_.reset();
+      self.read_ahead(want + 1);
+      self.complete_(Verdict::message(std::move(text)));
     });
   });
-  return Verdict::pending();
 }
 
 Verdict StorePop3Session::update(const std::vector<std::size_t>& deleted) {

@@ -36,6 +36,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,6 +98,14 @@ class CMAIL_EXPORT StorePop3Session final : public pop3::Session {
   bool locked_ = false;     // this session holds user_'s lock and must release it
   bool releasing_ = false;  // update() handed the release to its task
   std::vector<MessageRef> refs_;
+  std::vector<std::uint64_t> sizes_;
+
+  // Read-ahead for RETR/TOP: messages read but not yet asked for, at most one read in flight,
+  // and the message a pending retrieve() waits for.
+  void read_ahead(std::size_t first);
+  std::map<std::size_t, std::string> ahead_;
+  bool reading_ = false;
+  std::optional<std::size_t> waiting_;
 };
 
 }  // namespace cmail
