@@ -19,7 +19,7 @@ LIMIT=${LIMIT:-120}
 peer=${1:?usage: $0 cmail-pop3|dovecot}
 mkdir -p "$RESULTS"
 CSV="$RESULTS/pop3-concurrent.csv"
-[[ -s $CSV ]] || echo "peer,run,clients,ok,failed,wall_s,messages,bytes,msgs_per_s,MiB_per_s,session_p50_s,session_p99_s,date" >"$CSV"
+[[ -s $CSV ]] || echo "peer,run,clients,ok,failed,wall_s,messages,bytes,msgs_per_s,MiB_per_s,session_p50_s,session_p99_s,logins_done_s,date" >"$CSV"
 
 load_server "$peer"
 trap 'srv_stop' EXIT
@@ -72,7 +72,7 @@ timeout $((LIMIT + 10)) $MB --port "$PORT" --clients "$USERS" --limit "$LIMIT" >
 for ((r = 1; r <= RUNS; r++)); do
     o=$(timeout $((LIMIT + 10)) $MB --port "$PORT" --clients "$USERS" --limit "$LIMIT")
     log "pop3-concurrent $peer run$r: $o"
-    echo "$peer${SAME_HASH:+-argon2id},$r,$(kv clients "$o"),$(kv ok "$o"),$(kv failed "$o"),$(kv wall_s "$o"),$(kv messages "$o"),$(kv bytes "$o"),$(kv msgs_per_s "$o"),$(kv MiB_per_s "$o"),$(kv session_p50_s "$o"),$(kv session_p99_s "$o"),$(date -u +%FT%TZ)" >>"$CSV"
+    echo "$peer${SAME_HASH:+-argon2id},$r,$(kv clients "$o"),$(kv ok "$o"),$(kv failed "$o"),$(kv wall_s "$o"),$(kv messages "$o"),$(kv bytes "$o"),$(kv msgs_per_s "$o"),$(kv MiB_per_s "$o"),$(kv session_p50_s "$o"),$(kv session_p99_s "$o"),$(kv logins_done_s "$o"),$(date -u +%FT%TZ)" >>"$CSV"
 done
 srv_stop
 srv_wipe
