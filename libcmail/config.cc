@@ -310,4 +310,71 @@ Result<Dispatchd> load_dispatchd(const std::string& path, bool database_required
   return parse_dispatchd(*text, path, database_required);
 }
 
+Result<Popd> parse_popd(std::string_view text, const std::string& name) {
+  Popd cfg;
+  for (const Line& l : split_lines(text)) {
+    auto handled = common(cfg.common, l, name);
+    if (!handled) return handled.error();
+    if (*handled) continue;
+    if (l.directive != "bind")
+      return bad(name, l.number, "unknown directive '" + l.directive + "'");
+    auto w = words(l.params);
+    if (w.size() < 2) return bad(name, l.number, "usage: bind HOST PORT [options]");
+    PopdListener b;
+    b.line = l.number;
+    b.host = w[0];
+    auto port = parse_port(w[1]);
+    if (!port) return bad(name, l.number, "'" + w[1] + "' is not a port number or service name");
+    b.port = *port;
+    for (std::size_t i = 2; i < w.size(); ++i) {
+      const std::string& opt = w[i];
+      auto eq = opt.find('=');
+      std::string key = opt.substr(0, eq);
+      std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
+      const bool flag = eq == std::string::npos;
+      if (!flag && value.empty()) return bad(name, l.number, "'" + key + "' needs a value");
+      if (key == "announce" && !flag) {
+        b.announce = value;
+      } else if (key == "cert" && !flag) {
+        b.cert = value;
+      } else if (key == "key" && !flag) {
+        b.key = value;
+      } else if (key == "ciphers" && !flag) {
+        b.ciphers = value;
+      } else if (key == "dhparams" && !flag) {
+        // Accepted for compatibility; ECDHE needs no DH parameters (docs/popd.md).
+      } else if ((key == "timeout" || key == "maxperip") && !flag) {
+        std::uint32_t v = 0;
+        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+        if (ec != std::errc() || p != value.data() + value.size() || v == 0)
+          return bad(name, l.number, key + " must be a positive number");
+        (key == "timeout" ? b.timeout : b.max_per_address) = v;
+      } else if (key == "tlsonly" && flag) {
+        b.tlsonly = true;
+      } else if (key == "tlsrequire" && flag) {
+        b.tlsrequire = true;
+      } else {
+        return bad(name, l.number, "unknown bind option '" + opt +
+                                       "' (valid: announce= cert= key= ciphers= dhparams= tlsonly tlsrequire timeout= maxperip=)");
+      }
+    }
+    if (b.cert.empty() != b.key.empty() || (b.tlsonly && b.cert.empty()))
+      return bad(name, l.number, "TLS needs both cert= and key=");
+    if (b.tlsrequire && b.cert.empty())
+      return bad(name, l.number, "tlsrequire needs cert= and key= (nobody could log in without TLS)");
+    cfg.listeners.push_back(std::move(b));
+  }
+  if (cfg.listeners.empty()) return bad(name, 0, "no 'bind' directive: nothing to listen on");
+  if (cfg.common.database.empty()) return bad(name, 0, "no 'database' directive");
+  return cfg;
+}
+
+Result<Popd> load_popd(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found("cannot read config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_popd(ss.str(), path);
+}
+
 }  // namespace cmail::config

@@ -337,7 +337,49 @@ class DirectoryImpl final : public Directory {
     return delete_one("DELETE FROM popd WHERE pop_user = ?1", user, "no popd entry for '");
   }
   Status unlock_popd(std::string_view user) override {
-    return delete_one("UPDATE popd SET pop_lock = 0 WHERE pop_user = ?1", user, "no popd entry for '");
+    return delete_one("UPDATE popd SET pop_lock = 0, pop_lock_owner = NULL, pop_lock_time = NULL WHERE pop_user = ?1",
+                      user, "no popd entry for '");
+  }
+  Result<PopLock> lock_popd(
+      std::string_view user, std::string_view owner,
+      const std::function<bool(const std::optional<std::string>&)>& holder_gone) override {
+    std::string u(user), o(owner);
+    PopLock result;
+    Status st = impl_.write([&](Connection& c) {
+      result = PopLock{};
+      Stmt s = c.prepare("SELECT pop_lock, pop_lock_owner FROM popd WHERE pop_user = ?1");
+      s.bind(1, u);
+      if (!s.step()) return;  // NotEnabled: only users with a popd row use POP3 (spec 10.3)
+      const bool locked = s.int64(0) != 0;
+      std::optional<std::string> holder = s.opt_text(1);
+      s.run();
+      if (locked) {
+        result.previous = holder;
+        if (!holder_gone(holder)) {
+          result.outcome = PopLock::Outcome::InUse;
+          return;
+        }
+        result.taken_over = true;
+      }
+      c.prepare("UPDATE popd SET pop_lock = 1, pop_lock_owner = ?2, pop_lock_time = ?3 WHERE pop_user = ?1")
+          .bind(1, u)
+          .bind(2, o)
+          .bind(3, detail::unix_now())
+          .run();
+      result.outcome = PopLock::Outcome::Locked;
+    });
+    if (!st.ok()) return st;
+    return result;
+  }
+  Status release_popd(std::string_view user, std::string_view owner) override {
+    std::string u(user), o(owner);
+    return impl_.write([&](Connection& c) {
+      c.prepare("UPDATE popd SET pop_lock = 0, pop_lock_owner = NULL, pop_lock_time = NULL "
+                "WHERE pop_user = ?1 AND pop_lock_owner = ?2")
+          .bind(1, u)
+          .bind(2, o)
+          .run();
+    });
   }
 
   // API permissions and delegations.

@@ -1,6 +1,8 @@
 // Stored mail: delivery into mailboxes and the queue, folders, UIDs, flags, expunge.
 #include "store_impl.h"
 
+#include <cmail/message.h>
+
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -173,14 +175,14 @@ std::int64_t next_modseq(Connection& c, std::int64_t folder) {
 }
 
 void insert_local(Connection& c, const std::string& schema, const Delivery& d,
-                  const LocalCopy& copy, std::int64_t now) {
+                  const LocalCopy& copy, std::int64_t now, std::int64_t wsize) {
   std::int64_t folder = detail::ensure_folder_id(c, copy.user, copy.folder);
   auto [uid, modseq] = detail::allocate_uid(c, folder);
   c.prepare("INSERT INTO \"" + schema +
             "\".mailbox (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, "
             "mail_submission, mail_submitter, mail_proto, mail_data, mail_folder, mail_uid, "
-            "mail_modseq, mail_internaldate, mail_size) "
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")
+            "mail_modseq, mail_internaldate, mail_size, mail_wiresize) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
       .bind(1, copy.user)
       .bind(2, d.ident)
       .bind(3, copy.envelope_to)
@@ -194,6 +196,7 @@ void insert_local(Connection& c, const std::string& schema, const Delivery& d,
       .bind(11, modseq)
       .bind(12, now)
       .bind(13, static_cast<std::int64_t>(d.data.size()))
+      .bind(14, wsize)
       .run();
 }
 
@@ -207,8 +210,10 @@ void Store::deliver(Delivery delivery, Done done) {
   struct State {
     Delivery d;
     std::vector<std::string> schemas;  // per local copy
+    std::int64_t wire_size = 0;        // computed here, on the caller's thread, not the writer's
   };
-  auto state = std::make_shared<State>(State{std::move(delivery), {}});
+  auto state = std::make_shared<State>(State{std::move(delivery), {}, 0});
+  state->wire_size = static_cast<std::int64_t>(wire_size(state->d.data));
   Impl* impl = impl_.get();
   detail::Job job;
   job.prepare = [impl, state](Connection& w, std::uint64_t batch) {
@@ -233,17 +238,17 @@ void Store::deliver(Delivery delivery, Done done) {
     for (std::size_t i = 0; i < d.local.size(); ++i) {
       const std::string& schema = state->schemas[i];
       if (schema == "main") {
-        insert_local(c, schema, d, d.local[i], now);
+        insert_local(c, schema, d, d.local[i], now, state->wire_size);
         continue;
       }
       c.exec("SAVEPOINT userdb");
-      Status st = detail::guarded([&] { insert_local(c, schema, d, d.local[i], now); });
+      Status st = detail::guarded([&] { insert_local(c, schema, d, d.local[i], now, state->wire_size); });
       if (st.ok()) {
         c.exec("RELEASE userdb");
       } else {
         c.exec("ROLLBACK TO userdb");
         c.exec("RELEASE userdb");
-        insert_local(c, "main", d, d.local[i], now);  // spec 3.9: retry once in the master
+        insert_local(c, "main", d, d.local[i], now, state->wire_size);  // spec 3.9: retry once in the master
       }
     }
     for (const QueuedRecipient& q : d.queued) {
@@ -291,7 +296,7 @@ namespace {
 constexpr const char* kMessageColumns =
     "mail_id, mail_user, mail_folder, mail_uid, mail_modseq, mail_flags, "
     "COALESCE(mail_keywords, ''), mail_internaldate, mail_size, mail_ident, mail_envelopefrom, "
-    "mail_envelopeto";
+    "mail_envelopeto, COALESCE(mail_wiresize, -1), mail_uidl";
 
 MessageInfo read_info(const Stmt& s, const std::string& database) {
   MessageInfo m;
@@ -307,6 +312,8 @@ MessageInfo read_info(const Stmt& s, const std::string& database) {
   m.ident = s.opt_text(9);
   m.envelope_from = s.text(10);
   m.envelope_to = s.text(11);
+  m.wire_size = s.int64(12);
+  m.legacy_uidl = s.opt_text(13);
   return m;
 }
 

@@ -1,4 +1,4 @@
-// Process tokens: see cmail/process.h.
+// Process identities: see cmail/process.h.
 #include <cmail/process.h>
 
 #include <unistd.h>
@@ -18,24 +18,6 @@ std::string read_line(const std::string& path) {
   return line;
 }
 
-std::string host_name() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
-
-// Field 22 of /proc/PID/stat (starttime); "" when the process does not exist.
-std::string start_time(long pid) {
-  std::string stat = read_line("/proc/" + std::to_string(pid) + "/stat");
-  std::size_t close = stat.rfind(')');  // the command name may contain spaces and ')'
-  if (close == std::string::npos) return {};
-  std::istringstream rest(stat.substr(close + 1));
-  std::string field;
-  for (int i = 3; i <= 22 && rest >> field; ++i) {
-  }
-  return field;
-}
-
 std::vector<std::string> split(std::string_view s, char sep) {
   std::vector<std::string> out;
   std::size_t start = 0;
@@ -49,24 +31,64 @@ std::vector<std::string> split(std::string_view s, char sep) {
 
 }  // namespace
 
+std::optional<std::uint64_t> process_start_time(std::int64_t pid) {
+  if (pid <= 0) return std::nullopt;
+  std::string stat = read_line("/proc/" + std::to_string(pid) + "/stat");
+  std::size_t close = stat.rfind(')');  // the command name may hold spaces and ')'
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string f;
+  for (int i = 3; i <= 22; ++i)
+    if (!(fields >> f)) return std::nullopt;
+  try {
+    return std::stoull(f);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+const ProcessIdentity& this_process() {
+  static const ProcessIdentity me = [] {
+    ProcessIdentity p;
+    char name[256] = {};
+    if (gethostname(name, sizeof name - 1) == 0) p.host = name;
+    if (p.host.empty()) p.host = "localhost";
+    p.boot_id = read_line("/proc/sys/kernel/random/boot_id");
+    if (p.boot_id.empty()) p.boot_id = "unknown";
+    p.pid = static_cast<std::int64_t>(getpid());
+    p.start_time = process_start_time(p.pid).value_or(0);
+    return p;
+  }();
+  return me;
+}
+
+bool process_gone(const ProcessIdentity& p) {
+  const ProcessIdentity& me = this_process();
+  if (p.host != me.host) return false;
+  if (p.boot_id != me.boot_id) return true;  // the machine restarted since
+  auto start = process_start_time(p.pid);
+  return !start || *start != p.start_time;
+}
+
 std::string process_token(std::string_view prefix) {
-  long pid = static_cast<long>(getpid());
-  return std::string(prefix) + ":" + host_name() + ":" + read_line("/proc/sys/kernel/random/boot_id") + ":" +
-         std::to_string(pid) + ":" + start_time(pid);
+  const ProcessIdentity& me = this_process();
+  return std::string(prefix) + ":" + me.host + ":" + me.boot_id + ":" + std::to_string(me.pid) + ":" +
+         std::to_string(me.start_time);
 }
 
 bool process_token_dead(std::string_view token) {
   std::vector<std::string> f = split(token, ':');
-  if (f.size() != 5 || f[1] != host_name()) return false;
-  if (f[2] != read_line("/proc/sys/kernel/random/boot_id")) return true;  // an earlier boot
-  long pid = 0;
+  if (f.size() != 5) return false;
+  ProcessIdentity p;
+  p.host = f[1];
+  p.boot_id = f[2];
   try {
-    pid = std::stol(f[3]);
+    p.pid = std::stoll(f[3]);
+    p.start_time = std::stoull(f[4]);
   } catch (...) {
     return false;
   }
-  if (pid <= 0) return false;
-  return start_time(pid) != f[4];  // gone, or the pid now belongs to another process
+  return process_gone(p);
 }
 
 }  // namespace cmail

@@ -1,5 +1,7 @@
 #include "schema.h"
 
+#include <cmail/message.h>
+
 #include <string>
 #include <vector>
 
@@ -174,6 +176,25 @@ CREATE INDEX idx_outbox_due ON outbox (mail_next_attempt);
 CREATE INDEX idx_faillog_mail ON faillog (fail_mail);
 )sql";
 
+// Version 11, master and user databases: what POP3 needs of every stored message.
+//   mail_wiresize: the octets of the message with CRLF line ends and a final CRLF
+//     (cmail::wire_size, cmail/message.h), which POP3 LIST and RETR report; cmail's rows have
+//     no final CRLF and may hold bare LF, so this differs from mail_size.
+//   mail_uidl: the POP3 unique-id the original cmail-popd showed for a row (its mail_ident),
+//     kept so that clients which leave mail on the server do not fetch it all again after the
+//     upgrade; NULL for mail stored since (docs/popd.md: UIDL).
+// Master only: who holds a maildrop lock (pop_lock stays the flag cmail-admin popd unlock
+// clears) and since when.
+constexpr std::string_view kMailboxColumnsV11 = R"sql(
+ALTER TABLE {s}.mailbox ADD COLUMN mail_wiresize INTEGER;
+ALTER TABLE {s}.mailbox ADD COLUMN mail_uidl TEXT;
+UPDATE {s}.mailbox SET mail_uidl = mail_ident;
+)sql";
+constexpr std::string_view kMasterV11 = R"sql(
+ALTER TABLE popd ADD COLUMN pop_lock_owner TEXT;
+ALTER TABLE popd ADD COLUMN pop_lock_time INTEGER;
+)sql";
+
 std::string expand(std::string_view tmpl, std::string_view schema) {
   std::string out;
   out.reserve(tmpl.size() + 64);
@@ -204,12 +225,26 @@ void to_v10(Connection& c, DbKind kind, std::string_view schema) {
   if (kind == DbKind::Master) c.exec(kMasterV10);
 }
 
+void to_v11(Connection& c, DbKind kind, std::string_view schema) {
+  c.exec(expand(kMailboxColumnsV11, schema));
+  const std::string table = "\"" + std::string(schema) + "\".mailbox";
+  std::vector<std::pair<std::int64_t, std::int64_t>> sizes;
+  {
+    Stmt s = c.prepare("SELECT mail_id, mail_data FROM " + table);
+    while (s.step()) sizes.emplace_back(s.int64(0), static_cast<std::int64_t>(wire_size(s.text_view(1))));
+  }
+  for (auto [id, size] : sizes)
+    c.prepare("UPDATE " + table + " SET mail_wiresize = ?1 WHERE mail_id = ?2").bind(1, size).bind(2, id).run();
+  if (kind == DbKind::Master) c.exec(kMasterV11);
+}
+
 struct Migration {
   int version;  // the version this step produces
   Step step;
 };
 const Migration kMigrations[] = {
     {10, to_v10},
+    {11, to_v11},
 };
 
 }  // namespace
@@ -232,8 +267,9 @@ int read_schema_version(Connection& c, std::string_view schema) {
   }
 }
 
-Status migrate(Connection& c, DbKind kind, std::string_view schema) {
+Status migrate(Connection& c, DbKind kind, std::string_view schema, int target) {
   for (const Migration& m : kMigrations) {
+    if (m.version > target) break;
     Status st = c.transaction([&] {
       // Re-read inside the write transaction: another process may have migrated meanwhile.
       int current = read_schema_version(c, schema);

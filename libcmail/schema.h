@@ -16,7 +16,7 @@ namespace cmail::detail {
 enum class DbKind { Master, User };
 
 // The schema version this build writes and understands.
-inline constexpr int kSchemaVersion = 10;
+inline constexpr int kSchemaVersion = 11;
 // The oldest version that can be upgraded in place (cmail's last schema).
 inline constexpr int kOldestUpgradable = 9;
 
@@ -27,9 +27,10 @@ std::string_view v9_install_sql(DbKind kind);
 // holds no cmail meta table at all; throws SqlError when it cannot be read.
 int read_schema_version(Connection& c, std::string_view schema = "main");
 
-// Runs every migration from the current version up to kSchemaVersion, each in its own
-// transaction. REQUIRES: no transaction open on c; `schema` is "main" or attached.
-Status migrate(Connection& c, DbKind kind, std::string_view schema = "main");
+// Runs every migration from the current version up to `target` (kSchemaVersion; tests stop
+// earlier to make old files), each in its own transaction. REQUIRES: no transaction open on
+// c; `schema` is "main" or attached.
+Status migrate(Connection& c, DbKind kind, std::string_view schema = "main", int target = kSchemaVersion);
 
 // Creates a new database of `kind` at the current version. REQUIRES: an empty database.
 Status create_schema(Connection& c, DbKind kind);

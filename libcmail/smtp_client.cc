@@ -1,5 +1,6 @@
 // The SMTP client engine: see cmail/smtp_client.h.
 #include <cmail/smtp_client.h>
+#include <cmail/message.h>
 
 namespace cmail::smtp {
 
@@ -19,19 +20,7 @@ bool has_8bit(std::string_view s) {
 
 }  // namespace
 
-std::string dot_stuff(std::string_view m) {
-  std::string out;
-  out.reserve(m.size() + m.size() / 64 + 8);
-  bool line_start = true;
-  for (char c : m) {
-    if (line_start && c == '.') out += '.';  // RFC 5321 4.5.2
-    out += c;
-    line_start = c == '\n';
-  }
-  if (!m.empty() && !m.ends_with("\r\n")) out += "\r\n";
-  out += ".\r\n";
-  return out;
-}
+std::string dot_stuff(std::string_view m) { return dot_stuffed(m); }  // cmail/message.h
 
 Client::Client(const ClientOptions& options) : options_(options), tls_(options.tls_active) {
   expect_.push_back(Expect::Greeting);

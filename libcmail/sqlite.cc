@@ -178,17 +178,19 @@ Stmt Connection::prepare(std::string_view sql) {
 
 std::optional<std::int64_t> Connection::query_int(std::string_view sql) {
   Stmt s = prepare(sql);
-  if (!s.step() || s.is_null(0)) return std::nullopt;
-  auto v = s.int64(0);
-  s.run();
+  if (!s.step()) return std::nullopt;
+  std::optional<std::int64_t> v;
+  if (!s.is_null(0)) v = s.int64(0);
+  s.run();  // to the end, so that no read stays open (a NULL value once left it open)
   return v;
 }
 
 std::optional<std::string> Connection::query_text(std::string_view sql) {
   Stmt s = prepare(sql);
-  if (!s.step() || s.is_null(0)) return std::nullopt;
-  auto v = s.text(0);
-  s.run();
+  if (!s.step()) return std::nullopt;
+  std::optional<std::string> v;
+  if (!s.is_null(0)) v = s.text(0);
+  s.run();  // to the end, so that no read stays open (a NULL value once left it open)
   return v;
 }
 

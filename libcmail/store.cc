@@ -307,6 +307,8 @@ Result<std::vector<std::string>> Store::check() {
         {"faillog", "fail_fatal"},      {"outbound", "mail_failcount"},
         {"outbound", "mail_lasttry"},   {"outbound", "mail_fatality"},
         {"folders", "folder_uidnext"},  {"expunged", "exp_uid"},
+        {"mailbox", "mail_wiresize"},   {"mailbox", "mail_uidl"},
+        {"popd", "pop_lock_owner"},     {"popd", "pop_lock_time"},
     };
     for (auto& [table, column] : kColumns)
       if (!c.column_exists("main", table, column))

@@ -3,6 +3,7 @@
 #include <cmail/daemon.h>
 #include <cmail/dispatcher.h>
 #include <cmail/net.h>
+#include <cmail/pop3_service.h>
 #include <cmail/resolver.h>
 #include <cmail/smtp_service.h>
 #include <cmail/store.h>
@@ -19,9 +20,11 @@ namespace fs = std::filesystem;
 int main(int argc, char** argv) {
   CLI::App app{"cmail: an embeddable mail server"};
   app.require_subcommand(1);
-  auto* serve = app.add_subcommand("serve", "run the mail server: SMTP intake and submission, outbound delivery");
+  auto* serve = app.add_subcommand("serve", "run the mail server: SMTP intake and submission, outbound delivery, POP3");
   std::string data = "cmail-data", config_file, host = "127.0.0.1", hostname = "localhost";
   std::uint16_t smtp_port = 2525, submission_port = 2587, smtps_port = 2465;
+  std::uint16_t pop3_port = 2110, pop3s_port = 2995;
+  std::string popd_config_file;
   int verbosity = 1;
   std::vector<std::string> resolvers;
   std::string dispatchd_config;
@@ -32,6 +35,9 @@ int main(int argc, char** argv) {
   serve->add_option("--smtp-port", smtp_port, "inbound SMTP with STARTTLS (0 = any free port)");
   serve->add_option("--submission-port", submission_port, "submission: STARTTLS, AUTH required");
   serve->add_option("--smtps-port", smtps_port, "submission over implicit TLS, AUTH required");
+  serve->add_option("--pop3-port", pop3_port, "POP3 with STLS, login only inside TLS");
+  serve->add_option("--pop3s-port", pop3s_port, "POP3 over implicit TLS");
+  serve->add_option("--popd-config", popd_config_file, "a cmail-popd config file (with --config: POP3 only if given)");
   serve->add_option("--resolver", resolvers, "DNS server HOST[:PORT] for outbound delivery (repeatable; default: the system's)");
   serve->add_option("--dispatchd-config", dispatchd_config, "a cmail-dispatchd config file for outbound delivery");
   serve->add_option("-v,--verbosity", verbosity, "0 errors, 1 info, 3 debug");
@@ -43,6 +49,17 @@ int main(int argc, char** argv) {
 
   Logger logger(verbosity, "");
   config::Smtpd cfg;
+  config::Popd popd;
+  std::string popd_config_name = "defaults";
+  if (!popd_config_file.empty()) {
+    auto loaded = config::load_popd(popd_config_file);
+    if (!loaded) {
+      std::fprintf(stderr, "cmail: %s\n", loaded.error().message().c_str());
+      return 1;
+    }
+    popd = *loaded;
+    popd_config_name = popd_config_file;
+  }
   std::string config_name = "defaults";
   if (!config_file.empty()) {
     auto loaded = config::load_smtpd(config_file);
@@ -86,6 +103,27 @@ int main(int argc, char** argv) {
     add(smtp_port, false, false);       // inbound: STARTTLS offered, no AUTH
     add(submission_port, false, true);  // submission: AUTH only inside TLS, required
     add(smtps_port, true, true);        // submissions (RFC 8314): implicit TLS, AUTH required
+    if (popd_config_file.empty()) {
+      auto add_pop3 = [&](std::uint16_t port, bool tlsonly) {
+        config::PopdListener l;
+        l.host = host;
+        l.port = port;
+        l.announce = hostname;
+        l.cert = cert;
+        l.key = key;
+        l.tlsonly = tlsonly;
+        l.tlsrequire = true;  // passwords only inside TLS, as for submission
+        popd.listeners.push_back(l);
+      };
+      add_pop3(pop3_port, false);  // POP3 with STLS (RFC 2595)
+      add_pop3(pop3s_port, true);  // POP3S (RFC 8314)
+    }
+  }
+  if (!popd_config_file.empty() &&
+      fs::weakly_canonical(popd.common.database) != fs::weakly_canonical(cfg.common.database)) {
+    std::fprintf(stderr, "cmail: %s names database %s, but cmail serve uses %s\n", popd_config_file.c_str(),
+                 popd.common.database.c_str(), cfg.common.database.c_str());
+    return 1;
   }
   StoreOptions so;
   so.create_if_missing = config_file.empty();
@@ -102,6 +140,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cmail: %s\n", bound.error().message().c_str());
     return 1;
   }
+  auto pop3_bound = add_pop3_listeners(runtime, **store, popd.listeners, popd_config_name,
+                                       [&](std::string_view l) { logger.log(2, l); });
+  if (!pop3_bound) {
+    std::fprintf(stderr, "cmail: %s\n", pop3_bound.error().message().c_str());
+    return 1;
+  }
+  bound->insert(bound->end(), pop3_bound->begin(), pop3_bound->end());
   // Outbound delivery in the same loop: mail for other hosts, redirects, handoffs, bounces.
   config::Dispatchd dcfg;
   if (!dispatchd_config.empty()) {
@@ -134,9 +179,9 @@ int main(int argc, char** argv) {
     std::printf(
         "database %s\n"
         "add a user: cmail-admin -d %s user add alice && cmail-admin -d %s address add alice@%s store alice "
-        "&& cmail-admin -d %s smtpd enable alice any\n",
+        "&& cmail-admin -d %s smtpd enable alice any && cmail-admin -d %s popd enable alice\n",
         cfg.common.database.c_str(), cfg.common.database.c_str(), cfg.common.database.c_str(), hostname.c_str(),
-        cfg.common.database.c_str());
+        cfg.common.database.c_str(), cfg.common.database.c_str());
   std::fflush(stdout);
   runtime.handle_signals(std::chrono::seconds(10), [&] { (*dispatcher)->run_now(); });
   runtime.run();

@@ -90,6 +90,30 @@ CMAIL_EXPORT Result<Dispatchd> parse_dispatchd(std::string_view text, const std:
                                                bool database_required = true);
 CMAIL_EXPORT Result<Dispatchd> load_dispatchd(const std::string& path, bool database_required = true);
 
+// One `bind` line of cmail-popd (spec 10.1).
+struct PopdListener {
+  std::string host;  // "*" = all IPv4 addresses, "::" = all IPv6 addresses
+  std::uint16_t port = 0;
+  std::string announce = "cmail-popd";
+  std::string cert, key;  // both: STLS offered (or implicit TLS with tlsonly)
+  bool tlsonly = false;     // implicit TLS (POP3S)
+  bool tlsrequire = false;  // USER, PASS and AUTH only inside TLS
+  std::string ciphers;      // accepted and ignored, as for smtpd
+  // Extensions, as for smtpd: the idle timeout in seconds (0 = RFC 1939's 10 minutes) and
+  // the most connections from one client address.
+  std::uint32_t timeout = 0;
+  std::uint32_t max_per_address = 50;
+  int line = 0;
+};
+
+struct Popd {
+  Common common;
+  std::vector<PopdListener> listeners;
+};
+
+CMAIL_EXPORT Result<Popd> parse_popd(std::string_view text, const std::string& name);
+CMAIL_EXPORT Result<Popd> load_popd(const std::string& path);
+
 // A port number or service name ("smtp", "submission"); nullopt if neither.
 CMAIL_EXPORT std::optional<std::uint16_t> parse_port(std::string_view text);
 

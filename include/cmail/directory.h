@@ -17,6 +17,7 @@
 #include <cmail/status.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,6 +66,15 @@ struct SmtpdEntry {
 struct PopdEntry {
   std::string user;
   bool locked = false;
+};
+
+// The outcome of Directory::lock_popd().
+struct PopLock {
+  enum class Outcome { Locked, InUse, NotEnabled };
+  Outcome outcome = Outcome::NotEnabled;
+  bool taken_over = false;              // Locked, after the previous holder was found gone
+  std::optional<std::string> previous;  // the holder found (InUse, or taken over); nullopt:
+                                        // none recorded (cmail's pop_lock without an owner)
 };
 
 struct Permission {
@@ -136,7 +146,18 @@ class CMAIL_EXPORT Directory {
   virtual Result<std::vector<PopdEntry>> list_popd(std::string_view like = "%") = 0;
   virtual Status enable_popd(std::string_view user) = 0;
   virtual Status disable_popd(std::string_view user) = 0;
+  // Clears a maildrop lock whoever holds it (cmail-admin popd unlock; emergencies only).
   virtual Status unlock_popd(std::string_view user) = 0;
+  // Takes the POP3 maildrop lock of `user` for `owner` in one write transaction: pop_lock = 1
+  // and the owner and time recorded. A lock held already is taken over when
+  // holder_gone(recorded owner) says its holder is gone, else the outcome is InUse; a user
+  // without a popd row gets NotEnabled. holder_gone runs inside the transaction, on the
+  // writer thread. Blocking: call off the event loop.
+  virtual Result<PopLock> lock_popd(
+      std::string_view user, std::string_view owner,
+      const std::function<bool(const std::optional<std::string>& holder)>& holder_gone) = 0;
+  // Releases the lock if `owner` still holds it; does nothing after a take-over or an unlock.
+  virtual Status release_popd(std::string_view user, std::string_view owner) = 0;
 
   // API permissions and delegations.
   virtual Result<std::vector<Permission>> list_permissions(std::string_view user_like = "%") = 0;

@@ -58,7 +58,13 @@ struct MessageInfo {
   std::string keywords;  // space separated
   std::int64_t internal_date = 0;  // Unix time
   std::int64_t size = 0;           // octets, as stored
-  std::optional<std::string> ident;  // mail_ident (POP3 UIDL)
+  // Octets with CRLF line ends and a final CRLF (cmail::wire_size, cmail/message.h): what
+  // POP3 reports; -1 when the row does not record it.
+  std::int64_t wire_size = -1;
+  std::optional<std::string> ident;  // mail_ident
+  // The POP3 unique-id the original cmail-popd showed (mail_uidl, set for rows stored before
+  // schema version 11); nullopt for newer mail.
+  std::optional<std::string> legacy_uidl;
   std::string envelope_from;
   std::string envelope_to;
 };

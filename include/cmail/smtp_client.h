@@ -172,6 +172,7 @@ class CMAIL_EXPORT Client {
 
 // Dot-stuffing (RFC 5321 4.5.2, also POP3 multi-line RFC 1939 3): doubles a leading "." of
 // every line and appends the terminator; adds a CRLF first if the text does not end with one.
+// Bare CR and bare LF become CRLF. The same codec as cmail::dot_stuffed (cmail/message.h).
 CMAIL_EXPORT std::string dot_stuff(std::string_view message);
 
 }  // namespace cmail::smtp

@@ -173,9 +173,11 @@ struct Conn : std::enable_shared_from_this<Conn> {
     auto self = shared_from_this();
     for (int guard = 0; guard < 64; ++guard) {
       bool progress = false;
-      // Engine output. While a TLS handshake runs it waits (implicit TLS: the greeting).
+      // Engine output. While a TLS handshake runs it waits (implicit TLS: the greeting), and
+      // while the socket is behind (backpressure: an engine that makes its output as it is
+      // taken, such as POP3's RETR, is not drained into write buffers without bound).
       std::string_view out = handler->pending_output();
-      if (!out.empty() && !(tls && !tls->handshake_done())) {
+      if (!out.empty() && !(tls && !tls->handshake_done()) && queued < max_output) {
         if (tls) {
           if (!tls->write(out)) return close("TLS: " + tls->error());
         } else {
@@ -185,6 +187,12 @@ struct Conn : std::enable_shared_from_this<Conn> {
         progress = true;
       }
       if (tls) send_raw(tls->take_ciphertext());
+      // Events only once every byte before them left the engine (StartTls: plaintext first);
+      // output made as the last was taken is pulled first, up to the backpressure limit.
+      if (!handler->pending_output().empty() && !(tls && !tls->handshake_done())) {
+        if (progress) continue;
+        break;
+      }
       while (auto ev = handler->next_event()) {
         progress = true;
         if (auto* st = std::get_if<StartTls>(&*ev)) {

@@ -385,7 +385,7 @@ class AdminTest(unittest.TestCase):
         b = sqlite3.connect(m.group(1))
         self.assertEqual(b.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall(), [("9",)])
         b.close()
-        self.assertEqual(self.q("SELECT value FROM meta WHERE key = 'schema_version'"), [("10",)])
+        self.assertEqual(self.q("SELECT value FROM meta WHERE key = 'schema_version'"), [("11",)])
         self.assertEqual(self.q("SELECT mail_uid, mail_size FROM mailbox"), [(1, 5)])
         self.assertIn("cbdev", self.ok("user", "list"))
         self.assertIn("nothing to do", self.ok("migrate"))
@@ -402,7 +402,7 @@ class AdminTest(unittest.TestCase):
         self.refused(5, "backup", copy)  # never overwrites
         c = sqlite3.connect(self.db)
         c.execute("PRAGMA foreign_keys = OFF")
-        c.execute("INSERT INTO popd VALUES ('ghost', 0)")
+        c.execute("INSERT INTO popd (pop_user, pop_lock) VALUES ('ghost', 0)")
         c.commit()
         c.close()
         r = self.admin("check")

@@ -204,3 +204,67 @@ TEST_CASE("migration: a fresh database equals a migrated one in shape") {
   auto b = raw(dir.file("new"));
   CHECK(shape(*a) == shape(*b));
 }
+
+TEST_CASE("migration: version 10 databases gain POP3's columns in version 11, locks keep their meaning") {
+  TempDir dir;
+  const std::string path = dir.file("master.db3");
+  const std::string userdb = dir.file("user.db3");
+  make_v9(path);
+  {
+    auto c = raw(path);
+    REQUIRE(detail::migrate(*c, detail::DbKind::Master, "main", 10).ok());
+    CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "10");
+    CHECK_FALSE(c->column_exists("main", "popd", "pop_lock_owner"));
+    c->exec("UPDATE users SET user_database = '" + userdb + "' WHERE user_name = 'other'");
+  }
+  {
+    auto u = detail::Connection::open(userdb, detail::Connection::Mode::Create, 1000);
+    REQUIRE(u.has_value());
+    (*u)->exec(detail::v9_install_sql(detail::DbKind::User));
+    REQUIRE(detail::migrate(**u, detail::DbKind::User, "main", 10).ok());
+    (*u)->exec("INSERT INTO mailbox (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, mail_data, mail_uid) "
+               "VALUES ('other', 'U1', 'o@x', 'a@b', 'line' || char(10) || 'bare', NULL)");
+  }
+  auto store = Store::open(path);
+  REQUIRE_MESSAGE(store.has_value(), store.error().to_string());
+  auto c = raw(path);
+  CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "11");
+  // Every stored message knows its size on the wire (CRLF line ends, a final CRLF) and the
+  // unique-id the original cmail-popd showed for it.
+  std::vector<std::string> got;
+  {
+    auto rows = c->prepare("SELECT mail_ident, mail_size, mail_wiresize, mail_uidl FROM mailbox ORDER BY mail_id");
+    while (rows.step())
+      got.push_back(rows.describe(0) + " " + std::to_string(rows.int64(1)) + " " + std::to_string(rows.int64(2)) +
+                    " " + rows.describe(3));
+    rows.run();  // ends the read
+  }
+  CHECK(got == std::vector<std::string>{"t:A1-host 20 22 t:A1-host", "t:A2-host 3 5 t:A2-host",
+                                        "null 20 22 null", "t:A4 4 6 t:A4"});
+  // cmail's lock flag is unchanged: 'other' stays locked, with no holder recorded.
+  CHECK(count(*c, "SELECT pop_lock FROM popd WHERE pop_user = 'other'") == 1);
+  CHECK(c->query_text("SELECT pop_lock_owner FROM popd WHERE pop_user = 'other'") == std::nullopt);
+  REQUIRE((*store)->directory().unlock_popd("other").ok());  // cmail-admin popd unlock
+  CHECK(count(*c, "SELECT pop_lock FROM popd WHERE pop_user = 'other'") == 0);
+  // The user database is upgraded when first used, its rows measured and numbered.
+  auto msgs = (*store)->mailboxes().list_messages("other");
+  REQUIRE_MESSAGE(msgs.has_value(), msgs.error().to_string());
+  REQUIRE(msgs->size() == 2);
+  CHECK((*msgs)[1].ref.database == userdb);
+  CHECK((*msgs)[1].wire_size == 12);  // 9 octets, a bare LF, no final CRLF
+  CHECK((*msgs)[1].legacy_uidl == std::optional<std::string>("U1"));
+  auto u = raw(userdb);
+  CHECK(u->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "11");
+  auto problems = (*store)->check();
+  REQUIRE(problems.has_value());
+  CHECK(problems->empty());
+  // New mail records its wire size and no legacy unique-id.
+  Delivery d;
+  d.ident = "new";
+  d.envelope_from = "x@y.z";
+  d.data = "no final line end";
+  d.local.push_back({"cbdev", "cb@bar.baz"});
+  REQUIRE((*store)->deliver_sync(d).ok());
+  CHECK(count(*c, "SELECT mail_wiresize FROM mailbox WHERE mail_ident = 'new'") == 19);
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_ident = 'new' AND mail_uidl IS NULL") == 1);
+}

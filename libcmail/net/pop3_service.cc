@@ -1,0 +1,63 @@
+// cmail-popd's listeners: config lines -> TLS contexts, engine options, store sessions.
+#include <cmail/pop3_backend.h>
+#include <cmail/pop3_server.h>
+#include <cmail/pop3_service.h>
+
+#include <map>
+
+namespace cmail {
+
+Result<std::vector<BoundListener>> add_pop3_listeners(net::Runtime& rt, Store& store,
+                                                      const std::vector<config::PopdListener>& listeners,
+                                                      const std::string& config_name,
+                                                      std::function<void(std::string_view)> log) {
+  std::vector<BoundListener> bound;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<TlsServerContext>> contexts;
+  for (const config::PopdListener& l : listeners) {
+    const std::string where = config_name + ":" + std::to_string(l.line) + ": ";
+    std::shared_ptr<TlsServerContext> tls;
+    if (!l.cert.empty()) {
+      auto& ctx = contexts[{l.cert, l.key}];
+      if (!ctx) {
+        auto loaded = TlsServerContext::load({l.cert, l.key});
+        if (!loaded) return Status::invalid_argument(where + loaded.error().message());
+        ctx = *loaded;
+      }
+      tls = ctx;
+    }
+    pop3::ServerOptions po;
+    po.hostname = l.announce;
+    po.starttls_available = tls && !l.tlsonly;
+    po.tls_active = l.tlsonly;
+    po.tls_required = l.tlsrequire;
+    if (l.timeout) po.idle_timeout = std::chrono::seconds(l.timeout);
+    net::ListenerOptions lo;
+    lo.host = l.host;
+    lo.port = l.port;
+    lo.implicit_tls = l.tlsonly;
+    lo.tls = tls;
+    lo.max_per_address = l.max_per_address;
+    lo.name = l.tlsonly ? "pop3s" : "pop3";
+    Store* st = &store;
+    net::Runtime* runtime = &rt;
+    auto logger = log;
+    auto id = rt.listen(lo, [st, runtime, po, logger](const PeerInfo& peer, net::Kick kick) {
+      auto session = std::make_shared<StorePop3Session>(*st, peer, runtime->executor());
+      if (logger) session->set_logger(logger);
+      auto server = std::make_shared<pop3::Server>(po, *session);
+      std::weak_ptr<pop3::Server> weak = server;
+      session->set_completion([weak, kick](pop3::Verdict v) {
+        if (auto s = weak.lock()) {
+          (void)s->complete(std::move(v));
+          kick();
+        }
+      });
+      return std::make_unique<net::EngineHandler<pop3::Server>>(server, session);
+    });
+    if (!id) return Status::io_error(where + id.error().message());
+    bound.push_back({lo.name, l.host, rt.port(*id)});
+  }
+  return bound;
+}
+
+}  // namespace cmail

@@ -1,0 +1,528 @@
+#!/usr/bin/python3
+"""cmail-popd and `cmail serve` with real POP3 clients on loopback: Python's poplib, curl,
+fetchmail and getmail6. Mail arrives through the real cmail-smtpd first, so the whole path
+(SMTP in, store, POP3 out) is tested.
+
+Usage: popd_test.py BUILD_DIR
+
+The daemons listen on ephemeral ports (port 0 in their configs, the bound ports read from
+their stdout); every wait is bounded; everything is stopped at the end.
+"""
+import getpass
+import hashlib
+import os
+import poplib
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
+SMTPD = os.path.join(BUILD, "frontends", "cmail-smtpd", "cmail-smtpd")
+POPD = os.path.join(BUILD, "frontends", "cmail-popd", "cmail-popd")
+CMAIL = os.path.join(BUILD, "frontends", "cmail", "cmail")
+ADMIN = os.path.join(BUILD, "frontends", "cmail-admin", "cmail-admin")
+
+TLS = ssl.create_default_context()
+TLS.check_hostname = False
+TLS.verify_mode = ssl.CERT_NONE
+
+
+def read_ports(proc, count):
+    """Reads `count` listener lines ("pop3 127.0.0.1:40123") from a daemon's stdout."""
+    ports = {}
+    found = 0
+    while found < count:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.match(r"(\w+) [\d.:]+:(\d+)$", line.strip())
+        if m:
+            ports.setdefault(m.group(1), []).append(int(m.group(2)))
+            found += 1
+    return ports
+
+
+def stop(proc, sig=signal.SIGTERM):
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    return proc.returncode, err
+
+
+def start(exe, conf, listeners):
+    proc = subprocess.Popen([exe, conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ports = read_ports(proc, listeners)
+    if sum(len(v) for v in ports.values()) != listeners:
+        code, err = stop(proc)
+        raise RuntimeError(f"{exe} did not start ({code}): {err}")
+    return proc, ports
+
+
+def recv_until(s, marker, timeout=5):
+    s.settimeout(timeout)
+    got = b""
+    try:
+        while marker not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except socket.timeout:
+        pass
+    return got
+
+
+class Mail:
+    """A master database, a cmail-smtpd that stores into it and a cmail-popd that serves it."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.db = os.path.join(tmp, "master.db3")
+        self.admin("init")
+        for user, pw in (("alice", "wonderland"), ("bob", "builder"), ("carol", "singer"), ("dave", "diver"),
+                         ("erin", "eagle"), ("frank", "fisher"), ("big", "bigpw"), ("al", "aliaspw")):
+            self.admin("user", "add", user, pw)
+            self.admin("address", "add", f"{user}@local.test", "store", user)
+        self.admin("user", "alias", "al", "alice")
+        for user in ("alice", "bob", "dave", "erin", "frank", "big"):  # carol: no POP3
+            self.admin("popd", "enable", user)
+        self.admin("user", "userdb", "dave", os.path.join(tmp, "missing", "dave.db3"))
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=pop.local.test"],
+                       check=True, capture_output=True)
+        self.cert, self.key = cert, key
+        smtpd_conf = os.path.join(tmp, "smtpd.conf")
+        with open(smtpd_conf, "w") as f:
+            f.write(f"database {self.db}\nbind 127.0.0.1 0 announce=mx.local.test size=41943040\n")
+        self.smtpd, ports = start(SMTPD, smtpd_conf, 1)
+        self.smtp = ports["smtp"][0]
+        self.popd_conf = os.path.join(tmp, "popd.conf")
+        tls = f"cert={cert} key={key}"
+        with open(self.popd_conf, "w") as f:
+            f.write(f"""# test configuration: STLS, STLS with tlsrequire, POP3S, and a 1 s idle timeout
+verbosity 1
+database {self.db}
+bind 127.0.0.1 0 announce=pop.local.test {tls} ciphers=NORMAL
+bind 127.0.0.1 0 announce=pop.local.test {tls} tlsrequire
+bind 127.0.0.1 0 announce=pop.local.test {tls} tlsonly dhparams=/nonexistent/dh.pem
+bind 127.0.0.1 0 announce=slow.local.test timeout=1
+""")
+        self.popd, ports = start(POPD, self.popd_conf, 4)
+        self.pop3, self.required, self.slow = ports["pop3"]
+        self.pop3s = ports["pop3s"][0]
+
+    def admin(self, *args):
+        subprocess.run([ADMIN, "-d", self.db, *args], check=True, capture_output=True, timeout=30)
+
+    def q(self, sql, *args):
+        c = sqlite3.connect(self.db, timeout=30)
+        try:
+            return c.execute(sql, args).fetchall()
+        finally:
+            c.close()
+
+    def send(self, to, body, subject="test", eight_bit=False):
+        """Delivers one message through the real smtpd; returns what was sent after the headers."""
+        msg = f"Subject: {subject}\r\nFrom: sender@remote.test\r\n\r\n{body}".encode()
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=60) as s:
+            s.ehlo("client.test")
+            s.sendmail("sender@remote.test", [to], msg, mail_options=["BODY=8BITMIME"] if eight_bit else [])
+        return msg
+
+    def stop(self):
+        results = [stop(self.popd), stop(self.smtpd)]
+        return results
+
+
+def login(port, user, password, tls=False, stls=False):
+    p = poplib.POP3_SSL("127.0.0.1", port, context=TLS, timeout=30) if tls else poplib.POP3("127.0.0.1", port, timeout=30)
+    try:
+        if stls:
+            p.stls(TLS)
+        p.user(user)
+        p.pass_(password)
+    except Exception:
+        p.close()
+        raise
+    return p
+
+
+def drop(p):
+    """Ends a poplib session without QUIT: the connection just goes away."""
+    p.sock.shutdown(socket.SHUT_RDWR)
+    p.close()
+
+
+def wait_for(cond, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class PopdTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="cmail-popd-test-")
+        cls.m = Mail(cls.tmp)
+
+    @classmethod
+    def tearDownClass(cls):
+        (pcode, perr), (scode, serr) = cls.m.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        assert pcode == 0, f"cmail-popd exited {pcode}: {perr}"
+        assert scode == 0, f"cmail-smtpd exited {scode}: {serr}"
+
+    def mails(self, user):
+        return self.m.q("SELECT COUNT(*) FROM mailbox WHERE mail_user = ?", user)[0][0]
+
+    def lock(self, user):
+        return self.m.q("SELECT pop_lock FROM popd WHERE pop_user = ?", user)[0][0]
+
+    def test_poplib_user_pass_stat_list_retr_top_uidl_dele(self):
+        sent = [self.m.send("alice@local.test", "first\r\n", "one"),
+                self.m.send("alice@local.test", ".leading dot\r\n..two\r\n.\r\nend\r\n", "dots"),
+                self.m.send("alice@local.test", "grüße, ünïcödé\r\n", "utf-8", eight_bit=True)]
+        p = login(self.m.pop3, "alice", "wonderland", stls=True)
+        count, total = p.stat()
+        self.assertEqual(count, 3)
+        _, listing, _ = p.list()
+        sizes = [int(line.split()[1]) for line in listing]
+        self.assertEqual(sum(sizes), total)
+        stored = self.m.q("SELECT mail_data FROM mailbox WHERE mail_user = 'alice' ORDER BY mail_uid")
+        for i in range(3):
+            resp, lines, octets = p.retr(i + 1)
+            self.assertEqual(resp, f"+OK {sizes[i]} octets".encode())
+            self.assertEqual(octets, sizes[i])  # LIST's size is what RETR sent, in octets (not characters)
+            message = b"\r\n".join(lines) + b"\r\n"
+            self.assertEqual(len(message), sizes[i])
+            self.assertTrue(message.endswith(sent[i]), (message, sent[i]))  # after cmail's Received header
+            self.assertEqual(message, stored[i][0].encode())
+        resp, lines, _ = p.top(2, 1)
+        self.assertEqual(lines[-2:], [b"", b".leading dot"])
+        _, uids, _ = p.uidl()
+        self.assertEqual(len(set(u.split()[1] for u in uids)), 3)
+        p.dele(1)
+        self.assertEqual(p.stat(), (2, total - sizes[0]))
+        _, uids_after, _ = p.uidl()
+        self.assertEqual([u.split()[0] for u in uids_after], [b"2", b"3"])
+        self.assertEqual(p.quit(), b"+OK pop.local.test POP3 server signing off (1 messages deleted)")
+        self.assertEqual(self.mails("alice"), 2)
+        self.assertEqual(self.lock("alice"), 0)
+        # Unique-ids are stable across sessions.
+        p = login(self.m.pop3s, "al", "aliaspw", tls=True)  # an alias reads its target's maildrop
+        _, again, _ = p.uidl()
+        self.assertEqual([u.split()[1] for u in again], [u.split()[1] for u in uids[1:]])
+        p.dele(1)
+        p.dele(2)
+        p.quit()
+        self.assertEqual(self.mails("alice"), 0)
+
+    def test_capa_stls_and_tlsrequire(self):
+        p = poplib.POP3("127.0.0.1", self.m.required, timeout=30)
+        caps = p.capa()
+        self.assertIn("STLS", caps)
+        self.assertNotIn("USER", caps)
+        self.assertNotIn("SASL", caps)
+        with self.assertRaises(poplib.error_proto) as e:
+            p.user("bob")
+        self.assertIn(b"[AUTH]", e.exception.args[0])
+        p.stls(TLS)
+        caps = p.capa()
+        self.assertEqual(caps["SASL"], ["PLAIN", "LOGIN"])
+        self.assertNotIn("STLS", caps)
+        for cap in ("TOP", "UIDL", "USER", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"):
+            self.assertIn(cap, caps)
+        self.assertNotIn("APOP", caps)
+        p.user("bob")
+        self.assertTrue(p.pass_("builder").startswith(b"+OK Logged in"))
+        p.quit()
+        s = socket.create_connection(("127.0.0.1", self.m.pop3s), timeout=10)
+        t = TLS.wrap_socket(s)
+        self.assertTrue(recv_until(t, b"\r\n").startswith(b"+OK pop.local.test POP3 server ready"))
+        t.close()
+
+    def test_stls_command_injection(self):
+        s = socket.create_connection(("127.0.0.1", self.m.pop3), timeout=10)
+        recv_until(s, b"\r\n")
+        s.sendall(b"STLS\r\nUSER bob\r\n")  # injected into the TLS handshake
+        got = recv_until(s, b"\r\n", timeout=2)
+        self.assertEqual(got, b"+OK Begin TLS negotiation\r\n")
+        self.assertEqual(recv_until(s, b"+OK Send PASS", timeout=2).find(b"+OK Send PASS"), -1)
+        s.close()
+
+    def test_sasl_plain_and_login_with_poplib(self):
+        self.m.send("bob@local.test", "sasl\r\n")
+        p = poplib.POP3_SSL("127.0.0.1", self.m.pop3s, context=TLS, timeout=30)
+        import base64
+        resp = p._shortcmd("AUTH PLAIN " + base64.b64encode(b"\0bob\0builder").decode())
+        self.assertTrue(resp.startswith(b"+OK Logged in"))
+        p.quit()
+        p = poplib.POP3_SSL("127.0.0.1", self.m.pop3s, context=TLS, timeout=30)
+        self.assertEqual(p._shortcmd("AUTH LOGIN"), b"+ VXNlcm5hbWU6")
+        self.assertEqual(p._shortcmd(base64.b64encode(b"bob").decode()), b"+ UGFzc3dvcmQ6")
+        self.assertTrue(p._shortcmd(base64.b64encode(b"builder").decode()).startswith(b"+OK Logged in"))
+        p.quit()
+
+    def test_who_may_log_in(self):
+        with self.assertRaises(poplib.error_proto) as e:
+            login(self.m.pop3s, "carol", "singer", tls=True)  # no popd row
+        self.assertEqual(e.exception.args[0], b"-ERR [AUTH] POP3 access is not enabled for this account")
+        p = poplib.POP3_SSL("127.0.0.1", self.m.pop3s, context=TLS, timeout=30)
+        for attempt in range(2):
+            p.user("bob")
+            with self.assertRaises(poplib.error_proto) as e:
+                p.pass_("wrong")
+            self.assertEqual(e.exception.args[0], b"-ERR [AUTH] Invalid user name or password")
+        p.user("bob")
+        with self.assertRaises(poplib.error_proto):
+            p.pass_("wrong")  # the third failure ends the connection
+        self.assertEqual(recv_until(p.sock, b"x", timeout=2), b"")
+        p.close()
+        self.assertEqual(self.lock("bob"), 0)
+
+    def test_two_sessions_for_one_maildrop(self):
+        self.m.send("erin@local.test", "one at a time\r\n")
+        first = login(self.m.pop3s, "erin", "eagle", tls=True)
+        with self.assertRaises(poplib.error_proto) as e:
+            login(self.m.pop3s, "erin", "eagle", tls=True)
+        self.assertEqual(e.exception.args[0], b"-ERR [IN-USE] Maildrop is locked by another session")
+        first.quit()
+        second = login(self.m.pop3s, "erin", "eagle", tls=True)
+        self.assertEqual(second.stat()[0], self.mails("erin"))
+        second.quit()
+
+    def test_killed_session_holding_the_lock_is_taken_over(self):
+        self.m.send("frank@local.test", "survives a crash\r\n")
+        conf = os.path.join(self.tmp, "other-popd.conf")
+        with open(conf, "w") as f:
+            f.write(f"database {self.m.db}\nbind 127.0.0.1 0 announce=other.local.test\n")
+        other, ports = start(POPD, conf, 1)
+        try:
+            p = login(ports["pop3"][0], "frank", "fisher")
+            p.dele(1)
+            # The lock holds across processes...
+            with self.assertRaises(poplib.error_proto) as e:
+                login(self.m.pop3s, "frank", "fisher", tls=True)
+            self.assertIn(b"[IN-USE]", e.exception.args[0])
+            owner = self.m.q("SELECT pop_lock_owner FROM popd WHERE pop_user = 'frank'")[0][0]
+            self.assertIn(f"pid={other.pid} ", owner)
+            other.kill()  # ...until its holder dies without releasing it
+            other.wait(timeout=10)
+            p.close()
+        finally:
+            stop(other, signal.SIGKILL)
+        self.assertEqual(self.lock("frank"), 1)  # still marked
+        q = login(self.m.pop3s, "frank", "fisher", tls=True)  # taken over: the holder is gone
+        self.assertEqual(q.stat()[0], 1)  # the killed session's DELE never happened
+        q.quit()
+        self.assertEqual(self.lock("frank"), 0)
+        self.assertEqual(self.mails("frank"), 1)
+        # A lock the original cmail-popd left (pop_lock = 1, no holder) is taken over too.
+        c = sqlite3.connect(self.m.db, timeout=30)
+        c.execute("UPDATE popd SET pop_lock = 1 WHERE pop_user = 'frank'")
+        c.commit()
+        c.close()
+        login(self.m.pop3s, "frank", "fisher", tls=True).quit()
+
+    def test_dele_then_dropped_connection_deletes_nothing(self):
+        self.m.send("bob@local.test", "keep me\r\n")
+        before = self.mails("bob")
+        p = login(self.m.pop3s, "bob", "builder", tls=True)
+        for i in range(before):
+            p.dele(i + 1)
+        drop(p)  # no QUIT: RFC 1939 6, no UPDATE state
+        self.assertTrue(wait_for(lambda: self.lock("bob") == 0))
+        self.assertEqual(self.mails("bob"), before)
+        p = login(self.m.pop3s, "bob", "builder", tls=True)
+        self.assertEqual(p.stat()[0], before)
+        p.quit()
+
+    def test_idle_timeout(self):
+        s = socket.create_connection(("127.0.0.1", self.m.slow), timeout=10)
+        self.assertTrue(recv_until(s, b"\r\n").startswith(b"+OK slow.local.test"))
+        start_time = time.time()
+        got = recv_until(s, b"Autologout", timeout=5)
+        self.assertIn(b"-ERR Autologout", got)
+        self.assertLess(time.time() - start_time, 4)
+        self.assertEqual(recv_until(s, b"x", timeout=2), b"")
+        s.close()
+
+    def test_user_database_that_cannot_be_opened(self):
+        self.m.send("dave@local.test", "stored in the master instead\r\n")  # spec 3.9 fallback
+        with self.assertRaises(poplib.error_proto) as e:
+            login(self.m.pop3s, "dave", "diver", tls=True)
+        self.assertEqual(e.exception.args[0], b"-ERR [SYS/TEMP] Maildrop unavailable, try again later")
+        self.assertEqual(self.lock("dave"), 0)  # cmail left it locked (spec 16.19)
+
+    def test_20_mib_message(self):
+        line = "x" * 76 + "\r\n"
+        body = line * (20 * 1024 * 1024 // len(line) + 1)
+        sent = self.m.send("big@local.test", body, "big")
+        p = login(self.m.pop3s, "big", "bigpw", tls=True)
+        _, listing, _ = p.list()
+        size = int(listing[0].split()[1])
+        self.assertGreater(size, 20 * 1024 * 1024)
+        t0 = time.time()
+        resp, lines, octets = p.retr(1)
+        elapsed = time.time() - t0
+        self.assertEqual(octets, size)
+        message = b"\r\n".join(lines) + b"\r\n"
+        self.assertEqual(hashlib.sha256(message[-len(sent):]).hexdigest(), hashlib.sha256(sent).hexdigest())
+        self.assertLess(elapsed, 30)
+        p.dele(1)
+        p.quit()
+        self.assertEqual(self.mails("big"), 0)
+
+    def test_curl_pop3_and_pop3s(self):
+        for i in range(2):
+            self.m.send("erin@local.test", f"via curl {i}\r\n", f"curl {i}")
+        base = ["curl", "-sS", "--max-time", "30", "-k", "--user", "erin:eagle"]
+        r = subprocess.run(base + ["--ssl-reqd", f"pop3://127.0.0.1:{self.m.required}/"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        listing = [line.split() for line in r.stdout.splitlines()]
+        self.assertGreaterEqual(len(listing), 2)
+        n = len(listing)
+        r = subprocess.run(base + [f"pop3s://127.0.0.1:{self.m.pop3s}/{n}"], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.endswith(b"via curl 1\r\n"), r.stdout)
+        self.assertEqual(len(r.stdout), int(listing[-1][1]))
+        r = subprocess.run(base + ["--ssl-reqd", "-X", "DELE", "-I", f"pop3://127.0.0.1:{self.m.pop3}/{n}"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.m.q("SELECT COUNT(*) FROM mailbox WHERE mail_user = 'erin' AND "
+                                  "mail_data LIKE '%via curl 1%'")[0][0], 0)
+
+    def test_fetchmail_and_getmail6_fetch_and_delete(self):
+        local = getpass.getuser()
+        for i in range(3):
+            self.m.send("frank@local.test", f".dotted body {i}\r\nline\r\n", f"fetch {i}")
+        before = self.mails("frank")
+        home = os.path.join(self.tmp, "fetchmail")
+        os.makedirs(home)
+        mbox = os.path.join(home, "mbox")
+        rc = os.path.join(home, "fetchmailrc")
+        with open(rc, "w") as f:
+            f.write(f"""set no syslog
+poll 127.0.0.1 service {self.m.required} proto POP3 auth password timeout 30
+  user "frank" there with password "fisher" is "{local}" here
+  options no sslcertck sslproto "TLS1.2+" fetchall nokeep
+  mda "/bin/sh -c 'cat >> {mbox}'"
+""")
+        os.chmod(rc, 0o600)
+        env = dict(os.environ, FETCHMAILHOME=home, HOME=home)
+        r = subprocess.run(["fetchmail", "-f", rc, "-N", "-v"], capture_output=True, text=True, timeout=120, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("STLS", r.stdout + r.stderr)  # tlsrequire: fetchmail had to use TLS
+        with open(mbox, "rb") as f:
+            got = f.read().replace(b"\r\n", b"\n")
+        for i in range(3):
+            self.assertIn(f"Subject: fetch {i}\n".encode(), got)
+            self.assertIn(f"\n.dotted body {i}\nline\n".encode(), got)  # unstuffed again
+        self.assertEqual(self.mails("frank"), 0, before)
+        self.assertEqual(self.lock("frank"), 0)
+
+        for i in range(2):
+            self.m.send("frank@local.test", f"for getmail {i}\r\n", f"getmail {i}")
+        gdir = os.path.join(self.tmp, "getmail")
+        os.makedirs(gdir)
+        out = os.path.join(gdir, "mbox")
+        with open(os.path.join(gdir, "getmailrc"), "w") as f:
+            f.write(f"""[retriever]
+type = SimplePOP3SSLRetriever
+server = 127.0.0.1
+port = {self.m.pop3s}
+username = frank
+password = fisher
+
+[destination]
+type = MDA_external
+path = /bin/sh
+arguments = ("-c", "cat >> {out}")
+allow_root_commands = true
+
+[options]
+delete = true
+read_all = true
+""")
+        r = subprocess.run(["getmail", "--getmaildir", gdir, "--rcfile", "getmailrc"], capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("2 messages", r.stdout + r.stderr)
+        with open(out, "rb") as f:
+            got = f.read().replace(b"\r\n", b"\n")
+        self.assertIn(b"Subject: getmail 0\n", got)
+        self.assertIn(b"for getmail 1\n", got)
+        self.assertEqual(self.mails("frank"), 0)
+
+
+class ConfigAndServeTest(unittest.TestCase):
+    def test_bad_config_line_names_file_and_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            conf = os.path.join(tmp, "bad.conf")
+            with open(conf, "w") as f:
+                f.write("database /nonexistent\nbind 127.0.0.1 0 size=5\n")
+            r = subprocess.run([POPD, conf, "nodetach"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"{conf}:2: unknown bind option 'size=5'", r.stderr)
+            r = subprocess.run([POPD], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("Provide POP3 access to mailboxes", r.stdout)
+
+    def test_cmail_serve_zero_config_pop3(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "data")
+            p = subprocess.Popen([CMAIL, "serve", "--data", data, "--smtp-port", "0", "--submission-port", "0",
+                                  "--smtps-port", "0", "--pop3-port", "0", "--pop3s-port", "0"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                ports = read_ports(p, 5)
+                self.assertEqual(sorted(ports), ["pop3", "pop3s", "smtp", "smtps", "submission"])
+                db = os.path.join(data, "master.db3")
+                for args in (["user", "add", "carol", "pw"], ["address", "add", "carol@localhost", "store", "carol"],
+                             ["popd", "enable", "carol"]):
+                    subprocess.run([ADMIN, "-d", db, *args], check=True, capture_output=True)
+                with smtplib.SMTP("127.0.0.1", ports["smtp"][0], timeout=10) as s:
+                    s.sendmail("x@remote.test", ["carol@localhost"], "Subject: serve\r\n\r\nzero config\r\n")
+                q = poplib.POP3("127.0.0.1", ports["pop3"][0], timeout=30)
+                self.assertNotIn("USER", q.capa())  # passwords only inside TLS
+                q.stls(TLS)
+                q.user("carol")
+                q.pass_("pw")
+                self.assertTrue(b"\r\n".join(q.retr(1)[1]).endswith(b"zero config"))
+                q.quit()
+                r = login(ports["pop3s"][0], "carol", "pw", tls=True)
+                self.assertEqual(r.stat()[0], 1)
+                r.quit()
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=15), 0)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stdout.close()
+                p.stderr.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
