@@ -5,7 +5,6 @@
 #include <cmail/pop3_backend.h>
 #include <cmail/process.h>
 
-
 #include <map>
 #include <mutex>
 #include <set>

@@ -7,14 +7,17 @@
 
 #include <cmail/config.h>
 #include <cmail/export.h>
+#include <cmail/net.h>
 #include <cmail/status.h>
 #include <cmail/store.h>
 
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cmail {
 
@@ -51,5 +54,21 @@ CMAIL_EXPORT Status drop_privileges(const std::string& user, const std::string& 
 // before the log is open, in the log after) and returns null; the caller exits 1.
 CMAIL_EXPORT std::unique_ptr<Store> start_daemon(const std::string& name, const config::Common& common,
                                                  Logger& logger, bool background);
+
+// The whole life of a listening daemon (cmail-smtpd, cmail-popd): `NAME CONFIG [nodrop]
+// [nodetach]` (spec 2.1: the last other word is the config file), the config loaded (errors as
+// "NAME: FILE:LINE: message"), start_daemon, the listeners added, privileges dropped after
+// binding, one line per listener on stdout, then serving until SIGTERM/SIGINT (graceful, 10 s);
+// SIGHUP reopens the log. Returns the process's exit status.
+struct ListeningDaemon {
+  std::string name;         // "cmail-smtpd"
+  std::string description;  // "Accept incoming mail" (the usage line)
+  // Reads the config file; returns its common directives (and keeps the rest for `listen`).
+  std::function<Result<config::Common>(const std::string& path)> load;
+  // Adds the listeners; `log` lines go to the daemon's log at verbosity 1.
+  std::function<Result<std::vector<BoundListener>>(net::Runtime&, Store&, std::function<void(std::string_view)> log)>
+      listen;
+};
+CMAIL_EXPORT int run_listening_daemon(const ListeningDaemon& d, int argc, char** argv);
 
 }  // namespace cmail

@@ -35,6 +35,17 @@
 #include <string>
 #include <string_view>
 
+namespace cmail {
+
+// What a service's listener bound to (printed by the daemons: "smtp 127.0.0.1:2525").
+struct BoundListener {
+  std::string kind;  // "smtp", "submission", "smtps", "pop3", "pop3s"
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+}  // namespace cmail
+
 namespace cmail::net {
 
 // The verbs of an engine, type-erased.

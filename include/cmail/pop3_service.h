@@ -11,7 +11,6 @@
 #include <cmail/config.h>
 #include <cmail/export.h>
 #include <cmail/net.h>
-#include <cmail/smtp_service.h>
 #include <cmail/store.h>
 
 #include <functional>

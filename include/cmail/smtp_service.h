@@ -20,12 +20,6 @@
 
 namespace cmail {
 
-struct BoundListener {
-  std::string kind;  // "smtp", "submission", "smtps"
-  std::string host;
-  std::uint16_t port = 0;
-};
-
 // Adds every listener; fails (naming the config line) if a certificate cannot be loaded or an
 // address cannot be bound.
 CMAIL_EXPORT Result<std::vector<BoundListener>> add_smtp_listeners(

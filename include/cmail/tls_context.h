@@ -12,8 +12,10 @@
 #include <cmail/export.h>
 #include <cmail/status.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace cmail {
 
@@ -32,6 +34,16 @@ class CMAIL_EXPORT TlsServerContext {
  private:
   TlsServerContext();
   std::unique_ptr<Impl> impl_;
+};
+
+// Loads each certificate and key pair once, so that listeners naming the same files share one
+// context. Not thread-safe; used while setting listeners up.
+class CMAIL_EXPORT TlsServerContexts {
+ public:
+  Result<std::shared_ptr<TlsServerContext>> get(const std::string& cert_file, const std::string& key_file);
+
+ private:
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<TlsServerContext>> loaded_;
 };
 
 struct TlsClientOptions {

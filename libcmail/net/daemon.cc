@@ -123,4 +123,43 @@ std::unique_ptr<Store> start_daemon(const std::string& name, const config::Commo
   return std::move(*store);
 }
 
+int run_listening_daemon(const ListeningDaemon& d, int argc, char** argv) {
+  std::string path;
+  bool nodrop = false, nodetach = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string w = argv[i];
+    if (w == "nodrop") nodrop = true;
+    else if (w == "nodetach") nodetach = true;
+    else path = w;  // the last other word is the config file (spec 2.1)
+  }
+  if (path.empty()) {
+    std::printf("%s - %s\nUsage: %s <conffile> [nodrop] [nodetach]\n", d.name.c_str(), d.description.c_str(), argv[0]);
+    return 1;
+  }
+  auto common = d.load(path);
+  if (!common) {
+    std::fprintf(stderr, "%s: %s\n", d.name.c_str(), common.error().message().c_str());
+    return 1;
+  }
+  Logger logger(common->verbosity, common->logfile);
+  auto store = start_daemon(d.name, *common, logger, !common->logfile.empty() && !nodetach);
+  if (!store) return 1;
+  net::Runtime runtime;
+  auto bound = d.listen(runtime, *store, [&](std::string_view l) { logger.log(1, l); });
+  if (!bound) {
+    logger.log(0, bound.error().message());
+    return 1;
+  }
+  if (Status st = drop_privileges(nodrop ? "" : common->user, nodrop ? "" : common->group); !st.ok()) {
+    logger.log(0, "cannot drop privileges: " + st.message());
+    return 1;
+  }
+  for (const BoundListener& b : *bound) std::printf("%s %s:%u\n", b.kind.c_str(), b.host.c_str(), b.port);
+  std::fflush(stdout);
+  runtime.handle_signals(std::chrono::seconds(10), [&] { logger.reopen(); });
+  runtime.run();
+  logger.log(1, "stopped");
+  return 0;
+}
+
 }  // namespace cmail

@@ -3,7 +3,6 @@
 #include <cmail/smtp_server.h>
 #include <cmail/smtp_service.h>
 
-#include <map>
 
 namespace cmail {
 
@@ -12,18 +11,14 @@ Result<std::vector<BoundListener>> add_smtp_listeners(net::Runtime& rt, Store& s
                                                       const std::string& config_name,
                                                       std::function<void(std::string_view)> log) {
   std::vector<BoundListener> bound;
-  std::map<std::pair<std::string, std::string>, std::shared_ptr<TlsServerContext>> contexts;
+  TlsServerContexts contexts;
   for (const config::SmtpdListener& l : listeners) {
     const std::string where = config_name + ":" + std::to_string(l.line) + ": ";
     std::shared_ptr<TlsServerContext> tls;
     if (!l.cert.empty()) {
-      auto& ctx = contexts[{l.cert, l.key}];
-      if (!ctx) {
-        auto loaded = TlsServerContext::load({l.cert, l.key});
-        if (!loaded) return Status::invalid_argument(where + loaded.error().message());
-        ctx = *loaded;
-      }
-      tls = ctx;
+      auto loaded = contexts.get(l.cert, l.key);
+      if (!loaded) return Status::invalid_argument(where + loaded.error().message());
+      tls = *loaded;
     }
     smtp::ServerOptions so;
     so.hostname = l.announce;

@@ -108,6 +108,16 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::load(const TlsServer
   return ctx;
 }
 
+Result<std::shared_ptr<TlsServerContext>> TlsServerContexts::get(const std::string& cert, const std::string& key) {
+  auto& ctx = loaded_[{cert, key}];
+  if (!ctx) {
+    auto loaded = TlsServerContext::load({cert, key});
+    if (!loaded) return loaded.error();
+    ctx = *loaded;
+  }
+  return ctx;
+}
+
 struct TlsClientContext::Impl {
   Rng rng;
   mbedtls_ssl_config conf;
