@@ -205,6 +205,7 @@ struct Attempt : std::enable_shared_from_this<Attempt> {
   std::string where() const { return cand.host + " [" + cand.address + "]:" + std::to_string(cand.port.port); }
   void pump();
   void next(Core& c);
+  static void load(Core& c, const std::shared_ptr<Message>& m);  // reads the data once, on the pool
   void send(Core& c);
   void finish_message(Core& c, const smtp::client_event::MailResult& r);
   void failed(const std::string& reason, const std::optional<smtp::Reply>& reply);
@@ -271,17 +272,7 @@ void Attempt::next(Core& c) {
     return;
   }
   current = m;
-  if (dest->pending.size() && dest->pending.front()->data_state == Message::Data::None) {
-    // Prefetch the next message while this one goes out.
-    auto n = dest->pending.front();
-    n->data_state = Message::Data::Loading;
-    c.blocking<Result<std::string>>([&q = c.queue, id = n->rcpts.front().id] { return q.message_data(id); },
-                                    [n](Core&, Result<std::string> d) {
-                                      if (d) n->data = std::make_shared<const std::string>(std::move(*d)), n->data_state = Message::Data::Ready;
-                                      else n->data_error = d.error().to_string(), n->data_state = Message::Data::Failed;
-                                      if (auto f = std::move(n->on_data)) f();
-                                    });
-  }
+  if (!dest->pending.empty()) load(c, dest->pending.front());  // the next one, while this one goes out
   if (m->data_state == Message::Data::Ready || m->data_state == Message::Data::Failed) return send(c);
   state = State::Loading;
   std::weak_ptr<Attempt> self = shared_from_this();
@@ -291,24 +282,33 @@ void Attempt::next(Core& c) {
     if (auto cc = a->core.lock()) a->send(*cc);
     if (a->kick) a->kick();
   };
-  if (m->data_state == Message::Data::None) {
-    m->data_state = Message::Data::Loading;
-    c.blocking<Result<std::string>>([&q = c.queue, id = m->rcpts.front().id] { return q.message_data(id); },
-                                    [m](Core&, Result<std::string> d) {
-                                      if (d) m->data = std::make_shared<const std::string>(std::move(*d)), m->data_state = Message::Data::Ready;
-                                      else m->data_error = d.error().to_string(), m->data_state = Message::Data::Failed;
-                                      if (auto f = std::move(m->on_data)) f();
-                                    });
-  }
+  load(c, m);
+}
+
+void Attempt::load(Core& c, const std::shared_ptr<Message>& m) {
+  if (m->data_state != Message::Data::None) return;
+  m->data_state = Message::Data::Loading;
+  c.blocking<Result<std::string>>([&q = c.queue, id = m->rcpts.front().id] { return q.message_data(id); },
+                                  [m](Core&, Result<std::string> d) {
+                                    if (d) {
+                                      m->data = std::make_shared<const std::string>(std::move(*d));
+                                      m->data_state = Message::Data::Ready;
+                                    } else {
+                                      m->data_error = d.error().to_string();
+                                      m->data_state = Message::Data::Failed;
+                                    }
+                                    if (auto f = std::move(m->on_data)) f();  // the attempt waiting for it
+                                  });
 }
 
 void Attempt::send(Core& c) {
   Message& m = *current;
   if (m.data_state == Message::Data::Failed) {
-    // Gone (deleted meanwhile) or unreadable: give the leases back; a deleted entry is skipped.
+    // Gone (deleted meanwhile) or unreadable: give the leases back, due in a minute (a deleted
+    // entry is skipped), so that a database in trouble is not asked again at once.
     c.log(0, "cannot read queued message " + m.rcpts.front().queue_id + ": " + m.data_error);
     std::vector<QueueOutcome> out;
-    for (const auto& r : m.rcpts) out.push_back({r.id, QueueOutcome::Kind::Released, "", false, 0});
+    for (const auto& r : m.rcpts) out.push_back({r.id, QueueOutcome::Kind::Released, "", false, unix_now() + 60});
     c.settle(std::move(out));
     current.reset();
     state = State::Idle;
