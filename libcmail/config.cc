@@ -117,24 +117,37 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
   return std::nullopt;
 }
 
+namespace {
+
+// "bind HOST PORT [options]" (spec 2.6), the part smtpd and popd share: fills host, port and
+// line of the listener and returns the words, options from index 2 on. Any other directive is
+// unknown to these daemons.
+template <typename Listener>
+Result<std::vector<std::string>> bind_line(const Line& l, const std::string& name, Listener& b) {
+  if (l.directive != "bind") return bad(name, l.number, "unknown directive '" + l.directive + "'");
+  auto w = words(l.params);
+  if (w.size() < 2) return bad(name, l.number, "usage: bind HOST PORT [options]");
+  b.line = l.number;
+  b.host = w[0];
+  auto port = parse_port(w[1]);
+  if (!port) return bad(name, l.number, "'" + w[1] + "' is not a port number or service name");
+  b.port = *port;
+  return w;
+}
+
+}  // namespace
+
 Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
   Smtpd cfg;
   for (const Line& l : split_lines(text)) {
     auto handled = common(cfg.common, l, name);
     if (!handled) return handled.error();
     if (*handled) continue;
-    if (l.directive != "bind")
-      return bad(name, l.number, "unknown directive '" + l.directive + "'");
-    auto w = words(l.params);
-    if (w.size() < 2) return bad(name, l.number, "usage: bind HOST PORT [options]");
     SmtpdListener b;
-    b.line = l.number;
-    b.host = w[0];
-    auto port = parse_port(w[1]);
-    if (!port) return bad(name, l.number, "'" + w[1] + "' is not a port number or service name");
-    b.port = *port;
-    for (std::size_t i = 2; i < w.size(); ++i) {
-      const std::string& opt = w[i];
+    auto w = bind_line(l, name, b);
+    if (!w) return w.error();
+    for (std::size_t i = 2; i < w->size(); ++i) {
+      const std::string& opt = (*w)[i];
       auto eq = opt.find('=');
       std::string key = opt.substr(0, eq);
       std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
@@ -316,18 +329,11 @@ Result<Popd> parse_popd(std::string_view text, const std::string& name) {
     auto handled = common(cfg.common, l, name);
     if (!handled) return handled.error();
     if (*handled) continue;
-    if (l.directive != "bind")
-      return bad(name, l.number, "unknown directive '" + l.directive + "'");
-    auto w = words(l.params);
-    if (w.size() < 2) return bad(name, l.number, "usage: bind HOST PORT [options]");
     PopdListener b;
-    b.line = l.number;
-    b.host = w[0];
-    auto port = parse_port(w[1]);
-    if (!port) return bad(name, l.number, "'" + w[1] + "' is not a port number or service name");
-    b.port = *port;
-    for (std::size_t i = 2; i < w.size(); ++i) {
-      const std::string& opt = w[i];
+    auto w = bind_line(l, name, b);
+    if (!w) return w.error();
+    for (std::size_t i = 2; i < w->size(); ++i) {
+      const std::string& opt = (*w)[i];
       auto eq = opt.find('=');
       std::string key = opt.substr(0, eq);
       std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);

@@ -3,7 +3,6 @@
 #include <cmail/directory.h>
 #include <cmail/message.h>
 #include <cmail/pop3_backend.h>
-#include <cmail/process.h>
 
 #include <map>
 #include <mutex>
@@ -53,12 +52,8 @@ bool looks_derived(std::string_view s) {
 }  // namespace
 
 Pop3LockHolder Pop3LockHolder::current(std::string session) {
-  const ProcessIdentity& me = this_process();
   Pop3LockHolder h;
-  h.host = me.host;
-  h.boot_id = me.boot_id;
-  h.pid = me.pid;
-  h.start_time = me.start_time;
+  static_cast<ProcessIdentity&>(h) = this_process();
   h.session = std::move(session);
   return h;
 }
@@ -103,7 +98,7 @@ bool pop3_lock_holder_gone(const std::optional<std::string>& holder) {
     return !is_live(h->session);  // this process: gone if that session ended
   // Another machine's processes cannot be seen; on this one: another boot, no such process, or
   // the pid reused.
-  return process_gone({h->host, h->boot_id, h->pid, h->start_time});
+  return process_gone(*h);
 }
 
 std::vector<pop3::Listing> pop3_listing(std::uint32_t uidvalidity, const std::vector<MessageInfo>& messages) {

@@ -32,6 +32,7 @@
 #include <cmail/export.h>
 #include <cmail/mailbox.h>
 #include <cmail/pop3_server.h>
+#include <cmail/process.h>
 #include <cmail/store.h>
 
 #include <cstdint>
@@ -45,12 +46,8 @@
 
 namespace cmail {
 
-// Who holds a maildrop lock (popd.pop_lock_owner).
-struct Pop3LockHolder {
-  std::string host;
-  std::string boot_id;
-  std::int64_t pid = 0;
-  std::uint64_t start_time = 0;  // /proc/PID/stat field 22, clock ticks since boot
+// Who holds a maildrop lock (popd.pop_lock_owner): a process (cmail/process.h) and a session.
+struct Pop3LockHolder : ProcessIdentity {
   std::string session;
 
   // This process, for a new session id.
