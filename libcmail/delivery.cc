@@ -204,6 +204,10 @@ bool wants_failure_report(const std::optional<std::string>& notify) {
   return lower(*notify).find("failure") != std::string::npos;  // RFC 3461 4.1
 }
 
+bool wants_success_report(const std::optional<std::string>& notify) {
+  return notify && lower(*notify).find("success") != std::string::npos;  // RFC 3461 4.1
+}
+
 std::string recipient_domain(std::string_view address) {
   std::size_t at = address.rfind('@');
   return at == std::string_view::npos ? std::string() : lower(address.substr(at + 1));
@@ -217,14 +221,16 @@ std::string compose_bounce(const Bounce& b, std::string_view original, std::size
 
   std::size_t header_end = original.find("\r\n\r\n");
   std::string_view headers = header_end == std::string_view::npos ? original : original.substr(0, header_end + 2);
-  const bool full = b.return_full && original.size() <= max_return;
+  const bool success = !b.recipients.empty() && b.recipients.front().action != "failed";
+  const bool full = b.return_full && !success && original.size() <= max_return;
   std::string_view returned = full ? original : headers;
 
   std::string m;
   m.reserve(2048 + returned.size());
   m += "From: Mail Delivery System <" + from + ">\r\n";
   m += "To: <" + b.to + ">\r\n";
-  m += "Subject: Mail delivery failed, returning message to sender\r\n";
+  m += success ? "Subject: Successful Mail Delivery Report\r\n"
+               : "Subject: Mail delivery failed, returning message to sender\r\n";
   m += "Date: " + rfc5322_date(b.now) + "\r\n";
   m += "Message-ID: <" + b.message_id + "@" + b.reporting_mta + ">\r\n";
   m += "Auto-Submitted: auto-replied\r\n";  // RFC 3834 5: no automatic replies to this
@@ -237,9 +243,13 @@ std::string compose_bounce(const Bounce& b, std::string_view original, std::size
   m += "Content-Type: text/plain; charset=utf-8\r\n";
   m += "Content-Transfer-Encoding: 8bit\r\n\r\n";
   m += "This message was created automatically by the mail system at " + b.reporting_mta + ".\r\n\r\n";
-  m += "A message you sent (queued at " + rfc5322_date(b.arrival) +
-       ") could not be delivered to the following recipient" + (b.recipients.size() == 1 ? "" : "s") +
-       ". It is returned below" + std::string(full ? "" : " (headers only)") + ".\r\n\r\n";
+  const char* plural = b.recipients.size() == 1 ? "" : "s";
+  if (success)
+    m += "A message you sent (queued at " + rfc5322_date(b.arrival) + ") was handed on for the following recipient" +
+         plural + " to a server that does not report delivery itself; this is the last report you get.\r\n\r\n";
+  else
+    m += "A message you sent (queued at " + rfc5322_date(b.arrival) + ") could not be delivered to the following recipient" +
+         plural + ". It is returned below" + std::string(full ? "" : " (headers only)") + ".\r\n\r\n";
   for (const auto& r : b.recipients) {
     m += "  <" + r.address + ">: " + (r.last.diagnostic ? *r.last.diagnostic : r.last.text) + "\r\n";
     if (r.last.remote) m += "    (reply from " + *r.last.remote + ")\r\n";
@@ -262,7 +272,7 @@ std::string compose_bounce(const Bounce& b, std::string_view original, std::size
     m += "\r\n";
     if (r.orcpt) m += "Original-Recipient: " + *r.orcpt + "\r\n";
     m += std::string("Final-Recipient: ") + addr_type + "; " + r.address + "\r\n";
-    m += "Action: failed\r\n";
+    m += "Action: " + r.action + "\r\n";
     m += "Status: " + r.last.status.to_string() + "\r\n";
     if (r.last.remote) m += "Remote-MTA: dns; " + *r.last.remote + "\r\n";
     if (r.last.diagnostic) m += "Diagnostic-Code: smtp; " + *r.last.diagnostic + "\r\n";

@@ -103,7 +103,10 @@ CMAIL_EXPORT ParsedFailure parse_failure(std::string_view message, bool fatal);
 struct BouncedRecipient {
   std::string address;                // the envelope recipient (Final-Recipient)
   std::optional<std::string> orcpt;   // DSN ORCPT as given ("rfc822;user@example.org")
-  ParsedFailure last;                 // the last attempt's failure
+  // RFC 3464 2.3.3: "failed", or "relayed" (handed to a server that does not offer DSN, for a
+  // sender who asked for NOTIFY=SUCCESS, RFC 3461 5.2.2). One report holds one kind.
+  std::string action = "failed";
+  ParsedFailure last;                 // the last attempt's failure, or the relay's reply
   bool expired = false;               // gave up after temporary failures (RFC 3463 4.4.7)
   std::int64_t last_attempt = 0;      // Unix time
   std::int64_t attempts = 0;
@@ -124,13 +127,16 @@ struct Bounce {
 
 // The bounce message (RFC 3464 multipart/report, RFC 6522): a text part for people, a
 // message/delivery-status part, and the original headers (text/rfc822-headers) or, with
-// RET=FULL and up to max_return octets, the whole original (message/rfc822).
+// RET=FULL and up to max_return octets, the whole original (message/rfc822). A report of
+// "relayed" recipients is a success report (headers only: nothing is returned).
 CMAIL_EXPORT std::string compose_bounce(const Bounce& b, std::string_view original,
                                         std::size_t max_return = 10 * 1024 * 1024);
 
 // Whether the sender asked not to be told of this failure (RFC 3461 4.1: NOTIFY without
 // FAILURE). A missing NOTIFY means failures are reported.
 CMAIL_EXPORT bool wants_failure_report(const std::optional<std::string>& notify);
+// Whether the sender asked to be told of success (NOTIFY containing SUCCESS); never by default.
+CMAIL_EXPORT bool wants_success_report(const std::optional<std::string>& notify);
 
 // The domain part of an envelope recipient (after the last '@'), in lower case; "" if none.
 CMAIL_EXPORT std::string recipient_domain(std::string_view address);

@@ -139,6 +139,8 @@ struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
   void fail_message(Message& m, const std::string& record, bool fatal);
   void schedule_bounces();
   void bounces();
+  void report_relayed(std::shared_ptr<const std::string> data, std::vector<std::pair<QueueEntry, smtp::Reply>> rcpts,
+                      std::string host);
   void release_dead_owners();
   void arm_wake(std::optional<std::int64_t> next_due, std::int64_t now);
   void maybe_finish();
@@ -338,6 +340,7 @@ void Attempt::send(Core& c) {
 void Attempt::finish_message(Core& c, const smtp::client_event::MailResult& r) {
   Message& m = *current;
   std::vector<QueueOutcome> out;
+  std::vector<std::pair<QueueEntry, smtp::Reply>> relayed;
   const std::int64_t now = unix_now();
   std::set<std::size_t> accepted(r.accepted.begin(), r.accepted.end());
   for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
@@ -348,6 +351,8 @@ void Attempt::finish_message(Core& c, const smtp::client_event::MailResult& r) {
       out.push_back({e.id, QueueOutcome::Kind::Delivered, "", false, 0});
       ++c.stats.delivered;
       c.log(1, "delivered " + e.queue_id + " to <" + e.envelope_to + "> via " + where() + ": " + reply.summary());
+      // RFC 3461 5.2.2: a server without DSN cannot report success; we say it was relayed.
+      if (delivery::wants_success_report(e.dsn.notify) && !client.extensions().dsn) relayed.push_back({e, reply});
       continue;
     }
     const bool fatal = reply.permanent();
@@ -358,6 +363,7 @@ void Attempt::finish_message(Core& c, const smtp::client_event::MailResult& r) {
     c.log(1, std::string(fatal ? "failed " : "deferred ") + e.queue_id + " to <" + e.envelope_to + ">: " + record);
   }
   c.settle(std::move(out));
+  if (!relayed.empty()) c.report_relayed(m.data, std::move(relayed), cand.host);
   current.reset();
   state = State::Idle;  // Ready follows and takes the next message
 }
@@ -972,6 +978,54 @@ void Core::bounces() {
           c.bounces();
         }
         if (r.bounces) c.schedule_scan();  // the bounces just queued
+        c.maybe_finish();
+      });
+}
+
+void Core::report_relayed(std::shared_ptr<const std::string> data,
+                          std::vector<std::pair<QueueEntry, smtp::Reply>> rcpts, std::string host) {
+  const QueueEntry& first = rcpts.front().first;
+  if (!first.envelope_from || first.envelope_from->empty()) return;  // nobody to tell
+  ++pending_settles;  // a one-shot run waits for the report too
+  DispatcherOptions opt = o;
+  Store* st = &store;
+  blocking<std::vector<std::string>>(
+      [st, opt, data, rcpts = std::move(rcpts), host] {
+        std::vector<std::string> notes;
+        const QueueEntry& e0 = rcpts.front().first;
+        delivery::Bounce b;
+        b.reporting_mta = opt.announce;
+        b.from = opt.bounce_from;
+        b.to = *e0.envelope_from;
+        b.queue_id = e0.queue_id;
+        b.arrival = e0.submission;
+        b.envid = e0.dsn_envid;
+        b.now = unix_now();
+        Delivery d;
+        d.ident = new_queue_id();
+        d.protocol = "local";
+        b.message_id = d.ident;
+        for (const auto& [e, reply] : rcpts) {
+          delivery::BouncedRecipient r;
+          r.address = e.envelope_to;
+          r.orcpt = e.dsn.orcpt;
+          r.action = "relayed";
+          r.last = delivery::parse_failure(delivery::failure_from_reply(reply, host), false);
+          r.last_attempt = b.now;
+          r.attempts = e.failures + 1;
+          b.recipients.push_back(std::move(r));
+        }
+        d.data = delivery::compose_bounce(b, data ? *data : std::string());
+        route_bounce(st->directory(), b.to, d, notes);
+        if (d.local.empty() && d.queued.empty()) return notes;
+        Status s = st->deliver_sync(d);
+        notes.push_back(s.ok() ? "reported relay of " + e0.queue_id + " to <" + b.to + "> as " + d.ident
+                               : "cannot report relay of " + e0.queue_id + ": " + s.to_string());
+        return notes;
+      },
+      [](Core& c, std::vector<std::string> notes) {
+        --c.pending_settles;
+        for (const auto& n : notes) c.log(1, n);
         c.maybe_finish();
       });
 }

@@ -551,6 +551,25 @@ class DispatchTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: env.queue() == [], 10), env.faillog())
         self.assertEqual(len(env.mailbox()), 1)
 
+    def test_notify_success_to_a_server_without_dsn_gets_a_relayed_report(self):
+        sink = self.sink("127.0.0.2")  # aiosmtpd offers no DSN extension
+        env = self.start()
+        env.send(["bob@example.test", "carol@example.test"], subject="relay", options=["ENVID=e77"],
+                 rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+        env.send(["dave@example.test"], subject="quiet")  # no NOTIFY: no report on success
+        self.assertTrue(wait_for(lambda: sink.count() == 2 and len(env.mailbox()) == 1, 10), env.faillog())
+        time.sleep(0.5)
+        self.assertEqual(len(env.mailbox()), 1)
+        m, per_msg, rcpts, returned = parse_bounce(env.mailbox()[0])
+        self.assertEqual(m["Subject"], "Successful Mail Delivery Report")
+        self.assertEqual(per_msg["Original-Envelope-Id"], "e77")
+        self.assertEqual(sorted((r["Final-Recipient"], r["Action"], r["Status"], r["Remote-MTA"]) for r in rcpts), [
+            ("rfc822; bob@example.test", "relayed", "2.0.0", "dns; mx1.example.test"),
+            ("rfc822; carol@example.test", "relayed", "2.0.0", "dns; mx1.example.test"),
+        ])
+        self.assertEqual(returned.get_content_type(), "text/rfc822-headers")
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+
     def test_notify_never(self):
         env = self.start("interval 60")
         env.send(["bob@nowhere.test"], subject="never", rcpt_options=["NOTIFY=NEVER"])
@@ -646,7 +665,8 @@ class DispatchTest(unittest.TestCase):
         try:
             self.assertTrue(mx.stdout.readline().startswith("smtp "))
             env = self.start()
-            env.send(["bob@example.test"], subject="tothemx", body="Gr\u00fc\u00dfe aus K\u00f6ln.\r\n")
+            env.send(["bob@example.test"], subject="tothemx", body="Gr\u00fc\u00dfe aus K\u00f6ln.\r\n",
+                     rcpt_options=["NOTIFY=SUCCESS"])
             self.assertTrue(wait_for(lambda: query(remote_db, "SELECT count(*) FROM mailbox")[0][0] == 1, 10), env.faillog())
             data, proto, sender = query(remote_db, "SELECT mail_data, mail_proto, mail_envelopefrom FROM mailbox")[0]
             self.assertEqual(proto, "esmtps")  # STARTTLS taken although not required (RFC 7435)
@@ -654,6 +674,8 @@ class DispatchTest(unittest.TestCase):
             self.assertIn("Grüße aus Köln.", data)  # 8-bit data went as BODY=8BITMIME
             self.assertEqual(len(re.findall(r"^Received: ", data, re.M)), 2)  # ours and the MX's
             self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+            time.sleep(0.3)
+            self.assertEqual(env.mailbox(), [])  # the MX offers DSN: reporting success is its job
         finally:
             mx.terminate()
             mx.wait(timeout=15)

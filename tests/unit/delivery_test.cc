@@ -162,4 +162,16 @@ TEST_CASE("delivery: a bounce is an RFC 3464 report with the original headers") 
   CHECK(m.find("Content-Type: message/rfc822\r\n\r\nSubject: hello") != std::string::npos);
   CHECK(m.find("secret body") != std::string::npos);
   CHECK(compose_bounce(b, original, 10).find("secret body") == std::string::npos);  // too big to return
+  // A success report for a relay that does not do DSN (RFC 3461 5.2.2): nothing returned.
+  Bounce ok = b;
+  ok.recipients.resize(1);
+  ok.recipients[0].action = "relayed";
+  ok.recipients[0].last = parse_failure("250 2.0.0 queued (from mx1.remote.test)", false);
+  m = compose_bounce(ok, original);
+  CHECK(m.find("Subject: Successful Mail Delivery Report\r\n") != std::string::npos);
+  CHECK(m.find("Action: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; mx1.remote.test\r\n") != std::string::npos);
+  CHECK(m.find("secret body") == std::string::npos);  // RET=FULL returns nothing on success
+  CHECK(wants_success_report("SUCCESS,FAILURE"));
+  CHECK_FALSE(wants_success_report(std::nullopt));
+  CHECK_FALSE(wants_success_report("FAILURE"));
 }
