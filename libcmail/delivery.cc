@@ -244,7 +244,10 @@ std::string compose_bounce(const Bounce& b, std::string_view original, std::size
   m += "Content-Transfer-Encoding: 8bit\r\n\r\n";
   m += "This message was created automatically by the mail system at " + b.reporting_mta + ".\r\n\r\n";
   const char* plural = b.recipients.size() == 1 ? "" : "s";
-  if (success)
+  if (success && b.recipients.front().action == "delivered")
+    m += "A message you sent (received at " + rfc5322_date(b.arrival) + ") was delivered to the mailbox of the following recipient" +
+         plural + ".\r\n\r\n";
+  else if (success)
     m += "A message you sent (queued at " + rfc5322_date(b.arrival) + ") was handed on for the following recipient" +
          plural + " to a server that does not report delivery itself; this is the last report you get.\r\n\r\n";
   else

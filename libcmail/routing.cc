@@ -153,4 +153,24 @@ void plan_delivery(const Sender& sender, const std::vector<Recipient>& recipient
   }
 }
 
+Result<bool> plan_report(Directory& dir, const std::string& to, Delivery& report) {
+  auto local = dir.route_address(to);
+  if (!local) return local.error();
+  if (!*local) {
+    QueuedRecipient q;
+    q.envelope_to = to;
+    q.dsn.notify = "NEVER";  // RFC 3461 5.2: no report about a report
+    report.queued.push_back(q);
+    return true;
+  }
+  Sender null_sender;  // the null reverse path, unauthenticated
+  auto r = route_recipient(dir, null_sender, smtp::Path::from_address(to), {});
+  if (!r) return r.error();
+  if (!std::holds_alternative<Recipient>(*r)) return false;
+  auto from = report.envelope_from;
+  plan_delivery(null_sender, {std::get<Recipient>(*r)}, report);
+  report.envelope_from = from;
+  return true;
+}
+
 }  // namespace cmail::routing

@@ -1,5 +1,6 @@
 // The Store-backed SMTP session: authentication, routing, Received header, durable delivery.
 #include <cmail/backends.h>
+#include <cmail/delivery.h>
 #include <cmail/directory.h>
 
 #include <sys/random.h>
@@ -136,11 +137,16 @@ Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
   routing::plan_delivery(*sender_, recipients_, d);
   const std::string id = d.ident;
   const bool nothing = d.local.empty() && d.queued.empty();
+  // RFC 3461 6.2.2: "delivered" reports for local recipients that asked for NOTIFY=SUCCESS,
+  // made after the commit (the message's headers are all they return).
+  std::shared_ptr<Delivery> report = success_report(d);
   reset();
   if (nothing) return Verdict::accept("OK " + id);  // every recipient routed to drop
   std::weak_ptr<StoreSmtpSession*> weak = alive_;
   Executor ex = executor_;
-  store_.deliver(std::move(d), [weak, ex, id](Status st) {
+  Store* store = &store_;
+  store_.deliver(std::move(d), [weak, ex, id, report, store](Status st) {
+    if (st.ok() && report) store->deliver(std::move(*report), nullptr);  // best effort, after the commit
     // Writer thread: the commit is durable (or failed as a whole). Hand the verdict back.
     ex.post([weak, id, st] {
       auto alive = weak.lock();
@@ -157,6 +163,40 @@ Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
     });
   });
   return Verdict::pending();
+}
+
+std::shared_ptr<Delivery> StoreSmtpSession::success_report(const Delivery& d) {
+  if (!sender_ || sender_->path.null()) return nullptr;  // nobody to tell (RFC 3461 5.2)
+  delivery::Bounce b;
+  for (const routing::Recipient& r : recipients_) {
+    if (r.kind != routing::Recipient::Kind::Store || !delivery::wants_success_report(r.params.notify)) continue;
+    delivery::BouncedRecipient br;
+    br.address = r.path.address();
+    br.orcpt = r.params.orcpt;
+    br.action = "delivered";
+    br.last = delivery::parse_failure("2.0.0 delivered to the mailbox", false);
+    b.recipients.push_back(std::move(br));
+  }
+  if (b.recipients.empty()) return nullptr;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  auto report = std::make_shared<Delivery>();
+  report->ident = new_queue_id();
+  report->protocol = "local";
+  b.reporting_mta = options_.hostname;
+  b.to = sender_->path.address();
+  b.queue_id = d.ident;
+  b.arrival = now;
+  b.envid = d.dsn_envid;
+  b.now = now;
+  b.message_id = report->ident;
+  for (auto& r : b.recipients) r.last_attempt = now;
+  std::size_t end = d.data.find("\r\n\r\n");
+  report->data = delivery::compose_bounce(b, std::string_view(d.data).substr(0, end == std::string::npos ? d.data.size() : end + 2));
+  auto planned = routing::plan_report(store_.directory(), b.to, *report);
+  if (!planned || !*planned) return nullptr;
+  return report;
 }
 
 void StoreSmtpSession::reset() {

@@ -309,6 +309,14 @@ std::string Path::address() const {
   return local + "@" + domain;
 }
 
+Path Path::from_address(std::string_view address) {
+  Path p;
+  std::size_t at = address.rfind('@');
+  p.local = std::string(address.substr(0, at == std::string_view::npos ? address.size() : at));
+  if (at != std::string_view::npos) p.domain = std::string(address.substr(at + 1));
+  return p;
+}
+
 std::string Path::to_wire() const {
   if (null()) return "";
   bool dot_string = !local.empty() && local.front() != '.' && local.back() != '.' &&

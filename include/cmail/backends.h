@@ -71,6 +71,8 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
 
  private:
   std::string received_header(const smtp::SessionInfo& info, const std::string& id) const;
+  // The "delivered" report (RFC 3461) for the local recipients that asked for one, or null.
+  std::shared_ptr<Delivery> success_report(const Delivery& d);
 
   Store& store_;
   SmtpBackendOptions options_;

@@ -103,8 +103,9 @@ CMAIL_EXPORT ParsedFailure parse_failure(std::string_view message, bool fatal);
 struct BouncedRecipient {
   std::string address;                // the envelope recipient (Final-Recipient)
   std::optional<std::string> orcpt;   // DSN ORCPT as given ("rfc822;user@example.org")
-  // RFC 3464 2.3.3: "failed", or "relayed" (handed to a server that does not offer DSN, for a
-  // sender who asked for NOTIFY=SUCCESS, RFC 3461 5.2.2). One report holds one kind.
+  // RFC 3464 2.3.3: "failed"; "relayed" (handed to a server that does not offer DSN, for a
+  // sender who asked for NOTIFY=SUCCESS, RFC 3461 5.2.2); "delivered" (stored in a local
+  // mailbox, RFC 3461 6.2.2). One report holds one kind.
   std::string action = "failed";
   ParsedFailure last;                 // the last attempt's failure, or the relay's reply
   bool expired = false;               // gave up after temporary failures (RFC 3463 4.4.7)

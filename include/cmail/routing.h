@@ -60,4 +60,11 @@ CMAIL_EXPORT std::string expand_redirect(std::string_view tmpl, const smtp::Path
 CMAIL_EXPORT void plan_delivery(const Sender& sender, const std::vector<Recipient>& recipients,
                                 Delivery& delivery);
 
+// Where a report (a bounce or a delivery status notification, sent with the null sender) to
+// `to` goes: a local address follows its inbound router as mail from <> would (spec 6; cmail's
+// dispatchd sent these out through DNS even for local senders); any other address is queued
+// for MX delivery with NOTIFY=NEVER. Adds to `report` (its envelope_from stays as it is).
+// Returns false when the local address's routing refuses mail.
+CMAIL_EXPORT Result<bool> plan_report(Directory& dir, const std::string& to, Delivery& report);
+
 }  // namespace cmail::routing

@@ -48,19 +48,6 @@ std::string lower(std::string_view s) {
   return r;
 }
 
-// A stored address ("local@domain", as routed) back into a Path; "" is the null path.
-smtp::Path path_of(std::string_view address) {
-  smtp::Path p;
-  std::size_t at = address.rfind('@');
-  if (at == std::string_view::npos) {
-    p.local = std::string(address);
-  } else {
-    p.local = std::string(address.substr(0, at));
-    p.domain = std::string(address.substr(at + 1));
-  }
-  return p;
-}
-
 // Checks the client refuses before sending anything, as RFC 3463 codes.
 smtp::EnhancedCode refusal_code(const std::string& reason) {
   if (reason.find("SIZE") != std::string::npos) return {5, 3, 4};      // message too big
@@ -317,10 +304,10 @@ void Attempt::send(Core& c) {
     return next(c);
   }
   smtp::Envelope env;
-  env.from = path_of(m.from.value_or(""));
+  env.from = smtp::Path::from_address(m.from.value_or(""));
   env.params.ret = m.rcpts.front().dsn_ret;
   env.params.envid = m.rcpts.front().dsn_envid;
-  for (const auto& r : m.rcpts) env.recipients.push_back({path_of(r.envelope_to), {r.dsn.notify, r.dsn.orcpt}});
+  for (const auto& r : m.rcpts) env.recipients.push_back({smtp::Path::from_address(r.envelope_to), {r.dsn.notify, r.dsn.orcpt}});
   rcpt_replies.assign(m.rcpts.size(), std::nullopt);
   Status st = client.send_mail(std::move(env), *m.data);
   if (!st.ok()) {
@@ -856,24 +843,11 @@ void Core::schedule_bounces() {
 
 namespace {
 
-// Where a bounce to `address` goes: local delivery by the inbound routing (spec 6), or out.
+// Adds where a bounce to `address` goes (routing::plan_report); a refusal becomes a note.
 void route_bounce(Directory& dir, const std::string& address, Delivery& d, std::vector<std::string>& notes) {
-  smtp::Path to = path_of(address);
-  auto local = dir.route_address(address);
-  if (local && *local) {
-    routing::Sender s;  // the null reverse path, unauthenticated
-    auto r = routing::route_recipient(dir, s, to, {});
-    if (r && std::holds_alternative<routing::Recipient>(*r)) {
-      routing::plan_delivery(s, {std::get<routing::Recipient>(*r)}, d);
-      return;
-    }
-    notes.push_back("the bounce to local <" + address + "> is refused by its routing; dropped");
-    return;
-  }
-  QueuedRecipient q;
-  q.envelope_to = address;
-  q.dsn.notify = "NEVER";
-  d.queued.push_back(q);
+  auto planned = routing::plan_report(dir, address, d);
+  if (!planned) notes.push_back("cannot route the report to <" + address + ">: " + planned.error().to_string());
+  else if (!*planned) notes.push_back("the report to local <" + address + "> is refused by its routing; dropped");
 }
 
 }  // namespace

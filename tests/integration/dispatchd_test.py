@@ -570,6 +570,23 @@ class DispatchTest(unittest.TestCase):
         self.assertEqual(returned.get_content_type(), "text/rfc822-headers")
         self.assertTrue(wait_for(lambda: env.queue() == [], 5))
 
+    def test_notify_success_for_a_local_recipient_gets_a_delivered_report(self):
+        env = self.start()
+        admin(env.db, "user", "add", "zed", "x")
+        admin(env.db, "address", "add", "zed@local.test", "store", "zed")
+        env.send(["zed@local.test"], subject="local", rcpt_options=["NOTIFY=SUCCESS", "ORCPT=rfc822;Zed@local.test"])
+        env.send(["zed@local.test"], subject="plain")  # no NOTIFY: no report
+        self.assertTrue(wait_for(lambda: len(env.mailbox("zed")) == 2 and len(env.mailbox()) == 1, 10))
+        time.sleep(0.3)
+        self.assertEqual(len(env.mailbox()), 1)
+        m, per_msg, rcpts, returned = parse_bounce(env.mailbox()[0])
+        self.assertEqual(m["Subject"], "Successful Mail Delivery Report")
+        self.assertEqual(per_msg["Reporting-MTA"], "dns; local.test")
+        self.assertEqual([(r["Final-Recipient"], r["Action"], r["Status"], r["Original-Recipient"]) for r in rcpts],
+                         [("rfc822; zed@local.test", "delivered", "2.0.0", "rfc822;Zed@local.test")])
+        self.assertIn("Subject: local", returned.get_content())
+        self.assertEqual(env.queue(), [])
+
     def test_notify_never(self):
         env = self.start("interval 60")
         env.send(["bob@nowhere.test"], subject="never", rcpt_options=["NOTIFY=NEVER"])

@@ -129,3 +129,14 @@ TEST_CASE("sasl: base64 is strict, PLAIN and LOGIN exchanges") {
   CHECK(sasl::parse_mechanism("plain") == std::optional<sasl::Mechanism>(sasl::Mechanism::Plain));
   CHECK_FALSE(sasl::parse_mechanism("PLAINX").has_value());  // cmail matched 5-char prefixes
 }
+
+TEST_CASE("smtp::Path::from_address is the inverse of address()") {
+  for (const char* a : {"", "postmaster", "a@b.test", "\"john doe\"@x.test", "user@x@host.test", "j\xc3\xb6rg@b.test"}) {
+    CAPTURE(a);
+    CHECK(cmail::smtp::Path::from_address(a).address() == a);
+  }
+  auto p = cmail::smtp::Path::from_address("user@x@host.test");
+  CHECK(p.local == "user@x");
+  CHECK(p.domain == "host.test");
+  CHECK(cmail::smtp::Path::from_address("").null());
+}
