@@ -843,6 +843,21 @@ void Core::schedule_bounces() {
 
 namespace {
 
+// A report to the sender of `e` (a bounce or a success report), from this dispatcher.
+delivery::Bounce report_about(const QueueEntry& e, const DispatcherOptions& opt, std::int64_t now,
+                              const std::string& message_id) {
+  delivery::Bounce b;
+  b.reporting_mta = opt.announce;
+  b.from = opt.bounce_from;
+  b.to = e.envelope_from.value_or("");
+  b.queue_id = e.queue_id;
+  b.arrival = e.submission;
+  b.envid = e.dsn_envid;
+  b.now = now;
+  b.message_id = message_id;
+  return b;
+}
+
 // Adds where a bounce to `address` goes (routing::plan_report); a refusal becomes a note.
 void route_bounce(Directory& dir, const std::string& address, Delivery& d, std::vector<std::string>& notes) {
   auto planned = routing::plan_report(dir, address, d);
@@ -898,16 +913,8 @@ void Core::bounces() {
                                 " recipient(s) after failure: " +
                                 (null_sender ? "it has the null sender" : "the sender asked for no report"));
           } else {
-            delivery::Bounce b;
-            b.reporting_mta = opt.announce;
-            b.from = opt.bounce_from;
-            b.to = *first.envelope_from;
-            b.queue_id = first.queue_id;
-            b.arrival = first.submission;
-            b.envid = first.dsn_envid;
+            delivery::Bounce b = report_about(first, opt, now, d.ident);
             b.return_full = first.dsn_ret && lower(*first.dsn_ret) == "full";
-            b.now = now;
-            b.message_id = d.ident;
             for (const QueueEntry* e : report) {
               delivery::BouncedRecipient r;
               r.address = e->envelope_to;
@@ -967,18 +974,10 @@ void Core::report_relayed(std::shared_ptr<const std::string> data,
       [st, opt, data, rcpts = std::move(rcpts), host] {
         std::vector<std::string> notes;
         const QueueEntry& e0 = rcpts.front().first;
-        delivery::Bounce b;
-        b.reporting_mta = opt.announce;
-        b.from = opt.bounce_from;
-        b.to = *e0.envelope_from;
-        b.queue_id = e0.queue_id;
-        b.arrival = e0.submission;
-        b.envid = e0.dsn_envid;
-        b.now = unix_now();
         Delivery d;
         d.ident = new_queue_id();
         d.protocol = "local";
-        b.message_id = d.ident;
+        delivery::Bounce b = report_about(e0, opt, unix_now(), d.ident);
         for (const auto& [e, reply] : rcpts) {
           delivery::BouncedRecipient r;
           r.address = e.envelope_to;
