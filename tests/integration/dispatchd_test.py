@@ -130,7 +130,13 @@ class Sink:
                 with sink.lock:
                     sink.sessions += 1
                 session.host_name = hostname
-                return responses
+                r = await sink.rule("ehlo", server)
+                return [r] if r else responses
+
+            async def handle_HELO(self, server, session, envelope, hostname):
+                session.host_name = hostname
+                r = await sink.rule("helo", server)
+                return r or "250 sink"
 
             async def handle_MAIL(self, server, session, envelope, address, options):
                 r = await sink.rule("mail", server)
@@ -397,6 +403,19 @@ class DispatchTest(unittest.TestCase):
         self.assertEqual(statuses["nxdomain"], ("rfc822; bob@nowhere.test", "5.1.2"))
         # Stored locally with the null sender, not sent through DNS.
         self.assertEqual(query(env.db, "SELECT DISTINCT mail_envelopefrom FROM mailbox"), [("",)])
+
+    def test_a_server_that_refuses_the_greeting_is_a_temporary_failure(self):
+        sink = self.sink("127.0.0.2")
+        sink.rules["ehlo"] = "554 5.7.1 not you"
+        sink.rules["helo"] = "554 5.7.1 not you either"
+        env = self.start()
+        env.send(["bob@example.test"], subject="ehlo")
+        self.assertTrue(wait_for(lambda: len(env.faillog()) >= 1, 10))
+        self.assertEqual(env.faillog()[0][2], 0)  # temporary: another MX or a later try may work
+        self.assertIn("Failed to reach any MX: 554 5.7.1 not you either (from mx1.example.test)", env.faillog()[0][1])
+        del sink.rules["ehlo"], sink.rules["helo"]
+        self.assertTrue(wait_for(lambda: sink.count() == 1, 10))
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
 
     def test_temporary_failures_retry_then_deliver(self):
         sink = self.sink("127.0.0.2")
