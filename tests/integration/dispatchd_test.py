@@ -256,7 +256,7 @@ bounce_from postmaster@local.test
         return [r[0] for r in query(self.db, "SELECT mail_data FROM mailbox WHERE mail_user = ? ORDER BY mail_id", user)]
 
     def stop(self):
-        out = {}
+        out, codes = {}, {}
         for name, p in (("dispatchd", self.dispatchd), ("smtpd", self.smtpd)):
             if p is None:
                 continue
@@ -268,10 +268,14 @@ bounce_from postmaster@local.test
                     p.kill()
                     p.wait()
             out[name] = p.stderr.read()
+            codes[name] = p.returncode
             p.stdout.close()
             p.stderr.close()
-            # A clean stop: exit 0 after SIGTERM, and nothing from the sanitizers.
-            assert p.returncode == 0, f"{name} exited with {p.returncode}: {out[name][-2000:]}"
+        self.dispatchd = self.smtpd = None
+        # Every daemon is gone by now; then: a clean stop, exit 0 after SIGTERM, nothing from the
+        # sanitizers.
+        for name, code in codes.items():
+            assert code == 0, f"{name} exited with {code}: {out[name][-2000:]}"
             assert "Sanitizer" not in out[name] and "runtime error" not in out[name], out[name][-4000:]
         return out
 
@@ -316,13 +320,15 @@ class DispatchTest(unittest.TestCase):
         self.env = None
 
     def tearDown(self):
-        logs = self.env.stop() if self.env else {}
-        for s in self.sinks:
-            s.stop()
-        self.dns.stop()
-        if os.environ.get("SHOW_LOGS"):
-            print(logs.get("dispatchd", ""), file=sys.stderr)
-        self.tmpdir.cleanup()
+        try:  # the daemons' clean stop is checked, but nothing is left running either way
+            logs = self.env.stop() if self.env else {}
+            if os.environ.get("SHOW_LOGS"):
+                print(logs.get("dispatchd", ""), file=sys.stderr)
+        finally:
+            for s in self.sinks:
+                s.stop()
+            self.dns.stop()
+            self.tmpdir.cleanup()
 
     def sink(self, host, **kw):
         s = Sink(host, self.port, **kw)
