@@ -31,6 +31,8 @@ import unittest
 
 from aiosmtpd.controller import Controller
 
+from harness import wait_for
+
 BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
 HERE = os.path.dirname(os.path.abspath(__file__))
 SMTPD = os.path.join(BUILD, "frontends", "cmail-smtpd", "cmail-smtpd")
@@ -61,14 +63,6 @@ def free_port():
     raise RuntimeError("no free port")
 
 
-def wait_for(predicate, timeout=10.0, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def query(db, sql, *args):

@@ -12,7 +12,6 @@ import getpass
 import hashlib
 import os
 import poplib
-import re
 import shutil
 import signal
 import smtplib
@@ -25,6 +24,8 @@ import tempfile
 import time
 import unittest
 
+from harness import read_ports, recv_until, wait_for
+
 BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
 SMTPD = os.path.join(BUILD, "frontends", "cmail-smtpd", "cmail-smtpd")
 POPD = os.path.join(BUILD, "frontends", "cmail-popd", "cmail-popd")
@@ -36,19 +37,6 @@ TLS.check_hostname = False
 TLS.verify_mode = ssl.CERT_NONE
 
 
-def read_ports(proc, count):
-    """Reads `count` listener lines ("pop3 127.0.0.1:40123") from a daemon's stdout."""
-    ports = {}
-    found = 0
-    while found < count:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.match(r"(\w+) [\d.:]+:(\d+)$", line.strip())
-        if m:
-            ports.setdefault(m.group(1), []).append(int(m.group(2)))
-            found += 1
-    return ports
 
 
 def stop(proc, sig=signal.SIGTERM):
@@ -74,18 +62,6 @@ def start(exe, conf, listeners):
     return proc, ports
 
 
-def recv_until(s, marker, timeout=5):
-    s.settimeout(timeout)
-    got = b""
-    try:
-        while marker not in got:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    except socket.timeout:
-        pass
-    return got
 
 
 class Mail:
@@ -170,13 +146,6 @@ def drop(p):
     p.close()
 
 
-def wait_for(cond, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class PopdTest(unittest.TestCase):

@@ -7,7 +7,6 @@ Each test starts the real daemon on ephemeral ports (port 0 in its config, the b
 read from its stdout), talks to it, and checks the master database afterwards.
 """
 import os
-import re
 import shutil
 import signal
 import smtplib
@@ -21,6 +20,8 @@ import threading
 import time
 import unittest
 
+from harness import read_ports, recv_until
+
 BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
 SMTPD = os.path.join(BUILD, "frontends", "cmail-smtpd", "cmail-smtpd")
 CMAIL = os.path.join(BUILD, "frontends", "cmail", "cmail")
@@ -31,19 +32,6 @@ TLS.check_hostname = False
 TLS.verify_mode = ssl.CERT_NONE
 
 
-def read_ports(proc, count):
-    """Reads `count` listener lines ("smtp 127.0.0.1:40123") from the daemon's stdout."""
-    ports = {}
-    found = 0
-    while found < count:
-        line = proc.stdout.readline()  # the daemon prints them at once, or exits
-        if not line:
-            break
-        m = re.match(r"(\w+) [\d.:]+:(\d+)$", line.strip())
-        if m:
-            ports.setdefault(m.group(1), []).append(int(m.group(2)))
-            found += 1
-    return ports
 
 
 class Daemon:
@@ -112,18 +100,6 @@ def raw(port, data=None, read_until=b"\r\n", timeout=5):
     return s, got
 
 
-def recv_until(s, marker, timeout=5):
-    s.settimeout(timeout)
-    got = b""
-    try:
-        while marker not in got:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    except socket.timeout:
-        pass
-    return got
 
 
 class SmtpdTest(unittest.TestCase):
