@@ -1,8 +1,9 @@
 // examples/intake.cc: mail intake inside your own program, no database.
 // Accepts mail for one address on 127.0.0.1 and prints each message to stdout.
 //   build/examples/intake me@example.test 2525      (port 0: any free port)
-#include <cmail/net.h>
-#include <cmail/smtp_server.h>
+#include <cmail/net/runtime.h>
+
+#include <cmail/smtp/server.h>
 
 #include <cstdio>
 #include <iostream>
@@ -36,7 +37,7 @@ int main(int argc, char** argv) {
   std::string address = argv[1];
   ServerOptions options;
   options.hostname = "intake.example";
-  auto id = runtime.listen(listen, [address, options](const PeerInfo&, net::Kick) {
+  auto id = runtime.listen(listen, [address, options](const proto::PeerInfo&, net::Kick) {
     auto session = std::make_shared<Printer>(address);
     auto server = std::make_shared<Server>(options, *session);
     return std::make_unique<net::EngineHandler<Server>>(server, session);

@@ -27,10 +27,10 @@ std::optional<std::int64_t> number(const std::string& s) {
   return v;
 }
 
-void print_addresses(const std::vector<Address>& rows) {
+void print_addresses(const std::vector<store::Address>& rows) {
   std::printf("%5s | %30s | %10s | %20s\n", "Order", "Expression", "Router", "Argument");
   std::printf("------+--------------------------------+------------+---------------------\n");
-  for (const Address& a : rows)
+  for (const store::Address& a : rows)
     std::printf("%5lld | %30s | %10s | %20s\n", static_cast<long long>(a.order), a.expression.c_str(),
                 a.router.c_str(), a.route.value_or("").c_str());
 }
@@ -73,7 +73,7 @@ int run_address(Context& ctx) {
   int code = 0;
   auto store = ctx.open(cmd == "test" || cmd == "list", code);
   if (!store) return code;
-  Directory& d = store->directory();
+  store::Directory& d = store->directory();
   Status st;
   if (cmd == "add") {
     auto r = d.add_address(a[1], a[2], opt_arg(3), given);

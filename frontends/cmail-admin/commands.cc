@@ -32,13 +32,13 @@ int Context::fail(const Status& st) const {
   return fail(code, msg);
 }
 
-std::unique_ptr<Store> Context::open(bool read_only, int& exit_code) const {
-  StoreOptions o;
+std::unique_ptr<store::Store> Context::open(bool read_only, int& exit_code) const {
+  store::StoreOptions o;
   o.migrate = false;
   o.read_only = read_only;
   if (const char* t = std::getenv("CMAIL_BUSY_TIMEOUT_MS")) o.busy_timeout_ms = std::atoi(t);
   if (verbosity > 0) o.logger = [this](const std::string& line) { std::cerr << "cmail-admin-" << tool << ": " << line << "\n"; };
-  auto s = Store::open(dbpath, o);
+  auto s = store::Store::open(dbpath, o);
   if (s) return std::move(*s);
   const Status& st = s.error();
   if (st.is_not_found() || st.code() == Status::Code::IoError) {

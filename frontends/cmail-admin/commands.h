@@ -7,9 +7,9 @@
 // goes through cmail::Store and cmail::Directory.
 #pragma once
 
-#include <cmail/directory.h>
 #include <cmail/status.h>
-#include <cmail/store.h>
+#include <cmail/store/directory.h>
+#include <cmail/store/store.h>
 
 #include <memory>
 #include <string>
@@ -42,7 +42,7 @@ struct Context {
   int fail(const Status& st) const;
   // Opens the master database (read_only for pure reads). On failure prints why and sets
   // `exit_code`; returns null.
-  std::unique_ptr<Store> open(bool read_only, int& exit_code) const;
+  std::unique_ptr<store::Store> open(bool read_only, int& exit_code) const;
 };
 
 // Prints a table: printf-style widths, header row, separator line, then rows.

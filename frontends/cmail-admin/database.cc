@@ -26,14 +26,14 @@ int run_database(Context& ctx) {
   if (cmd == "backup" ? a.size() != 2 : a.size() != 1)
     return ctx.fail(kExitArgs, cmd == "backup" ? "usage: backup FILE" : "usage: " + cmd);
   if (cmd == "init") {
-    Status st = Store::create(ctx.dbpath);
+    Status st = store::Store::create(ctx.dbpath);
     if (st.code() == Status::Code::AlreadyExists) return ctx.fail(kExitConstraint, ctx.dbpath + " already exists; not touching it");
     if (!st.ok()) return ctx.fail(st);
-    std::printf("created %s (schema version %d)\n", ctx.dbpath.c_str(), Store::current_schema_version());
+    std::printf("created %s (schema version %d)\n", ctx.dbpath.c_str(), store::Store::current_schema_version());
     return kExitOk;
   }
   if (cmd == "migrate") {
-    StoreOptions o;
+    store::StoreOptions o;
     o.migrate = true;
     std::string backup;
     o.logger = [&](const std::string& line) {
@@ -47,12 +47,12 @@ int run_database(Context& ctx) {
     int before = 0;
     {
       // Which version is there now (read-only, changes nothing).
-      StoreOptions ro;
+      store::StoreOptions ro;
       ro.read_only = true;
-      auto peek = Store::open(ctx.dbpath, ro);
+      auto peek = store::Store::open(ctx.dbpath, ro);
       if (peek) before = (*peek)->schema_version();
     }
-    auto s = Store::open(ctx.dbpath, o);
+    auto s = store::Store::open(ctx.dbpath, o);
     if (!s) {
       if (s.error().is_not_found()) return ctx.fail(kExitUsage, "cannot open the database: " + s.error().message());
       return ctx.fail(s.error());

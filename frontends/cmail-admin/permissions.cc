@@ -22,16 +22,16 @@ void usage_permissions() {
 
 namespace {
 
-void print_permissions(const std::vector<Permission>& rows) {
+void print_permissions(const std::vector<store::Permission>& rows) {
   std::printf("%20s | %10s\n", "User", "Permission");
   std::printf("---------------------+-----------\n");
-  for (const Permission& p : rows) std::printf("%20s | %10s\n", p.user.c_str(), p.permission.c_str());
+  for (const store::Permission& p : rows) std::printf("%20s | %10s\n", p.user.c_str(), p.permission.c_str());
 }
 
-void print_delegations(const std::vector<Delegation>& rows, const char* what) {
+void print_delegations(const std::vector<store::Delegation>& rows, const char* what) {
   std::printf("%20s | %20s\n", "User", what);
   std::printf("---------------------+---------------------\n");
-  for (const Delegation& d : rows) std::printf("%20s | %20s\n", d.user.c_str(), d.target.c_str());
+  for (const store::Delegation& d : rows) std::printf("%20s | %20s\n", d.user.c_str(), d.target.c_str());
 }
 
 }  // namespace
@@ -56,7 +56,7 @@ int run_permissions(Context& ctx) {
   int code = 0;
   auto store = ctx.open(reading, code);
   if (!store) return code;
-  Directory& d = store->directory();
+  store::Directory& d = store->directory();
   Status st;
   if (cmd == "grant") {
     st = d.grant(a[1], a[2]);

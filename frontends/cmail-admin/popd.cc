@@ -28,13 +28,13 @@ int run_popd(Context& ctx) {
   int code = 0;
   auto store = ctx.open(cmd == "list", code);
   if (!store) return code;
-  Directory& d = store->directory();
+  store::Directory& d = store->directory();
   if (cmd == "list") {
     auto rows = d.list_popd(a.size() > 1 ? a[1] : "%");
     if (!rows) return ctx.fail(rows.error());
     std::printf("%20s | %5s\n", "User", "Lock");
     std::printf("---------------------+------\n");
-    for (const PopdEntry& e : *rows) std::printf("%20s | %5d\n", e.user.c_str(), e.locked ? 1 : 0);
+    for (const store::PopdEntry& e : *rows) std::printf("%20s | %5d\n", e.user.c_str(), e.locked ? 1 : 0);
     return kExitOk;
   }
   Status st = cmd == "enable" ? d.enable_popd(a[1]) : cmd == "disable" ? d.disable_popd(a[1]) : d.unlock_popd(a[1]);

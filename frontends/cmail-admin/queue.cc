@@ -1,7 +1,7 @@
 // cmail-admin queue: look at and steer the delivery queue (outbox + faillog).
 #include "commands.h"
 
-#include <cmail/queue.h>
+#include <cmail/store/queue.h>
 
 #include <charconv>
 #include <cstdio>
@@ -41,7 +41,7 @@ int run_queue(Context& ctx) {
   int code = 0;
   auto store = ctx.open(cmd == "list" || cmd == "show", code);
   if (!store) return code;
-  Queue& q = store->queue();
+  store::Queue& q = store->queue();
   q.wake();  // a running dispatcher looks at the queue at once (flush, retry and delete also change it)
   if (cmd == "list") {
     auto entries = q.list();
@@ -49,7 +49,7 @@ int run_queue(Context& ctx) {
     std::printf("%6s | %16s | %25s | %25s | %20s | %8s | %s\n", "Id", "Queue id", "From", "To", "Remote", "Failures",
                 "Next attempt");
     std::printf("-------+------------------+---------------------------+---------------------------+----------------------+----------+-------------\n");
-    for (const QueueEntry& e : *entries)
+    for (const store::QueueEntry& e : *entries)
       std::printf("%6lld | %16s | %25s | %25s | %20s | %7lld%s | %lld\n", static_cast<long long>(e.id),
                   e.queue_id.c_str(), e.envelope_from ? e.envelope_from->c_str() : "<>", e.envelope_to.c_str(),
                   e.remote.value_or("(MX)").c_str(), static_cast<long long>(e.failures), e.fatal ? "!" : " ",
@@ -68,7 +68,7 @@ int run_queue(Context& ctx) {
                 (*e)->envelope_from ? (*e)->envelope_from->c_str() : "<>", (*e)->envelope_to.c_str(),
                 (*e)->remote.value_or("(MX)").c_str(), static_cast<long long>((*e)->size),
                 static_cast<long long>((*e)->next_attempt));
-    for (const QueueFailure& f : *failures)
+    for (const store::QueueFailure& f : *failures)
       std::printf("Attempt at %lld (%s): %s\n", static_cast<long long>(f.time), f.fatal ? "permanent" : "temporary",
                   f.message.c_str());
     std::string headers = data->substr(0, data->find("\r\n\r\n"));

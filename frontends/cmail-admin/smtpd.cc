@@ -31,14 +31,14 @@ int run_smtpd(Context& ctx) {
   int code = 0;
   auto store = ctx.open(cmd == "list", code);
   if (!store) return code;
-  Directory& d = store->directory();
+  store::Directory& d = store->directory();
   Status st;
   if (cmd == "list") {
     auto rows = d.list_smtpd(a.size() > 1 ? a[1] : "%");
     if (!rows) return ctx.fail(rows.error());
     std::printf("%20s | %10s | %15s\n", "User", "Router", "Argument");
     std::printf("---------------------+------------+-----------------\n");
-    for (const SmtpdEntry& e : *rows)
+    for (const store::SmtpdEntry& e : *rows)
       std::printf("%20s | %10s | %15s\n", e.user.c_str(), e.router.c_str(), e.route.value_or("").c_str());
     return kExitOk;
   }

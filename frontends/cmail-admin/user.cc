@@ -46,7 +46,7 @@ int run_user(Context& ctx) {
   int code = 0;
   auto store = ctx.open(reading, code);
   if (!store) return code;
-  Directory& d = store->directory();
+  store::Directory& d = store->directory();
 
   if (cmd == "list") {
     if (a.size() > 2) return ctx.fail(kExitArgs, "Too many arguments");
@@ -55,7 +55,7 @@ int run_user(Context& ctx) {
     std::printf("%20s | %5s | %15s | %16s | %6s | %14s\n", "User", "Auth", "Alias", "Linked addresses", "Mails",
                 "User database");
     std::printf("---------------------+-------+-----------------+------------------+-----------------+-------\n");
-    for (const UserSummary& u : *users)
+    for (const store::UserSummary& u : *users)
       std::printf("%20s | %5d | %15s | %16lld | %6lld | %20s\n", u.user.name.c_str(), u.user.authdata ? 1 : 0,
                   u.user.alias.value_or("").c_str(), static_cast<long long>(u.linked_addresses),
                   static_cast<long long>(u.mails), u.user.database.value_or("").c_str());
@@ -64,7 +64,7 @@ int run_user(Context& ctx) {
   Status st;
   if (cmd == "add") {
     if (a.size() > 3) return ctx.fail(kExitArgs, "Too many arguments");
-    if (auto v = validate_user_name(a[1]); !v.ok()) return ctx.fail(v);
+    if (auto v = store::validate_user_name(a[1]); !v.ok()) return ctx.fail(v);
     auto existing = d.find_user(a[1]);
     // spec 12.1: a duplicate user exits 255 ("Failed to create user").
     if (existing && *existing) return ctx.fail(kExitArgs, "user '" + a[1] + "' already exists; Failed to create user");

@@ -1,11 +1,13 @@
 // cmail-dispatchd CONFIG [nodrop] [nodetach] [deliver DOMAIN | handoff REMOTE | genbounces]:
 // outbound delivery (spec 2.1, 9).
-#include <cmail/config.h>
-#include <cmail/daemon.h>
-#include <cmail/dispatcher.h>
-#include <cmail/net.h>
-#include <cmail/resolver.h>
-#include <cmail/store.h>
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+#include "daemon/dispatch_service.h"
+
+#include <cmail/net/dispatcher.h>
+#include <cmail/net/resolver.h>
+#include <cmail/net/runtime.h>
+#include <cmail/store/store.h>
 
 #include <cstdio>
 #include <string>
@@ -44,17 +46,17 @@ int main(int argc, char** argv) {
     }
   }
   if (path.empty()) return usage(argv[0]);
-  auto cfg = config::load_dispatchd(path);
+  auto cfg = daemon::config::load_dispatchd(path);
   if (!cfg) {
     std::fprintf(stderr, "cmail-dispatchd: %s\n", cfg.error().message().c_str());
     return 1;
   }
-  Logger logger(cfg->common.verbosity, cfg->common.logfile);
+  daemon::Logger logger(cfg->common.verbosity, cfg->common.logfile);
   // One-shot runs stay in the foreground; the daemon detaches when it logs to a file.
-  auto store = start_daemon("cmail-dispatchd", cfg->common, logger,
+  auto store = daemon::start_daemon("cmail-dispatchd", cfg->common, logger,
                             mode.empty() && !cfg->common.logfile.empty() && !nodetach);
   if (!store) return 1;
-  if (Status st = drop_privileges(nodrop ? "" : cfg->common.user, nodrop ? "" : cfg->common.group); !st.ok()) {
+  if (Status st = daemon::drop_privileges(nodrop ? "" : cfg->common.user, nodrop ? "" : cfg->common.group); !st.ok()) {
     logger.log(0, "cannot drop privileges: " + st.message());
     return 1;
   }
@@ -66,14 +68,14 @@ int main(int argc, char** argv) {
     logger.log(0, path + ": resolver: " + resolver.error().message());
     return 1;
   }
-  DispatcherOptions opts = dispatcher_options(*cfg);
+  net::DispatcherOptions opts = daemon::dispatcher_options(*cfg);
   opts.log = [&](int level, std::string_view line) { logger.log(level, line); };
-  auto dispatcher = Dispatcher::create(runtime, *store, **resolver, opts);
+  auto dispatcher = net::Dispatcher::create(runtime, *store, **resolver, opts);
   if (!dispatcher) {
     logger.log(0, "cannot start delivery: " + dispatcher.error().message());
     return 1;
   }
-  Dispatcher& d = **dispatcher;
+  net::Dispatcher& d = **dispatcher;
   int rc = 0;
   auto finish = [&](Status st) {
     if (!st.ok()) {
@@ -99,7 +101,7 @@ int main(int argc, char** argv) {
     d.start();
   }
   runtime.run();
-  DispatcherStats s = d.stats();
+  net::DispatcherStats s = d.stats();
   logger.log(1, "stopped: " + std::to_string(s.delivered) + " delivered, " + std::to_string(s.deferred) +
                     " deferred, " + std::to_string(s.failed) + " failed, " + std::to_string(s.bounces) + " bounces");
   return rc;

@@ -1,25 +1,25 @@
 // cmail-smtpd CONFIG [nodrop] [nodetach]: SMTP intake and submission (spec 2.1, 8).
-#include <cmail/config.h>
-#include <cmail/daemon.h>
-#include <cmail/smtp_service.h>
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+#include "daemon/smtp_service.h"
 
 using namespace cmail;
 
 int main(int argc, char** argv) {
-  config::Smtpd cfg;
+  daemon::config::Smtpd cfg;
   std::string path;
-  ListeningDaemon d;
+  daemon::ListeningDaemon d;
   d.name = "cmail-smtpd";
   d.description = "Accept incoming mail";
-  d.load = [&](const std::string& p) -> Result<config::Common> {
-    auto c = config::load_smtpd(p);
+  d.load = [&](const std::string& p) -> Result<daemon::config::Common> {
+    auto c = daemon::config::load_smtpd(p);
     if (!c) return c.error();
     cfg = std::move(*c);
     path = p;
     return cfg.common;
   };
-  d.listen = [&](net::Runtime& rt, Store& store, std::function<void(std::string_view)> log) {
-    return add_smtp_listeners(rt, store, cfg.listeners, path, std::move(log));
+  d.listen = [&](net::Runtime& rt, store::Store& store, std::function<void(std::string_view)> log) {
+    return daemon::add_smtp_listeners(rt, store, cfg.listeners, path, std::move(log));
   };
-  return run_listening_daemon(d, argc, argv);
+  return daemon::run_listening_daemon(d, argc, argv);
 }

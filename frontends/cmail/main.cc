@@ -1,12 +1,14 @@
 // cmail serve: every module in one process, with a zero-config default (README quick start).
-#include <cmail/config.h>
-#include <cmail/daemon.h>
-#include <cmail/dispatcher.h>
-#include <cmail/net.h>
-#include <cmail/pop3_service.h>
-#include <cmail/resolver.h>
-#include <cmail/smtp_service.h>
-#include <cmail/store.h>
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+#include "daemon/dispatch_service.h"
+#include "daemon/pop3_service.h"
+#include "daemon/smtp_service.h"
+
+#include <cmail/net/dispatcher.h>
+#include <cmail/net/resolver.h>
+#include <cmail/net/runtime.h>
+#include <cmail/store/store.h>
 
 #include <CLI/CLI.hpp>
 
@@ -47,12 +49,12 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
 
-  Logger logger(verbosity, "");
-  config::Smtpd cfg;
-  config::Popd popd;
+  daemon::Logger logger(verbosity, "");
+  daemon::config::Smtpd cfg;
+  daemon::config::Popd popd;
   std::string popd_config_name = "defaults";
   if (!popd_config_file.empty()) {
-    auto loaded = config::load_popd(popd_config_file);
+    auto loaded = daemon::config::load_popd(popd_config_file);
     if (!loaded) {
       std::fprintf(stderr, "cmail: %s\n", loaded.error().message().c_str());
       return 1;
@@ -62,7 +64,7 @@ int main(int argc, char** argv) {
   }
   std::string config_name = "defaults";
   if (!config_file.empty()) {
-    auto loaded = config::load_smtpd(config_file);
+    auto loaded = daemon::config::load_smtpd(config_file);
     if (!loaded) {
       std::fprintf(stderr, "cmail: %s\n", loaded.error().message().c_str());
       return 1;
@@ -79,7 +81,7 @@ int main(int argc, char** argv) {
     fs::permissions(data, fs::perms::owner_all, fs::perm_options::replace, ec);
     const std::string cert = (fs::path(data) / "cert.pem").string(), key = (fs::path(data) / "key.pem").string();
     if (!fs::exists(cert) || !fs::exists(key)) {
-      if (Status st = generate_self_signed(cert, key, hostname); !st.ok()) {
+      if (Status st = net::generate_self_signed(cert, key, hostname); !st.ok()) {
         std::fprintf(stderr, "cmail: cannot make a certificate: %s\n", st.message().c_str());
         return 1;
       }
@@ -87,7 +89,7 @@ int main(int argc, char** argv) {
     }
     cfg.common.database = (fs::path(data) / "master.db3").string();
     auto add = [&](std::uint16_t port, bool tlsonly, bool auth) {
-      config::SmtpdListener l;
+      daemon::config::SmtpdListener l;
       l.host = host;
       l.port = port;
       l.announce = hostname;
@@ -105,7 +107,7 @@ int main(int argc, char** argv) {
     add(smtps_port, true, true);        // submissions (RFC 8314): implicit TLS, AUTH required
     if (popd_config_file.empty()) {
       auto add_pop3 = [&](std::uint16_t port, bool tlsonly) {
-        config::PopdListener l;
+        daemon::config::PopdListener l;
         l.host = host;
         l.port = port;
         l.announce = hostname;
@@ -125,22 +127,22 @@ int main(int argc, char** argv) {
                  popd.common.database.c_str(), cfg.common.database.c_str());
     return 1;
   }
-  StoreOptions so;
+  store::StoreOptions so;
   so.create_if_missing = config_file.empty();
   so.logger = [&](const std::string& l) { logger.log(1, l); };
-  auto store = Store::open(cfg.common.database, so);
+  auto store = store::Store::open(cfg.common.database, so);
   if (!store) {
     std::fprintf(stderr, "cmail: %s\n", store.error().message().c_str());
     return 1;
   }
   net::Runtime runtime;
-  auto bound = add_smtp_listeners(runtime, **store, cfg.listeners, config_name,
+  auto bound = daemon::add_smtp_listeners(runtime, **store, cfg.listeners, config_name,
                                   [&](std::string_view l) { logger.log(2, l); });
   if (!bound) {
     std::fprintf(stderr, "cmail: %s\n", bound.error().message().c_str());
     return 1;
   }
-  auto pop3_bound = add_pop3_listeners(runtime, **store, popd.listeners, popd_config_name,
+  auto pop3_bound = daemon::add_pop3_listeners(runtime, **store, popd.listeners, popd_config_name,
                                        [&](std::string_view l) { logger.log(2, l); });
   if (!pop3_bound) {
     std::fprintf(stderr, "cmail: %s\n", pop3_bound.error().message().c_str());
@@ -148,9 +150,9 @@ int main(int argc, char** argv) {
   }
   bound->insert(bound->end(), pop3_bound->begin(), pop3_bound->end());
   // Outbound delivery in the same loop: mail for other hosts, redirects, handoffs, bounces.
-  config::Dispatchd dcfg;
+  daemon::config::Dispatchd dcfg;
   if (!dispatchd_config.empty()) {
-    auto loaded = config::load_dispatchd(dispatchd_config, false);  // the database is serve's own
+    auto loaded = daemon::config::load_dispatchd(dispatchd_config, false);  // the database is serve's own
     if (!loaded) {
       std::fprintf(stderr, "cmail: %s\n", loaded.error().message().c_str());
       return 1;
@@ -166,15 +168,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cmail: resolver: %s\n", resolver.error().message().c_str());
     return 1;
   }
-  DispatcherOptions dopts = dispatcher_options(dcfg);
+  net::DispatcherOptions dopts = daemon::dispatcher_options(dcfg);
   dopts.log = [&](int level, std::string_view line) { logger.log(level, line); };
-  auto dispatcher = Dispatcher::create(runtime, **store, **resolver, dopts);
+  auto dispatcher = net::Dispatcher::create(runtime, **store, **resolver, dopts);
   if (!dispatcher) {
     std::fprintf(stderr, "cmail: %s\n", dispatcher.error().message().c_str());
     return 1;
   }
   (*dispatcher)->start();
-  for (const BoundListener& b : *bound) std::printf("%s %s:%u\n", b.kind.c_str(), b.host.c_str(), b.port);
+  // Signals before the listener lines: whoever reads them may signal at once.
+  runtime.handle_signals(std::chrono::seconds(10), [&] { (*dispatcher)->run_now(); });
+  for (const net::BoundListener& b : *bound) std::printf("%s %s:%u\n", b.kind.c_str(), b.host.c_str(), b.port);
   if (config_file.empty())
     std::printf(
         "database %s\n"
@@ -183,7 +187,6 @@ int main(int argc, char** argv) {
         cfg.common.database.c_str(), cfg.common.database.c_str(), cfg.common.database.c_str(), hostname.c_str(),
         cfg.common.database.c_str(), cfg.common.database.c_str());
   std::fflush(stdout);
-  runtime.handle_signals(std::chrono::seconds(10), [&] { (*dispatcher)->run_now(); });
   runtime.run();
   return 0;
 }

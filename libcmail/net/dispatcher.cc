@@ -1,4 +1,4 @@
-// The dispatcher: queue -> DNS -> SMTP client -> remote. See cmail/dispatcher.h.
+// The dispatcher: queue -> DNS -> SMTP client -> remote. See cmail/net/dispatcher.h.
 //
 // Pieces, all on the loop thread:
 //   Core         leases due entries, groups them into Destinations and Messages, settles
@@ -11,15 +11,17 @@
 // Store calls that block (leasing, reading a message, bounces) run on the runtime's thread pool
 // and post their results back; settling is asynchronous on the Store's writer. Every callback
 // that may outlive the Dispatcher holds a weak_ptr to the Core.
-#include <cmail/backends.h>
-#include <cmail/directory.h>
-#include <cmail/dispatcher.h>
-#include <cmail/net.h>
-#include <cmail/process.h>
-#include <cmail/queue.h>
-#include <cmail/routing.h>
-#include <cmail/smtp_client.h>
-#include <cmail/tls_context.h>
+#include <cmail/mail/fields.h>
+
+#include <cmail/backends/smtp_session.h>
+#include <cmail/net/dispatcher.h>
+#include <cmail/net/runtime.h>
+#include <cmail/net/tls.h>
+#include <cmail/smtp/client.h>
+#include <cmail/store/directory.h>
+#include <cmail/store/process.h>
+#include <cmail/store/queue.h>
+#include <cmail/store/routing.h>
 
 #include "loop.h"
 
@@ -30,11 +32,11 @@
 #include <map>
 #include <set>
 
-namespace cmail {
+namespace cmail::net {
 
 namespace {
 
-using delivery::TlsMode;
+using mail::TlsMode;
 using SteadyClock = std::chrono::steady_clock;
 
 std::int64_t unix_now() {
@@ -58,7 +60,7 @@ smtp::EnhancedCode refusal_code(const std::string& reason) {
 // One transaction's worth: one message, one sender, recipients of one destination.
 struct Message {
   std::optional<std::string> from;  // nullopt (a bounce) and "" both go as MAIL FROM:<>
-  std::vector<QueueEntry> rcpts;
+  std::vector<store::QueueEntry> rcpts;
   enum class Data { None, Loading, Ready, Failed } data_state = Data::None;
   std::shared_ptr<const std::string> data;
   std::string data_error;
@@ -68,7 +70,7 @@ struct Message {
 struct Candidate {
   std::string host;     // the name (SNI, certificate name, logs)
   std::string address;  // numeric
-  delivery::PortChoice port;
+  mail::PortChoice port;
 };
 
 struct Destination;
@@ -76,17 +78,17 @@ struct Destination;
 }  // namespace
 
 struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
-  Core(net::Runtime& r, Store& s, net::Resolver& res, DispatcherOptions opt)
+  Core(net::Runtime& r, store::Store& s, mail::Resolver& res, DispatcherOptions opt)
       : rt(r), store(s), queue(s.queue()), resolver(res), o(std::move(opt)), rng(std::random_device{}()) {}
 
   net::Runtime& rt;
-  Store& store;
-  Queue& queue;
-  net::Resolver& resolver;
+  store::Store& store;
+  store::Queue& queue;
+  mail::Resolver& resolver;
   DispatcherOptions o;
   std::shared_ptr<TlsClientContext> tls_loose, tls_strict;
   std::mt19937 rng;
-  Executor ex;
+  proto::Executor ex;
 
   std::map<std::string, std::shared_ptr<Destination>> dests;
   // Per destination, when messages went out in the last minute (outlives the Destinations).
@@ -120,18 +122,18 @@ struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
   void stop();
   void schedule_scan();
   void scan();
-  void add_entries(std::vector<QueueEntry> entries);
+  void add_entries(std::vector<store::QueueEntry> entries);
   void pump();
-  void settle(std::vector<QueueOutcome> outcomes);
+  void settle(std::vector<store::QueueOutcome> outcomes);
   void fail_message(Message& m, const std::string& record, bool fatal);
   void schedule_bounces();
   void bounces();
-  void report_relayed(std::shared_ptr<const std::string> data, std::vector<std::pair<QueueEntry, smtp::Reply>> rcpts,
+  void report_relayed(std::shared_ptr<const std::string> data, std::vector<std::pair<store::QueueEntry, smtp::Reply>> rcpts,
                       std::string host);
   void release_dead_owners();
   void arm_wake(std::optional<std::int64_t> next_due, std::int64_t now);
   void maybe_finish();
-  void one_shot(std::function<bool(const QueueEntry&)> pick, std::function<void(Status)> done);
+  void one_shot(std::function<bool(const store::QueueEntry&)> pick, std::function<void(Status)> done);
 };
 
 namespace {
@@ -144,7 +146,7 @@ struct Destination : std::enable_shared_from_this<Destination> {
   std::string name;  // for logs: the domain, or the remote without its password
   bool handoff = false;
   std::string domain;  // MX delivery
-  delivery::RemoteSpec remote;
+  mail::RemoteSpec remote;
   std::deque<std::shared_ptr<Message>> pending;
   std::map<std::string, std::shared_ptr<Message>> open;  // by message key, still taking recipients
   enum class Route { None, Resolving, Ready } route = Route::None;
@@ -210,8 +212,8 @@ class AttemptHandler final : public net::Handler {
   void receive_eof() override { a_->client.receive_eof(), a_->pump(); }
   std::string_view pending_output() const override { return a_->client.pending_output(); }
   void consume_output(std::size_t n) override { a_->client.consume_output(n); }
-  std::optional<Event> next_event() override { return a_->client.next_event(); }
-  void tls_established(const TlsInfo& i) override { a_->client.tls_established(i), a_->pump(); }
+  std::optional<proto::Event> next_event() override { return a_->client.next_event(); }
+  void tls_established(const proto::TlsInfo& i) override { a_->client.tls_established(i), a_->pump(); }
   void timed_out() override { a_->client.timed_out(), a_->pump(); }
   bool wants_read() const override { return a_->client.wants_read(); }
   std::chrono::milliseconds timeout() const override { return a_->client.timeout(); }
@@ -296,8 +298,8 @@ void Attempt::send(Core& c) {
     // Gone (deleted meanwhile) or unreadable: give the leases back, due in a minute (a deleted
     // entry is skipped), so that a database in trouble is not asked again at once.
     c.log(0, "cannot read queued message " + m.rcpts.front().queue_id + ": " + m.data_error);
-    std::vector<QueueOutcome> out;
-    for (const auto& r : m.rcpts) out.push_back({r.id, QueueOutcome::Kind::Released, "", false, unix_now() + 60});
+    std::vector<store::QueueOutcome> out;
+    for (const auto& r : m.rcpts) out.push_back({r.id, store::QueueOutcome::Kind::Released, "", false, unix_now() + 60});
     c.settle(std::move(out));
     current.reset();
     state = State::Idle;
@@ -312,7 +314,7 @@ void Attempt::send(Core& c) {
   Status st = client.send_mail(std::move(env), *m.data);
   if (!st.ok()) {
     // Refused before sending (SIZE, SMTPUTF8, 8BITMIME): permanent for this server's domain.
-    std::string record = delivery::failure_local(refusal_code(st.message()), st.message() + " (" + cand.host + ")");
+    std::string record = mail::failure_local(refusal_code(st.message()), st.message() + " (" + cand.host + ")");
     c.log(1, "failed " + m.rcpts.front().queue_id + ": " + record);
     c.fail_message(m, record, true);
     current.reset();
@@ -326,26 +328,26 @@ void Attempt::send(Core& c) {
 
 void Attempt::finish_message(Core& c, const smtp::client_event::MailResult& r) {
   Message& m = *current;
-  std::vector<QueueOutcome> out;
-  std::vector<std::pair<QueueEntry, smtp::Reply>> relayed;
+  std::vector<store::QueueOutcome> out;
+  std::vector<std::pair<store::QueueEntry, smtp::Reply>> relayed;
   const std::int64_t now = unix_now();
   std::set<std::size_t> accepted(r.accepted.begin(), r.accepted.end());
   for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
-    const QueueEntry& e = m.rcpts[i];
+    const store::QueueEntry& e = m.rcpts[i];
     // An accepted recipient shares the message's final reply; a refused one keeps its own.
     const smtp::Reply& reply = accepted.count(i) ? r.reply : rcpt_replies[i] ? *rcpt_replies[i] : r.reply;
     if (reply.positive()) {
-      out.push_back({e.id, QueueOutcome::Kind::Delivered, "", false, 0});
+      out.push_back({e.id, store::QueueOutcome::Kind::Delivered, "", false, 0});
       ++c.stats.delivered;
       c.log(1, "delivered " + e.queue_id + " to <" + e.envelope_to + "> via " + where() + ": " + reply.summary());
       // RFC 3461 5.2.2: a server without DSN cannot report success; we say it was relayed.
-      if (delivery::wants_success_report(e.dsn.notify) && !client.extensions().dsn) relayed.push_back({e, reply});
+      if (mail::wants_success_report(e.dsn.notify) && !client.extensions().dsn) relayed.push_back({e, reply});
       continue;
     }
     const bool fatal = reply.permanent();
-    std::string record = delivery::failure_from_reply(reply, cand.host);
-    out.push_back({e.id, QueueOutcome::Kind::Failed, record, fatal,
-                   fatal ? 0 : delivery::next_attempt(c.o.retry, e.failures + 1, now)});
+    std::string record = mail::failure_from_reply(reply, cand.host);
+    out.push_back({e.id, store::QueueOutcome::Kind::Failed, record, fatal,
+                   fatal ? 0 : mail::next_attempt(c.o.retry, e.failures + 1, now)});
     ++(fatal ? c.stats.failed : c.stats.deferred);
     c.log(1, std::string(fatal ? "failed " : "deferred ") + e.queue_id + " to <" + e.envelope_to + ">: " + record);
   }
@@ -362,15 +364,15 @@ void Attempt::failed(const std::string& reason, const std::optional<smtp::Reply>
   if (!c) return;
   uncount();
   if (was == State::Connecting || was == State::Greeting) {
-    dest->last_error = reply ? delivery::failure_from_reply(*reply, cand.host) : reason + " (" + where() + ")";
+    dest->last_error = reply ? mail::failure_from_reply(*reply, cand.host) : reason + " (" + where() + ")";
     c->log(3, "cannot use " + where() + ": " + dest->last_error);
     if (dest->cursor == index) ++dest->cursor;  // the next attempt tries the next candidate
     return;
   }
   if (current && (was == State::Sending || was == State::Loading)) {
     // Lost mid-transaction: nothing was acknowledged (or the 250 never came), try again later.
-    std::string record = reply ? delivery::failure_from_reply(*reply, cand.host)
-                               : delivery::failure_local({4, 4, 2}, reason + " (" + where() + ")");
+    std::string record = reply ? mail::failure_from_reply(*reply, cand.host)
+                               : mail::failure_local({4, 4, 2}, reason + " (" + where() + ")");
     if (was == State::Loading) {
       dest->pending.push_front(current);  // not sent at all: another attempt may take it
     } else {
@@ -398,18 +400,18 @@ void Destination::resolve(Core& core) {
   auto self = shared_from_this();
   std::weak_ptr<Core> wc = core.weak();
   // Addresses of every host, in host order, then the candidates: host x port x address.
-  auto lookup = [self, wc](std::vector<std::string> hosts, std::vector<delivery::PortChoice> ports, bool implicit) {
+  auto lookup = [self, wc](std::vector<std::string> hosts, std::vector<mail::PortChoice> ports, bool implicit) {
     auto c = wc.lock();
     if (!c) return;
     struct Pending {
-      std::vector<net::AddressResult> results;
+      std::vector<mail::AddressResult> results;
       std::size_t left = 0;
     };
     auto p = std::make_shared<Pending>();
     p->results.resize(hosts.size());
     p->left = hosts.size();
     for (std::size_t i = 0; i < hosts.size(); ++i) {
-      c->resolver.addresses(hosts[i], [self, wc, p, i, hosts, ports, implicit](net::AddressResult r) {
+      c->resolver.addresses(hosts[i], [self, wc, p, i, hosts, ports, implicit](mail::AddressResult r) {
         p->results[i] = std::move(r);
         if (--p->left) return;
         auto core = wc.lock();
@@ -419,9 +421,9 @@ void Destination::resolve(Core& core) {
         std::string errors;
         for (std::size_t h = 0; h < hosts.size(); ++h) {
           const auto& res = p->results[h];
-          if (res.status != net::DnsStatus::Ok) {
-            temp = temp || res.status == net::DnsStatus::TempFail;
-            errors += (errors.empty() ? "" : "; ") + hosts[h] + ": " + net::to_string(res.status);
+          if (res.status != mail::DnsStatus::Ok) {
+            temp = temp || res.status == mail::DnsStatus::TempFail;
+            errors += (errors.empty() ? "" : "; ") + hosts[h] + ": " + mail::to_string(res.status);
             continue;
           }
           for (const auto& port : ports)
@@ -429,10 +431,10 @@ void Destination::resolve(Core& core) {
         }
         if (!out.empty()) return self->routed(*core, std::move(out));
         const std::string what = self->handoff ? "handoff remote " + self->remote.host : self->domain;
-        if (temp) return self->fail_all(*core, delivery::failure_local({4, 4, 3}, "cannot resolve " + what + ": " + errors), false);
+        if (temp) return self->fail_all(*core, mail::failure_local({4, 4, 3}, "cannot resolve " + what + ": " + errors), false);
         if (implicit)  // RFC 5321 5.1: no MX and no address
-          return self->fail_all(*core, delivery::failure_local({5, 1, 2}, what + " has no MX and no address record"), true);
-        self->fail_all(*core, delivery::failure_local({5, 4, 4}, "no server of " + what + " has an address: " + errors),
+          return self->fail_all(*core, mail::failure_local({5, 1, 2}, what + " has no MX and no address record"), true);
+        self->fail_all(*core, mail::failure_local({5, 4, 4}, "no server of " + what + " has an address: " + errors),
                        !self->handoff);
       });
     }
@@ -440,26 +442,26 @@ void Destination::resolve(Core& core) {
   if (handoff) return lookup({remote.host}, remote.port ? std::vector{*remote.port} : core.o.portprio, false);
   if (domain.size() > 2 && domain.front() == '[' && domain.back() == ']')  // an address literal
     return lookup({domain}, core.o.portprio, false);
-  core.resolver.mx(domain, [self, wc, lookup](net::MxResult r) {
+  core.resolver.mx(domain, [self, wc, lookup](mail::MxResult r) {
     auto c = wc.lock();
     if (!c) return;
     const std::string& d = self->domain;
     switch (r.status) {
-      case net::DnsStatus::NxDomain:
-        return self->fail_all(*c, delivery::failure_local({5, 1, 2}, "Failed to resolve recipient domain: " + d + " does not exist"), true);
-      case net::DnsStatus::TempFail:
-        return self->fail_all(*c, delivery::failure_local({4, 4, 3}, "DNS lookup of the MX of " + d + " failed: " + r.error), false);
-      case net::DnsStatus::NoData:
+      case mail::DnsStatus::NxDomain:
+        return self->fail_all(*c, mail::failure_local({5, 1, 2}, "Failed to resolve recipient domain: " + d + " does not exist"), true);
+      case mail::DnsStatus::TempFail:
+        return self->fail_all(*c, mail::failure_local({4, 4, 3}, "DNS lookup of the MX of " + d + " failed: " + r.error), false);
+      case mail::DnsStatus::NoData:
         return lookup({d}, c->o.portprio, true);  // RFC 5321 5.1: the implicit MX
-      case net::DnsStatus::Ok:
+      case mail::DnsStatus::Ok:
         break;
     }
     if (r.null_mx())  // RFC 7505 3
-      return self->fail_all(*c, delivery::failure_local({5, 1, 10}, d + " does not accept mail (null MX)"), true);
+      return self->fail_all(*c, mail::failure_local({5, 1, 10}, d + " does not accept mail (null MX)"), true);
     if (r.records.empty()) return lookup({d}, c->o.portprio, true);
     auto hosts = order_mx(r.records, c->o.announce, c->rng);
     if (hosts.empty())
-      return self->fail_all(*c, delivery::failure_local({5, 4, 6}, "the MX records of " + d + " point back to this host"), true);
+      return self->fail_all(*c, mail::failure_local({5, 4, 6}, "the MX records of " + d + " point back to this host"), true);
     lookup(std::move(hosts), c->o.portprio, false);
   });
 }
@@ -488,9 +490,9 @@ void Destination::fail_all(Core& core, const std::string& record, bool fatal) {
 void Destination::throttle(Core& core) {
   // Over the rate: everything still pending waits for the window to move, outside the lease.
   auto resume = unix_now() + 60;
-  std::vector<QueueOutcome> out;
+  std::vector<store::QueueOutcome> out;
   for (const auto& m : pending)
-    for (const auto& r : m->rcpts) out.push_back({r.id, QueueOutcome::Kind::Released, "", false, resume});
+    for (const auto& r : m->rcpts) out.push_back({r.id, store::QueueOutcome::Kind::Released, "", false, resume});
   core.log(1, "ratelimit reached for " + name + ": " + std::to_string(out.size()) + " recipient(s) wait a minute");
   pending.clear();
   open.clear();
@@ -545,11 +547,11 @@ void Destination::open_attempt(Core& core) {
 
 }  // namespace
 
-std::vector<std::string> order_mx(std::vector<net::MxRecord> records, std::string_view self, std::mt19937& rng) {
+std::vector<std::string> order_mx(std::vector<mail::MxRecord> records, std::string_view self, std::mt19937& rng) {
   for (auto& r : records) r.host = lower(r.host);
   std::shuffle(records.begin(), records.end(), rng);  // RFC 5321 5.1: random among equals
   std::stable_sort(records.begin(), records.end(),
-                   [](const net::MxRecord& a, const net::MxRecord& b) { return a.preference < b.preference; });
+                   [](const mail::MxRecord& a, const mail::MxRecord& b) { return a.preference < b.preference; });
   const std::string me = lower(self);
   std::optional<std::uint16_t> cutoff;
   for (const auto& r : records)
@@ -658,7 +660,7 @@ void Core::release_dead_owners() {
         auto owners = q.lease_owners();
         if (!owners) return released;
         for (const std::string& who : *owners)
-          if (process_token_dead(who) && q.release_owner(who).has_value()) released.push_back(who);
+          if (store::process_token_dead(who) && q.release_owner(who).has_value()) released.push_back(who);
         return released;
       },
       [](Core& c, std::vector<std::string> released) {
@@ -684,7 +686,7 @@ void Core::scan() {
   }
   scanning = true;
   struct Got {
-    Result<std::vector<QueueEntry>> leased = std::vector<QueueEntry>{};
+    Result<std::vector<store::QueueEntry>> leased = std::vector<store::QueueEntry>{};
     Result<std::optional<std::int64_t>> next = std::optional<std::int64_t>{};
     std::int64_t now = 0;
   };
@@ -725,40 +727,40 @@ void Core::arm_wake(std::optional<std::int64_t> next_due, std::int64_t now) {
   }, static_cast<std::uint64_t>(std::max<std::int64_t>(ms, 10)), 0);
 }
 
-void Core::add_entries(std::vector<QueueEntry> entries) {
+void Core::add_entries(std::vector<store::QueueEntry> entries) {
   inflight += entries.size();
-  for (QueueEntry& e : entries) {
-    std::string key = e.remote ? "remote " + *e.remote : delivery::recipient_domain(e.envelope_to);
+  for (store::QueueEntry& e : entries) {
+    std::string key = e.remote ? "remote " + *e.remote : mail::recipient_domain(e.envelope_to);
     auto& d = dests[key];
     if (!d) {
       d = std::make_shared<Destination>();
       d->key = key;
-      d->name = e.remote ? "handoff " + delivery::redact_remote(*e.remote) : key;
+      d->name = e.remote ? "handoff " + mail::redact_remote(*e.remote) : key;
       auto& window = rate_windows[key];
       if (!window) window = std::make_shared<std::deque<SteadyClock::time_point>>();
       d->sent = window;
       if (e.remote) {
         d->handoff = true;
-        auto spec = delivery::parse_remote(*e.remote);
+        auto spec = mail::parse_remote(*e.remote);
         if (spec) d->remote = std::move(*spec);
         else d->last_error = spec.error().message();
-        d->verify = o.verify == delivery::TlsVerify::Always || o.verify == delivery::TlsVerify::Handoff ||
-                    (o.verify == delivery::TlsVerify::Credentials && d->remote.credentials);
+        d->verify = o.verify == mail::TlsVerify::Always || o.verify == mail::TlsVerify::Handoff ||
+                    (o.verify == mail::TlsVerify::Credentials && d->remote.credentials);
       } else {
         d->domain = key;
-        d->verify = o.verify == delivery::TlsVerify::Always;
+        d->verify = o.verify == mail::TlsVerify::Always;
       }
     }
     if (d->handoff && d->remote.host.empty()) {  // the spec does not parse: say so, once per entry
       Message m;
       m.rcpts.push_back(std::move(e));
-      fail_message(m, delivery::failure_local({5, 3, 5}, "invalid handoff remote: " + d->last_error), true);
+      fail_message(m, mail::failure_local({5, 3, 5}, "invalid handoff remote: " + d->last_error), true);
       continue;
     }
     if (!d->handoff && d->domain.empty()) {
       Message m;
       m.rcpts.push_back(std::move(e));
-      fail_message(m, delivery::failure_local({5, 1, 3}, "the recipient has no domain"), true);
+      fail_message(m, mail::failure_local({5, 1, 3}, "the recipient has no domain"), true);
       continue;
     }
     // Recipients of one message and sender travel together, up to max_recipients.
@@ -789,7 +791,7 @@ void Core::pump() {
         // Every candidate failed before a transaction could start.
         const std::string what = d.handoff ? "Failed to connect or negotiate with handoff remote" : "Failed to reach any MX";
         auto keep = it->second;
-        keep->fail_all(*this, delivery::failure_local({4, 4, 1}, what + ": " + d.last_error), false);
+        keep->fail_all(*this, mail::failure_local({4, 4, 1}, what + ": " + d.last_error), false);
       }
     }
     if (it->second->idle()) {
@@ -804,22 +806,22 @@ void Core::pump() {
 }
 
 void Core::fail_message(Message& m, const std::string& record, bool fatal) {
-  std::vector<QueueOutcome> out;
+  std::vector<store::QueueOutcome> out;
   const std::int64_t now = unix_now();
-  for (const QueueEntry& e : m.rcpts) {
-    out.push_back({e.id, QueueOutcome::Kind::Failed, record, fatal,
-                   fatal ? 0 : delivery::next_attempt(o.retry, e.failures + 1, now)});
+  for (const store::QueueEntry& e : m.rcpts) {
+    out.push_back({e.id, store::QueueOutcome::Kind::Failed, record, fatal,
+                   fatal ? 0 : mail::next_attempt(o.retry, e.failures + 1, now)});
     ++(fatal ? stats.failed : stats.deferred);
   }
   settle(std::move(out));
 }
 
-void Core::settle(std::vector<QueueOutcome> outcomes) {
+void Core::settle(std::vector<store::QueueOutcome> outcomes) {
   if (outcomes.empty()) return;
   inflight -= std::min(inflight, outcomes.size());
   ++pending_settles;
   bool failures = std::any_of(outcomes.begin(), outcomes.end(),
-                              [](const QueueOutcome& x) { return x.kind == QueueOutcome::Kind::Failed; });
+                              [](const store::QueueOutcome& x) { return x.kind == store::QueueOutcome::Kind::Failed; });
   std::weak_ptr<Core> w = weak();
   auto post = ex.post;
   queue.settle(std::move(outcomes), o.owner, [w, post, failures](Status st) {  // on the writer thread
@@ -844,9 +846,9 @@ void Core::schedule_bounces() {
 namespace {
 
 // A report to the sender of `e` (a bounce or a success report), from this dispatcher.
-delivery::Bounce report_about(const QueueEntry& e, const DispatcherOptions& opt, std::int64_t now,
+mail::Bounce report_about(const store::QueueEntry& e, const DispatcherOptions& opt, std::int64_t now,
                               const std::string& message_id) {
-  delivery::Bounce b;
+  mail::Bounce b;
   b.reporting_mta = opt.announce;
   b.from = opt.bounce_from;
   b.to = e.envelope_from.value_or("");
@@ -859,8 +861,8 @@ delivery::Bounce report_about(const QueueEntry& e, const DispatcherOptions& opt,
 }
 
 // Adds where a bounce to `address` goes (routing::plan_report); a refusal becomes a note.
-void route_bounce(Directory& dir, const std::string& address, Delivery& d, std::vector<std::string>& notes) {
-  auto planned = routing::plan_report(dir, address, d);
+void route_bounce(store::Directory& dir, const std::string& address, store::Delivery& d, std::vector<std::string>& notes) {
+  auto planned = store::routing::plan_report(dir, address, d);
   if (!planned) notes.push_back("cannot route the report to <" + address + ">: " + planned.error().to_string());
   else if (!*planned) notes.push_back("the report to local <" + address + "> is refused by its routing; dropped");
 }
@@ -878,11 +880,11 @@ void Core::bounces() {
     std::vector<std::string> notes;
   };
   DispatcherOptions opt = o;
-  Store* st = &store;
+  store::Store* st = &store;
   blocking<Done>(
       [st, opt] {
         Done out;
-        Queue& q = st->queue();
+        store::Queue& q = st->queue();
         const std::int64_t now = unix_now();
         auto leased = q.lease_given_up(opt.owner, now, 200, opt.lease_seconds, opt.retry.retries, opt.retry.max_age);
         if (!leased) {
@@ -891,21 +893,21 @@ void Core::bounces() {
         }
         out.leased = leased->size();
         // One bounce per message and sender (spec 9.7 made one per recipient).
-        std::map<std::string, std::vector<QueueEntry>> groups;
+        std::map<std::string, std::vector<store::QueueEntry>> groups;
         for (auto& e : *leased)
           groups[(e.queue_id.empty() ? "#" + std::to_string(e.id) : e.queue_id) + '\x1f' +
                  (e.envelope_from ? "<" + *e.envelope_from + ">" : "null")]
               .push_back(std::move(e));
         for (auto& [key, entries] : groups) {
-          const QueueEntry& first = entries.front();
-          Delivery d;
-          d.ident = new_queue_id();
+          const store::QueueEntry& first = entries.front();
+          store::Delivery d;
+          d.ident = mail::new_queue_id();
           d.protocol = "local";
           d.replaces_owner = opt.owner;
           for (const auto& e : entries) d.replaces.push_back(e.id);
-          std::vector<const QueueEntry*> report;
+          std::vector<const store::QueueEntry*> report;
           for (const auto& e : entries)
-            if (delivery::wants_failure_report(e.dsn.notify)) report.push_back(&e);
+            if (mail::wants_failure_report(e.dsn.notify)) report.push_back(&e);
           const bool null_sender = !first.envelope_from || first.envelope_from->empty();
           if (null_sender || report.empty()) {
             // Never a bounce for a bounce (RFC 5321 6.1, RFC 3461 4.1: NOTIFY=NEVER).
@@ -913,26 +915,26 @@ void Core::bounces() {
                                 " recipient(s) after failure: " +
                                 (null_sender ? "it has the null sender" : "the sender asked for no report"));
           } else {
-            delivery::Bounce b = report_about(first, opt, now, d.ident);
+            mail::Bounce b = report_about(first, opt, now, d.ident);
             b.return_full = first.dsn_ret && lower(*first.dsn_ret) == "full";
-            for (const QueueEntry* e : report) {
-              delivery::BouncedRecipient r;
+            for (const store::QueueEntry* e : report) {
+              mail::BouncedRecipient r;
               r.address = e->envelope_to;
               r.orcpt = e->dsn.orcpt;
               auto f = q.failures(e->id);
               if (f && !f->empty()) {
-                r.last = delivery::parse_failure(f->back().message, f->back().fatal);
+                r.last = mail::parse_failure(f->back().message, f->back().fatal);
                 r.last_attempt = f->back().time;
                 r.attempts = static_cast<std::int64_t>(f->size());
               } else {
-                r.last = delivery::parse_failure("no attempt could be made", e->fatal);
+                r.last = mail::parse_failure("no attempt could be made", e->fatal);
               }
               r.expired = !e->fatal;
               if (r.expired && r.last.status.klass == 5) r.expired = false;
               b.recipients.push_back(std::move(r));
             }
             auto original = q.message_data(first.id);
-            d.data = delivery::compose_bounce(b, original ? *original : std::string());
+            d.data = mail::compose_bounce(b, original ? *original : std::string());
             route_bounce(st->directory(), b.to, d, out.notes);
             for (const auto& copy : opt.bounce_copy) route_bounce(st->directory(), copy, d, out.notes);
           }
@@ -964,31 +966,31 @@ void Core::bounces() {
 }
 
 void Core::report_relayed(std::shared_ptr<const std::string> data,
-                          std::vector<std::pair<QueueEntry, smtp::Reply>> rcpts, std::string host) {
-  const QueueEntry& first = rcpts.front().first;
+                          std::vector<std::pair<store::QueueEntry, smtp::Reply>> rcpts, std::string host) {
+  const store::QueueEntry& first = rcpts.front().first;
   if (!first.envelope_from || first.envelope_from->empty()) return;  // nobody to tell
   ++pending_settles;  // a one-shot run waits for the report too
   DispatcherOptions opt = o;
-  Store* st = &store;
+  store::Store* st = &store;
   blocking<std::vector<std::string>>(
       [st, opt, data, rcpts = std::move(rcpts), host] {
         std::vector<std::string> notes;
-        const QueueEntry& e0 = rcpts.front().first;
-        Delivery d;
-        d.ident = new_queue_id();
+        const store::QueueEntry& e0 = rcpts.front().first;
+        store::Delivery d;
+        d.ident = mail::new_queue_id();
         d.protocol = "local";
-        delivery::Bounce b = report_about(e0, opt, unix_now(), d.ident);
+        mail::Bounce b = report_about(e0, opt, unix_now(), d.ident);
         for (const auto& [e, reply] : rcpts) {
-          delivery::BouncedRecipient r;
+          mail::BouncedRecipient r;
           r.address = e.envelope_to;
           r.orcpt = e.dsn.orcpt;
           r.action = "relayed";
-          r.last = delivery::parse_failure(delivery::failure_from_reply(reply, host), false);
+          r.last = mail::parse_failure(mail::failure_from_reply(reply, host), false);
           r.last_attempt = b.now;
           r.attempts = e.failures + 1;
           b.recipients.push_back(std::move(r));
         }
-        d.data = delivery::compose_bounce(b, data ? *data : std::string());
+        d.data = mail::compose_bounce(b, data ? *data : std::string());
         route_bounce(st->directory(), b.to, d, notes);
         if (d.local.empty() && d.queued.empty()) return notes;
         Status s = st->deliver_sync(d);
@@ -1012,11 +1014,11 @@ void Core::maybe_finish() {
   done(Status());
 }
 
-void Core::one_shot(std::function<bool(const QueueEntry&)> pick, std::function<void(Status)> done) {
+void Core::one_shot(std::function<bool(const store::QueueEntry&)> pick, std::function<void(Status)> done) {
   one_shot_done = std::move(done);
   scanning = true;
-  blocking<Result<std::vector<QueueEntry>>>(
-      [&q = queue, owner = o.owner, lease = o.lease_seconds, pick] () -> Result<std::vector<QueueEntry>> {
+  blocking<Result<std::vector<store::QueueEntry>>>(
+      [&q = queue, owner = o.owner, lease = o.lease_seconds, pick] () -> Result<std::vector<store::QueueEntry>> {
         auto all = q.list();
         if (!all) return all.error();
         std::vector<std::int64_t> ids;
@@ -1024,7 +1026,7 @@ void Core::one_shot(std::function<bool(const QueueEntry&)> pick, std::function<v
           if (pick(e)) ids.push_back(e.id);
         return q.lease_ids(ids, owner, unix_now(), lease);
       },
-      [](Core& c, Result<std::vector<QueueEntry>> got) {
+      [](Core& c, Result<std::vector<store::QueueEntry>> got) {
         c.scanning = false;
         if (!got) {
           auto done = std::move(c.one_shot_done);
@@ -1043,29 +1045,10 @@ std::string host_name() {
   return buf;
 }
 
-DispatcherOptions dispatcher_options(const config::Dispatchd& cfg) {
-  DispatcherOptions o;
-  o.announce = cfg.announce.empty() ? host_name() : cfg.announce;
-  o.portprio = cfg.portprio;
-  o.retry = cfg.retry;
-  o.interval = std::chrono::seconds(cfg.interval);
-  o.bounce_from = cfg.bounce_from;
-  o.bounce_copy = cfg.bounce_copy;
-  o.bind = cfg.bind;
-  o.ratelimit = cfg.ratelimit;
-  o.max_connections = cfg.max_connections;
-  o.max_per_destination = cfg.max_per_destination;
-  o.verify = cfg.tls_verify;
-  if (!cfg.tls_trustfile.empty()) o.ca_file = cfg.tls_trustfile;
-  o.plaintext_auth = cfg.plaintext_auth;
-  o.reply_timeout = std::chrono::seconds(cfg.timeout);
-  if (cfg.timeout) o.connect_timeout = std::min<std::chrono::milliseconds>(o.connect_timeout, o.reply_timeout);
-  return o;
-}
 
-Result<std::unique_ptr<Dispatcher>> Dispatcher::create(net::Runtime& runtime, Store& store, net::Resolver& resolver,
+Result<std::unique_ptr<Dispatcher>> Dispatcher::create(net::Runtime& runtime, store::Store& store, mail::Resolver& resolver,
                                                        DispatcherOptions options) {
-  if (options.owner.empty()) options.owner = process_token("dispatchd");
+  if (options.owner.empty()) options.owner = store::process_token("dispatchd");
   if (options.portprio.empty()) return Status::invalid_argument("portprio needs at least one port");
   auto core = std::make_shared<Core>(runtime, store, resolver, std::move(options));
   TlsClientOptions loose;
@@ -1073,7 +1056,7 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::create(net::Runtime& runtime, St
   auto l = TlsClientContext::load(loose);
   if (!l) return l.error();
   core->tls_loose = *l;
-  if (core->o.verify != delivery::TlsVerify::Never) {
+  if (core->o.verify != mail::TlsVerify::Never) {
     TlsClientOptions strict;
     strict.ca_file = core->o.ca_file;
     auto s = TlsClientContext::load(strict);
@@ -1095,12 +1078,12 @@ void Dispatcher::run_now() {
 
 void Dispatcher::deliver_domain(std::string domain, std::function<void(Status)> done) {
   std::string d = lower(domain);
-  core_->one_shot([d](const QueueEntry& e) { return !e.remote && delivery::recipient_domain(e.envelope_to) == d; },
+  core_->one_shot([d](const store::QueueEntry& e) { return !e.remote && mail::recipient_domain(e.envelope_to) == d; },
                   std::move(done));
 }
 
 void Dispatcher::deliver_remote(std::string remote, std::function<void(Status)> done) {
-  core_->one_shot([remote](const QueueEntry& e) { return e.remote && *e.remote == remote; }, std::move(done));
+  core_->one_shot([remote](const store::QueueEntry& e) { return e.remote && *e.remote == remote; }, std::move(done));
 }
 
 void Dispatcher::generate_bounces(std::function<void(Status)> done) {
@@ -1111,4 +1094,4 @@ void Dispatcher::generate_bounces(std::function<void(Status)> done) {
 DispatcherStats Dispatcher::stats() const { return core_->stats; }
 const std::string& Dispatcher::owner() const { return core_->o.owner; }
 
-}  // namespace cmail
+}  // namespace cmail::net

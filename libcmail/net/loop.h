@@ -6,7 +6,7 @@
 // Runtime::at_shutdown so that Runtime::run() returns.
 #pragma once
 
-#include <cmail/net.h>
+#include <cmail/net/runtime.h>
 
 #include <uv.h>
 

@@ -1,5 +1,5 @@
 // libcmail/net/resolver.cc: the c-ares resolver on the Runtime's libuv loop, and the static
-// resolver for tests. See cmail/resolver.h.
+// resolver for tests. See cmail/net/resolver.h.
 //
 // c-ares tells us which sockets to watch (ARES_OPT_SOCK_STATE_CB): one uv_poll_t per socket,
 // ares_process_fd() on its events, and one uv_timer_t armed from ares_timeout(). Answers never
@@ -13,7 +13,7 @@
 // the state itself can be freed at once while the closes finish on the loop. Closing the state
 // (destruction or shutdown) drops answers not yet delivered and destroys the c-ares channel,
 // whose callbacks then only free their requests: a cancelled lookup's callback never runs.
-#include <cmail/resolver.h>
+#include <cmail/net/resolver.h>
 
 #include "loop.h"
 
@@ -32,15 +32,6 @@
 
 namespace cmail::net {
 
-const char* to_string(DnsStatus s) {
-  switch (s) {
-    case DnsStatus::Ok: return "Ok";
-    case DnsStatus::NoData: return "NoData";
-    case DnsStatus::NxDomain: return "NxDomain";
-    case DnsStatus::TempFail: return "TempFail";
-  }
-  return "Unknown";
-}
 
 namespace {
 
@@ -110,26 +101,26 @@ bool iequals_prefix(std::string_view s, std::string_view prefix) {
 // A numeric host: "192.0.2.1", "2001:db8::1", or an RFC 5321 4.1.3 address literal
 // "[192.0.2.1]" / "[IPv6:2001:db8::1]" (also "[2001:db8::1]"). Answers in the canonical form;
 // nullopt when `host` is not numeric, an empty address list for a malformed literal.
-std::optional<AddressResult> numeric_address(std::string_view host) {
+std::optional<mail::AddressResult> numeric_address(std::string_view host) {
   bool literal = host.size() >= 2 && host.front() == '[' && host.back() == ']';
   std::string text(literal ? host.substr(1, host.size() - 2) : host);
   if (literal && iequals_prefix(text, "ipv6:")) text.erase(0, 5);
   char buf[INET6_ADDRSTRLEN] = {};
   in_addr a4{};
   in6_addr a6{};
-  AddressResult r;
+  mail::AddressResult r;
   if (inet_pton(AF_INET, text.c_str(), &a4) == 1) {
     inet_ntop(AF_INET, &a4, buf, sizeof buf);
   } else if (inet_pton(AF_INET6, text.c_str(), &a6) == 1) {
     inet_ntop(AF_INET6, &a6, buf, sizeof buf);
   } else if (literal) {
-    r.status = DnsStatus::NxDomain;
+    r.status = mail::DnsStatus::NxDomain;
     r.error = "malformed address literal " + std::string(host);
     return r;
   } else {
     return std::nullopt;
   }
-  r.status = DnsStatus::Ok;
+  r.status = mail::DnsStatus::Ok;
   r.addresses.push_back(buf);
   return r;
 }
@@ -167,13 +158,13 @@ std::optional<std::string> server_entry(std::string_view s) {
   return (v6 ? "[" + h + "]" : h) + ":" + std::to_string(port_number);
 }
 
-DnsStatus status_of(int ares_status) {
+mail::DnsStatus status_of(int ares_status) {
   switch (ares_status) {
-    case ARES_SUCCESS: return DnsStatus::Ok;
-    case ARES_ENOTFOUND: return DnsStatus::NxDomain;  // RFC 1035 4.1.1: RCODE 3, Name Error
-    case ARES_EBADNAME: return DnsStatus::NxDomain;   // not a valid name: it cannot exist
-    case ARES_ENODATA: return DnsStatus::NoData;      // NOERROR without records of the type
-    default: return DnsStatus::TempFail;              // timeout, SERVFAIL, REFUSED, network
+    case ARES_SUCCESS: return mail::DnsStatus::Ok;
+    case ARES_ENOTFOUND: return mail::DnsStatus::NxDomain;  // RFC 1035 4.1.1: RCODE 3, Name Error
+    case ARES_EBADNAME: return mail::DnsStatus::NxDomain;   // not a valid name: it cannot exist
+    case ARES_ENODATA: return mail::DnsStatus::NoData;      // NOERROR without records of the type
+    default: return mail::DnsStatus::TempFail;              // timeout, SERVFAIL, REFUSED, network
   }
 }
 
@@ -227,32 +218,32 @@ class Ares {
     return {};
   }
 
-  void mx(std::string_view domain, std::function<void(MxResult)> done) {
+  void mx(std::string_view domain, std::function<void(mail::MxResult)> done) {
     if (closed_) return;  // after shutdown: cancelled, like the lookups that were in flight
     std::string name = without_trailing_dot(domain);
     if (name.empty() || name.find('\0') != std::string::npos) {
-      MxResult r;
-      r.status = DnsStatus::NxDomain;
+      mail::MxResult r;
+      r.status = mail::DnsStatus::NxDomain;
       r.error = "not a domain name";
       return answer(std::move(done), std::move(r));
     }
-    auto* q = new Query<MxResult>{this, std::move(done)};
+    auto* q = new Query<mail::MxResult>{this, std::move(done)};
     ares_query(channel_, name.c_str(), ns_c_in, ns_t_mx, on_mx, q);
     rearm();
   }
 
-  void addresses(std::string_view host, std::function<void(AddressResult)> done) {
+  void addresses(std::string_view host, std::function<void(mail::AddressResult)> done) {
     if (closed_) return;
     std::string name = without_trailing_dot(host);
-    if (std::optional<AddressResult> literal = numeric_address(name))
+    if (std::optional<mail::AddressResult> literal = numeric_address(name))
       return answer(std::move(done), std::move(*literal));
     if (name.empty() || name.find('\0') != std::string::npos) {
-      AddressResult r;
-      r.status = DnsStatus::NxDomain;
+      mail::AddressResult r;
+      r.status = mail::DnsStatus::NxDomain;
       r.error = "not a host name";
       return answer(std::move(done), std::move(r));
     }
-    auto* q = new Query<AddressResult>{this, std::move(done)};
+    auto* q = new Query<mail::AddressResult>{this, std::move(done)};
     ares_addrinfo_hints hints{};
     hints.ai_family = AF_UNSPEC;        // AAAA and A; /etc/hosts is read for both
     hints.ai_flags = ARES_AI_NOSORT;    // we order them ourselves: IPv6 first, then IPv4
@@ -292,9 +283,9 @@ class Ares {
   }
 
   static void on_mx(void* arg, int status, int, unsigned char* abuf, int alen) {
-    std::unique_ptr<Query<MxResult>> q(static_cast<Query<MxResult>*>(arg));
+    std::unique_ptr<Query<mail::MxResult>> q(static_cast<Query<mail::MxResult>*>(arg));
     if (q->owner->closed_) return;  // cancelled: the callback is never called
-    MxResult r;
+    mail::MxResult r;
     if (status == ARES_SUCCESS) {
       ares_mx_reply* head = nullptr;
       status = ares_parse_mx_reply(abuf, alen, &head);  // ARES_ENODATA when no MX in the answer
@@ -304,15 +295,15 @@ class Ares {
       if (status == ARES_SUCCESS && r.records.empty()) status = ARES_ENODATA;
     }
     r.status = status_of(status);
-    if (r.status != DnsStatus::Ok) r.error = ares_strerror(status);
+    if (r.status != mail::DnsStatus::Ok) r.error = ares_strerror(status);
     q->owner->answer(std::move(q->done), std::move(r));
   }
 
   static void on_addrinfo(void* arg, int status, int, ares_addrinfo* res) {
-    std::unique_ptr<Query<AddressResult>> q(static_cast<Query<AddressResult>*>(arg));
+    std::unique_ptr<Query<mail::AddressResult>> q(static_cast<Query<mail::AddressResult>*>(arg));
     std::unique_ptr<ares_addrinfo, void (*)(ares_addrinfo*)> info(res, ares_freeaddrinfo);
     if (q->owner->closed_) return;
-    AddressResult r;
+    mail::AddressResult r;
     std::vector<std::string> v4;
     for (ares_addrinfo_node* n = res ? res->nodes : nullptr; n; n = n->ai_next) {
       char buf[INET6_ADDRSTRLEN] = {};
@@ -329,7 +320,7 @@ class Ares {
     r.addresses.insert(r.addresses.end(), v4.begin(), v4.end());  // IPv6 first, then IPv4
     if (status == ARES_SUCCESS && r.addresses.empty()) status = ARES_ENODATA;
     r.status = status_of(status);
-    if (r.status != DnsStatus::Ok) r.error = ares_strerror(status);
+    if (r.status != mail::DnsStatus::Ok) r.error = ares_strerror(status);
     q->owner->answer(std::move(q->done), std::move(r));
   }
 
@@ -402,14 +393,14 @@ class Ares {
   bool closed_ = false;
 };
 
-class AresResolver final : public Resolver {
+class AresResolver final : public mail::Resolver {
  public:
   explicit AresResolver(std::shared_ptr<Ares> core) : core_(std::move(core)) {}
   ~AresResolver() override { core_->close(); }
-  void mx(std::string_view domain, std::function<void(MxResult)> done) override {
+  void mx(std::string_view domain, std::function<void(mail::MxResult)> done) override {
     core_->mx(domain, std::move(done));
   }
-  void addresses(std::string_view host, std::function<void(AddressResult)> done) override {
+  void addresses(std::string_view host, std::function<void(mail::AddressResult)> done) override {
     core_->addresses(host, std::move(done));
   }
 
@@ -425,15 +416,15 @@ class StaticTables {
     for (auto& [name, r] : zone.addresses) addresses_[key(name)] = std::move(r);
   }
 
-  void mx(std::string_view domain, std::function<void(MxResult)> done) {
-    MxResult r = find(mx_, addresses_, key(domain));
+  void mx(std::string_view domain, std::function<void(mail::MxResult)> done) {
+    mail::MxResult r = find(mx_, addresses_, key(domain));
     deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
-  void addresses(std::string_view host, std::function<void(AddressResult)> done) {
+  void addresses(std::string_view host, std::function<void(mail::AddressResult)> done) {
     std::string name = without_trailing_dot(host);
-    std::optional<AddressResult> literal = numeric_address(name);
-    AddressResult r = literal ? std::move(*literal) : find(addresses_, mx_, key(name));
+    std::optional<mail::AddressResult> literal = numeric_address(name);
+    mail::AddressResult r = literal ? std::move(*literal) : find(addresses_, mx_, key(name));
     deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
@@ -447,24 +438,24 @@ class StaticTables {
   static R find(const std::map<std::string, R>& table, const Other& other, const std::string& name) {
     if (auto it = table.find(name); it != table.end()) return it->second;
     R r;
-    r.status = other.count(name) ? DnsStatus::NoData : DnsStatus::NxDomain;
-    r.error = std::string(r.status == DnsStatus::NoData ? "no records of that type for " : "no such name ") + name;
+    r.status = other.count(name) ? mail::DnsStatus::NoData : mail::DnsStatus::NxDomain;
+    r.error = std::string(r.status == mail::DnsStatus::NoData ? "no records of that type for " : "no such name ") + name;
     return r;
   }
 
-  std::map<std::string, MxResult> mx_;
-  std::map<std::string, AddressResult> addresses_;
+  std::map<std::string, mail::MxResult> mx_;
+  std::map<std::string, mail::AddressResult> addresses_;
   Deferred deferred_;
 };
 
-class StaticResolver final : public Resolver {
+class StaticResolver final : public mail::Resolver {
  public:
   explicit StaticResolver(std::shared_ptr<StaticTables> tables) : tables_(std::move(tables)) {}
   ~StaticResolver() override { tables_->close(); }
-  void mx(std::string_view domain, std::function<void(MxResult)> done) override {
+  void mx(std::string_view domain, std::function<void(mail::MxResult)> done) override {
     tables_->mx(domain, std::move(done));
   }
-  void addresses(std::string_view host, std::function<void(AddressResult)> done) override {
+  void addresses(std::string_view host, std::function<void(mail::AddressResult)> done) override {
     tables_->addresses(host, std::move(done));
   }
 
@@ -474,16 +465,16 @@ class StaticResolver final : public Resolver {
 
 }  // namespace
 
-Result<std::unique_ptr<Resolver>> make_resolver(Runtime& runtime, const ResolverOptions& options) {
+Result<std::unique_ptr<mail::Resolver>> make_resolver(Runtime& runtime, const ResolverOptions& options) {
   auto core = std::make_shared<Ares>(loop_of(runtime));
   if (Status st = core->start(options); !st.ok()) return st;  // ~Ares closes what started
   runtime.at_shutdown([weak = std::weak_ptr<Ares>(core)] {
     if (auto c = weak.lock()) c->close();
   });
-  return std::unique_ptr<Resolver>(new AresResolver(std::move(core)));
+  return std::unique_ptr<mail::Resolver>(new AresResolver(std::move(core)));
 }
 
-std::unique_ptr<Resolver> make_static_resolver(Runtime& runtime, StaticZone zone) {
+std::unique_ptr<mail::Resolver> make_static_resolver(Runtime& runtime, StaticZone zone) {
   auto tables = std::make_shared<StaticTables>(loop_of(runtime), std::move(zone));
   runtime.at_shutdown([weak = std::weak_ptr<StaticTables>(tables)] {
     if (auto t = weak.lock()) t->close();

@@ -1,5 +1,5 @@
-// The libuv runtime: listeners, the connection driver, post(), signals. See cmail/net.h.
-#include <cmail/net.h>
+// The libuv runtime: listeners, the connection driver, post(), signals. See cmail/net/runtime.h.
+#include <cmail/net/runtime.h>
 
 #include "loop.h"
 #include "tls_filter.h"
@@ -195,7 +195,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
       }
       while (auto ev = handler->next_event()) {
         progress = true;
-        if (auto* st = std::get_if<StartTls>(&*ev)) {
+        if (auto* st = std::get_if<proto::StartTls>(&*ev)) {
           if (tls || (!server_tls && !client_tls)) return close("STARTTLS without a TLS context");
           tls = server_tls ? TlsFilter::server(server_tls) : TlsFilter::client(client_tls, server_name);
           // RFC 3207 4.2: bytes that came after STARTTLS are the start of the handshake.
@@ -287,7 +287,7 @@ void on_connection(uv_stream_t* server, int status) {
   sockaddr_storage ss{};
   int len = sizeof ss;
   uv_tcp_getpeername(&c->tcp, reinterpret_cast<sockaddr*>(&ss), &len);
-  PeerInfo peer;
+  proto::PeerInfo peer;
   peer.address = address_of(ss, peer.port);
   peer.name = peer.address;
   c->peer = peer.address;
@@ -593,11 +593,11 @@ void Runtime::run_blocking(std::function<void()> fn) {
                 [](uv_work_t* r, int) { delete static_cast<Work*>(r->data); });
 }
 
-Executor Runtime::executor() {
+proto::Executor Runtime::executor() {
   // run_blocking is only called on the loop thread (from engine callbacks), while the
   // runtime is alive; post may come from any thread at any time, hence the shared queue.
   std::shared_ptr<Impl::Posted> p = impl_->posted;
-  return Executor{[this](std::function<void()> fn) { run_blocking(std::move(fn)); },
+  return proto::Executor{[this](std::function<void()> fn) { run_blocking(std::move(fn)); },
                   [p](std::function<void()> fn) { post_to(p, std::move(fn)); }};
 }
 

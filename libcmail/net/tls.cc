@@ -18,7 +18,7 @@
 #include <fstream>
 #include <mutex>
 
-namespace cmail {
+namespace cmail::net {
 
 namespace {
 
@@ -160,7 +160,6 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::load(const TlsClient
   return ctx;
 }
 
-namespace net {
 
 struct TlsFilter::Impl {
   mbedtls_ssl_context ssl;
@@ -269,15 +268,14 @@ void TlsFilter::close_notify() {
   if (done_ && !failed_) mbedtls_ssl_close_notify(&impl_->ssl);
 }
 
-TlsInfo TlsFilter::info() const {
-  TlsInfo i;
+proto::TlsInfo TlsFilter::info() const {
+  proto::TlsInfo i;
   i.version = mbedtls_ssl_get_version(&impl_->ssl);
   i.cipher = mbedtls_ssl_get_ciphersuite(&impl_->ssl);
   i.bits = 0;
   return i;
 }
 
-}  // namespace net
 
 namespace {
 
@@ -365,4 +363,4 @@ Status generate_self_signed(const std::string& cert_path, const std::string& key
   return result;
 }
 
-}  // namespace cmail
+}  // namespace cmail::net

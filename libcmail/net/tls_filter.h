@@ -7,8 +7,8 @@
 // Thread-safety: one filter per connection, one thread.
 #pragma once
 
-#include <cmail/tls_context.h>
-#include <cmail/transport.h>
+#include <cmail/net/tls.h>
+#include <cmail/proto/transport.h>
 
 #include <memory>
 #include <string>
@@ -37,7 +37,7 @@ class TlsFilter {
   bool handshake_done() const { return done_; }
   bool failed() const { return failed_; }
   const std::string& error() const { return error_; }
-  TlsInfo info() const;
+  proto::TlsInfo info() const;
 
  private:
   TlsFilter();

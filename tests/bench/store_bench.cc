@@ -7,9 +7,9 @@
 //
 // Usage: store-bench [SECONDS_PER_CASE [PRODUCERS]]   (meson test --benchmark -C build runs it;
 // with PRODUCERS only that group-commit case runs, for profiling)
-#include "sqlite.h"
+#include "store/sqlite.h"
 
-#include <cmail/store.h>
+#include <cmail/store/store.h>
 
 #include <unistd.h>
 
@@ -38,8 +38,8 @@ const std::string kBody = [] {
 std::string fresh_db(const std::filesystem::path& dir, const std::string& name) {
   std::string path = (dir / name).string();
   std::filesystem::remove(path);
-  if (!Store::create(path).ok()) std::abort();
-  auto c = detail::Connection::open(path, detail::Connection::Mode::ReadWrite, 60000);
+  if (!store::Store::create(path).ok()) std::abort();
+  auto c = store::detail::Connection::open(path, store::detail::Connection::Mode::ReadWrite, 60000);
   (*c)->exec("INSERT INTO users (user_name) VALUES ('bench')");
   return path;
 }
@@ -52,7 +52,7 @@ double baseline(const std::filesystem::path& dir, int producers, double seconds)
   std::vector<std::thread> threads;
   for (int p = 0; p < producers; ++p) {
     threads.emplace_back([&, p] {
-      auto c = detail::Connection::open(path, detail::Connection::Mode::ReadWrite, 60000);
+      auto c = store::detail::Connection::open(path, store::detail::Connection::Mode::ReadWrite, 60000);
       (*c)->exec("PRAGMA synchronous = FULL");
       for (long i = 0; !stop; ++i) {
         (*c)->exec("BEGIN IMMEDIATE");
@@ -80,13 +80,13 @@ double baseline(const std::filesystem::path& dir, int producers, double seconds)
 double group_commit(const std::filesystem::path& dir, int producers, double seconds,
                     double* per_txn) {
   std::string path = fresh_db(dir, "group.db3");
-  auto store = Store::open(path);
+  auto store = store::Store::open(path);
   if (!store) std::abort();
   std::atomic<long> stored{0};
   std::atomic<bool> stop{false};
   std::atomic<int> running{producers};
   std::function<void(int, long)> send = [&](int p, long i) {
-    Delivery d;
+    store::Delivery d;
     d.ident = std::to_string(p) + "-" + std::to_string(i);
     d.envelope_from = "a@y";
     d.data = kBody;

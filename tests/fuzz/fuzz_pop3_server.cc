@@ -2,8 +2,9 @@
 // The first byte chooses options, the second the size of the pieces the rest is fed in.
 // Invariants: no crash, nothing but Closed after a Close event, deletions only through QUIT,
 // buffered input bounded.
-#include <cmail/message.h>
-#include <cmail/pop3_server.h>
+#include <cmail/proto/message.h>
+
+#include <cmail/pop3/server.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -26,7 +27,7 @@ struct Maildrop : cmail::pop3::Session {
     if (++n % 5 == 0) return Verdict::pending();
     if (c.password != "pw") return Verdict::reject(RespCode::Auth, "no");
     std::vector<cmail::pop3::Listing> l;
-    for (int i = 0; i < 3; ++i) l.push_back({cmail::wire_size(kMessages[i]), "u" + std::to_string(i)});
+    for (int i = 0; i < 3; ++i) l.push_back({cmail::proto::wire_size(kMessages[i]), "u" + std::to_string(i)});
     return Verdict::maildrop(std::move(l));
   }
   Verdict retrieve(std::size_t i) override {
@@ -58,8 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     in.remove_prefix(n);
     for (int rounds = 0; rounds < 4; ++rounds) {
       while (auto ev = s.next_event()) {
-        if (std::holds_alternative<cmail::Close>(*ev)) closed = true;
-        if (std::holds_alternative<cmail::StartTls>(*ev)) s.tls_established({"TLSv1.2", "X", 128});
+        if (std::holds_alternative<cmail::pop3::Close>(*ev)) closed = true;
+        if (std::holds_alternative<cmail::pop3::StartTls>(*ev)) s.tls_established({"TLSv1.2", "X", 128});
       }
       if (s.state() != cmail::pop3::Server::State::Closed && !s.wants_read() &&
           s.state() != cmail::pop3::Server::State::Update)

@@ -1,7 +1,7 @@
 // libFuzzer target: the SMTP client engine against arbitrary server bytes. The first byte picks
 // options; the rest is what the "server" says, fed in pieces. Invariants: no crash, no
 // credentials before TLS, nothing sent after Close, events only as the header promises.
-#include <cmail/smtp_client.h>
+#include <cmail/smtp/client.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                         out.find(sasl::base64_encode(sasl::plain_message("", "user", "s3cret"))) != std::string::npos;
     if (secret && !c.tls()) std::abort();  // credentials only inside TLS
     while (auto e = c.next_event()) {
-      if (std::holds_alternative<StartTls>(*e)) c.tls_established({"TLSv1.2", "FUZZ", 128});
+      if (std::holds_alternative<proto::StartTls>(*e)) c.tls_established({"TLSv1.2", "FUZZ", 128});
       else closed = true;
     }
     while (auto e = c.next_client_event()) {

@@ -1,6 +1,6 @@
 // libFuzzer target: the SMTP path and parameter parser (MAIL FROM / RCPT TO arguments).
 // Invariant: whatever parses formats back (to_wire) to something that parses to the same path.
-#include <cmail/smtp.h>
+#include <cmail/smtp/syntax.h>
 
 #include <cstdint>
 #include <cstdlib>

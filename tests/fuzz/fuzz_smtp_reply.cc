@@ -1,6 +1,6 @@
 // libFuzzer target: the SMTP reply parser (client side), one line per input line.
 // Invariant: a parsed reply formats back to lines that parse to the same reply.
-#include <cmail/smtp.h>
+#include <cmail/smtp/syntax.h>
 
 #include <cstdint>
 #include <cstdlib>

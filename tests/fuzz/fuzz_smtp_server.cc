@@ -1,7 +1,7 @@
 // libFuzzer target: the whole SMTP server engine. The first byte chooses options; the rest is
 // fed in pieces whose sizes come from the input. Invariants: no crash, no Close followed by
 // more output, and the engine's buffered input stays bounded.
-#include <cmail/smtp_server.h>
+#include <cmail/smtp/server.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -47,8 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     s.receive(in.substr(0, n));
     in.remove_prefix(n);
     while (auto ev = s.next_event()) {
-      if (std::holds_alternative<cmail::Close>(*ev)) closed = true;
-      if (std::holds_alternative<cmail::StartTls>(*ev)) s.tls_established({"TLSv1.2", "X", 128});
+      if (std::holds_alternative<cmail::smtp::Close>(*ev)) closed = true;
+      if (std::holds_alternative<cmail::smtp::StartTls>(*ev)) s.tls_established({"TLSv1.2", "X", 128});
     }
     if (s.state() != cmail::smtp::Server::State::Closed && !s.wants_read())
       (void)s.complete(cmail::smtp::Verdict::accept());

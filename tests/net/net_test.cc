@@ -1,9 +1,10 @@
 // The runtime on real loopback sockets: a tiny line engine behind the connection driver,
 // clients on other threads with blocking sockets (and the TLS filter as a TLS client).
-#include <cmail/net.h>
+#include <cmail/net/runtime.h>
+
 #include <doctest/doctest.h>
 
-#include "tls_filter.h"
+#include "net/tls_filter.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,7 +28,7 @@ std::atomic<int> g_lines{0};
 // Echoes lines; "STARTTLS" asks for TLS, "QUIT" closes, "BIG" answers 8 MiB.
 struct LineEngine {
   std::string in, out;
-  std::deque<Event> events;
+  std::deque<proto::Event> events;
   bool tls_wait = false, closed = false;
   std::chrono::milliseconds idle{5000};
 
@@ -42,12 +43,12 @@ struct LineEngine {
       ++g_lines;
       if (line == "STARTTLS") {
         out += "go\r\n";
-        events.push_back(StartTls{std::move(in)});
+        events.push_back(proto::StartTls{std::move(in)});
         in.clear();
         tls_wait = true;
       } else if (line == "QUIT") {
         out += "bye\r\n";
-        events.push_back(Close{});
+        events.push_back(proto::Close{});
         closed = true;
       } else if (line == "BIG") {
         out += std::string(8 << 20, 'x') + "\r\n";
@@ -58,29 +59,29 @@ struct LineEngine {
   }
   void receive_eof() {
     closed = true;
-    events.push_back(Close{});
+    events.push_back(proto::Close{});
   }
   std::string_view pending_output() const { return out; }
   void consume_output(std::size_t n) { out.erase(0, n); }
-  std::optional<Event> next_event() {
+  std::optional<proto::Event> next_event() {
     if (events.empty()) return std::nullopt;
-    Event e = events.front();
+    proto::Event e = events.front();
     events.pop_front();
     return e;
   }
-  void tls_established(const TlsInfo& i) {
+  void tls_established(const proto::TlsInfo& i) {
     tls_wait = false;
     out += "tls " + i.version + "\r\n";
   }
   void timed_out() {
     out += "timeout\r\n";
-    events.push_back(Close{});
+    events.push_back(proto::Close{});
     closed = true;
   }
   bool wants_read() const { return !tls_wait && !closed; }
   std::chrono::milliseconds timeout() const { return idle; }
 };
-static_assert(Engine<LineEngine>);
+static_assert(proto::Engine<LineEngine>);
 
 struct Server {
   net::Runtime rt;
@@ -89,7 +90,7 @@ struct Server {
   std::chrono::milliseconds idle{5000};
 
   int add(net::ListenerOptions o) {
-    auto id = rt.listen(o, [this](const PeerInfo&, net::Kick) {
+    auto id = rt.listen(o, [this](const proto::PeerInfo&, net::Kick) {
       auto e = std::make_shared<LineEngine>();
       e->idle = idle;
       return std::make_unique<net::EngineHandler<LineEngine>>(e);
@@ -144,9 +145,9 @@ struct TlsClient {
   int fd;
   std::unique_ptr<net::TlsFilter> tls;
   explicit TlsClient(int f) : fd(f) {
-    TlsClientOptions o;
+    net::TlsClientOptions o;
     o.verify = false;
-    auto ctx = TlsClientContext::load(o);
+    auto ctx = net::TlsClientContext::load(o);
     REQUIRE(ctx.has_value());
     tls = net::TlsFilter::client(*ctx);
   }
@@ -181,13 +182,13 @@ struct TlsClient {
 
 struct Certs {
   std::filesystem::path dir = std::filesystem::temp_directory_path() / ("cmail-net-" + std::to_string(getpid()));
-  std::shared_ptr<TlsServerContext> ctx;
+  std::shared_ptr<net::TlsServerContext> ctx;
   Certs() {
     std::filesystem::create_directories(dir);
-    REQUIRE(generate_self_signed((dir / "c.pem").string(), (dir / "k.pem").string(), "mx.test").ok());
+    REQUIRE(net::generate_self_signed((dir / "c.pem").string(), (dir / "k.pem").string(), "mx.test").ok());
     CHECK((std::filesystem::status(dir / "k.pem").permissions() & std::filesystem::perms::others_read) ==
           std::filesystem::perms::none);
-    auto c = TlsServerContext::load({(dir / "c.pem").string(), (dir / "k.pem").string()});
+    auto c = net::TlsServerContext::load({(dir / "c.pem").string(), (dir / "k.pem").string()});
     REQUIRE_MESSAGE(c.has_value(), c.error().to_string());
     ctx = *c;
   }
@@ -340,7 +341,7 @@ TEST_CASE("runtime: IPv6 listeners") {
   Server s;
   net::ListenerOptions o;
   o.host = "::1";
-  auto id = s.rt.listen(o, [](const PeerInfo& peer, net::Kick) {
+  auto id = s.rt.listen(o, [](const proto::PeerInfo& peer, net::Kick) {
     CHECK(peer.address == "::1");
     return std::make_unique<net::EngineHandler<LineEngine>>(std::make_shared<LineEngine>());
   });
@@ -364,7 +365,7 @@ TEST_CASE("runtime: IPv6 listeners") {
 }
 
 TEST_CASE("runtime: work posted after the runtime is gone is dropped, not a crash") {
-  Executor ex;
+  proto::Executor ex;
   {
     net::Runtime rt;
     ex = rt.executor();
@@ -384,7 +385,7 @@ namespace {
 // The client side of LineEngine: STARTTLS when asked, then "ping", then QUIT.
 struct PingEngine {
   std::string in, out, log;
-  std::deque<Event> events;
+  std::deque<proto::Event> events;
   bool starttls = false, tls_wait = false, done = false;
   void receive(std::string_view b) {
     in.append(b);
@@ -394,27 +395,27 @@ struct PingEngine {
       in.erase(0, p + 2);
       log += line + "|";
       if (line == "hello") out += starttls ? "STARTTLS\r\n" : "ping\r\n";
-      else if (line == "go") events.push_back(StartTls{std::exchange(in, {})}), tls_wait = true;
+      else if (line == "go") events.push_back(proto::StartTls{std::exchange(in, {})}), tls_wait = true;
       else if (line.starts_with("tls ") && starttls) out += "ping\r\n";
       else if (line == "echo: ping") out += "QUIT\r\n";
-      else if (line == "bye") done = true, events.push_back(Close{});  // both ends close, TLS or not
+      else if (line == "bye") done = true, events.push_back(proto::Close{});  // both ends close, TLS or not
     }
   }
-  void receive_eof() { events.push_back(Close{}); }
+  void receive_eof() { events.push_back(proto::Close{}); }
   std::string_view pending_output() const { return out; }
   void consume_output(std::size_t n) { out.erase(0, n); }
-  std::optional<Event> next_event() {
+  std::optional<proto::Event> next_event() {
     if (events.empty()) return std::nullopt;
-    Event e = events.front();
+    proto::Event e = events.front();
     events.pop_front();
     return e;
   }
-  void tls_established(const TlsInfo&) {
+  void tls_established(const proto::TlsInfo&) {
     tls_wait = false;
     log += "[tls]|";
     receive("");
   }
-  void timed_out() { events.push_back(Close{}); }
+  void timed_out() { events.push_back(proto::Close{}); }
   bool wants_read() const { return true; }
   std::chrono::milliseconds timeout() const { return 5000ms; }
 };
@@ -471,13 +472,13 @@ TEST_CASE("runtime: outbound connections, plain, STARTTLS, implicit TLS, verifie
   implicit.implicit_tls = true;
   int t = server.add(implicit);
   server.start();
-  TlsClientOptions unverified;
+  net::TlsClientOptions unverified;
   unverified.verify = false;
-  auto loose = TlsClientContext::load(unverified);
+  auto loose = net::TlsClientContext::load(unverified);
   REQUIRE(loose.has_value());
-  TlsClientOptions verified;
+  net::TlsClientOptions verified;
   verified.ca_file = (certs.dir / "c.pem").string();  // the self-signed certificate is its own CA
-  auto strict = TlsClientContext::load(verified);
+  auto strict = net::TlsClientContext::load(verified);
   REQUIRE(strict.has_value());
 
   net::ConnectOptions o;

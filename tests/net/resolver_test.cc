@@ -5,11 +5,13 @@
 // watchdog thread shuts the runtime down after a bound, and ends the process if run() still
 // does not return. The DNS server is killed by its owner's destructor on every path, and exits
 // by itself when this process dies (its stdin closes).
-#include <cmail/net.h>
-#include <cmail/resolver.h>
+#include <cmail/net/runtime.h>
+
+#include <cmail/net/resolver.h>
+
 #include <doctest/doctest.h>
 
-#include "loop.h"
+#include "net/loop.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -122,7 +124,7 @@ class DnsServer {
 
 // Runs the loop until someone calls rt.shutdown(), at most `limit`. Returns false when the
 // watchdog had to shut the runtime down; ends the process if run() does not return even then.
-bool run_bounded(Runtime& rt, std::chrono::milliseconds limit = 10s) {
+bool run_bounded(net::Runtime& rt, std::chrono::milliseconds limit = 10s) {
   std::mutex mu;
   std::condition_variable cv;
   bool returned = false;
@@ -148,26 +150,26 @@ bool run_bounded(Runtime& rt, std::chrono::milliseconds limit = 10s) {
 
 // Counts answers; the last one shuts the runtime down.
 struct Countdown {
-  Runtime& rt;
+  net::Runtime& rt;
   int left;
   void done() {
     if (--left == 0) rt.shutdown(0ms);
   }
 };
 
-std::unique_ptr<Resolver> resolver_for(Runtime& rt, const std::string& server,
+std::unique_ptr<mail::Resolver> resolver_for(net::Runtime& rt, const std::string& server,
                                        std::chrono::milliseconds timeout = 2s, int tries = 1) {
-  ResolverOptions o;
+  net::ResolverOptions o;
   o.servers = {server};
   o.timeout = timeout;
   o.tries = tries;
-  auto r = make_resolver(rt, o);
+  auto r = net::make_resolver(rt, o);
   REQUIRE_MESSAGE(r.has_value(), r.error().to_string());
   return std::move(*r);
 }
 
 // libuv handles that keep the loop alive (active and referenced).
-int live_handles(Runtime& rt) {
+int live_handles(net::Runtime& rt) {
   int n = 0;
   uv_walk(loop_of(rt), [](uv_handle_t* h, void* arg) {
     if (uv_is_active(h) && uv_has_ref(h) && !uv_is_closing(h)) ++*static_cast<int*>(arg);
@@ -194,19 +196,19 @@ struct SilentServer {
 }  // namespace
 
 TEST_CASE("to_string(DnsStatus)") {
-  CHECK(std::string(to_string(DnsStatus::Ok)) == "Ok");
-  CHECK(std::string(to_string(DnsStatus::NoData)) == "NoData");
-  CHECK(std::string(to_string(DnsStatus::NxDomain)) == "NxDomain");
-  CHECK(std::string(to_string(DnsStatus::TempFail)) == "TempFail");
+  CHECK(std::string(to_string(mail::DnsStatus::Ok)) == "Ok");
+  CHECK(std::string(to_string(mail::DnsStatus::NoData)) == "NoData");
+  CHECK(std::string(to_string(mail::DnsStatus::NxDomain)) == "NxDomain");
+  CHECK(std::string(to_string(mail::DnsStatus::TempFail)) == "TempFail");
 }
 
 TEST_CASE("c-ares: MX, AAAA+A, NoData, NxDomain, null MX, SERVFAIL and REFUSED") {
   DnsServer dns(kZone);
-  Runtime rt;
+  net::Runtime rt;
   auto r = resolver_for(rt, dns.address());
   Countdown left{rt, 11};
-  MxResult mx, mx_case, mx_nodata, mx_nx, mx_null, mx_servfail, mx_refused;
-  AddressResult a, a_multi, a_nodata, a_nx;
+  mail::MxResult mx, mx_case, mx_nodata, mx_nx, mx_null, mx_servfail, mx_refused;
+  mail::AddressResult a, a_multi, a_nodata, a_nx;
   auto keep = [&](auto& slot) {
     return [&](auto result) {
       slot = std::move(result);
@@ -226,50 +228,50 @@ TEST_CASE("c-ares: MX, AAAA+A, NoData, NxDomain, null MX, SERVFAIL and REFUSED")
   r->addresses("nope.test", keep(a_nx));
   REQUIRE(run_bounded(rt));
 
-  CHECK(mx.status == DnsStatus::Ok);
-  CHECK(mx.records == std::vector<MxRecord>{{10, "mx1.example.test"}, {20, "mx2.example.test"}});
+  CHECK(mx.status == mail::DnsStatus::Ok);
+  CHECK(mx.records == std::vector<mail::MxRecord>{{10, "mx1.example.test"}, {20, "mx2.example.test"}});
   CHECK_FALSE(mx.null_mx());
   CHECK(mx_case.records.size() == 2);
-  CHECK(mx_nodata.status == DnsStatus::NoData);  // RFC 5321 5.1: the implicit MX applies
+  CHECK(mx_nodata.status == mail::DnsStatus::NoData);  // RFC 5321 5.1: the implicit MX applies
   CHECK(mx_nodata.records.empty());
   CHECK_FALSE(mx_nodata.error.empty());
-  CHECK(mx_nx.status == DnsStatus::NxDomain);
-  CHECK(mx_null.status == DnsStatus::Ok);  // RFC 7505
-  CHECK(mx_null.records == std::vector<MxRecord>{{0, ""}});
+  CHECK(mx_nx.status == mail::DnsStatus::NxDomain);
+  CHECK(mx_null.status == mail::DnsStatus::Ok);  // RFC 7505
+  CHECK(mx_null.records == std::vector<mail::MxRecord>{{0, ""}});
   CHECK(mx_null.null_mx());
-  CHECK(mx_servfail.status == DnsStatus::TempFail);
-  CHECK(mx_refused.status == DnsStatus::TempFail);
+  CHECK(mx_servfail.status == mail::DnsStatus::TempFail);
+  CHECK(mx_refused.status == mail::DnsStatus::TempFail);
 
-  CHECK(a.status == DnsStatus::Ok);
+  CHECK(a.status == mail::DnsStatus::Ok);
   CHECK(a.addresses == std::vector<std::string>{"::1", "127.0.0.2"});
   CHECK(a_multi.addresses == std::vector<std::string>{"2001:db8::2", "2001:db8::1", "127.0.0.3", "127.0.0.4"});
-  CHECK(a_nodata.status == DnsStatus::NoData);
+  CHECK(a_nodata.status == mail::DnsStatus::NoData);
   CHECK(a_nodata.addresses.empty());
-  CHECK(a_nx.status == DnsStatus::NxDomain);
+  CHECK(a_nx.status == mail::DnsStatus::NxDomain);
 }
 
 TEST_CASE("c-ares: a server that never answers is TempFail within the configured timeout") {
   DnsServer dns(kZone);
-  Runtime rt;
+  net::Runtime rt;
   auto r = resolver_for(rt, dns.address(), 300ms, 1);
   Countdown left{rt, 2};
-  MxResult mx;
-  AddressResult a;
+  mail::MxResult mx;
+  mail::AddressResult a;
   Clock::duration mx_took{}, a_took{};
   auto start = Clock::now();
-  r->mx("slow.test", [&](MxResult res) {
+  r->mx("slow.test", [&](mail::MxResult res) {
     mx = std::move(res);
     mx_took = Clock::now() - start;
     left.done();
   });
-  r->addresses("slow.test", [&](AddressResult res) {
+  r->addresses("slow.test", [&](mail::AddressResult res) {
     a = std::move(res);
     a_took = Clock::now() - start;
     left.done();
   });
   REQUIRE(run_bounded(rt));
-  CHECK(mx.status == DnsStatus::TempFail);
-  CHECK(a.status == DnsStatus::TempFail);
+  CHECK(mx.status == mail::DnsStatus::TempFail);
+  CHECK(a.status == mail::DnsStatus::TempFail);
   CHECK_FALSE(mx.error.empty());
   CHECK(mx_took >= 250ms);  // it did wait for the answer
   CHECK(mx_took < 3s);      // 300 ms x 1 try, with room for a loaded machine
@@ -279,7 +281,7 @@ TEST_CASE("c-ares: a server that never answers is TempFail within the configured
 
 TEST_CASE("c-ares: numeric addresses and /etc/hosts answer without a query, never inside the call") {
   SilentServer silent;  // any query would take the whole 5 s timeout
-  Runtime rt;
+  net::Runtime rt;
   auto r = resolver_for(rt, silent.address, 5s, 1);
   std::vector<std::pair<std::string, std::string>> cases = {
       {"192.0.2.1", "192.0.2.1"},           {"2001:DB8::1", "2001:db8::1"},
@@ -287,14 +289,14 @@ TEST_CASE("c-ares: numeric addresses and /etc/hosts answer without a query, neve
       {"[ipv6:::1]", "::1"},                {"localhost", "127.0.0.1"},
   };
   Countdown left{rt, static_cast<int>(cases.size()) + 1};
-  std::map<std::string, AddressResult> got;
-  AddressResult bad;
+  std::map<std::string, mail::AddressResult> got;
+  mail::AddressResult bad;
   bool inside = false;
   int called_inside = 0;
   auto start = Clock::now();
   for (auto& [host, want] : cases) {
     inside = true;
-    r->addresses(host, [&, host = host](AddressResult res) {
+    r->addresses(host, [&, host = host](mail::AddressResult res) {
       if (inside) ++called_inside;
       got[host] = std::move(res);
       left.done();
@@ -302,7 +304,7 @@ TEST_CASE("c-ares: numeric addresses and /etc/hosts answer without a query, neve
     inside = false;
   }
   inside = true;
-  r->addresses("[not-an-address]", [&](AddressResult res) {
+  r->addresses("[not-an-address]", [&](mail::AddressResult res) {
     if (inside) ++called_inside;
     bad = std::move(res);
     left.done();
@@ -313,24 +315,24 @@ TEST_CASE("c-ares: numeric addresses and /etc/hosts answer without a query, neve
   CHECK(called_inside == 0);
   for (auto& [host, want] : cases) {
     CAPTURE(host);
-    CHECK(got[host].status == DnsStatus::Ok);
+    CHECK(got[host].status == mail::DnsStatus::Ok);
     REQUIRE_FALSE(got[host].addresses.empty());
     CHECK(got[host].addresses[0] == want);
   }
   CHECK(got["localhost"].addresses.size() == 1);  // /etc/hosts, both families looked up
-  CHECK(bad.status == DnsStatus::NxDomain);
+  CHECK(bad.status == mail::DnsStatus::NxDomain);
 }
 
 TEST_CASE("c-ares: many lookups in flight at once, a slow one does not hold up the others") {
   DnsServer dns(kZone);
-  Runtime rt;
+  net::Runtime rt;
   auto r = resolver_for(rt, dns.address(), 500ms, 1);
   constexpr int kFast = 30;
   Countdown left{rt, kFast + 1};
   int ok = 0, fast_done_before_slow = 0;
   bool slow_done = false;
-  r->mx("slow.test", [&](MxResult res) {
-    CHECK(res.status == DnsStatus::TempFail);
+  r->mx("slow.test", [&](mail::MxResult res) {
+    CHECK(res.status == mail::DnsStatus::TempFail);
     slow_done = true;
     left.done();
   });
@@ -343,11 +345,11 @@ TEST_CASE("c-ares: many lookups in flight at once, a slow one does not hold up t
       left.done();
     };
     if (i % 3 == 0) {
-      r->mx("example.test", [check](MxResult res) { check(res.records.size() == 2); });
+      r->mx("example.test", [check](mail::MxResult res) { check(res.records.size() == 2); });
     } else if (i % 3 == 1) {
-      r->addresses("mx1.example.test", [check](AddressResult res) { check(res.addresses.size() == 2); });
+      r->addresses("mx1.example.test", [check](mail::AddressResult res) { check(res.addresses.size() == 2); });
     } else {
-      r->addresses("nope.test", [check](AddressResult res) { check(res.status == DnsStatus::NxDomain); });
+      r->addresses("nope.test", [check](mail::AddressResult res) { check(res.status == mail::DnsStatus::NxDomain); });
     }
   }
   REQUIRE(run_bounded(rt));
@@ -358,34 +360,34 @@ TEST_CASE("c-ares: many lookups in flight at once, a slow one does not hold up t
 
 TEST_CASE("c-ares: the zone can change while the server runs (dns_server.py re-reads it)") {
   DnsServer dns(kZone);
-  Runtime rt;
+  net::Runtime rt;
   auto r = resolver_for(rt, dns.address());
-  MxResult before, after;
-  r->mx("example.test", [&](MxResult res) {
+  mail::MxResult before, after;
+  r->mx("example.test", [&](mail::MxResult res) {
     before = std::move(res);
     dns.set_zone(R"({"example.test": {"MX": [[5, "new.example.test"]]}})");
-    r->mx("example.test", [&](MxResult res2) {
+    r->mx("example.test", [&](mail::MxResult res2) {
       after = std::move(res2);
       rt.shutdown(0ms);
     });
   });
   REQUIRE(run_bounded(rt));
   CHECK(before.records.size() == 2);
-  CHECK(after.records == std::vector<MxRecord>{{5, "new.example.test"}});
+  CHECK(after.records == std::vector<mail::MxRecord>{{5, "new.example.test"}});
 }
 
 TEST_CASE("c-ares: destroying the resolver cancels its lookups; their callbacks never run") {
   DnsServer dns(kZone);
-  Runtime rt;
+  net::Runtime rt;
   auto r = resolver_for(rt, dns.address(), 300ms, 1);
   int slow_calls = 0, second_calls = 0, first_calls = 0;
-  r->mx("slow.test", [&](MxResult) { ++slow_calls; });          // in flight in c-ares
-  r->addresses("slow.test", [&](AddressResult) { ++slow_calls; });
-  r->addresses("192.0.2.1", [&](AddressResult) {                  // both answered in the same pass
+  r->mx("slow.test", [&](mail::MxResult) { ++slow_calls; });          // in flight in c-ares
+  r->addresses("slow.test", [&](mail::AddressResult) { ++slow_calls; });
+  r->addresses("192.0.2.1", [&](mail::AddressResult) {                  // both answered in the same pass
     ++first_calls;
     r.reset();
   });
-  r->addresses("192.0.2.2", [&](AddressResult) { ++second_calls; });
+  r->addresses("192.0.2.2", [&](mail::AddressResult) { ++second_calls; });
   // Keep the loop running past the slow lookups' timeout, then stop it.
   std::thread stopper([&] {
     std::this_thread::sleep_for(800ms);
@@ -402,32 +404,32 @@ TEST_CASE("c-ares: destroying the resolver cancels its lookups; their callbacks 
 
 TEST_CASE("c-ares: Runtime::shutdown() with a lookup in flight lets run() return") {
   DnsServer dns(kZone);
-  Runtime rt;
+  net::Runtime rt;
   auto r = resolver_for(rt, dns.address(), 5s, 2);  // would take 5 s + 10 s to time out
   int calls = 0;
-  r->mx("slow.test", [&](MxResult) { ++calls; });
-  r->addresses("slow.test", [&](AddressResult) { ++calls; });
+  r->mx("slow.test", [&](mail::MxResult) { ++calls; });
+  r->addresses("slow.test", [&](mail::AddressResult) { ++calls; });
   auto start = Clock::now();
   rt.shutdown(0ms);
   CHECK(run_bounded(rt, 3s));
   CHECK(Clock::now() - start < 3s);
   CHECK(calls == 0);
   // After shutdown a lookup is cancelled at once, and the resolver still goes away cleanly.
-  r->mx("example.test", [&](MxResult) { ++calls; });
+  r->mx("example.test", [&](mail::MxResult) { ++calls; });
   r.reset();
   CHECK(calls == 0);
 }
 
 TEST_CASE("c-ares: an idle resolver keeps no handle alive") {
   DnsServer dns(kZone);
-  Runtime rt;
+  net::Runtime rt;
   int baseline = live_handles(rt);
   auto r = resolver_for(rt, dns.address());
   CHECK(live_handles(rt) == baseline);
   int in_flight = -1, after_mx = -1, after_addresses = -1;
-  r->mx("example.test", [&](MxResult) {
+  r->mx("example.test", [&](mail::MxResult) {
     after_mx = live_handles(rt);
-    r->addresses("mx1.example.test", [&](AddressResult) {
+    r->addresses("mx1.example.test", [&](mail::AddressResult) {
       after_addresses = live_handles(rt);
       rt.shutdown(0ms);
     });
@@ -440,42 +442,42 @@ TEST_CASE("c-ares: an idle resolver keeps no handle alive") {
 }
 
 TEST_CASE("c-ares: name servers are checked") {
-  Runtime rt;
+  net::Runtime rt;
   for (std::string bad : {"not-an-ip", "example.test:53", "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:",
                           "1.2.3.4:5x", "[::1", "[::1]x", "[::1]:", "[127.0.0.1]:53", "1.2.3.4,5.6.7.8", ""}) {
     CAPTURE(bad);
-    ResolverOptions o;
+    net::ResolverOptions o;
     o.servers = {bad};
-    auto r = make_resolver(rt, o);
+    auto r = net::make_resolver(rt, o);
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code() == Status::Code::InvalidArgument);
   }
-  ResolverOptions o;
+  net::ResolverOptions o;
   o.servers = {"127.0.0.1:5353", "[::1]:53", "10.0.0.1", "::1"};
-  auto r = make_resolver(rt, o);
+  auto r = net::make_resolver(rt, o);
   CHECK_MESSAGE(r.has_value(), r.error().to_string());
-  auto system = make_resolver(rt);  // /etc/resolv.conf
+  auto system = net::make_resolver(rt);  // /etc/resolv.conf
   CHECK_MESSAGE(system.has_value(), system.error().to_string());
 }
 
 TEST_CASE("static resolver: answers from its tables, later, from the loop") {
-  Runtime rt;
-  StaticZone zone;
-  MxResult mx;
-  mx.status = DnsStatus::Ok;
+  net::Runtime rt;
+  net::StaticZone zone;
+  mail::MxResult mx;
+  mx.status = mail::DnsStatus::Ok;
   mx.records = {{10, "mx.example.test"}};
   zone.mx["Example.Test."] = mx;
-  MxResult temp;
-  temp.status = DnsStatus::TempFail;
+  mail::MxResult temp;
+  temp.status = mail::DnsStatus::TempFail;
   zone.mx["flaky.test"] = temp;
-  AddressResult a;
-  a.status = DnsStatus::Ok;
+  mail::AddressResult a;
+  a.status = mail::DnsStatus::Ok;
   a.addresses = {"2001:db8::5", "192.0.2.5"};
   zone.addresses["mx.example.test"] = a;
-  auto r = make_static_resolver(rt, zone);
+  auto r = net::make_static_resolver(rt, zone);
   Countdown left{rt, 8};
-  MxResult got_mx, got_mx_nodata, got_mx_nx, got_temp;
-  AddressResult got_a, got_a_nodata, got_a_nx, got_literal;
+  mail::MxResult got_mx, got_mx_nodata, got_mx_nx, got_temp;
+  mail::AddressResult got_a, got_a_nodata, got_a_nx, got_literal;
   bool inside = false;
   int called_inside = 0;
   auto keep = [&](auto& slot) {
@@ -497,43 +499,43 @@ TEST_CASE("static resolver: answers from its tables, later, from the loop") {
   inside = false;
   REQUIRE(run_bounded(rt));
   CHECK(called_inside == 0);
-  CHECK(got_mx.status == DnsStatus::Ok);
+  CHECK(got_mx.status == mail::DnsStatus::Ok);
   CHECK(got_mx.records == mx.records);
-  CHECK(got_mx_nodata.status == DnsStatus::NoData);
-  CHECK(got_mx_nx.status == DnsStatus::NxDomain);
-  CHECK(got_temp.status == DnsStatus::TempFail);
+  CHECK(got_mx_nodata.status == mail::DnsStatus::NoData);
+  CHECK(got_mx_nx.status == mail::DnsStatus::NxDomain);
+  CHECK(got_temp.status == mail::DnsStatus::TempFail);
   CHECK(got_a.addresses == a.addresses);
-  CHECK(got_a_nodata.status == DnsStatus::NoData);
-  CHECK(got_a_nx.status == DnsStatus::NxDomain);
+  CHECK(got_a_nodata.status == mail::DnsStatus::NoData);
+  CHECK(got_a_nx.status == mail::DnsStatus::NxDomain);
   CHECK(got_literal.addresses == std::vector<std::string>{"2001:db8::9"});
 }
 
 TEST_CASE("static resolver: destruction and shutdown cancel answers not yet delivered") {
   SUBCASE("destroyed from a callback") {
-    Runtime rt;
-    auto r = make_static_resolver(rt, {});
+    net::Runtime rt;
+    auto r = net::make_static_resolver(rt, {});
     int first = 0, second = 0;
-    r->mx("a.test", [&](MxResult) {
+    r->mx("a.test", [&](mail::MxResult) {
       ++first;
       r.reset();
       rt.shutdown(0ms);
     });
-    r->mx("b.test", [&](MxResult) { ++second; });
+    r->mx("b.test", [&](mail::MxResult) { ++second; });
     REQUIRE(run_bounded(rt));
     CHECK(first == 1);
     CHECK(second == 0);
   }
   SUBCASE("shutdown with an answer queued") {
-    Runtime rt;
-    auto r = make_static_resolver(rt, {});
+    net::Runtime rt;
+    auto r = net::make_static_resolver(rt, {});
     int calls = 0;
     // Both run in the same pass over posted work: the answer is queued, then shutdown begins
     // before the resolver's zero timer can fire.
-    rt.post([&] { r->mx("a.test", [&](MxResult) { ++calls; }); });
+    rt.post([&] { r->mx("a.test", [&](mail::MxResult) { ++calls; }); });
     rt.shutdown(0ms);
     CHECK(run_bounded(rt, 3s));
     CHECK(calls == 0);
-    r->mx("late.test", [&](MxResult) { ++calls; });  // after shutdown: cancelled at once
+    r->mx("late.test", [&](mail::MxResult) { ++calls; });  // after shutdown: cancelled at once
     r.reset();
     CHECK(calls == 0);
   }

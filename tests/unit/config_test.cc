@@ -1,4 +1,5 @@
-#include <cmail/config.h>
+#include "daemon/config.h"
+
 #include <doctest/doctest.h>
 
 using namespace cmail;
@@ -17,7 +18,7 @@ user cmail
 group cmail
 database /etc/cmail/databases/master.db3
 )";
-  auto c = config::parse_smtpd(text, "smtpd.conf");
+  auto c = daemon::config::parse_smtpd(text, "smtpd.conf");
   REQUIRE_MESSAGE(c.has_value(), c.error().to_string());
   CHECK(c->common.verbosity == 3);
   CHECK(c->common.database == "/etc/cmail/databases/master.db3");
@@ -35,14 +36,14 @@ database /etc/cmail/databases/master.db3
   CHECK(c->listeners[4].auth_private);
   CHECK(c->listeners[4].auth_strict);
   CHECK(c->listeners[4].line == 9);
-  auto ext = config::parse_smtpd("database /x\nbind ::1 0 timeout=30 maxperip=200\n", "e");
+  auto ext = daemon::config::parse_smtpd("database /x\nbind ::1 0 timeout=30 maxperip=200\n", "e");
   REQUIRE(ext.has_value());
   CHECK(ext->listeners[0].timeout == 30);
   CHECK(ext->listeners[0].max_per_address == 200);
   CHECK(ext->listeners[0].port == 0);
   // No trailing user/group needed (cmail's errno quirk, spec 16.1).
-  CHECK(config::parse_smtpd("bind 127.0.0.1 smtp\ndatabase /x\n", "a").has_value());
-  CHECK(config::parse_smtpd("bind 127.0.0.1 smtp\ndatabase /x\n", "a")->listeners[0].port == 25);
+  CHECK(daemon::config::parse_smtpd("bind 127.0.0.1 smtp\ndatabase /x\n", "a").has_value());
+  CHECK(daemon::config::parse_smtpd("bind 127.0.0.1 smtp\ndatabase /x\n", "a")->listeners[0].port == 25);
 }
 
 TEST_CASE("config: every bad line is reported with file and line") {
@@ -68,7 +69,7 @@ TEST_CASE("config: every bad line is reported with file and line") {
   };
   for (const Case& c : cases) {
     CAPTURE(c.text);
-    auto r = config::parse_smtpd(c.text, "f.conf");
+    auto r = daemon::config::parse_smtpd(c.text, "f.conf");
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().message().starts_with(c.message));
   }
@@ -97,12 +98,12 @@ user cmail
 group cmail
 database /etc/cmail/databases/master.db3
 )";
-  auto c = config::parse_dispatchd(text, "dispatchd.conf");
+  auto c = daemon::config::parse_dispatchd(text, "dispatchd.conf");
   REQUIRE_MESSAGE(c.has_value(), c.error().to_string());
   CHECK(c->announce == "mx.example.test");
-  CHECK(c->portprio == std::vector<delivery::PortChoice>{{465, delivery::TlsMode::Implicit},
-                                                         {25, delivery::TlsMode::StartTls},
-                                                         {25, delivery::TlsMode::Opportunistic}});
+  CHECK(c->portprio == std::vector<mail::PortChoice>{{465, mail::TlsMode::Implicit},
+                                                         {25, mail::TlsMode::StartTls},
+                                                         {25, mail::TlsMode::Opportunistic}});
   CHECK(c->interval == 60);
   CHECK(c->retry.retries == 20);
   CHECK(c->retry.interval == 3600);
@@ -111,10 +112,10 @@ database /etc/cmail/databases/master.db3
   CHECK(c->bounce_copy == std::vector<std::string>{"a@x.test", "b@x.test", "c@x.test"});
   CHECK(c->resolvers == std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"});
   CHECK(c->bind.empty());
-  CHECK(c->tls_verify == delivery::TlsVerify::Credentials);
-  auto d = config::parse_dispatchd("database /x\n", "d");
+  CHECK(c->tls_verify == mail::TlsVerify::Credentials);
+  auto d = daemon::config::parse_dispatchd("database /x\n", "d");
   REQUIRE(d.has_value());
-  CHECK(d->portprio == std::vector<delivery::PortChoice>{{25, delivery::TlsMode::Opportunistic}});  // no crash, a default
+  CHECK(d->portprio == std::vector<mail::PortChoice>{{25, mail::TlsMode::Opportunistic}});  // no crash, a default
   struct Bad {
     const char* text;
     const char* message;
@@ -126,7 +127,7 @@ database /etc/cmail/databases/master.db3
                        Bad{"database /x\ntls_verify sometimes\n", "d:2: tls_verify must be"},
                        Bad{"announce x\n", "d: no 'database' directive"}}) {
     CAPTURE(b.text);
-    auto r = config::parse_dispatchd(b.text, "d");
+    auto r = daemon::config::parse_dispatchd(b.text, "d");
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().message().find(b.message) == 0);
   }

@@ -1,7 +1,7 @@
 // tests/unit/crash_child.cc: a process that delivers messages as fast as it can from several
 // threads and prints each message's ident once its commit is acknowledged. crash_test.py kills
 // it with SIGKILL at a random moment and checks the database it leaves behind.
-#include <cmail/store.h>
+#include <cmail/store/store.h>
 
 #include <unistd.h>
 
@@ -17,9 +17,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: crash-child DB\n");
     return 2;
   }
-  cmail::StoreOptions o;
+  cmail::store::StoreOptions o;
   o.create_if_missing = true;
-  auto store = cmail::Store::open(argv[1], o);
+  auto store = cmail::store::Store::open(argv[1], o);
   if (!store) {
     std::fprintf(stderr, "%s\n", store.error().to_string().c_str());
     return 1;
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (long i = 0;; ++i) {
-        cmail::Delivery d;
+        cmail::store::Delivery d;
         d.ident = std::to_string(getpid()) + "-" + std::to_string(t) + "-" + std::to_string(i);
         d.envelope_from = "a@b.test";
         d.data = "Subject: " + d.ident + "\r\n\r\n" + big;

@@ -1,9 +1,10 @@
 // Outbound delivery policy: portprio, remote specs, retry schedule, failure records, bounces.
-#include <cmail/delivery.h>
+#include <cmail/mail/delivery.h>
+
 #include <doctest/doctest.h>
 
 using namespace cmail;
-using namespace cmail::delivery;
+using namespace cmail::mail;
 
 TEST_CASE("delivery: portprio (spec 9.1), with errors instead of silent skips") {
   auto p = parse_portprio("465@tls 25@STARTTLS 25  587@plain");

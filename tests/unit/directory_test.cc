@@ -1,7 +1,7 @@
 #include "testutil.h"
 
-#include <cmail/directory.h>
-#include <cmail/password.h>
+#include <cmail/store/directory.h>
+#include <cmail/store/password.h>
 
 using namespace cmail;
 using namespace cmail::test;
@@ -9,7 +9,7 @@ using namespace cmail::test;
 TEST_CASE("directory: address lookup takes the highest order, LIKE is ASCII case-insensitive") {
   TempDir dir;
   auto s = open_store(dir.file("m"));
-  Directory& d = s->directory();
+  store::Directory& d = s->directory();
   REQUIRE(d.add_user("cbdev", std::nullopt).ok());
   REQUIRE(d.add_user("other", std::nullopt).ok());
   REQUIRE(d.add_address("cb@bar.baz", "store", std::string_view("cbdev"), 101).has_value());
@@ -36,7 +36,7 @@ TEST_CASE("directory: address lookup takes the highest order, LIKE is ASCII case
 TEST_CASE("directory: bad input is refused before anything is written") {
   TempDir dir;
   auto s = open_store(dir.file("m"));
-  Directory& d = s->directory();
+  store::Directory& d = s->directory();
   REQUIRE(d.add_user("alice", std::nullopt).ok());
   auto bad_router = d.add_address("a@b.test", "stroe", std::string_view("alice"), std::nullopt);
   REQUIRE_FALSE(bad_router.has_value());
@@ -59,7 +59,7 @@ TEST_CASE("directory: bad input is refused before anything is written") {
 TEST_CASE("directory: authentication follows one alias level and never tells why it failed") {
   TempDir dir;
   auto s = open_store(dir.file("m"));
-  Directory& d = s->directory();
+  store::Directory& d = s->directory();
   REQUIRE(d.add_user("c", std::string_view("pc")).ok());
   REQUIRE(d.add_user("b", std::string_view("pb")).ok());
   REQUIRE(d.add_user("a", std::string_view("pa")).ok());
@@ -87,7 +87,7 @@ TEST_CASE("directory: authentication follows one alias level and never tells why
 TEST_CASE("directory: deleting a user cascades like cmail") {
   TempDir dir;
   auto s = open_store(dir.file("m"));
-  Directory& d = s->directory();
+  store::Directory& d = s->directory();
   REQUIRE(d.add_user("x", std::nullopt).ok());
   REQUIRE(d.add_user("y", std::nullopt).ok());
   REQUIRE(d.set_alias("y", std::string_view("x")).ok());

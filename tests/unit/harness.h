@@ -5,7 +5,8 @@
 // trickle streams. Every conversation test runs all three ways.
 #pragma once
 
-#include <cmail/transport.h>
+#include <cmail/proto/transport.h>
+
 #include <doctest/doctest.h>
 
 #include <random>

@@ -1,10 +1,10 @@
-#include "schema.h"
+#include "store/schema.h"
 #include "testutil.h"
 
-#include <cmail/directory.h>
-#include <cmail/mailbox.h>
-#include <cmail/password.h>
-#include <cmail/queue.h>
+#include <cmail/store/directory.h>
+#include <cmail/store/mailbox.h>
+#include <cmail/store/password.h>
+#include <cmail/store/queue.h>
 
 #include <vector>
 
@@ -15,13 +15,13 @@ namespace {
 
 // A cmail version-9 master database with rows in every table, as the original tools left it.
 void make_v9(const std::string& path) {
-  auto c = detail::Connection::open(path, detail::Connection::Mode::Create, 1000);
+  auto c = store::detail::Connection::open(path, store::detail::Connection::Mode::Create, 1000);
   REQUIRE(c.has_value());
-  detail::Connection& db = **c;
-  db.exec(detail::v9_install_sql(detail::DbKind::Master));
+  store::detail::Connection& db = **c;
+  db.exec(store::detail::v9_install_sql(store::detail::DbKind::Master));
   db.exec("PRAGMA foreign_keys = ON");
   db.prepare("INSERT INTO users VALUES ('cbdev', ?1, NULL, NULL)")
-      .bind(1, legacy_password_hash("piAFN50Roc", "cbdev"))
+      .bind(1, store::legacy_password_hash("piAFN50Roc", "cbdev"))
       .run();
   db.exec(R"sql(
     INSERT INTO users VALUES ('other', NULL, NULL, NULL);
@@ -51,7 +51,7 @@ void make_v9(const std::string& path) {
 }
 
 // Every v9 column of every table, in a stable order: what must survive the upgrade unchanged.
-std::vector<std::string> v9_content(detail::Connection& c) {
+std::vector<std::string> v9_content(store::detail::Connection& c) {
   static const char* const kQueries[] = {
       "SELECT user_name, user_authdata, user_database, user_alias FROM users ORDER BY rowid",
       "SELECT address_expression, address_order, address_router, address_route FROM addresses ORDER BY address_order",
@@ -92,11 +92,11 @@ TEST_CASE("migration: a cmail v9 database with data upgrades in place without lo
   REQUIRE(before.size() > 20);
 
   std::vector<std::string> log;
-  StoreOptions o;
+  store::StoreOptions o;
   o.logger = [&](const std::string& line) { log.push_back(line); };
-  auto store = Store::open(path, o);
+  auto store = store::Store::open(path, o);
   REQUIRE_MESSAGE(store.has_value(), store.error().to_string());
-  CHECK((*store)->schema_version() == Store::current_schema_version());
+  CHECK((*store)->schema_version() == store::Store::current_schema_version());
 
   // A backup of the version-9 file sits next to it, and it still says version 9.
   std::string backup;
@@ -113,7 +113,7 @@ TEST_CASE("migration: a cmail v9 database with data upgrades in place without lo
   auto c = raw(path);
   CHECK(v9_content(*c) == before);  // every v9 row, column and storage class unchanged
   CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") ==
-        std::to_string(Store::current_schema_version()));
+        std::to_string(store::Store::current_schema_version()));
 
   // Existing mail got IMAP metadata: INBOX per user, UIDs in mail_id order, sizes in octets,
   // \Seen from mail_read, internal date from mail_submission.
@@ -135,7 +135,7 @@ TEST_CASE("migration: a cmail v9 database with data upgrades in place without lo
 
   // The migrated data is usable: new mail continues the UID sequence; the queue lists; the
   // legacy password still logs in and is rehashed to argon2id.
-  Delivery d;
+  store::Delivery d;
   d.ident = "new";
   d.envelope_from = "x@y.z";
   d.data = "five";
@@ -161,8 +161,8 @@ TEST_CASE("migration: opening again does not migrate or back up twice") {
   TempDir dir;
   const std::string path = dir.file("master.db3");
   make_v9(path);
-  { auto s = Store::open(path); REQUIRE(s.has_value()); }
-  { auto s = Store::open(path); REQUIRE(s.has_value()); }
+  { auto s = store::Store::open(path); REQUIRE(s.has_value()); }
+  { auto s = store::Store::open(path); REQUIRE(s.has_value()); }
   int backups = 0;
   for (auto& e : std::filesystem::directory_iterator(dir.path()))
     backups += e.path().filename().string().find(".backup-") != std::string::npos;
@@ -173,9 +173,9 @@ TEST_CASE("migration: refused when migrate is off, and the file is left at versi
   TempDir dir;
   const std::string path = dir.file("master.db3");
   make_v9(path);
-  StoreOptions o;
+  store::StoreOptions o;
   o.migrate = false;
-  auto s = Store::open(path, o);
+  auto s = store::Store::open(path, o);
   REQUIRE_FALSE(s.has_value());
   CHECK(s.error().code() == Status::Code::Unsupported);
   CHECK(s.error().message().find("cmail-admin migrate") != std::string::npos);
@@ -186,9 +186,9 @@ TEST_CASE("migration: refused when migrate is off, and the file is left at versi
 TEST_CASE("migration: a fresh database equals a migrated one in shape") {
   TempDir dir;
   make_v9(dir.file("old"));
-  { auto s = Store::open(dir.file("old")); REQUIRE(s.has_value()); }
+  { auto s = store::Store::open(dir.file("old")); REQUIRE(s.has_value()); }
   { auto s = open_store(dir.file("new")); }
-  auto shape = [](detail::Connection& c) {
+  auto shape = [](store::detail::Connection& c) {
     std::vector<std::string> out;
     auto s = c.prepare("SELECT m.name, p.name, p.type, p.\"notnull\", COALESCE(p.dflt_value, ''), p.pk "
                        "FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type IN ('table', 'view') "
@@ -212,20 +212,20 @@ TEST_CASE("migration: version 10 databases gain POP3's columns in version 11, lo
   make_v9(path);
   {
     auto c = raw(path);
-    REQUIRE(detail::migrate(*c, detail::DbKind::Master, "main", 10).ok());
+    REQUIRE(store::detail::migrate(*c, store::detail::DbKind::Master, "main", 10).ok());
     CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "10");
     CHECK_FALSE(c->column_exists("main", "popd", "pop_lock_owner"));
     c->exec("UPDATE users SET user_database = '" + userdb + "' WHERE user_name = 'other'");
   }
   {
-    auto u = detail::Connection::open(userdb, detail::Connection::Mode::Create, 1000);
+    auto u = store::detail::Connection::open(userdb, store::detail::Connection::Mode::Create, 1000);
     REQUIRE(u.has_value());
-    (*u)->exec(detail::v9_install_sql(detail::DbKind::User));
-    REQUIRE(detail::migrate(**u, detail::DbKind::User, "main", 10).ok());
+    (*u)->exec(store::detail::v9_install_sql(store::detail::DbKind::User));
+    REQUIRE(store::detail::migrate(**u, store::detail::DbKind::User, "main", 10).ok());
     (*u)->exec("INSERT INTO mailbox (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, mail_data, mail_uid) "
                "VALUES ('other', 'U1', 'o@x', 'a@b', 'line' || char(10) || 'bare', NULL)");
   }
-  auto store = Store::open(path);
+  auto store = store::Store::open(path);
   REQUIRE_MESSAGE(store.has_value(), store.error().to_string());
   auto c = raw(path);
   CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "11");
@@ -259,7 +259,7 @@ TEST_CASE("migration: version 10 databases gain POP3's columns in version 11, lo
   REQUIRE(problems.has_value());
   CHECK(problems->empty());
   // New mail records its wire size and no legacy unique-id.
-  Delivery d;
+  store::Delivery d;
   d.ident = "new";
   d.envelope_from = "x@y.z";
   d.data = "no final line end";

@@ -1,41 +1,42 @@
-#include <cmail/password.h>
+#include <cmail/store/password.h>
+
 #include <doctest/doctest.h>
 
 using namespace cmail;
 
 TEST_CASE("password: argon2id hashes verify and use fresh salts") {
-  auto a = hash_password("correct horse");
-  auto b = hash_password("correct horse");
+  auto a = store::hash_password("correct horse");
+  auto b = store::hash_password("correct horse");
   REQUIRE(a.has_value());
   REQUIRE(b.has_value());
   CHECK(a->starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
   CHECK(*a != *b);  // random salt
-  CHECK(verify_password(*a, "correct horse"));
-  CHECK_FALSE(verify_password(*a, "correct horsE"));
-  CHECK_FALSE(verify_password(*a, ""));
-  CHECK_FALSE(password_needs_rehash(*a));
-  CHECK(password_needs_rehash(*a, PasswordParams{65536, 3, 1}));
+  CHECK(store::verify_password(*a, "correct horse"));
+  CHECK_FALSE(store::verify_password(*a, "correct horsE"));
+  CHECK_FALSE(store::verify_password(*a, ""));
+  CHECK_FALSE(store::password_needs_rehash(*a));
+  CHECK(store::password_needs_rehash(*a, store::PasswordParams{65536, 3, 1}));
 }
 
 TEST_CASE("password: cmail's legacy salt:sha256hex verifies (spec 4.1 example)") {
   // The spec's verified example: salt piAFN50Roc, password cbdev.
-  std::string stored = legacy_password_hash("piAFN50Roc", "cbdev");
+  std::string stored = store::legacy_password_hash("piAFN50Roc", "cbdev");
   CHECK(stored.starts_with("piAFN50Roc:f04a0cba5a17"));
   CHECK(stored.size() == 10 + 1 + 64);
-  CHECK(verify_password(stored, "cbdev"));
-  CHECK_FALSE(verify_password(stored, "cbdev2"));
-  CHECK(password_needs_rehash(stored));
+  CHECK(store::verify_password(stored, "cbdev"));
+  CHECK_FALSE(store::verify_password(stored, "cbdev2"));
+  CHECK(store::password_needs_rehash(stored));
   // The salt is everything before the first ':' and may be any string (spec 4.1).
-  CHECK(verify_password(legacy_password_hash("cbdev", "x"), "x"));
+  CHECK(store::verify_password(store::legacy_password_hash("cbdev", "x"), "x"));
 }
 
 TEST_CASE("password: malformed stored values never match") {
-  CHECK_FALSE(verify_password("", ""));
-  CHECK_FALSE(verify_password("nocolon", "nocolon"));
-  CHECK_FALSE(verify_password("salt:", ""));
+  CHECK_FALSE(store::verify_password("", ""));
+  CHECK_FALSE(store::verify_password("nocolon", "nocolon"));
+  CHECK_FALSE(store::verify_password("salt:", ""));
   // Uppercase hex is not what cmail wrote, and never matched (spec 4.2 step 3).
-  std::string upper = legacy_password_hash("s", "pw");
+  std::string upper = store::legacy_password_hash("s", "pw");
   for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  CHECK_FALSE(verify_password(upper, "pw"));
-  CHECK_FALSE(verify_password("$argon2id$garbage", "pw"));
+  CHECK_FALSE(store::verify_password(upper, "pw"));
+  CHECK_FALSE(store::verify_password("$argon2id$garbage", "pw"));
 }

@@ -1,11 +1,12 @@
 #include "harness.h"
-#include "schema.h"
+#include "store/schema.h"
 #include "testutil.h"
 
-#include <cmail/directory.h>
-#include <cmail/mailbox.h>
-#include <cmail/message.h>
-#include <cmail/pop3_backend.h>
+#include <cmail/backends/pop3_session.h>
+#include <cmail/mail/fields.h>
+#include <cmail/proto/message.h>
+#include <cmail/store/directory.h>
+#include <cmail/store/mailbox.h>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,8 +27,8 @@ struct FakeLoop {
   std::condition_variable cv;
   std::deque<std::function<void()>> posted;
 
-  Executor executor() {
-    return Executor{[](std::function<void()> fn) { fn(); },
+  proto::Executor executor() {
+    return proto::Executor{[](std::function<void()> fn) { fn(); },
                     [this](std::function<void()> fn) {
                       std::lock_guard lock(mu);
                       posted.push_back(std::move(fn));
@@ -66,11 +67,11 @@ struct FakeLoop {
 // A master database with alice (POP3 enabled), bob (no POP3) and "al", an alias of alice.
 struct Maildrop {
   TempDir dir;
-  std::unique_ptr<Store> store = open_store(dir.file("master.db3"));
+  std::unique_ptr<store::Store> store = open_store(dir.file("master.db3"));
   FakeLoop loop;
 
   Maildrop() {
-    Directory& d = store->directory();
+    store::Directory& d = store->directory();
     REQUIRE(d.add_user("alice", std::string_view("wonderland")).ok());
     REQUIRE(d.add_user("bob", std::string_view("builder")).ok());
     REQUIRE(d.add_user("al", std::string_view("alias-pw")).ok());
@@ -78,25 +79,25 @@ struct Maildrop {
     REQUIRE(d.enable_popd("alice").ok());
   }
   void deliver(const std::string& user, const std::string& data, const std::string& ident = "") {
-    Delivery d;
-    d.ident = ident.empty() ? new_queue_id() : ident;
+    store::Delivery d;
+    d.ident = ident.empty() ? mail::new_queue_id() : ident;
     d.envelope_from = "sender@remote.test";
     d.data = data;
     d.local.push_back({user, user + "@local.test"});
     REQUIRE(store->deliver_sync(d).ok());
   }
-  std::unique_ptr<detail::Connection> db() { return raw(dir.file("master.db3")); }
+  std::unique_ptr<store::detail::Connection> db() { return raw(dir.file("master.db3")); }
 };
 
 // One POP3 connection on the maildrop's store.
 struct Client {
   Maildrop& m;
-  std::unique_ptr<StorePop3Session> session;
+  std::unique_ptr<backends::StorePop3Session> session;
   std::unique_ptr<pop3::Server> server;
   std::string out;
 
   explicit Client(Maildrop& md) : m(md) {
-    session = std::make_unique<StorePop3Session>(*m.store, PeerInfo{"192.0.2.9", 40000, "client.test"},
+    session = std::make_unique<backends::StorePop3Session>(*m.store, proto::PeerInfo{"192.0.2.9", 40000, "client.test"},
                                                  m.loop.executor());
     pop3::ServerOptions o;
     o.hostname = "pop.local.test";
@@ -230,20 +231,20 @@ TEST_CASE("pop3 backend: DELE then QUIT deletes durably before +OK; a dropped se
 TEST_CASE("pop3 backend: a lock whose holder is gone is taken over; a live holder's is not") {
   Maildrop m;
   m.deliver("alice", "Subject: a\r\n\r\nx\r\n");
-  Pop3LockHolder me = Pop3LockHolder::current("s1");
+  backends::Pop3LockHolder me = backends::Pop3LockHolder::current("s1");
   pid_t child = fork();
   if (child == 0) _exit(0);
   waitpid(child, nullptr, 0);  // a process that held the lock and was killed
-  Pop3LockHolder dead = me;
+  backends::Pop3LockHolder dead = me;
   dead.pid = child;
-  Pop3LockHolder reused = me;  // the pid of a live process, with another start time
+  backends::Pop3LockHolder reused = me;  // the pid of a live process, with another start time
   reused.pid = getppid();
   reused.start_time = 1;
-  Pop3LockHolder reboot = me;
+  backends::Pop3LockHolder reboot = me;
   reboot.boot_id = "00000000-0000-0000-0000-000000000000";
-  Pop3LockHolder remote = me;
+  backends::Pop3LockHolder remote = me;
   remote.host = "elsewhere.test";
-  Pop3LockHolder gone_session = me;  // this process, a session that ended without releasing
+  backends::Pop3LockHolder gone_session = me;  // this process, a session that ended without releasing
   gone_session.session = "no-such-session";
 
   struct Case {
@@ -262,7 +263,7 @@ TEST_CASE("pop3 backend: a lock whose holder is gone is taken over; a live holde
   };
   for (const Case& k : cases) {
     CAPTURE(k.what);
-    CHECK(pop3_lock_holder_gone(k.holder) == k.taken);
+    CHECK(backends::pop3_lock_holder_gone(k.holder) == k.taken);
     m.db()->prepare("UPDATE popd SET pop_lock = 1, pop_lock_owner = ?1 WHERE pop_user = 'alice'").bind(1, k.holder).run();
     Client c(m);
     std::string r = c.login("alice", "wonderland");
@@ -284,7 +285,7 @@ TEST_CASE("pop3 backend: a lock whose holder is gone is taken over; a live holde
   // A live session of this process keeps its lock.
   Client a(m);
   a.login("alice", "wonderland");
-  CHECK_FALSE(pop3_lock_holder_gone(m.db()->query_text("SELECT pop_lock_owner FROM popd")));
+  CHECK_FALSE(backends::pop3_lock_holder_gone(m.db()->query_text("SELECT pop_lock_owner FROM popd")));
 }
 
 TEST_CASE("pop3 backend: a user database that cannot be opened: -ERR [SYS/TEMP], lock released") {
@@ -302,9 +303,9 @@ TEST_CASE("pop3 backend: the maildrop spans the master and the user database, as
   Maildrop m;
   m.deliver("alice", "Subject: in the master\r\n\r\nx\r\n");
   {
-    auto c = detail::Connection::open(m.dir.file("alice.db3"), detail::Connection::Mode::Create, 1000);
+    auto c = store::detail::Connection::open(m.dir.file("alice.db3"), store::detail::Connection::Mode::Create, 1000);
     REQUIRE(c.has_value());
-    (*c)->exec(detail::v9_install_sql(detail::DbKind::User));
+    (*c)->exec(store::detail::v9_install_sql(store::detail::DbKind::User));
     // A row as cmail stored it: no final CRLF, a bare LF, UTF-8, its ident the old UIDL.
     (*c)->exec("INSERT INTO mailbox (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, mail_submission, "
                "mail_data) VALUES ('alice', 'A1B2.C3-host', 'alice@x', 'a@b', '1000', 'Subject: old' || char(10) || "
@@ -318,11 +319,11 @@ TEST_CASE("pop3 backend: the maildrop spans the master and the user database, as
   // The legacy row got its UID when the user database was first used: it is message 2.
   std::string list = c.say("LIST\r\nUIDL\r\n", "+OK 3 messages");
   const std::string old = "Subject: old\n\ngrüße";
-  CHECK(list.find("\r\n2 " + std::to_string(wire_size(old)) + "\r\n") != std::string::npos);
-  CHECK(wire_size(old) == old.size() + 4);
+  CHECK(list.find("\r\n2 " + std::to_string(proto::wire_size(old)) + "\r\n") != std::string::npos);
+  CHECK(proto::wire_size(old) == old.size() + 4);
   CHECK(list.find("\r\n2 A1B2.C3-host\r\n") != std::string::npos);  // the UIDL cmail-popd gave it
   std::string retr = c.say("RETR 2\r\n", "+OK");
-  CHECK(retr == "+OK " + std::to_string(wire_size(old)) + " octets\r\nSubject: old\r\n\r\ngrüße\r\n.\r\n");
+  CHECK(retr == "+OK " + std::to_string(proto::wire_size(old)) + " octets\r\nSubject: old\r\n\r\ngrüße\r\n.\r\n");
   CHECK(c.say("DELE 2\r\nDELE 1\r\nQUIT\r\n", "+OK pop").ends_with("(2 messages deleted)\r\n"));
   auto left = m.store->mailboxes().list_messages("alice");
   REQUIRE(left.has_value());
@@ -332,14 +333,14 @@ TEST_CASE("pop3 backend: the maildrop spans the master and the user database, as
 
 TEST_CASE("pop3_listing: unique-ids are unique, stable and never the same for two messages") {
   auto msg = [](std::uint32_t uid, std::optional<std::string> legacy) {
-    MessageInfo m;
+    store::MessageInfo m;
     m.uid = uid;
     m.size = 10;
     m.wire_size = 12;
     m.legacy_uidl = std::move(legacy);
     return m;
   };
-  auto l = pop3_listing(1700000000, {msg(1, "X-1"), msg(2, "X-1"), msg(3, std::nullopt), msg(4, ""),
+  auto l = backends::pop3_listing(1700000000, {msg(1, "X-1"), msg(2, "X-1"), msg(3, std::nullopt), msg(4, ""),
                                      msg(5, "has space"), msg(6, std::string(71, 'a')), msg(7, "1700000000.8"),
                                      msg(8, std::nullopt), msg(9, "ok")});
   std::vector<std::string> uids;

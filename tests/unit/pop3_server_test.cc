@@ -1,7 +1,7 @@
 #include "harness.h"
 
-#include <cmail/message.h>
-#include <cmail/pop3_server.h>
+#include <cmail/pop3/server.h>
+#include <cmail/proto/message.h>
 
 #include <algorithm>
 
@@ -43,7 +43,7 @@ struct RecordingSession : Session {
   }
   std::vector<Listing> listing() const {
     std::vector<Listing> l;
-    for (std::size_t i = 0; i < messages.size(); ++i) l.push_back({wire_size(messages[i]), "uid-" + std::to_string(i + 1)});
+    for (std::size_t i = 0; i < messages.size(); ++i) l.push_back({proto::wire_size(messages[i]), "uid-" + std::to_string(i + 1)});
     return l;
   }
 };
@@ -119,8 +119,8 @@ TEST_CASE("pop3::Server: greeting, CAPA before and after login") {
   feed(s, "user alice\r\npass secret\r\ncapa\r\n");  // keywords are case-insensitive
   CHECK(take_output(s) ==
         "+OK Send PASS\r\n+OK Logged in, maildrop has 4 messages (" +
-        std::to_string(wire_size(session.messages[0]) + wire_size(session.messages[1]) +
-                       wire_size(session.messages[2]) + wire_size(session.messages[3])) +
+        std::to_string(proto::wire_size(session.messages[0]) + proto::wire_size(session.messages[1]) +
+                       proto::wire_size(session.messages[2]) + proto::wire_size(session.messages[3])) +
         " octets)\r\n"
         "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n"
         "IMPLEMENTATION cmail\r\n.\r\n");
@@ -134,14 +134,14 @@ TEST_CASE("pop3::Server: STAT, LIST and UIDL; sizes are the octets RETR sends") 
   Server s(opts(), session);
   login(s);
   std::uint64_t total = 0;
-  for (auto& m : session.messages) total += wire_size(m);
+  for (auto& m : session.messages) total += proto::wire_size(m);
   feed(s, "STAT\r\n");
   CHECK(take_output(s) == "+OK 4 " + std::to_string(total) + "\r\n");
   feed(s, "LIST\r\nUIDL\r\nLIST 2\r\nUIDL 4\r\n");
   std::string expect = "+OK 4 messages (" + std::to_string(total) + " octets)\r\n";
-  for (int i = 0; i < 4; ++i) expect += std::to_string(i + 1) + " " + std::to_string(wire_size(session.messages[i])) + "\r\n";
+  for (int i = 0; i < 4; ++i) expect += std::to_string(i + 1) + " " + std::to_string(proto::wire_size(session.messages[i])) + "\r\n";
   expect += ".\r\n+OK 4 messages (" + std::to_string(total) + " octets)\r\n1 uid-1\r\n2 uid-2\r\n3 uid-3\r\n4 uid-4\r\n.\r\n";
-  expect += "+OK 2 " + std::to_string(wire_size(session.messages[1])) + "\r\n+OK 4 uid-4\r\n";
+  expect += "+OK 2 " + std::to_string(proto::wire_size(session.messages[1])) + "\r\n+OK 4 uid-4\r\n";
   CHECK(take_output(s) == expect);
   // Every message: what RETR sends, unstuffed, is exactly as long as LIST said, with CRLF
   // line ends only (bare LF and bare CR made CRLF; the missing final CRLF added; UTF-8 counted
@@ -150,9 +150,9 @@ TEST_CASE("pop3::Server: STAT, LIST and UIDL; sizes are the octets RETR sends") 
     CAPTURE(i);
     feed(s, "RETR " + std::to_string(i + 1) + "\r\n");
     std::string r = drain(s);
-    CHECK(r.starts_with("+OK " + std::to_string(wire_size(session.messages[i])) + " octets\r\n"));
+    CHECK(r.starts_with("+OK " + std::to_string(proto::wire_size(session.messages[i])) + " octets\r\n"));
     std::string body = unstuff(r);
-    CHECK(body.size() == wire_size(session.messages[i]));
+    CHECK(body.size() == proto::wire_size(session.messages[i]));
     bool crlf_only = true;
     for (std::size_t k = 0; k < body.size(); ++k) {
       if (body[k] == '\n' && (k == 0 || body[k - 1] != '\r')) crlf_only = false;
@@ -160,9 +160,9 @@ TEST_CASE("pop3::Server: STAT, LIST and UIDL; sizes are the octets RETR sends") 
     }
     CHECK(crlf_only);
   }
-  CHECK(wire_size(session.messages[3]) == session.messages[3].size());  // octets, UTF-8 included
-  CHECK(wire_size(session.messages[1]) == session.messages[1].size() + 2);
-  CHECK(wire_size(session.messages[2]) == session.messages[2].size() + 5);  // 4 bare LF, 1 bare CR
+  CHECK(proto::wire_size(session.messages[3]) == session.messages[3].size());  // octets, UTF-8 included
+  CHECK(proto::wire_size(session.messages[1]) == session.messages[1].size() + 2);
+  CHECK(proto::wire_size(session.messages[2]) == session.messages[2].size() + 5);  // 4 bare LF, 1 bare CR
 }
 
 TEST_CASE("pop3::Server: RETR dot-stuffs; TOP sends the header and n body lines") {
@@ -171,7 +171,7 @@ TEST_CASE("pop3::Server: RETR dot-stuffs; TOP sends the header and n body lines"
   Server s(opts(), session);
   login(s);
   feed(s, "RETR 2\r\n");
-  CHECK(take_output(s) == "+OK " + std::to_string(wire_size(session.messages[1])) +
+  CHECK(take_output(s) == "+OK " + std::to_string(proto::wire_size(session.messages[1])) +
                               " octets\r\nSubject: two\r\n\r\n..leading dot\r\n...two dots\r\n..\r\nend\r\n.\r\n");
   feed(s, "TOP 2 1\r\nTOP 1 0\r\nTOP 3 10\r\n");
   CHECK(take_output(s) ==
@@ -191,11 +191,11 @@ TEST_CASE("pop3::Server: DELE hides messages; the deletions happen at QUIT, +OK 
   Server s(opts(), session);
   login(s);
   feed(s, "DELE 2\r\nDELE 2\r\nSTAT\r\nLIST\r\nUIDL\r\nRETR 2\r\nLIST 2\r\nTOP 2 0\r\n");
-  std::uint64_t rest = wire_size(session.messages[0]) + wire_size(session.messages[2]) + wire_size(session.messages[3]);
+  std::uint64_t rest = proto::wire_size(session.messages[0]) + proto::wire_size(session.messages[2]) + proto::wire_size(session.messages[3]);
   CHECK(take_output(s) ==
         "+OK Message 2 deleted\r\n-ERR Message 2 is already deleted\r\n+OK 3 " + std::to_string(rest) + "\r\n"
-        "+OK 3 messages (" + std::to_string(rest) + " octets)\r\n1 " + std::to_string(wire_size(session.messages[0])) +
-        "\r\n3 " + std::to_string(wire_size(session.messages[2])) + "\r\n4 " + std::to_string(wire_size(session.messages[3])) +
+        "+OK 3 messages (" + std::to_string(rest) + " octets)\r\n1 " + std::to_string(proto::wire_size(session.messages[0])) +
+        "\r\n3 " + std::to_string(proto::wire_size(session.messages[2])) + "\r\n4 " + std::to_string(proto::wire_size(session.messages[3])) +
         "\r\n.\r\n+OK 3 messages (" + std::to_string(rest) + " octets)\r\n1 uid-1\r\n3 uid-3\r\n4 uid-4\r\n.\r\n"
         "-ERR Message 2 is deleted\r\n-ERR Message 2 is deleted\r\n-ERR Message 2 is deleted\r\n");
   feed(s, "RSET\r\nDELE 1\r\nDELE 4\r\n");
@@ -209,7 +209,7 @@ TEST_CASE("pop3::Server: DELE hides messages; the deletions happen at QUIT, +OK 
   CHECK(session.calls.back() == "UPDATE 0 3");
   REQUIRE(s.complete(Verdict::accept()).ok());
   CHECK(take_output(s) == "+OK pop.test POP3 server signing off (2 messages deleted)\r\n");  // NOOP never answered
-  expect_event<Close>(s);
+  expect_event<proto::Close>(s);
 }
 
 TEST_CASE("pop3::Server: a session that ends without QUIT deletes nothing") {
@@ -228,7 +228,7 @@ TEST_CASE("pop3::Server: a session that ends without QUIT deletes nothing") {
     }
     if (how == 2) feed(s, "QUI");  // cut off in the middle of QUIT
     if (how == 2) s.receive_eof();
-    expect_event<Close>(s);
+    expect_event<proto::Close>(s);
     CHECK(std::none_of(session.calls.begin(), session.calls.end(), [](auto& c) { return c.starts_with("UPDATE"); }));
   }
 }
@@ -240,7 +240,7 @@ TEST_CASE("pop3::Server: a failed update says so and keeps every message") {
   login(s);
   feed(s, "DELE 1\r\nQUIT\r\n");
   CHECK(take_output(s) == "+OK Message 1 deleted\r\n-ERR [SYS/TEMP] Some deleted messages not removed, try again later\r\n");
-  expect_event<Close>(s);
+  expect_event<proto::Close>(s);
 }
 
 TEST_CASE("pop3::Server: QUIT before login, and commands in the wrong state") {
@@ -260,7 +260,7 @@ TEST_CASE("pop3::Server: QUIT before login, and commands in the wrong state") {
   take_output(q);
   feed(q, "QUIT\r\n");
   CHECK(take_output(q) == "+OK pop.test POP3 server signing off\r\n");
-  expect_event<Close>(q);
+  expect_event<proto::Close>(q);
   CHECK(other.calls.empty());
 }
 
@@ -276,11 +276,11 @@ TEST_CASE("pop3::Server: pipelined commands wait behind pending verdicts, replie
   CHECK(s.wants_read());  // pipelined input may wait, within a bound
   REQUIRE(s.complete(Verdict::maildrop(session.listing())).ok());
   CHECK(take_output(s) == "+OK Logged in, maildrop has 4 messages (" +
-                              std::to_string(wire_size(session.messages[0]) + wire_size(session.messages[1]) +
-                                             wire_size(session.messages[2]) + wire_size(session.messages[3])) +
+                              std::to_string(proto::wire_size(session.messages[0]) + proto::wire_size(session.messages[1]) +
+                                             proto::wire_size(session.messages[2]) + proto::wire_size(session.messages[3])) +
                               " octets)\r\n+OK 4 " +
-                              std::to_string(wire_size(session.messages[0]) + wire_size(session.messages[1]) +
-                                             wire_size(session.messages[2]) + wire_size(session.messages[3])) +
+                              std::to_string(proto::wire_size(session.messages[0]) + proto::wire_size(session.messages[1]) +
+                                             proto::wire_size(session.messages[2]) + proto::wire_size(session.messages[3])) +
                               "\r\n");
   CHECK(session.calls.back() == "RETR 0");
   REQUIRE(s.complete(Verdict::message(session.messages[0])).ok());
@@ -308,7 +308,7 @@ TEST_CASE("pop3::Server: a 20 MiB message streams with bounded output, pipelined
   CHECK(most <= 256 * 1024);  // encoded as it is consumed, not all at once
   REQUIRE(got.ends_with(".\r\n+OK 2 21\r\n"));
   std::string body = unstuff(got.substr(0, got.size() - std::string("+OK 2 21\r\n").size()));
-  CHECK(body.size() == wire_size(big));
+  CHECK(body.size() == proto::wire_size(big));
   CHECK(body == big);
 }
 
@@ -325,8 +325,8 @@ TEST_CASE("pop3::Server: AUTH PLAIN and LOGIN (RFC 5034), cancel, bad data") {
         "+ \r\n-ERR Invalid base64 data\r\n");
   feed(s, "AUTH LOGIN\r\n" + sasl::base64_encode("alice") + "\r\n" + sasl::base64_encode("secret") + "\r\n");
   CHECK(take_output(s) == "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n+OK Logged in, maildrop has 4 messages (" +
-                              std::to_string(wire_size(session.messages[0]) + wire_size(session.messages[1]) +
-                                             wire_size(session.messages[2]) + wire_size(session.messages[3])) +
+                              std::to_string(proto::wire_size(session.messages[0]) + proto::wire_size(session.messages[1]) +
+                                             proto::wire_size(session.messages[2]) + proto::wire_size(session.messages[3])) +
                               " octets)\r\n");
   CHECK(session.calls == std::vector<std::string>{"LOGIN /alice/secret"});
 
@@ -352,7 +352,7 @@ TEST_CASE("pop3::Server: failed logins are limited per connection; response code
   CHECK(take_output(s) == "+OK Send PASS\r\n-ERR [IN-USE] Maildrop is locked by another session\r\n");
   feed(s, "AUTH PLAIN =\r\nUSER alice\r\n");  // "=": an empty response, a malformed PLAIN message
   CHECK(take_output(s) == "-ERR [AUTH] Authentication failed\r\n");  // the third failure: closed
-  expect_event<Close>(s);
+  expect_event<proto::Close>(s);
   CHECK(s.state() == Server::State::Closed);
 
   RecordingSession broken = with_mail();
@@ -382,7 +382,7 @@ TEST_CASE("pop3::Server: tlsrequire keeps USER, PASS and AUTH inside TLS") {
   CHECK(session.calls.empty());
   feed(s, "STLS\r\n");
   CHECK(take_output(s) == "+OK Begin TLS negotiation\r\n");
-  expect_event<StartTls>(s);
+  expect_event<proto::StartTls>(s);
   s.tls_established({"TLSv1.2", "X", 256});
   feed(s, "CAPA\r\nUSER alice\r\nPASS secret\r\n");
   std::string out = take_output(s);
@@ -409,7 +409,7 @@ TEST_CASE("pop3::Server: STLS hands trailing bytes to TLS and forgets a USER giv
   CHECK(take_output(s) == "+OK Send PASS\r\n+OK Begin TLS negotiation\r\n");
   // The bytes that came with STLS belong to TLS (byte-wise feeding delivers them after the
   // event was queued, when the transport owns them).
-  auto trailing = expect_event<StartTls>(s).trailing;
+  auto trailing = expect_event<proto::StartTls>(s).trailing;
   if (current_split() == Split::Whole) CHECK(trailing == "PASS secret\r\n");
   CHECK(session.calls.empty());
   CHECK_FALSE(s.wants_read());
@@ -441,7 +441,7 @@ TEST_CASE("pop3::Server: long lines and too many errors") {
   for (int i = 0; i < 8; ++i) feed(s, "BOGUS\r\n");
   std::string last = take_output(s);
   CHECK(last.ends_with("-ERR Unknown command\r\n-ERR Too many errors, closing connection\r\n"));
-  expect_event<Close>(s);
+  expect_event<proto::Close>(s);
   CHECK(s.timeout() == std::chrono::minutes(10));  // RFC 1939 3: at least 10 minutes
 }
 
@@ -463,19 +463,19 @@ TEST_CASE("pop3::top_part and the message codec") {
     CAPTURE(c.message);
     CHECK(top_part(c.message, c.lines) == c.top);
   }
-  CHECK(dot_stuffed("") == ".\r\n");
-  CHECK(dot_stuffed(".") == "..\r\n.\r\n");
-  CHECK(dot_stuffed("a\nb\r\rc\r\n.d") == "a\r\nb\r\n\r\nc\r\n..d\r\n.\r\n");
-  CHECK(wire_size("a\nb\r\rc\r\n.d") == std::string("a\r\nb\r\n\r\nc\r\n.d\r\n").size());
+  CHECK(proto::dot_stuffed("") == ".\r\n");
+  CHECK(proto::dot_stuffed(".") == "..\r\n.\r\n");
+  CHECK(proto::dot_stuffed("a\nb\r\rc\r\n.d") == "a\r\nb\r\n\r\nc\r\n..d\r\n.\r\n");
+  CHECK(proto::wire_size("a\nb\r\rc\r\n.d") == std::string("a\r\nb\r\n\r\nc\r\n.d\r\n").size());
   // Encoding in small pieces gives the same bytes as at once.
   std::string m = "x\r\n.y\rz\n\n.\r\n" + std::string(300, 'q') + "\r";
   for (std::size_t budget : {1u, 2u, 3u, 7u, 64u}) {
     CAPTURE(budget);
-    DotStuffer d(m);
+    proto::DotStuffer d(m);
     std::string out;
     while (d.encode(out, budget)) {
     }
-    CHECK(out == dot_stuffed(m));
+    CHECK(out == proto::dot_stuffed(m));
     CHECK(d.done());
   }
 }

@@ -1,4 +1,5 @@
-#include <cmail/config.h>
+#include "daemon/config.h"
+
 #include <doctest/doctest.h>
 
 using namespace cmail;
@@ -16,7 +17,7 @@ user cmail
 group cmail
 database /etc/cmail/databases/master.db3
 )";
-  auto c = config::parse_popd(text, "popd.conf");
+  auto c = daemon::config::parse_popd(text, "popd.conf");
   REQUIRE_MESSAGE(c.has_value(), c.error().to_string());
   CHECK(c->common.verbosity == 3);
   CHECK(c->common.pidfile == "/var/run/cmail-popd.pid");
@@ -31,7 +32,7 @@ database /etc/cmail/databases/master.db3
   CHECK(c->listeners[4].cert.empty());
   CHECK(c->listeners[4].timeout == 0);
   CHECK(c->listeners[4].max_per_address == 50);
-  auto ext = config::parse_popd("database /x\nbind ::1 0 timeout=30 maxperip=200\n", "e");
+  auto ext = daemon::config::parse_popd("database /x\nbind ::1 0 timeout=30 maxperip=200\n", "e");
   REQUIRE(ext.has_value());
   CHECK(ext->listeners[0].timeout == 30);
   CHECK(ext->listeners[0].max_per_address == 200);
@@ -58,9 +59,9 @@ TEST_CASE("config: popd mistakes are reported with file and line") {
   };
   for (const Case& k : cases) {
     CAPTURE(k.text);
-    auto r = config::parse_popd(k.text, "p.conf");
+    auto r = daemon::config::parse_popd(k.text, "p.conf");
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().message().find(k.error) == 0);
   }
-  CHECK_FALSE(config::load_popd("/nonexistent/popd.conf").has_value());
+  CHECK_FALSE(daemon::config::load_popd("/nonexistent/popd.conf").has_value());
 }

@@ -1,8 +1,8 @@
 #include "testutil.h"
 
-#include <cmail/directory.h>
-#include <cmail/queue.h>
-#include <cmail/store.h>
+#include <cmail/store/directory.h>
+#include <cmail/store/queue.h>
+#include <cmail/store/store.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -13,8 +13,8 @@ using namespace cmail::test;
 
 namespace {
 
-void enqueue(Store& s, const std::string& ident, int recipients) {
-  Delivery d;
+void enqueue(store::Store& s, const std::string& ident, int recipients) {
+  store::Delivery d;
   d.ident = ident;
   d.envelope_from = "from@local.test";
   d.data = "Subject: q\r\n\r\nbody";
@@ -101,12 +101,12 @@ TEST_CASE("queue: settle applies a whole attempt in one commit; given-up entries
   enqueue(*s, "Q3", 4);
   auto leased = s->queue().lease_due("A", 100, 10, 60);
   REQUIRE(leased->size() == 4);
-  std::vector<QueueOutcome> outcomes = {
-      {(*leased)[0].id, QueueOutcome::Kind::Delivered, "", false, 0},
-      {(*leased)[1].id, QueueOutcome::Kind::Failed, "451 4.3.0 later (from mx.test)", false, 500},
-      {(*leased)[2].id, QueueOutcome::Kind::Failed, "550 5.1.1 no (from mx.test)", true, 0},
-      {(*leased)[3].id, QueueOutcome::Kind::Released, "", false, 0},
-      {99999, QueueOutcome::Kind::Delivered, "", false, 0},  // gone: skipped, not an error
+  std::vector<store::QueueOutcome> outcomes = {
+      {(*leased)[0].id, store::QueueOutcome::Kind::Delivered, "", false, 0},
+      {(*leased)[1].id, store::QueueOutcome::Kind::Failed, "451 4.3.0 later (from mx.test)", false, 500},
+      {(*leased)[2].id, store::QueueOutcome::Kind::Failed, "550 5.1.1 no (from mx.test)", true, 0},
+      {(*leased)[3].id, store::QueueOutcome::Kind::Released, "", false, 0},
+      {99999, store::QueueOutcome::Kind::Delivered, "", false, 0},  // gone: skipped, not an error
   };
   std::promise<Status> p;
   s->queue().settle(outcomes, "A", [&](Status st) { p.set_value(st); });
@@ -150,7 +150,7 @@ TEST_CASE("queue: a bounce replaces the entries it reports on, or nothing happen
   enqueue(*s, "Q4", 2);
   auto leased = s->queue().lease_due("A", 100, 1, 60);
   REQUIRE(leased->size() == 1);
-  Delivery bounce;
+  store::Delivery bounce;
   bounce.ident = "B1";
   bounce.data = "bounce";
   bounce.queued.push_back({std::nullopt, "from@local.test", {}});
@@ -176,7 +176,7 @@ TEST_CASE("queue: writes that make entries due touch the notify file") {
   enqueue(*s, "Q5", 1);
   CHECK(std::filesystem::exists(notify));
   std::filesystem::remove(notify);
-  Delivery local;  // a local-only delivery does not
+  store::Delivery local;  // a local-only delivery does not
   local.ident = "L1";
   local.envelope_from = "x@y";
   local.data = "x";

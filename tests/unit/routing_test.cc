@@ -1,10 +1,10 @@
 #include "testutil.h"
 
-#include <cmail/routing.h>
+#include <cmail/store/routing.h>
 
 using namespace cmail;
 using namespace cmail::test;
-using cmail::routing::Recipient;
+using cmail::store::routing::Recipient;
 
 namespace {
 
@@ -16,27 +16,27 @@ smtp::Path P(const std::string& text) {
 
 struct Fixture {
   TempDir dir;
-  std::unique_ptr<Store> store = open_store(dir.file("m"));
-  Directory& d = store->directory();
+  std::unique_ptr<store::Store> store = open_store(dir.file("m"));
+  store::Directory& d = store->directory();
 
-  routing::Sender sender(const std::optional<std::string>& user, const std::string& from) {
-    auto r = routing::check_sender(d, user, P(from));
+  store::routing::Sender sender(const std::optional<std::string>& user, const std::string& from) {
+    auto r = store::routing::check_sender(d, user, P(from));
     REQUIRE(r.has_value());
-    REQUIRE_MESSAGE(std::holds_alternative<routing::Sender>(*r), std::get<smtp::Reply>(*r).summary());
-    return std::get<routing::Sender>(*r);
+    REQUIRE_MESSAGE(std::holds_alternative<store::routing::Sender>(*r), std::get<smtp::Reply>(*r).summary());
+    return std::get<store::routing::Sender>(*r);
   }
   std::string refusal(const std::optional<std::string>& user, const std::string& from) {
-    auto r = routing::check_sender(d, user, P(from));
+    auto r = store::routing::check_sender(d, user, P(from));
     REQUIRE(r.has_value());
-    if (std::holds_alternative<routing::Sender>(*r)) return "accepted";
+    if (std::holds_alternative<store::routing::Sender>(*r)) return "accepted";
     return std::get<smtp::Reply>(*r).summary();
   }
-  std::variant<Recipient, smtp::Reply> rcpt(const routing::Sender& s, const std::string& to) {
-    auto r = routing::route_recipient(d, s, P(to), {});
+  std::variant<Recipient, smtp::Reply> rcpt(const store::routing::Sender& s, const std::string& to) {
+    auto r = store::routing::route_recipient(d, s, P(to), {});
     REQUIRE(r.has_value());
     return *r;
   }
-  std::string rcpt_reply(const routing::Sender& s, const std::string& to) {
+  std::string rcpt_reply(const store::routing::Sender& s, const std::string& to) {
     auto r = rcpt(s, to);
     if (auto* rep = std::get_if<smtp::Reply>(&r)) return rep->summary();
     return "accepted";
@@ -151,8 +151,8 @@ TEST_CASE("routing: authenticated senders and their outbound routers") {
 
   // plan_delivery turns the plans into one Delivery.
   std::vector<Recipient> rs = {local, handed, std::get<Recipient>(f.rcpt(dave, "<y@remote.test>"))};
-  Delivery d;
-  routing::plan_delivery(carol, rs, d);
+  store::Delivery d;
+  store::routing::plan_delivery(carol, rs, d);
   REQUIRE(d.local.size() == 1);
   CHECK(d.local[0].user == "bob");
   REQUIRE(d.queued.size() == 1);
@@ -161,10 +161,10 @@ TEST_CASE("routing: authenticated senders and their outbound routers") {
 }
 
 TEST_CASE("routing: redirect placeholders (spec 6.2), (from-domain) without '@'") {
-  CHECK(routing::expand_redirect("(from-local)-(from-domain)-(to-local)@(to-domain)", P("<reject@frob.narf>"), P("<foo@bar.baz>")) ==
+  CHECK(store::routing::expand_redirect("(from-local)-(from-domain)-(to-local)@(to-domain)", P("<reject@frob.narf>"), P("<foo@bar.baz>")) ==
         "reject-frob.narf-foo@bar.baz");
-  CHECK(routing::expand_redirect("(from-local)-(from-domain)-(to-local)-(to-domain)", P("<>"), P("<Postmaster>")) ==
+  CHECK(store::routing::expand_redirect("(from-local)-(from-domain)-(to-local)-(to-domain)", P("<>"), P("<Postmaster>")) ==
         "--Postmaster-");
-  CHECK(routing::expand_redirect("(from-domain)", P("<a@b.c>"), P("<Postmaster>")) == "b.c");
-  CHECK(routing::expand_redirect("(to-local)(to-local)", P("<>"), P("<x@y.test>")) == "xx");
+  CHECK(store::routing::expand_redirect("(from-domain)", P("<a@b.c>"), P("<Postmaster>")) == "b.c");
+  CHECK(store::routing::expand_redirect("(to-local)(to-local)", P("<>"), P("<x@y.test>")) == "xx");
 }

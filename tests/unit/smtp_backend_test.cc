@@ -1,9 +1,9 @@
 #include "harness.h"
 #include "testutil.h"
 
-#include <cmail/backends.h>
-#include <cmail/directory.h>
-#include <cmail/queue.h>
+#include <cmail/backends/smtp_session.h>
+#include <cmail/store/directory.h>
+#include <cmail/store/queue.h>
 
 #include <condition_variable>
 #include <deque>
@@ -21,8 +21,8 @@ struct FakeLoop {
   std::condition_variable cv;
   std::deque<std::function<void()>> posted;
 
-  Executor executor() {
-    return Executor{[](std::function<void()> fn) { fn(); },
+  proto::Executor executor() {
+    return proto::Executor{[](std::function<void()> fn) { fn(); },
                     [this](std::function<void()> fn) {
                       std::lock_guard lock(mu);
                       posted.push_back(std::move(fn));
@@ -48,22 +48,22 @@ struct FakeLoop {
 
 struct Conversation {
   TempDir dir;
-  std::unique_ptr<Store> store = open_store(dir.file("master.db3"));
+  std::unique_ptr<store::Store> store = open_store(dir.file("master.db3"));
   FakeLoop loop;
-  std::unique_ptr<StoreSmtpSession> session;
+  std::unique_ptr<backends::StoreSmtpSession> session;
   std::unique_ptr<smtp::Server> server;
   std::string out;
 
   explicit Conversation(smtp::ServerOptions o = {}) {
-    Directory& d = store->directory();
+    store::Directory& d = store->directory();
     REQUIRE(d.add_user("alice", std::string_view("wonderland")).ok());
     REQUIRE(d.add_user("bob", std::nullopt).ok());
     REQUIRE(d.add_address("alice@local.test", "store", std::string_view("alice"), std::nullopt).has_value());
     REQUIRE(d.add_address("bob@local.test", "store", std::string_view("bob"), std::nullopt).has_value());
     REQUIRE(d.enable_smtpd("alice", std::string_view("any"), std::nullopt).ok());
     o.hostname = "mx.local.test";
-    session = std::make_unique<StoreSmtpSession>(*store, SmtpBackendOptions{"mx.local.test", false},
-                                                 PeerInfo{"192.0.2.9", 40000, "client.remote.test"},
+    session = std::make_unique<backends::StoreSmtpSession>(*store, backends::SmtpBackendOptions{"mx.local.test", false},
+                                                 proto::PeerInfo{"192.0.2.9", 40000, "client.remote.test"},
                                                  loop.executor());
     server = std::make_unique<smtp::Server>(o, *session);
     session->set_completion([this](smtp::Verdict v) { REQUIRE(server->complete(std::move(v)).ok()); });
@@ -79,7 +79,7 @@ struct Conversation {
     });
     return out;
   }
-  std::unique_ptr<detail::Connection> db() { return raw(dir.file("master.db3")); }
+  std::unique_ptr<store::detail::Connection> db() { return raw(dir.file("master.db3")); }
 };
 
 }  // namespace

@@ -1,7 +1,7 @@
 #include "harness.h"
 
-#include <cmail/smtp_client.h>
-#include <cmail/smtp_server.h>
+#include <cmail/smtp/client.h>
+#include <cmail/smtp/server.h>
 
 #include <algorithm>
 
@@ -67,12 +67,12 @@ struct LoopbackPair {
         moved = true;
       }
       while (auto e = server.next_event()) {
-        if (std::holds_alternative<StartTls>(*e)) server_tls = true;
-        if (std::holds_alternative<Close>(*e)) closed = true;
+        if (std::holds_alternative<proto::StartTls>(*e)) server_tls = true;
+        if (std::holds_alternative<proto::Close>(*e)) closed = true;
       }
       while (auto e = client.next_event()) {
-        if (std::holds_alternative<StartTls>(*e)) client_tls = true;
-        if (std::holds_alternative<Close>(*e)) closed = true;
+        if (std::holds_alternative<proto::StartTls>(*e)) client_tls = true;
+        if (std::holds_alternative<proto::Close>(*e)) closed = true;
       }
       while (auto e = client.next_client_event()) events.push_back(*e);
       if (server_tls && client_tls) {  // the "handshake"

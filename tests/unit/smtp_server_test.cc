@@ -1,6 +1,6 @@
 #include "harness.h"
 
-#include <cmail/smtp_server.h>
+#include <cmail/smtp/server.h>
 
 #include <algorithm>
 #include <set>
@@ -98,7 +98,7 @@ TEST_CASE("smtp::Server: a pipelined transaction, replies in order, dot-unstuffe
   CHECK(session.data == "Subject: x\r\n\r\n.leading dot\r\n");
   CHECK(session.calls == std::vector<std::string>{"HELO client.test", "MAIL a@remote.test",
                                                   "RCPT b@local.test", "RCPT c@local.test", "END ESMTP"});
-  expect_event<Close>(s);
+  expect_event<proto::Close>(s);
   CHECK(s.state() == Server::State::Closed);
 }
 
@@ -129,7 +129,7 @@ TEST_CASE("smtp::Server: STARTTLS hands trailing bytes to TLS, not the parser") 
   std::string trailing;
   // Byte-wise feeding delivers the trailing bytes after the event was queued; they are
   // dropped then (receive() ignores input while TLS is pending): the transport owns them.
-  auto ev = expect_event<StartTls>(s);
+  auto ev = expect_event<proto::StartTls>(s);
   trailing = ev.trailing;
   if (current_split() == Split::Whole) CHECK(trailing == "MAIL FROM:<evil@x.test>\r\n");
   CHECK_FALSE(s.wants_read());
@@ -213,7 +213,7 @@ TEST_CASE("smtp::Server: errors end an abusive session") {
   std::string out = take_output(s);
   CHECK(std::count(out.begin(), out.end(), '\n') == 11);
   CHECK(out.ends_with("421 4.7.0 mx.test Too many errors, closing connection\r\n"));
-  expect_event<Close>(s);
+  expect_event<proto::Close>(s);
   CHECK(out.find("250 2.0.0 OK") == std::string::npos);  // nothing after the close
 }
 
@@ -285,7 +285,7 @@ TEST_CASE("smtp::Server: repeated authentication failures close the connection")
   feed(s, bad + bad + bad);
   std::string out = take_output(s);
   CHECK(out.ends_with("421 4.7.0 mx.test Too many authentication failures\r\n"));
-  expect_event<Close>(s);
+  expect_event<proto::Close>(s);
 }
 
 TEST_CASE("smtp::Server: BDAT chunks, binary content and LAST") {
@@ -339,7 +339,7 @@ TEST_CASE("smtp::Server: QUIT, timeouts and a vanished client") {
     take_output(s);
     feed(s, "QUIT\r\n");
     CHECK(take_output(s) == "221 2.0.0 mx.test closing connection\r\n");
-    expect_event<Close>(s);
+    expect_event<proto::Close>(s);
   }
   SUBCASE("a timeout in DATA drops the transaction") {
     RecordingSession session;
@@ -350,7 +350,7 @@ TEST_CASE("smtp::Server: QUIT, timeouts and a vanished client") {
     CHECK(s.timeout() == std::chrono::minutes(3));
     s.timed_out();
     CHECK(take_output(s) == "421 4.4.2 mx.test Timeout exceeded, closing connection\r\n");
-    expect_event<Close>(s);
+    expect_event<proto::Close>(s);
     CHECK(session.calls.back() == "RESET");
   }
   SUBCASE("EOF in the middle of DATA stores nothing") {
@@ -359,7 +359,7 @@ TEST_CASE("smtp::Server: QUIT, timeouts and a vanished client") {
     greeted(s);
     feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\nhalf a message\r\n");
     s.receive_eof();
-    expect_event<Close>(s);
+    expect_event<proto::Close>(s);
     CHECK(session.calls.back() == "RESET");
     CHECK(std::count(session.calls.begin(), session.calls.end(), "END ESMTP") == 0);
   }

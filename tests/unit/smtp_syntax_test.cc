@@ -1,5 +1,7 @@
-#include <cmail/sasl.h>
-#include <cmail/smtp.h>
+#include <cmail/proto/sasl.h>
+
+#include <cmail/smtp/syntax.h>
+
 #include <doctest/doctest.h>
 
 using namespace cmail;

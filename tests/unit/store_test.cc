@@ -1,9 +1,9 @@
-#include "schema.h"
+#include "store/schema.h"
 #include "testutil.h"
 
-#include <cmail/mailbox.h>
-#include <cmail/queue.h>
-#include <cmail/store.h>
+#include <cmail/store/mailbox.h>
+#include <cmail/store/queue.h>
+#include <cmail/store/store.h>
 
 #include <sys/stat.h>
 
@@ -12,8 +12,8 @@ using namespace cmail::test;
 
 namespace {
 
-Delivery message_for(std::vector<std::string> users, std::string ident = "id1") {
-  Delivery d;
+store::Delivery message_for(std::vector<std::string> users, std::string ident = "id1") {
+  store::Delivery d;
   d.ident = ident;
   d.envelope_from = "sender@remote.test";
   d.submitter = "client.remote.test";
@@ -35,18 +35,18 @@ void add_user(const std::string& path, const std::string& name, const char* user
 
 TEST_CASE("store: a missing file is refused unless asked to create it") {
   TempDir dir;
-  auto r = Store::open(dir.file("master.db3"));
+  auto r = store::Store::open(dir.file("master.db3"));
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().is_not_found());
   CHECK_FALSE(std::filesystem::exists(dir.file("master.db3")));
 
   auto s = open_store(dir.file("master.db3"));
-  CHECK(s->schema_version() == Store::current_schema_version());
+  CHECK(s->schema_version() == store::Store::current_schema_version());
   auto c = raw(dir.file("master.db3"));
   CHECK(c->query_text("PRAGMA journal_mode") == "wal");
   CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") ==
-        std::to_string(Store::current_schema_version()));
-  CHECK(Store::create(dir.file("master.db3")).code() == Status::Code::AlreadyExists);
+        std::to_string(store::Store::current_schema_version()));
+  CHECK(store::Store::create(dir.file("master.db3")).code() == Status::Code::AlreadyExists);
 }
 
 TEST_CASE("store: files that are not cmail databases are refused and left untouched") {
@@ -55,17 +55,17 @@ TEST_CASE("store: files that are not cmail databases are refused and left untouc
     write_file(dir.file("x"), "this is not a database at all, just text\n");
   }
   SUBCASE("an SQLite database of another program") {
-    auto c = detail::Connection::open(dir.file("x"), detail::Connection::Mode::Create, 1000);
+    auto c = store::detail::Connection::open(dir.file("x"), store::detail::Connection::Mode::Create, 1000);
     REQUIRE(c.has_value());
     (*c)->exec("CREATE TABLE t (a); INSERT INTO t VALUES (1)");
   }
   SUBCASE("a cmail user database") {
-    auto c = detail::Connection::open(dir.file("x"), detail::Connection::Mode::Create, 1000);
+    auto c = store::detail::Connection::open(dir.file("x"), store::detail::Connection::Mode::Create, 1000);
     REQUIRE(c.has_value());
-    (*c)->exec(detail::v9_install_sql(detail::DbKind::User));
+    (*c)->exec(store::detail::v9_install_sql(store::detail::DbKind::User));
   }
   std::string before = read_file(dir.file("x"));
-  auto r = Store::open(dir.file("x"));
+  auto r = store::Store::open(dir.file("x"));
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().code() == Status::Code::Corruption);
   CHECK(read_file(dir.file("x")) == before);
@@ -81,7 +81,7 @@ TEST_CASE("store: a schema newer than this build is refused and left untouched")
     c->exec("PRAGMA journal_mode = DELETE");
   }
   std::string before = read_file(dir.file("m"));
-  auto r = Store::open(dir.file("m"));
+  auto r = store::Store::open(dir.file("m"));
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().code() == Status::Code::Unsupported);
   CHECK(r.error().message().find("newer") != std::string::npos);
@@ -92,9 +92,9 @@ TEST_CASE("store: read-only open serves reads and refuses writes") {
   TempDir dir;
   { open_store(dir.file("m")); }
   add_user(dir.file("m"), "alice");
-  StoreOptions o;
+  store::StoreOptions o;
   o.read_only = true;
-  auto s = Store::open(dir.file("m"), o);
+  auto s = store::Store::open(dir.file("m"), o);
   REQUIRE(s.has_value());
   auto st = (*s)->deliver_sync(message_for({"alice"}));
   CHECK(st.code() == Status::Code::ReadOnly);
@@ -108,7 +108,7 @@ TEST_CASE("store: deliver stores every copy and queue entry in one transaction")
   auto s = open_store(dir.file("m"));
   add_user(dir.file("m"), "alice");
   add_user(dir.file("m"), "bob");
-  Delivery d = message_for({"alice", "bob", "alice"});
+  store::Delivery d = message_for({"alice", "bob", "alice"});
   d.queued.push_back({std::nullopt, "far@remote.test", {"SUCCESS,FAILURE", "rfc822;far@remote.test"}});
   d.queued.push_back({std::string("smarthost:25"), "other@remote.test", {}});
   d.dsn_ret = "HDRS";
@@ -146,7 +146,7 @@ TEST_CASE("store: a delivery that fails for one recipient stores nothing at all"
   TempDir dir;
   auto s = open_store(dir.file("m"));
   add_user(dir.file("m"), "alice");
-  Delivery d = message_for({"alice", "nosuchuser"});
+  store::Delivery d = message_for({"alice", "nosuchuser"});
   d.queued.push_back({std::nullopt, "far@remote.test", {}});
   Status st = s->deliver_sync(d);
   CHECK(st.code() == Status::Code::Constraint);
@@ -165,9 +165,9 @@ TEST_CASE("store: per-user databases receive their users' mail, with master fall
   auto s = open_store(dir.file("m"));
   // A version-9 user database, as cmail's install_user.sql makes it.
   {
-    auto c = detail::Connection::open(dir.file("carol.db3"), detail::Connection::Mode::Create, 1000);
+    auto c = store::detail::Connection::open(dir.file("carol.db3"), store::detail::Connection::Mode::Create, 1000);
     REQUIRE(c.has_value());
-    (*c)->exec(detail::v9_install_sql(detail::DbKind::User));
+    (*c)->exec(store::detail::v9_install_sql(store::detail::DbKind::User));
     (*c)->exec("INSERT INTO mailbox (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, "
                "mail_submission, mail_data) VALUES ('carol', 'old1', 'carol@x', 'a@b', '1000', 'old mail')");
   }
@@ -180,7 +180,7 @@ TEST_CASE("store: per-user databases receive their users' mail, with master fall
   // carol's copy went to her database (upgraded to the current schema), dave's (missing file)
   // fell back to the master mailbox as cmail did; no file was created for dave.
   CHECK(count(*user, "SELECT COUNT(*) FROM mailbox WHERE mail_user = 'carol'") == 2);
-  CHECK(count(*user, "SELECT value FROM meta WHERE key = 'schema_version'") == Store::current_schema_version());
+  CHECK(count(*user, "SELECT value FROM meta WHERE key = 'schema_version'") == store::Store::current_schema_version());
   CHECK(count(*master, "SELECT COUNT(*) FROM mailbox WHERE mail_user = 'carol'") == 0);
   CHECK(count(*master, "SELECT COUNT(*) FROM mailbox WHERE mail_user = 'dave'") == 1);
   CHECK_FALSE(std::filesystem::exists(dir.file("missing.db3")));
@@ -212,13 +212,13 @@ TEST_CASE("store: flags, modseq and mail_read move together; expunge is logged")
   REQUIRE(msgs.has_value());
   REQUIRE(msgs->size() == 2);
   auto before = s->mailboxes().find_folder("alice", "INBOX");
-  auto modseq = s->mailboxes().set_flags((*msgs)[0].ref, kFlagSeen | kFlagFlagged, "$Important");
+  auto modseq = s->mailboxes().set_flags((*msgs)[0].ref, store::kFlagSeen | store::kFlagFlagged, "$Important");
   REQUIRE(modseq.has_value());
   CHECK(*modseq == (*before)->highest_modseq + 1);
   auto c = raw(dir.file("m"));
   CHECK(count(*c, "SELECT mail_read FROM mailbox WHERE mail_uid = 1") == 1);
   CHECK(c->query_text("SELECT mail_keywords FROM mailbox WHERE mail_uid = 1") == "$Important");
-  REQUIRE(s->mailboxes().set_flags((*msgs)[0].ref, kFlagFlagged, "").has_value());
+  REQUIRE(s->mailboxes().set_flags((*msgs)[0].ref, store::kFlagFlagged, "").has_value());
   CHECK(count(*c, "SELECT mail_read FROM mailbox WHERE mail_uid = 1") == 0);
 
   REQUIRE(s->mailboxes().expunge("alice", {(*msgs)[1].ref}).ok());
@@ -240,7 +240,7 @@ TEST_CASE("store: backup writes a consistent copy; check finds damage") {
   REQUIRE(s->backup(dir.file("copy.db3")).ok());
   CHECK(s->backup(dir.file("copy.db3")).code() == Status::Code::AlreadyExists);
   {
-    auto copy = Store::open(dir.file("copy.db3"));
+    auto copy = store::Store::open(dir.file("copy.db3"));
     REQUIRE(copy.has_value());
     auto msgs = (*copy)->mailboxes().list_messages("alice");
     REQUIRE(msgs.has_value());

@@ -1,9 +1,10 @@
 // tests/unit/testutil.h: temporary directories and small database helpers for unit tests.
 #pragma once
 
-#include "sqlite.h"
+#include "store/sqlite.h"
 
-#include <cmail/store.h>
+#include <cmail/store/store.h>
+
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -47,19 +48,19 @@ inline void write_file(const std::string& path, const std::string& bytes) {
 }
 
 // Opens a raw connection for checking what is in a database file.
-inline std::unique_ptr<detail::Connection> raw(const std::string& path) {
-  auto c = detail::Connection::open(path, detail::Connection::Mode::ReadWrite, 5000);
+inline std::unique_ptr<store::detail::Connection> raw(const std::string& path) {
+  auto c = store::detail::Connection::open(path, store::detail::Connection::Mode::ReadWrite, 5000);
   REQUIRE(c.has_value());
   return std::move(*c);
 }
 
-inline std::int64_t count(detail::Connection& c, const std::string& sql) {
+inline std::int64_t count(store::detail::Connection& c, const std::string& sql) {
   return c.query_int(sql).value_or(-1);
 }
 
-inline std::unique_ptr<Store> open_store(const std::string& path, StoreOptions o = {}) {
+inline std::unique_ptr<store::Store> open_store(const std::string& path, store::StoreOptions o = {}) {
   o.create_if_missing = true;
-  auto s = Store::open(path, o);
+  auto s = store::Store::open(path, o);
   REQUIRE_MESSAGE(s.has_value(), s.error().to_string());
   return std::move(*s);
 }

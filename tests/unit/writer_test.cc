@@ -1,6 +1,6 @@
 #include "testutil.h"
 
-#include <cmail/store.h>
+#include <cmail/store/store.h>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,8 +14,8 @@ using namespace cmail::test;
 
 namespace {
 
-Delivery small(const std::string& ident, const std::string& user) {
-  Delivery d;
+store::Delivery small(const std::string& ident, const std::string& user) {
+  store::Delivery d;
   d.ident = ident;
   d.envelope_from = "a@b.test";
   d.data = "Subject: " + ident + "\r\n\r\nx";
@@ -51,7 +51,7 @@ TEST_CASE("writer: concurrent producers lose nothing and share commits") {
   // UIDs are 1..N without gaps or duplicates.
   CHECK(count(*c, "SELECT COUNT(DISTINCT mail_uid) FROM mailbox") == kThreads * kEach);
   CHECK(count(*c, "SELECT MAX(mail_uid) FROM mailbox") == kThreads * kEach);
-  WriterStats stats = store->writer_stats();
+  store::WriterStats stats = store->writer_stats();
   CHECK(stats.jobs == kThreads * kEach);
   // With 8 producers waiting on each other's commits, batches form.
   CHECK(stats.transactions < stats.jobs);
@@ -118,7 +118,7 @@ TEST_CASE("writer: several processes writing the same file lose nothing") {
     if (pid == 0) {
       int failures = 0;
       {
-        auto s = Store::open(path);
+        auto s = store::Store::open(path);
         if (!s) _exit(10);
         for (int i = 0; i < kEach; ++i)
           failures += !(*s)->deliver_sync(small("p" + std::to_string(p) + "-" + std::to_string(i), "u")).ok();
@@ -142,7 +142,7 @@ TEST_CASE("writer: several processes writing the same file lose nothing") {
 TEST_CASE("writer: a lock held by another process past the busy timeout fails with Busy") {
   TempDir dir;
   const std::string path = dir.file("m");
-  StoreOptions o;
+  store::StoreOptions o;
   o.busy_timeout_ms = 200;
   auto store = open_store(path, o);
   raw(path)->exec("INSERT INTO users (user_name) VALUES ('u')");

@@ -1,0 +1,119 @@
+// daemon/config.h: cmail's daemon configuration files (spec 2.2, 8.1), parsed strictly.
+//
+// The syntax is cmail's: one directive per line, the first word naming it and the rest its
+// parameters; '#' anywhere starts a comment; blank lines are ignored. Unlike the original,
+// directive names must match exactly, and every problem (unknown directive, bad value, missing
+// argument, a second `database`) is reported as "FILE:LINE: message" and nothing starts.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cmail/mail/delivery.h>
+#include <cmail/status.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cmail::daemon::config {
+
+// Directives every daemon has (spec 2.2).
+struct Common {
+  std::string database;
+  int verbosity = 0;
+  std::string logfile;
+  std::string pidfile;
+  std::string user;
+  std::string group;
+};
+
+// One `bind` line of cmail-smtpd (spec 8.1, 7.3).
+struct SmtpdListener {
+  std::string host;  // "*" = all IPv4 addresses, "::" = all IPv6 addresses
+  std::uint16_t port = 0;
+  std::string announce = "cmail-smtpd";
+  std::uint64_t size = 0;  // 0 = no limit
+  std::string cert, key;
+  bool tlsonly = false;    // implicit TLS (SMTPS)
+  std::string ciphers;     // see docs/config.md: GnuTLS priority strings are ignored
+  bool auth = false;            // offer AUTH
+  bool auth_tlsonly = false;    // only inside TLS
+  bool auth_strict = false;     // MAIL needs AUTH (530)
+  bool auth_private = false;    // "from remote" in Received
+  std::optional<std::string> fixed_user;  // auth=fixed@user: pre-authenticated
+  // Extensions (not in the original): idle and data timeout in seconds (0 = RFC 5321 defaults)
+  // and the most connections from one client address.
+  std::uint32_t timeout = 0;
+  std::uint32_t max_per_address = 50;
+  int line = 0;  // where it was defined, for messages
+};
+
+struct Smtpd {
+  Common common;
+  std::vector<SmtpdListener> listeners;
+};
+
+// Parses the text of a config file; `name` is used in error messages.
+Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name);
+// Reads and parses a file.
+Result<Smtpd> load_smtpd(const std::string& path);
+
+// cmail-dispatchd (spec 9.1). Defaults fix the original's gaps: `announce` is the host name,
+// `portprio` is "25" (opportunistic STARTTLS), `ratelimit` works (messages per minute per
+// destination), `tls_trustfile` is used to verify certificates where `tls_verify` asks for it.
+// Extensions: `resolver HOST[:PORT]` (repeatable), `maxretryinterval`, `maxage`,
+// `maxconnections`, `maxperdestination`, `timeout`, `tls_verify`, `plaintext_auth`.
+struct Dispatchd {
+  Common common;
+  std::string announce;  // "" = the host name
+  std::vector<mail::PortChoice> portprio = {{25, mail::TlsMode::Opportunistic}};
+  std::uint32_t interval = 10;  // seconds between polls (new mail is noticed at once anyway)
+  mail::RetryPolicy retry;  // retries, retryinterval, maxretryinterval, maxage
+  std::uint32_t ratelimit = 0;
+  std::uint32_t tls_padding = 0;  // accepted for compatibility, not used (docs/dispatchd.md)
+  std::string tls_trustfile;      // "" = the system's CA bundle
+  mail::TlsVerify tls_verify = mail::TlsVerify::Credentials;
+  bool plaintext_auth = false;
+  std::string bounce_from;
+  std::vector<std::string> bounce_copy;
+  std::string bind;
+  std::vector<std::string> resolvers;
+  std::uint32_t max_connections = 50, max_per_destination = 4;
+  std::uint32_t timeout = 0;  // seconds for every SMTP wait; 0 = RFC 5321 4.5.3.2
+};
+
+// `database_required` is false for `cmail serve --dispatchd-config`, which has its own database.
+Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name,
+                                               bool database_required = true);
+Result<Dispatchd> load_dispatchd(const std::string& path, bool database_required = true);
+
+// One `bind` line of cmail-popd (spec 10.1).
+struct PopdListener {
+  std::string host;  // "*" = all IPv4 addresses, "::" = all IPv6 addresses
+  std::uint16_t port = 0;
+  std::string announce = "cmail-popd";
+  std::string cert, key;  // both: STLS offered (or implicit TLS with tlsonly)
+  bool tlsonly = false;     // implicit TLS (POP3S)
+  bool tlsrequire = false;  // USER, PASS and AUTH only inside TLS
+  std::string ciphers;      // accepted and ignored, as for smtpd
+  // Extensions, as for smtpd: the idle timeout in seconds (0 = RFC 1939's 10 minutes) and
+  // the most connections from one client address.
+  std::uint32_t timeout = 0;
+  std::uint32_t max_per_address = 50;
+  int line = 0;
+};
+
+struct Popd {
+  Common common;
+  std::vector<PopdListener> listeners;
+};
+
+Result<Popd> parse_popd(std::string_view text, const std::string& name);
+Result<Popd> load_popd(const std::string& path);
+
+// A port number or service name ("smtp", "submission"); nullopt if neither.
+std::optional<std::uint16_t> parse_port(std::string_view text);
+
+}  // namespace cmail::daemon::config

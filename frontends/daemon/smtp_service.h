@@ -1,0 +1,29 @@
+// daemon/smtp_service.h: cmail-smtpd's listeners on a Runtime, from cmail's config lines.
+//
+// Each listener serves smtp::Server engines with StoreSmtpSession backends: inbound mail for
+// local addresses from anyone, submission for authenticated users, as the master database
+// routes it. Used by cmail-smtpd and by `cmail serve`.
+//
+// Thread-safety: call on the Runtime's loop thread before run(). REQUIRES: the Store outlives
+// the Runtime's connections.
+#pragma once
+
+#include "daemon/config.h"
+
+#include <cmail/net/runtime.h>
+#include <cmail/store/store.h>
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cmail::daemon {
+
+// Adds every listener; fails (naming the config line) if a certificate cannot be loaded or an
+// address cannot be bound.
+Result<std::vector<net::BoundListener>> add_smtp_listeners(
+    net::Runtime& runtime, store::Store& store, const std::vector<config::SmtpdListener>& listeners,
+    const std::string& config_name, std::function<void(std::string_view)> log);
+
+}  // namespace cmail::daemon

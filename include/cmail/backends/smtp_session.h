@@ -1,0 +1,76 @@
+// cmail/backends/smtp_session.h: engine Sessions backed by the Store: what cmail-smtpd runs.
+//
+// StoreSmtpSession is the smtp::Session of one SMTP connection: it authenticates against the
+// Directory, routes MAIL and RCPT with cmail/store/routing.h, prepends a Received header (RFC 5321
+// 4.4) with an unpredictable queue id, and stores each message with Store::deliver(): all
+// local copies and queue entries in one transaction, the 250 only after the commit is durable.
+//
+// Asynchrony: password checks (argon2, ~30 ms of CPU) run through Executor::run_blocking and
+// the commit completes on the Store's writer thread; both come back through Executor::post,
+// which must run its function on the thread that owns the smtp::Server, where the session
+// calls the completion set with set_completion() (normally: server.complete(v) and a flush).
+//
+// Thread-safety: one session per connection, used on the connection's thread; the functions
+// passed to run_blocking run elsewhere and touch only the Store.
+// Ownership: REQUIRES the Store to outlive the session; the session must outlive every
+// function it posted (the runtime guarantees this by keeping connections until posts drain,
+// or a session can be kept alive by a shared_ptr captured in the posted work).
+#pragma once
+
+#include <cmail/export.h>
+#include <cmail/smtp/server.h>
+#include <cmail/store/routing.h>
+#include <cmail/store/store.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cmail::backends {
+
+struct SmtpBackendOptions {
+  std::string hostname = "localhost";  // "by" in Received
+  bool private_received = false;       // cmail's auth=private: "from remote" in Received
+};
+
+class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
+ public:
+  StoreSmtpSession(store::Store& store, SmtpBackendOptions options, proto::PeerInfo peer, proto::Executor executor);
+  ~StoreSmtpSession() override;
+
+  // How a pending verdict is delivered; called on the connection's thread.
+  void set_completion(std::function<void(smtp::Verdict)> complete) { complete_ = std::move(complete); }
+
+  smtp::Verdict auth(const smtp::SessionInfo&, const sasl::Credentials&) override;
+  smtp::Verdict mail(const smtp::SessionInfo&, const smtp::Path&, const smtp::MailParams&) override;
+  smtp::Verdict rcpt(const smtp::SessionInfo&, const smtp::Path&, const smtp::RcptParams&) override;
+  void data_chunk(std::string_view bytes) override;
+  smtp::Verdict data_end(const smtp::SessionInfo&) override;
+  void reset() override;
+  void log(std::string_view line) override;
+
+  void set_logger(std::function<void(std::string_view)> logger) { logger_ = std::move(logger); }
+
+ private:
+  std::string received_header(const smtp::SessionInfo& info, const std::string& id) const;
+  // The "delivered" report (RFC 3461) for the local recipients that asked for one, or null.
+  std::shared_ptr<store::Delivery> success_report(const store::Delivery& d);
+
+  store::Store& store_;
+  SmtpBackendOptions options_;
+  proto::PeerInfo peer_;
+  proto::Executor executor_;
+  std::function<void(smtp::Verdict)> complete_;
+  std::function<void(std::string_view)> logger_;
+  // Guards posted work against a session that is gone.
+  std::shared_ptr<StoreSmtpSession*> alive_;
+
+  std::optional<store::routing::Sender> sender_;
+  smtp::MailParams params_;
+  std::vector<store::routing::Recipient> recipients_;
+  std::string body_;
+};
+
+}  // namespace cmail::backends

@@ -1,0 +1,74 @@
+// cmail/mail/resolver.h: the DNS questions mail policy asks, as an interface.
+//
+// Resolver answers the two questions outbound delivery asks (RFC 5321 5.1): the MX records of
+// a domain, and the addresses (AAAA and A) of a host. TXT lookups (SPF, DKIM, DMARC, MTA-STS)
+// will join with the same shape, so that those checks stay plain policy code over this
+// interface. The runtime implements it with c-ares on its loop (cmail/net/resolver.h, which
+// also has a table-driven resolver for tests); an embedder may implement it over anything.
+//
+// Results keep apart what delivery must treat differently: NxDomain (the name does not exist:
+// a permanent failure), NoData (the name exists without records of that type: for MX, the
+// implicit MX of RFC 5321 5.1 applies), TempFail (timeout, SERVFAIL, refused: retry later).
+// A null MX (RFC 7505: one MX record with preference 0 and host ".") comes back as Ok with
+// that one record and host "" (see MxResult::null_mx()).
+//
+// Contract for implementations: `done` runs exactly once, on the thread that owns the caller's
+// event loop, and never inside the call that started the lookup (always later). Destroying a
+// Resolver cancels the lookups in flight; their callbacks are then never called.
+// Thread-safety: as the implementation says (the c-ares one: its loop thread only).
+#pragma once
+
+#include <cmail/export.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cmail::mail {
+
+enum class DnsStatus {
+  Ok,        // records found
+  NoData,    // the name exists but has no records of the type asked
+  NxDomain,  // the name does not exist (RCODE 3)
+  TempFail,  // timeout, SERVFAIL, REFUSED, network error: try again later
+};
+
+CMAIL_EXPORT const char* to_string(DnsStatus s);
+
+struct MxRecord {
+  std::uint16_t preference = 0;
+  std::string host;  // without the trailing dot; "" for the null MX's "."
+  bool operator==(const MxRecord&) const = default;
+};
+
+struct MxResult {
+  DnsStatus status = DnsStatus::TempFail;
+  std::vector<MxRecord> records;  // as received (ordering is the dispatcher's job)
+  std::string error;              // for logs when status is not Ok
+  // RFC 7505 3: a single MX with preference 0 and the root as host.
+  bool null_mx() const {
+    return status == DnsStatus::Ok && records.size() == 1 && records[0].host.empty() &&
+           records[0].preference == 0;
+  }
+};
+
+struct AddressResult {
+  DnsStatus status = DnsStatus::TempFail;
+  std::vector<std::string> addresses;  // numeric: IPv6 ("2001:db8::1") first, then IPv4
+  std::string error;
+};
+
+class CMAIL_EXPORT Resolver {
+ public:
+  virtual ~Resolver() = default;
+  // MX records of `domain` (no trailing dot needed). done runs once, on the loop thread.
+  virtual void mx(std::string_view domain, std::function<void(MxResult)> done) = 0;
+  // AAAA and A records of `host`. A numeric address (IPv4 or IPv6, also "[...]" literals)
+  // answers itself; names in /etc/hosts are found as the system would (c-ares "fb" order).
+  // NoData when the name exists with neither record type.
+  virtual void addresses(std::string_view host, std::function<void(AddressResult)> done) = 0;
+};
+
+}  // namespace cmail::mail

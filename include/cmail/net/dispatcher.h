@@ -1,0 +1,121 @@
+// cmail/net/dispatcher.h: outbound delivery on a Runtime: queue -> DNS -> SMTP client -> remote.
+//
+// The Dispatcher leases due queue entries (cmail/store/queue.h), groups them by destination (the
+// recipient's domain, or a handoff remote) and by message, finds the servers of a destination
+// (MX records in preference order with a random choice among equals, the implicit MX when
+// there are none, a null MX or NXDOMAIN failing at once; RFC 5321 5.1, RFC 7505), and sends each
+// message once per destination with smtp::Client over Runtime::connect, trying hosts and the
+// `portprio` ports in order. It keeps several destinations and connections going at once on the
+// one loop (limits overall and per destination, an optional rate per destination).
+//
+// Results are settled per recipient in one commit: 2xx removes the entry; 4xx, connection and
+// DNS trouble record a faillog row and a next attempt at growing intervals; 5xx records a
+// permanent failure. Entries that failed permanently, used up their retries or grew too old are
+// returned to their senders as RFC 3464 reports (one per message and sender, never for a
+// bounce; a bounce for a local address is stored locally through the same routing as inbound
+// mail), replacing the entries in the same transaction.
+//
+// Leases make this safe with several dispatchers and across crashes: an entry is sent by the
+// process holding its lease, leases are renewed while work is in flight, and leases of a
+// dispatcher on this host that died (cmail/store/process.h) are released at once.
+//
+// New entries are noticed through the queue's notify file (inotify, Queue::notify_path()) and
+// a timer for the next due entry, with a poll every `interval` as the fallback; run_now() asks
+// for a run at once (SIGHUP, cmail-admin queue).
+//
+// Thread-safety: create, use and destroy on the Runtime's loop thread. Ownership: REQUIRES the
+// Runtime, the Store and the Resolver to outlive the Dispatcher. Work still in flight when it
+// is destroyed (or when the Runtime shuts down) keeps its leases; a restart releases them.
+#pragma once
+
+#include <cmail/export.h>
+#include <cmail/mail/delivery.h>
+#include <cmail/mail/resolver.h>
+#include <cmail/status.h>
+#include <cmail/store/store.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cmail::net {
+
+class Runtime;
+
+struct DispatcherOptions {
+  std::string announce = "localhost";  // EHLO name, Reporting-MTA, bounce Message-IDs
+  std::vector<mail::PortChoice> portprio = {{25, mail::TlsMode::Opportunistic}};
+  mail::RetryPolicy retry;
+  std::chrono::milliseconds interval{std::chrono::seconds(10)};  // the slowest poll
+  std::string bounce_from;               // From: of bounces; "" = MAILER-DAEMON@announce
+  std::vector<std::string> bounce_copy;  // also receive every bounce
+  std::string bind;                      // local address of outgoing connections ("" = any)
+  std::uint32_t ratelimit = 0;           // messages per minute per destination; 0 = no limit
+  std::size_t max_connections = 50;      // at once, overall
+  std::size_t max_per_destination = 4;   // at once, per destination
+  std::size_t max_messages_per_connection = 1000;
+  std::size_t max_recipients = 100;      // per transaction (RFC 5321 4.5.3.1.8)
+  mail::TlsVerify verify = mail::TlsVerify::Credentials;
+  std::string ca_file = "/etc/ssl/certs/ca-certificates.crt";  // `tls_trustfile`
+  bool plaintext_auth = false;  // send handoff credentials without TLS
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+  // 0: the RFC 5321 4.5.3.2 timeouts for every wait; else this one for all (tests, `timeout`).
+  std::chrono::milliseconds reply_timeout{0};
+  std::int64_t lease_seconds = 900;  // renewed every third of it while work is in flight
+  std::string owner;  // lease owner; "" = process_token("dispatchd")
+  std::function<void(int level, std::string_view line)> log;  // 0 errors, 1 deliveries, 3 debug
+};
+
+struct DispatcherStats {
+  std::uint64_t delivered = 0;  // recipients accepted by a remote
+  std::uint64_t deferred = 0;   // temporary failures recorded
+  std::uint64_t failed = 0;     // permanent failures recorded
+  std::uint64_t bounces = 0;    // bounce messages created
+  std::uint64_t connections = 0;
+};
+
+// MX hosts in the order to try (RFC 5321 5.1): ascending preference, shuffled among equal
+// preferences. If `self` (our own name) is among them, it and every host of the same or a
+// higher preference are left out. Hosts are lower-cased; duplicates dropped.
+CMAIL_EXPORT std::vector<std::string> order_mx(std::vector<mail::MxRecord> records, std::string_view self,
+                                               std::mt19937& rng);
+
+// This host's name (gethostname), for EHLO when nothing else is configured.
+CMAIL_EXPORT std::string host_name();
+
+class CMAIL_EXPORT Dispatcher {
+ public:
+  static Result<std::unique_ptr<Dispatcher>> create(net::Runtime& runtime, store::Store& store,
+                                                    mail::Resolver& resolver, DispatcherOptions options);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Daemon mode: releases dead dispatchers' leases, runs now, then whenever entries become due.
+  void start();
+  // A run at once (SIGHUP).
+  void run_now();
+
+  // One-shot modes (spec 9.2), each calling done when its work is settled: every due entry for
+  // `domain` (MX delivery, compared case-insensitively), every due entry whose remote is `remote`
+  // (exactly), or one bounce run. No bounces are made by the first two.
+  void deliver_domain(std::string domain, std::function<void(Status)> done);
+  void deliver_remote(std::string remote, std::function<void(Status)> done);
+  void generate_bounces(std::function<void(Status)> done);
+
+  DispatcherStats stats() const;
+  const std::string& owner() const;
+
+  struct Core;
+
+ private:
+  explicit Dispatcher(std::shared_ptr<Core> core);
+  std::shared_ptr<Core> core_;
+};
+
+}  // namespace cmail::net

@@ -1,0 +1,48 @@
+// cmail/net/resolver.h: mail::Resolver implementations on a Runtime's loop.
+//
+// make_resolver() uses c-ares on the Runtime's libuv loop with the system's name servers
+// (/etc/resolv.conf) or the ones given; make_static_resolver() answers from a table, for
+// tests and embedders that resolve elsewhere. Both keep the contract of cmail/mail/resolver.h.
+//
+// Thread-safety: a resolver is used on its Runtime's loop thread only; callbacks run there.
+// Ownership: the Runtime must outlive the resolver. Destroying the resolver (or Runtime
+// shutdown) cancels every lookup in flight; their callbacks are then never called.
+#pragma once
+
+#include <cmail/export.h>
+#include <cmail/mail/resolver.h>
+#include <cmail/status.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cmail::net {
+
+class Runtime;
+
+struct ResolverOptions {
+  // "HOST[:PORT]" or "[IPV6]:PORT" name servers, tried in order; empty = the system's
+  // (/etc/resolv.conf). HOST must be numeric.
+  std::vector<std::string> servers;
+  std::chrono::milliseconds timeout{std::chrono::seconds(5)};  // per try
+  int tries = 2;
+};
+
+// A c-ares resolver on the runtime's loop. Fails with InvalidArgument for a malformed server
+// and with Internal when c-ares cannot start.
+CMAIL_EXPORT Result<std::unique_ptr<mail::Resolver>> make_resolver(Runtime& runtime,
+                                                             const ResolverOptions& options = {});
+
+// Answers from fixed tables (names compared case-insensitively, without trailing dot). A name
+// in neither table is NxDomain; a name in `addresses` but not in `mx` is NoData for MX (and
+// the reverse). Callbacks still run later, posted to the runtime's loop.
+struct StaticZone {
+  std::map<std::string, mail::MxResult> mx;
+  std::map<std::string, mail::AddressResult> addresses;
+};
+CMAIL_EXPORT std::unique_ptr<mail::Resolver> make_static_resolver(Runtime& runtime, StaticZone zone);
+
+}  // namespace cmail::net

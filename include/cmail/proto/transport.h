@@ -1,0 +1,84 @@
+// cmail/proto/transport.h: what every protocol engine says to whoever moves its bytes.
+//
+// Engines (smtp::Server, smtp::Client, pop3::Server, imap::Server) are sans-I/O state machines
+// with the same verbs (STYLE.md part II b):
+//
+//   void receive(std::string_view bytes);    // any split; buffers partial lines up to limits
+//   void receive_eof();                      // the peer closed its side
+//   std::string_view pending_output() const; // bytes to send; valid until the next non-const call
+//   void consume_output(std::size_t n);      // n bytes of pending_output() were sent
+//   std::optional<Event> next_event();       // StartTls or Close; poll until empty
+//   void tls_established(const TlsInfo&);    // the TLS handshake asked for by StartTls finished
+//   void timed_out();                        // the wait given by timeout() passed
+//   bool wants_read() const;                 // false while a verdict or TLS is pending
+//   std::chrono::milliseconds timeout() const;  // how long to wait for the peer now
+//
+// The transport (the runtime's connection driver, or a test) calls receive() with what it
+// read, sends pending_output(), then acts on events: for StartTls it first sends every byte of
+// pending output in plaintext, then feeds `trailing` into the TLS handshake as ciphertext
+// (never back into the engine: STARTTLS command injection, RFC 3207 section 4.2), and calls
+// tls_established() when the handshake is done. For Close it sends the pending output and
+// closes. The Engine concept below checks the verbs at compile time.
+//
+// Thread-safety: these are value types.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <variant>
+
+namespace cmail::proto {
+
+// What the TLS layer tells the engine after a handshake (for Received headers and policy).
+struct TlsInfo {
+  std::string version;  // "TLSv1.2"
+  std::string cipher;   // IANA name, e.g. "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384"
+  int bits = 0;
+};
+
+// Who is on the other end of an accepted connection (for Received headers, logs, policy).
+struct PeerInfo {
+  std::string address;  // numeric, e.g. "192.0.2.1" or "2001:db8::1"
+  std::uint16_t port = 0;
+  std::string name;     // reverse DNS name, or the address when unknown
+};
+
+// How a Session hands blocking work off and gets back to its engine's thread: run_blocking runs a
+// function on a worker thread; post runs one on the thread that owns the engine (from any thread).
+struct Executor {
+  std::function<void(std::function<void()>)> run_blocking;  // on a worker thread
+  std::function<void(std::function<void()>)> post;          // on the connection's thread
+};
+
+// Start TLS now. `trailing` holds every byte received after the command that asked for it;
+// they belong to the TLS handshake.
+struct StartTls {
+  std::string trailing;
+};
+
+// Send what is pending, then close the connection.
+struct Close {};
+
+using Event = std::variant<StartTls, Close>;
+
+template <typename E>
+concept Engine = requires(E e, const E ce, std::string_view bytes, std::size_t n,
+                          const TlsInfo& info) {
+  e.receive(bytes);
+  e.receive_eof();
+  { ce.pending_output() } -> std::convertible_to<std::string_view>;
+  e.consume_output(n);
+  { e.next_event() } -> std::same_as<std::optional<Event>>;
+  e.tls_established(info);
+  e.timed_out();
+  { ce.wants_read() } -> std::same_as<bool>;
+  { ce.timeout() } -> std::same_as<std::chrono::milliseconds>;
+};
+
+}  // namespace cmail::proto

@@ -1,0 +1,177 @@
+// cmail/store/directory.h: who exists and who may do what, from the master database.
+//
+// Users and credentials (spec 4), address expressions and their routers (spec 5-6), the smtpd
+// origination table (spec 7), the popd table (spec 10) and the API permissions and
+// delegations (spec 13). Reads run on a pooled read connection and see the latest commit;
+// writes go through the Store's writer, one transaction each, and return after the commit.
+//
+// Validation happens before anything is written: a bad name, an unknown router or a malformed
+// address expression returns InvalidArgument and changes nothing; an unknown user returns
+// NotFound.
+//
+// Thread-safety: every method may be called from any thread. Obtain it from Store::directory();
+// it lives as long as the Store.
+#pragma once
+
+#include <cmail/export.h>
+#include <cmail/status.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cmail::store {
+
+// Inbound routers (spec 6) and outbound (origination) routers (spec 7).
+CMAIL_EXPORT const std::vector<std::string>& inbound_routers();   // store redirect handoff reject drop
+CMAIL_EXPORT const std::vector<std::string>& outbound_routers();  // any defined handoff reject drop
+CMAIL_EXPORT bool is_inbound_router(std::string_view name);
+CMAIL_EXPORT bool is_outbound_router(std::string_view name);
+
+// A syntax check for addresses.address_expression (an SQL LIKE pattern over paths): non-empty,
+// at most 299 octets, no whitespace, control characters, angle brackets or more than one '@'.
+CMAIL_EXPORT Status validate_address_expression(std::string_view expression);
+// A syntax check for user names: non-empty, at most 255 octets, no whitespace or controls.
+CMAIL_EXPORT Status validate_user_name(std::string_view name);
+
+struct User {
+  std::string name;
+  std::optional<std::string> authdata;  // NULL = login disabled
+  std::optional<std::string> database;  // per-user database path
+  std::optional<std::string> alias;     // authorized-as target
+};
+
+struct UserSummary {
+  User user;
+  std::int64_t linked_addresses = 0;  // addresses rows: router store, route = user
+  std::int64_t mails = 0;             // master mailbox rows
+};
+
+struct Address {
+  std::int64_t order = 0;
+  std::string expression;
+  std::string router;
+  std::optional<std::string> route;
+};
+
+struct SmtpdEntry {
+  std::string user;
+  std::string router;
+  std::optional<std::string> route;
+};
+
+struct PopdEntry {
+  std::string user;
+  bool locked = false;
+};
+
+// The outcome of Directory::lock_popd().
+struct PopLock {
+  enum class Outcome { Locked, InUse, NotEnabled };
+  Outcome outcome = Outcome::NotEnabled;
+  bool taken_over = false;              // Locked, after the previous holder was found gone
+  std::optional<std::string> previous;  // the holder found (InUse, or taken over); nullopt:
+                                        // none recorded (cmail's pop_lock without an owner)
+};
+
+struct Permission {
+  std::string user;
+  std::string permission;
+};
+
+struct Delegation {
+  std::string user;
+  std::string target;  // the delegated user, or the address expression
+};
+
+// The outcome of authenticate(): who logged in and who they act as (one alias level).
+struct Identity {
+  std::string authenticated;
+  std::string authorized;
+};
+
+class CMAIL_EXPORT Directory {
+ public:
+  virtual ~Directory() = default;
+
+  // Users.
+  virtual Result<std::optional<User>> find_user(std::string_view name) = 0;
+  virtual Result<std::vector<UserSummary>> list_users(std::string_view like = "%") = 0;
+  // Verifies credentials (spec 4.2, argon2id or legacy). A legacy hash is replaced by an
+  // argon2id one after a successful check. NotFound for an unknown user, a disabled login or
+  // a wrong password alike (the caller cannot tell which). CPU-heavy: call off the event loop.
+  virtual Result<Identity> authenticate(std::string_view user, std::string_view password) = 0;
+  // Adds a user; `password` nullopt or empty = login disabled.
+  virtual Status add_user(std::string_view name, std::optional<std::string_view> password) = 0;
+  // Sets (nullopt or empty: disables) the password.
+  virtual Status set_password(std::string_view name, std::optional<std::string_view> password) = 0;
+  // Stores a precomputed user_authdata value as is (for imports and tests).
+  virtual Status set_authdata(std::string_view name, std::optional<std::string_view> authdata) = 0;
+  // Sets the alias target; nullopt (or the user itself) removes it.
+  virtual Status set_alias(std::string_view name, std::optional<std::string_view> target) = 0;
+  // Sets the per-user database path; nullopt removes it. The file is not created.
+  virtual Status set_user_database(std::string_view name, std::optional<std::string_view> path) = 0;
+  virtual Status delete_user(std::string_view name) = 0;
+
+  // Addresses (spec 5.1): matches are ordered by address_order, highest first.
+  virtual Result<std::vector<Address>> match_addresses(std::string_view path) = 0;
+  virtual Result<std::optional<Address>> route_address(std::string_view path) = 0;
+  virtual Result<std::vector<Address>> list_addresses(std::string_view like = "%") = 0;
+  // Adds a row; returns its order (given, or max+1). InvalidArgument for an unknown router
+  // or a malformed expression; AlreadyExists for a taken order.
+  virtual Result<std::int64_t> add_address(std::string_view expression, std::string_view router,
+                                           std::optional<std::string_view> route,
+                                           std::optional<std::int64_t> order) = 0;
+  virtual Status update_address(std::int64_t order, std::string_view router,
+                                std::optional<std::string_view> route) = 0;
+  virtual Status delete_address(std::int64_t order) = 0;
+  // Exchanges the orders of two rows (spec 12.2: a missing second row just moves the first).
+  virtual Status swap_addresses(std::int64_t first, std::int64_t second) = 0;
+
+  // smtpd origination table.
+  virtual Result<std::optional<SmtpdEntry>> find_smtpd(std::string_view user) = 0;
+  virtual Result<std::vector<SmtpdEntry>> list_smtpd(std::string_view like = "%") = 0;
+  // Router nullopt = the column default ('drop').
+  virtual Status enable_smtpd(std::string_view user, std::optional<std::string_view> router,
+                              std::optional<std::string_view> route) = 0;
+  virtual Status update_smtpd(std::string_view user, std::string_view router,
+                              std::optional<std::string_view> route) = 0;
+  virtual Status disable_smtpd(std::string_view user) = 0;
+
+  // popd table.
+  virtual Result<std::optional<PopdEntry>> find_popd(std::string_view user) = 0;
+  virtual Result<std::vector<PopdEntry>> list_popd(std::string_view like = "%") = 0;
+  virtual Status enable_popd(std::string_view user) = 0;
+  virtual Status disable_popd(std::string_view user) = 0;
+  // Clears a maildrop lock whoever holds it (cmail-admin popd unlock; emergencies only).
+  virtual Status unlock_popd(std::string_view user) = 0;
+  // Takes the POP3 maildrop lock of `user` for `owner` in one write transaction: pop_lock = 1
+  // and the owner and time recorded. A lock held already is taken over when
+  // holder_gone(recorded owner) says its holder is gone, else the outcome is InUse; a user
+  // without a popd row gets NotEnabled. holder_gone runs inside the transaction, on the
+  // writer thread. Blocking: call off the event loop.
+  virtual Result<PopLock> lock_popd(
+      std::string_view user, std::string_view owner,
+      const std::function<bool(const std::optional<std::string>& holder)>& holder_gone) = 0;
+  // Releases the lock if `owner` still holds it; does nothing after a take-over or an unlock.
+  virtual Status release_popd(std::string_view user, std::string_view owner) = 0;
+
+  // API permissions and delegations.
+  virtual Result<std::vector<Permission>> list_permissions(std::string_view user_like = "%") = 0;
+  virtual Result<std::vector<Permission>> list_permission_holders(std::string_view perm_like) = 0;
+  virtual Status grant(std::string_view user, std::string_view permission) = 0;
+  // Revokes the listed permissions, or every permission of the user when the list is empty.
+  // NotFound when nothing was revoked.
+  virtual Status revoke(std::string_view user, const std::vector<std::string>& permissions) = 0;
+  virtual Result<std::vector<Delegation>> list_user_delegates(std::string_view user_like = "%") = 0;
+  virtual Result<std::vector<Delegation>> list_address_delegates(std::string_view user_like = "%") = 0;
+  virtual Status delegate_user(std::string_view user, std::string_view delegate) = 0;
+  virtual Status delegate_address(std::string_view user, std::string_view expression) = 0;
+  virtual Status undelegate_user(std::string_view user, std::string_view delegate) = 0;
+  virtual Status undelegate_address(std::string_view user, std::string_view expression) = 0;
+};
+
+}  // namespace cmail::store

@@ -1,0 +1,186 @@
+// The Store-backed SMTP session: authentication, routing, Received header, durable delivery.
+#include <cmail/backends/smtp_session.h>
+
+#include <cmail/mail/delivery.h>
+#include <cmail/mail/fields.h>
+#include <cmail/store/directory.h>
+
+#include <sys/random.h>
+
+#include <chrono>
+#include <ctime>
+
+namespace cmail::backends {
+
+using smtp::Verdict;
+
+
+StoreSmtpSession::StoreSmtpSession(store::Store& store, SmtpBackendOptions options, proto::PeerInfo peer,
+                                   proto::Executor executor)
+    : store_(store),
+      options_(std::move(options)),
+      peer_(std::move(peer)),
+      executor_(std::move(executor)),
+      alive_(std::make_shared<StoreSmtpSession*>(this)) {}
+
+StoreSmtpSession::~StoreSmtpSession() { *alive_ = nullptr; }
+
+void StoreSmtpSession::log(std::string_view line) {
+  if (logger_) logger_(line);
+}
+
+Verdict StoreSmtpSession::auth(const smtp::SessionInfo&, const sasl::Credentials& creds) {
+  // Proxy authorization is not offered: an authzid must name the user who logs in (RFC 4616 2).
+  if (!creds.authzid.empty() && creds.authzid != creds.authcid)
+    return Verdict::reject(smtp::reply(535, {5, 7, 8}, "Authentication credentials invalid"));
+  std::weak_ptr<StoreSmtpSession*> weak = alive_;
+  store::Store* store = &store_;
+  proto::Executor ex = executor_;
+  executor_.run_blocking([weak, store, ex, creds] {
+    auto id = store->directory().authenticate(creds.authcid, creds.password);
+    ex.post([weak, id] {
+      auto alive = weak.lock();
+      if (!alive || !*alive) return;
+      StoreSmtpSession& self = **alive;
+      if (!self.complete_) return;
+      if (id) {
+        self.complete_(Verdict::accept(id->authorized));  // the authorized identity (spec 4.2)
+      } else if (id.error().is_not_found()) {
+        self.complete_(Verdict::reject(smtp::reply(535, {5, 7, 8}, "Authentication credentials invalid")));
+      } else {
+        self.complete_(Verdict::reject(smtp::reply(454, {4, 7, 0}, "Temporary authentication failure")));
+      }
+    });
+  });
+  return Verdict::pending();
+}
+
+Verdict StoreSmtpSession::mail(const smtp::SessionInfo& info, const smtp::Path& from,
+                               const smtp::MailParams& params) {
+  reset();
+  auto r = store::routing::check_sender(store_.directory(), info.user, from);
+  if (!r) return Verdict::failed(r.error());
+  if (auto* reply = std::get_if<smtp::Reply>(&*r)) return Verdict::reject(*reply);
+  sender_ = std::get<store::routing::Sender>(*r);
+  params_ = params;
+  return Verdict::accept("Sender OK");
+}
+
+Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
+                               const smtp::RcptParams& params) {
+  if (!sender_) return Verdict::reject(smtp::reply(503, {5, 5, 1}, "Need MAIL before RCPT"));
+  auto r = store::routing::route_recipient(store_.directory(), *sender_, to, params);
+  if (!r) return Verdict::failed(r.error());
+  if (auto* reply = std::get_if<smtp::Reply>(&*r)) return Verdict::reject(*reply);
+  recipients_.push_back(std::get<store::routing::Recipient>(*r));
+  return Verdict::accept("Recipient OK");
+}
+
+void StoreSmtpSession::data_chunk(std::string_view bytes) { body_.append(bytes); }
+
+std::string StoreSmtpSession::received_header(const smtp::SessionInfo& info, const std::string& id) const {
+  // RFC 5321 4.4: Received: from <helo> (<name> [<address>]) by <host> with <protocol> id <id>
+  // for <recipient>; <date>. Continuation lines start with a tab (RFC 5322 2.2.3 folding).
+  std::string h = "Received: from " + info.helo;
+  if (options_.private_received) {
+    h += " (remote)";
+  } else {
+    h += " (" + peer_.name;
+    if (peer_.name != peer_.address) h += " [" + peer_.address + "]";
+    h += ")";
+  }
+  h += "\r\n\tby " + options_.hostname + " (cmail) with " + info.protocol() + " id " + id;
+  if (info.tls_info)
+    h += "\r\n\t(using " + info.tls_info->version + " with cipher " + info.tls_info->cipher + ")";
+  if (recipients_.size() == 1) h += "\r\n\tfor <" + recipients_[0].path.to_wire() + ">";
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  h += ";\r\n\t" + mail::rfc5322_date(now) + "\r\n";
+  return h;
+}
+
+Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
+  if (!sender_) return Verdict::reject(smtp::reply(503, {5, 5, 1}, "Need MAIL command"));
+  store::Delivery d;
+  d.ident = mail::new_queue_id();
+  d.submitter = peer_.name;
+  d.protocol = info.protocol();
+  for (auto& c : d.protocol) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  d.data = received_header(info, d.ident);
+  d.data += body_;
+  d.dsn_ret = params_.ret;
+  d.dsn_envid = params_.envid;
+  store::routing::plan_delivery(*sender_, recipients_, d);
+  const std::string id = d.ident;
+  const bool nothing = d.local.empty() && d.queued.empty();
+  // RFC 3461 6.2.2: "delivered" reports for local recipients that asked for NOTIFY=SUCCESS,
+  // made after the commit (the message's headers are all they return).
+  std::shared_ptr<store::Delivery> report = success_report(d);
+  reset();
+  if (nothing) return Verdict::accept("OK " + id);  // every recipient routed to drop
+  std::weak_ptr<StoreSmtpSession*> weak = alive_;
+  proto::Executor ex = executor_;
+  store::Store* store = &store_;
+  store_.deliver(std::move(d), [weak, ex, id, report, store](Status st) {
+    if (st.ok() && report) store->deliver(std::move(*report), nullptr);  // best effort, after the commit
+    // Writer thread: the commit is durable (or failed as a whole). Hand the verdict back.
+    ex.post([weak, id, st] {
+      auto alive = weak.lock();
+      if (!alive || !*alive || !(**alive).complete_) return;
+      StoreSmtpSession& self = **alive;
+      if (st.ok()) {
+        self.complete_(Verdict::accept("OK queued as " + id));
+      } else if (st.code() == Status::Code::Constraint || st.code() == Status::Code::InvalidArgument) {
+        self.log("message " + id + " refused by the store: " + st.to_string());
+        self.complete_(Verdict::reject(smtp::reply(554, {5, 3, 0}, "Message refused by the mail store")));
+      } else {
+        self.complete_(Verdict::failed(st));
+      }
+    });
+  });
+  return Verdict::pending();
+}
+
+std::shared_ptr<store::Delivery> StoreSmtpSession::success_report(const store::Delivery& d) {
+  if (!sender_ || sender_->path.null()) return nullptr;  // nobody to tell (RFC 3461 5.2)
+  mail::Bounce b;
+  for (const store::routing::Recipient& r : recipients_) {
+    if (r.kind != store::routing::Recipient::Kind::Store || !mail::wants_success_report(r.params.notify)) continue;
+    mail::BouncedRecipient br;
+    br.address = r.path.address();
+    br.orcpt = r.params.orcpt;
+    br.action = "delivered";
+    br.last = mail::parse_failure("2.0.0 delivered to the mailbox", false);
+    b.recipients.push_back(std::move(br));
+  }
+  if (b.recipients.empty()) return nullptr;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  auto report = std::make_shared<store::Delivery>();
+  report->ident = mail::new_queue_id();
+  report->protocol = "local";
+  b.reporting_mta = options_.hostname;
+  b.to = sender_->path.address();
+  b.queue_id = d.ident;
+  b.arrival = now;
+  b.envid = d.dsn_envid;
+  b.now = now;
+  b.message_id = report->ident;
+  for (auto& r : b.recipients) r.last_attempt = now;
+  std::size_t end = d.data.find("\r\n\r\n");
+  report->data = mail::compose_bounce(b, std::string_view(d.data).substr(0, end == std::string::npos ? d.data.size() : end + 2));
+  auto planned = store::routing::plan_report(store_.directory(), b.to, *report);
+  if (!planned || !*planned) return nullptr;
+  return report;
+}
+
+void StoreSmtpSession::reset() {
+  sender_.reset();
+  params_ = {};
+  recipients_.clear();
+  body_.clear();
+}
+
+}  // namespace cmail::backends

@@ -1,0 +1,72 @@
+// A stored message on the wire: CRLF line ends and dot-stuffing. See cmail/proto/message.h.
+#include <cmail/proto/message.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace cmail::proto {
+
+namespace {
+
+bool is_line_end(char c) { return c == '\r' || c == '\n'; }
+
+// The first CR or LF in [from, to), or `to`.
+std::size_t find_line_end(const char* p, std::size_t from, std::size_t to) {
+  const void* cr = std::memchr(p + from, '\r', to - from);
+  std::size_t end = cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - p) : to;
+  const void* lf = std::memchr(p + from, '\n', end - from);
+  return lf ? static_cast<std::size_t>(static_cast<const char*>(lf) - p) : end;
+}
+
+}  // namespace
+
+std::uint64_t wire_size(std::string_view m) {
+  const std::uint64_t cr = static_cast<std::uint64_t>(std::count(m.begin(), m.end(), '\r'));
+  std::uint64_t lf = 0, pairs = 0;
+  for (std::size_t i = 0; (i = m.find('\n', i)) != std::string_view::npos; ++i) {
+    ++lf;
+    if (i > 0 && m[i - 1] == '\r') ++pairs;
+  }
+  // Each CRLF stays, each bare CR or bare LF gains one octet; RFC 1939 3 / RFC 5322 2.1:
+  // the last line ends with CRLF too.
+  std::uint64_t size = m.size() + (cr - pairs) + (lf - pairs);
+  if (!m.empty() && !is_line_end(m.back())) size += 2;
+  return size;
+}
+
+bool DotStuffer::encode(std::string& out, std::size_t budget) {
+  if (done_) return false;
+  const char* p = in_.data();
+  const std::size_t n = in_.size();
+  const std::size_t stop = budget >= n - pos_ ? n : pos_ + budget;
+  out.reserve(out.size() + (stop - pos_) + (stop - pos_) / 32 + 8);
+  while (pos_ < stop) {
+    const bool line_start = pos_ == 0 || is_line_end(p[pos_ - 1]);
+    // RFC 5321 4.5.2, RFC 1939 3: a line that starts with "." gets another one.
+    if (line_start && p[pos_] == '.') out += '.';
+    std::size_t end = find_line_end(p, pos_, stop);
+    out.append(p + pos_, end - pos_);
+    if (end == stop) {
+      pos_ = stop;
+      break;
+    }
+    // CRLF stays one line end; a bare CR or bare LF becomes one (no smuggled line ends).
+    pos_ = p[end] == '\r' && end + 1 < n && p[end + 1] == '\n' ? end + 2 : end + 1;
+    out += "\r\n";
+  }
+  if (pos_ < n) return true;
+  if (n > 0 && !is_line_end(p[n - 1])) out += "\r\n";
+  out += ".\r\n";
+  done_ = true;
+  return false;
+}
+
+std::string dot_stuffed(std::string_view message) {
+  std::string out;
+  DotStuffer d(message);
+  while (d.encode(out, message.size() + 1)) {
+  }
+  return out;
+}
+
+}  // namespace cmail::proto

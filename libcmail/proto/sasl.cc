@@ -1,0 +1,150 @@
+// SASL PLAIN and LOGIN, and the base64 codec they travel in.
+#include <cmail/proto/sasl.h>
+
+namespace cmail::sasl {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int decode_char(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+}  // namespace
+
+std::optional<Mechanism> parse_mechanism(std::string_view name) {
+  if (iequals(name, "PLAIN")) return Mechanism::Plain;
+  if (iequals(name, "LOGIN")) return Mechanism::Login;
+  return std::nullopt;
+}
+
+std::string_view mechanism_name(Mechanism m) { return m == Mechanism::Plain ? "PLAIN" : "LOGIN"; }
+
+const std::vector<Mechanism>& all_mechanisms() {
+  static const std::vector<Mechanism> kAll{Mechanism::Plain, Mechanism::Login};
+  return kAll;
+}
+
+ServerExchange::Step ServerExchange::plain(std::string_view m) {
+  // RFC 4616 2: message = [authzid] UTF8NUL authcid UTF8NUL passwd; authcid and passwd are
+  // 1*SAFE (no NUL), up to 255 octets each.
+  auto first = m.find('\0');
+  if (first == std::string_view::npos) return Failed{"PLAIN message without NUL separators"};
+  auto second = m.find('\0', first + 1);
+  if (second == std::string_view::npos) return Failed{"PLAIN message with one NUL separator"};
+  if (m.find('\0', second + 1) != std::string_view::npos) return Failed{"extra NUL in PLAIN message"};
+  Credentials c{std::string(m.substr(0, first)), std::string(m.substr(first + 1, second - first - 1)),
+                std::string(m.substr(second + 1))};
+  if (c.authcid.empty() || c.authcid.size() > 255 || c.password.size() > 255 || c.authzid.size() > 255)
+    return Failed{"PLAIN fields out of range"};
+  return Done{std::move(c)};
+}
+
+ServerExchange::Step ServerExchange::start(std::optional<std::string_view> initial) {
+  round_ = 0;
+  if (mech_ == Mechanism::Plain) {
+    if (!initial) return Challenge{""};  // RFC 4422 5: empty challenge, then the message
+    return plain(*initial);
+  }
+  // LOGIN: an initial response is the user name (RFC 4954 clients may send it).
+  if (initial) {
+    user_ = std::string(*initial);
+    round_ = 1;
+    return Challenge{"Password:"};
+  }
+  return Challenge{"Username:"};
+}
+
+ServerExchange::Step ServerExchange::step(std::string_view response) {
+  if (mech_ == Mechanism::Plain) return plain(response);
+  if (round_ == 0) {
+    if (response.empty() || response.size() > 255 || response.find('\0') != std::string_view::npos)
+      return Failed{"bad LOGIN user name"};
+    user_ = std::string(response);
+    round_ = 1;
+    return Challenge{"Password:"};
+  }
+  if (response.size() > 255 || response.find('\0') != std::string_view::npos)
+    return Failed{"bad LOGIN password"};
+  if (user_.empty() || user_.size() > 255) return Failed{"bad LOGIN user name"};
+  return Done{Credentials{"", user_, std::string(response)}};
+}
+
+std::string base64_encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= in.size(); i += 3) {
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view in) {
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  for (std::size_t i = 0; i < in.size(); i += 4) {
+    bool last = i + 4 == in.size();
+    int a = decode_char(in[i]), b = decode_char(in[i + 1]);
+    if (a < 0 || b < 0) return std::nullopt;
+    if (last && in[i + 2] == '=') {
+      if (in[i + 3] != '=' || (b & 15) != 0) return std::nullopt;  // canonical: unused bits 0
+      out += static_cast<char>((a << 2) | (b >> 4));
+      break;
+    }
+    int c = decode_char(in[i + 2]);
+    if (c < 0) return std::nullopt;
+    if (last && in[i + 3] == '=') {
+      if ((c & 3) != 0) return std::nullopt;
+      out += static_cast<char>((a << 2) | (b >> 4));
+      out += static_cast<char>(((b & 15) << 4) | (c >> 2));
+      break;
+    }
+    int d = decode_char(in[i + 3]);
+    if (d < 0) return std::nullopt;
+    out += static_cast<char>((a << 2) | (b >> 4));
+    out += static_cast<char>(((b & 15) << 4) | (c >> 2));
+    out += static_cast<char>(((c & 3) << 6) | d);
+  }
+  return out;
+}
+
+std::string plain_message(std::string_view authzid, std::string_view authcid,
+                          std::string_view password) {
+  std::string m(authzid);
+  m += '\0';
+  m += authcid;
+  m += '\0';
+  m += password;
+  return m;
+}
+
+}  // namespace cmail::sasl

@@ -1,0 +1,570 @@
+// Stored mail: delivery into mailboxes and the queue, folders, UIDs, flags, expunge.
+#include "store_impl.h"
+
+#include <cmail/proto/message.h>
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <future>
+#include <map>
+
+namespace cmail::store {
+
+using detail::Connection;
+using detail::SqlError;
+using detail::Stmt;
+
+namespace detail {
+
+namespace {
+
+std::string schema_quoted(std::string_view schema) { return "\"" + std::string(schema) + "\""; }
+
+// Gives every message of an attached user database that has no UID yet (rows written by cmail
+// before version 10) a folder and a UID from the master's folder counters, in mail_id order.
+void adopt_unnumbered(Connection& c, const std::string& schema) {
+  std::vector<std::pair<std::int64_t, std::string>> rows;
+  {
+    Stmt s = c.prepare("SELECT mail_id, mail_user FROM " + schema_quoted(schema) +
+                       ".mailbox WHERE mail_uid IS NULL ORDER BY mail_id");
+    while (s.step()) rows.emplace_back(s.int64(0), s.text(1));
+  }
+  for (auto& [id, user] : rows) {
+    // A row of a user the master does not know cannot get a folder; it stays unnumbered (and
+    // invisible to POP3/IMAP) until the user exists again, as cmail showed no such mail either.
+    Stmt known = c.prepare("SELECT 1 FROM main.users WHERE user_name = ?1");
+    known.bind(1, user);
+    bool exists = known.step();
+    known.run();
+    if (!exists) continue;
+    std::int64_t folder = ensure_folder_id(c, user, "INBOX");
+    auto [uid, modseq] = allocate_uid(c, folder);
+    c.prepare("UPDATE " + schema_quoted(schema) +
+              ".mailbox SET mail_folder = ?1, mail_uid = ?2, mail_modseq = ?3 WHERE mail_id = ?4")
+        .bind(1, folder)
+        .bind(2, uid)
+        .bind(3, modseq)
+        .bind(4, id)
+        .run();
+  }
+}
+
+}  // namespace
+
+Result<std::string> UserDatabases::attach(Connection& c, const std::string& path,
+                                          std::uint64_t batch,
+                                          const std::function<void(const std::string&)>& log) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string canonical = fs::weakly_canonical(path, ec).string();
+  if (ec) canonical = path;
+  for (int i = 0; i < kSlots; ++i) {
+    if (slots_[i].path == canonical) {
+      slots_[i].last_batch = batch;
+      return "u" + std::to_string(i);
+    }
+  }
+  // ATTACH would create a missing file; a user database must exist (cmail never created one).
+  if (!fs::is_regular_file(canonical, ec))
+    return Status::io_error("user database " + path + " does not exist");
+  int slot = -1;
+  for (int i = 0; i < kSlots && slot < 0; ++i)
+    if (slots_[i].path.empty()) slot = i;
+  for (int i = 0; i < kSlots && slot < 0; ++i)
+    if (slots_[i].last_batch != batch) slot = i;
+  if (slot < 0) return std::string();  // every slot serves this batch: commit first
+  std::string name = "u" + std::to_string(slot);
+  if (!slots_[slot].path.empty()) {
+    c.exec("DETACH " + name);
+    slots_[slot].path.clear();
+  }
+  c.prepare("ATTACH DATABASE ?1 AS " + name).bind(1, canonical).run();
+  Status st = guarded([&] {
+    int v = read_schema_version(c, name);
+    if (v == 0)
+      throw SqlError{Status::corruption(path + " is not a cmail user database")};
+    if (v > kSchemaVersion || v < kOldestUpgradable)
+      throw SqlError{Status::unsupported(path + " has unsupported schema version " +
+                                         std::to_string(v))};
+    c.exec("PRAGMA " + name + ".journal_mode = WAL");
+    c.exec("PRAGMA " + name + ".synchronous = FULL");
+    if (v < kSchemaVersion) {
+      Status m = migrate(c, DbKind::User, name);
+      if (!m.ok()) throw SqlError{m};
+      if (log) log("upgraded user database " + path + " to schema version " +
+                   std::to_string(kSchemaVersion));
+    }
+    Status a = c.transaction([&] { adopt_unnumbered(c, name); });
+    if (!a.ok()) throw SqlError{a};
+  });
+  if (!st.ok()) {
+    guarded([&] { c.exec("DETACH " + name); }).ok();
+    return st;
+  }
+  slots_[slot] = {canonical, batch};
+  return name;
+}
+
+std::int64_t ensure_folder_id(Connection& c, std::string_view user, std::string_view name) {
+  Stmt find = c.prepare(
+      "SELECT folder_id FROM main.folders WHERE folder_user = ?1 AND folder_name = ?2");
+  find.bind(1, user).bind(2, name);
+  if (find.step()) {
+    auto id = find.int64(0);
+    find.run();
+    return id;
+  }
+  // UIDVALIDITY (RFC 9051 2.3.1.1) must change whenever a name is reused: take the clock, or
+  // one more than any value ever handed out, whichever is larger.
+  c.prepare(
+       "INSERT INTO main.folders (folder_user, folder_name, folder_uidvalidity) VALUES (?1, ?2, "
+       "(SELECT MAX(CAST(strftime('%s', 'now') AS INTEGER), "
+       "COALESCE(MAX(folder_uidvalidity), 0) + 1) FROM main.folders))")
+      .bind(1, user)
+      .bind(2, name)
+      .run();
+  return c.last_insert_rowid();
+}
+
+std::pair<std::int64_t, std::int64_t> allocate_uid(Connection& c, std::int64_t folder_id) {
+  Stmt s = c.prepare(
+      "UPDATE main.folders SET folder_uidnext = folder_uidnext + 1, "
+      "folder_highestmodseq = folder_highestmodseq + 1 WHERE folder_id = ?1 "
+      "RETURNING folder_uidnext - 1, folder_highestmodseq");
+  s.bind(1, folder_id);
+  if (!s.step()) throw SqlError{Status::internal("folder vanished")};
+  std::pair<std::int64_t, std::int64_t> r{s.int64(0), s.int64(1)};
+  s.run();
+  return r;
+}
+
+}  // namespace detail
+
+Result<std::string> Store::Impl::user_schema(Connection& w, const std::string& user,
+                                             std::uint64_t batch) {
+  std::optional<std::string> db;
+  Status st = detail::guarded([&] {
+    Stmt s = w.prepare("SELECT user_database FROM main.users WHERE user_name = ?1");
+    s.bind(1, user);
+    if (s.step()) db = s.opt_text(0);
+    s.run();
+  });
+  if (!st.ok()) return st;
+  if (!db || db->size() <= 1) return std::string("main");
+  try {
+    return user_databases.attach(w, *db, batch, options.logger);
+  } catch (const SqlError& e) {
+    return e.status;
+  }
+}
+
+namespace {
+
+// Bumps a folder's HIGHESTMODSEQ for one change (RFC 7162 3.1) and returns the new value.
+std::int64_t next_modseq(Connection& c, std::int64_t folder) {
+  Stmt b = c.prepare(
+      "UPDATE main.folders SET folder_highestmodseq = folder_highestmodseq + 1 "
+      "WHERE folder_id = ?1 RETURNING folder_highestmodseq");
+  b.bind(1, folder);
+  if (!b.step()) throw SqlError{Status::internal("message without a folder")};
+  std::int64_t modseq = b.int64(0);
+  b.run();
+  return modseq;
+}
+
+void insert_local(Connection& c, const std::string& schema, const Delivery& d,
+                  const LocalCopy& copy, std::int64_t now, std::int64_t wsize) {
+  std::int64_t folder = detail::ensure_folder_id(c, copy.user, copy.folder);
+  auto [uid, modseq] = detail::allocate_uid(c, folder);
+  c.prepare("INSERT INTO \"" + schema +
+            "\".mailbox (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, "
+            "mail_submission, mail_submitter, mail_proto, mail_data, mail_folder, mail_uid, "
+            "mail_modseq, mail_internaldate, mail_size, mail_wiresize) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
+      .bind(1, copy.user)
+      .bind(2, d.ident)
+      .bind(3, copy.envelope_to)
+      .bind(4, d.envelope_from.value_or(""))
+      .bind(5, std::to_string(now))
+      .bind(6, d.submitter)
+      .bind(7, d.protocol)
+      .bind(8, d.data)
+      .bind(9, folder)
+      .bind(10, uid)
+      .bind(11, modseq)
+      .bind(12, now)
+      .bind(13, static_cast<std::int64_t>(d.data.size()))
+      .bind(14, wsize)
+      .run();
+}
+
+}  // namespace
+
+void Store::deliver(Delivery delivery, Done done) {
+  if (!impl_->writer) {
+    if (done) done(Status::read_only(impl_->path + " is open read-only"));
+    return;
+  }
+  struct State {
+    Delivery d;
+    std::vector<std::string> schemas;  // per local copy
+    std::int64_t wire_size = 0;        // computed here, on the caller's thread, not the writer's
+  };
+  auto state = std::make_shared<State>(State{std::move(delivery), {}, 0});
+  state->wire_size = static_cast<std::int64_t>(proto::wire_size(state->d.data));
+  Impl* impl = impl_.get();
+  detail::Job job;
+  job.prepare = [impl, state](Connection& w, std::uint64_t batch) {
+    state->schemas.clear();
+    for (const LocalCopy& copy : state->d.local) {
+      auto schema = impl->user_schema(w, copy.user, batch);
+      if (schema && schema->empty()) return false;  // no free slot in this batch
+      if (!schema) {
+        // cmail's rule (spec 3.9): an unusable user database means the master mailbox.
+        impl->log("user database of " + copy.user + " unusable, storing in the master: " +
+                  schema.error().to_string());
+        state->schemas.push_back("main");
+      } else {
+        state->schemas.push_back(*schema);
+      }
+    }
+    return true;
+  };
+  job.apply = [state, impl](Connection& c) {
+    const Delivery& d = state->d;
+    const std::int64_t now = d.received_at ? d.received_at : detail::unix_now();
+    for (std::size_t i = 0; i < d.local.size(); ++i) {
+      const std::string& schema = state->schemas[i];
+      if (schema == "main") {
+        insert_local(c, schema, d, d.local[i], now, state->wire_size);
+        continue;
+      }
+      c.exec("SAVEPOINT userdb");
+      Status st = detail::guarded([&] { insert_local(c, schema, d, d.local[i], now, state->wire_size); });
+      if (st.ok()) {
+        c.exec("RELEASE userdb");
+      } else {
+        c.exec("ROLLBACK TO userdb");
+        c.exec("RELEASE userdb");
+        insert_local(c, "main", d, d.local[i], now, state->wire_size);  // spec 3.9: retry once in the master
+      }
+    }
+    for (const QueuedRecipient& q : d.queued) {
+      c.prepare(
+           "INSERT INTO main.outbox (mail_remote, mail_envelopefrom, mail_envelopeto, "
+           "mail_submission, mail_submitter, mail_data, mail_queueid, mail_next_attempt, "
+           "mail_dsn_ret, mail_dsn_envid, mail_dsn_notify, mail_dsn_orcpt) "
+           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11)")
+          .bind(1, q.remote)
+          .bind(2, d.envelope_from)
+          .bind(3, q.envelope_to)
+          .bind(4, now)
+          .bind(5, d.submitter)
+          .bind(6, d.data)
+          .bind(7, d.ident)
+          .bind(8, d.dsn_ret)
+          .bind(9, d.dsn_envid)
+          .bind(10, q.dsn.notify)
+          .bind(11, q.dsn.orcpt)
+          .run();
+    }
+    for (std::int64_t id : d.replaces) {
+      int n = c.prepare("DELETE FROM main.outbox WHERE mail_id = ?1 AND mail_lease_owner = ?2")
+                  .bind(1, id)
+                  .bind(2, d.replaces_owner)
+                  .run();
+      if (n == 0) throw SqlError{Status::not_found("queue entry " + std::to_string(id) + " is gone or not leased to " +
+                                                   d.replaces_owner)};
+    }
+    if (!d.queued.empty()) impl->note_queue_change();
+  };
+  job.done = std::move(done);
+  impl_->writer->submit(std::move(job));
+}
+
+Status Store::deliver_sync(Delivery delivery) {
+  std::promise<Status> p;
+  auto f = p.get_future();
+  deliver(std::move(delivery), [&p](Status st) { p.set_value(std::move(st)); });
+  return f.get();
+}
+
+namespace {
+
+constexpr const char* kMessageColumns =
+    "mail_id, mail_user, mail_folder, mail_uid, mail_modseq, mail_flags, "
+    "COALESCE(mail_keywords, ''), mail_internaldate, mail_size, mail_ident, mail_envelopefrom, "
+    "mail_envelopeto, COALESCE(mail_wiresize, -1), mail_uidl";
+
+MessageInfo read_info(const Stmt& s, const std::string& database) {
+  MessageInfo m;
+  m.ref = {database, s.int64(0)};
+  m.user = s.text(1);
+  m.folder = s.int64(2);
+  m.uid = static_cast<std::uint32_t>(s.int64(3));
+  m.modseq = static_cast<std::uint64_t>(s.int64(4));
+  m.flags = static_cast<std::uint32_t>(s.int64(5));
+  m.keywords = s.text(6);
+  m.internal_date = s.int64(7);
+  m.size = s.int64(8);
+  m.ident = s.opt_text(9);
+  m.envelope_from = s.text(10);
+  m.envelope_to = s.text(11);
+  m.wire_size = s.int64(12);
+  m.legacy_uidl = s.opt_text(13);
+  return m;
+}
+
+Folder read_folder(const Stmt& s) {
+  Folder f;
+  f.id = s.int64(0);
+  f.user = s.text(1);
+  f.name = s.text(2);
+  f.uidvalidity = static_cast<std::uint32_t>(s.int64(3));
+  f.uidnext = static_cast<std::uint32_t>(s.int64(4));
+  f.highest_modseq = static_cast<std::uint64_t>(s.int64(5));
+  f.subscribed = s.int64(6) != 0;
+  return f;
+}
+
+constexpr const char* kFolderColumns =
+    "folder_id, folder_user, folder_name, folder_uidvalidity, folder_uidnext, "
+    "folder_highestmodseq, folder_subscribed";
+
+class MailboxesImpl final : public Mailboxes {
+ public:
+  explicit MailboxesImpl(Store::Impl& impl) : impl_(impl) {}
+
+  Result<Folder> ensure_folder(std::string_view user, std::string_view name) override {
+    std::string u(user), n(name);
+    Status st = impl_.write([&](Connection& c) {
+      Stmt s = c.prepare("SELECT 1 FROM main.users WHERE user_name = ?1");
+      s.bind(1, u);
+      bool exists = s.step();
+      s.run();
+      if (!exists) throw SqlError{Status::not_found("no such user '" + u + "'")};
+      detail::ensure_folder_id(c, u, n);
+    });
+    if (!st.ok()) return st;
+    auto f = find_folder(user, name);
+    if (!f) return f.error();
+    if (!*f) return Status::internal("folder vanished");
+    return **f;
+  }
+
+  Result<std::optional<Folder>> find_folder(std::string_view user, std::string_view name) override {
+    std::optional<Folder> out;
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare(std::string("SELECT ") + kFolderColumns +
+                         " FROM folders WHERE folder_user = ?1 AND folder_name = ?2");
+      s.bind(1, user).bind(2, name);
+      if (s.step()) out = read_folder(s);
+      s.run();
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Result<std::vector<Folder>> list_folders(std::string_view user) override {
+    std::vector<Folder> out;
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare(std::string("SELECT ") + kFolderColumns +
+                         " FROM folders WHERE folder_user = ?1 ORDER BY folder_name");
+      s.bind(1, user);
+      while (s.step()) out.push_back(read_folder(s));
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Result<std::vector<MessageInfo>> list_messages(std::string_view user,
+                                                 std::string_view folder) override {
+    auto userdb = user_database(user);
+    if (!userdb) return userdb.error();
+    if (*userdb) {
+      // Attaching through the writer upgrades the file and numbers old messages first.
+      if (Status st = touch_user_database(std::string(user)); !st.ok()) return st;
+    }
+    std::vector<MessageInfo> out;
+    std::int64_t folder_id = -1;
+    Status st = impl_.read([&](Connection& c) {
+      Stmt f = c.prepare("SELECT folder_id FROM folders WHERE folder_user = ?1 AND folder_name = ?2");
+      f.bind(1, user).bind(2, folder);
+      if (f.step()) folder_id = f.int64(0);
+      f.run();
+      if (folder_id < 0) return;
+      Stmt s = c.prepare(std::string("SELECT ") + kMessageColumns +
+                         " FROM mailbox WHERE mail_folder = ?1 AND mail_user = ?2");
+      s.bind(1, folder_id).bind(2, user);
+      while (s.step()) out.push_back(read_info(s, ""));
+    });
+    if (!st.ok()) return st;
+    if (*userdb && folder_id >= 0) {
+      auto conn = Connection::open(**userdb, Connection::Mode::ReadOnly, impl_.options.busy_timeout_ms);
+      if (!conn) return Status::io_error("cannot read the user database of " + std::string(user) +
+                                         ": " + conn.error().message());
+      st = detail::guarded([&] {
+        Stmt s = (*conn)->prepare(std::string("SELECT ") + kMessageColumns +
+                                  " FROM mailbox WHERE mail_folder = ?1 AND mail_user = ?2");
+        s.bind(1, folder_id).bind(2, user);
+        while (s.step()) out.push_back(read_info(s, **userdb));
+      });
+      if (!st.ok()) return st;
+    }
+    std::sort(out.begin(), out.end(),
+              [](const MessageInfo& a, const MessageInfo& b) { return a.uid < b.uid; });
+    return out;
+  }
+
+  Result<std::string> read_message(const MessageRef& ref) override {
+    std::optional<std::string> data;
+    auto body = [&](Connection& c) {
+      Stmt s = c.prepare("SELECT mail_data FROM mailbox WHERE mail_id = ?1");
+      s.bind(1, ref.id);
+      if (s.step()) data = s.text(0);
+      s.run();
+    };
+    Status st;
+    if (ref.database.empty()) {
+      st = impl_.read(body);
+    } else {
+      auto conn = Connection::open(ref.database, Connection::Mode::ReadOnly,
+                                   impl_.options.busy_timeout_ms);
+      if (!conn) return conn.error();
+      st = detail::guarded([&] { body(**conn); });
+    }
+    if (!st.ok()) return st;
+    if (!data) return Status::not_found("no such message");
+    return std::move(*data);
+  }
+
+  Result<std::uint64_t> set_flags(const MessageRef& ref, std::uint32_t flags,
+                                  std::string_view keywords) override {
+    std::uint64_t modseq = 0;
+    std::string kw(keywords);
+    auto schema = std::make_shared<std::string>("main");
+    Status st = impl_.write(
+        [&](Connection& c) {
+          Stmt s = c.prepare("SELECT mail_folder FROM \"" + *schema +
+                             "\".mailbox WHERE mail_id = ?1");
+          s.bind(1, ref.id);
+          if (!s.step()) throw SqlError{Status::not_found("no such message")};
+          std::int64_t folder = s.int64(0);
+          s.run();
+          modseq = static_cast<std::uint64_t>(next_modseq(c, folder));
+          c.prepare("UPDATE \"" + *schema +
+                    "\".mailbox SET mail_flags = ?1, mail_keywords = ?2, mail_read = ?3, "
+                    "mail_modseq = ?4 WHERE mail_id = ?5")
+              .bind(1, static_cast<std::int64_t>(flags))
+              .bind(2, kw.empty() ? std::optional<std::string>() : std::optional<std::string>(kw))
+              .bind(3, (flags & kFlagSeen) ? 1 : 0)
+              .bind(4, static_cast<std::int64_t>(modseq))
+              .bind(5, ref.id)
+              .run();
+        },
+        schema_resolver(ref, schema));
+    if (!st.ok()) return st;
+    return modseq;
+  }
+
+  Status expunge(std::string_view user, const std::vector<MessageRef>& refs) override {
+    std::string u(user);
+    // Group by database; each group is one job, all in one write so that they commit together.
+    auto schemas = std::make_shared<std::map<std::string, std::string>>();
+    return impl_.write(
+        [&](Connection& c) {
+          for (const MessageRef& ref : refs) {
+            const std::string& schema = (*schemas)[ref.database];
+            Stmt s = c.prepare("SELECT mail_folder, mail_uid FROM \"" + schema +
+                               "\".mailbox WHERE mail_id = ?1 AND mail_user = ?2");
+            s.bind(1, ref.id).bind(2, u);
+            if (!s.step()) continue;  // already gone (another session expunged it)
+            std::int64_t folder = s.int64(0);
+            std::optional<std::int64_t> uid = s.opt_int64(1);
+            s.run();
+            if (uid) {
+              c.prepare("INSERT OR REPLACE INTO main.expunged (exp_folder, exp_uid, exp_modseq) "
+                        "VALUES (?1, ?2, ?3)")
+                  .bind(1, folder)
+                  .bind(2, *uid)
+                  .bind(3, next_modseq(c, folder))
+                  .run();
+            }
+            c.prepare("DELETE FROM \"" + schema + "\".mailbox WHERE mail_id = ?1")
+                .bind(1, ref.id)
+                .run();
+          }
+        },
+        [this, schemas, refs](Connection& w, std::uint64_t batch) {
+          schemas->clear();
+          (*schemas)[""] = "main";
+          for (const MessageRef& ref : refs) {
+            if (schemas->count(ref.database)) continue;
+            auto s = impl_.user_databases.attach(w, ref.database, batch, impl_.options.logger);
+            if (!s) throw SqlError{s.error()};
+            if (s->empty()) return false;
+            (*schemas)[ref.database] = *s;
+          }
+          return true;
+        });
+  }
+
+ private:
+  std::function<bool(Connection&, std::uint64_t)> schema_resolver(
+      const MessageRef& ref, std::shared_ptr<std::string> schema) {
+    if (ref.database.empty()) return nullptr;
+    std::string path = ref.database;
+    return [this, path, schema](Connection& w, std::uint64_t batch) {
+      auto s = impl_.user_databases.attach(w, path, batch, impl_.options.logger);
+      if (!s) throw SqlError{s.error()};
+      if (s->empty()) return false;
+      *schema = *s;
+      return true;
+    };
+  }
+
+  Result<std::optional<std::string>> user_database(std::string_view user) {
+    std::optional<std::string> db;
+    bool found = false;
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare("SELECT user_database FROM users WHERE user_name = ?1");
+      s.bind(1, user);
+      if (s.step()) {
+        found = true;
+        db = s.opt_text(0);
+      }
+      s.run();
+    });
+    if (!st.ok()) return st;
+    if (!found) return Status::not_found("no such user '" + std::string(user) + "'");
+    if (db && db->size() <= 1) db.reset();
+    return db;
+  }
+
+  Status touch_user_database(const std::string& user) {
+    Status attach_status;
+    Status st = impl_.write([](Connection&) {},
+                            [&](Connection& w, std::uint64_t batch) {
+                              auto s = impl_.user_schema(w, user, batch);
+                              if (!s) attach_status = s.error();
+                              return !(s && s->empty());
+                            });
+    if (!st.ok()) return st;
+    if (!attach_status.ok())
+      return Status::io_error("cannot use the user database of " + user + ": " +
+                              attach_status.message());
+    return Status();
+  }
+
+  Store::Impl& impl_;
+};
+
+}  // namespace
+
+std::unique_ptr<Mailboxes> detail::make_mailboxes(Store::Impl& impl) {
+  return std::make_unique<MailboxesImpl>(impl);
+}
+
+}  // namespace cmail::store

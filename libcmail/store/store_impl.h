@@ -1,0 +1,102 @@
+// libcmail/store/store_impl.h: the private side of cmail::Store, shared by the facades.
+//
+// Impl owns the writer (one thread and connection) and a pool of read connections. Facades
+// (directory.cc, queue.cc, mailbox.cc) reach the database only through read() and the writer.
+//
+// Thread-safety: read() and writer() from any thread.
+#pragma once
+
+#include "schema.h"
+#include "sqlite.h"
+#include "writer.h"
+
+#include <cmail/store/directory.h>
+#include <cmail/store/mailbox.h>
+#include <cmail/store/queue.h>
+#include <cmail/store/store.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace cmail::store {
+
+namespace detail {
+std::unique_ptr<Directory> make_directory(Store::Impl& impl);
+std::unique_ptr<Queue> make_queue(Store::Impl& impl);
+std::unique_ptr<Mailboxes> make_mailboxes(Store::Impl& impl);
+
+// Unix time now.
+std::int64_t unix_now();
+
+// The change-notification file of a database's queue ("<db>-notify-queue"): writers touch it
+// after a commit that made queue entries due; dispatchers watch it (inotify via libuv).
+std::string queue_notify_path(const std::string& db_path);
+// Writes one byte into `path` (creating it with the owner and group of `db_path`), so that
+// watchers see a change. Best effort: a failure only delays the watcher until its next poll.
+void touch_notify(const std::string& path, const std::string& db_path);
+
+// The user databases attached to the writer connection. Used on the writer thread only.
+class UserDatabases {
+ public:
+  // Attaches the user database at `path` (outside a transaction), upgrading a version-9 user
+  // database first and giving its messages UIDs. Returns the schema name to use ("u0".."u7"),
+  // "" when every slot is taken by the current batch (commit first), or a failed Status when
+  // the file cannot be used. Detaches databases not used by the current batch when full.
+  Result<std::string> attach(Connection& writer, const std::string& path, std::uint64_t batch,
+                             const std::function<void(const std::string&)>& log);
+
+ private:
+  struct Slot {
+    std::string path;
+    std::uint64_t last_batch = 0;
+  };
+  static constexpr int kSlots = 8;  // SQLite allows 10 attached databases by default
+  Slot slots_[kSlots];
+};
+
+// Allocates the next UID of a folder and bumps its highest modseq (inside a write transaction).
+// Returns {uid, modseq}.
+std::pair<std::int64_t, std::int64_t> allocate_uid(Connection& c, std::int64_t folder_id);
+// Finds or creates the folder of a user (inside a write transaction); returns folder_id.
+// Throws SqlError (Constraint) for an unknown user.
+std::int64_t ensure_folder_id(Connection& c, std::string_view user, std::string_view name);
+}  // namespace detail
+
+struct Store::Impl {
+  std::string path;
+  StoreOptions options;
+  int version = 0;
+  std::unique_ptr<detail::Writer> writer;  // null when read-only
+  detail::UserDatabases user_databases;     // writer thread only
+
+  std::mutex readers_mu;
+  std::vector<std::unique_ptr<detail::Connection>> idle_readers;
+
+  // Set by a write that made queue entries due; the writer touches the notify file after the
+  // commit (Writer's after_commit hook) and clears it.
+  std::atomic<bool> queue_changed{false};
+  void note_queue_change() { queue_changed.store(true, std::memory_order_relaxed); }
+
+  std::unique_ptr<Directory> directory;
+  std::unique_ptr<Queue> queue;
+  std::unique_ptr<Mailboxes> mailboxes;
+
+  // Runs fn on a pooled read connection; SqlError becomes the returned Status.
+  Status read(const std::function<void(detail::Connection&)>& fn);
+  // Runs a write job and waits for its commit.
+  Status write(std::function<void(detail::Connection&)> apply,
+               std::function<bool(detail::Connection&, std::uint64_t)> prepare = nullptr);
+  // Resolves where messages of `user` go: "main" or the attached schema of their user
+  // database. Writer thread, outside a transaction. "" = commit the batch first.
+  Result<std::string> user_schema(detail::Connection& w, const std::string& user,
+                                  std::uint64_t batch);
+  void log(const std::string& line) const {
+    if (options.logger) options.logger(line);
+  }
+};
+
+}  // namespace cmail::store
