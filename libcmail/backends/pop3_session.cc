@@ -221,7 +221,7 @@ void blocking_login(store::Store& store, const sasl::Credentials& creds, const s
   }
   out.user = user;
   out.locked = true;
-  out.verdict = Verdict::maildrop(pop3_listing(*folder ? (*folder)->uidvalidity : 0, *messages));
+  out.verdict = Verdict::maildrop(user, pop3_listing(*folder ? (*folder)->uidvalidity : 0, *messages));
 }
 
 }  // namespace

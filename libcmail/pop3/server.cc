@@ -7,21 +7,9 @@ namespace cmail::pop3 {
 
 namespace {
 
-constexpr std::size_t kMaxBuffered = 64 * 1024;  // unparsed input held while a verdict waits
-constexpr std::size_t kAhead = 64 * 1024;        // encoded message output kept ready
+constexpr std::size_t kAhead = 64 * 1024;  // encoded message output kept ready
 
-std::string upper(std::string_view s) {
-  std::string r(s);
-  for (auto& ch : r) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  return r;
-}
-
-// RFC 1939 3: keywords and arguments are separated by a single space.
-std::pair<std::string_view, std::string_view> split_word(std::string_view s) {
-  std::size_t sp = s.find(' ');
-  if (sp == std::string_view::npos) return {s, {}};
-  return {s.substr(0, sp), s.substr(sp + 1)};
-}
+using S = Server::State;
 
 std::optional<std::uint64_t> parse_number(std::string_view s) {
   if (s.empty() || s.size() > 19) return std::nullopt;
@@ -40,6 +28,26 @@ std::pair<std::size_t, std::size_t> line_at(std::string_view m, std::size_t pos)
 }
 
 }  // namespace
+
+// RFC 1939 3: the commands of each state. Out of state, the -ERR text given (counted as a
+// failed command). SASL responses, the UPDATE state and a closed session never get here.
+const std::array<Server::Command, 15> Server::kCommands = {{
+    {"CAPA", {S::Authorization, S::Transaction}, "", &Server::cmd_capa},  // RFC 2449 5
+    {"QUIT", {S::Authorization, S::Transaction}, "", &Server::cmd_quit},
+    {"USER", {S::Authorization}, "Already logged in", &Server::cmd_user},
+    {"PASS", {S::Authorization}, "Already logged in", &Server::cmd_pass},
+    {"AUTH", {S::Authorization}, "Already logged in", &Server::cmd_auth},  // RFC 5034 4
+    {"STLS", {S::Authorization}, "Already logged in", &Server::cmd_stls},  // RFC 2595 4
+    {"APOP", {S::Authorization}, "Already logged in", &Server::cmd_apop},
+    {"STAT", {S::Transaction}, "Log in first", &Server::cmd_stat},
+    {"LIST", {S::Transaction}, "Log in first", &Server::cmd_list},
+    {"UIDL", {S::Transaction}, "Log in first", &Server::cmd_uidl},
+    {"RETR", {S::Transaction}, "Log in first", &Server::cmd_retr},
+    {"TOP", {S::Transaction}, "Log in first", &Server::cmd_top},
+    {"DELE", {S::Transaction}, "Log in first", &Server::cmd_dele},
+    {"RSET", {S::Transaction}, "Log in first", &Server::cmd_rset},
+    {"NOOP", {S::Transaction}, "Log in first", &Server::cmd_noop},
+}};
 
 std::string_view to_string(RespCode c) {
   switch (c) {
@@ -64,8 +72,9 @@ const char* to_string(Server::State s) {
   return "?";
 }
 
-Verdict Verdict::maildrop(std::vector<Listing> listing) {
+Verdict Verdict::maildrop(std::string identity, std::vector<Listing> listing) {
   Verdict v(Kind::Accept);
+  v.identity_ = std::move(identity);
   v.listing_ = std::move(listing);
   return v;
 }
@@ -79,12 +88,6 @@ Verdict Verdict::reject(RespCode code, std::string text) {
   Verdict v(Kind::Reject);
   v.code_ = code;
   v.text_ = std::move(text);
-  return v;
-}
-Verdict Verdict::pending() { return Verdict(Kind::Pending); }
-Verdict Verdict::failed(Status st) {
-  Verdict v(Kind::Failed);
-  v.status_ = std::move(st);
   return v;
 }
 
@@ -101,7 +104,10 @@ std::string_view top_part(std::string_view m, std::uint64_t lines) {
 }
 
 Server::Server(const ServerOptions& options, Session& session)
-    : options_(options), session_(session), tls_(options.tls_active) {
+    : Conversation(proto::LineEnd::CrLfOrLf, options.max_buffered_input),
+      options_(options),
+      session_(session),
+      tls_(options.tls_active) {
   // RFC 1939 4: the greeting. No APOP timestamp: APOP is not offered.
   ok(options_.hostname + " POP3 server ready");
 }
@@ -109,23 +115,25 @@ Server::Server(const ServerOptions& options, Session& session)
 Server::~Server() = default;
 
 void Server::ok(std::string_view text) {
-  out_ += "+OK";
+  std::string& out = output();
+  out += "+OK";
   if (!text.empty()) {
-    out_ += ' ';
-    out_ += text;
+    out += ' ';
+    out += text;
   }
-  out_ += "\r\n";
+  out += "\r\n";
 }
 
 void Server::err(RespCode code, std::string_view text) {
-  out_ += "-ERR ";
+  std::string& out = output();
+  out += "-ERR ";
   if (code != RespCode::None) {  // RFC 2449 8: a response code in brackets first
-    out_ += '[';
-    out_ += to_string(code);
-    out_ += "] ";
+    out += '[';
+    out += to_string(code);
+    out += "] ";
   }
-  out_ += text;
-  out_ += "\r\n";
+  out += text;
+  out += "\r\n";
 }
 
 void Server::error(std::string_view text, RespCode code) {
@@ -138,36 +146,18 @@ void Server::close_with(RespCode code, std::string_view text) {
   if (!sending_) err(code, text);  // never inside a multi-line response
   sending_.reset();
   state_ = State::Closed;
-  in_.clear();
-  events_.push_back(Close{});
+  close();
 }
 
 void Server::consume_output(std::size_t n) {
-  out_pos_ += std::min(n, out_.size() - out_pos_);
-  if (out_pos_ == out_.size()) {
-    out_.clear();
-    out_pos_ = 0;
-  } else if (out_pos_ > kAhead) {
-    out_.erase(0, out_pos_);
-    out_pos_ = 0;
-  }
+  Conversation::consume_output(n);
   if (sending_) {
     fill();
     if (!sending_) process();  // pipelined commands waited behind the response
   }
 }
 
-std::optional<Event> Server::next_event() {
-  if (events_.empty()) return std::nullopt;
-  Event e = std::move(events_.front());
-  events_.pop_front();
-  return e;
-}
-
-bool Server::wants_read() const {
-  return state_ != State::Closed && state_ != State::Update && pending_ != Pending::Tls &&
-         in_.size() < kMaxBuffered;
-}
+bool Server::wants_read() const { return state_ != State::Update && reading(); }
 
 std::vector<std::size_t> Server::deleted() const {
   std::vector<std::size_t> out;
@@ -183,11 +173,16 @@ std::uint64_t Server::total_size() const {
   return total;
 }
 
+std::size_t Server::remaining() const {
+  std::size_t count = 0;
+  for (bool d : deleted_) count += !d;
+  return count;
+}
+
 void Server::receive(std::string_view bytes) {
-  // After STLS the bytes belong to TLS; after QUIT nothing more is read (RFC 1939 6).
-  if (state_ == State::Closed || state_ == State::Update || pending_ == Pending::Tls) return;
-  in_.append(bytes);
-  process();
+  // After QUIT nothing more is read (RFC 1939 6); after STLS the bytes belong to TLS.
+  if (state_ == State::Update) return;
+  if (accept_input(bytes)) process();
 }
 
 void Server::receive_eof() {
@@ -195,8 +190,7 @@ void Server::receive_eof() {
   // RFC 1939 6: a session that ends without QUIT does not enter UPDATE; nothing is deleted.
   state_ = State::Closed;
   sending_.reset();
-  in_.clear();
-  events_.push_back(Close{});
+  close();
 }
 
 void Server::timed_out() {
@@ -206,50 +200,30 @@ void Server::timed_out() {
 
 void Server::tls_established(const TlsInfo&) {
   tls_ = true;
-  if (pending_ != Pending::Tls) return;  // implicit TLS: nothing to forget
+  if (!finish_tls()) return;  // implicit TLS: nothing to forget
   // RFC 2595 4: after the handshake the server discards what it learned from the client,
-  // including a USER given before STLS (cmail kept it, spec 16.13).
-  pending_ = Pending::None;
+  // including a USER given before STLS (docs/compatibility.md).
   state_ = State::Authorization;
-  user_.reset();
+  user_given_.reset();
   sasl_.reset();
   options_.starttls_available = false;
-  in_.clear();
-  scan_ = 0;
 }
 
 void Server::process() {
-  while (state_ != State::Closed && state_ != State::Update && pending_ == Pending::None && !sending_) {
-    const bool auth_line = state_ == State::Sasl || (in_.size() >= 5 && upper(in_.substr(0, 5)) == "AUTH ");
-    const std::size_t limit = auth_line ? options_.max_auth_line : options_.max_command_line;
-    std::size_t lf = in_.find('\n', scan_);
-    if (lf == std::string::npos) {
-      if (in_.size() > limit) {
-        // An over-long line: one -ERR, then drop it up to its end (RFC 2449 4 limits lines).
-        if (!discarding_) error("Line too long");
-        discarding_ = true;
-        in_.clear();
-      }
-      scan_ = in_.size();
-      return;
+  while (state_ != State::Closed && state_ != State::Update && !awaiting_.active() && !sending_ &&
+         !tls_pending()) {
+    std::string_view line;
+    switch (next_command_line(options_.max_command_line, options_.max_auth_line, state_ == State::Sasl, line)) {
+      case proto::LineReader::Result::NeedMore:
+        return;
+      case proto::LineReader::Result::TooLong:
+        error("Line too long");  // one -ERR, the rest of the line is dropped (RFC 2449 4)
+        continue;
+      case proto::LineReader::Result::Line:
+        break;
     }
-    std::size_t end = lf > 0 && in_[lf - 1] == '\r' ? lf - 1 : lf;  // CRLF; a bare LF is accepted
-    std::string line = in_.substr(0, end);
-    in_.erase(0, lf + 1);
-    scan_ = 0;
-    if (discarding_) {
-      discarding_ = false;
-      continue;
-    }
-    if (line.size() + 2 > limit) {
-      error("Line too long");
-      continue;
-    }
-    if (state_ == State::Sasl) {
-      sasl_response(line);
-    } else {
-      command(line);
-    }
+    if (state_ == State::Sasl) sasl_step(sasl_.respond(line));
+    else command(line);
   }
 }
 
@@ -259,10 +233,8 @@ std::string Server::capabilities() const {
   if (state_ == State::Authorization) {
     if (options_.starttls_available && !tls_) c += "STLS\r\n";  // RFC 2595 4
     if (login_allowed()) {
-      c += "USER\r\n";  // RFC 2449 6.8
-      c += "SASL";      // RFC 5034 5
-      for (auto m : sasl::all_mechanisms()) c += " " + std::string(sasl::mechanism_name(m));
-      c += "\r\n";
+      c += "USER\r\n";                                  // RFC 2449 6.8
+      c += "SASL " + sasl::mechanism_names() + "\r\n";  // RFC 5034 5
     }
   }
   c += "IMPLEMENTATION " + options_.implementation + "\r\n.\r\n";  // RFC 2449 6.9
@@ -289,197 +261,155 @@ std::optional<std::size_t> Server::message_arg(std::string_view arg, bool delete
 }
 
 void Server::command(std::string_view line) {
-  auto [word, arg] = split_word(line);
-  const std::string verb = upper(word);
-  const bool authorization = state_ == State::Authorization;
-
-  if (verb == "CAPA") {  // RFC 2449 5: in every state
-    if (!arg.empty()) return error("Syntax: CAPA");
-    out_ += capabilities();
-    return;
-  }
-  if (verb == "QUIT") {
-    if (!arg.empty()) return error("Syntax: QUIT");
-    if (authorization) {  // RFC 1939 4: QUIT before login
-      ok(options_.hostname + " POP3 server signing off");
-      state_ = State::Closed;
-      in_.clear();
-      events_.push_back(Close{});
-      return;
-    }
-    // RFC 1939 6: QUIT in TRANSACTION enters UPDATE; the +OK comes after the deletions.
-    state_ = State::Update;
-    in_.clear();
-    pending_ = Pending::Update;
-    apply(session_.update(deleted()));
-    return;
-  }
-
-  if (authorization) {
-    if (verb == "USER") {  // RFC 1939 7
-      if (!login_allowed()) return error("Log in only after STLS: this server requires TLS", RespCode::Auth);
-      if (arg.empty()) return error("Syntax: USER name");
-      user_ = std::string(arg);
-      return ok("Send PASS");
-    }
-    if (verb == "PASS") {  // RFC 1939 7: the rest of the line, spaces included
-      if (!login_allowed()) return error("Log in only after STLS: this server requires TLS", RespCode::Auth);
-      if (!user_) return error("Send USER first");
-      sasl::Credentials creds{"", std::move(*user_), std::string(arg)};
-      user_.reset();
-      return start_login(creds);
-    }
-    if (verb == "AUTH") {  // RFC 5034 4
-      if (!login_allowed()) return error("Log in only after STLS: this server requires TLS", RespCode::Auth);
-      if (arg.empty()) {
-        // AUTH without a mechanism lists them (RFC 1734's form, which clients still probe).
-        std::string list = "+OK SASL mechanisms follow\r\n";
-        for (auto m : sasl::all_mechanisms()) list += std::string(sasl::mechanism_name(m)) + "\r\n";
-        out_ += list + ".\r\n";
-        return;
-      }
-      auto [name, rest] = split_word(arg);
-      auto mech = sasl::parse_mechanism(name);
-      if (!mech) return error("Unrecognized authentication mechanism");
-      if (rest.find(' ') != std::string_view::npos) return error("Syntax: AUTH mechanism [initial-response]");
-      std::optional<std::string> initial;
-      if (!rest.empty()) {
-        if (rest == "=") {
-          initial = std::string();  // RFC 5034 4: "=" is an empty initial response
-        } else {
-          initial = sasl::base64_decode(rest);
-          if (!initial) return error("Invalid base64 data");
-        }
-      }
-      sasl_ = std::make_unique<sasl::ServerExchange>(*mech);
-      return sasl_step(sasl_->start(initial ? std::optional<std::string_view>(*initial) : std::nullopt));
-    }
-    if (verb == "STLS") {  // RFC 2595 4
-      if (tls_) return error("TLS is already active");
-      if (!options_.starttls_available) return error("STLS not available");
-      if (!arg.empty()) return error("Syntax: STLS");
-      ok("Begin TLS negotiation");
-      // The bytes after the command belong to the TLS handshake, never to the parser
-      // (command injection, RFC 2595 4 / RFC 3207 4.2).
-      events_.push_back(StartTls{std::move(in_)});
-      in_.clear();
-      scan_ = 0;
-      user_.reset();
-      pending_ = Pending::Tls;
-      return;
-    }
-    if (verb == "APOP") return error("APOP is not offered; use USER/PASS or AUTH");
-    if (verb == "STAT" || verb == "LIST" || verb == "RETR" || verb == "DELE" || verb == "NOOP" ||
-        verb == "RSET" || verb == "TOP" || verb == "UIDL")
-      return error("Log in first");
-    return error("Unknown command");
-  }
-
-  // TRANSACTION (RFC 1939 5).
-  if (verb == "STAT") {
-    if (!arg.empty()) return error("Syntax: STAT");
-    std::size_t count = 0;
-    for (bool d : deleted_) count += !d;
-    return ok(std::to_string(count) + " " + std::to_string(total_size()));
-  }
-  if (verb == "LIST" || verb == "UIDL") {
-    const bool uidl = verb == "UIDL";
-    auto field = [&](std::size_t i) { return uidl ? listing_[i].uid : std::to_string(listing_[i].size); };
-    if (!arg.empty()) {
-      auto i = message_arg(arg);
-      if (!i) return;
-      return ok(std::to_string(*i + 1) + " " + field(*i));
-    }
-    std::size_t count = 0;
-    for (bool d : deleted_) count += !d;
-    std::string r = "+OK " + std::to_string(count) + " messages (" + std::to_string(total_size()) +
-                    " octets)\r\n";
-    for (std::size_t i = 0; i < listing_.size(); ++i)
-      if (!deleted_[i]) r += std::to_string(i + 1) + " " + field(i) + "\r\n";
-    out_ += r + ".\r\n";
-    return;
-  }
-  if (verb == "RETR" || verb == "TOP") {
-    std::string_view num = arg;
-    pending_top_.reset();
-    if (verb == "TOP") {  // RFC 1939 7: TOP msg n
-      auto [m, lines] = split_word(arg);
-      auto n = parse_number(lines);
-      if (!n) return error("Syntax: TOP message lines");
-      num = m;
-      pending_top_ = *n;
-    }
-    auto i = message_arg(num);
-    if (!i) return;
-    pending_index_ = *i;
-    pending_ = Pending::Retrieve;
-    apply(session_.retrieve(*i));
-    return;
-  }
-  if (verb == "DELE") {
-    auto i = message_arg(arg, true);
-    if (!i) return;
-    if (deleted_[*i]) return error("Message " + std::to_string(*i + 1) + " is already deleted");
-    deleted_[*i] = true;
-    return ok("Message " + std::to_string(*i + 1) + " deleted");
-  }
-  if (verb == "RSET") {
-    if (!arg.empty()) return error("Syntax: RSET");
-    deleted_.assign(listing_.size(), false);  // RFC 1939 5: unmark every message
-    return ok("Maildrop has " + std::to_string(listing_.size()) + " messages (" +
-              std::to_string(total_size()) + " octets)");
-  }
-  if (verb == "NOOP") {
-    if (!arg.empty()) return error("Syntax: NOOP");
-    return ok("");
-  }
-  if (verb == "USER" || verb == "PASS" || verb == "AUTH" || verb == "STLS" || verb == "APOP")
-    return error("Already logged in");
-  error("Unknown command");
+  auto [verb, arg] = proto::split_command(line);  // RFC 1939 3: keyword SP argument
+  const Command* c = proto::find_command(kCommands, verb);
+  if (!c) return error("Unknown command");
+  if (!c->states.contains(state_)) return error(c->out_of_state);
+  (this->*c->run)(arg);
 }
 
-void Server::sasl_response(std::string_view line) {
-  if (line == "*") {  // RFC 5034 4: the client cancels; the server answers -ERR
-    sasl_.reset();
-    state_ = State::Authorization;
-    return err(RespCode::None, "Authentication canceled");
-  }
-  auto decoded = sasl::base64_decode(line);
-  if (!decoded) {
-    sasl_.reset();
-    state_ = State::Authorization;
-    return error("Invalid base64 data");
-  }
-  sasl_step(sasl_->step(*decoded));
+void Server::cmd_capa(std::string_view arg) {
+  if (!arg.empty()) return error("Syntax: CAPA");
+  write(capabilities());
 }
 
-void Server::sasl_step(const sasl::ServerExchange::Step& step) {
-  if (auto* c = std::get_if<sasl::ServerExchange::Challenge>(&step)) {
+void Server::cmd_quit(std::string_view arg) {
+  if (!arg.empty()) return error("Syntax: QUIT");
+  if (state_ == State::Authorization) {  // RFC 1939 4: QUIT before login
+    ok(options_.hostname + " POP3 server signing off");
+    state_ = State::Closed;
+    return close();
+  }
+  // RFC 1939 6: QUIT in TRANSACTION enters UPDATE; the +OK comes after the deletions.
+  state_ = State::Update;
+  in_.clear();
+  awaiting_.begin(Decision::Update);
+  apply(session_.update(deleted()));
+}
+
+void Server::cmd_user(std::string_view arg) {  // RFC 1939 7
+  if (!login_allowed()) return error("Log in only after STLS: this server requires TLS", RespCode::Auth);
+  if (arg.empty()) return error("Syntax: USER name");
+  user_given_ = std::string(arg);
+  ok("Send PASS");
+}
+
+void Server::cmd_pass(std::string_view arg) {  // RFC 1939 7: the rest of the line, spaces included
+  if (!login_allowed()) return error("Log in only after STLS: this server requires TLS", RespCode::Auth);
+  if (!user_given_) return error("Send USER first");
+  sasl::Credentials creds{"", std::move(*user_given_), std::string(arg)};
+  user_given_.reset();
+  start_login(creds);
+}
+
+void Server::cmd_auth(std::string_view arg) {  // RFC 5034 4
+  if (!login_allowed()) return error("Log in only after STLS: this server requires TLS", RespCode::Auth);
+  if (arg.empty()) {
+    // AUTH without a mechanism lists them (RFC 1734's form, which clients still probe).
+    return write("+OK SASL mechanisms follow\r\n" + sasl::mechanism_names("\r\n") + "\r\n.\r\n");
+  }
+  sasl_step(sasl_.start(arg));
+}
+
+void Server::cmd_stls(std::string_view arg) {  // RFC 2595 4
+  if (tls_) return error("TLS is already active");
+  if (!options_.starttls_available) return error("STLS not available");
+  if (!arg.empty()) return error("Syntax: STLS");
+  ok("Begin TLS negotiation");
+  // The bytes after the command belong to the TLS handshake, never to the parser (command
+  // injection, RFC 2595 4 / RFC 3207 4.2); the kernel hands them over.
+  user_given_.reset();
+  start_tls();
+}
+
+void Server::cmd_apop(std::string_view) { error("APOP is not offered; use USER/PASS or AUTH"); }
+
+void Server::cmd_stat(std::string_view arg) {
+  if (!arg.empty()) return error("Syntax: STAT");
+  ok(std::to_string(remaining()) + " " + std::to_string(total_size()));
+}
+
+void Server::cmd_list(std::string_view arg) { scan_listing(arg, false); }
+void Server::cmd_uidl(std::string_view arg) { scan_listing(arg, true); }
+
+void Server::scan_listing(std::string_view arg, bool uidl) {
+  // RFC 1939 5 (LIST) and 7 (UIDL): one message, or every message not marked deleted.
+  auto field = [&](std::size_t i) { return uidl ? listing_[i].uid : std::to_string(listing_[i].size); };
+  if (!arg.empty()) {
+    auto i = message_arg(arg);
+    if (!i) return;
+    return ok(std::to_string(*i + 1) + " " + field(*i));
+  }
+  std::string r = "+OK " + std::to_string(remaining()) + " messages (" + std::to_string(total_size()) + " octets)\r\n";
+  for (std::size_t i = 0; i < listing_.size(); ++i)
+    if (!deleted_[i]) r += std::to_string(i + 1) + " " + field(i) + "\r\n";
+  write(r + ".\r\n");
+}
+
+void Server::cmd_retr(std::string_view arg) { retrieve(arg, std::nullopt); }
+
+void Server::cmd_top(std::string_view arg) {  // RFC 1939 7: TOP msg n
+  auto [number, lines] = proto::split_command(arg);
+  auto n = parse_number(lines);
+  if (!n) return error("Syntax: TOP message lines");
+  retrieve(number, *n);
+}
+
+void Server::retrieve(std::string_view number, std::optional<std::uint64_t> top) {
+  auto i = message_arg(number);
+  if (!i) return;
+  pending_top_ = top;
+  pending_index_ = *i;
+  awaiting_.begin(Decision::Retrieve);
+  apply(session_.retrieve(*i));
+}
+
+void Server::cmd_dele(std::string_view arg) {
+  auto i = message_arg(arg, true);
+  if (!i) return;
+  if (deleted_[*i]) return error("Message " + std::to_string(*i + 1) + " is already deleted");
+  deleted_[*i] = true;
+  ok("Message " + std::to_string(*i + 1) + " deleted");
+}
+
+void Server::cmd_rset(std::string_view arg) {
+  if (!arg.empty()) return error("Syntax: RSET");
+  deleted_.assign(listing_.size(), false);  // RFC 1939 5: unmark every message
+  ok("Maildrop has " + std::to_string(listing_.size()) + " messages (" + std::to_string(total_size()) + " octets)");
+}
+
+void Server::cmd_noop(std::string_view arg) {
+  if (!arg.empty()) return error("Syntax: NOOP");
+  ok("");
+}
+
+void Server::sasl_step(const sasl::ServerAuth::Step& step) {
+  using A = sasl::ServerAuth;
+  if (auto* c = std::get_if<A::Challenge>(&step)) {
     state_ = State::Sasl;
-    out_ += "+ " + sasl::base64_encode(c->data) + "\r\n";  // RFC 5034 4: "+" SP challenge
-    return;
+    return write(c->line);  // RFC 5034 4: "+" SP challenge
   }
   state_ = State::Authorization;
-  sasl_.reset();
-  if (std::get_if<sasl::ServerExchange::Failed>(&step)) {
-    // A malformed exchange is a failed login to the client (cmail quirk, spec 16.15).
-    Verdict v = Verdict::reject(RespCode::Auth, "Authentication failed");
-    pending_ = Pending::Login;
-    return apply(std::move(v));
-  }
-  start_login(std::get<sasl::ServerExchange::Done>(step).credentials);
+  if (auto* d = std::get_if<A::Done>(&step)) return start_login(d->credentials);
+  // RFC 5034 4: the client cancels; the server answers -ERR.
+  if (std::holds_alternative<A::Cancelled>(step)) return err(RespCode::None, "Authentication canceled");
+  if (std::holds_alternative<A::UnknownMechanism>(step)) return error("Unrecognized authentication mechanism");
+  if (std::holds_alternative<A::BadSyntax>(step)) return error("Syntax: AUTH mechanism [initial-response]");
+  if (std::holds_alternative<A::BadBase64>(step)) return error("Invalid base64 data");
+  // A malformed exchange is a failed login to the client (docs/compatibility.md).
+  awaiting_.begin(Decision::Login);
+  apply(Verdict::reject(RespCode::Auth, "Authentication failed"));
 }
 
 void Server::start_login(const sasl::Credentials& creds) {
-  pending_ = Pending::Login;
+  awaiting_.begin(Decision::Login);
   apply(session_.login(creds));
 }
 
 void Server::apply(Verdict v) {
   if (v.kind() == Verdict::Kind::Pending) return;  // complete() comes later
-  const Pending what = pending_;
-  pending_ = Pending::None;
-  const bool accepted = v.kind() == Verdict::Kind::Accept;
+  const Decision what = awaiting_.end();
+  const bool accepted = v.accepted();
   auto refuse = [&] {
     if (v.kind() == Verdict::Kind::Failed) {
       session_.log("backend failure: " + v.status().to_string());
@@ -489,8 +419,9 @@ void Server::apply(Verdict v) {
     }
   };
   switch (what) {
-    case Pending::Login:
-      if (accepted) {
+    case Decision::Login:
+      if (accepted && !v.identity().empty()) {
+        user_ = v.identity();  // who the Session says logged in, never taken from reply text
         listing_ = v.take_listing();
         deleted_.assign(listing_.size(), false);
         state_ = State::Transaction;
@@ -499,15 +430,19 @@ void Server::apply(Verdict v) {
         return;
       }
       state_ = State::Authorization;
-      refuse();
+      if (accepted) {  // a maildrop without an identity: the Session's mistake, not a login
+        session_.log("login: accepted without an identity");
+        err(RespCode::SysTemp, "Temporary failure, try again later");
+      } else {
+        refuse();
+      }
       if (++login_failures_ >= options_.max_login_failures) {
         // One reply per command: the rejection above is the last line, then the connection ends.
         state_ = State::Closed;
-        in_.clear();
-        events_.push_back(Close{});
+        close();
       }
       return;
-    case Pending::Retrieve: {
+    case Decision::Retrieve: {
       if (!accepted) return refuse();
       auto s = std::make_unique<Sending>();
       s->text = v.take_text();
@@ -520,9 +455,8 @@ void Server::apply(Verdict v) {
       fill();
       return;
     }
-    case Pending::Update: {
-      std::size_t n = 0;
-      for (bool d : deleted_) n += d;
+    case Decision::Update: {
+      std::size_t n = listing_.size() - remaining();
       if (accepted) {
         ok(options_.hostname + " POP3 server signing off (" + std::to_string(n) + " messages deleted)");
       } else {
@@ -532,27 +466,22 @@ void Server::apply(Verdict v) {
             "Some deleted messages not removed, try again later");
       }
       state_ = State::Closed;
-      events_.push_back(Close{});
+      close();
       return;
     }
-    case Pending::Tls:
-    case Pending::None:
-      return;
   }
 }
 
 void Server::fill() {
-  while (sending_ && out_.size() - out_pos_ < kAhead) {
-    if (!sending_->stuffer->encode(out_, kAhead)) sending_.reset();
+  while (sending_ && output_size() < kAhead) {
+    if (!sending_->stuffer->encode(output(), kAhead)) sending_.reset();
   }
 }
 
 Status Server::complete(Verdict v) {
-  if (pending_ == Pending::None || pending_ == Pending::Tls)
-    return Status::invalid_argument("no verdict is pending");
-  if (v.kind() == Verdict::Kind::Pending) return Status::invalid_argument("complete() with a pending verdict");
+  if (Status st = proto::check_completion(awaiting_.active(), v.kind()); !st.ok()) return st;
   if (state_ == State::Closed) {
-    pending_ = Pending::None;
+    awaiting_.cancel();
     return Status();
   }
   apply(std::move(v));

@@ -18,6 +18,18 @@ std::size_t find_line_end(const char* p, std::size_t from, std::size_t to) {
   return lf ? static_cast<std::size_t>(static_cast<const char*>(lf) - p) : end;
 }
 
+// Appends `line` with each bare CR or LF in it made a CRLF.
+void append_normalized(std::string& out, std::string_view line) {
+  if (line.find_first_of("\r\n") == std::string_view::npos) {
+    out.append(line);  // the common case
+    return;
+  }
+  for (char c : line) {
+    if (is_line_end(c)) out += "\r\n";
+    else out += c;
+  }
+}
+
 }  // namespace
 
 std::uint64_t wire_size(std::string_view m) {
@@ -59,6 +71,46 @@ bool DotStuffer::encode(std::string& out, std::size_t budget) {
   out += ".\r\n";
   done_ = true;
   return false;
+}
+
+DotDecoder::Progress DotDecoder::decode(LineReader& in, std::string& out, std::size_t max_out) {
+  std::string_view buf = in.pending();
+  std::size_t off = 0;  // consumed from buf; given back to `in` once, at the end
+  Progress result = Progress::NeedMore;
+  for (;;) {
+    if (out.size() >= max_out) {
+      result = Progress::Full;
+      break;
+    }
+    std::size_t crlf = buf.find("\r\n", off);
+    if (crlf == std::string_view::npos) {
+      // No complete line. An over-long one goes on in pieces; a final CR may start the CRLF.
+      std::size_t keep = buf.size() > off && buf.back() == '\r' ? 1 : 0;
+      if (buf.size() - off - keep >= max_line_) {
+        long_line_ = true;
+        std::string_view part = buf.substr(off, buf.size() - off - keep);
+        if (at_line_start_ && part.front() == '.') part.remove_prefix(1);
+        append_normalized(out, part);
+        off = buf.size() - keep;
+        at_line_start_ = false;
+      }
+      break;
+    }
+    std::string_view line = buf.substr(off, crlf - off);
+    off = crlf + 2;
+    if (at_line_start_ && line == ".") {  // RFC 5321 4.1.1.4: the end of the mail data
+      result = Progress::End;
+      break;
+    }
+    // RFC 5321 4.5.2: the client doubled a leading "."; remove one.
+    if (at_line_start_ && !line.empty() && line.front() == '.') line.remove_prefix(1);
+    if (at_line_start_ && line.size() + 2 > max_line_) long_line_ = true;
+    append_normalized(out, line);
+    out += "\r\n";
+    at_line_start_ = true;
+  }
+  in.consume(off);
+  return result;
 }
 
 std::string dot_stuffed(std::string_view message) {

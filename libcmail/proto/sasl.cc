@@ -84,6 +84,69 @@ ServerExchange::Step ServerExchange::step(std::string_view response) {
   return Done{Credentials{"", user_, std::string(response)}};
 }
 
+std::string mechanism_names(std::string_view sep) {
+  std::string names;
+  for (auto m : all_mechanisms()) {
+    if (!names.empty()) names += sep;
+    names += mechanism_name(m);
+  }
+  return names;
+}
+
+ServerAuth::Step ServerAuth::start(std::string_view argument) {
+  exchange_.reset();
+  std::size_t sp = argument.find(' ');
+  auto mech = parse_mechanism(argument.substr(0, sp));
+  if (!mech) return UnknownMechanism{};
+  std::optional<std::string> initial;
+  if (sp != std::string_view::npos) {
+    std::string_view ir = argument.substr(sp + 1);
+    if (ir.empty() || ir.find(' ') != std::string_view::npos) return BadSyntax{};
+    if (ir == "=") {
+      initial = std::string();  // RFC 4954 4, RFC 5034 4, RFC 4959 3: "=" is an empty response
+    } else {
+      initial = base64_decode(ir);
+      if (!initial) return BadBase64{};
+    }
+  }
+  exchange_.emplace(*mech);
+  return next(exchange_->start(initial ? std::optional<std::string_view>(*initial) : std::nullopt));
+}
+
+ServerAuth::Step ServerAuth::respond(std::string_view line) {
+  if (!exchange_) return Failed{"no exchange in progress"};
+  if (line == "*") {  // the client cancels (RFC 4954 4, RFC 5034 4, RFC 9051 6.2.2)
+    exchange_.reset();
+    return Cancelled{};
+  }
+  auto decoded = base64_decode(line);
+  if (!decoded) {
+    exchange_.reset();
+    return BadBase64{};
+  }
+  return next(exchange_->step(*decoded));
+}
+
+ServerAuth::Step ServerAuth::next(const ServerExchange::Step& step) {
+  if (auto* c = std::get_if<ServerExchange::Challenge>(&step))
+    return Challenge{continuation_ + base64_encode(c->data) + "\r\n"};
+  exchange_.reset();
+  if (auto* f = std::get_if<ServerExchange::Failed>(&step)) return Failed{f->reason};
+  return Done{std::get<ServerExchange::Done>(step).credentials};
+}
+
+std::optional<std::string> ClientExchange::initial_response() const {
+  if (mech_ == Mechanism::Plain) return plain_message(creds_.authzid, creds_.authcid, creds_.password);
+  return std::nullopt;
+}
+
+std::string ClientExchange::respond(std::string_view) {
+  // LOGIN asks for the user name, then the password; what its challenges say varies
+  // ("Username:", "User Name"), so the order decides (draft-murchison-sasl-login 2).
+  if (mech_ == Mechanism::Plain) return plain_message(creds_.authzid, creds_.authcid, creds_.password);
+  return round_++ == 0 ? creds_.authcid : creds_.password;
+}
+
 std::string base64_encode(std::string_view in) {
   std::string out;
   out.reserve((in.size() + 2) / 3 * 4);

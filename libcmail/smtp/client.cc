@@ -13,6 +13,9 @@ std::string upper(std::string_view s) {
   return r;
 }
 
+// What a reply line may hold at most; the kernel's input bound follows from it.
+std::size_t input_bound(const ClientOptions& o) { return std::max<std::size_t>(o.max_reply_line * 2, 64 * 1024); }
+
 bool has_8bit(std::string_view s) {
   for (unsigned char c : s)
     if (c >= 0x80) return true;
@@ -21,31 +24,15 @@ bool has_8bit(std::string_view s) {
 
 }  // namespace
 
-std::string dot_stuff(std::string_view m) { return proto::dot_stuffed(m); }  // cmail/proto/message.h
-
-Client::Client(const ClientOptions& options) : options_(options), tls_(options.tls_active) {
+Client::Client(const ClientOptions& options)
+    : Conversation(proto::LineEnd::CrLfOrLf, input_bound(options)), options_(options), tls_(options.tls_active) {
   expect_.push_back(Expect::Greeting);
-}
-
-void Client::consume_output(std::size_t n) {
-  out_pos_ += std::min(n, out_.size() - out_pos_);
-  if (out_pos_ == out_.size()) {
-    out_.clear();
-    out_pos_ = 0;
-  }
 }
 
 std::optional<ClientEvent> Client::next_client_event() {
   if (events_.empty()) return std::nullopt;
   ClientEvent e = std::move(events_.front());
   events_.pop_front();
-  return e;
-}
-
-std::optional<Event> Client::next_event() {
-  if (transport_.empty()) return std::nullopt;
-  Event e = std::move(transport_.front());
-  transport_.pop_front();
   return e;
 }
 
@@ -59,9 +46,10 @@ std::chrono::milliseconds Client::timeout() const {
   }
 }
 
-void Client::send_line(const std::string& line) {
-  out_ += line;
-  out_ += "\r\n";
+void Client::send_line(std::string_view line) {
+  std::string& out = output();
+  out += line;
+  out += "\r\n";
 }
 
 void Client::fail(FailKind kind, std::optional<Reply> r, std::string reason) {
@@ -70,7 +58,7 @@ void Client::fail(FailKind kind, std::optional<Reply> r, std::string reason) {
   if (state_ != State::Quitting && kind != FailKind::Connection) send_line("QUIT");  // polite
   state_ = State::Closed;
   expect_.clear();
-  transport_.push_back(Close{});
+  close();
 }
 
 void Client::timed_out() { fail(FailKind::Connection, std::nullopt, "timeout waiting for the server"); }
@@ -79,7 +67,7 @@ void Client::receive_eof() {
   if (state_ == State::Closed) return;
   if (state_ == State::Quitting) {
     state_ = State::Closed;
-    transport_.push_back(Close{});
+    close();
     return;
   }
   fail(FailKind::Connection, std::nullopt, "connection closed by the server");
@@ -87,9 +75,9 @@ void Client::receive_eof() {
 
 void Client::tls_established(const TlsInfo&) {
   tls_ = true;
+  if (!finish_tls()) return;  // implicit TLS: the greeting is still to come
   // RFC 3207 4.2: forget what the server said before TLS and greet again.
   ext_ = Extensions{};
-  in_.clear();
   parser_.reset();
   greet();
 }
@@ -101,24 +89,20 @@ void Client::greet() {
 }
 
 void Client::receive(std::string_view bytes) {
-  if (state_ == State::Closed) return;
-  in_.append(bytes);
-  for (;;) {
-    std::size_t lf = in_.find('\n');
-    if (lf == std::string::npos) {
-      if (in_.size() > options_.max_reply_line) fail(FailKind::Protocol, std::nullopt, "reply line too long");
-      return;
+  if (state_ == State::Closed || !accept_input(bytes)) return;
+  while (state_ != State::Closed && !tls_pending()) {
+    std::string_view line;
+    switch (in_.next_line(options_.max_reply_line, line)) {
+      case proto::LineReader::Result::NeedMore:
+        return;
+      case proto::LineReader::Result::TooLong:
+        return fail(FailKind::Protocol, std::nullopt, "reply line too long");
+      case proto::LineReader::Result::Line:
+        break;
     }
-    std::string line = in_.substr(0, lf > 0 && in_[lf - 1] == '\r' ? lf - 1 : lf);
-    in_.erase(0, lf + 1);
-    if (line.size() > options_.max_reply_line) return fail(FailKind::Protocol, std::nullopt, "reply line too long");
     auto r = parser_.feed(line);
-    if (!r) return fail(FailKind::Protocol, std::nullopt, "malformed reply: " + line.substr(0, 80));
-    if (!r->has_value()) continue;
-    on_reply(**r);
-    if (state_ == State::Closed) return;
-    if (state_ == State::Handshake && !transport_.empty() && std::holds_alternative<StartTls>(transport_.back()))
-      return;  // the rest of the input belongs to TLS
+    if (!r) return fail(FailKind::Protocol, std::nullopt, "malformed reply: " + std::string(line.substr(0, 80)));
+    if (r->has_value()) on_reply(**r);
   }
 }
 
@@ -141,16 +125,28 @@ void Client::after_ehlo() {
 }
 
 void Client::start_auth() {
-  const auto& c = *options_.auth;
-  if (ext_.auth.count("PLAIN")) {  // RFC 4954 4 with an initial response (RFC 4616)
-    send_line("AUTH PLAIN " + sasl::base64_encode(sasl::plain_message(c.authzid, c.authcid, c.password)));
+  auto mech = sasl::choose_mechanism(ext_.auth);  // PLAIN, else LOGIN
+  if (!mech) return fail(FailKind::Implementation, std::nullopt, "the server offers neither AUTH PLAIN nor AUTH LOGIN");
+  sasl_.emplace(*mech, *options_.auth);
+  std::string line = "AUTH " + std::string(sasl::mechanism_name(*mech));
+  // RFC 4954 4: an initial response saves a round trip ("=" would be an empty one).
+  if (auto ir = sasl_->initial_response()) line += " " + sasl::base64_encode(*ir);
+  send_line(line);
+  expect_.push_back(Expect::Auth);
+}
+
+void Client::on_auth(const Reply& r) {
+  if (r.code == 334) {  // RFC 4954 4: a base64 challenge, answered with a base64 line
+    auto challenge = sasl::base64_decode(r.lines.empty() ? "" : r.lines[0]);
+    if (!challenge) return fail(FailKind::Protocol, r, "malformed AUTH challenge");
+    send_line(sasl::base64_encode(sasl_->respond(*challenge)));
     expect_.push_back(Expect::Auth);
-  } else if (ext_.auth.count("LOGIN")) {  // draft-murchison-sasl-login: user, then password
-    send_line("AUTH LOGIN");
-    expect_.push_back(Expect::AuthUser);
-  } else {
-    fail(FailKind::Implementation, std::nullopt, "the server offers neither AUTH PLAIN nor AUTH LOGIN");
+    return;
   }
+  sasl_.reset();
+  if (r.code != 235) return fail(FailKind::Response, r, "authentication failed");
+  authenticated_ = true;
+  after_ehlo();
 }
 
 void Client::send_rcpt(std::size_t i) {
@@ -166,8 +162,8 @@ void Client::send_data() {
     // gets one, as DATA's codec adds it.
     const bool crlf = message_.empty() || message_.ends_with("\r\n");
     send_line("BDAT " + std::to_string(message_.size() + (crlf ? 0 : 2)) + " LAST");
-    out_ += message_;
-    if (!crlf) out_ += "\r\n";
+    write(message_);
+    if (!crlf) write("\r\n");
     message_.clear();
     expect_.push_back(Expect::Bdat);
     return;
@@ -231,7 +227,10 @@ void Client::quit() {
   state_ = State::Quitting;
 }
 
-void Client::send_body() { out_ += dot_stuff(message_); }
+void Client::send_body() {
+  // RFC 5321 4.5.2, with the one dot-stuffing codec (cmail/proto/message.h).
+  proto::DotStuffer(message_).encode(output(), message_.size() + 1);
+}
 
 void Client::finish_transaction(const Reply& r) {
   std::vector<std::size_t> accepted = accepted_;
@@ -245,6 +244,33 @@ void Client::finish_transaction(const Reply& r) {
     send_line("RSET");
     expect_.push_back(Expect::Rset);
   }
+}
+
+void Client::on_ehlo(const Reply& r) {
+  // RFC 5321 4.1.1.1: one keyword (and parameters) per line after the first.
+  ext_ = Extensions{};
+  ext_.esmtp = true;
+  for (std::size_t i = 1; i < r.lines.size(); ++i) {
+    std::string l = upper(r.lines[i]);
+    std::string kw = l.substr(0, l.find(' '));
+    if (kw == "PIPELINING") ext_.pipelining = true;
+    else if (kw == "8BITMIME") ext_.eightbitmime = true;
+    else if (kw == "SMTPUTF8") ext_.smtputf8 = true;
+    else if (kw == "DSN") ext_.dsn = true;
+    else if (kw == "CHUNKING") ext_.chunking = true;
+    else if (kw == "BINARYMIME") ext_.binarymime = true;
+    else if (kw == "STARTTLS") ext_.starttls = true;
+    else if (kw == "ENHANCEDSTATUSCODES") ext_.enhanced = true;
+    else if (kw == "SIZE") ext_.size = l.size() > 5 ? std::strtoull(l.c_str() + 5, nullptr, 10) : 0;  // RFC 1870 4
+    else if (kw == "AUTH") {
+      for (std::size_t p = 5; p < l.size();) {
+        std::size_t e = std::min(l.find(' ', p), l.size());
+        if (e > p) ext_.auth.insert(l.substr(p, e - p));
+        p = e + 1;
+      }
+    }
+  }
+  after_ehlo();
 }
 
 void Client::on_reply(const Reply& r) {
@@ -261,34 +287,7 @@ void Client::on_reply(const Reply& r) {
         expect_.push_back(Expect::Helo);
         return;
       }
-      ext_ = Extensions{};
-      ext_.esmtp = true;
-      for (std::size_t i = 1; i < r.lines.size(); ++i) {
-        std::string l = upper(r.lines[i]);
-        std::string kw = l.substr(0, l.find(' '));
-        if (kw == "PIPELINING") ext_.pipelining = true;
-        else if (kw == "8BITMIME") ext_.eightbitmime = true;
-        else if (kw == "SMTPUTF8") ext_.smtputf8 = true;
-        else if (kw == "DSN") ext_.dsn = true;
-        else if (kw == "CHUNKING") ext_.chunking = true;
-        else if (kw == "BINARYMIME") ext_.binarymime = true;
-        else if (kw == "STARTTLS") ext_.starttls = true;
-        else if (kw == "ENHANCEDSTATUSCODES") ext_.enhanced = true;
-        else if (kw == "SIZE") {
-          std::uint64_t n = 0;
-          if (l.size() > 5) n = std::strtoull(l.c_str() + 5, nullptr, 10);
-          ext_.size = n;
-        } else if (kw == "AUTH") {
-          std::size_t p = 5;
-          while (p < l.size()) {
-            std::size_t e = l.find(' ', p);
-            if (e == std::string::npos) e = l.size();
-            if (e > p) ext_.auth.insert(l.substr(p, e - p));
-            p = e + 1;
-          }
-        }
-      }
-      return after_ehlo();
+      return on_ehlo(r);
     case Expect::Helo:
       if (r.code != 250) return fail(FailKind::Response, r, "HELO refused");
       ext_ = Extensions{};
@@ -299,22 +298,12 @@ void Client::on_reply(const Reply& r) {
         ext_.starttls = false;  // go on in plaintext (opportunistic)
         return after_ehlo();
       }
-      transport_.push_back(StartTls{std::move(in_)});
-      in_.clear();
+      // RFC 3207 4.2: what follows the 220 is the server's part of the handshake; the kernel
+      // hands it to the transport with StartTls.
+      start_tls();
       return;
-    case Expect::AuthUser:
-    case Expect::AuthPass:
-      if (r.code == 334) {  // the server asks for the user name, then the password
-        const auto& c = *options_.auth;
-        send_line(sasl::base64_encode(what == Expect::AuthUser ? c.authcid : c.password));
-        expect_.push_back(what == Expect::AuthUser ? Expect::AuthPass : Expect::Auth);
-        return;
-      }
-      [[fallthrough]];
     case Expect::Auth:
-      if (r.code != 235) return fail(FailKind::Response, r, "authentication failed");
-      authenticated_ = true;
-      return after_ehlo();
+      return on_auth(r);
     case Expect::Mail:
       mail_ok_ = r.positive();
       if (!mail_ok_) {
@@ -350,7 +339,7 @@ void Client::on_reply(const Reply& r) {
         if (!mail_ok_ || accepted_.empty()) {
           // Pipelined DATA accepted although nothing can be delivered: send an empty message
           // and let the server refuse it (RFC 2920 3.1 says it must not, some do).
-          out_ += ".\r\n";
+          write(".\r\n");
         } else {
           send_body();
         }
@@ -368,7 +357,7 @@ void Client::on_reply(const Reply& r) {
       return;
     case Expect::Quit:
       state_ = State::Closed;
-      transport_.push_back(Close{});
+      close();
       return;
   }
 }

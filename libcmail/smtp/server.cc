@@ -7,50 +7,45 @@ namespace cmail::smtp {
 
 namespace {
 
-std::string upper(std::string_view s) {
-  std::string r(s);
-  for (auto& ch : r) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  return r;
-}
+constexpr std::size_t kChunk = 64 * 1024;  // decoded DATA handed to the Session at a time
 
-bool iequals_prefix(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (std::toupper(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
-  return true;
-}
-
-// Replaces bare CR and bare LF inside a line with CRLF, so that stored and relayed messages
-// never carry them (SMTP smuggling: only <CRLF>.<CRLF> ended the message, and any line
-// boundary the peer hid in a bare LF becomes a real one, dot-stuffed when relayed).
-void append_normalized(std::string& out, std::string_view line) {
-  if (line.find_first_of("\r\n") == std::string_view::npos) {
-    out.append(line);  // the common case
-    return;
-  }
-  for (char c : line) {
-    if (c == '\r' || c == '\n') {
-      out += "\r\n";
-    } else {
-      out += c;
-    }
-  }
-}
-
-constexpr std::size_t kMaxBuffered = 256 * 1024;  // unparsed input held while a verdict waits
+using S = Server::State;
+using Any = proto::StateSet<S>;
 
 }  // namespace
 
+// The commands, where they may be given, and the 503 text elsewhere. DATA, BDAT and AUTH
+// exchanges never reach the table (their input is data or a SASL response), nor does a closed
+// session. Finer checks (a nested MAIL, AUTH inside a transaction) are the handlers'.
+const std::array<Server::Command, 14> Server::kCommands = {{
+    // RFC 5321 4.1.4: EHLO may be given again; it resets the transaction.
+    {"EHLO", {S::Initial, S::Ready, S::Mail, S::Rcpt}, "", &Server::cmd_ehlo},
+    {"HELO", {S::Initial, S::Ready, S::Mail, S::Rcpt}, "", &Server::cmd_helo},
+    {"MAIL", {S::Ready, S::Mail, S::Rcpt}, "Send EHLO first", &Server::cmd_mail},
+    {"RCPT", {S::Mail, S::Rcpt}, "Need MAIL before RCPT", &Server::cmd_rcpt},
+    {"DATA", {S::Mail, S::Rcpt}, "Need MAIL command", &Server::cmd_data},
+    // RFC 3030 2: a chunk's octets follow its command at once and are read in every state.
+    {"BDAT", Any::all(), "", &Server::cmd_bdat},
+    {"RSET", Any::all(), "", &Server::cmd_rset},
+    {"NOOP", Any::all(), "", &Server::cmd_noop},
+    {"QUIT", Any::all(), "", &Server::cmd_quit},  // RFC 5321 4.1.1.10: in any state
+    {"VRFY", Any::all(), "", &Server::cmd_vrfy},
+    {"EXPN", Any::all(), "", &Server::cmd_expn},
+    {"HELP", Any::all(), "", &Server::cmd_help},
+    {"STARTTLS", Any::all(), "", &Server::cmd_starttls},
+    {"AUTH", {S::Ready, S::Mail, S::Rcpt}, "Send EHLO first", &Server::cmd_auth},
+}};
+
 const char* to_string(Server::State s) {
   switch (s) {
-    case Server::State::Initial: return "Initial";
-    case Server::State::Ready: return "Ready";
-    case Server::State::Mail: return "Mail";
-    case Server::State::Rcpt: return "Rcpt";
-    case Server::State::Data: return "Data";
-    case Server::State::Bdat: return "Bdat";
-    case Server::State::Auth: return "Auth";
-    case Server::State::Closed: return "Closed";
+    case S::Initial: return "Initial";
+    case S::Ready: return "Ready";
+    case S::Mail: return "Mail";
+    case S::Rcpt: return "Rcpt";
+    case S::Data: return "Data";
+    case S::Bdat: return "Bdat";
+    case S::Auth: return "Auth";
+    case S::Closed: return "Closed";
   }
   return "?";
 }
@@ -65,78 +60,68 @@ std::string SessionInfo::protocol() const {
 }
 
 Server::Server(const ServerOptions& options, Session& session)
-    : options_(options), session_(session) {
+    : Conversation(proto::LineEnd::CrLfOrLf, options.max_buffered_input),
+      options_(options),
+      session_(session) {
   info_.tls = options_.tls_active;
   info_.user = options_.authenticated_user;
   // RFC 5321 4.3.1 / 3.1: the greeting.
-  out_ += "220 " + options_.hostname + " ESMTP cmail\r\n";
+  write("220 " + options_.hostname + " ESMTP cmail\r\n");
 }
 
 Server::~Server() = default;
 
-void Server::consume_output(std::size_t n) {
-  out_pos_ += std::min(n, out_.size() - out_pos_);
-  if (out_pos_ == out_.size()) {
-    out_.clear();
-    out_pos_ = 0;
-  }
-}
-
-std::optional<Event> Server::next_event() {
-  if (events_.empty()) return std::nullopt;
-  Event e = std::move(events_.front());
-  events_.pop_front();
-  return e;
-}
-
-bool Server::wants_read() const {
-  return state_ != State::Closed && pending_ != Pending::Tls &&
-         (pending_ == Pending::None || in_.size() < kMaxBuffered);
-}
+bool Server::wants_read() const { return state_ != State::Closed && reading(); }
 
 std::chrono::milliseconds Server::timeout() const {
-  return state_ == State::Data || state_ == State::Bdat ? options_.data_timeout
-                                                        : options_.command_timeout;
+  return state_ == State::Data || state_ == State::Bdat ? options_.data_timeout : options_.command_timeout;
 }
 
-void Server::send(const Reply& r) { out_ += r.format(); }
+void Server::send(const Reply& r) { write(r.format()); }
 
-void Server::send(int code, EnhancedCode e, std::string text) { send(reply(code, e, std::move(text))); }
+void Server::send(int code, EnhancedCode e, std::string_view text) {
+  // "250 2.1.0 text" (RFC 5321 4.2; RFC 2034 2: the enhanced code after the reply code).
+  std::string& out = output();
+  out += std::to_string(code);
+  out += ' ';
+  out += e.to_string();
+  out += ' ';
+  out += text;
+  out += "\r\n";
+}
 
-void Server::error(int code, EnhancedCode e, std::string text) {
-  send(code, e, std::move(text));
+void Server::error(int code, EnhancedCode e, std::string_view text) {
+  send(code, e, text);
   if (++errors_ >= options_.max_errors)
     close_with(421, {4, 7, 0}, options_.hostname + " Too many errors, closing connection");
 }
 
-void Server::close_with(int code, EnhancedCode e, std::string text) {
+void Server::close_with(int code, EnhancedCode e, std::string_view text) {
   if (state_ == State::Closed) return;
-  send(code, e, std::move(text));
+  send(code, e, text);
   if (txn_.has_mail || state_ == State::Data || state_ == State::Bdat) session_.reset();
   state_ = State::Closed;
-  in_.clear();
-  events_.push_back(Close{});
+  close();
 }
 
-void Server::reset_transaction() {
-  bool had = txn_.has_mail;
+void Server::end_transaction() {
+  const bool had = txn_.has_mail;
   txn_ = Transaction{};
   if (had) session_.reset();
 }
 
+Server::State Server::greeted_state() const { return info_.helo.empty() ? State::Initial : State::Ready; }
+
 void Server::receive(std::string_view bytes) {
-  if (state_ == State::Closed || pending_ == Pending::Tls) return;  // after STARTTLS: never parsed
-  in_.append(bytes);
-  process();
+  if (accept_input(bytes)) process();
 }
 
 void Server::receive_eof() {
-  eof_ = true;
   if (state_ == State::Closed) return;
   // A message interrupted by the peer is never stored.
   if (txn_.has_mail || state_ == State::Data || state_ == State::Bdat) session_.reset();
   state_ = State::Closed;
-  events_.push_back(Close{});
+  close();
 }
 
 void Server::timed_out() {
@@ -147,76 +132,53 @@ void Server::timed_out() {
 void Server::tls_established(const TlsInfo& tls) {
   info_.tls = true;
   info_.tls_info = tls;
-  if (pending_ != Pending::Tls) return;  // implicit TLS: nothing to forget
+  if (!finish_tls()) return;  // implicit TLS: nothing to forget
   // RFC 3207 4.2: discard all knowledge obtained from the client; it must EHLO again.
-  pending_ = Pending::None;
-  reset_transaction();
+  end_transaction();
   info_.helo.clear();
   info_.esmtp = false;
   info_.user = options_.authenticated_user;
+  sasl_.reset();
   state_ = State::Initial;
   options_.starttls_available = false;
-  in_.clear();
-  scan_ = 0;
 }
 
 void Server::process() {
-  while (state_ != State::Closed && pending_ == Pending::None) {
-    if (state_ == State::Data) {
-      if (!process_data()) return;
-      continue;
+  for (;;) {
+    if (state_ == State::Closed || awaiting_.active() || tls_pending()) return;
+    switch (state_) {
+      case State::Data: read_data(); break;
+      case State::Bdat: read_bdat(); break;
+      default: break;
     }
-    if (state_ == State::Bdat) {
-      if (!process_bdat()) return;
-      continue;
-    }
-    std::size_t lf = in_.find('\n', scan_);
-    if (lf == std::string::npos) {
-      std::size_t limit = state_ == State::Auth || iequals_prefix(in_, "AUTH ") ? options_.max_auth_line
-                                                                             : options_.max_command_line;
-      if (in_.size() > limit) {
-        // RFC 5321 4.5.3.1.4: 500 for an over-long command line; drop it up to its end.
-        if (!discarding_) error(500, {5, 5, 2}, "Line too long");
-        discarding_ = true;
-        in_.clear();
-      }
-      scan_ = in_.size();
-      return;
-    }
-    std::size_t end = lf > 0 && in_[lf - 1] == '\r' ? lf - 1 : lf;  // CRLF; a bare LF is accepted in commands
-    std::string line = in_.substr(0, end);
-    in_.erase(0, lf + 1);
-    scan_ = 0;
-    if (discarding_) {
-      discarding_ = false;
-      continue;
-    }
-    std::size_t limit = state_ == State::Auth || iequals_prefix(line, "AUTH ") ? options_.max_auth_line
-                                                                            : options_.max_command_line;
-    if (line.size() + 2 > limit) {
-      error(500, {5, 5, 2}, "Line too long");
-      continue;
-    }
-    if (state_ == State::Auth) {
-      // RFC 4954 4: "*" cancels; anything else is a base64 response.
-      if (line == "*") {
-        sasl_.reset();
-        state_ = State::Ready;
-        error(501, {5, 0, 0}, "Authentication cancelled");
-        continue;
-      }
-      auto decoded = sasl::base64_decode(line);
-      if (!decoded) {
-        sasl_.reset();
-        state_ = State::Ready;
-        error(501, {5, 5, 2}, "Invalid base64 data");
-        continue;
-      }
-      auth_result(sasl_->step(*decoded));
-      continue;
-    }
-    command(line);
+    if (state_ == State::Data || state_ == State::Bdat) return;  // waiting for more data
+    if (state_ == State::Closed || awaiting_.active() || tls_pending()) return;
+    if (!next_command()) return;
   }
+}
+
+bool Server::next_command() {
+  std::string_view line;
+  switch (next_command_line(options_.max_command_line, options_.max_auth_line, state_ == State::Auth, line)) {
+    case proto::LineReader::Result::NeedMore:
+      return false;
+    case proto::LineReader::Result::TooLong:
+      error(500, {5, 5, 2}, "Line too long");  // RFC 5321 4.5.3.1.4; the rest is dropped
+      return true;
+    case proto::LineReader::Result::Line:
+      break;
+  }
+  if (state_ == State::Auth) auth_step(sasl_.respond(line));
+  else command(line);
+  return true;
+}
+
+void Server::command(std::string_view line) {
+  auto [verb, arg] = proto::split_command(line);
+  const Command* c = proto::find_command(kCommands, verb);
+  if (!c) return error(500, {5, 5, 2}, "Command not recognized");
+  if (!c->states.contains(state_)) return error(503, {5, 5, 1}, c->out_of_state);
+  (this->*c->run)(arg);
 }
 
 void Server::observe(std::string_view bytes) {
@@ -228,7 +190,7 @@ void Server::observe(std::string_view bytes) {
       std::string_view l = txn_.line_start;
       if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
       if (l.empty()) txn_.in_header = false;
-      else if (iequals_prefix(l, "RECEIVED:")) ++txn_.hops;
+      else if (proto::starts_with_upper(l, "RECEIVED:")) ++txn_.hops;
       txn_.line_start.clear();
     } else if (txn_.line_start.size() < 10) {
       txn_.line_start += c;
@@ -236,313 +198,237 @@ void Server::observe(std::string_view bytes) {
   }
 }
 
-bool Server::process_data() {
-  std::string chunk;
-  std::size_t off = 0;  // bytes of in_ consumed; erased once at the end (no memmove per line)
-  auto flush = [&] {
-    if (chunk.empty()) return;
-    observe(chunk);
-    if (!txn_.too_big) session_.data_chunk(chunk);
-    chunk.clear();
-  };
+void Server::stream(std::string_view bytes) {
+  if (bytes.empty()) return;
+  observe(bytes);
+  txn_.size += bytes.size();
+  // RFC 1870 6.3: past the limit the rest is read and dropped; 552 at the end.
+  if (options_.max_message_size && txn_.size > options_.max_message_size) txn_.too_big = true;
+  if (!txn_.too_big) session_.data_chunk(bytes);
+}
+
+void Server::read_data() {
   for (;;) {
-    std::size_t pos = in_.find("\r\n", std::max(off, scan_ > 0 ? scan_ - 1 : 0));
-    if (pos == std::string::npos) {
-      // No complete line yet. An over-long line is passed on in pieces so that nothing grows
-      // without bound; the piece never ends the message (only a whole "." line does).
-      std::size_t keep = in_.size() > off && in_.back() == '\r' ? 1 : 0;
-      if (in_.size() - off - keep >= options_.max_text_line) {
-        txn_.line_too_long = true;
-        std::string_view part = std::string_view(in_).substr(off, in_.size() - off - keep);
-        if (txn_.data_at_line_start && part.front() == '.') part.remove_prefix(1);
-        txn_.size += part.size();
-        append_normalized(chunk, part);
-        off = in_.size() - keep;
-        txn_.data_at_line_start = false;
-      }
-      if (options_.max_message_size && txn_.size > options_.max_message_size) txn_.too_big = true;
-      in_.erase(0, off);
-      scan_ = in_.size();
-      flush();
-      return false;
-    }
-    std::string_view line = std::string_view(in_).substr(off, pos - off);
-    if (txn_.data_at_line_start && line == ".") {  // RFC 5321 4.1.1.4: end of mail data
-      in_.erase(0, pos + 2);
-      scan_ = 0;
-      flush();
-      finish_data();
-      return true;
-    }
-    // RFC 5321 4.5.2: a leading "." of a line was added by the client; remove it.
-    if (txn_.data_at_line_start && !line.empty() && line.front() == '.') line.remove_prefix(1);
-    if (txn_.data_at_line_start && line.size() + 2 > options_.max_text_line) txn_.line_too_long = true;
-    txn_.size += line.size() + 2;
-    if (options_.max_message_size && txn_.size > options_.max_message_size) txn_.too_big = true;
-    append_normalized(chunk, line);
-    chunk += "\r\n";
-    txn_.data_at_line_start = true;
-    off = pos + 2;
-    if (chunk.size() >= 64 * 1024) flush();
+    auto progress = txn_.data.decode(in_, chunk_, kChunk);
+    stream(chunk_);
+    chunk_.clear();
+    if (progress == proto::DotDecoder::Progress::Full) continue;
+    if (progress == proto::DotDecoder::Progress::End) finish_data();
+    return;
   }
 }
 
-bool Server::process_bdat() {
-  if (in_.empty()) return false;
-  std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(txn_.bdat_left, in_.size()));
-  std::string_view part = std::string_view(in_).substr(0, n);
-  if (!txn_.bdat_error) {
-    txn_.size += n;
-    if (options_.max_message_size && txn_.size > options_.max_message_size) txn_.too_big = true;
-    observe(part);
-    if (!txn_.too_big) session_.data_chunk(part);
+void Server::read_bdat() {
+  if (txn_.bdat_left > 0) {
+    std::string_view part = in_.peek(static_cast<std::size_t>(std::min<std::uint64_t>(txn_.bdat_left, SIZE_MAX)));
+    if (part.empty()) return;
+    if (!txn_.bdat_error) stream(part);
+    txn_.bdat_left -= part.size();
+    in_.consume(part.size());
+    if (txn_.bdat_left > 0) return;
   }
-  in_.erase(0, n);
-  txn_.bdat_left -= n;
-  if (txn_.bdat_left > 0) return false;
-  finish_chunk(static_cast<std::size_t>(txn_.bdat_chunk));
-  return true;
+  finish_chunk();
 }
 
-void Server::finish_chunk(std::size_t chunk_size) {
-  // The chunk is complete (RFC 3030 2: the reply comes after all its octets).
-  state_ = !txn_.has_mail ? (info_.helo.empty() ? State::Initial : State::Ready)
-                          : (txn_.recipients ? State::Rcpt : State::Mail);
+void Server::finish_chunk() {
+  // RFC 3030 2: the chunk is complete; its reply comes after all its octets.
+  state_ = !txn_.has_mail ? greeted_state() : (txn_.recipients ? State::Rcpt : State::Mail);
   if (txn_.bdat_error) {
     Reply r = std::move(*txn_.bdat_error);
     txn_.bdat_error.reset();
-    error(r.code, *r.enhanced, r.lines[0]);
-    return;
+    return error(r.code, *r.enhanced, r.lines[0]);
   }
   if (txn_.bdat_last) return finish_data();
-  send(250, {2, 0, 0}, std::to_string(chunk_size) + " octets received");
+  send(250, {2, 0, 0}, std::to_string(txn_.bdat_chunk) + " octets received");
 }
 
 void Server::finish_data() {
   state_ = State::Ready;
   if (txn_.too_big) {
-    reset_transaction();
-    send(552, {5, 3, 4}, "Message size exceeds fixed maximum message size");  // RFC 1870 6.3
-    return;
+    end_transaction();
+    return send(552, {5, 3, 4}, "Message size exceeds fixed maximum message size");  // RFC 1870 6.3
   }
-  if (txn_.line_too_long) {
-    reset_transaction();
-    send(554, {5, 6, 0}, "Message has lines longer than 998 octets (RFC 5321 4.5.3.1.6)");
-    return;
+  if (txn_.data.long_line()) {
+    end_transaction();
+    return send(554, {5, 6, 0}, "Message has lines longer than 998 octets (RFC 5321 4.5.3.1.6)");
   }
   if (txn_.hops > options_.max_hops) {
-    reset_transaction();
-    send(554, {5, 4, 6}, "Too many hops (Received headers): mail loop?");  // RFC 5321 6.3
-    return;
+    end_transaction();
+    return send(554, {5, 4, 6}, "Too many hops (Received headers): mail loop?");  // RFC 5321 6.3
   }
-  pending_ = Pending::DataEnd;
+  awaiting_.begin(Decision::DataEnd);
   apply(session_.data_end(info_));
 }
 
 void Server::ehlo_reply(bool extended) {
-  if (!extended) {
-    out_ += "250 " + options_.hostname + "\r\n";
-    return;
-  }
-  std::vector<std::string> lines;
-  lines.push_back(options_.hostname);
-  lines.push_back("PIPELINING");  // RFC 2920
-  lines.push_back(options_.max_message_size ? "SIZE " + std::to_string(options_.max_message_size)
-                                            : std::string("SIZE"));  // RFC 1870
-  lines.push_back("8BITMIME");             // RFC 6152
-  lines.push_back("SMTPUTF8");             // RFC 6531
-  lines.push_back("ENHANCEDSTATUSCODES");  // RFC 2034
+  if (!extended) return write("250 " + options_.hostname + "\r\n");
+  std::string lines[14];
+  std::size_t n = 0;
+  lines[n++] = options_.hostname;
+  lines[n++] = "PIPELINING";  // RFC 2920
+  lines[n++] = options_.max_message_size ? "SIZE " + std::to_string(options_.max_message_size)
+                                         : std::string("SIZE");  // RFC 1870
+  lines[n++] = "8BITMIME";             // RFC 6152
+  lines[n++] = "SMTPUTF8";             // RFC 6531
+  lines[n++] = "ENHANCEDSTATUSCODES";  // RFC 2034
   if (options_.chunking) {
-    lines.push_back("CHUNKING");    // RFC 3030
-    lines.push_back("BINARYMIME");  // RFC 3030
+    lines[n++] = "CHUNKING";    // RFC 3030
+    lines[n++] = "BINARYMIME";  // RFC 3030
   }
-  if (options_.dsn) lines.push_back("DSN");  // RFC 3461
-  if (options_.starttls_available && !info_.tls) lines.push_back("STARTTLS");  // RFC 3207
-  if (options_.auth_enabled && (info_.tls || !options_.auth_requires_tls)) {
-    std::string auth = "AUTH";
-    for (auto m : sasl::all_mechanisms()) auth += " " + std::string(sasl::mechanism_name(m));
-    lines.push_back(auth);  // RFC 4954
-  }
-  for (std::size_t i = 0; i < lines.size(); ++i)
-    out_ += (i + 1 < lines.size() ? "250-" : "250 ") + lines[i] + "\r\n";
+  if (options_.dsn) lines[n++] = "DSN";  // RFC 3461
+  if (options_.starttls_available && !info_.tls) lines[n++] = "STARTTLS";  // RFC 3207
+  if (options_.auth_enabled && (info_.tls || !options_.auth_requires_tls))
+    lines[n++] = "AUTH " + sasl::mechanism_names();  // RFC 4954
+  for (std::size_t i = 0; i < n; ++i) write((i + 1 < n ? "250-" : "250 ") + lines[i] + "\r\n");
 }
 
-void Server::command(std::string_view line) {
-  std::size_t sp = line.find(' ');
-  std::string verb = upper(line.substr(0, sp));
-  std::string_view arg = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
-  const bool greeted = state_ != State::Initial;
-
-  if (verb == "EHLO" || verb == "HELO") {
-    // RFC 5321 4.1.1.1: EHLO domain / address-literal. A new EHLO resets the transaction.
-    while (!arg.empty() && arg.back() == ' ') arg.remove_suffix(1);
-    if (arg.empty() || !valid_domain(arg)) {
-      error(501, {5, 5, 4}, "Syntax: " + verb + " hostname");
-      return;
-    }
-    reset_transaction();
-    info_.helo = std::string(arg);
-    info_.esmtp = verb == "EHLO";
-    pending_helo_extended_ = info_.esmtp;
-    pending_ = Pending::Helo;
-    apply(session_.helo(info_));
-    return;
-  }
-  if (verb == "NOOP") return send(250, {2, 0, 0}, "OK");
-  if (verb == "QUIT") {
-    // RFC 5321 4.1.1.10: 221, then close; allowed in any state.
-    send(221, {2, 0, 0}, options_.hostname + " closing connection");
-    reset_transaction();
-    state_ = State::Closed;
-    in_.clear();
-    events_.push_back(Close{});
-    return;
-  }
-  if (verb == "RSET") {
-    reset_transaction();
-    if (greeted) state_ = State::Ready;
-    return send(250, {2, 0, 0}, "OK");
-  }
-  if (verb == "VRFY") return send(252, {2, 5, 0}, "Cannot VRFY user, but will accept message and attempt delivery");  // RFC 5321 3.5.3
-  if (verb == "EXPN") return error(502, {5, 5, 1}, "EXPN not available");
-  if (verb == "HELP") return send(214, {2, 0, 0}, "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH");
-  if (verb == "STARTTLS") {
-    if (info_.tls) return error(503, {5, 5, 1}, "TLS already active");
-    if (!options_.starttls_available) return error(502, {5, 5, 1}, "STARTTLS not available");
-    if (!arg.empty()) return error(501, {5, 5, 4}, "Syntax: STARTTLS");
-    send(220, {2, 0, 0}, "Ready to start TLS");
-    // RFC 3207 4.2: bytes after the command belong to the TLS handshake, never to the parser
-    // (STARTTLS command injection).
-    events_.push_back(StartTls{std::move(in_)});
-    in_.clear();
-    scan_ = 0;
-    pending_ = Pending::Tls;
-    return;
-  }
-  if (verb == "AUTH") {
-    if (!greeted) return error(503, {5, 5, 1}, "Send EHLO first");
-    if (!options_.auth_enabled) return error(503, {5, 5, 1}, "AUTH not available");
-    if (options_.auth_requires_tls && !info_.tls)
-      return error(538, {5, 7, 11}, "Encryption required for requested authentication mechanism");  // RFC 4954 6
-    if (info_.user) return error(503, {5, 5, 1}, "Already authenticated");  // RFC 4954 4
-    if (txn_.has_mail) return error(503, {5, 5, 1}, "AUTH not allowed during a mail transaction");
-    std::size_t sp2 = arg.find(' ');
-    auto mech = sasl::parse_mechanism(arg.substr(0, sp2));
-    if (!mech) return error(504, {5, 5, 4}, "Unrecognized authentication type");
-    std::optional<std::string> initial;
-    if (sp2 != std::string_view::npos) {
-      std::string_view ir = arg.substr(sp2 + 1);
-      if (ir == "=") {
-        initial = std::string();  // RFC 4954 4: "=" is an empty initial response
-      } else {
-        initial = sasl::base64_decode(ir);
-        if (!initial) return error(501, {5, 5, 2}, "Invalid base64 data");
-      }
-    }
-    sasl_mech_ = *mech;
-    sasl_ = std::make_unique<sasl::ServerExchange>(*mech);
-    auth_result(sasl_->start(initial ? std::optional<std::string_view>(*initial) : std::nullopt));
-    return;
-  }
-  if (verb == "MAIL") {
-    if (!greeted) return error(503, {5, 5, 1}, "Send EHLO first");
-    if (txn_.has_mail) return error(503, {5, 5, 1}, "Nested MAIL command");
-    if (options_.require_auth && !info_.user) return error(530, {5, 7, 0}, "Authentication required");  // RFC 4954 6
-    if (!iequals_prefix(arg, "FROM:")) return error(501, {5, 5, 4}, "Syntax: MAIL FROM:<address>");
-    auto parsed = parse_mail_from(arg.substr(5));
-    if (auto* e = std::get_if<SyntaxError>(&parsed)) return error(e->reply.code, *e->reply.enhanced, e->reply.lines[0]);
-    auto& m = std::get<MailCommand>(parsed);
-    if (options_.max_message_size && m.params.size && *m.params.size > options_.max_message_size)
-      return error(552, {5, 3, 4}, "Message size exceeds fixed maximum message size");  // RFC 1870 6.1
-    if (m.params.body == BodyType::BinaryMime && !options_.chunking)
-      return error(555, {5, 5, 4}, "BINARYMIME not supported");
-    if (!options_.dsn && (m.params.ret || m.params.envid))
-      return error(555, {5, 5, 4}, "DSN not supported");
-    txn_ = Transaction{};
-    txn_.params = m.params;
-    pending_ = Pending::Mail;
-    apply(session_.mail(info_, m.path, m.params));
-    return;
-  }
-  if (verb == "RCPT") {
-    if (!txn_.has_mail) return error(503, {5, 5, 1}, "Need MAIL before RCPT");
-    if (!iequals_prefix(arg, "TO:")) return error(501, {5, 5, 4}, "Syntax: RCPT TO:<address>");
-    if (txn_.recipients >= options_.max_recipients) {
-      send(452, {4, 5, 3}, "Too many recipients");  // RFC 5321 4.5.3.1.10
-      return;
-    }
-    auto parsed = parse_rcpt_to(arg.substr(3));
-    if (auto* e = std::get_if<SyntaxError>(&parsed)) return error(e->reply.code, *e->reply.enhanced, e->reply.lines[0]);
-    auto& r = std::get<RcptCommand>(parsed);
-    if (!options_.dsn && (r.params.notify || r.params.orcpt)) return error(555, {5, 5, 4}, "DSN not supported");
-    pending_ = Pending::Rcpt;
-    apply(session_.rcpt(info_, r.path, r.params));
-    return;
-  }
-  if (verb == "DATA") {
-    if (!arg.empty()) return error(501, {5, 5, 4}, "Syntax: DATA");
-    if (!txn_.has_mail) return error(503, {5, 5, 1}, "Need MAIL command");
-    if (txn_.recipients == 0) return error(554, {5, 5, 1}, "No valid recipients");  // RFC 5321 3.3
-    if (txn_.params.body == BodyType::BinaryMime || txn_.bdat_used)
-      return error(503, {5, 5, 1}, "Use BDAT for this transaction");  // RFC 3030 3
-    out_ += "354 End data with <CR><LF>.<CR><LF>\r\n";
-    state_ = State::Data;
-    txn_.data_at_line_start = true;
-    return;
-  }
-  if (verb == "BDAT") {
-    // RFC 3030 2: BDAT chunk-size [LAST]; the chunk's octets follow the command at once and
-    // must be read even when the command is refused.
-    std::size_t sp2 = arg.find(' ');
-    std::string_view num = arg.substr(0, sp2);
-    std::string_view rest = sp2 == std::string_view::npos ? std::string_view() : arg.substr(sp2 + 1);
-    std::uint64_t size = 0;
-    auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), size);
-    bool last = !rest.empty() && upper(rest) == "LAST";
-    if (num.empty() || ec != std::errc() || p != num.data() + num.size() || (!rest.empty() && !last) ||
-        !options_.chunking) {
-      // Without a valid size we cannot know where the chunk ends: the stream is lost.
-      if (!options_.chunking) return error(502, {5, 5, 1}, "BDAT not available");
-      return close_with(501, {5, 5, 4}, "Syntax: BDAT size [LAST]; closing connection");
-    }
-    txn_.bdat_left = size;
-    txn_.bdat_chunk = size;
-    txn_.bdat_last = last;
-    if (!txn_.has_mail) txn_.bdat_error = reply(503, {5, 5, 1}, "Need MAIL command");
-    else if (txn_.recipients == 0) txn_.bdat_error = reply(554, {5, 5, 1}, "No valid recipients");
-    txn_.bdat_used = txn_.has_mail;
-    state_ = State::Bdat;
-    if (size == 0) finish_chunk(0);  // a zero-length chunk is complete at once
-    return;
-  }
-  error(500, {5, 5, 2}, "Command not recognized");
+void Server::greet(std::string_view arg, bool extended) {
+  // RFC 5321 4.1.1.1: EHLO domain / address-literal. A new EHLO resets the transaction.
+  while (!arg.empty() && arg.back() == ' ') arg.remove_suffix(1);
+  if (arg.empty() || !valid_domain(arg))
+    return error(501, {5, 5, 4}, extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+  end_transaction();
+  info_.helo = std::string(arg);
+  info_.esmtp = extended;
+  helo_extended_ = extended;
+  awaiting_.begin(Decision::Helo);
+  apply(session_.helo(info_));
 }
 
-void Server::auth_result(const sasl::ServerExchange::Step& step) {
-  if (auto* c = std::get_if<sasl::ServerExchange::Challenge>(&step)) {
+void Server::cmd_ehlo(std::string_view arg) { greet(arg, true); }
+void Server::cmd_helo(std::string_view arg) { greet(arg, false); }
+void Server::cmd_noop(std::string_view) { send(250, {2, 0, 0}, "OK"); }
+
+void Server::cmd_quit(std::string_view) {
+  send(221, {2, 0, 0}, options_.hostname + " closing connection");
+  end_transaction();
+  state_ = State::Closed;
+  close();
+}
+
+void Server::cmd_rset(std::string_view) {
+  end_transaction();
+  if (state_ != State::Initial) state_ = State::Ready;
+  send(250, {2, 0, 0}, "OK");
+}
+
+void Server::cmd_vrfy(std::string_view) {
+  send(252, {2, 5, 0}, "Cannot VRFY user, but will accept message and attempt delivery");  // RFC 5321 3.5.3
+}
+
+void Server::cmd_expn(std::string_view) { error(502, {5, 5, 1}, "EXPN not available"); }
+
+void Server::cmd_help(std::string_view) {
+  send(214, {2, 0, 0}, "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH");
+}
+
+void Server::cmd_starttls(std::string_view arg) {
+  if (info_.tls) return error(503, {5, 5, 1}, "TLS already active");
+  if (!options_.starttls_available) return error(502, {5, 5, 1}, "STARTTLS not available");
+  if (!arg.empty()) return error(501, {5, 5, 4}, "Syntax: STARTTLS");
+  send(220, {2, 0, 0}, "Ready to start TLS");
+  // RFC 3207 4.2: the bytes after the command belong to the TLS handshake, never to the parser
+  // (STARTTLS command injection); the kernel hands them over.
+  start_tls();
+}
+
+void Server::cmd_auth(std::string_view arg) {
+  if (!options_.auth_enabled) return error(503, {5, 5, 1}, "AUTH not available");
+  if (options_.auth_requires_tls && !info_.tls)
+    return error(538, {5, 7, 11}, "Encryption required for requested authentication mechanism");  // RFC 4954 6
+  if (info_.user) return error(503, {5, 5, 1}, "Already authenticated");  // RFC 4954 4
+  if (txn_.has_mail) return error(503, {5, 5, 1}, "AUTH not allowed during a mail transaction");
+  auth_step(sasl_.start(arg));
+}
+
+void Server::auth_step(const sasl::ServerAuth::Step& step) {
+  using A = sasl::ServerAuth;
+  if (auto* c = std::get_if<A::Challenge>(&step)) {
     state_ = State::Auth;
-    out_ += "334 " + sasl::base64_encode(c->data) + "\r\n";  // RFC 4954 4
-    return;
+    return write(c->line);  // RFC 4954 4: 334 SP challenge
   }
   state_ = State::Ready;
-  sasl_.reset();
-  if (std::get_if<sasl::ServerExchange::Failed>(&step)) {
-    // A malformed exchange is a failed authentication to the client (cmail quirk, spec 16.15).
-    if (++auth_failures_ >= options_.max_auth_failures)
-      return close_with(421, {4, 7, 0}, options_.hostname + " Too many authentication failures");
-    return error(535, {5, 7, 8}, "Authentication credentials invalid");
+  if (auto* d = std::get_if<A::Done>(&step)) {
+    awaiting_.begin(Decision::Auth);
+    return apply(session_.auth(info_, d->credentials));
   }
-  const auto& done = std::get<sasl::ServerExchange::Done>(step);
-  pending_ = Pending::Auth;
-  pending_user_ = done.credentials.authcid;
-  apply(session_.auth(info_, done.credentials));
+  if (std::holds_alternative<A::Cancelled>(step)) return error(501, {5, 0, 0}, "Authentication cancelled");
+  if (std::holds_alternative<A::UnknownMechanism>(step)) return error(504, {5, 5, 4}, "Unrecognized authentication type");
+  if (std::holds_alternative<A::BadSyntax>(step)) return error(501, {5, 5, 4}, "Syntax: AUTH mechanism [initial-response]");
+  if (std::holds_alternative<A::BadBase64>(step)) return error(501, {5, 5, 2}, "Invalid base64 data");
+  // A malformed exchange is a failed authentication to the client (docs/compatibility.md).
+  auth_failed();
+}
+
+void Server::auth_failed() {
+  if (++auth_failures_ >= options_.max_auth_failures)
+    return close_with(421, {4, 7, 0}, options_.hostname + " Too many authentication failures");
+  error(535, {5, 7, 8}, "Authentication credentials invalid");
+}
+
+void Server::cmd_mail(std::string_view arg) {
+  if (txn_.has_mail) return error(503, {5, 5, 1}, "Nested MAIL command");
+  if (options_.require_auth && !info_.user) return error(530, {5, 7, 0}, "Authentication required");  // RFC 4954 6
+  if (!proto::starts_with_upper(arg, "FROM:")) return error(501, {5, 5, 4}, "Syntax: MAIL FROM:<address>");
+  auto parsed = parse_mail_from(arg.substr(5));
+  if (auto* e = std::get_if<SyntaxError>(&parsed)) return error(e->reply.code, *e->reply.enhanced, e->reply.lines[0]);
+  auto& m = std::get<MailCommand>(parsed);
+  if (options_.max_message_size && m.params.size && *m.params.size > options_.max_message_size)
+    return error(552, {5, 3, 4}, "Message size exceeds fixed maximum message size");  // RFC 1870 6.1
+  if (m.params.body == BodyType::BinaryMime && !options_.chunking) return error(555, {5, 5, 4}, "BINARYMIME not supported");
+  if (!options_.dsn && (m.params.ret || m.params.envid)) return error(555, {5, 5, 4}, "DSN not supported");
+  txn_ = Transaction{};
+  txn_.params = m.params;
+  awaiting_.begin(Decision::Mail);
+  apply(session_.mail(info_, m.path, m.params));
+}
+
+void Server::cmd_rcpt(std::string_view arg) {
+  if (!proto::starts_with_upper(arg, "TO:")) return error(501, {5, 5, 4}, "Syntax: RCPT TO:<address>");
+  if (txn_.recipients >= options_.max_recipients) return send(452, {4, 5, 3}, "Too many recipients");  // RFC 5321 4.5.3.1.10
+  auto parsed = parse_rcpt_to(arg.substr(3));
+  if (auto* e = std::get_if<SyntaxError>(&parsed)) return error(e->reply.code, *e->reply.enhanced, e->reply.lines[0]);
+  auto& r = std::get<RcptCommand>(parsed);
+  if (!options_.dsn && (r.params.notify || r.params.orcpt)) return error(555, {5, 5, 4}, "DSN not supported");
+  awaiting_.begin(Decision::Rcpt);
+  apply(session_.rcpt(info_, r.path, r.params));
+}
+
+void Server::cmd_data(std::string_view arg) {
+  if (!arg.empty()) return error(501, {5, 5, 4}, "Syntax: DATA");
+  if (txn_.recipients == 0) return error(554, {5, 5, 1}, "No valid recipients");  // RFC 5321 3.3
+  if (txn_.params.body == BodyType::BinaryMime || txn_.bdat_used)
+    return error(503, {5, 5, 1}, "Use BDAT for this transaction");  // RFC 3030 3
+  write("354 End data with <CR><LF>.<CR><LF>\r\n");
+  state_ = State::Data;
+  txn_.data = proto::DotDecoder(options_.max_text_line);
+}
+
+void Server::cmd_bdat(std::string_view arg) {
+  // RFC 3030 2: BDAT chunk-size [LAST]; the chunk's octets follow the command at once and
+  // must be read even when the command is refused.
+  auto [num, rest] = proto::split_command(arg);
+  std::uint64_t size = 0;
+  auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), size);
+  const bool last = proto::equals_upper(rest, "LAST");
+  if (!options_.chunking) return error(502, {5, 5, 1}, "BDAT not available");
+  if (num.empty() || ec != std::errc() || p != num.data() + num.size() || (!rest.empty() && !last))
+    // Without a valid size nobody knows where the chunk ends: the stream is lost.
+    return close_with(501, {5, 5, 4}, "Syntax: BDAT size [LAST]; closing connection");
+  txn_.bdat_left = size;
+  txn_.bdat_chunk = size;
+  txn_.bdat_last = last;
+  if (!txn_.has_mail) txn_.bdat_error = reply(503, {5, 5, 1}, "Need MAIL command");
+  else if (txn_.recipients == 0) txn_.bdat_error = reply(554, {5, 5, 1}, "No valid recipients");
+  txn_.bdat_used = txn_.has_mail;
+  state_ = State::Bdat;
+  if (size == 0) finish_chunk();  // a zero-length chunk is complete at once
 }
 
 void Server::apply(const Verdict& v) {
   if (v.kind() == Verdict::Kind::Pending) return;  // complete() comes later
-  Pending what = pending_;
-  pending_ = Pending::None;
-  const bool ok = v.kind() == Verdict::Kind::Accept;
+  const Decision what = awaiting_.end();
+  const bool ok = v.accepted();
   auto refuse = [&](bool count) {
     if (v.kind() == Verdict::Kind::Failed) {
       session_.log("backend failure: " + v.status().to_string());
@@ -554,65 +440,57 @@ void Server::apply(const Verdict& v) {
       close_with(421, {4, 7, 0}, options_.hostname + " Too many errors, closing connection");
   };
   switch (what) {
-    case Pending::Helo:
+    case Decision::Helo:
       if (ok) {
         state_ = State::Ready;
-        ehlo_reply(pending_helo_extended_);
+        ehlo_reply(helo_extended_);
       } else {
         info_.helo.clear();
         info_.esmtp = false;
         refuse(true);
       }
-      break;
-    case Pending::Auth:
-      if (ok) {
-        info_.user = v.text() == "OK" || v.text().empty() ? pending_user_ : v.text();
-        send(235, {2, 7, 0}, "Authentication successful");
-      } else if (++auth_failures_ >= options_.max_auth_failures) {
-        close_with(421, {4, 7, 0}, options_.hostname + " Too many authentication failures");
-      } else {
-        refuse(true);
+      return;
+    case Decision::Auth:
+      if (ok && v.identity() && !v.identity()->empty()) {
+        info_.user = *v.identity();  // the identity the Session vouches for, never reply text
+        return send(235, {2, 7, 0}, "Authentication successful");
       }
-      pending_user_.clear();
-      break;
-    case Pending::Mail:
+      if (ok || v.kind() == Verdict::Kind::Failed) {
+        // RFC 4954 6: 454 for a temporary failure; accept() without an identity is one too.
+        session_.log(ok ? "auth: accepted without an identity (use Verdict::authenticated)"
+                        : "auth: backend failure: " + v.status().to_string());
+        return error(454, {4, 7, 0}, "Temporary authentication failure");
+      }
+      if (++auth_failures_ >= options_.max_auth_failures)
+        return close_with(421, {4, 7, 0}, options_.hostname + " Too many authentication failures");
+      return refuse(true);
+    case Decision::Mail:
       if (ok) {
         txn_.has_mail = true;
         state_ = State::Mail;
-        send(250, {2, 1, 0}, v.text());
-      } else {
-        txn_ = Transaction{};
-        refuse(true);
+        return send(250, {2, 1, 0}, v.text());
       }
-      break;
-    case Pending::Rcpt:
+      txn_ = Transaction{};
+      return refuse(true);
+    case Decision::Rcpt:
       if (ok) {
         ++txn_.recipients;
         state_ = State::Rcpt;
-        send(250, {2, 1, 5}, v.text());
-      } else {
-        refuse(true);
+        return send(250, {2, 1, 5}, v.text());
       }
-      break;
-    case Pending::DataEnd: {
+      return refuse(true);
+    case Decision::DataEnd:
       state_ = State::Ready;
       txn_ = Transaction{};  // the session saw data_end: no reset() call
-      if (ok) send(250, {2, 0, 0}, v.text());
-      else refuse(false);
-      break;
-    }
-    case Pending::Tls:
-    case Pending::None:
-      break;
+      if (ok) return send(250, {2, 0, 0}, v.text());
+      return refuse(false);
   }
 }
 
 Status Server::complete(Verdict v) {
-  if (pending_ == Pending::None || pending_ == Pending::Tls)
-    return Status::invalid_argument("no verdict is pending");
-  if (v.kind() == Verdict::Kind::Pending) return Status::invalid_argument("complete() with a pending verdict");
+  if (Status st = proto::check_completion(awaiting_.active(), v.kind()); !st.ok()) return st;
   if (state_ == State::Closed) {
-    pending_ = Pending::None;
+    awaiting_.cancel();
     return Status();
   }
   apply(v);

@@ -28,7 +28,7 @@ struct Maildrop : cmail::pop3::Session {
     if (c.password != "pw") return Verdict::reject(RespCode::Auth, "no");
     std::vector<cmail::pop3::Listing> l;
     for (int i = 0; i < 3; ++i) l.push_back({cmail::proto::wire_size(kMessages[i]), "u" + std::to_string(i)});
-    return Verdict::maildrop(std::move(l));
+    return Verdict::maildrop(c.authcid, std::move(l));
   }
   Verdict retrieve(std::size_t i) override {
     if (++n % 7 == 0) return Verdict::pending();

@@ -13,7 +13,7 @@ struct Accepting : cmail::smtp::Session {
   std::size_t data = 0;
   int n = 0;
   cmail::smtp::Verdict auth(const cmail::smtp::SessionInfo&, const cmail::sasl::Credentials& c) override {
-    return c.password == "pw" ? cmail::smtp::Verdict::accept() : cmail::smtp::Verdict::reject(cmail::smtp::reply(535, {5, 7, 8}, "no"));
+    return c.password == "pw" ? cmail::smtp::Verdict::authenticated(c.authcid) : cmail::smtp::Verdict::reject(cmail::smtp::reply(535, {5, 7, 8}, "no"));
   }
   cmail::smtp::Verdict mail(const cmail::smtp::SessionInfo&, const cmail::smtp::Path&, const cmail::smtp::MailParams&) override {
     return ++n % 7 == 0 ? cmail::smtp::Verdict::pending() : cmail::smtp::Verdict::accept();

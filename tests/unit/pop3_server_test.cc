@@ -26,7 +26,7 @@ struct RecordingSession : Session {
     if (login_answer) return std::move(*login_answer);
     if (c.authcid != "alice" || c.password != password)
       return Verdict::reject(RespCode::Auth, "Invalid user name or password");
-    return Verdict::maildrop(listing());
+    return Verdict::maildrop(c.authcid, listing());
   }
   Verdict retrieve(std::size_t i) override {
     calls.push_back("RETR " + std::to_string(i));
@@ -274,7 +274,7 @@ TEST_CASE("pop3::Server: pipelined commands wait behind pending verdicts, replie
   CHECK(take_output(s).ends_with("+OK Send PASS\r\n"));
   CHECK(session.calls == std::vector<std::string>{"LOGIN /alice/secret"});
   CHECK(s.wants_read());  // pipelined input may wait, within a bound
-  REQUIRE(s.complete(Verdict::maildrop(session.listing())).ok());
+  REQUIRE(s.complete(Verdict::maildrop("alice", session.listing())).ok());
   CHECK(take_output(s) == "+OK Logged in, maildrop has 4 messages (" +
                               std::to_string(proto::wire_size(session.messages[0]) + proto::wire_size(session.messages[1]) +
                                              proto::wire_size(session.messages[2]) + proto::wire_size(session.messages[3])) +

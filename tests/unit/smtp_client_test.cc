@@ -18,7 +18,7 @@ struct Sink : Session {
   std::vector<std::string> rcpts;
   std::vector<MailParams> params;
   Verdict auth(const SessionInfo&, const sasl::Credentials& c) override {
-    return c.authcid == "relay" && c.password == "pw" ? Verdict::accept() : Verdict::reject(reply(535, {5, 7, 8}, "no"));
+    return c.authcid == "relay" && c.password == "pw" ? Verdict::authenticated(c.authcid) : Verdict::reject(reply(535, {5, 7, 8}, "no"));
   }
   Verdict mail(const SessionInfo&, const Path& from, const MailParams& p) override {
     if (from.local == "blocked") return Verdict::reject(reply(550, {5, 7, 1}, "Sender blocked"));
@@ -357,7 +357,7 @@ TEST_CASE("smtp::Client: BDAT byte script, and AUTH LOGIN when PLAIN is not offe
 }
 
 TEST_CASE("dot_stuff: the one dot-stuffing codec (RFC 5321 4.5.2)") {
-  CHECK(dot_stuff("") == ".\r\n");
-  CHECK(dot_stuff("a\r\n") == "a\r\n.\r\n");
-  CHECK(dot_stuff(".a\r\n.\r\nb") == "..a\r\n..\r\nb\r\n.\r\n");
+  CHECK(proto::dot_stuffed("") == ".\r\n");
+  CHECK(proto::dot_stuffed("a\r\n") == "a\r\n.\r\n");
+  CHECK(proto::dot_stuffed(".a\r\n.\r\nb") == "..a\r\n..\r\nb\r\n.\r\n");
 }

@@ -26,7 +26,7 @@ struct RecordingSession : Session {
   Verdict auth(const SessionInfo&, const sasl::Credentials& c) override {
     calls.push_back("AUTH " + c.authcid);
     if (pend_auth) return Verdict::pending();
-    if (c.password == password) return Verdict::accept();
+    if (c.password == password) return Verdict::authenticated(c.authcid);
     return Verdict::reject(reply(535, {5, 7, 8}, "Authentication credentials invalid"));
   }
   Verdict mail(const SessionInfo&, const Path& from, const MailParams&) override {

@@ -25,14 +25,17 @@
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/proto/command.h>
+#include <cmail/proto/conversation.h>
 #include <cmail/proto/message.h>
 #include <cmail/proto/sasl.h>
 #include <cmail/proto/transport.h>
+#include <cmail/proto/verdict.h>
 #include <cmail/status.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +58,8 @@ struct ServerOptions {
   bool tls_required = false;               // cmail's tlsrequire: USER, PASS, AUTH only inside TLS
   std::size_t max_command_line = 512;      // CRLF included; RFC 2449 4 asks clients for <= 255
   std::size_t max_auth_line = 12288;       // SASL responses (RFC 5034 4 sets no limit)
+  // Unparsed input held while a verdict is pending (pipelined commands); then reading stops.
+  std::size_t max_buffered_input = proto::LineReader::kDefaultMaxBuffered;
   int max_errors = 10;                     // failed commands, then -ERR and close
   int max_login_failures = 3;              // failed logins per connection, then -ERR and close
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  // RFC 1939 3: >= 10 min
@@ -75,35 +80,31 @@ enum class RespCode { None, InUse, LoginDelay, SysTemp, SysPerm, Auth };
 CMAIL_EXPORT std::string_view to_string(RespCode c);  // "IN-USE", ... ("" for None)
 
 // A Session's answer to one decision.
-class CMAIL_EXPORT Verdict {
+class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
  public:
-  enum class Kind { Accept, Reject, Pending, Failed };
-  // Login: the maildrop, message number i+1 is listing[i].
-  static Verdict maildrop(std::vector<Listing> listing);
+  // Login: the credentials are good, the client is now `identity` (the authorization identity:
+  // an alias logs in as its target) and holds this maildrop; message number i+1 is listing[i].
+  static Verdict maildrop(std::string identity, std::vector<Listing> listing);
   // Retrieve: the message as stored (the engine makes its line ends CRLF and dot-stuffs it).
   static Verdict message(std::string text);
   // Update: the deletions are durable.
   static Verdict accept();
   // Sent as "-ERR [code] text".
   static Verdict reject(RespCode code, std::string text);
-  static Verdict pending();
-  // A backend failure: sent as "-ERR [SYS/TEMP] ..."; the Status goes to Session::log.
-  static Verdict failed(Status st);
 
-  Kind kind() const { return kind_; }
   RespCode code() const { return code_; }
   const std::string& text() const { return text_; }
-  const Status& status() const { return status_; }
+  const std::string& identity() const { return identity_; }
   // Moves the payload out (the engine takes it over).
   std::vector<Listing> take_listing() { return std::move(listing_); }
   std::string take_text() { return std::move(text_); }
 
  private:
-  explicit Verdict(Kind k) : kind_(k) {}
-  Kind kind_;
+  friend class proto::VerdictBase<Verdict>;
+  explicit Verdict(Kind k) : VerdictBase(k) {}
   RespCode code_ = RespCode::None;
   std::string text_;
-  Status status_;
+  std::string identity_;
   std::vector<Listing> listing_;
 };
 
@@ -126,7 +127,7 @@ class CMAIL_EXPORT Session {
   virtual void log(std::string_view) {}
 };
 
-class CMAIL_EXPORT Server {
+class CMAIL_EXPORT Server : public proto::Conversation {
  public:
   enum class State {
     Authorization,  // RFC 1939 4 (after the greeting, after STLS)
@@ -138,14 +139,11 @@ class CMAIL_EXPORT Server {
 
   Server(const ServerOptions& options, Session& session);  // queues the greeting
   ~Server();
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
 
   void receive(std::string_view bytes);
   void receive_eof();
-  std::string_view pending_output() const { return std::string_view(out_).substr(out_pos_); }
+  // Also encodes more of a RETR or TOP response as its output is taken.
   void consume_output(std::size_t n);
-  std::optional<Event> next_event();
   void tls_established(const TlsInfo& info);
   void timed_out();  // queues -ERR and Close; nothing is deleted
   bool wants_read() const;
@@ -156,11 +154,15 @@ class CMAIL_EXPORT Server {
 
   State state() const { return state_; }
   bool tls() const { return tls_; }
+  // Who logged in (the identity of the login verdict); empty before.
+  const std::string& user() const { return user_; }
   // The messages marked deleted so far (indexes into the listing).
   std::vector<std::size_t> deleted() const;
 
  private:
-  enum class Pending { None, Login, Retrieve, Update, Tls };
+  using Command = proto::Command<Server, State>;
+  static const std::array<Command, 15> kCommands;
+  enum class Decision { Login, Retrieve, Update };
   struct Sending {  // a RETR or TOP response being encoded as output is consumed
     std::string text;
     std::string_view part;  // what is sent: all of text, or TOP's prefix of it
@@ -169,8 +171,7 @@ class CMAIL_EXPORT Server {
 
   void process();
   void command(std::string_view line);
-  void sasl_response(std::string_view line);
-  void sasl_step(const sasl::ServerExchange::Step& step);
+  void sasl_step(const sasl::ServerAuth::Step& step);
   void start_login(const sasl::Credentials& creds);
   void apply(Verdict v);
   void fill();
@@ -183,25 +184,40 @@ class CMAIL_EXPORT Server {
   // Parses "n" into a message index; sends the error itself and returns nullopt.
   std::optional<std::size_t> message_arg(std::string_view arg, bool deleted_ok = false);
   std::uint64_t total_size() const;
+  std::size_t remaining() const;
+
+  // The command table's handlers.
+  void cmd_capa(std::string_view arg);
+  void cmd_quit(std::string_view arg);
+  void cmd_user(std::string_view arg);
+  void cmd_pass(std::string_view arg);
+  void cmd_auth(std::string_view arg);
+  void cmd_stls(std::string_view arg);
+  void cmd_apop(std::string_view arg);
+  void cmd_stat(std::string_view arg);
+  void cmd_list(std::string_view arg);
+  void cmd_uidl(std::string_view arg);
+  void cmd_retr(std::string_view arg);
+  void cmd_top(std::string_view arg);
+  void cmd_dele(std::string_view arg);
+  void cmd_rset(std::string_view arg);
+  void cmd_noop(std::string_view arg);
+  void scan_listing(std::string_view arg, bool uidl);
+  void retrieve(std::string_view number, std::optional<std::uint64_t> top);
 
   ServerOptions options_;
   Session& session_;
   State state_ = State::Authorization;
   bool tls_ = false;
-  std::string in_;
-  std::size_t scan_ = 0;  // bytes of in_ already searched for a line end
-  bool discarding_ = false;  // dropping the rest of an over-long line
-  std::string out_;
-  std::size_t out_pos_ = 0;
-  std::deque<Event> events_;
   int errors_ = 0;
   int login_failures_ = 0;
 
-  Pending pending_ = Pending::None;
+  proto::Awaiting<Decision> awaiting_;
   std::optional<std::uint64_t> pending_top_;  // TOP's line count while a retrieve is pending
   std::size_t pending_index_ = 0;
-  std::optional<std::string> user_;  // USER given, PASS awaited
-  std::unique_ptr<sasl::ServerExchange> sasl_;
+  std::optional<std::string> user_given_;  // USER given, PASS awaited
+  sasl::ServerAuth sasl_{"+ "};  // RFC 5034 4: "+" SP base64 challenge
+  std::string user_;
 
   std::vector<Listing> listing_;
   std::vector<bool> deleted_;

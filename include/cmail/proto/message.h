@@ -6,12 +6,14 @@
 // does not end with a line end (cmail stored messages without one, spec 3.3). wire_size() is
 // the octet count of that form; it is what POP3 LIST, STAT and RETR report (RFC 1939 5) and
 // what the store records as mailbox.mail_wiresize. DotStuffer produces the same form, with
-// every line that starts with "." given a second one, followed by the "." terminator line.
+// every line that starts with "." given a second one, followed by the "." terminator line;
+// DotDecoder reads that form back (SMTP DATA on the server side).
 //
-// Thread-safety: pure functions; a DotStuffer is used by one thread.
+// Thread-safety: pure functions; a DotStuffer or DotDecoder is used by one thread.
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/proto/line_reader.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -38,6 +40,31 @@ class CMAIL_EXPORT DotStuffer {
   std::string_view in_;
   std::size_t pos_ = 0;
   bool done_ = false;
+};
+
+// Reads dot-stuffed data from an engine's input (RFC 5321 4.5.2, RFC 1939 3): removes the
+// added dots, stops after the "." line, and yields the text in wire form: every line end CRLF,
+// a bare CR or bare LF inside a line made CRLF too (only CRLF "." CRLF ends the data, so no
+// other line end can be smuggled past it). A line longer than `max_line` octets (CRLF
+// included; RFC 5321 4.5.3.1.6) is passed on in pieces as it arrives, so nothing is buffered
+// without bound, and remembered in long_line().
+class CMAIL_EXPORT DotDecoder {
+ public:
+  explicit DotDecoder(std::size_t max_line = 1000) : max_line_(max_line) {}
+
+  enum class Progress {
+    NeedMore,  // every complete line was taken; more input is needed
+    Full,      // `out` reached `max_out`: hand it on and call again
+    End,       // the "." line was read; the input after it is left in place
+  };
+  // Takes from `in` and appends decoded text to `out`.
+  Progress decode(LineReader& in, std::string& out, std::size_t max_out);
+  bool long_line() const { return long_line_; }
+
+ private:
+  std::size_t max_line_;
+  bool at_line_start_ = true;
+  bool long_line_ = false;
 };
 
 // The whole encoding at once (small messages): dot_stuffed("a\r\n.b") == "a\r\n..b\r\n.\r\n".

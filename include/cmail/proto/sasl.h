@@ -1,9 +1,17 @@
-// cmail/proto/sasl.h: SASL mechanisms (RFC 4422) shared by SMTP AUTH (RFC 4954), POP3 AUTH
-// (RFC 5034) and IMAP AUTHENTICATE (RFC 9051 6.2.2): PLAIN (RFC 4616) and LOGIN
-// (draft-murchison-sasl-login). The protocol engines do the base64 framing and cancellation;
-// this module only turns decoded responses into challenges or credentials.
+// cmail/proto/sasl.h: SASL (RFC 4422) for every protocol that authenticates with it: SMTP AUTH
+// (RFC 4954), POP3 AUTH (RFC 5034), IMAP AUTHENTICATE (RFC 9051 6.2.2), both sides.
 //
-// Thread-safety: value types; a ServerExchange is used by one thread.
+// Two levels:
+//   - the mechanisms, PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login):
+//     ServerExchange turns decoded responses into challenges or credentials, ClientExchange
+//     makes the client's responses;
+//   - the wire framing the protocols share, ServerAuth: the command argument "MECHANISM
+//     [SP initial-response]" with "=" for an empty initial response, base64 in both
+//     directions, "*" to cancel, and the challenge line with the protocol's continuation
+//     prefix ("334 " for SMTP, "+ " for POP3 and IMAP). An engine only maps the outcomes to its
+//     replies.
+//
+// Thread-safety: value types; an exchange is used by one thread.
 #pragma once
 
 #include <cmail/export.h>
@@ -55,6 +63,69 @@ class CMAIL_EXPORT ServerExchange {
   int round_ = 0;
   std::string user_;
 };
+
+// The mechanism names we offer, in order, separated by `sep` ("PLAIN LOGIN").
+CMAIL_EXPORT std::string mechanism_names(std::string_view sep = " ");
+
+// The server side of one exchange on the wire (the framing above ServerExchange).
+class CMAIL_EXPORT ServerAuth {
+ public:
+  struct Challenge {
+    std::string line;  // the continuation line to send, CRLF included
+  };
+  struct Done {
+    Credentials credentials;
+  };
+  struct Cancelled {};         // the client sent "*" (RFC 4954 4, RFC 5034 4, RFC 9051 6.2.2)
+  struct UnknownMechanism {};  // not one of ours
+  struct BadSyntax {};         // more than "MECHANISM [SP initial-response]"
+  struct BadBase64 {};         // a response or initial response that is not base64
+  struct Failed {
+    std::string reason;  // the mechanism refused the (decoded) response: a failed login
+  };
+  using Step = std::variant<Challenge, Done, Cancelled, UnknownMechanism, BadSyntax, BadBase64, Failed>;
+
+  // `continuation`: what precedes a base64 challenge on the wire ("334 ", "+ ").
+  explicit ServerAuth(std::string continuation) : continuation_(std::move(continuation)) {}
+
+  // Starts an exchange from the command's argument. Every step but Challenge ends it.
+  Step start(std::string_view argument);
+  // The client's response line (without CRLF) to the last Challenge.
+  Step respond(std::string_view line);
+  // A Challenge was sent and the response is awaited.
+  bool active() const { return exchange_.has_value(); }
+  void reset() { exchange_.reset(); }
+
+ private:
+  Step next(const ServerExchange::Step& step);
+  std::string continuation_;
+  std::optional<ServerExchange> exchange_;
+};
+
+// The client side of one mechanism.
+class CMAIL_EXPORT ClientExchange {
+ public:
+  ClientExchange(Mechanism m, Credentials credentials) : mech_(m), creds_(std::move(credentials)) {}
+  // What to send with the command (PLAIN's message, RFC 4616 2), or nullopt (LOGIN waits).
+  std::optional<std::string> initial_response() const;
+  // The response to a decoded challenge.
+  std::string respond(std::string_view challenge);
+  Mechanism mechanism() const { return mech_; }
+
+ private:
+  Mechanism mech_;
+  Credentials creds_;
+  int round_ = 0;
+};
+
+// The mechanism a client uses with a server that offers `offered` (upper-case names): PLAIN,
+// else LOGIN; nullopt when neither is offered.
+template <typename Set>
+std::optional<Mechanism> choose_mechanism(const Set& offered) {
+  for (auto m : all_mechanisms())
+    if (offered.count(std::string(mechanism_name(m)))) return m;
+  return std::nullopt;
+}
 
 // RFC 4648 section 4 base64, strict: padding required, no whitespace, canonical trailing bits.
 CMAIL_EXPORT std::string base64_encode(std::string_view bytes);

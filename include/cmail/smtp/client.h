@@ -1,6 +1,7 @@
 // cmail/smtp/client.h: one SMTP client conversation as a sans-I/O state machine.
 //
 // The same verbs as smtp::Server (cmail/proto/transport.h) plus job calls: send_mail(), quit().
+// Built on the engine kernel, like the server, with the SASL client of cmail/proto/sasl.h.
 // It greets with EHLO (HELO when EHLO is refused), takes STARTTLS when offered (forgetting the
 // extensions and greeting again after the handshake, RFC 3207 4.2), authenticates with PLAIN
 // (or LOGIN when PLAIN is not offered) when given credentials, pipelines MAIL, RCPT and DATA
@@ -16,6 +17,7 @@
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/proto/conversation.h>
 #include <cmail/proto/sasl.h>
 #include <cmail/proto/transport.h>
 #include <cmail/smtp/syntax.h>
@@ -106,20 +108,20 @@ struct Failed {
 using ClientEvent = std::variant<client_event::Ready, client_event::RcptResult,
                                  client_event::MailResult, client_event::Failed>;
 
-class CMAIL_EXPORT Client {
+// The engine verbs pending_output(), consume_output() and next_event() (the transport's events:
+// StartTls and Close) come from the engine kernel (cmail/proto/conversation.h), which also keeps
+// the STARTTLS contract for the server's 220 and what follows it.
+class CMAIL_EXPORT Client : public proto::Conversation {
  public:
   explicit Client(const ClientOptions& options);
 
   void receive(std::string_view bytes);
   void receive_eof();
-  std::string_view pending_output() const { return std::string_view(out_).substr(out_pos_); }
-  void consume_output(std::size_t n);
   // Protocol results, in order (poll after every call that feeds the engine).
   std::optional<ClientEvent> next_client_event();
-  std::optional<Event> next_event();  // the transport's events: StartTls and Close
   void tls_established(const TlsInfo& info);
   void timed_out();
-  bool wants_read() const { return state_ != State::Closed; }
+  bool wants_read() const { return state_ != State::Closed && reading(); }
   std::chrono::milliseconds timeout() const;
 
   // Sends one message. `message` is the stored form (CRLF line ends, no dot-stuffing).
@@ -137,12 +139,12 @@ class CMAIL_EXPORT Client {
 
  private:
   enum class State { Greeting, Handshake, Ready, Transaction, Quitting, Closed };
-  enum class Expect {
-    Greeting, Ehlo, Helo, StartTls, Auth, AuthUser, AuthPass, Mail, Rcpt, Data, DataEnd, Bdat, Rset, Quit
-  };
+  enum class Expect { Greeting, Ehlo, Helo, StartTls, Auth, Mail, Rcpt, Data, DataEnd, Bdat, Rset, Quit };
 
   void on_reply(const Reply& r);
-  void send_line(const std::string& line);
+  void on_ehlo(const Reply& r);
+  void on_auth(const Reply& r);
+  void send_line(std::string_view line);
   void greet();
   void after_ehlo();
   void fail(FailKind kind, std::optional<Reply> r, std::string reason);
@@ -157,13 +159,10 @@ class CMAIL_EXPORT Client {
   Extensions ext_;
   bool tls_ = false;
   bool authenticated_ = false;
-  std::string in_;
-  std::string out_;
-  std::size_t out_pos_ = 0;
+  std::optional<sasl::ClientExchange> sasl_;
   ReplyParser parser_;
   std::deque<Expect> expect_;
   std::deque<ClientEvent> events_;
-  std::deque<Event> transport_;
 
   // The running transaction.
   Envelope env_;
@@ -175,10 +174,5 @@ class CMAIL_EXPORT Client {
   Reply mail_failure_;  // MAIL's refusal, when pipelined replies are still to come
   Reply last_refusal_;  // the last RCPT refusal (the result when nobody was accepted)
 };
-
-// Dot-stuffing (RFC 5321 4.5.2, also POP3 multi-line RFC 1939 3): doubles a leading "." of
-// every line and appends the terminator; adds a CRLF first if the text does not end with one.
-// Bare CR and bare LF become CRLF. The same codec as cmail::dot_stuffed (cmail/proto/message.h).
-CMAIL_EXPORT std::string dot_stuff(std::string_view message);
 
 }  // namespace cmail::smtp

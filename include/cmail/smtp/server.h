@@ -8,8 +8,11 @@
 // replies come out of pending_output(), and every decision (HELO, AUTH, MAIL, RCPT, end of
 // data) is a call into the Session the embedder provides. A Session may answer at once or
 // return Verdict::pending() and later call Server::complete(); while a verdict is pending the
-// engine parses nothing further (pipelined input waits in the buffer) and replies leave in
-// order. The engine enforces every protocol limit itself (ServerOptions).
+// engine parses nothing further (pipelined input waits in the buffer, up to
+// max_buffered_input, then wants_read() is false) and replies leave in order. The engine
+// enforces every protocol limit itself (ServerOptions); the message is streamed to the
+// Session, never held by the engine. It is built on the engine kernel (cmail/proto/
+// conversation.h), which also keeps the STARTTLS contract.
 //
 // Thread-safety: none; one Server per connection, used by one thread.
 // Ownership: REQUIRES the Session to outlive the Server. The Session must not call the Server
@@ -17,19 +20,21 @@
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/proto/command.h>
+#include <cmail/proto/conversation.h>
+#include <cmail/proto/message.h>
 #include <cmail/proto/sasl.h>
 #include <cmail/proto/transport.h>
+#include <cmail/proto/verdict.h>
 #include <cmail/smtp/syntax.h>
 #include <cmail/status.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
-#include <deque>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace cmail::smtp {
 
@@ -41,11 +46,15 @@ using Event = proto::Event;
 
 struct ServerOptions {
   std::string hostname = "localhost";  // greeting, EHLO reply
-  std::uint64_t max_message_size = 0;  // SIZE; 0 = no limit (advertised as "SIZE")
+  // SIZE (RFC 1870): the largest message taken, advertised. 0 = no fixed limit, which leaves
+  // the Session to bound what it stores; the default is a limit.
+  std::uint64_t max_message_size = 50 * 1024 * 1024;
   std::size_t max_recipients = 100;    // RFC 5321 4.5.3.1.8: at least 100
   std::size_t max_command_line = 512;  // RFC 5321 4.5.3.1.4, CRLF included
   std::size_t max_auth_line = 12288;   // RFC 4954 4: AUTH lines may be longer
   std::size_t max_text_line = 1000;    // RFC 5321 4.5.3.1.6, CRLF included
+  // Unparsed input held while a verdict is pending (pipelined commands); then reading stops.
+  std::size_t max_buffered_input = proto::LineReader::kDefaultMaxBuffered;
   int max_hops = 100;                  // Received headers; RFC 5321 6.3 suggests >= 100
   int max_errors = 10;                 // then 421 and close
   int max_auth_failures = 3;           // then 421 and close
@@ -63,29 +72,38 @@ struct ServerOptions {
 };
 
 // A Session's answer to one decision.
-class CMAIL_EXPORT Verdict {
+class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
  public:
-  static Verdict accept(std::string text = "OK") { return Verdict(Kind::Accept, {}, std::move(text)); }
-  static Verdict reject(Reply r) { return Verdict(Kind::Reply, std::move(r), {}); }
-  static Verdict pending() { return Verdict(Kind::Pending, {}, {}); }
-  // A backend failure: becomes "451 4.3.0" and the Status goes to the logger, not the peer.
-  static Verdict failed(Status st) {
-    Verdict v(Kind::Failed, {}, {});
-    v.status_ = std::move(st);
+  // Accepted; `text` ends the positive reply ("250 2.1.0 text").
+  static Verdict accept(std::string text = "OK") {
+    Verdict v(Kind::Accept);
+    v.text_ = std::move(text);
     return v;
   }
-  enum class Kind { Accept, Reply, Pending, Failed };
-  Kind kind() const { return kind_; }
+  // AUTH: the credentials are good and the client is now `identity` (the authorization
+  // identity, which may differ from the name it logged in with: an alias). The only accepting
+  // answer to Session::auth().
+  static Verdict authenticated(std::string identity) {
+    Verdict v(Kind::Accept);
+    v.identity_ = std::move(identity);
+    return v;
+  }
+  // Refused with this reply, sent as given.
+  static Verdict reject(Reply r) {
+    Verdict v(Kind::Reject);
+    v.reply_ = std::move(r);
+    return v;
+  }
   const Reply& reply() const { return reply_; }
   const std::string& text() const { return text_; }
-  const Status& status() const { return status_; }
+  const std::optional<std::string>& identity() const { return identity_; }
 
  private:
-  Verdict(Kind k, Reply r, std::string t) : kind_(k), reply_(std::move(r)), text_(std::move(t)) {}
-  Kind kind_;
+  friend class proto::VerdictBase<Verdict>;
+  explicit Verdict(Kind k) : VerdictBase(k) {}
   Reply reply_;
-  std::string text_;
-  Status status_;
+  std::string text_ = "OK";
+  std::optional<std::string> identity_;
 };
 
 // What the engine knows about the conversation, for Received headers and policy.
@@ -103,7 +121,7 @@ class CMAIL_EXPORT Session {
  public:
   virtual ~Session() = default;
   virtual Verdict helo(const SessionInfo&) { return Verdict::accept(); }
-  // Verifies credentials; accept() = authenticated as creds.authcid (or as the text given).
+  // Verifies credentials: Verdict::authenticated(identity) when they are good.
   virtual Verdict auth(const SessionInfo&, const sasl::Credentials&) {
     return Verdict::reject(reply(535, {5, 7, 8}, "Authentication credentials invalid"));
   }
@@ -119,7 +137,7 @@ class CMAIL_EXPORT Session {
   virtual void log(std::string_view) {}
 };
 
-class CMAIL_EXPORT Server {
+class CMAIL_EXPORT Server : public proto::Conversation {
  public:
   enum class State {
     Initial,    // no EHLO/HELO yet
@@ -134,14 +152,9 @@ class CMAIL_EXPORT Server {
 
   Server(const ServerOptions& options, Session& session);  // queues the 220 greeting
   ~Server();
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
 
   void receive(std::string_view bytes);
   void receive_eof();
-  std::string_view pending_output() const { return std::string_view(out_).substr(out_pos_); }
-  void consume_output(std::size_t n);
-  std::optional<Event> next_event();
   void tls_established(const TlsInfo& info);
   void timed_out();  // queues 421 4.4.2 and Close
   bool wants_read() const;
@@ -154,41 +167,56 @@ class CMAIL_EXPORT Server {
   const SessionInfo& info() const { return info_; }
 
  private:
+  using Command = proto::Command<Server, State>;
+  static const std::array<Command, 14> kCommands;
+  enum class Decision { Helo, Auth, Mail, Rcpt, DataEnd };
+
   void process();
-  void observe(std::string_view bytes);  // header checks over the message stream
-  bool process_line(std::string_view line);
-  bool process_data();
-  bool process_bdat();
-  void finish_chunk(std::size_t chunk_size);
+  bool next_command();
   void command(std::string_view line);
+  void read_data();
+  void read_bdat();
+  void observe(std::string_view bytes);  // header checks over the message stream
+  void stream(std::string_view bytes);   // size accounting, then to the Session
+  void finish_chunk();
+  void finish_data();
   void apply(const Verdict& v);
   void send(const Reply& r);
-  void send(int code, EnhancedCode e, std::string text);
-  void error(int code, EnhancedCode e, std::string text);
-  void close_with(int code, EnhancedCode e, std::string text);
-  void reset_transaction();
-  void finish_data();
+  void send(int code, EnhancedCode e, std::string_view text);
+  void error(int code, EnhancedCode e, std::string_view text);
+  void close_with(int code, EnhancedCode e, std::string_view text);
+  void end_transaction();
+  void auth_step(const sasl::ServerAuth::Step& step);
+  void auth_failed();
+  State greeted_state() const;
+
+  // The command table's handlers.
+  void cmd_ehlo(std::string_view arg);
+  void cmd_helo(std::string_view arg);
+  void cmd_mail(std::string_view arg);
+  void cmd_rcpt(std::string_view arg);
+  void cmd_data(std::string_view arg);
+  void cmd_bdat(std::string_view arg);
+  void cmd_rset(std::string_view arg);
+  void cmd_noop(std::string_view arg);
+  void cmd_quit(std::string_view arg);
+  void cmd_vrfy(std::string_view arg);
+  void cmd_expn(std::string_view arg);
+  void cmd_help(std::string_view arg);
+  void cmd_starttls(std::string_view arg);
+  void cmd_auth(std::string_view arg);
+  void greet(std::string_view arg, bool extended);
   void ehlo_reply(bool extended);
-  void auth_result(const sasl::ServerExchange::Step& step);
 
   ServerOptions options_;
   Session& session_;
   SessionInfo info_;
   State state_ = State::Initial;
-  std::string in_;       // received, not yet parsed
-  std::size_t scan_ = 0;  // bytes of in_ already searched for a line end
-  std::string out_;
-  std::size_t out_pos_ = 0;
-  std::deque<Event> events_;
   int errors_ = 0;
   int auth_failures_ = 0;
-
-  // What the pending verdict is for, so complete() knows what to do with it.
-  enum class Pending { None, Helo, Auth, Mail, Rcpt, DataEnd, Tls };
-  Pending pending_ = Pending::None;
-  bool pending_helo_extended_ = false;
-  std::string pending_user_;  // authcid while the AUTH verdict is pending
-  bool discarding_ = false;  // dropping the rest of an over-long command line
+  proto::Awaiting<Decision> awaiting_;
+  bool helo_extended_ = false;  // while the HELO/EHLO verdict is pending
+  sasl::ServerAuth sasl_{"334 "};  // RFC 4954 4: "334" SP base64 challenge
 
   // The transaction, reset as a unit.
   struct Transaction {
@@ -197,20 +225,17 @@ class CMAIL_EXPORT Server {
     std::size_t recipients = 0;
     std::uint64_t size = 0;           // message octets so far
     bool too_big = false;
-    bool line_too_long = false;
     bool in_header = true;
     int hops = 0;
     std::string line_start;           // the first bytes of the current line (header checks)
-    bool data_at_line_start = true;   // DATA: the next byte starts a line
+    proto::DotDecoder data{1000};     // DATA: the dot-stuffing decoder (set up by DATA)
     std::optional<Reply> bdat_error;  // BDAT: the reply owed after the chunk is read
     bool bdat_used = false;
     std::uint64_t bdat_left = 0;
     std::uint64_t bdat_chunk = 0;     // size of the current chunk
     bool bdat_last = false;
   } txn_;
-  std::unique_ptr<sasl::ServerExchange> sasl_;
-  sasl::Mechanism sasl_mech_ = sasl::Mechanism::Plain;
-  bool eof_ = false;
+  std::string chunk_;  // decoded DATA on its way to the Session
 };
 
 CMAIL_EXPORT const char* to_string(Server::State s);
