@@ -160,9 +160,11 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
         b.announce = value;
       } else if (key == "size") {
         if (Status s = need_value(); !s.ok()) return s;
-        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), b.size);
+        std::uint64_t size = 0;
+        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), size);
         if (ec != std::errc() || p != value.data() + value.size())
           return bad(name, l.number, "size must be a number of octets");
+        b.size = size;
       } else if (key == "cert") {
         if (Status s = need_value(); !s.ok()) return s;
         b.cert = value;

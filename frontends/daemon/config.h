@@ -34,7 +34,8 @@ struct SmtpdListener {
   std::string host;  // "*" = all IPv4 addresses, "::" = all IPv6 addresses
   std::uint16_t port = 0;
   std::string announce = "cmail-smtpd";
-  std::uint64_t size = 0;  // 0 = no limit
+  // size=: the largest message; absent = the engine's default (50 MiB), 0 = no fixed limit.
+  std::optional<std::uint64_t> size;
   std::string cert, key;
   bool tlsonly = false;    // implicit TLS (SMTPS)
   std::string ciphers;     // see docs/config.md: GnuTLS priority strings are ignored

@@ -24,7 +24,7 @@ Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, sto
     }
     smtp::ServerOptions so;
     so.hostname = l.announce;
-    so.max_message_size = l.size;
+    if (l.size) so.max_message_size = *l.size;  // else the engine's default limit
     so.starttls_available = tls && !l.tlsonly;
     so.tls_active = l.tlsonly;
     so.auth_enabled = l.auth;

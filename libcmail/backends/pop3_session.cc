@@ -1,8 +1,8 @@
 // The Store-backed POP3 session: login, maildrop lock, listing, retrieval, deletion at QUIT.
 // See cmail/backends/pop3_session.h.
-#include <cmail/mail/fields.h>
-
 #include <cmail/backends/pop3_session.h>
+
+#include <cmail/mail/fields.h>
 #include <cmail/proto/message.h>
 #include <cmail/store/directory.h>
 

@@ -3,6 +3,7 @@
 
 #include <cmail/mail/delivery.h>
 #include <cmail/mail/fields.h>
+#include <cmail/proto/ascii.h>
 #include <cmail/store/directory.h>
 
 #include <sys/random.h>
@@ -105,8 +106,7 @@ Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
   store::Delivery d;
   d.ident = mail::new_queue_id();
   d.submitter = peer_.name;
-  d.protocol = info.protocol();
-  for (auto& c : d.protocol) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  d.protocol = proto::ascii_lower(info.protocol());
   d.data = received_header(info, d.ident);
   d.data += body_;
   d.dsn_ret = params_.ret;

@@ -1,7 +1,8 @@
 // Outbound delivery policy: see cmail/mail/delivery.h.
-#include <cmail/mail/fields.h>
-
 #include <cmail/mail/delivery.h>
+
+#include <cmail/mail/fields.h>
+#include <cmail/proto/ascii.h>
 
 #include <algorithm>
 #include <charconv>
@@ -10,13 +11,9 @@ namespace cmail::mail {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
-}
+using proto::ascii_lower;
 
-bool iequals(std::string_view a, std::string_view b) { return lower(a) == lower(b); }
+bool iequals(std::string_view a, std::string_view b) { return ascii_lower(a) == ascii_lower(b); }
 
 std::optional<std::uint16_t> decimal_port(std::string_view s) {
   unsigned v = 0;
@@ -52,7 +49,7 @@ bool has_8bit(std::string_view s) {
 }  // namespace
 
 std::optional<TlsVerify> parse_tls_verify(std::string_view text) {
-  std::string t = lower(text);
+  std::string t = ascii_lower(text);
   if (t == "never" || t == "none") return TlsVerify::Never;
   if (t == "credentials") return TlsVerify::Credentials;
   if (t == "handoff") return TlsVerify::Handoff;
@@ -76,7 +73,7 @@ Result<std::vector<PortChoice>> parse_portprio(std::string_view text) {
     if (!p) return Status::invalid_argument("portprio entry '" + std::string(entry) + "': not a port number");
     c.port = *p;
     if (port.size() < entry.size()) {
-      std::string suffix = lower(entry.substr(port.size() + 1));
+      std::string suffix = ascii_lower(entry.substr(port.size() + 1));
       if (suffix == "tls") c.tls = TlsMode::Implicit;
       else if (suffix == "starttls") c.tls = TlsMode::StartTls;
       else if (suffix == "plain") c.tls = TlsMode::None;
@@ -138,7 +135,7 @@ Result<RemoteSpec> parse_remote(std::string_view raw) {
     if (!p) return Status::invalid_argument("remote '" + shown + "': not a port number");
     PortChoice c{*p, TlsMode::Opportunistic};
     if (port.size() < rest.size()) {
-      std::string mode = lower(rest.substr(port.size() + 1));
+      std::string mode = ascii_lower(rest.substr(port.size() + 1));
       if (mode == "tls") c.tls = TlsMode::Implicit;
       else if (mode == "starttls") c.tls = TlsMode::StartTls;
       else if (mode == "plain") c.tls = TlsMode::None;
@@ -202,16 +199,16 @@ ParsedFailure parse_failure(std::string_view m, bool fatal) {
 
 bool wants_failure_report(const std::optional<std::string>& notify) {
   if (!notify) return true;
-  return lower(*notify).find("failure") != std::string::npos;  // RFC 3461 4.1
+  return ascii_lower(*notify).find("failure") != std::string::npos;  // RFC 3461 4.1
 }
 
 bool wants_success_report(const std::optional<std::string>& notify) {
-  return notify && lower(*notify).find("success") != std::string::npos;  // RFC 3461 4.1
+  return notify && ascii_lower(*notify).find("success") != std::string::npos;  // RFC 3461 4.1
 }
 
 std::string recipient_domain(std::string_view address) {
   std::size_t at = address.rfind('@');
-  return at == std::string_view::npos ? std::string() : lower(address.substr(at + 1));
+  return at == std::string_view::npos ? std::string() : ascii_lower(address.substr(at + 1));
 }
 
 std::string compose_bounce(const Bounce& b, std::string_view original, std::size_t max_return) {

@@ -29,16 +29,13 @@ LineReader::Result LineReader::next_line(std::size_t limit, std::string_view& li
     }
     if (lf == std::string_view::npos) {
       scanned_ = p.size();
-      if (discarding_) {
-        consume(p.size());  // the rest of an over-long line, as it arrives
-        return Result::NeedMore;
-      }
-      if (p.size() > limit) {
-        discarding_ = true;
-        consume(p.size());
-        return Result::TooLong;
-      }
-      return Result::NeedMore;
+      if (!discarding_ && p.size() <= limit) return Result::NeedMore;
+      // The rest of an over-long line is dropped as it arrives, but a final CR stays: it may
+      // be the start of the CRLF that ends the line.
+      const bool reported = discarding_;
+      discarding_ = true;
+      consume(p.size() - (p.back() == '\r' ? 1 : 0));
+      return reported ? Result::NeedMore : Result::TooLong;
     }
     std::size_t end = lf > 0 && p[lf - 1] == '\r' ? lf - 1 : lf;
     std::string_view text = p.substr(0, end);

@@ -1,17 +1,12 @@
 // The SMTP client engine: see cmail/smtp/client.h.
 #include <cmail/smtp/client.h>
 
+#include <cmail/proto/ascii.h>
 #include <cmail/proto/message.h>
 
 namespace cmail::smtp {
 
 namespace {
-
-std::string upper(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return r;
-}
 
 // What a reply line may hold at most; the kernel's input bound follows from it.
 std::size_t input_bound(const ClientOptions& o) { return std::max<std::size_t>(o.max_reply_line * 2, 64 * 1024); }
@@ -251,7 +246,7 @@ void Client::on_ehlo(const Reply& r) {
   ext_ = Extensions{};
   ext_.esmtp = true;
   for (std::size_t i = 1; i < r.lines.size(); ++i) {
-    std::string l = upper(r.lines[i]);
+    std::string l = proto::ascii_upper(r.lines[i]);
     std::string kw = l.substr(0, l.find(' '));
     if (kw == "PIPELINING") ext_.pipelining = true;
     else if (kw == "8BITMIME") ext_.eightbitmime = true;

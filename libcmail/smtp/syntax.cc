@@ -2,6 +2,8 @@
 // the client engine and the queue.
 #include <cmail/smtp/syntax.h>
 
+#include <cmail/proto/ascii.h>
+
 #include <charconv>
 
 namespace cmail::smtp {
@@ -211,11 +213,6 @@ std::optional<std::vector<Param>> split_params(std::string_view s) {
   return out;
 }
 
-std::string upper(std::string_view s) {
-  std::string r(s);
-  for (auto& ch : r) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  return r;
-}
 
 // The text after "MAIL FROM:" / "RCPT TO:": clients commonly put a space after the colon
 // (against RFC 5321 4.1.1.2), which we accept; a path without brackets is refused, so that
@@ -433,7 +430,7 @@ std::variant<MailCommand, SyntaxError> parse_mail_from(std::string_view arg, con
       seen_size = true;
     } else if (p.key == "BODY") {  // RFC 6152 2, RFC 3030 3
       if (seen_body || !p.value) return bad("BODY");
-      std::string v = upper(*p.value);
+      std::string v = proto::ascii_upper(*p.value);
       if (v == "7BIT") m.params.body = BodyType::SevenBit;
       else if (v == "8BITMIME") m.params.body = BodyType::EightBitMime;
       else if (v == "BINARYMIME") m.params.body = BodyType::BinaryMime;
@@ -444,7 +441,7 @@ std::variant<MailCommand, SyntaxError> parse_mail_from(std::string_view arg, con
       m.params.smtputf8 = true;
     } else if (p.key == "RET") {  // RFC 3461 4.3
       if (m.params.ret || !p.value) return bad("RET");
-      std::string v = upper(*p.value);
+      std::string v = proto::ascii_upper(*p.value);
       if (v != "FULL" && v != "HDRS") return bad("RET");
       m.params.ret = v;
     } else if (p.key == "ENVID") {  // RFC 3461 4.4: at most 100 characters
@@ -481,7 +478,7 @@ std::variant<RcptCommand, SyntaxError> parse_rcpt_to(std::string_view arg, const
   for (const Param& p : *params) {
     if (p.key == "NOTIFY") {  // RFC 3461 4.1
       if (c.params.notify || !p.value) return bad("NOTIFY");
-      std::string v = upper(*p.value);
+      std::string v = proto::ascii_upper(*p.value);
       if (v != "NEVER") {
         std::size_t i = 0;
         while (i <= v.size()) {

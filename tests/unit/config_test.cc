@@ -24,7 +24,8 @@ database /etc/cmail/databases/master.db3
   CHECK(c->common.database == "/etc/cmail/databases/master.db3");
   REQUIRE(c->listeners.size() == 5);
   CHECK(c->listeners[0].port == 25);
-  CHECK(c->listeners[0].size == 5242880);
+  CHECK(c->listeners[0].size == std::optional<std::uint64_t>(5242880));
+  CHECK_FALSE(c->listeners[4].size.has_value());  // no size=: the engine's default limit applies
   CHECK(c->listeners[0].cert == "/etc/cmail/keys/c.pem");
   CHECK(c->listeners[1].host == "::");
   CHECK(c->listeners[1].cert.empty());  // commented out mid-line

@@ -176,6 +176,29 @@ TEST_CASE("smtp::Client: STARTTLS, fresh EHLO, then AUTH PLAIN") {
   CHECK(p.closed);
 }
 
+TEST_CASE("smtp::Client: what follows the server's 220 to STARTTLS goes to TLS, in every split") {
+  SPLIT_SUBCASES();
+  ClientOptions co;
+  Client c(co);
+  feed(c, "220 mx\r\n");
+  CHECK(take_output(c) == "EHLO localhost\r\n");
+  feed(c, "250-mx\r\n250 STARTTLS\r\n");
+  CHECK(take_output(c) == "STARTTLS\r\n");
+  // The server's handshake bytes (or an injected reply) right after its 220 are never parsed
+  // as replies (RFC 3207 4.2): they are the start of the TLS stream.
+  const std::string after = std::string("\x16\x03\x01\x00\x05", 5) + "250 injected\r\n";
+  feed(c, "220 go ahead\r\n" + after);
+  CHECK_FALSE(c.wants_read());
+  auto st = expect_event<proto::StartTls>(c);
+  CHECK(st.trailing == after);
+  CHECK_FALSE(c.next_client_event().has_value());  // no Failed, no Ready
+  c.tls_established({"TLSv1.2", "TEST", 128});
+  CHECK(take_output(c) == "EHLO localhost\r\n");  // RFC 3207 4.2: greet again
+  feed(c, "250 mx\r\n");
+  CHECK(std::holds_alternative<ev::Ready>(*c.next_client_event()));
+  CHECK(c.tls());
+}
+
 TEST_CASE("smtp::Client: TLS required but not offered; credentials never sent in the clear") {
   SPLIT_SUBCASES();
   SUBCASE("required TLS") {

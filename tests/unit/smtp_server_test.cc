@@ -126,15 +126,17 @@ TEST_CASE("smtp::Server: STARTTLS hands trailing bytes to TLS, not the parser") 
   greeted(s);
   feed(s, "STARTTLS\r\nMAIL FROM:<evil@x.test>\r\n");
   CHECK(take_output(s) == "220 2.0.0 Ready to start TLS\r\n");
-  std::string trailing;
-  // Byte-wise feeding delivers the trailing bytes after the event was queued; they are
-  // dropped then (receive() ignores input while TLS is pending): the transport owns them.
+  // Every byte after the command, in every split (byte-wise feeding delivers them after the
+  // event was queued), is the start of the TLS handshake: in `trailing`, never parsed.
+  CHECK_FALSE(s.wants_read());
   auto ev = expect_event<proto::StartTls>(s);
-  trailing = ev.trailing;
-  if (current_split() == Split::Whole) CHECK(trailing == "MAIL FROM:<evil@x.test>\r\n");
+  CHECK(ev.trailing == "MAIL FROM:<evil@x.test>\r\n");
+  feed(s, "RCPT TO:<evil@x.test>\r\n");  // after the event was taken: the transport's, dropped
+  CHECK(take_output(s).empty());
   CHECK_FALSE(s.wants_read());
   CHECK(std::count(session.calls.begin(), session.calls.end(), "MAIL evil@x.test") == 0);
   s.tls_established({"TLSv1.2", "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", 128});
+  CHECK(s.wants_read());
   feed(s, "MAIL FROM:<a@x.test>\r\n");
   CHECK(take_output(s) == "503 5.5.1 Send EHLO first\r\n");  // RFC 3207 4.2
   feed(s, "EHLO again.test\r\n");
@@ -143,6 +145,34 @@ TEST_CASE("smtp::Server: STARTTLS hands trailing bytes to TLS, not the parser") 
   CHECK(ehlo.find("250 AUTH PLAIN LOGIN\r\n") != std::string::npos);
   feed(s, "STARTTLS\r\n");
   CHECK(take_output(s) == "503 5.5.1 TLS already active\r\n");
+}
+
+TEST_CASE("smtp::Server: AUTH succeeds only with the identity the Session vouches for") {
+  SPLIT_SUBCASES();
+  struct Aliasing : RecordingSession {
+    bool without_identity = false;
+    Verdict auth(const SessionInfo&, const sasl::Credentials& c) override {
+      calls.push_back("AUTH " + c.authcid);
+      // accept("alice") is a reply text, not an identity: it must not log anybody in.
+      if (without_identity) return Verdict::accept("alice");
+      return Verdict::authenticated("alice@target");  // e.g. an alias's target
+    }
+  };
+  Aliasing session;
+  ServerOptions o = opts();
+  o.auth_enabled = true;
+  o.tls_active = true;
+  Server s(o, session);
+  greeted(s);
+  const std::string plain = "AUTH PLAIN " + sasl::base64_encode(std::string("\0alias\0pw", 9)) + "\r\n";
+  session.without_identity = true;
+  feed(s, plain);
+  CHECK(take_output(s) == "454 4.7.0 Temporary authentication failure\r\n");  // RFC 4954 6
+  CHECK_FALSE(s.info().user.has_value());
+  session.without_identity = false;
+  feed(s, plain);
+  CHECK(take_output(s) == "235 2.7.0 Authentication successful\r\n");
+  CHECK(s.info().user == std::optional<std::string>("alice@target"));
 }
 
 TEST_CASE("smtp::Server: SIZE is enforced during DATA and for every transaction") {

@@ -11,6 +11,8 @@
 // Thread-safety: constant data and pure functions.
 #pragma once
 
+#include <cmail/proto/ascii.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -57,22 +59,6 @@ inline CommandLine split_command(std::string_view line) {
   std::size_t sp = line.find(' ');
   if (sp == std::string_view::npos) return {line, {}};
   return {line.substr(0, sp), line.substr(sp + 1)};
-}
-
-// True when `a` equals the upper-case ASCII `upper` ignoring case.
-constexpr bool equals_upper(std::string_view a, std::string_view upper) {
-  if (a.size() != upper.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char c = a[i];
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c != upper[i]) return false;
-  }
-  return true;
-}
-
-// True when `s` starts with the upper-case ASCII `prefix` ignoring case.
-constexpr bool starts_with_upper(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && equals_upper(s.substr(0, prefix.size()), prefix);
 }
 
 // The row for `verb`, or nullptr.

@@ -33,12 +33,6 @@
 
 namespace cmail::smtp {
 
-// The transport's events and TLS facts (cmail/proto/transport.h), by this engine's names.
-using proto::Close;
-using proto::StartTls;
-using proto::TlsInfo;
-using Event = proto::Event;
-
 enum class TlsPolicy {
   None,           // never STARTTLS
   Opportunistic,  // STARTTLS when offered (the default for MX delivery)

@@ -38,12 +38,6 @@
 
 namespace cmail::smtp {
 
-// The transport's events and TLS facts (cmail/proto/transport.h), by this engine's names.
-using proto::Close;
-using proto::StartTls;
-using proto::TlsInfo;
-using Event = proto::Event;
-
 struct ServerOptions {
   std::string hostname = "localhost";  // greeting, EHLO reply
   // SIZE (RFC 1870): the largest message taken, advertised. 0 = no fixed limit, which leaves

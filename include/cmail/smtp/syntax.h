@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/proto/transport.h>
 #include <cmail/status.h>
 
 #include <cstdint>
@@ -17,6 +18,12 @@
 #include <vector>
 
 namespace cmail::smtp {
+
+// The transport's events and TLS facts (cmail/proto/transport.h), by the SMTP engines' names.
+using proto::Close;
+using proto::StartTls;
+using proto::TlsInfo;
+using Event = proto::Event;
 
 // RFC 3463: class.subject.detail, e.g. 5.1.1.
 struct EnhancedCode {
