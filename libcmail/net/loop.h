@@ -12,6 +12,11 @@
 
 namespace cmail::net {
 
-uv_loop_t* loop_of(Runtime& runtime);
+// How the runtime's own components reach the loop; the public header only names it a friend.
+struct LoopAccess {
+  static uv_loop_t* loop(Runtime& runtime);
+};
+
+inline uv_loop_t* loop_of(Runtime& runtime) { return LoopAccess::loop(runtime); }
 
 }  // namespace cmail::net

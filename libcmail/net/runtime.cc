@@ -574,7 +574,7 @@ void Runtime::at_shutdown(std::function<void()> fn) {
   impl_->at_shutdown.push_back(std::move(fn));
 }
 
-uv_loop_t* loop_of(Runtime& rt) { return &rt.impl().loop; }
+uv_loop_t* LoopAccess::loop(Runtime& rt) { return &rt.impl().loop; }
 
 std::size_t Runtime::connections() const { return impl_->conns.size(); }
 

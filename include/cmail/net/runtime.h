@@ -108,6 +108,8 @@ struct ConnectOptions {
 using Kick = std::function<void()>;
 using Factory = std::function<std::unique_ptr<Handler>(const proto::PeerInfo& peer, Kick kick)>;
 
+struct LoopAccess;
+
 class CMAIL_EXPORT Runtime {
  public:
   Runtime();
@@ -151,10 +153,11 @@ class CMAIL_EXPORT Runtime {
   // The Executor sessions need: run_blocking on the pool, post back to this loop.
   proto::Executor executor();
 
-  struct Impl;
-  Impl& impl() { return *impl_; }  // for the runtime layer's own components
+  struct Impl;  // the libuv loop and what runs on it, private to the runtime
 
  private:
+  friend struct LoopAccess;  // the runtime layer's own components (libcmail/net/loop.h)
+  Impl& impl() { return *impl_; }
   std::unique_ptr<Impl> impl_;
 };
 

@@ -19,6 +19,8 @@
 
 namespace cmail::net {
 
+class TlsFilter;
+
 struct TlsServerOptions {
   std::string cert_file;  // PEM, the chain with the leaf first
   std::string key_file;   // PEM
@@ -28,10 +30,11 @@ class CMAIL_EXPORT TlsServerContext {
  public:
   static Result<std::shared_ptr<TlsServerContext>> load(const TlsServerOptions& options);
   ~TlsServerContext();
-  struct Impl;
-  Impl& impl() const { return *impl_; }
+  struct Impl;  // mbedTLS's configuration, private to the runtime
 
  private:
+  friend class TlsFilter;  // the runtime's TLS byte filter (libcmail/net/tls_filter.h)
+  Impl& impl() const { return *impl_; }
   TlsServerContext();
   std::unique_ptr<Impl> impl_;
 };
@@ -56,11 +59,12 @@ class CMAIL_EXPORT TlsClientContext {
  public:
   static Result<std::shared_ptr<TlsClientContext>> load(const TlsClientOptions& options);
   ~TlsClientContext();
-  struct Impl;
-  Impl& impl() const { return *impl_; }
+  struct Impl;  // mbedTLS's configuration, private to the runtime
   const TlsClientOptions& options() const;
 
  private:
+  friend class TlsFilter;
+  Impl& impl() const { return *impl_; }
   TlsClientContext();
   std::unique_ptr<Impl> impl_;
 };

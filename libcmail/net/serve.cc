@@ -1,0 +1,116 @@
+// Serving an engine with an embedder's Session: see cmail/net/serve.h.
+#include <cmail/net/serve.h>
+
+#include <optional>
+#include <thread>
+
+namespace cmail::net {
+
+namespace {
+
+// One connection: the Session, its engine, and what a Completion needs to reach them. Lives
+// as long as its Handler (the runtime's connection); Completions hold it weakly.
+template <typename E, typename S>
+struct Served {
+  std::shared_ptr<S> session;  // declared first: destroyed after the engine
+  std::optional<E> engine;
+  Kick kick;
+  int depth = 0;  // calls into the engine in progress on the loop thread
+};
+
+// Counts a call into the engine, so that a Completion called from inside it posts instead of
+// re-entering the engine (a Session must never call its engine from its callbacks).
+template <typename E, typename S>
+struct InEngine {
+  explicit InEngine(Served<E, S>& s) : served(s) { ++served.depth; }
+  ~InEngine() { --served.depth; }
+  InEngine(const InEngine&) = delete;
+  InEngine& operator=(const InEngine&) = delete;
+  Served<E, S>& served;
+};
+
+template <typename E, typename S>
+class ServedHandler final : public Handler {
+ public:
+  explicit ServedHandler(std::shared_ptr<Served<E, S>> s) : s_(std::move(s)) {}
+  void receive(std::string_view b) override {
+    InEngine<E, S> in(*s_);
+    s_->engine->receive(b);
+  }
+  void receive_eof() override {
+    InEngine<E, S> in(*s_);
+    s_->engine->receive_eof();
+  }
+  std::string_view pending_output() const override { return s_->engine->pending_output(); }
+  void consume_output(std::size_t n) override {
+    InEngine<E, S> in(*s_);
+    s_->engine->consume_output(n);  // POP3 encodes more, and may then parse waiting commands
+  }
+  std::optional<proto::Event> next_event() override { return s_->engine->next_event(); }
+  void tls_established(const proto::TlsInfo& info) override {
+    InEngine<E, S> in(*s_);
+    s_->engine->tls_established(info);
+  }
+  void timed_out() override {
+    InEngine<E, S> in(*s_);
+    s_->engine->timed_out();
+  }
+  bool wants_read() const override { return s_->engine->wants_read(); }
+  std::chrono::milliseconds timeout() const override { return s_->engine->timeout(); }
+
+ private:
+  std::shared_ptr<Served<E, S>> s_;
+};
+
+// Post, complete, kick: the verdict reaches the engine on the loop thread, then the
+// connection's output is flushed and reading re-evaluated.
+template <typename E, typename S, typename V>
+Completion<V> completion_for(std::weak_ptr<Served<E, S>> weak, std::function<void(std::function<void()>)> post) {
+  const std::thread::id loop = std::this_thread::get_id();  // factories run on the loop thread
+  auto apply = [weak](V verdict) {
+    auto s = weak.lock();
+    if (!s || !s->engine) return;  // the connection is gone
+    {
+      InEngine<E, S> in(*s);
+      (void)s->engine->complete(std::move(verdict));  // InvalidArgument: nothing was pending
+    }
+    if (s->kick) s->kick();
+  };
+  return Completion<V>([apply, post, weak, loop](V v) {
+    if (std::this_thread::get_id() == loop) {
+      auto s = weak.lock();
+      if (!s) return;
+      if (s->depth == 0) return apply(std::move(v));
+    }
+    post([apply, v = std::move(v)]() mutable { apply(std::move(v)); });
+  });
+}
+
+template <typename E, typename S, typename V, typename Options, typename SessionFactory>
+Result<int> serve(Runtime& runtime, const ListenerOptions& listener, const Options& options,
+                  SessionFactory factory) {
+  auto post = runtime.executor().post;
+  return runtime.listen(listener, [options, factory, post](const proto::PeerInfo& peer, Kick kick)
+                                      -> std::unique_ptr<Handler> {
+    auto served = std::make_shared<Served<E, S>>();
+    served->kick = std::move(kick);
+    served->session = factory(peer, completion_for<E, S, V>(served, post));
+    if (!served->session) return nullptr;
+    served->engine.emplace(options, *served->session);
+    return std::make_unique<ServedHandler<E, S>>(std::move(served));
+  });
+}
+
+}  // namespace
+
+Result<int> serve_smtp(Runtime& runtime, const ListenerOptions& listener, const smtp::ServerOptions& options,
+                       SmtpSessionFactory factory) {
+  return serve<smtp::Server, smtp::Session, smtp::Verdict>(runtime, listener, options, std::move(factory));
+}
+
+Result<int> serve_pop3(Runtime& runtime, const ListenerOptions& listener, const pop3::ServerOptions& options,
+                       Pop3SessionFactory factory) {
+  return serve<pop3::Server, pop3::Session, pop3::Verdict>(runtime, listener, options, std::move(factory));
+}
+
+}  // namespace cmail::net
