@@ -130,7 +130,7 @@ std::variant<std::vector<Candidate>, Failure> route_candidates(const RouteTarget
     for (const auto& port : plan.ports)
       for (const auto& a : res.addresses) {
         const Family f = family_of(a);
-        if (local != Family::Unknown && f != Family::Unknown && f != local) {  // spec 9.1 `bind`
+        if (local != Family::Unknown && f != Family::Unknown && f != local) {  // unreachable from `bind`
           ++other_family;
           continue;
         }

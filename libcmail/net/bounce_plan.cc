@@ -34,7 +34,7 @@ store::Delivery report_delivery(std::string ident) {
 }  // namespace
 
 std::vector<BounceGroup> plan_bounces(std::vector<store::QueueEntry> given_up) {
-  // One bounce per message and sender (spec 9.7 made one per recipient).
+  // One bounce per message and sender, not per recipient (docs/compatibility.md).
   std::map<std::string, BounceGroup> groups;
   for (auto& e : given_up) {
     auto& g = groups[message_key(e)];

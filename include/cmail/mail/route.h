@@ -1,5 +1,5 @@
 // cmail/mail/route.h: where the mail of one destination goes, as plain functions over DNS
-// answers. A destination is a recipient domain (MX delivery) or a handoff remote (spec 9.5);
+// answers. A destination is a recipient domain (MX delivery) or a handoff remote (RemoteSpec);
 // its route is the list of candidates to try in order, each a host name, a numeric address, a
 // port with its TLS mode, whether the certificate must be valid (TlsVerify) and the handoff
 // credentials; or a failure for faillog, permanent or temporary, when there is no route.
@@ -100,7 +100,7 @@ CMAIL_EXPORT std::variant<HostPlan, Failure> hosts_from_mx(const RouteTarget& ta
 
 // The candidates from the address answers of plan.hosts (answers[i] for hosts[i]): for each
 // host in order, each port, each address (IPv6 first as the resolver gives them). Addresses of
-// another family than options.bind are left out (spec 9.1 `bind`); when that leaves none, a
+// another family than options.bind are left out (the `bind` directive); when that leaves none, a
 // temporary failure (4.4.1). Without any address: a DNS failure of some host is temporary
 // (4.4.3); the implicit MX without an address is permanent (5.1.2, RFC 5321 5.1); otherwise
 // MX hosts without addresses are permanent (5.4.4) and a handoff remote's temporary.

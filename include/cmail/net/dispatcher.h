@@ -21,8 +21,9 @@
 //
 // The decisions are plain functions that tests call directly: route planning (which lookups,
 // then the candidates or a failure) in cmail/mail/route.h, per-recipient outcomes in
-// cmail/mail/outcome.h, bounces and success reports in cmail/net/bounce_plan.h. This class is
-// the event-loop part that runs them: leasing, timers, connections, renewals, the notify watch.
+// cmail/mail/outcome.h, transactions from leased entries in cmail/net/delivery_plan.h, bounces
+// and success reports in cmail/net/bounce_plan.h. This class is the event-loop part that runs
+// them: leasing, timers, connections, renewals, the notify watch.
 //
 // New entries are noticed through the queue's notify file (inotify, Queue::notify_path()) and
 // a timer for the next due entry, with a poll every `interval` as the fallback; run_now() asks
