@@ -1,27 +1,30 @@
 // The dispatcher: queue -> DNS -> SMTP client -> remote. See cmail/net/dispatcher.h.
 //
+// The decisions are plain functions elsewhere; this file runs them on the loop:
+//   cmail/mail/route.h         a destination's lookups and its candidates, or a DNS failure
+//   cmail/mail/outcome.h       the client's results (and failures found here) per recipient
+//   cmail/net/delivery_plan.h  leased entries -> transactions; outcomes -> queue outcomes
+//   cmail/net/bounce_plan.h    which given-up entries are reported, the report, its Delivery
 // Pieces, all on the loop thread:
 //   Core         leases due entries, groups them into Destinations and Messages, settles
-//                results, runs bounce generation, owns the timers and the notify watch.
-//   Destination  one domain (MX delivery) or one handoff remote: its route (the candidates:
-//                host, address, port, TLS mode, in the order to try), its pending Messages, its
-//                Attempts, its rate window.
+//                outcomes, runs bounce generation, owns the timers and the notify watch.
+//   Destination  one domain (MX delivery) or one handoff remote: its route (the candidates, in
+//                the order to try), its pending Messages, its Attempts, its rate window.
 //   Attempt      one outbound connection: an smtp::Client behind a net::Handler; takes Messages
 //                from its Destination while it is Ready.
 // Store calls that block (leasing, reading a message, bounces) run on the runtime's thread pool
 // and post their results back; settling is asynchronous on the Store's writer. Every callback
 // that may outlive the Dispatcher holds a weak_ptr to the Core.
-#include <cmail/mail/fields.h>
-
-#include <cmail/backends/smtp_session.h>
+#include <cmail/mail/outcome.h>
+#include <cmail/mail/route.h>
+#include <cmail/net/bounce_plan.h>
+#include <cmail/net/delivery_plan.h>
 #include <cmail/net/dispatcher.h>
 #include <cmail/net/runtime.h>
 #include <cmail/net/tls.h>
 #include <cmail/smtp/client.h>
-#include <cmail/store/directory.h>
 #include <cmail/store/process.h>
 #include <cmail/store/queue.h>
-#include <cmail/store/routing.h>
 
 #include "loop.h"
 
@@ -36,7 +39,6 @@ namespace cmail::net {
 
 namespace {
 
-using mail::TlsMode;
 using SteadyClock = std::chrono::steady_clock;
 
 std::int64_t unix_now() {
@@ -50,27 +52,13 @@ std::string lower(std::string_view s) {
   return r;
 }
 
-// Checks the client refuses before sending anything, as RFC 3463 codes.
-smtp::EnhancedCode refusal_code(const std::string& reason) {
-  if (reason.find("SIZE") != std::string::npos) return {5, 3, 4};      // message too big
-  if (reason.find("SMTPUTF8") != std::string::npos) return {5, 6, 7};  // RFC 6531 3.7.5
-  return {5, 6, 3};                                                     // conversion needed
-}
-
-// One transaction's worth: one message, one sender, recipients of one destination.
-struct Message {
-  std::optional<std::string> from;  // nullopt (a bounce) and "" both go as MAIL FROM:<>
-  std::vector<store::QueueEntry> rcpts;
+// One transaction (cmail/net/delivery_plan.h) and its message data, loaded once.
+struct Message : Transaction {
+  explicit Message(Transaction t) : Transaction(std::move(t)) {}
   enum class Data { None, Loading, Ready, Failed } data_state = Data::None;
   std::shared_ptr<const std::string> data;
   std::string data_error;
   std::function<void()> on_data;  // the attempt waiting for the data
-};
-
-struct Candidate {
-  std::string host;     // the name (SNI, certificate name, logs)
-  std::string address;  // numeric
-  mail::PortChoice port;
 };
 
 struct Destination;
@@ -79,13 +67,18 @@ struct Destination;
 
 struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
   Core(net::Runtime& r, store::Store& s, mail::Resolver& res, DispatcherOptions opt)
-      : rt(r), store(s), queue(s.queue()), resolver(res), o(std::move(opt)), rng(std::random_device{}()) {}
+      : rt(r), store(s), queue(s.queue()), resolver(res), o(std::move(opt)), rng(std::random_device{}()) {
+    route_options = {o.portprio, o.announce, o.bind, o.verify};
+    report_options = {o.announce, o.bounce_from, o.bounce_copy, o.owner};
+  }
 
   net::Runtime& rt;
   store::Store& store;
   store::Queue& queue;
   mail::Resolver& resolver;
   DispatcherOptions o;
+  mail::RouteOptions route_options;     // from o
+  net::ReportOptions report_options;    // from o
   std::shared_ptr<TlsClientContext> tls_loose, tls_strict;
   std::mt19937 rng;
   proto::Executor ex;
@@ -97,6 +90,7 @@ struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
   std::size_t inflight = 0;         // leased entries not yet settled
   std::size_t pending_settles = 0;  // settle jobs not yet committed
   static constexpr std::size_t kMaxInflight = 5000;
+  static constexpr std::size_t kBounceBatch = 200;  // entries a bounce run leases at most
   bool scanning = false, rescan = false, capacity_limited = false;
   bool bouncing = false, bounce_again = false;
   bool daemon = false, stopped = false;
@@ -125,7 +119,8 @@ struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
   void add_entries(std::vector<store::QueueEntry> entries);
   void pump();
   void settle(std::vector<store::QueueOutcome> outcomes);
-  void fail_message(Message& m, const std::string& record, bool fatal);
+  void settle(const std::vector<store::QueueEntry>& rcpts, const std::vector<mail::RecipientOutcome>& outcomes);
+  void fail_message(const std::vector<store::QueueEntry>& rcpts, const mail::Failure& f);
   void schedule_bounces();
   void bounces();
   void report_relayed(std::shared_ptr<const std::string> data, std::vector<std::pair<store::QueueEntry, smtp::Reply>> rcpts,
@@ -142,26 +137,21 @@ using Core = Dispatcher::Core;
 struct Attempt;
 
 struct Destination : std::enable_shared_from_this<Destination> {
-  std::string key;
-  std::string name;  // for logs: the domain, or the remote without its password
-  bool handoff = false;
-  std::string domain;  // MX delivery
-  mail::RemoteSpec remote;
+  mail::RouteTarget target;
   std::deque<std::shared_ptr<Message>> pending;
-  std::map<std::string, std::shared_ptr<Message>> open;  // by message key, still taking recipients
   enum class Route { None, Resolving, Ready } route = Route::None;
-  std::vector<Candidate> candidates;
+  std::vector<mail::Candidate> candidates;
   std::size_t cursor = 0;  // the candidate new attempts use
   std::string last_error;
   std::set<Attempt*> attempts;
   std::size_t connecting = 0;  // attempts not yet Ready
   std::shared_ptr<std::deque<SteadyClock::time_point>> sent;  // ratelimit window, kept by the Core
-  bool verify = false;
 
   bool idle() const { return pending.empty() && attempts.empty() && route != Route::Resolving; }
   void resolve(Core& core);
-  void routed(Core& core, std::vector<Candidate> c);
-  void fail_all(Core& core, const std::string& record, bool fatal);
+  void lookup(Core& core, mail::HostPlan plan);
+  void routed(Core& core, std::vector<mail::Candidate> c);
+  void fail_all(Core& core, const mail::Failure& f);
   bool rate_ok(const Core& core) {
     if (!core.o.ratelimit) return true;
     auto horizon = SteadyClock::now() - std::chrono::minutes(1);
@@ -178,7 +168,7 @@ struct Attempt : std::enable_shared_from_this<Attempt> {
   std::weak_ptr<Core> core;
   std::shared_ptr<Destination> dest;
   std::size_t index = 0;  // candidate
-  Candidate cand;
+  mail::Candidate cand;
   smtp::Client client;
   net::Kick kick;
   State state = State::Connecting;
@@ -193,7 +183,6 @@ struct Attempt : std::enable_shared_from_this<Attempt> {
   void uncount() {
     if (counted) --dest->connecting, counted = false;
   }
-  std::string where() const { return cand.host + " [" + cand.address + "]:" + std::to_string(cand.port.port); }
   void pump();
   void next(Core& c);
   static void load(Core& c, const std::shared_ptr<Message>& m);  // reads the data once, on the pool
@@ -231,7 +220,7 @@ void Attempt::pump() {
       if (state == State::Greeting) {
         uncount();
         dest->cursor = index;  // this one works: the next attempts use it too
-        c->log(3, "connected to " + where() + (client.tls() ? " with TLS" : ""));
+        c->log(3, "connected to " + cand.where() + (client.tls() ? " with TLS" : ""));
       }
       current.reset();
       state = State::Idle;
@@ -305,18 +294,13 @@ void Attempt::send(Core& c) {
     state = State::Idle;
     return next(c);
   }
-  smtp::Envelope env;
-  env.from = smtp::Path::from_address(m.from.value_or(""));
-  env.params.ret = m.rcpts.front().dsn_ret;
-  env.params.envid = m.rcpts.front().dsn_envid;
-  for (const auto& r : m.rcpts) env.recipients.push_back({smtp::Path::from_address(r.envelope_to), {r.dsn.notify, r.dsn.orcpt}});
   rcpt_replies.assign(m.rcpts.size(), std::nullopt);
-  Status st = client.send_mail(std::move(env), *m.data);
+  Status st = client.send_mail(envelope_of(m), *m.data);
   if (!st.ok()) {
     // Refused before sending (SIZE, SMTPUTF8, 8BITMIME): permanent for this server's domain.
-    std::string record = mail::failure_local(refusal_code(st.message()), st.message() + " (" + cand.host + ")");
-    c.log(1, "failed " + m.rcpts.front().queue_id + ": " + record);
-    c.fail_message(m, record, true);
+    const mail::Failure f = mail::refused_before_sending(st.message(), cand.host);
+    c.log(1, "failed " + m.rcpts.front().queue_id + ": " + f.record);
+    c.fail_message(m.rcpts, f);
     current.reset();
     state = State::Idle;
     return next(c);
@@ -328,30 +312,24 @@ void Attempt::send(Core& c) {
 
 void Attempt::finish_message(Core& c, const smtp::client_event::MailResult& r) {
   Message& m = *current;
-  std::vector<store::QueueOutcome> out;
+  std::vector<mail::AttemptedRecipient> who;
+  for (const auto& e : m.rcpts) who.push_back(attempted(e));
+  const auto outcomes =
+      mail::transaction_outcomes(r, rcpt_replies, who, cand.host, client.extensions().dsn, c.o.retry, unix_now());
   std::vector<std::pair<store::QueueEntry, smtp::Reply>> relayed;
-  const std::int64_t now = unix_now();
-  std::set<std::size_t> accepted(r.accepted.begin(), r.accepted.end());
   for (std::size_t i = 0; i < m.rcpts.size(); ++i) {
     const store::QueueEntry& e = m.rcpts[i];
-    // An accepted recipient shares the message's final reply; a refused one keeps its own.
-    const smtp::Reply& reply = accepted.count(i) ? r.reply : rcpt_replies[i] ? *rcpt_replies[i] : r.reply;
-    if (reply.positive()) {
-      out.push_back({e.id, store::QueueOutcome::Kind::Delivered, "", false, 0});
-      ++c.stats.delivered;
-      c.log(1, "delivered " + e.queue_id + " to <" + e.envelope_to + "> via " + where() + ": " + reply.summary());
-      // RFC 3461 5.2.2: a server without DSN cannot report success; we say it was relayed.
-      if (mail::wants_success_report(e.dsn.notify) && !client.extensions().dsn) relayed.push_back({e, reply});
-      continue;
+    const mail::RecipientOutcome& o = outcomes[i];
+    if (o.kind == mail::RecipientOutcome::Kind::Delivered) {
+      c.log(1, "delivered " + e.queue_id + " to <" + e.envelope_to + "> via " + cand.where() + ": " + o.reply->summary());
+      if (o.relayed) relayed.push_back({e, *o.reply});
+    } else {
+      const bool fatal = o.kind == mail::RecipientOutcome::Kind::Failed;
+      c.log(1, std::string(fatal ? "failed " : "deferred ") + e.queue_id + " to <" + e.envelope_to + ">: " + o.record +
+                   (o.given_up ? " (the last try)" : ""));
     }
-    const bool fatal = reply.permanent();
-    std::string record = mail::failure_from_reply(reply, cand.host);
-    out.push_back({e.id, store::QueueOutcome::Kind::Failed, record, fatal,
-                   fatal ? 0 : mail::next_attempt(c.o.retry, e.failures + 1, now)});
-    ++(fatal ? c.stats.failed : c.stats.deferred);
-    c.log(1, std::string(fatal ? "failed " : "deferred ") + e.queue_id + " to <" + e.envelope_to + ">: " + record);
   }
-  c.settle(std::move(out));
+  c.settle(m.rcpts, outcomes);
   if (!relayed.empty()) c.report_relayed(m.data, std::move(relayed), cand.host);
   current.reset();
   state = State::Idle;  // Ready follows and takes the next message
@@ -364,19 +342,17 @@ void Attempt::failed(const std::string& reason, const std::optional<smtp::Reply>
   if (!c) return;
   uncount();
   if (was == State::Connecting || was == State::Greeting) {
-    dest->last_error = reply ? mail::failure_from_reply(*reply, cand.host) : reason + " (" + where() + ")";
-    c->log(3, "cannot use " + where() + ": " + dest->last_error);
+    dest->last_error = mail::unusable_candidate(cand, reply, reason);
+    c->log(3, "cannot use " + cand.where() + ": " + dest->last_error);
     if (dest->cursor == index) ++dest->cursor;  // the next attempt tries the next candidate
     return;
   }
   if (current && (was == State::Sending || was == State::Loading)) {
     // Lost mid-transaction: nothing was acknowledged (or the 250 never came), try again later.
-    std::string record = reply ? mail::failure_from_reply(*reply, cand.host)
-                               : mail::failure_local({4, 4, 2}, reason + " (" + where() + ")");
     if (was == State::Loading) {
       dest->pending.push_front(current);  // not sent at all: another attempt may take it
     } else {
-      c->fail_message(*current, record, false);
+      c->fail_message(current->rcpts, mail::lost_transaction(cand, reply, reason));
     }
     current.reset();
   }
@@ -397,93 +373,64 @@ void Destination::resolve(Core& core) {
   route = Route::Resolving;
   candidates.clear();
   cursor = 0;
+  mail::FirstLookup first = mail::first_lookup(target, core.route_options);
+  if (!first.mx) return lookup(core, std::move(first.hosts));
   auto self = shared_from_this();
   std::weak_ptr<Core> wc = core.weak();
-  // Addresses of every host, in host order, then the candidates: host x port x address.
-  auto lookup = [self, wc](std::vector<std::string> hosts, std::vector<mail::PortChoice> ports, bool implicit) {
+  core.resolver.mx(*first.mx, [self, wc](mail::MxResult r) {
     auto c = wc.lock();
     if (!c) return;
-    struct Pending {
-      std::vector<mail::AddressResult> results;
-      std::size_t left = 0;
-    };
-    auto p = std::make_shared<Pending>();
-    p->results.resize(hosts.size());
-    p->left = hosts.size();
-    for (std::size_t i = 0; i < hosts.size(); ++i) {
-      c->resolver.addresses(hosts[i], [self, wc, p, i, hosts, ports, implicit](mail::AddressResult r) {
-        p->results[i] = std::move(r);
-        if (--p->left) return;
-        auto core = wc.lock();
-        if (!core) return;
-        std::vector<Candidate> out;
-        bool temp = false;
-        std::string errors;
-        for (std::size_t h = 0; h < hosts.size(); ++h) {
-          const auto& res = p->results[h];
-          if (res.status != mail::DnsStatus::Ok) {
-            temp = temp || res.status == mail::DnsStatus::TempFail;
-            errors += (errors.empty() ? "" : "; ") + hosts[h] + ": " + mail::to_string(res.status);
-            continue;
-          }
-          for (const auto& port : ports)
-            for (const auto& a : res.addresses) out.push_back({hosts[h], a, port});
-        }
-        if (!out.empty()) return self->routed(*core, std::move(out));
-        const std::string what = self->handoff ? "handoff remote " + self->remote.host : self->domain;
-        if (temp) return self->fail_all(*core, mail::failure_local({4, 4, 3}, "cannot resolve " + what + ": " + errors), false);
-        if (implicit)  // RFC 5321 5.1: no MX and no address
-          return self->fail_all(*core, mail::failure_local({5, 1, 2}, what + " has no MX and no address record"), true);
-        self->fail_all(*core, mail::failure_local({5, 4, 4}, "no server of " + what + " has an address: " + errors),
-                       !self->handoff);
-      });
-    }
-  };
-  if (handoff) return lookup({remote.host}, remote.port ? std::vector{*remote.port} : core.o.portprio, false);
-  if (domain.size() > 2 && domain.front() == '[' && domain.back() == ']')  // an address literal
-    return lookup({domain}, core.o.portprio, false);
-  core.resolver.mx(domain, [self, wc, lookup](mail::MxResult r) {
-    auto c = wc.lock();
-    if (!c) return;
-    const std::string& d = self->domain;
-    switch (r.status) {
-      case mail::DnsStatus::NxDomain:
-        return self->fail_all(*c, mail::failure_local({5, 1, 2}, "Failed to resolve recipient domain: " + d + " does not exist"), true);
-      case mail::DnsStatus::TempFail:
-        return self->fail_all(*c, mail::failure_local({4, 4, 3}, "DNS lookup of the MX of " + d + " failed: " + r.error), false);
-      case mail::DnsStatus::NoData:
-        return lookup({d}, c->o.portprio, true);  // RFC 5321 5.1: the implicit MX
-      case mail::DnsStatus::Ok:
-        break;
-    }
-    if (r.null_mx())  // RFC 7505 3
-      return self->fail_all(*c, mail::failure_local({5, 1, 10}, d + " does not accept mail (null MX)"), true);
-    if (r.records.empty()) return lookup({d}, c->o.portprio, true);
-    auto hosts = order_mx(r.records, c->o.announce, c->rng);
-    if (hosts.empty())
-      return self->fail_all(*c, mail::failure_local({5, 4, 6}, "the MX records of " + d + " point back to this host"), true);
-    lookup(std::move(hosts), c->o.portprio, false);
+    auto hosts = mail::hosts_from_mx(self->target, r, c->route_options, c->rng);
+    if (auto* f = std::get_if<mail::Failure>(&hosts)) return self->fail_all(*c, *f);
+    self->lookup(*c, std::get<mail::HostPlan>(std::move(hosts)));
   });
 }
 
-void Destination::routed(Core& core, std::vector<Candidate> c) {
+// The addresses of every host of the plan at once, then the candidates.
+void Destination::lookup(Core& core, mail::HostPlan plan) {
+  struct Pending {
+    mail::HostPlan plan;
+    std::vector<mail::AddressResult> results;
+    std::size_t left = 0;
+  };
+  auto p = std::make_shared<Pending>();
+  p->plan = std::move(plan);
+  p->results.resize(p->plan.hosts.size());
+  p->left = p->plan.hosts.size();
+  auto self = shared_from_this();
+  std::weak_ptr<Core> wc = core.weak();
+  auto done = [self, wc, p] {
+    auto c = wc.lock();
+    if (!c) return;
+    auto route = mail::route_candidates(self->target, p->plan, p->results, c->route_options);
+    if (auto* f = std::get_if<mail::Failure>(&route)) return self->fail_all(*c, *f);
+    self->routed(*c, std::get<std::vector<mail::Candidate>>(std::move(route)));
+  };
+  if (p->left == 0) return done();
+  for (std::size_t i = 0; i < p->plan.hosts.size(); ++i)
+    core.resolver.addresses(p->plan.hosts[i], [p, i, done](mail::AddressResult r) {
+      p->results[i] = std::move(r);
+      if (--p->left == 0) done();
+    });
+}
+
+void Destination::routed(Core& core, std::vector<mail::Candidate> c) {
   route = Route::Ready;
   candidates = std::move(c);
   cursor = 0;
   core.pump();
 }
 
-void Destination::fail_all(Core& core, const std::string& record, bool fatal) {
+void Destination::fail_all(Core& core, const mail::Failure& f) {
   route = Route::None;  // resolve again next time
   cursor = 0;
-  core.log(1, std::string(fatal ? "failed " : "deferred ") + std::to_string(pending.size()) + " message(s) for " + name +
-                  ": " + record);
+  core.log(1, std::string(f.fatal ? "failed " : "deferred ") + std::to_string(pending.size()) + " message(s) for " +
+                  target.name + ": " + f.record);
   while (!pending.empty()) {
     auto m = pending.front();
     pending.pop_front();
-    core.fail_message(*m, record, fatal);
+    core.fail_message(m->rcpts, f);
   }
-  open.clear();
   core.maybe_finish();
 }
 
@@ -493,23 +440,16 @@ void Destination::throttle(Core& core) {
   std::vector<store::QueueOutcome> out;
   for (const auto& m : pending)
     for (const auto& r : m->rcpts) out.push_back({r.id, store::QueueOutcome::Kind::Released, "", false, resume});
-  core.log(1, "ratelimit reached for " + name + ": " + std::to_string(out.size()) + " recipient(s) wait a minute");
+  core.log(1, "ratelimit reached for " + target.name + ": " + std::to_string(out.size()) + " recipient(s) wait a minute");
   pending.clear();
-  open.clear();
   core.settle(std::move(out));
 }
 
 void Destination::open_attempt(Core& core) {
-  const Candidate& cand = candidates[cursor];
+  const mail::Candidate& cand = candidates[cursor];
   smtp::ClientOptions co;
   co.helo_name = core.o.announce;
-  switch (cand.port.tls) {
-    case TlsMode::Opportunistic: co.tls = verify ? smtp::TlsPolicy::Required : smtp::TlsPolicy::Opportunistic; break;
-    case TlsMode::StartTls: co.tls = smtp::TlsPolicy::Required; break;
-    case TlsMode::Implicit: co.tls_active = true; break;
-    case TlsMode::None: co.tls = smtp::TlsPolicy::None; break;
-  }
-  if (handoff) co.auth = remote.credentials;
+  mail::configure_client(cand, co);
   co.auth_without_tls = core.o.plaintext_auth;
   if (core.o.reply_timeout.count() > 0)
     co.greeting_timeout = co.command_timeout = co.data_block_timeout = co.data_end_timeout = core.o.reply_timeout;
@@ -522,8 +462,8 @@ void Destination::open_attempt(Core& core) {
   no.address = cand.address;
   no.port = cand.port.port;
   no.bind_address = core.o.bind;
-  no.implicit_tls = cand.port.tls == TlsMode::Implicit;
-  no.tls = verify ? core.tls_strict : core.tls_loose;
+  no.implicit_tls = cand.port.tls == mail::TlsMode::Implicit;
+  no.tls = cand.verify ? core.tls_strict : core.tls_loose;
   no.server_name = cand.host;
   no.connect_timeout = core.o.connect_timeout;
   std::weak_ptr<Attempt> weak = a;
@@ -546,24 +486,6 @@ void Destination::open_attempt(Core& core) {
 }
 
 }  // namespace
-
-std::vector<std::string> order_mx(std::vector<mail::MxRecord> records, std::string_view self, std::mt19937& rng) {
-  for (auto& r : records) r.host = lower(r.host);
-  std::shuffle(records.begin(), records.end(), rng);  // RFC 5321 5.1: random among equals
-  std::stable_sort(records.begin(), records.end(),
-                   [](const mail::MxRecord& a, const mail::MxRecord& b) { return a.preference < b.preference; });
-  const std::string me = lower(self);
-  std::optional<std::uint16_t> cutoff;
-  for (const auto& r : records)
-    if (!me.empty() && r.host == me && (!cutoff || r.preference < *cutoff)) cutoff = r.preference;
-  std::vector<std::string> hosts;
-  for (const auto& r : records) {
-    if (cutoff && r.preference >= *cutoff) continue;  // RFC 5321 5.1: never to ourselves or beyond
-    if (r.host.empty() || std::find(hosts.begin(), hosts.end(), r.host) != hosts.end()) continue;
-    hosts.push_back(r.host);
-  }
-  return hosts;
-}
 
 template <typename R>
 void Core::blocking(std::function<R()> work, std::function<void(Core&, R)> then) {
@@ -729,52 +651,19 @@ void Core::arm_wake(std::optional<std::int64_t> next_due, std::int64_t now) {
 
 void Core::add_entries(std::vector<store::QueueEntry> entries) {
   inflight += entries.size();
-  for (store::QueueEntry& e : entries) {
-    std::string key = e.remote ? "remote " + *e.remote : mail::recipient_domain(e.envelope_to);
-    auto& d = dests[key];
+  TransactionPlan plan = plan_transactions(std::move(entries), o.max_recipients);
+  for (auto& [e, f] : plan.failed) fail_message({e}, f);  // no destination: say so, once per entry
+  for (DestinationPlan& p : plan.destinations) {
+    auto& d = dests[p.target.key];
     if (!d) {
       d = std::make_shared<Destination>();
-      d->key = key;
-      d->name = e.remote ? "handoff " + mail::redact_remote(*e.remote) : key;
-      auto& window = rate_windows[key];
+      auto& window = rate_windows[p.target.key];
       if (!window) window = std::make_shared<std::deque<SteadyClock::time_point>>();
       d->sent = window;
-      if (e.remote) {
-        d->handoff = true;
-        auto spec = mail::parse_remote(*e.remote);
-        if (spec) d->remote = std::move(*spec);
-        else d->last_error = spec.error().message();
-        d->verify = o.verify == mail::TlsVerify::Always || o.verify == mail::TlsVerify::Handoff ||
-                    (o.verify == mail::TlsVerify::Credentials && d->remote.credentials);
-      } else {
-        d->domain = key;
-        d->verify = o.verify == mail::TlsVerify::Always;
-      }
+      d->target = std::move(p.target);
     }
-    if (d->handoff && d->remote.host.empty()) {  // the spec does not parse: say so, once per entry
-      Message m;
-      m.rcpts.push_back(std::move(e));
-      fail_message(m, mail::failure_local({5, 3, 5}, "invalid handoff remote: " + d->last_error), true);
-      continue;
-    }
-    if (!d->handoff && d->domain.empty()) {
-      Message m;
-      m.rcpts.push_back(std::move(e));
-      fail_message(m, mail::failure_local({5, 1, 3}, "the recipient has no domain"), true);
-      continue;
-    }
-    // Recipients of one message and sender travel together, up to max_recipients.
-    std::string mkey = (e.queue_id.empty() ? "#" + std::to_string(e.id) : e.queue_id) + '\x1f' +
-                       (e.envelope_from ? "<" + *e.envelope_from + ">" : "null");
-    auto& m = d->open[mkey];
-    if (!m || m->rcpts.size() >= o.max_recipients) {
-      m = std::make_shared<Message>();
-      m->from = e.envelope_from;
-      d->pending.push_back(m);
-    }
-    m->rcpts.push_back(std::move(e));
+    for (Transaction& t : p.transactions) d->pending.push_back(std::make_shared<Message>(std::move(t)));
   }
-  for (auto& [k, d] : dests) d->open.clear();
   pump();
 }
 
@@ -789,9 +678,8 @@ void Core::pump() {
         d.open_attempt(*this);
       if (!d.pending.empty() && d.cursor >= d.candidates.size() && d.attempts.empty()) {
         // Every candidate failed before a transaction could start.
-        const std::string what = d.handoff ? "Failed to connect or negotiate with handoff remote" : "Failed to reach any MX";
         auto keep = it->second;
-        keep->fail_all(*this, mail::failure_local({4, 4, 1}, what + ": " + d.last_error), false);
+        keep->fail_all(*this, mail::unreachable(d.target, d.last_error));
       }
     }
     if (it->second->idle()) {
@@ -805,13 +693,22 @@ void Core::pump() {
   }
 }
 
-void Core::fail_message(Message& m, const std::string& record, bool fatal) {
-  std::vector<store::QueueOutcome> out;
+void Core::fail_message(const std::vector<store::QueueEntry>& rcpts, const mail::Failure& f) {
+  std::vector<mail::RecipientOutcome> out;
   const std::int64_t now = unix_now();
-  for (const store::QueueEntry& e : m.rcpts) {
-    out.push_back({e.id, store::QueueOutcome::Kind::Failed, record, fatal,
-                   fatal ? 0 : mail::next_attempt(o.retry, e.failures + 1, now)});
-    ++(fatal ? stats.failed : stats.deferred);
+  for (const store::QueueEntry& e : rcpts) out.push_back(mail::outcome_of_failure(f, attempted(e), o.retry, now));
+  settle(rcpts, out);
+}
+
+void Core::settle(const std::vector<store::QueueEntry>& rcpts, const std::vector<mail::RecipientOutcome>& outcomes) {
+  std::vector<store::QueueOutcome> out;
+  for (std::size_t i = 0; i < rcpts.size() && i < outcomes.size(); ++i) {
+    out.push_back(queue_outcome(rcpts[i].id, outcomes[i]));
+    switch (outcomes[i].kind) {
+      case mail::RecipientOutcome::Kind::Delivered: ++stats.delivered; break;
+      case mail::RecipientOutcome::Kind::Deferred: ++stats.deferred; break;
+      case mail::RecipientOutcome::Kind::Failed: ++stats.failed; break;
+    }
   }
   settle(std::move(out));
 }
@@ -843,120 +740,21 @@ void Core::schedule_bounces() {
   uv_timer_start(bounce_timer, [](uv_timer_t* t) { static_cast<Core*>(t->data)->bounces(); }, 100, 0);  // coalesce
 }
 
-namespace {
-
-// A report to the sender of `e` (a bounce or a success report), from this dispatcher.
-mail::Bounce report_about(const store::QueueEntry& e, const DispatcherOptions& opt, std::int64_t now,
-                              const std::string& message_id) {
-  mail::Bounce b;
-  b.reporting_mta = opt.announce;
-  b.from = opt.bounce_from;
-  b.to = e.envelope_from.value_or("");
-  b.queue_id = e.queue_id;
-  b.arrival = e.submission;
-  b.envid = e.dsn_envid;
-  b.now = now;
-  b.message_id = message_id;
-  return b;
-}
-
-// Adds where a bounce to `address` goes (routing::plan_report); a refusal becomes a note.
-void route_bounce(store::Directory& dir, const std::string& address, store::Delivery& d, std::vector<std::string>& notes) {
-  auto planned = store::routing::plan_report(dir, address, d);
-  if (!planned) notes.push_back("cannot route the report to <" + address + ">: " + planned.error().to_string());
-  else if (!*planned) notes.push_back("the report to local <" + address + "> is refused by its routing; dropped");
-}
-
-}  // namespace
-
 void Core::bounces() {
   if (bouncing) {
     bounce_again = true;
     return;
   }
   bouncing = true;
-  struct Done {
-    std::size_t leased = 0, bounces = 0;
-    std::vector<std::string> notes;
-  };
-  DispatcherOptions opt = o;
-  store::Store* st = &store;
-  blocking<Done>(
-      [st, opt] {
-        Done out;
-        store::Queue& q = st->queue();
-        const std::int64_t now = unix_now();
-        auto leased = q.lease_given_up(opt.owner, now, 200, opt.lease_seconds, opt.retry.retries, opt.retry.max_age);
-        if (!leased) {
-          out.notes.push_back("cannot look for mail to return: " + leased.error().to_string());
-          return out;
-        }
-        out.leased = leased->size();
-        // One bounce per message and sender (spec 9.7 made one per recipient).
-        std::map<std::string, std::vector<store::QueueEntry>> groups;
-        for (auto& e : *leased)
-          groups[(e.queue_id.empty() ? "#" + std::to_string(e.id) : e.queue_id) + '\x1f' +
-                 (e.envelope_from ? "<" + *e.envelope_from + ">" : "null")]
-              .push_back(std::move(e));
-        for (auto& [key, entries] : groups) {
-          const store::QueueEntry& first = entries.front();
-          store::Delivery d;
-          d.ident = mail::new_queue_id();
-          d.protocol = "local";
-          d.replaces_owner = opt.owner;
-          for (const auto& e : entries) d.replaces.push_back(e.id);
-          std::vector<const store::QueueEntry*> report;
-          for (const auto& e : entries)
-            if (mail::wants_failure_report(e.dsn.notify)) report.push_back(&e);
-          const bool null_sender = !first.envelope_from || first.envelope_from->empty();
-          if (null_sender || report.empty()) {
-            // Never a bounce for a bounce (RFC 5321 6.1, RFC 3461 4.1: NOTIFY=NEVER).
-            out.notes.push_back("dropped " + first.queue_id + " for " + std::to_string(entries.size()) +
-                                " recipient(s) after failure: " +
-                                (null_sender ? "it has the null sender" : "the sender asked for no report"));
-          } else {
-            mail::Bounce b = report_about(first, opt, now, d.ident);
-            b.return_full = first.dsn_ret && lower(*first.dsn_ret) == "full";
-            for (const store::QueueEntry* e : report) {
-              mail::BouncedRecipient r;
-              r.address = e->envelope_to;
-              r.orcpt = e->dsn.orcpt;
-              auto f = q.failures(e->id);
-              if (f && !f->empty()) {
-                r.last = mail::parse_failure(f->back().message, f->back().fatal);
-                r.last_attempt = f->back().time;
-                r.attempts = static_cast<std::int64_t>(f->size());
-              } else {
-                r.last = mail::parse_failure("no attempt could be made", e->fatal);
-              }
-              r.expired = !e->fatal;
-              if (r.expired && r.last.status.klass == 5) r.expired = false;
-              b.recipients.push_back(std::move(r));
-            }
-            auto original = q.message_data(first.id);
-            d.data = mail::compose_bounce(b, original ? *original : std::string());
-            route_bounce(st->directory(), b.to, d, out.notes);
-            for (const auto& copy : opt.bounce_copy) route_bounce(st->directory(), copy, d, out.notes);
-          }
-          Status s = st->deliver_sync(d);
-          if (s.ok()) {
-            if (!d.local.empty() || !d.queued.empty()) {
-              ++out.bounces;
-              out.notes.push_back("returned " + first.queue_id + " to <" + first.envelope_from.value_or("") + "> (" +
-                                  std::to_string(report.size()) + " recipient(s)) as " + d.ident);
-            }
-          } else {
-            out.notes.push_back("cannot return " + first.queue_id + ": " + s.to_string());
-            for (const auto& e : entries) (void)q.release(e.id, opt.owner);
-          }
-        }
-        return out;
+  blocking<BounceRun>(
+      [st = &store, ro = report_options, retry = o.retry, lease = o.lease_seconds] {
+        return return_given_up(*st, ro, retry, lease, unix_now(), kBounceBatch);
       },
-      [](Core& c, Done r) {
+      [](Core& c, BounceRun r) {
         c.bouncing = false;
         c.stats.bounces += r.bounces;
         for (const auto& n : r.notes) c.log(1, n);
-        if (r.leased >= 200 || c.bounce_again) {  // more to do
+        if (r.leased >= kBounceBatch || c.bounce_again) {  // more to do
           c.bounce_again = false;
           c.bounces();
         }
@@ -967,36 +765,11 @@ void Core::bounces() {
 
 void Core::report_relayed(std::shared_ptr<const std::string> data,
                           std::vector<std::pair<store::QueueEntry, smtp::Reply>> rcpts, std::string host) {
-  const store::QueueEntry& first = rcpts.front().first;
-  if (!first.envelope_from || first.envelope_from->empty()) return;  // nobody to tell
+  if (null_sender(rcpts.front().first)) return;  // nobody to tell
   ++pending_settles;  // a one-shot run waits for the report too
-  DispatcherOptions opt = o;
-  store::Store* st = &store;
   blocking<std::vector<std::string>>(
-      [st, opt, data, rcpts = std::move(rcpts), host] {
-        std::vector<std::string> notes;
-        const store::QueueEntry& e0 = rcpts.front().first;
-        store::Delivery d;
-        d.ident = mail::new_queue_id();
-        d.protocol = "local";
-        mail::Bounce b = report_about(e0, opt, unix_now(), d.ident);
-        for (const auto& [e, reply] : rcpts) {
-          mail::BouncedRecipient r;
-          r.address = e.envelope_to;
-          r.orcpt = e.dsn.orcpt;
-          r.action = "relayed";
-          r.last = mail::parse_failure(mail::failure_from_reply(reply, host), false);
-          r.last_attempt = b.now;
-          r.attempts = e.failures + 1;
-          b.recipients.push_back(std::move(r));
-        }
-        d.data = mail::compose_bounce(b, data ? *data : std::string());
-        route_bounce(st->directory(), b.to, d, notes);
-        if (d.local.empty() && d.queued.empty()) return notes;
-        Status s = st->deliver_sync(d);
-        notes.push_back(s.ok() ? "reported relay of " + e0.queue_id + " to <" + b.to + "> as " + d.ident
-                               : "cannot report relay of " + e0.queue_id + ": " + s.to_string());
-        return notes;
+      [st = &store, ro = report_options, data, rcpts = std::move(rcpts), host] {
+        return store_relay_report(*st, rcpts, host, data ? *data : std::string(), ro, unix_now());
       },
       [](Core& c, std::vector<std::string> notes) {
         --c.pending_settles;

@@ -90,6 +90,14 @@ CMAIL_EXPORT bool given_up(const RetryPolicy& p, std::int64_t failures, std::int
 CMAIL_EXPORT std::string failure_from_reply(const smtp::Reply& reply, std::string_view host);
 CMAIL_EXPORT std::string failure_local(smtp::EnhancedCode status, std::string_view reason);
 
+// A failure as the queue records it: the faillog text (one of the two forms above) and whether
+// it is permanent (a 5xx reply, or a failure found here that no retry can mend).
+struct Failure {
+  std::string record;
+  bool fatal = false;
+  bool operator==(const Failure&) const = default;
+};
+
 struct ParsedFailure {
   smtp::EnhancedCode status;             // RFC 3463
   std::optional<std::string> diagnostic;  // the remote reply line ("550 5.1.1 ...")

@@ -45,7 +45,7 @@ struct MxRecord {
 
 struct MxResult {
   DnsStatus status = DnsStatus::TempFail;
-  std::vector<MxRecord> records;  // as received (ordering is the dispatcher's job)
+  std::vector<MxRecord> records;  // as received (ordering: order_mx, cmail/mail/route.h)
   std::string error;              // for logs when status is not Ok
   // RFC 7505 3: a single MX with preference 0 and the root as host.
   bool null_mx() const {

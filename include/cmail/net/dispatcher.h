@@ -19,6 +19,12 @@
 // process holding its lease, leases are renewed while work is in flight, and leases of a
 // dispatcher on this host that died (cmail/store/process.h) are released at once.
 //
+// The decisions are plain functions that tests call directly: route planning (which lookups,
+// then the candidates or a failure) in cmail/mail/route.h, per-recipient outcomes in
+// cmail/mail/outcome.h, transactions from leased entries in cmail/net/delivery_plan.h, bounces
+// and success reports in cmail/net/bounce_plan.h. This class is the event-loop part that runs
+// them: leasing, timers, connections, renewals, the notify watch.
+//
 // New entries are noticed through the queue's notify file (inotify, Queue::notify_path()) and
 // a timer for the next due entry, with a poll every `interval` as the fallback; run_now() asks
 // for a run at once (SIGHUP, cmail-admin queue).
@@ -31,6 +37,7 @@
 #include <cmail/export.h>
 #include <cmail/mail/delivery.h>
 #include <cmail/mail/resolver.h>
+#include <cmail/mail/route.h>
 #include <cmail/status.h>
 #include <cmail/store/store.h>
 
@@ -79,11 +86,8 @@ struct DispatcherStats {
   std::uint64_t connections = 0;
 };
 
-// MX hosts in the order to try (RFC 5321 5.1): ascending preference, shuffled among equal
-// preferences. If `self` (our own name) is among them, it and every host of the same or a
-// higher preference are left out. Hosts are lower-cased; duplicates dropped.
-CMAIL_EXPORT std::vector<std::string> order_mx(std::vector<mail::MxRecord> records, std::string_view self,
-                                               std::mt19937& rng);
+// MX ordering lives with the rest of route planning (cmail/mail/route.h); kept here by name.
+using mail::order_mx;
 
 // This host's name (gethostname), for EHLO when nothing else is configured.
 CMAIL_EXPORT std::string host_name();
