@@ -2,9 +2,8 @@
 """tests/layout/citations.py: the project cites RFCs and its own docs, nothing else.
 
 Fails (exit 1, one line per problem) when a tracked file
-- cites a numbered section of a "spec" (the word followed by a section number, as in
-  "spec 16" or "spec section 16"): the original cmail's behaviour is described in
-  docs/compatibility.md, cite its anchors;
+- cites a numbered section of a "spec" (that word, maybe "section", then a number): the
+  original cmail's behaviour is described in docs/compatibility.md, cite its anchors;
 - names the team's private reference document, or a path into the shared folder outside the
   repository;
 - cites "docs/compatibility.md#ANCHOR" (or "compatibility.md#ANCHOR" from docs/, or "(#ANCHOR)"
