@@ -1,4 +1,5 @@
-// cmail-admin address (cmail-admin-address): spec 12.2.
+// cmail-admin address (cmail-admin-address), as the original tool
+// (docs/compatibility.md#admin-tools-address).
 #include "commands.h"
 
 #include <charconv>
@@ -85,7 +86,8 @@ int run_address(Context& ctx) {
     if (st.is_not_found()) return ctx.fail(kExitNotFound, "No such address, no modifications commited");
   } else if (cmd == "swap") {
     st = d.swap_addresses(order, second);
-    if (st.is_not_found()) return ctx.fail(20, st.message());  // spec 12.2: first not found -> 20
+    // First not found: 20 (docs/compatibility.md#admin-tools-address).
+    if (st.is_not_found()) return ctx.fail(20, st.message());
   } else {
     auto rows = cmd == "test" ? d.match_addresses(a[1]) : d.list_addresses(a.size() > 1 ? a[1] : "%");
     if (!rows) return ctx.fail(rows.error());

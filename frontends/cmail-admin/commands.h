@@ -1,10 +1,10 @@
 // frontends/cmail-admin/commands.h: the modules of cmail-admin and what they share.
 //
-// Each module mirrors one of cmail's original tools (spec section 12): same commands, same
-// arguments, same table formats on stdout, same exit codes, except where the project fixes a
-// quirk (docs/admin.md, "Differences from the original tools"). Bad input gets one line on
-// stderr ("cmail-admin-<tool>: ..."), a non-zero exit and no change. No SQL here: everything
-// goes through cmail::Store and cmail::Directory.
+// Each module mirrors one of cmail's original tools (docs/compatibility.md#admin-tools): same
+// commands, same arguments, same table formats on stdout, same exit codes, except where the
+// project fixes a quirk (docs/admin.md, "Differences from the original tools"). Bad input gets one
+// line on stderr ("cmail-admin-<tool>: ..."), a non-zero exit and no change. No SQL here:
+// everything goes through cmail::Store and cmail::Directory.
 #pragma once
 
 #include <cmail/status.h>

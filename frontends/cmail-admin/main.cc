@@ -17,7 +17,7 @@ struct Module {
   const char* name;
   int (*run)(Context&);
   void (*usage)();
-  int no_command_exit;  // spec 12: 1, but 10 for the smtpd tool
+  int no_command_exit;  // 1, but 10 for the smtpd tool (docs/compatibility.md#admin-tools-smtpd)
   int open_failure_exit;
 };
 

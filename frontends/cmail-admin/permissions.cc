@@ -1,4 +1,5 @@
-// cmail-admin permissions (cmail-admin-permissions): spec 12.5.
+// cmail-admin permissions (cmail-admin-permissions), as the original tool
+// (docs/compatibility.md#admin-tools-permissions).
 #include "commands.h"
 
 #include <cstdio>
@@ -41,7 +42,8 @@ int run_permissions(Context& ctx) {
   const std::string& cmd = a[0];
   const bool known = cmd == "grant" || cmd == "revoke" || cmd == "list" || cmd == "rlist" || cmd == "delegate" || cmd == "delete";
   if (!known) {
-    ctx.fail(20, "Unknown command " + cmd);  // the original exited 0 here (spec 16.27)
+    // The original exited 0 here (docs/compatibility.md#admin-tools-permissions).
+    ctx.fail(20, "Unknown command " + cmd);
     usage_permissions();
     return 20;
   }

@@ -1,4 +1,5 @@
-// cmail-admin popd (cmail-admin-popd): spec 12.4.
+// cmail-admin popd (cmail-admin-popd), as the original tool
+// (docs/compatibility.md#admin-tools-popd).
 #include "commands.h"
 
 #include <cstdio>
@@ -20,7 +21,8 @@ int run_popd(Context& ctx) {
   const std::string& cmd = a[0];
   const bool one_user = cmd == "enable" || cmd == "disable" || cmd == "unlock";
   if ((cmd != "list" && !one_user) || (one_user && a.size() != 2) || (cmd == "list" && a.size() > 2)) {
-    std::printf("Invalid or no arguments.\n");  // spec 12.4: on stdout, exit 20
+    // On stdout, exit 20 (docs/compatibility.md#admin-tools-popd).
+    std::printf("Invalid or no arguments.\n");
     ctx.fail(20, "invalid command or arguments: " + cmd);
     usage_popd();
     return 20;

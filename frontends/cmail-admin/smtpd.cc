@@ -1,4 +1,5 @@
-// cmail-admin smtpd (cmail-admin-smtpd): spec 12.3.
+// cmail-admin smtpd (cmail-admin-smtpd), as the original tool
+// (docs/compatibility.md#admin-tools-smtpd).
 #include "commands.h"
 
 #include <cstdio>

@@ -1,4 +1,5 @@
-// cmail-admin user (cmail-admin-user): spec 12.1.
+// cmail-admin user (cmail-admin-user), as the original tool
+// (docs/compatibility.md#admin-tools-user).
 #include "commands.h"
 
 #include <cstdio>
@@ -66,7 +67,7 @@ int run_user(Context& ctx) {
     if (a.size() > 3) return ctx.fail(kExitArgs, "Too many arguments");
     if (auto v = store::validate_user_name(a[1]); !v.ok()) return ctx.fail(v);
     auto existing = d.find_user(a[1]);
-    // spec 12.1: a duplicate user exits 255 ("Failed to create user").
+    // A duplicate user exits 255, "Failed to create user" (docs/compatibility.md#admin-tools-user).
     if (existing && *existing) return ctx.fail(kExitArgs, "user '" + a[1] + "' already exists; Failed to create user");
     auto pw = password_arg(ctx, 2);
     if (!pw) return ctx.fail(kExitSchema, "could not read the password (at most 256 characters)");
@@ -92,7 +93,8 @@ int run_user(Context& ctx) {
     if (a.size() != 2) return ctx.fail(kExitArgs, "delete takes exactly one user name");
     st = d.delete_user(a[1]);
   }
-  // spec 12.1's message, now on stderr with exit 2 instead of stdout with exit 0.
+  // The original's message, on stderr with exit 2 instead of stdout with exit 0
+  // (docs/compatibility.md#admin-tools-exit-codes).
   if (st.is_not_found()) return ctx.fail(kExitNotFound, "No such user, no changes made (" + st.message() + ")");
   return st.ok() ? kExitOk : ctx.fail(st);
 }

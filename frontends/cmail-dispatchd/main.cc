@@ -1,5 +1,5 @@
 // cmail-dispatchd CONFIG [nodrop] [nodetach] [deliver DOMAIN | handoff REMOTE | genbounces]:
-// outbound delivery (spec 2.1, 9).
+// outbound delivery (docs/compatibility.md#daemons-command-line).
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/dispatch_service.h"
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
       mode = w;
       target = argv[++i];
     } else {
-      path = w;  // the last other word is the config file (spec 2.1)
+      path = w;  // the last other word wins (docs/compatibility.md#daemons-command-line)
     }
   }
   if (path.empty()) return usage(argv[0]);
@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   };
   runtime.handle_signals(std::chrono::seconds(10), [&] {
     logger.reopen();
-    d.run_now();  // SIGHUP: a queue run at once (spec 15's TODO)
+    d.run_now();  // SIGHUP: a queue run at once (docs/compatibility.md#daemons-sighup)
   });
   if (mode == "deliver") {
     std::printf("Updating delivery domain to %s\n", target.c_str());

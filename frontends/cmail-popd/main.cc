@@ -1,4 +1,5 @@
-// cmail-popd CONFIG [nodrop] [nodetach]: POP3 access to stored mail (spec 2.1, 10).
+// cmail-popd CONFIG [nodrop] [nodetach]: POP3 access to stored mail
+// (docs/compatibility.md#daemons-command-line).
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/pop3_service.h"

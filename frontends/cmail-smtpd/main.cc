@@ -1,4 +1,5 @@
-// cmail-smtpd CONFIG [nodrop] [nodetach]: SMTP intake and submission (spec 2.1, 8).
+// cmail-smtpd CONFIG [nodrop] [nodetach]: SMTP intake and submission
+// (docs/compatibility.md#daemons-command-line).
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/smtp_service.h"

@@ -17,7 +17,8 @@ struct Line {
   std::string params;
 };
 
-// spec 2.2: '#' anywhere starts a comment; surrounding whitespace is dropped.
+// '#' anywhere starts a comment; surrounding whitespace is dropped
+// (docs/compatibility.md#config-syntax).
 std::vector<Line> split_lines(std::string_view text) {
   std::vector<Line> out;
   int number = 0;
@@ -119,9 +120,9 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
 
 namespace {
 
-// "bind HOST PORT [options]" (spec 2.6), the part smtpd and popd share: fills host, port and
-// line of the listener and returns the words, options from index 2 on. Any other directive is
-// unknown to these daemons.
+// "bind HOST PORT [options]" (docs/compatibility.md#daemons-listeners), the part smtpd and popd
+// share: fills host, port and line of the listener and returns the words, options from index 2 on.
+// Any other directive is unknown to these daemons.
 template <typename Listener>
 Result<std::vector<std::string>> bind_line(const Line& l, const std::string& name, Listener& b) {
   if (l.directive != "bind") return bad(name, l.number, "unknown directive '" + l.directive + "'");
@@ -182,7 +183,8 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
           return bad(name, l.number, key + " must be a positive number");
         (key == "timeout" ? b.timeout : b.max_per_address) = v;
       } else if (key == "dhparams") {
-        // Accepted for compatibility; ECDHE needs no DH parameters (docs/config.md).
+        // Accepted for compatibility; ECDHE needs no DH parameters
+        // (docs/compatibility.md#daemons-tls-options).
         if (Status s = need_value(); !s.ok()) return s;
       } else if (key == "tlsonly" && eq == std::string::npos) {
         b.tlsonly = true;
@@ -271,7 +273,8 @@ Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name
     } else if (d == "portprio") {
       auto p = mail::parse_portprio(v);
       if (!p) return bad(name, l.number, p.error().message());
-      cfg.portprio = *p;  // a later line replaces the list (spec 9.1)
+      // A later line replaces the list (docs/compatibility.md#dispatchd-portprio).
+      cfg.portprio = *p;
     } else if (d == "interval") {
       st = count(cfg.interval, false);
     } else if (d == "retries") {
@@ -299,7 +302,8 @@ Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name
     } else if (d == "bounce_from") {
       cfg.bounce_from = v;
     } else if (d == "bounce_copy") {
-      for (auto& a : words(v)) cfg.bounce_copy.push_back(a);  // the lists accumulate (spec 9.1)
+      // The lists accumulate (docs/compatibility.md#dispatchd-configuration).
+      for (auto& a : words(v)) cfg.bounce_copy.push_back(a);
     } else if (d == "bind") {
       cfg.bind = v;
     } else if (d == "resolver") {

@@ -1,4 +1,5 @@
-// daemon/config.h: cmail's daemon configuration files (spec 2.2, 8.1), parsed strictly.
+// daemon/config.h: cmail's daemon configuration files, parsed strictly
+// (docs/compatibility.md#configuration-files).
 //
 // The syntax is cmail's: one directive per line, the first word naming it and the rest its
 // parameters; '#' anywhere starts a comment; blank lines are ignored. Unlike the original,
@@ -19,7 +20,7 @@
 
 namespace cmail::daemon::config {
 
-// Directives every daemon has (spec 2.2).
+// Directives every daemon has (docs/compatibility.md#config-common-directives).
 struct Common {
   std::string database;
   int verbosity = 0;
@@ -29,7 +30,7 @@ struct Common {
   std::string group;
 };
 
-// One `bind` line of cmail-smtpd (spec 8.1, 7.3).
+// One `bind` line of cmail-smtpd (docs/compatibility.md#smtp-listener-options).
 struct SmtpdListener {
   std::string host;  // "*" = all IPv4 addresses, "::" = all IPv6 addresses
   std::uint16_t port = 0;
@@ -38,7 +39,7 @@ struct SmtpdListener {
   std::optional<std::uint64_t> size;
   std::string cert, key;
   bool tlsonly = false;    // implicit TLS (SMTPS)
-  std::string ciphers;     // see docs/config.md: GnuTLS priority strings are ignored
+  std::string ciphers;     // ignored (docs/compatibility.md#daemons-tls-options)
   bool auth = false;            // offer AUTH
   bool auth_tlsonly = false;    // only inside TLS
   bool auth_strict = false;     // MAIL needs AUTH (530)
@@ -61,11 +62,12 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name);
 // Reads and parses a file.
 Result<Smtpd> load_smtpd(const std::string& path);
 
-// cmail-dispatchd (spec 9.1). Defaults fix the original's gaps: `announce` is the host name,
-// `portprio` is "25" (opportunistic STARTTLS), `ratelimit` works (messages per minute per
-// destination), `tls_trustfile` is used to verify certificates where `tls_verify` asks for it.
-// Extensions: `resolver HOST[:PORT]` (repeatable), `maxretryinterval`, `maxage`,
-// `maxconnections`, `maxperdestination`, `timeout`, `tls_verify`, `plaintext_auth`.
+// cmail-dispatchd (docs/compatibility.md#dispatchd-configuration). Defaults fix the original's
+// gaps: `announce` is the host name, `portprio` is "25" (opportunistic STARTTLS), `ratelimit`
+// works (messages per minute per destination), `tls_trustfile` is used to verify certificates
+// where `tls_verify` asks for it. Extensions: `resolver HOST[:PORT]` (repeatable),
+// `maxretryinterval`, `maxage`, `maxconnections`, `maxperdestination`, `timeout`, `tls_verify`,
+// `plaintext_auth`.
 struct Dispatchd {
   Common common;
   std::string announce;  // "" = the host name
@@ -90,7 +92,7 @@ Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name
                                                bool database_required = true);
 Result<Dispatchd> load_dispatchd(const std::string& path, bool database_required = true);
 
-// One `bind` line of cmail-popd (spec 10.1).
+// One `bind` line of cmail-popd (docs/compatibility.md#pop3-listener-options).
 struct PopdListener {
   std::string host;  // "*" = all IPv4 addresses, "::" = all IPv6 addresses
   std::uint16_t port = 0;

@@ -35,7 +35,8 @@ void Logger::log(int level, std::string_view line) {
   std::tm tm{};
   localtime_r(&t, &tm);
   char stamp[64];
-  std::strftime(stamp, sizeof stamp, "%a, %d %b %Y %T %z", &tm);  // spec 2.3
+  // The original's timestamp (docs/compatibility.md#daemons-logging).
+  std::strftime(stamp, sizeof stamp, "%a, %d %b %Y %T %z", &tm);
   std::lock_guard lock(mu_);
   if (file_) {
     std::fprintf(file_, "%s %.*s\n", stamp, static_cast<int>(line.size()), line.data());
@@ -130,7 +131,7 @@ int run_listening_daemon(const ListeningDaemon& d, int argc, char** argv) {
     std::string w = argv[i];
     if (w == "nodrop") nodrop = true;
     else if (w == "nodetach") nodetach = true;
-    else path = w;  // the last other word is the config file (spec 2.1)
+    else path = w;  // the last other word wins (docs/compatibility.md#daemons-command-line)
   }
   if (path.empty()) {
     std::printf("%s - %s\nUsage: %s <conffile> [nodrop] [nodetach]\n", d.name.c_str(), d.description.c_str(), argv[0]);

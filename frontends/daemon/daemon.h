@@ -1,5 +1,5 @@
 // daemon/daemon.h: what the shipped daemons share: logging, the pid file, dropping privileges
-// and detaching (spec 2.3, 2.4).
+// and detaching (docs/compatibility.md#daemons-startup-and-privileges).
 //
 // Thread-safety: Logger::log may be called from any thread; the rest at startup, before
 // threads exist (detach) or once (drop_privileges).
@@ -43,23 +43,26 @@ class Logger {
 // Forks into the background (setsid, stdio to /dev/null). The parent writes the child's pid
 // to `pidfile` (if set) and exits 0. REQUIRES: no threads yet.
 Status detach(const std::string& pidfile);
-// Writes this process's pid (foreground runs; the original left the file empty, spec 16.2).
+// Writes this process's pid (foreground runs; the original left the file empty,
+// docs/compatibility.md#daemons-pid-file).
 Status write_pidfile(const std::string& pidfile);
 // When running as root: switches to `group` (or `user`'s primary group) and `user`.
 Status drop_privileges(const std::string& user, const std::string& group);
 
-// What every daemon does before it serves (spec 2.4): opens the log, detaches into the
-// background when `background` (the parent writes the pid file and exits) or else writes its own
-// pid file, then opens the master database. On failure it says why in one line (on stderr
-// before the log is open, in the log after) and returns null; the caller exits 1.
+// What every daemon does before it serves (docs/compatibility.md#daemons-startup-and-privileges):
+// opens the log, detaches into the background when `background` (the parent writes the pid file
+// and exits) or else writes its own pid file, then opens the master database. On failure it says
+// why in one line (on stderr before the log is open, in the log after) and returns null; the
+// caller exits 1.
 std::unique_ptr<store::Store> start_daemon(const std::string& name, const config::Common& common,
                                                  Logger& logger, bool background);
 
 // The whole life of a listening daemon (cmail-smtpd, cmail-popd): `NAME CONFIG [nodrop]
-// [nodetach]` (spec 2.1: the last other word is the config file), the config loaded (errors as
-// "NAME: FILE:LINE: message"), start_daemon, the listeners added, privileges dropped after
-// binding, one line per listener on stdout, then serving until SIGTERM/SIGINT (graceful, 10 s);
-// SIGHUP reopens the log. Returns the process's exit status.
+// [nodetach]` (the last other word is the config file,
+// docs/compatibility.md#daemons-command-line), the config loaded (errors as "NAME: FILE:LINE:
+// message"), start_daemon, the listeners added, privileges dropped after binding, one line per
+// listener on stdout, then serving until SIGTERM/SIGINT (graceful, 10 s); SIGHUP reopens the log.
+// Returns the process's exit status.
 struct ListeningDaemon {
   std::string name;         // "cmail-smtpd"
   std::string description;  // "Accept incoming mail" (the usage line)

@@ -89,9 +89,9 @@ std::optional<Pop3LockHolder> Pop3LockHolder::parse(std::string_view text) {
 }
 
 bool pop3_lock_holder_gone(const std::optional<std::string>& holder) {
-  // No holder recorded: a lock set by the original cmail-popd (or by hand). The original
-  // refuses any schema but 9, so it cannot be running on this database: a leftover, such as
-  // the lock it leaked when a user database failed to open (spec 10.3, 16.19).
+  // No holder recorded: a lock set by the original cmail-popd (or by hand). The original refuses
+  // any schema but 9, so it cannot be running on this database: a leftover, such as the lock it
+  // leaked when a user database failed to open (docs/compatibility.md#pop3-maildrop-lock).
   if (!holder) return true;
   auto h = Pop3LockHolder::parse(*holder);
   if (!h) return false;  // unknown form: maybe someone alive; cmail-admin popd unlock frees it
@@ -178,7 +178,8 @@ void blocking_login(store::Store& store, const sasl::Credentials& creds, const s
     }
     return;
   }
-  const std::string user = id->authorized;  // an alias logs in to its target (spec 4.2)
+  // An alias logs in to its target (docs/compatibility.md#users-aliases).
+  const std::string user = id->authorized;
   auto lock = store.directory().lock_popd(user, owner, pop3_lock_holder_gone);
   if (!lock) {
     out.verdict = Verdict::failed(lock.error());
@@ -200,7 +201,7 @@ void blocking_login(store::Store& store, const sasl::Credentials& creds, const s
                         lock->previous.value_or("a holder not recorded (cmail's pop_lock)") +
                         ": the holder is gone");
   auto fail = [&](const Status& st) {
-    // The lock is released again at once (cmail kept it, spec 16.19).
+    // The lock is released again at once (cmail kept it, docs/compatibility.md#pop3-maildrop-lock).
     (void)store.directory().release_popd(user, owner);
     out.notes.push_back("maildrop of " + user + " unavailable: " + st.to_string());
     out.verdict = Verdict::reject(RespCode::SysTemp, "Maildrop unavailable, try again later");

@@ -45,7 +45,8 @@ Verdict StoreSmtpSession::auth(const smtp::SessionInfo&, const sasl::Credentials
       StoreSmtpSession& self = **alive;
       if (!self.complete_) return;
       if (id) {
-        self.complete_(Verdict::authenticated(id->authorized));  // the authorized identity (spec 4.2)
+        // The authorized identity (docs/compatibility.md#users-aliases).
+        self.complete_(Verdict::authenticated(id->authorized));
       } else if (id.error().is_not_found()) {
         self.complete_(Verdict::reject(smtp::reply(535, {5, 7, 8}, "Authentication credentials invalid")));
       } else {

@@ -292,7 +292,8 @@ void on_connection(uv_stream_t* server, int status) {
   peer.name = peer.address;
   c->peer = peer.address;
   std::size_t& from_here = ++l->per_address[c->peer];
-  // Over a limit: accept and close at once, so nothing waits in the backlog (spec 16.30).
+  // Over a limit: accept and close at once, so nothing waits in the backlog
+  // (docs/compatibility.md#daemons-connection-limits).
   if (l->count > l->options.max_connections || from_here > l->options.max_per_address) return c->close();
   uv_tcp_nodelay(&c->tcp, 1);
   std::weak_ptr<Conn> weak = c;
@@ -500,7 +501,8 @@ Kick Runtime::connect(const ConnectOptions& o, std::unique_ptr<Handler> handler,
     return kick;
   }
   if (!o.bind_address.empty()) {
-    // spec 9.1 bind: the local address must be of the target's family, else the target is skipped.
+    // dispatchd's `bind` (docs/compatibility.md#dispatchd-bind): the local address must be of the
+    // target's family, else the target is skipped.
     if (!numeric_address(o.bind_address, 0, from) || from.ss_family != to.ss_family) {
       later(Status::invalid_argument("cannot connect to " + o.address + " from " + o.bind_address));
       return kick;

@@ -1,4 +1,5 @@
-// The directory: users, addresses, origination and POP ACLs, API permissions (spec 3-7, 12).
+// The directory: users, addresses, origination and POP ACLs, API permissions, in the original's
+// tables (docs/compatibility.md#database-tables).
 #include "store_impl.h"
 
 #include <cmail/store/password.h>
@@ -117,7 +118,8 @@ class DirectoryImpl final : public Directory {
             .ok();
       }
     }
-    return Identity{found.name, found.alias.value_or(found.name)};  // one alias level (spec 4.2)
+    // One alias level (docs/compatibility.md#users-aliases).
+    return Identity{found.name, found.alias.value_or(found.name)};
   }
 
   Status add_user(std::string_view name, std::optional<std::string_view> password) override {
@@ -143,7 +145,8 @@ class DirectoryImpl final : public Directory {
 
   Status set_alias(std::string_view name, std::optional<std::string_view> target) override {
     std::optional<std::string> t = opt(target);
-    if (t && *t == name) t.reset();  // aliasing to itself removes the alias (spec 12.1)
+    // Aliasing to itself removes the alias (docs/compatibility.md#admin-tools-user).
+    if (t && *t == name) t.reset();
     std::string n(name);
     return impl_.write([&](Connection& c) {
       require_user(c, n);
@@ -154,7 +157,7 @@ class DirectoryImpl final : public Directory {
 
   Status set_user_database(std::string_view name, std::optional<std::string_view> path) override {
     std::optional<std::string> p = opt(path);
-    if (p && p->size() <= 1) p.reset();  // spec 12.1
+    if (p && p->size() <= 1) p.reset();  // docs/compatibility.md#admin-tools-user
     return update_user(name, "UPDATE users SET user_database = ?2 WHERE user_name = ?1", p);
   }
 
@@ -247,7 +250,8 @@ class DirectoryImpl final : public Directory {
       std::string expr = s.text(0), router = s.text(1);
       auto route = s.opt_text(2);
       s.run();
-      // spec 12.2: delete first, renumber second to first, re-insert first's data as second.
+      // As the original (docs/compatibility.md#admin-tools-address): delete first, renumber second
+      // to first, re-insert first's data as second.
       c.prepare("DELETE FROM addresses WHERE address_order = ?1").bind(1, first).run();
       c.prepare("UPDATE addresses SET address_order = ?1 WHERE address_order = ?2").bind(1, first).bind(2, second).run();
       c.prepare("INSERT INTO addresses (address_expression, address_order, address_router, address_route) "
@@ -349,7 +353,7 @@ class DirectoryImpl final : public Directory {
       result = PopLock{};
       Stmt s = c.prepare("SELECT pop_lock, pop_lock_owner FROM popd WHERE pop_user = ?1");
       s.bind(1, u);
-      if (!s.step()) return;  // NotEnabled: only users with a popd row use POP3 (spec 10.3)
+      if (!s.step()) return;  // NotEnabled: no popd row (docs/compatibility.md#pop3-the-popd-table)
       const bool locked = s.int64(0) != 0;
       std::optional<std::string> holder = s.opt_text(1);
       s.run();

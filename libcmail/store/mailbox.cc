@@ -222,7 +222,8 @@ void Store::deliver(Delivery delivery, Done done) {
       auto schema = impl->user_schema(w, copy.user, batch);
       if (schema && schema->empty()) return false;  // no free slot in this batch
       if (!schema) {
-        // cmail's rule (spec 3.9): an unusable user database means the master mailbox.
+        // cmail's rule (docs/compatibility.md#database-user-databases): an unusable user database
+        // means the master mailbox.
         impl->log("user database of " + copy.user + " unusable, storing in the master: " +
                   schema.error().to_string());
         state->schemas.push_back("main");
@@ -248,7 +249,8 @@ void Store::deliver(Delivery delivery, Done done) {
       } else {
         c.exec("ROLLBACK TO userdb");
         c.exec("RELEASE userdb");
-        insert_local(c, "main", d, d.local[i], now, state->wire_size);  // spec 3.9: retry once in the master
+        // Retry once in the master (docs/compatibility.md#database-user-databases).
+        insert_local(c, "main", d, d.local[i], now, state->wire_size);
       }
     }
     for (const QueuedRecipient& q : d.queued) {

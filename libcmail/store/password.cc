@@ -54,7 +54,7 @@ Result<std::string> hash_password(std::string_view password, const PasswordParam
 }
 
 std::string legacy_password_hash(std::string_view salt, std::string_view password) {
-  // spec 4.1: lowercase hex SHA-256 of salt || password.
+  // Lowercase hex SHA-256 of salt || password (docs/compatibility.md#users-password-format).
   mbedtls_sha256_context ctx;
   mbedtls_sha256_init(&ctx);
   mbedtls_sha256_starts_ret(&ctx, 0);
@@ -84,7 +84,7 @@ bool verify_password(std::string_view stored, std::string_view password) {
                                                          : Argon2_id;
     return argon2_verify(enc.c_str(), password.data(), password.size(), type) == ARGON2_OK;
   }
-  // spec 4.2: the salt is everything before the first ':'.
+  // The salt is everything before the first ':' (docs/compatibility.md#users-password-format).
   auto colon = stored.find(':');
   if (colon == std::string_view::npos) return false;
   return constant_time_equal(legacy_password_hash(stored.substr(0, colon), password), stored);

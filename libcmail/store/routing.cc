@@ -1,4 +1,4 @@
-// Address routing: spec sections 5-7, with the fixes listed in cmail/store/routing.h.
+// Address routing (docs/compatibility.md#routing), with the fixes listed in cmail/store/routing.h.
 #include <cmail/store/routing.h>
 
 namespace cmail::store::routing {
@@ -61,8 +61,8 @@ Result<std::variant<Sender, smtp::Reply>> check_sender(Directory& dir,
     return std::variant<Sender, smtp::Reply>(
         smtp::reply(550, {5, 7, 1}, s.outbound_route.value_or("User not allowed to use this path")));
   if (s.outbound_router == "defined") {
-    // spec 7.2: the reverse path must match a store row that points to this user (any such
-    // row, not only the winning one); "<>" does not.
+    // The reverse path must match a store row that points to this user (any such row, not
+    // only the winning one); "<>" does not (docs/compatibility.md#routing-outbound-routers).
     bool own = false;
     if (!from.null())
       for (const Address& a : *matches)
@@ -113,7 +113,8 @@ Result<std::variant<Recipient, smtp::Reply>> route_recipient(Directory& dir, con
       r.target = *a.route;
       return R(r);
     }
-    return R(misconfigured(what));  // an unknown router name (spec 16.11)
+    // An unknown router name (docs/compatibility.md#routing-unknown-routers).
+    return R(misconfigured(what));
   }
   // Not local. Only authenticated senders may relay (no open relay in any form: the domain
   // part decides, and it is the text after the last unquoted '@').
@@ -121,7 +122,8 @@ Result<std::variant<Recipient, smtp::Reply>> route_recipient(Directory& dir, con
   if (!sender.user) return R(smtp::reply(550, {5, 7, 1}, "Relaying denied"));
   const std::string& router = sender.outbound_router;
   if (router == "drop" || (router == "handoff" && (!sender.outbound_route || sender.outbound_route->empty()))) {
-    r.kind = Recipient::Kind::Drop;  // spec 7.2: handoff without a route behaves like drop
+    // A handoff without a route behaves like drop (docs/compatibility.md#routing-outbound-routers).
+    r.kind = Recipient::Kind::Drop;
     return R(r);
   }
   r.kind = Recipient::Kind::Outbound;

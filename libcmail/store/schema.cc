@@ -10,7 +10,7 @@ namespace cmail::store::detail {
 namespace {
 
 // cmail's sql-update/install_master.sql for schema version 9, table for table
-// (spec/cmail-reference.md section 3). Kept verbatim in meaning: names, types, defaults,
+// (docs/compatibility.md#database-tables). Kept verbatim in meaning: names, types, defaults,
 // foreign keys and the outbound view.
 constexpr std::string_view kMasterV9 = R"sql(
 CREATE TABLE users (

@@ -4,7 +4,8 @@
 
 using namespace cmail;
 
-TEST_CASE("config: cmail's shipped smtpd.conf parses (spec 8.1 example)") {
+// The original's example file, unchanged (docs/compatibility.md#config-example-files).
+TEST_CASE("config: cmail's shipped smtpd.conf parses") {
   const char* text = R"(# cmail-smtpd configuration
 verbosity 3
 logfile /var/log/cmail/smtpd.log
@@ -42,7 +43,7 @@ database /etc/cmail/databases/master.db3
   CHECK(ext->listeners[0].timeout == 30);
   CHECK(ext->listeners[0].max_per_address == 200);
   CHECK(ext->listeners[0].port == 0);
-  // No trailing user/group needed (cmail's errno quirk, spec 16.1).
+  // No trailing user/group needed (docs/compatibility.md#config-the-errno-quirk).
   CHECK(daemon::config::parse_smtpd("bind 127.0.0.1 smtp\ndatabase /x\n", "a").has_value());
   CHECK(daemon::config::parse_smtpd("bind 127.0.0.1 smtp\ndatabase /x\n", "a")->listeners[0].port == 25);
 }
@@ -76,7 +77,8 @@ TEST_CASE("config: every bad line is reported with file and line") {
   }
 }
 
-TEST_CASE("config: cmail's shipped dispatchd.conf parses (spec 17.4), with the extensions") {
+// The original's example file, unchanged (docs/compatibility.md#config-example-files).
+TEST_CASE("config: cmail's shipped dispatchd.conf parses, with the extensions") {
   const char* text = R"(verbosity 3
 logfile /var/log/cmail/dispatchd.log
 pidfile /var/run/cmail-dispatchd.pid

@@ -6,7 +6,8 @@
 using namespace cmail;
 using namespace cmail::mail;
 
-TEST_CASE("delivery: portprio (spec 9.1), with errors instead of silent skips") {
+// The original's portprio syntax (docs/compatibility.md#dispatchd-portprio).
+TEST_CASE("delivery: portprio, with errors instead of silent skips") {
   auto p = parse_portprio("465@tls 25@STARTTLS 25  587@plain");
   REQUIRE(p);
   CHECK(*p == std::vector<PortChoice>{{465, TlsMode::Implicit}, {25, TlsMode::StartTls},
@@ -17,7 +18,8 @@ TEST_CASE("delivery: portprio (spec 9.1), with errors instead of silent skips") 
   }
 }
 
-TEST_CASE("delivery: handoff remote specs (spec 9.5)") {
+// The original's handoff specs, and ours (docs/compatibility.md#dispatchd-handoff-specs).
+TEST_CASE("delivery: handoff remote specs") {
   struct Case {
     const char* spec;
     const char* user;
@@ -60,7 +62,8 @@ TEST_CASE("delivery: handoff remote specs (spec 9.5)") {
   REQUIRE_FALSE(bad);
   CHECK(bad.error().message().find("secret") == std::string::npos);
   CHECK(bad.error().message().find("usr:***@smart.example:25x") != std::string::npos);
-  // The original skipped these silently and kept the mail queued forever (spec 9.3, 16.25).
+  // The original skipped these silently and kept the mail queued forever
+  // (docs/compatibility.md#dispatchd-stuck-entries).
   for (const char* bad : {"", "host:2600x", "host:0x19", "host:2600/bogus", "@host", "user@", "[::1", "[::1]x", "h:"}) {
     CAPTURE(bad);
     CHECK_FALSE(parse_remote(bad));

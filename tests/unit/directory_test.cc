@@ -68,7 +68,7 @@ TEST_CASE("directory: authentication follows one alias level and never tells why
   auto id = d.authenticate("a", "pa");
   REQUIRE(id.has_value());
   CHECK(id->authenticated == "a");
-  CHECK(id->authorized == "b");  // one level only (spec 4.2)
+  CHECK(id->authorized == "b");  // one level only (docs/compatibility.md#users-aliases)
   auto wrong = d.authenticate("a", "pb");
   auto unknown = d.authenticate("zz", "pa");
   REQUIRE_FALSE(wrong.has_value());
@@ -101,5 +101,6 @@ TEST_CASE("directory: deleting a user cascades like cmail") {
   CHECK(d.list_smtpd()->empty());
   CHECK(d.list_popd()->empty());
   CHECK(d.list_permissions()->empty());
-  CHECK(d.list_addresses()->size() == 1);  // addresses are not touched (spec 12.1)
+  // Addresses are kept (docs/compatibility.md#admin-tools-user).
+  CHECK(d.list_addresses()->size() == 1);
 }

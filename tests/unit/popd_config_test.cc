@@ -4,7 +4,8 @@
 
 using namespace cmail;
 
-TEST_CASE("config: cmail's shipped popd.conf parses (spec 17.5)") {
+// The original's example file, unchanged (docs/compatibility.md#config-example-files).
+TEST_CASE("config: cmail's shipped popd.conf parses") {
   const char* text = R"(verbosity 3
 logfile /var/log/cmail/popd.log
 pidfile /var/run/cmail-popd.pid

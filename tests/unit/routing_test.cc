@@ -45,7 +45,8 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("routing: the defined router (spec 7.2 example)") {
+// The original's example of the defined router (docs/compatibility.md#routing-outbound-routers).
+TEST_CASE("routing: the defined router") {
   Fixture f;
   REQUIRE(f.d.add_user("cbdev", std::nullopt).ok());
   REQUIRE(f.d.add_user("other", std::nullopt).ok());
@@ -75,7 +76,8 @@ TEST_CASE("routing: inbound routers at RCPT") {
   REQUIRE(f.d.add_address("broken@local.test", "redirect", std::nullopt, 16).has_value());
   auto s = f.sender(std::nullopt, "<reject@frob.narf>");
 
-  auto alice = f.rcpt(s, "<Alice@LOCAL.test>");  // LIKE is ASCII case-insensitive (spec 5.1)
+  // LIKE is ASCII case-insensitive (docs/compatibility.md#routing-address-matching).
+  auto alice = f.rcpt(s, "<Alice@LOCAL.test>");
   REQUIRE(std::holds_alternative<Recipient>(alice));
   CHECK(std::get<Recipient>(alice).kind == Recipient::Kind::Store);
   CHECK(std::get<Recipient>(alice).target == "alice");
@@ -87,7 +89,8 @@ TEST_CASE("routing: inbound routers at RCPT") {
   auto relay = std::get<Recipient>(f.rcpt(s, "<relay@local.test>"));
   CHECK(relay.kind == Recipient::Kind::Handoff);
   CHECK(relay.target == "smarthost.test:587/starttls");
-  // Misconfiguration is a temporary refusal, never silent loss (spec 16.11).
+  // Misconfiguration is a temporary refusal, never silent loss
+  // (docs/compatibility.md#routing-inbound-routers).
   CHECK(f.rcpt_reply(s, "<ghost@local.test>").starts_with("451 4.3.5 "));
   CHECK(f.rcpt_reply(s, "<broken@local.test>").starts_with("451 4.3.5 "));
 }
@@ -142,7 +145,8 @@ TEST_CASE("routing: authenticated senders and their outbound routers") {
   auto handed = std::get<Recipient>(f.rcpt(carol, "<x@remote.test>"));
   CHECK(handed.kind == Recipient::Kind::Outbound);
   CHECK(handed.target == "u:p@relay.test:465/tls");
-  // Local recipients follow their inbound router whatever the sender's router (spec 16.12).
+  // Local recipients follow their inbound router whatever the sender's router
+  // (docs/compatibility.md#routing-local-recipients-of-drop-and-handoff-senders).
   auto local = std::get<Recipient>(f.rcpt(carol, "<bob@local.test>"));
   CHECK(local.kind == Recipient::Kind::Store);
   auto dave = f.sender("dave", "<dave@x.test>");
@@ -160,7 +164,8 @@ TEST_CASE("routing: authenticated senders and their outbound routers") {
   CHECK(d.envelope_from == std::optional<std::string>(""));
 }
 
-TEST_CASE("routing: redirect placeholders (spec 6.2), (from-domain) without '@'") {
+// The original's placeholders (docs/compatibility.md#routing-redirect-placeholders).
+TEST_CASE("routing: redirect placeholders, (from-domain) without '@'") {
   CHECK(store::routing::expand_redirect("(from-local)-(from-domain)-(to-local)@(to-domain)", P("<reject@frob.narf>"), P("<foo@bar.baz>")) ==
         "reject-frob.narf-foo@bar.baz");
   CHECK(store::routing::expand_redirect("(from-local)-(from-domain)-(to-local)-(to-domain)", P("<>"), P("<Postmaster>")) ==

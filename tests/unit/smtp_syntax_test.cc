@@ -119,7 +119,7 @@ TEST_CASE("sasl: base64 is strict, PLAIN and LOGIN exchanges") {
   auto done = plain.start(std::string_view("\0cbdev\0cbdev", 12));
   REQUIRE(std::holds_alternative<sasl::ServerExchange::Done>(done));
   CHECK(std::get<sasl::ServerExchange::Done>(done).credentials.authcid == "cbdev");
-  // One NUL only (spec 4.3's "AGNI" case) is malformed.
+  // One NUL only (the original's "AGNI" case, docs/compatibility.md#users-sasl-plain) is malformed.
   CHECK(std::holds_alternative<sasl::ServerExchange::Failed>(plain.start(std::string_view("\0cH", 3))));
   CHECK(sasl::plain_message("", "usr", "secret") == std::string("\0usr\0secret", 11));  // no trailing NUL
   sasl::ServerExchange login(sasl::Mechanism::Login);

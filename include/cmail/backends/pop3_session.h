@@ -1,13 +1,13 @@
 // cmail/backends/pop3_session.h: the pop3::Session backed by the Store: what cmail-popd runs.
 //
-// StorePop3Session serves one POP3 connection from the master database: it checks the
-// password with the Directory (argon2id; aliases resolve to their target, spec 4.2), requires
-// a popd row for the authorized user, locks the maildrop for this session (across processes,
-// in popd.pop_lock; a lock whose holder died is taken over), lists INBOX as IMAP shows it
-// (the master's rows and the user database's, Mailboxes::list_messages) and serves RETR/TOP
-// from it. At QUIT it deletes the marked messages with one Mailboxes::expunge (one durable
-// transaction) and releases the lock before the +OK; any other end releases the lock and
-// deletes nothing.
+// StorePop3Session serves one POP3 connection from the master database: it checks the password
+// with the Directory (argon2id; aliases resolve to their target,
+// docs/compatibility.md#users-aliases), requires a popd row for the authorized user, locks the
+// maildrop for this session (across processes, in popd.pop_lock; a lock whose holder died is taken
+// over), lists INBOX as IMAP shows it (the master's rows and the user database's,
+// Mailboxes::list_messages) and serves RETR/TOP from it. At QUIT it deletes the marked messages
+// with one Mailboxes::expunge (one durable transaction) and releases the lock before the +OK; any
+// other end releases the lock and deletes nothing.
 //
 // Maildrop lock holders are recorded as "host=H boot=B pid=P start=T session=S": the host
 // name, /proc/sys/kernel/random/boot_id, the process id with its start time from

@@ -1,9 +1,11 @@
 // cmail/mail/delivery.h: outbound delivery policy as plain functions, with no I/O: handoff remote
-// specifications (spec 9.5), port and TLS priorities (spec 9.1 `portprio`), the retry schedule,
+// specifications (docs/compatibility.md#dispatchd-handoff-specs), port and TLS priorities
+// (`portprio`, docs/compatibility.md#dispatchd-portprio), the retry schedule,
 // what a failure record in faillog says, and delivery status notifications (RFC 3464) for
 // bounces. The dispatcher (cmail/net/dispatcher.h) applies them; tests call them directly.
 //
-// Differences from the original dispatchd, each deliberate (spec 9, 16):
+// Differences from the original dispatchd, each deliberate
+// (docs/compatibility.md#delivery-cmail-dispatchd):
 //  - a `portprio` entry without suffix means opportunistic STARTTLS (RFC 7435), not plaintext;
 //    `@plain` asks for no TLS at all;
 //  - a handoff spec may name an IPv6 literal in brackets ("[2001:db8::1]:25"); a spec that does
@@ -54,7 +56,8 @@ CMAIL_EXPORT std::optional<TlsVerify> parse_tls_verify(std::string_view text);
 // or a bad port is an error naming the entry (the original ignored both silently).
 CMAIL_EXPORT Result<std::vector<PortChoice>> parse_portprio(std::string_view text);
 
-// A handoff remote: "[user:password@]host[:port[/tls|/starttls]]" (spec 9.5).
+// A handoff remote: "[user:password@]host[:port[/tls|/starttls]]"
+// (docs/compatibility.md#dispatchd-handoff-specs).
 struct RemoteSpec {
   std::optional<sasl::Credentials> credentials;
   std::string host;                 // a name or a numeric address (brackets removed)

@@ -1,9 +1,10 @@
 // cmail/store/directory.h: who exists and who may do what, from the master database.
 //
-// Users and credentials (spec 4), address expressions and their routers (spec 5-6), the smtpd
-// origination table (spec 7), the popd table (spec 10) and the API permissions and
-// delegations (spec 13). Reads run on a pooled read connection and see the latest commit;
-// writes go through the Store's writer, one transaction each, and return after the commit.
+// Users and credentials, address expressions and their routers, the smtpd origination table, the
+// popd table and the API permissions and delegations, with the original's meanings
+// (docs/compatibility.md#users-and-authentication, docs/compatibility.md#routing). Reads run on a
+// pooled read connection and see the latest commit; writes go through the Store's writer, one
+// transaction each, and return after the commit.
 //
 // Validation happens before anything is written: a bad name, an unknown router or a malformed
 // address expression returns InvalidArgument and changes nothing; an unknown user returns
@@ -25,7 +26,8 @@
 
 namespace cmail::store {
 
-// Inbound routers (spec 6) and outbound (origination) routers (spec 7).
+// Inbound routers (docs/compatibility.md#routing-inbound-routers) and outbound (origination)
+// routers (docs/compatibility.md#routing-outbound-routers).
 CMAIL_EXPORT const std::vector<std::string>& inbound_routers();   // store redirect handoff reject drop
 CMAIL_EXPORT const std::vector<std::string>& outbound_routers();  // any defined handoff reject drop
 CMAIL_EXPORT bool is_inbound_router(std::string_view name);
@@ -100,9 +102,10 @@ class CMAIL_EXPORT Directory {
   // Users.
   virtual Result<std::optional<User>> find_user(std::string_view name) = 0;
   virtual Result<std::vector<UserSummary>> list_users(std::string_view like = "%") = 0;
-  // Verifies credentials (spec 4.2, argon2id or legacy). A legacy hash is replaced by an
-  // argon2id one after a successful check. NotFound for an unknown user, a disabled login or
-  // a wrong password alike (the caller cannot tell which). CPU-heavy: call off the event loop.
+  // Verifies credentials (argon2id or legacy, docs/compatibility.md#users-password-verification).
+  // A legacy hash is replaced by an argon2id one after a successful check. NotFound for an unknown
+  // user, a disabled login or a wrong password alike (the caller cannot tell which). CPU-heavy:
+  // call off the event loop.
   virtual Result<Identity> authenticate(std::string_view user, std::string_view password) = 0;
   // Adds a user; `password` nullopt or empty = login disabled.
   virtual Status add_user(std::string_view name, std::optional<std::string_view> password) = 0;
@@ -116,7 +119,8 @@ class CMAIL_EXPORT Directory {
   virtual Status set_user_database(std::string_view name, std::optional<std::string_view> path) = 0;
   virtual Status delete_user(std::string_view name) = 0;
 
-  // Addresses (spec 5.1): matches are ordered by address_order, highest first.
+  // Addresses (docs/compatibility.md#routing-address-matching): matches are ordered by
+  // address_order, highest first.
   virtual Result<std::vector<Address>> match_addresses(std::string_view path) = 0;
   virtual Result<std::optional<Address>> route_address(std::string_view path) = 0;
   virtual Result<std::vector<Address>> list_addresses(std::string_view like = "%") = 0;
@@ -128,7 +132,8 @@ class CMAIL_EXPORT Directory {
   virtual Status update_address(std::int64_t order, std::string_view router,
                                 std::optional<std::string_view> route) = 0;
   virtual Status delete_address(std::int64_t order) = 0;
-  // Exchanges the orders of two rows (spec 12.2: a missing second row just moves the first).
+  // Exchanges the orders of two rows; a missing second row just moves the first
+  // (docs/compatibility.md#admin-tools-address).
   virtual Status swap_addresses(std::int64_t first, std::int64_t second) = 0;
 
   // smtpd origination table.

@@ -1,9 +1,9 @@
 // cmail/store/password.h: password hashing for users.user_authdata.
 //
-// New passwords are stored as argon2id PHC strings ("$argon2id$v=19$m=19456,t=2,p=1$..."),
-// made with libargon2 and a random salt. cmail's legacy "<salt>:<hex sha256(salt || password)>"
-// (spec section 4.1) still verifies, and password_needs_rehash() says when a successful login
-// should replace the stored value. Comparisons are constant-time.
+// New passwords are stored as argon2id PHC strings ("$argon2id$v=19$m=19456,t=2,p=1$..."), made
+// with libargon2 and a random salt. cmail's legacy "<salt>:<hex sha256(salt || password)>"
+// (docs/compatibility.md#users-password-format) still verifies, and password_needs_rehash() says
+// when a successful login should replace the stored value. Comparisons are constant-time.
 //
 // Thread-safety: all functions are thread-safe. hash_password and verify_password cost tens
 // of milliseconds of CPU and 19 MiB of memory each: call them off any event loop.

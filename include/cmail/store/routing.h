@@ -1,16 +1,19 @@
-// cmail/store/routing.h: cmail's address routing (spec sections 5-7) as plain functions over
-// Directory lookups, with no protocol state: who may use a reverse path, what happens to each
-// recipient, and what a message becomes at end of data.
+// cmail/store/routing.h: cmail's address routing (docs/compatibility.md#routing) as plain
+// functions over Directory lookups, with no protocol state: who may use a reverse path, what
+// happens to each recipient, and what a message becomes at end of data.
 //
 // Replies follow RFC 5321/3463; where a router carries a text (reject's argument) that text is
 // the reply text. Differences from the original, each deliberate:
 //  - a misconfigured address (store/redirect/handoff without argument, store to a user that
 //    does not exist, an unknown router name) is refused at RCPT with 451 4.3.5, never
-//    accepted and silently dropped (spec 16.11) or failed after DATA;
+//    accepted and silently dropped or failed after DATA
+//    (docs/compatibility.md#routing-inbound-routers);
 //  - local recipients always follow their inbound router, also for senders whose outbound
-//    router is drop or handoff (spec 16.12): those routers decide non-local recipients only;
-//  - an unauthenticated reverse path whose address is routed to `reject` is refused (16.9);
-//  - (from-domain) never includes the '@' (spec 6.2 quirk).
+//    router is drop or handoff: those routers decide non-local recipients only
+//    (docs/compatibility.md#routing-local-recipients-of-drop-and-handoff-senders);
+//  - an unauthenticated reverse path whose address is routed to `reject` is refused
+//    (docs/compatibility.md#routing-senders-routed-to-reject);
+//  - (from-domain) never includes the '@' (docs/compatibility.md#routing-redirect-placeholders).
 //
 // Thread-safety: pure functions; Directory is thread-safe.
 #pragma once
@@ -52,7 +55,8 @@ CMAIL_EXPORT Result<std::variant<Sender, smtp::Reply>> check_sender(
 CMAIL_EXPORT Result<std::variant<Recipient, smtp::Reply>> route_recipient(
     Directory& dir, const Sender& sender, const smtp::Path& to, const smtp::RcptParams& params);
 
-// spec 6.2: (to-local) (to-domain) (from-local) (from-domain), every occurrence.
+// (to-local) (to-domain) (from-local) (from-domain), every occurrence
+// (docs/compatibility.md#routing-redirect-placeholders).
 CMAIL_EXPORT std::string expand_redirect(std::string_view tmpl, const smtp::Path& from,
                                          const smtp::Path& to);
 
@@ -60,11 +64,11 @@ CMAIL_EXPORT std::string expand_redirect(std::string_view tmpl, const smtp::Path
 CMAIL_EXPORT void plan_delivery(const Sender& sender, const std::vector<Recipient>& recipients,
                                 Delivery& delivery);
 
-// Where a report (a bounce or a delivery status notification, sent with the null sender) to
-// `to` goes: a local address follows its inbound router as mail from <> would (spec 6; cmail's
-// dispatchd sent these out through DNS even for local senders); any other address is queued
-// for MX delivery with NOTIFY=NEVER. Adds to `report` (its envelope_from stays as it is).
-// Returns false when the local address's routing refuses mail.
+// Where a report (a bounce or a delivery status notification, sent with the null sender) to `to`
+// goes: a local address follows its inbound router as mail from <> would (cmail's dispatchd sent
+// these out through DNS even for local senders, docs/compatibility.md#dispatchd-bounces); any
+// other address is queued for MX delivery with NOTIFY=NEVER. Adds to `report` (its envelope_from
+// stays as it is). Returns false when the local address's routing refuses mail.
 CMAIL_EXPORT Result<bool> plan_report(Directory& dir, const std::string& to, Delivery& report);
 
 }  // namespace cmail::store::routing
