@@ -202,7 +202,7 @@ void Server::tls_established(const TlsInfo&) {
   tls_ = true;
   if (!finish_tls()) return;  // implicit TLS: nothing to forget
   // RFC 2595 4: after the handshake the server discards what it learned from the client,
-  // including a USER given before STLS (docs/compatibility.md).
+  // including a USER given before STLS (docs/compatibility.md#pop3-stls).
   state_ = State::Authorization;
   user_given_.reset();
   sasl_.reset();
@@ -396,7 +396,7 @@ void Server::sasl_step(const sasl::ServerAuth::Step& step) {
   if (std::holds_alternative<A::UnknownMechanism>(step)) return error("Unrecognized authentication mechanism");
   if (std::holds_alternative<A::BadSyntax>(step)) return error("Syntax: AUTH mechanism [initial-response]");
   if (std::holds_alternative<A::BadBase64>(step)) return error("Invalid base64 data");
-  // A malformed exchange is a failed login to the client (docs/compatibility.md).
+  // A malformed exchange is a failed login to the client (docs/compatibility.md#users-sasl-plain).
   awaiting_.begin(Decision::Login);
   apply(Verdict::reject(RespCode::Auth, "Authentication failed"));
 }

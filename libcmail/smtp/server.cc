@@ -356,7 +356,8 @@ void Server::auth_step(const sasl::ServerAuth::Step& step) {
   if (std::holds_alternative<A::UnknownMechanism>(step)) return error(504, {5, 5, 4}, "Unrecognized authentication type");
   if (std::holds_alternative<A::BadSyntax>(step)) return error(501, {5, 5, 4}, "Syntax: AUTH mechanism [initial-response]");
   if (std::holds_alternative<A::BadBase64>(step)) return error(501, {5, 5, 2}, "Invalid base64 data");
-  // A malformed exchange is a failed authentication to the client (docs/compatibility.md).
+  // A malformed exchange is a failed authentication to the client
+  // (docs/compatibility.md#users-sasl-plain).
   auth_failed();
 }
 

@@ -216,7 +216,7 @@ std::optional<std::vector<Param>> split_params(std::string_view s) {
 
 // The text after "MAIL FROM:" / "RCPT TO:": clients commonly put a space after the colon
 // (against RFC 5321 4.1.1.2), which we accept; a path without brackets is refused, so that
-// parameters can never be taken for part of a path (cmail quirk, spec 16.5).
+// parameters can never be taken for part of a path (docs/compatibility.md#routing-paths).
 std::string_view skip_spaces(std::string_view s) {
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   return s;

@@ -145,7 +145,7 @@ TEST_CASE("pop3::Server: STAT, LIST and UIDL; sizes are the octets RETR sends") 
   CHECK(take_output(s) == expect);
   // Every message: what RETR sends, unstuffed, is exactly as long as LIST said, with CRLF
   // line ends only (bare LF and bare CR made CRLF; the missing final CRLF added; UTF-8 counted
-  // in octets, not characters as cmail did, spec 16.17).
+  // in octets, not characters as cmail did, docs/compatibility.md#pop3-sizes-and-unique-ids).
   for (std::size_t i = 0; i < session.messages.size(); ++i) {
     CAPTURE(i);
     feed(s, "RETR " + std::to_string(i + 1) + "\r\n");

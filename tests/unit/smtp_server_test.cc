@@ -182,7 +182,8 @@ TEST_CASE("smtp::Server: SIZE is enforced during DATA and for every transaction"
   o.max_message_size = 100;
   Server s(o, session);
   greeted(s);
-  for (int round = 0; round < 2; ++round) {  // cmail forgot the limit after one (spec 16.8)
+  // cmail forgot the limit after one message (docs/compatibility.md#smtp-size-limit).
+  for (int round = 0; round < 2; ++round) {
     session.data.clear();
     feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\n");
     take_output(s);
@@ -363,7 +364,7 @@ TEST_CASE("smtp::Server: sequence errors and small commands") {
 
 TEST_CASE("smtp::Server: QUIT, timeouts and a vanished client") {
   SPLIT_SUBCASES();
-  SUBCASE("QUIT before EHLO is fine (cmail refused it, spec 16.14)") {
+  SUBCASE("QUIT before EHLO is fine (cmail refused it, docs/compatibility.md#smtp-session-state)") {
     RecordingSession session;
     Server s(opts(), session);
     take_output(s);

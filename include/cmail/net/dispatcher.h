@@ -105,7 +105,7 @@ class CMAIL_EXPORT Dispatcher {
   // A run at once (SIGHUP).
   void run_now();
 
-  // One-shot modes (spec 9.2), each calling done when its work is settled: every due entry for
+  // One-shot modes (docs/compatibility.md#dispatchd-one-shot-modes), each calling done when its work is settled: every due entry for
   // `domain` (MX delivery, compared case-insensitively), every due entry whose remote is `remote`
   // (exactly), or one bounce run. No bounces are made by the first two.
   void deliver_domain(std::string domain, std::function<void(Status)> done);

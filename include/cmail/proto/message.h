@@ -3,7 +3,7 @@
 //
 // The wire form of a stored message is its text with every line end made CRLF (a bare CR or
 // a bare LF becomes CRLF; cmail's legacy rows may hold them) and a final CRLF when the text
-// does not end with a line end (cmail stored messages without one, spec 3.3). wire_size() is
+// does not end with a line end (cmail stored messages without one, docs/compatibility.md#database-stored-messages). wire_size() is
 // the octet count of that form; it is what POP3 LIST, STAT and RETR report (RFC 1939 5) and
 // what the store records as mailbox.mail_wiresize. DotStuffer produces the same form, with
 // every line that starts with "." given a second one, followed by the "." terminator line;

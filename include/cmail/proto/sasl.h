@@ -132,7 +132,7 @@ CMAIL_EXPORT std::string base64_encode(std::string_view bytes);
 CMAIL_EXPORT std::optional<std::string> base64_decode(std::string_view text);
 
 // The client's PLAIN message: authzid NUL authcid NUL password (RFC 4616 2; no trailing NUL,
-// unlike cmail's dispatchd, spec 16.22).
+// unlike cmail's dispatchd, docs/compatibility.md#dispatchd-authentication).
 CMAIL_EXPORT std::string plain_message(std::string_view authzid, std::string_view authcid,
                                        std::string_view password);
 
