@@ -178,7 +178,7 @@ CREATE INDEX idx_faillog_mail ON faillog (fail_mail);
 
 // Version 11, master and user databases: what POP3 needs of every stored message.
 //   mail_wiresize: the octets of the message with CRLF line ends and a final CRLF
-//     (cmail::wire_size, cmail/proto/message.h), which POP3 LIST and RETR report; cmail's rows have
+//     (proto::wire_size, cmail/proto/message.h), which POP3 LIST and RETR report; cmail's rows have
 //     no final CRLF and may hold bare LF, so this differs from mail_size.
 //   mail_uidl: the POP3 unique-id the original cmail-popd showed for a row (its mail_ident),
 //     kept so that clients which leave mail on the server do not fetch it all again after the

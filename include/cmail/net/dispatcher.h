@@ -105,9 +105,10 @@ class CMAIL_EXPORT Dispatcher {
   // A run at once (SIGHUP).
   void run_now();
 
-  // One-shot modes (docs/compatibility.md#dispatchd-one-shot-modes), each calling done when its work is settled: every due entry for
-  // `domain` (MX delivery, compared case-insensitively), every due entry whose remote is `remote`
-  // (exactly), or one bounce run. No bounces are made by the first two.
+  // One-shot modes (docs/compatibility.md#dispatchd-one-shot-modes), each calling done when its
+  // work is settled: every due entry for `domain` (MX delivery, compared case-insensitively),
+  // every due entry whose remote is `remote` (exactly), or one bounce run. No bounces are made
+  // by the first two.
   void deliver_domain(std::string domain, std::function<void(Status)> done);
   void deliver_remote(std::string remote, std::function<void(Status)> done);
   void generate_bounces(std::function<void(Status)> done);
@@ -115,7 +116,7 @@ class CMAIL_EXPORT Dispatcher {
   DispatcherStats stats() const;
   const std::string& owner() const;
 
-  struct Core;
+  struct Core;  // the loop-side state, private to libcmail/net/dispatcher.cc
 
  private:
   explicit Dispatcher(std::shared_ptr<Core> core);

@@ -67,7 +67,7 @@ struct ServerOptions {
 
 // One message of the maildrop, as the Session lists it at login.
 struct Listing {
-  // Octets of the message as RETR sends it before dot-stuffing: cmail::wire_size() of the
+  // Octets of the message as RETR sends it before dot-stuffing: cmail::proto::wire_size() of the
   // text the Session's retrieve() will give (RFC 1939 5: CRLF line ends).
   std::uint64_t size = 0;
   // RFC 1939 7: 1 to 70 characters from 0x21 to 0x7E, unique within the maildrop and never

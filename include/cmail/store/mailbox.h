@@ -58,7 +58,7 @@ struct MessageInfo {
   std::string keywords;  // space separated
   std::int64_t internal_date = 0;  // Unix time
   std::int64_t size = 0;           // octets, as stored
-  // Octets with CRLF line ends and a final CRLF (cmail::wire_size, cmail/proto/message.h): what
+  // Octets with CRLF line ends and a final CRLF (proto::wire_size, cmail/proto/message.h): what
   // POP3 reports; -1 when the row does not record it.
   std::int64_t wire_size = -1;
   std::optional<std::string> ident;  // mail_ident
