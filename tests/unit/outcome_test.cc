@@ -107,8 +107,10 @@ TEST_CASE("outcome: a transaction, step by step") {
     CHECK(os[2].next_attempt == kNow + 60);
   }
   SUBCASE("4xx or 5xx after DATA: every accepted recipient shares it") {
-    for (const auto& [final_reply, kind] : {std::pair{R(451, {4, 3, 0}, "try later"), Kind::Deferred},
-                                            std::pair{R(554, {5, 6, 0}, "content rejected"), Kind::Failed}}) {
+    for (const auto& c : {std::pair{R(451, {4, 3, 0}, "try later"), Kind::Deferred},
+                          std::pair{R(554, {5, 6, 0}, "content rejected"), Kind::Failed}}) {
+      const smtp::Reply& final_reply = c.first;  // not a structured binding: clang 14 cannot capture those
+      const Kind kind = c.second;
       CAPTURE(final_reply.summary());
       smtp::client_event::MailResult r{final_reply, {0, 2}};
       auto os = transaction_outcomes(r, {R(250, {2, 1, 5}, "ok"), R(550, {5, 1, 1}, "unknown"), R(250, {2, 1, 5}, "ok")},
@@ -119,8 +121,10 @@ TEST_CASE("outcome: a transaction, step by step") {
     }
   }
   SUBCASE("MAIL refused: nobody accepted, no RCPT reply; the MAIL reply for all") {
-    for (const auto& [mail_reply, kind] : {std::pair{R(451, {4, 7, 1}, "greylisted"), Kind::Deferred},
-                                           std::pair{R(553, {5, 1, 8}, "bad sender"), Kind::Failed}}) {
+    for (const auto& c : {std::pair{R(451, {4, 7, 1}, "greylisted"), Kind::Deferred},
+                          std::pair{R(553, {5, 1, 8}, "bad sender"), Kind::Failed}}) {
+      const smtp::Reply& mail_reply = c.first;
+      const Kind kind = c.second;
       CAPTURE(mail_reply.summary());
       smtp::client_event::MailResult r{mail_reply, {}};
       auto os = transaction_outcomes(r, {std::nullopt, std::nullopt, std::nullopt}, three, "mx", false, policy(), kNow);
