@@ -26,8 +26,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import wait_for  # noqa: E402
+from harness import wait_for
+
 
 def check(db_path, acked):
     db = sqlite3.connect(db_path)
