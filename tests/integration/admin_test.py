@@ -15,6 +15,8 @@ import sys
 import tempfile
 import unittest
 
+import harness
+
 BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
 BIN = os.path.join(BUILD, "frontends", "cmail-admin")
 ADMIN = os.path.join(BIN, "cmail-admin")
@@ -435,4 +437,4 @@ class AdminTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

@@ -10,15 +10,24 @@ moments, several times on the same file, and check after each kill that:
   - every acknowledged message is there, completely (nothing acknowledged is lost);
   - every message present is complete: 3 mailbox rows and 2 outbox rows, never a part;
   - UIDs are unique and below the folder's UIDNEXT.
+
+The kill moments are random on purpose, from a seed that is printed first: CMAIL_TEST_SEED=N
+(or the older CRASH_SEED) repeats the same delays. Each kill comes that long after the child's
+first acknowledgement, so every round has something acknowledged to check, however slowly
+the machine runs.
 """
 import os
 import random
+import select
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+
+from harness import wait_for
+
 
 def check(db_path, acked):
     db = sqlite3.connect(db_path)
@@ -42,29 +51,66 @@ def check(db_path, acked):
     db.close()
     return len(local), n
 
+def has_users_table(db_path):
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'users'").fetchone()[0] == 1
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+
+
+def first_line(pipe, timeout):
+    """The first line the child prints (its first acknowledged ident), or None after `timeout`."""
+    deadline = time.time() + timeout
+    line = b""
+    while not line.endswith(b"\n") and time.time() < deadline:
+        ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.time()))
+        if not ready:
+            break
+        byte = os.read(pipe.fileno(), 1)  # unbuffered: the rest stays in the pipe for communicate()
+        if not byte:
+            break
+        line += byte
+    return line.decode().strip() if line.endswith(b"\n") else None
+
+
 def main():
     child = sys.argv[1]
-    rng = random.Random(int(os.environ.get("CRASH_SEED", "0")) or None)
+    seed_text = os.environ.get("CMAIL_TEST_SEED") or os.environ.get("CRASH_SEED")
+    seed = int(seed_text, 0) if seed_text else random.SystemRandom().randrange(1 << 32)
+    print(f"seed {seed} (CMAIL_TEST_SEED={seed} repeats these kill delays)", flush=True)
+    rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
         db_path = os.path.join(tmp, "master.db3")
         # Create the database (the child's deliveries fail until the users exist), then users.
         p = subprocess.Popen([child, db_path], stdout=subprocess.PIPE)
-        time.sleep(0.3)
+        created = wait_for(lambda: has_users_table(db_path), 30)
         p.kill(); p.wait()
+        assert created, f"crash-child did not create {db_path} (seed {seed})"
         db = sqlite3.connect(db_path)
         db.executemany("INSERT OR IGNORE INTO users (user_name) VALUES (?)", [("u1",), ("u2",), ("u3",)])
         db.commit(); db.close()
 
         total_acked = 0
         for round_ in range(6):
+            delay = rng.uniform(0.05, 1.1)
             p = subprocess.Popen([child, db_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(0.4, 1.5))
+            first = first_line(p.stdout, 60)
+            if first is not None:
+                time.sleep(delay)  # the random moment: mid-commit, mid-checkpoint, anywhere
             os.kill(p.pid, signal.SIGKILL)
             out, err = p.communicate()
-            acked = [line for line in out.decode().splitlines() if line]
-            assert p.returncode == -signal.SIGKILL, (p.returncode, err)
-            assert acked, f"round {round_}: child acknowledged nothing: {err.decode()}"
-            messages, rows = check(db_path, acked)
+            acked = ([first] if first else []) + [line for line in out.decode().splitlines() if line]
+            assert p.returncode == -signal.SIGKILL, (p.returncode, err, f"seed {seed}")
+            assert acked, f"round {round_}: child acknowledged nothing within 60 s (seed {seed}): {err.decode()}"
+            try:
+                messages, rows = check(db_path, acked)
+            except AssertionError as e:
+                raise AssertionError(f"round {round_}, killed {delay:.3f} s after the first acknowledgement "
+                                     f"(rerun with CMAIL_TEST_SEED={seed}): {e}") from e
             total_acked += len(acked)
             print(f"round {round_}: killed after {len(acked)} acknowledged; "
                   f"{messages} messages ({rows} mailbox rows) intact")

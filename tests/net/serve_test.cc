@@ -6,16 +6,17 @@
 #include <cmail/smtp/client.h>
 #include <cmail/smtp/server.h>
 
+#include "../unit/fakes.h"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 using namespace cmail;
+using namespace cmail::test;
 using namespace std::chrono_literals;
 
 namespace {
@@ -111,21 +112,7 @@ TEST_CASE("net::serve_smtp: completions from a worker thread and from inside a c
                closed_reason = reason;
                rt.shutdown(1s);
              });
-  // A bound on the whole test: a hang fails instead of blocking CI.
-  std::mutex mu;
-  std::condition_variable cv;
-  bool finished = false;
-  std::thread watchdog([&] {
-    std::unique_lock lock(mu);
-    if (!cv.wait_for(lock, 20s, [&] { return finished; })) rt.shutdown(0ms);
-  });
-  rt.run();
-  {
-    std::lock_guard lock(mu);
-    finished = true;
-  }
-  cv.notify_one();
-  watchdog.join();
+  CHECK(run_bounded(rt, 20s));  // a hang fails instead of blocking CI
   for (auto& t : threads) t.join();
   CHECK(results == std::vector<std::string>{"250 2.0.0 stored by a worker"});
   CHECK(stored.load() == static_cast<int>(std::string("Subject: t\r\n\r\nbody\r\n").size()));
@@ -161,7 +148,7 @@ TEST_CASE("net::serve_smtp: a Completion called after its connection closed does
     co.address = "127.0.0.1";
     co.port = rt.port(*id);
     rt.connect(co, std::make_unique<ClientHandler>(&results), [](Status) {}, [](std::string) {});
-    rt.run();
+    CHECK(run_bounded(rt));
     REQUIRE(static_cast<bool>(kept));
     kept(smtp::Verdict::accept());  // the connection is gone: dropped (ASan checks the rest)
   }

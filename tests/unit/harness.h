@@ -1,14 +1,19 @@
 // tests/unit/harness.h: drive sans-I/O engines with byte strings.
 //
 // feed() splits its input according to the enclosing SPLIT_SUBCASES(): whole, one byte at a
-// time, and at random points (seeded, so failures repeat), like h11's tr() and Dovecot's
-// trickle streams. Every conversation test runs all three ways.
+// time, and at random points, like h11's tr() and Dovecot's trickle streams. Every
+// conversation test runs all three ways. The random points come from the test case's own seed
+// (seed.h: derived from its name, or CMAIL_TEST_SEED), so a failure repeats when the test case
+// runs alone or in another order; a failing check prints the seed and how to rerun.
 #pragma once
+
+#include "seed.h"
 
 #include <cmail/proto/transport.h>
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <string_view>
@@ -30,7 +35,6 @@ inline Split& current_split() {
 
 template <typename E>
 void feed(E& engine, std::string_view bytes) {
-  static std::mt19937 rng(12345);
   switch (current_split()) {
     case Split::Whole:
       engine.receive(bytes);
@@ -40,7 +44,7 @@ void feed(E& engine, std::string_view bytes) {
       break;
     case Split::Random:
       while (!bytes.empty()) {
-        std::size_t n = std::uniform_int_distribution<std::size_t>(1, 17)(rng);
+        std::size_t n = std::uniform_int_distribution<std::size_t>(1, 17)(test_rng());
         n = std::min(n, bytes.size());
         engine.receive(bytes.substr(0, n));
         bytes.remove_prefix(n);

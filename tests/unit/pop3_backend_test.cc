@@ -1,3 +1,4 @@
+#include "fakes.h"
 #include "harness.h"
 #include "store/schema.h"
 #include "testutil.h"
@@ -11,58 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-
 using namespace cmail;
 using namespace cmail::test;
 
 namespace {
-
-// Stands in for the runtime: run_blocking runs at once on the calling thread, post queues the
-// work for the "loop" (the test thread), which runs it in pump().
-struct FakeLoop {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<std::function<void()>> posted;
-
-  proto::Executor executor() {
-    return proto::Executor{[](std::function<void()> fn) { fn(); },
-                    [this](std::function<void()> fn) {
-                      std::lock_guard lock(mu);
-                      posted.push_back(std::move(fn));
-                      cv.notify_all();
-                    }};
-  }
-  // Runs what was posted until nothing is left (run_blocking is inline, so nothing is in flight).
-  void run_posted() {
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::lock_guard lock(mu);
-        if (posted.empty()) return;
-        fn = std::move(posted.front());
-        posted.pop_front();
-      }
-      fn();
-    }
-  }
-  template <typename Pred>
-  void pump(Pred done) {
-    for (int i = 0; i < 1000 && !done(); ++i) {
-      std::function<void()> fn;
-      {
-        std::unique_lock lock(mu);
-        cv.wait_for(lock, std::chrono::milliseconds(10), [&] { return !posted.empty(); });
-        if (posted.empty()) continue;
-        fn = std::move(posted.front());
-        posted.pop_front();
-      }
-      fn();
-    }
-  }
-};
 
 // A master database with alice (POP3 enabled), bob (no POP3) and "al", an alias of alice.
 struct Maildrop {

@@ -1,3 +1,4 @@
+#include "fakes.h"
 #include "harness.h"
 #include "testutil.h"
 
@@ -5,46 +6,10 @@
 #include <cmail/store/directory.h>
 #include <cmail/store/queue.h>
 
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-
 using namespace cmail;
 using namespace cmail::test;
 
 namespace {
-
-// Stands in for the runtime: run_blocking runs at once on the calling thread, post queues the
-// work for the "loop" (the test thread), which runs it in pump().
-struct FakeLoop {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<std::function<void()>> posted;
-
-  proto::Executor executor() {
-    return proto::Executor{[](std::function<void()> fn) { fn(); },
-                    [this](std::function<void()> fn) {
-                      std::lock_guard lock(mu);
-                      posted.push_back(std::move(fn));
-                      cv.notify_all();
-                    }};
-  }
-  // Runs posted work until `done` holds (waiting up to 10 s for the writer thread).
-  template <typename Pred>
-  void pump(Pred done) {
-    for (int i = 0; i < 1000 && !done(); ++i) {
-      std::function<void()> fn;
-      {
-        std::unique_lock lock(mu);
-        cv.wait_for(lock, std::chrono::milliseconds(10), [&] { return !posted.empty(); });
-        if (posted.empty()) continue;
-        fn = std::move(posted.front());
-        posted.pop_front();
-      }
-      fn();
-    }
-  }
-};
 
 struct Conversation {
   TempDir dir;

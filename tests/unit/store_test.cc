@@ -23,14 +23,6 @@ store::Delivery message_for(std::vector<std::string> users, std::string ident = 
   return d;
 }
 
-void add_user(const std::string& path, const std::string& name, const char* userdb = nullptr) {
-  auto c = raw(path);
-  auto s = c->prepare("INSERT INTO users (user_name, user_database) VALUES (?1, ?2)");
-  s.bind(1, name);
-  if (userdb) s.bind(2, userdb);
-  s.run();
-}
-
 }  // namespace
 
 TEST_CASE("store: a missing file is refused unless asked to create it") {
@@ -91,7 +83,7 @@ TEST_CASE("store: a schema newer than this build is refused and left untouched")
 TEST_CASE("store: read-only open serves reads and refuses writes") {
   TempDir dir;
   { open_store(dir.file("m")); }
-  add_user(dir.file("m"), "alice");
+  insert_user(dir.file("m"), "alice");
   store::StoreOptions o;
   o.read_only = true;
   auto s = store::Store::open(dir.file("m"), o);
@@ -106,8 +98,8 @@ TEST_CASE("store: read-only open serves reads and refuses writes") {
 TEST_CASE("store: deliver stores every copy and queue entry in one transaction") {
   TempDir dir;
   auto s = open_store(dir.file("m"));
-  add_user(dir.file("m"), "alice");
-  add_user(dir.file("m"), "bob");
+  insert_user(dir.file("m"), "alice");
+  insert_user(dir.file("m"), "bob");
   store::Delivery d = message_for({"alice", "bob", "alice"});
   d.queued.push_back({std::nullopt, "far@remote.test", {"SUCCESS,FAILURE", "rfc822;far@remote.test"}});
   d.queued.push_back({std::string("smarthost:25"), "other@remote.test", {}});
@@ -145,7 +137,7 @@ TEST_CASE("store: deliver stores every copy and queue entry in one transaction")
 TEST_CASE("store: a delivery that fails for one recipient stores nothing at all") {
   TempDir dir;
   auto s = open_store(dir.file("m"));
-  add_user(dir.file("m"), "alice");
+  insert_user(dir.file("m"), "alice");
   store::Delivery d = message_for({"alice", "nosuchuser"});
   d.queued.push_back({std::nullopt, "far@remote.test", {}});
   Status st = s->deliver_sync(d);
@@ -171,8 +163,8 @@ TEST_CASE("store: per-user databases receive their users' mail, with master fall
     (*c)->exec("INSERT INTO mailbox (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, "
                "mail_submission, mail_data) VALUES ('carol', 'old1', 'carol@x', 'a@b', '1000', 'old mail')");
   }
-  add_user(dir.file("m"), "carol", dir.file("carol.db3").c_str());
-  add_user(dir.file("m"), "dave", dir.file("missing.db3").c_str());
+  insert_user(dir.file("m"), "carol", dir.file("carol.db3").c_str());
+  insert_user(dir.file("m"), "dave", dir.file("missing.db3").c_str());
   REQUIRE(s->deliver_sync(message_for({"carol", "dave"})).ok());
 
   auto master = raw(dir.file("m"));
@@ -206,7 +198,7 @@ TEST_CASE("store: per-user databases receive their users' mail, with master fall
 TEST_CASE("store: flags, modseq and mail_read move together; expunge is logged") {
   TempDir dir;
   auto s = open_store(dir.file("m"));
-  add_user(dir.file("m"), "alice");
+  insert_user(dir.file("m"), "alice");
   REQUIRE(s->deliver_sync(message_for({"alice", "alice"})).ok());
   auto msgs = s->mailboxes().list_messages("alice");
   REQUIRE(msgs.has_value());
@@ -235,7 +227,7 @@ TEST_CASE("store: flags, modseq and mail_read move together; expunge is logged")
 TEST_CASE("store: backup writes a consistent copy; check finds damage") {
   TempDir dir;
   auto s = open_store(dir.file("m"));
-  add_user(dir.file("m"), "alice");
+  insert_user(dir.file("m"), "alice");
   REQUIRE(s->deliver_sync(message_for({"alice"})).ok());
   REQUIRE(s->backup(dir.file("copy.db3")).ok());
   CHECK(s->backup(dir.file("copy.db3")).code() == Status::Code::AlreadyExists);

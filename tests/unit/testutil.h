@@ -1,51 +1,19 @@
-// tests/unit/testutil.h: temporary directories and small database helpers for unit tests.
+// tests/unit/testutil.h: small database helpers for unit tests (temporary directories, files
+// and the shared fakes are in fakes.h).
 #pragma once
 
+#include "fakes.h"
 #include "store/sqlite.h"
 
 #include <cmail/store/store.h>
 
 #include <doctest/doctest.h>
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <cstdint>
+#include <memory>
 #include <string>
 
 namespace cmail::test {
-
-// A fresh directory under $TMPDIR, removed with everything in it at scope end.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "cmail-test-XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    REQUIRE(p != nullptr);
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-inline std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-inline void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
 
 // Opens a raw connection for checking what is in a database file.
 inline std::unique_ptr<store::detail::Connection> raw(const std::string& path) {
@@ -56,6 +24,15 @@ inline std::unique_ptr<store::detail::Connection> raw(const std::string& path) {
 
 inline std::int64_t count(store::detail::Connection& c, const std::string& sql) {
   return c.query_int(sql).value_or(-1);
+}
+
+// Adds a users row the way cmail's tools did, with no password (and a user database if given).
+inline void insert_user(const std::string& db_path, const std::string& name, const char* user_database = nullptr) {
+  auto c = raw(db_path);
+  auto s = c->prepare("INSERT INTO users (user_name, user_database) VALUES (?1, ?2)");
+  s.bind(1, name);
+  if (user_database) s.bind(2, user_database);
+  s.run();
 }
 
 inline std::unique_ptr<store::Store> open_store(const std::string& path, store::StoreOptions o = {}) {

@@ -29,7 +29,7 @@ store::Delivery small(const std::string& ident, const std::string& user) {
 TEST_CASE("writer: concurrent producers lose nothing and share commits") {
   TempDir dir;
   auto store = open_store(dir.file("m"));
-  raw(dir.file("m"))->exec("INSERT INTO users (user_name) VALUES ('u')");
+  insert_user(dir.file("m"), "u");
   constexpr int kThreads = 8, kEach = 150;
   std::atomic<int> ok{0}, failed{0};
   std::vector<std::thread> threads;
@@ -60,7 +60,7 @@ TEST_CASE("writer: concurrent producers lose nothing and share commits") {
 TEST_CASE("writer: asynchronous callbacks come after the commit, in submission order") {
   TempDir dir;
   auto store = open_store(dir.file("m"));
-  raw(dir.file("m"))->exec("INSERT INTO users (user_name) VALUES ('u')");
+  insert_user(dir.file("m"), "u");
   std::mutex mu;
   std::vector<int> order;
   std::atomic<int> visible_at_callback{0};
@@ -87,7 +87,7 @@ TEST_CASE("writer: asynchronous callbacks come after the commit, in submission o
 TEST_CASE("writer: a failing job in a batch fails alone") {
   TempDir dir;
   auto store = open_store(dir.file("m"));
-  raw(dir.file("m"))->exec("INSERT INTO users (user_name) VALUES ('u')");
+  insert_user(dir.file("m"), "u");
   std::atomic<int> ok{0}, bad{0};
   std::atomic<int> done{0};
   for (int i = 0; i < 100; ++i) {
@@ -109,7 +109,7 @@ TEST_CASE("writer: several processes writing the same file lose nothing") {
   TempDir dir;
   const std::string path = dir.file("m");
   { open_store(path); }
-  raw(path)->exec("INSERT INTO users (user_name) VALUES ('u')");
+  insert_user(path, "u");
   constexpr int kProcs = 3, kEach = 60;
   std::vector<pid_t> kids;
   for (int p = 0; p < kProcs; ++p) {
@@ -145,7 +145,7 @@ TEST_CASE("writer: a lock held by another process past the busy timeout fails wi
   store::StoreOptions o;
   o.busy_timeout_ms = 200;
   auto store = open_store(path, o);
-  raw(path)->exec("INSERT INTO users (user_name) VALUES ('u')");
+  insert_user(path, "u");
   auto holder = raw(path);
   holder->exec("BEGIN IMMEDIATE");
   Status st = store->deliver_sync(small("x", "u"));
