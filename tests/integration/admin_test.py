@@ -138,7 +138,7 @@ class AdminTest(unittest.TestCase):
         self.assertIn("%20s | %5d | " % ("carol", 0), out)
         self.assertEqual(len(self.ok("user", "list", "a%").splitlines()), 3)
         # delete cascades (smtpd, popd, permissions), aliases pointing at it become NULL,
-        # addresses stay (spec 12.1)
+        # addresses stay (docs/compatibility.md#admin-tools-user)
         self.ok("user", "alias", "bob", "alice")
         self.ok("smtpd", "enable", "alice", "any")
         self.ok("popd", "enable", "alice")
@@ -189,7 +189,8 @@ class AdminTest(unittest.TestCase):
         self.ok("address", "swap", "1", "200")
         self.assertEqual(self.q("SELECT address_expression FROM addresses WHERE address_order IN (1, 200) ORDER BY address_order"),
                          [("fwd@x.test",), ("alice@x.test",)])
-        self.ok("address", "swap", "300", "400")  # second missing: the first moves (spec 12.2)
+        self.ok("address", "swap", "300", "400")  # second missing: the first moves
+        # (docs/compatibility.md#admin-tools-address)
         self.assertEqual(self.q("SELECT address_order FROM addresses WHERE address_expression = 'drop@x.test'"), [(400,)])
         self.ok("address", "delete", "400")
         self.assertEqual(self.q("SELECT COUNT(*) FROM addresses"), [(3,)])

@@ -334,11 +334,11 @@ class PopdTest(unittest.TestCase):
         s.close()
 
     def test_user_database_that_cannot_be_opened(self):
-        self.m.send("dave@local.test", "stored in the master instead\r\n")  # spec 3.9 fallback
+        self.m.send("dave@local.test", "stored in the master instead\r\n")  # the master fallback (docs/compatibility.md#database-user-databases)
         with self.assertRaises(poplib.error_proto) as e:
             login(self.m.pop3s, "dave", "diver", tls=True)
         self.assertEqual(e.exception.args[0], b"-ERR [SYS/TEMP] Maildrop unavailable, try again later")
-        self.assertEqual(self.lock("dave"), 0)  # cmail left it locked (spec 16.19)
+        self.assertEqual(self.lock("dave"), 0)  # cmail left it locked (docs/compatibility.md#pop3-maildrop-lock)
 
     def test_20_mib_message(self):
         line = "x" * 76 + "\r\n"

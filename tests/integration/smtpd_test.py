@@ -322,7 +322,7 @@ class ConfigAndServeTest(unittest.TestCase):
             p = subprocess.Popen([SMTPD, conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 port = read_ports(p, 1)["smtp"][0]
-                self.assertEqual(open(pid).read().strip(), str(p.pid))  # cmail left it empty (spec 16.2)
+                self.assertEqual(open(pid).read().strip(), str(p.pid))  # cmail left it empty (docs/compatibility.md#daemons-pid-file)
                 os.rename(log, log + ".1")  # log rotation, then SIGHUP reopens the file
                 p.send_signal(signal.SIGHUP)
                 self.assertTrue(wait_for(lambda: os.path.exists(log)), "SIGHUP did not reopen the log file")

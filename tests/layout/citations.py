@@ -12,17 +12,12 @@ and when docs/compatibility.md has two headings with the same anchor.
 
 The patterns are written so that this file does not match them itself.
 
-tests/layout/citations_pending.txt lists citations in files that are being rewritten elsewhere,
-one "PATH: TEXT" a line: a problem on a line of PATH that contains TEXT is not reported. An
-entry that no longer matches anything is itself a problem, so the list only shrinks.
-
 Usage: citations.py SOURCE_ROOT.
 """
 import os, re, subprocess, sys
 
 ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")
 COMPAT = "docs/compatibility.md"
-PENDING = "tests/layout/citations_pending.txt"
 
 FORBIDDEN = [
     (re.compile(r"\bspecs?\s+(?:(?:sections?|chapters?)\s+)?§?\s*\d[\d.]*(?:(?:\s*[-,]\s*|\s+(?:to|and)\s+)\d[\d.]*)*", re.I),
@@ -84,30 +79,12 @@ def anchors_of(text, problems):
     return set(seen)
 
 
-def load_pending():
-    entries = []
-    text = read_text(PENDING)
-    for n, line in enumerate((text or "").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        path, sep, what = line.partition(": ")
-        if not sep or not what:
-            print(f"{PENDING}:{n}: expected 'PATH: TEXT'")
-            sys.exit(1)
-        entries.append([path, what, n, False])
-    return entries
-
-
 def main():
     problems = []
     files = tracked_files()
     compat_text = read_text(COMPAT) or ""
     anchors = anchors_of(compat_text, problems)
-    pending = load_pending()
     for rel in files:
-        if rel == PENDING:
-            continue
         text = read_text(rel)
         if text is None:
             continue
@@ -122,17 +99,7 @@ def main():
             for a in cites:
                 if a not in anchors and a != "ANCHOR":  # the placeholder of explanations
                     found.append(f"cites {COMPAT}#{a}, which has no such heading")
-            if not found:
-                continue
-            allowed = [e for e in pending if e[0] == rel and e[1] in line]
-            if allowed:
-                for e in allowed:
-                    e[3] = True
-                continue
             problems += [f"{rel}:{n}: {f}" for f in found]
-    for path, what, n, used in pending:
-        if not used:
-            problems.append(f"{PENDING}:{n}: '{path}: {what}' matches no problem any more; remove the line")
     for p in problems:
         print(p)
     if problems:

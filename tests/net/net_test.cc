@@ -546,7 +546,7 @@ TEST_CASE("runtime: outbound connections, plain, STARTTLS, implicit TLS, verifie
     o.address = "mx.example.test";
     CHECK(ping(o, false).connected.code() == Status::Code::InvalidArgument);
     o.address = "127.0.0.1";
-    o.bind_address = "::1";  // another family: the target is skipped (spec 9.1 bind)
+    o.bind_address = "::1";  // another family: the target is skipped (docs/compatibility.md#dispatchd-bind)
     CHECK(ping(o, false).connected.code() == Status::Code::InvalidArgument);
   }
 }

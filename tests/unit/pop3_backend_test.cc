@@ -120,7 +120,7 @@ TEST_CASE("pop3 backend: who may log in: credentials, popd row, aliases, proxy a
     CHECK(c.say("USER nobody\r\nPASS x\r\n", "-ERR") == "+OK Send PASS\r\n-ERR [AUTH] Invalid user name or password\r\n");
   }
   {
-    Client c(m);  // correct password, but no popd row (spec 10.3)
+    Client c(m);  // correct password, but no popd row (docs/compatibility.md#pop3-the-popd-table)
     CHECK(c.say("USER bob\r\nPASS builder\r\n", "-ERR") ==
           "+OK Send PASS\r\n-ERR [AUTH] POP3 access is not enabled for this account\r\n");
     CHECK(lock_of(m, "alice") == 0);
@@ -247,7 +247,7 @@ TEST_CASE("pop3 backend: a user database that cannot be opened: -ERR [SYS/TEMP],
   REQUIRE(m.store->directory().set_user_database("alice", m.dir.file("gone.db3")).ok());
   Client c(m);
   CHECK(c.login("alice", "wonderland") == "+OK Send PASS\r\n-ERR [SYS/TEMP] Maildrop unavailable, try again later\r\n");
-  CHECK(lock_of(m, "alice") == 0);  // cmail kept it locked (spec 16.19)
+  CHECK(lock_of(m, "alice") == 0);  // cmail kept it locked (docs/compatibility.md#pop3-maildrop-lock)
   REQUIRE(m.store->directory().set_user_database("alice", std::nullopt).ok());
   CHECK(c.login("alice", "wonderland").find("+OK Logged in, maildrop has 1 messages") != std::string::npos);
 }

@@ -102,7 +102,8 @@ TEST_CASE("smtp backend: a store failure at end of data stores nothing and says 
   c.say("EHLO client.remote.test\r\n", "250 ");
   c.say("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@local.test>\r\nRCPT TO:<bob@local.test>\r\nDATA\r\n", "354");
   // bob disappears between RCPT and the end of data: the whole message is refused, alice's
-  // copy included (cmail kept partial deliveries, spec 16.7).
+  // copy included (cmail kept partial deliveries,
+  // docs/compatibility.md#smtp-partial-deliveries).
   REQUIRE(c.store->directory().delete_user("bob").ok());
   std::string r = c.say("Subject: x\r\n\r\ny\r\n.\r\n", "554");
   CHECK(r == "554 5.3.0 Message refused by the mail store\r\n");
