@@ -7,6 +7,8 @@
 #   ./dev.sh builds  the compiler matrix: release and plain builds with GCC and with clang, each
 #                    built and tested (what CI checks besides `test`; about 40 min on 2 cores)
 #
+# JOBS=N limits ninja to N parallel jobs (a shared machine); ninja's default otherwise.
+#
 # Every build set up here passes -Dwerror=true: warnings are errors in the project's own builds
 # (this script, CI), not in a packager's or embedder's build (meson.build leaves werror off).
 #
@@ -49,7 +51,7 @@ build() {  # build DIR [meson options...]: set up (or bring an existing DIR to) 
   else
     run meson configure "$dir" -Dwerror=true "$@"
   fi
-  run ninja -C "$dir"
+  run ninja -C "$dir" ${JOBS:+-j "$JOBS"}
 }
 
 cmd=${1:-}
