@@ -1,17 +1,13 @@
 // Route planning: see cmail/mail/route.h.
 #include <cmail/mail/route.h>
 
+#include <cmail/proto/ascii.h>
+
 #include <algorithm>
 
 namespace cmail::mail {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
-}
 
 enum class Family { Unknown, V4, V6 };
 
@@ -69,11 +65,11 @@ FirstLookup first_lookup(const RouteTarget& t, const RouteOptions& o) {
 }
 
 std::vector<std::string> order_mx(std::vector<MxRecord> records, std::string_view self, std::mt19937& rng) {
-  for (auto& r : records) r.host = lower(r.host);
+  for (auto& r : records) r.host = proto::ascii_lower(r.host);
   std::shuffle(records.begin(), records.end(), rng);  // RFC 5321 5.1: random among equals
   std::stable_sort(records.begin(), records.end(),
                    [](const MxRecord& a, const MxRecord& b) { return a.preference < b.preference; });
-  const std::string me = lower(self);
+  const std::string me = proto::ascii_lower(self);
   std::optional<std::uint16_t> cutoff;
   for (const auto& r : records)
     if (!me.empty() && r.host == me && (!cutoff || r.preference < *cutoff)) cutoff = r.preference;

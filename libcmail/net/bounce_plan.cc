@@ -2,6 +2,7 @@
 #include <cmail/net/bounce_plan.h>
 
 #include <cmail/mail/fields.h>
+#include <cmail/proto/ascii.h>
 #include <cmail/store/routing.h>
 
 #include <map>
@@ -9,12 +10,6 @@
 namespace cmail::net {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
-}
 
 // Adds where a report to `address` goes (routing::plan_report); a refusal becomes a note.
 void route_report(store::Directory& dir, const std::string& address, store::Delivery& d,
@@ -98,7 +93,7 @@ store::Delivery bounce_delivery(const BounceGroup& g, const std::vector<std::vec
     return d;
   }
   mail::Bounce b = report_about(first, o, now, d.ident);
-  b.return_full = first.dsn_ret && lower(*first.dsn_ret) == "full";  // RFC 3461 4.3
+  b.return_full = first.dsn_ret && proto::ascii_lower(*first.dsn_ret) == "full";  // RFC 3461 4.3
   static const std::vector<store::QueueFailure> none;
   for (std::size_t k = 0; k < g.reported.size(); ++k)
     b.recipients.push_back(bounced_recipient(g.entries[g.reported[k]], k < failures.size() ? failures[k] : none));

@@ -15,18 +15,20 @@
 // Store calls that block (leasing, reading a message, bounces) run on the runtime's thread pool
 // and post their results back; settling is asynchronous on the Store's writer. Every callback
 // that may outlive the Dispatcher holds a weak_ptr to the Core.
+#include <cmail/net/dispatcher.h>
+
+#include "loop.h"
+
 #include <cmail/mail/outcome.h>
 #include <cmail/mail/route.h>
 #include <cmail/net/bounce_plan.h>
 #include <cmail/net/delivery_plan.h>
-#include <cmail/net/dispatcher.h>
 #include <cmail/net/runtime.h>
 #include <cmail/net/tls.h>
+#include <cmail/proto/ascii.h>
 #include <cmail/smtp/client.h>
 #include <cmail/store/process.h>
 #include <cmail/store/queue.h>
-
-#include "loop.h"
 
 #include <unistd.h>
 
@@ -44,12 +46,6 @@ using SteadyClock = std::chrono::steady_clock;
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
 }
 
 // One transaction (cmail/net/delivery_plan.h) and its message data, loaded once.
@@ -850,7 +846,7 @@ void Dispatcher::run_now() {
 }
 
 void Dispatcher::deliver_domain(std::string domain, std::function<void(Status)> done) {
-  std::string d = lower(domain);
+  std::string d = proto::ascii_lower(domain);
   core_->one_shot([d](const store::QueueEntry& e) { return !e.remote && mail::recipient_domain(e.envelope_to) == d; },
                   std::move(done));
 }

@@ -15,6 +15,8 @@
 // whose callbacks then only free their requests: a cancelled lookup's callback never runs.
 #include <cmail/net/resolver.h>
 
+#include <cmail/proto/ascii.h>
+
 #include "loop.h"
 
 #include <arpa/inet.h>
@@ -89,13 +91,8 @@ std::string without_trailing_dot(std::string_view name) {
   return std::string(name);
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 bool iequals_prefix(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && lower(std::string(s.substr(0, prefix.size()))) == prefix;
+  return s.size() >= prefix.size() && proto::ascii_lower(s.substr(0, prefix.size())) == prefix;
 }
 
 // A numeric host: "192.0.2.1", "2001:db8::1", or an RFC 5321 4.1.3 address literal
@@ -431,7 +428,7 @@ class StaticTables {
   void close() { deferred_.close(); }
 
  private:
-  static std::string key(std::string_view name) { return lower(without_trailing_dot(name)); }
+  static std::string key(std::string_view name) { return proto::ascii_lower(without_trailing_dot(name)); }
 
   // The entry in `table`; NoData when the name is only in `other`; NxDomain otherwise.
   template <typename R, typename Other>
