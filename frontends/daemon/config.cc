@@ -188,6 +188,8 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
         if (Status s = need_value(); !s.ok()) return s;
       } else if (key == "tlsonly" && eq == std::string::npos) {
         b.tlsonly = true;
+      } else if (key == "strict" && eq == std::string::npos) {
+        b.strict = true;  // docs/compatibility.md#routing-paths
       } else if (key == "auth") {
         b.auth = true;
         if (eq != std::string::npos) {
@@ -207,7 +209,7 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
         }
       } else {
         return bad(name, l.number, "unknown bind option '" + opt +
-                                       "' (valid: announce= size= cert= key= ciphers= dhparams= tlsonly auth[=...] timeout= maxperip=)");
+                                       "' (valid: announce= size= cert= key= ciphers= dhparams= tlsonly strict auth[=...] timeout= maxperip=)");
       }
     }
     if (b.cert.empty() != b.key.empty() || (b.tlsonly && b.cert.empty()))

@@ -45,6 +45,7 @@ struct SmtpdListener {
   bool auth_strict = false;     // MAIL needs AUTH (530)
   bool auth_private = false;    // "from remote" in Received
   std::optional<std::string> fixed_user;  // auth=fixed@user: pre-authenticated
+  bool strict = false;          // RFC 5321 paths only (extension; cmail had no such option)
   // Extensions (not in the original): idle and data timeout in seconds (0 = RFC 5321 defaults)
   // and the most connections from one client address.
   std::uint32_t timeout = 0;

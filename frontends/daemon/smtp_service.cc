@@ -28,6 +28,7 @@ Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, sto
     so.auth_requires_tls = l.auth_tlsonly;
     so.require_auth = l.auth_strict;
     so.authenticated_user = l.fixed_user;
+    so.strict_envelopes = l.strict;
     if (l.timeout) so.command_timeout = so.data_timeout = std::chrono::seconds(l.timeout);
     backends::SmtpBackendOptions bo;
     bo.hostname = l.announce;

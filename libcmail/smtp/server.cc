@@ -371,7 +371,7 @@ void Server::cmd_mail(std::string_view arg) {
   if (txn_.has_mail) return error(503, {5, 5, 1}, "Nested MAIL command");
   if (options_.require_auth && !info_.user) return error(530, {5, 7, 0}, "Authentication required");  // RFC 4954 6
   if (!proto::starts_with_upper(arg, "FROM:")) return error(501, {5, 5, 4}, "Syntax: MAIL FROM:<address>");
-  auto parsed = parse_mail_from(arg.substr(5));
+  auto parsed = parse_mail_from(arg.substr(5), syntax());
   if (auto* e = std::get_if<SyntaxError>(&parsed)) return error(e->reply.code, *e->reply.enhanced, e->reply.lines[0]);
   auto& m = std::get<MailCommand>(parsed);
   if (options_.max_message_size && m.params.size && *m.params.size > options_.max_message_size)
@@ -387,7 +387,7 @@ void Server::cmd_mail(std::string_view arg) {
 void Server::cmd_rcpt(std::string_view arg) {
   if (!proto::starts_with_upper(arg, "TO:")) return error(501, {5, 5, 4}, "Syntax: RCPT TO:<address>");
   if (txn_.recipients >= options_.max_recipients) return send(452, {4, 5, 3}, "Too many recipients");  // RFC 5321 4.5.3.1.10
-  auto parsed = parse_rcpt_to(arg.substr(3));
+  auto parsed = parse_rcpt_to(arg.substr(3), syntax());
   if (auto* e = std::get_if<SyntaxError>(&parsed)) return error(e->reply.code, *e->reply.enhanced, e->reply.lines[0]);
   auto& r = std::get<RcptCommand>(parsed);
   if (!options_.dsn && (r.params.notify || r.params.orcpt)) return error(555, {5, 5, 4}, "DSN not supported");

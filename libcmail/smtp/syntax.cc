@@ -175,6 +175,236 @@ std::optional<std::pair<Path, std::size_t>> parse_bracketed(std::string_view s, 
   return std::make_pair(p, close + 1);
 }
 
+// The text after "MAIL FROM:" / "RCPT TO:": clients commonly put a space after the colon
+// (against RFC 5321 4.1.1.2), which both modes accept.
+std::string_view skip_spaces(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  return s;
+}
+
+// The liberal forms (SyntaxOptions::strict off, docs/compatibility.md#routing-paths).
+
+bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+
+// From the '"' at s[i] to just past its closing quote (RFC 5322 3.2.4, quoted-pairs); npos if
+// unterminated.
+std::size_t skip_quoted(std::string_view s, std::size_t i) {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\') ++i;
+    else if (s[i] == '"') return i + 1;
+  }
+  return std::string_view::npos;
+}
+
+// From the '(' at s[i] to just past its closing ')' (RFC 5322 3.2.2: comments nest and hold
+// quoted-pairs); npos if unterminated.
+std::size_t skip_comment(std::string_view s, std::size_t i) {
+  int depth = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] == '\\') ++i;
+    else if (s[i] == '(') ++depth;
+    else if (s[i] == ')' && --depth == 0) return i + 1;
+  }
+  return std::string_view::npos;
+}
+
+// Skips white space and comments (CFWS); false on an unterminated comment.
+bool skip_cfws(std::string_view s, std::size_t& i) {
+  while (i < s.size()) {
+    if (is_wsp(s[i])) {
+      ++i;
+    } else if (s[i] == '(') {
+      i = skip_comment(s, i);
+      if (i == std::string_view::npos) return false;
+    } else {
+      break;
+    }
+  }
+  return true;
+}
+
+// The text with its comments removed (quoted strings kept whole); nullopt on an unterminated
+// comment or quote, or a ')' that closes nothing.
+std::optional<std::string> strip_comments(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    if (s[i] == '(') {
+      i = skip_comment(s, i);
+      if (i == std::string_view::npos) return std::nullopt;
+    } else if (s[i] == ')') {
+      return std::nullopt;
+    } else if (s[i] == '"') {
+      std::size_t end = skip_quoted(s, i);
+      if (end == std::string_view::npos) return std::nullopt;
+      out.append(s.substr(i, end - i));
+      i = end;
+    } else if (s[i] == '\\' && i + 1 < s.size()) {
+      out.append(s.substr(i, 2));
+      i += 2;
+    } else {
+      out += s[i++];
+    }
+  }
+  return out;
+}
+
+// An address without its brackets, comments already removed: [source route] local-part
+// ["@" domain]. The local part is words (atoms, quoted strings, backslash-escaped characters)
+// and dots in any order, RFC 5322 4.4 obs-local-part and the dots real mailers send; white
+// space only at the ends and around the '@'. The domain is checked as strictly as ever.
+std::optional<Path> parse_liberal_address(std::string_view s, bool allow_null, const SyntaxOptions& o) {
+  std::size_t i = 0;
+  while (i < s.size() && is_wsp(s[i])) ++i;
+  while (!s.empty() && is_wsp(s.back())) s.remove_suffix(1);
+  if (i == s.size()) {
+    if (!allow_null) return std::nullopt;
+    return Path{};
+  }
+  if (s[i] == '@') {  // A-d-l ":" (RFC 5321 4.1.2), ignored as in strict paths
+    std::size_t colon = s.find(':', i);
+    if (colon == std::string_view::npos) return std::nullopt;
+    for (std::size_t k = i; k < colon;) {
+      std::size_t comma = std::min(s.find(',', k), colon);
+      if (s[k] != '@' || !valid_domain(s.substr(k + 1, comma - k - 1), o.utf8)) return std::nullopt;
+      k = comma + 1;
+    }
+    i = colon + 1;
+  }
+  Path p;
+  bool word_last = false;  // two words need a dot between them
+  while (i < s.size() && s[i] != '@' && !is_wsp(s[i])) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == '.') {
+      p.local += '.';
+      word_last = false;
+      ++i;
+      continue;
+    }
+    if (word_last && c == '"') return std::nullopt;
+    if (c == '"') {  // RFC 5321 4.1.2 Quoted-string: qtextSMTP / quoted-pairSMTP
+      for (++i;; ++i) {
+        if (i >= s.size()) return std::nullopt;
+        auto q = static_cast<unsigned char>(s[i]);
+        if (q == '"') break;
+        if (q == '\\') {
+          if (++i >= s.size()) return std::nullopt;
+          q = static_cast<unsigned char>(s[i]);
+          if (q < 32 || q > 126) return std::nullopt;
+        } else if (q < 32 || q == 127 || (q >= 0x80 && !o.utf8)) {
+          return std::nullopt;
+        }
+        p.local += static_cast<char>(q);
+      }
+      ++i;
+      word_last = true;
+      if (i < s.size() && s[i] != '.' && s[i] != '@' && !is_wsp(s[i])) return std::nullopt;
+      continue;
+    }
+    if (c == '\\') {  // an escaped printable character outside quotes, as cmail took it
+      if (i + 1 >= s.size()) return std::nullopt;
+      auto e = static_cast<unsigned char>(s[i + 1]);
+      if (e < 32 || e > 126) return std::nullopt;
+      p.local += static_cast<char>(e);
+      i += 2;
+    } else if (is_atext(c, o.utf8)) {
+      p.local += static_cast<char>(c);
+      ++i;
+    } else {
+      return std::nullopt;
+    }
+    word_last = true;
+  }
+  while (i < s.size() && is_wsp(s[i])) ++i;
+  if (p.local.empty()) return std::nullopt;
+  if (i < s.size()) {
+    if (s[i] != '@') return std::nullopt;
+    ++i;
+    while (i < s.size() && is_wsp(s[i])) ++i;
+    std::string_view domain = s.substr(i);
+    bool ok = domain.starts_with('[') ? valid_address_literal(domain) : valid_domain(domain, o.utf8);
+    if (!ok) return std::nullopt;
+    p.domain = std::string(domain);
+  }
+  if (p.utf8() && !valid_utf8(p.local + p.domain)) return std::nullopt;
+  if (p.local.size() > 256 || p.domain.size() > 255) return std::nullopt;  // as strict paths
+  return p;
+}
+
+// A MAIL or RCPT argument in the liberal form: "<addr>", "display name <addr>" or "addr",
+// each with comments around, then the parameters. Returns the path and the parameter text.
+std::optional<std::pair<Path, std::string_view>> parse_liberal(std::string_view s, bool allow_null,
+                                                               const SyntaxOptions& o) {
+  std::size_t i = 0;
+  if (!skip_cfws(s, i)) return std::nullopt;
+  // A display name (RFC 5322 3.4 name-addr) is words, dots, white space and comments up to the
+  // '<'. An '@' or '=' before any '<' means there is no name: "a@b AUTH=<>", "root AUTH=<>".
+  std::size_t open = std::string_view::npos;
+  for (std::size_t k = i; k < s.size();) {
+    auto c = static_cast<unsigned char>(s[k]);
+    if (c == '<') {
+      open = k;
+      break;
+    }
+    if (c == '"') {
+      k = skip_quoted(s, k);
+    } else if (c == '(') {
+      k = skip_comment(s, k);
+    } else if (is_wsp(s[k]) || c == '.' || (c != '=' && is_atext(c, o.utf8))) {
+      ++k;
+      continue;
+    } else {
+      break;
+    }
+    if (k == std::string_view::npos) return std::nullopt;
+  }
+  std::size_t end;  // just past the address
+  std::string_view inner;
+  if (open != std::string_view::npos) {
+    end = open + 1;
+    while (end < s.size() && s[end] != '>') {
+      std::size_t next = s[end] == '"' ? skip_quoted(s, end) : s[end] == '(' ? skip_comment(s, end) : end + 1;
+      if (next == std::string_view::npos) return std::nullopt;
+      end = next;
+    }
+    if (end >= s.size()) return std::nullopt;
+    inner = s.substr(open + 1, end - open - 1);
+    ++end;
+  } else {
+    end = i;
+    while (end < s.size() && !is_wsp(s[end])) {
+      std::size_t next = s[end] == '"' ? skip_quoted(s, end) : s[end] == '(' ? skip_comment(s, end) : end + 1;
+      if (next == std::string_view::npos) return std::nullopt;
+      end = next;
+    }
+    inner = s.substr(i, end - i);
+    if (inner.empty()) return std::nullopt;  // "<>" needs its brackets
+  }
+  auto text = strip_comments(inner);
+  if (!text) return std::nullopt;
+  auto path = parse_liberal_address(*text, allow_null, o);
+  if (!path) return std::nullopt;
+  // Comments may follow the address; the parameters are what comes after them.
+  std::size_t rest = end;
+  if (!skip_cfws(s, rest)) return std::nullopt;
+  if (rest < s.size() && rest == end) return std::nullopt;  // "<a@b>x": no separator
+  return std::make_pair(std::move(*path), s.substr(rest));
+}
+
+// The path and the parameter text of a MAIL or RCPT argument, strictly or liberally; the strict
+// form is tried first, so a valid RFC 5321 path means the same in both modes.
+std::optional<std::pair<Path, std::string_view>> parse_envelope(std::string_view arg, bool allow_null,
+                                                                const SyntaxOptions& o) {
+  arg = skip_spaces(arg);
+  if (auto r = parse_bracketed(arg, allow_null, o)) {
+    std::string_view rest = arg.substr(r->second);
+    std::size_t params = 0;  // comments before the parameters, liberally
+    if ((rest.empty() || rest.front() == ' ') && (o.strict || skip_cfws(rest, params)))
+      return std::make_pair(std::move(r->first), rest.substr(params));
+  }
+  if (o.strict) return std::nullopt;
+  return parse_liberal(arg, allow_null, o);
+}
+
 // Splits " KEY=VALUE KEY2" into (key, value) pairs. Keys are compared case-insensitively.
 struct Param {
   std::string key;  // upper case
@@ -213,14 +443,6 @@ std::optional<std::vector<Param>> split_params(std::string_view s) {
   return out;
 }
 
-
-// The text after "MAIL FROM:" / "RCPT TO:": clients commonly put a space after the colon
-// (against RFC 5321 4.1.1.2), which we accept; a path without brackets is refused, so that
-// parameters can never be taken for part of a path (docs/compatibility.md#routing-paths).
-std::string_view skip_spaces(std::string_view s) {
-  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-  return s;
-}
 
 }  // namespace
 
@@ -409,14 +631,10 @@ std::string xtext_encode(std::string_view s) {
 }
 
 std::variant<MailCommand, SyntaxError> parse_mail_from(std::string_view arg, const SyntaxOptions& o) {
-  arg = skip_spaces(arg);
-  auto r = parse_bracketed(arg, true, o);
+  auto r = parse_envelope(arg, true, o);
   if (!r) return SyntaxError{error(501, {5, 1, 7}, "Bad sender address syntax")};
-  MailCommand m{r->first, {}};
-  std::string_view rest = arg.substr(r->second);
-  if (!rest.empty() && rest.front() != ' ')
-    return SyntaxError{error(501, {5, 1, 7}, "Bad sender address syntax")};
-  auto params = split_params(rest);
+  MailCommand m{std::move(r->first), {}};
+  auto params = split_params(r->second);
   if (!params) return SyntaxError{error(501, {5, 5, 4}, "Malformed parameters")};
   auto bad = [](std::string what) { return SyntaxError{error(501, {5, 5, 4}, "Invalid " + what + " parameter")}; };
   bool seen_size = false, seen_body = false;
@@ -465,14 +683,10 @@ std::variant<MailCommand, SyntaxError> parse_mail_from(std::string_view arg, con
 }
 
 std::variant<RcptCommand, SyntaxError> parse_rcpt_to(std::string_view arg, const SyntaxOptions& o) {
-  arg = skip_spaces(arg);
-  auto r = parse_bracketed(arg, false, o);
+  auto r = parse_envelope(arg, false, o);
   if (!r) return SyntaxError{error(501, {5, 1, 3}, "Bad recipient address syntax")};
-  RcptCommand c{r->first, {}};
-  std::string_view rest = arg.substr(r->second);
-  if (!rest.empty() && rest.front() != ' ')
-    return SyntaxError{error(501, {5, 1, 3}, "Bad recipient address syntax")};
-  auto params = split_params(rest);
+  RcptCommand c{std::move(r->first), {}};
+  auto params = split_params(r->second);
   if (!params) return SyntaxError{error(501, {5, 5, 4}, "Malformed parameters")};
   auto bad = [](std::string what) { return SyntaxError{error(501, {5, 5, 4}, "Invalid " + what + " parameter")}; };
   for (const Param& p : *params) {

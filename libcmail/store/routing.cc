@@ -105,7 +105,9 @@ Result<std::variant<Recipient, smtp::Reply>> route_recipient(Directory& dir, con
     if (a.router == "redirect") {
       r.kind = Recipient::Kind::Redirect;
       r.target = expand_redirect(*a.route, sender.path, to);
-      if (!smtp::parse_path("<" + r.target + ">", false)) return R(misconfigured(what));
+      // Queued for MX delivery, so it needs a domain: strict syntax (parse_path).
+      auto target = smtp::parse_path("<" + r.target + ">", false);
+      if (!target || target->domain.empty()) return R(misconfigured(what));
       return R(r);
     }
     if (a.router == "handoff") {

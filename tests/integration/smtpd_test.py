@@ -112,9 +112,11 @@ class SmtpdTest(unittest.TestCase):
         tmp = tempfile.TemporaryDirectory(prefix="cmail-smtpd-test-")
         self.addCleanup(tmp.cleanup)
         self.tmp = tmp.name
-        # A fourth listener with a 1 s timeout and room for 600 connections from one address.
+        # A fourth listener with a 1 s timeout and room for 600 connections from one address, a
+        # fifth that takes RFC 5321 paths only.
         self.d = Daemon(self.tmp, self.template, size=100000,
-                        extra="bind 127.0.0.1 0 announce=slow.test timeout=1 maxperip=600\n")
+                        extra="bind 127.0.0.1 0 announce=slow.test timeout=1 maxperip=600\n"
+                              "bind 127.0.0.1 0 announce=strict.test strict\n")
         self.addCleanup(self.stop_daemon)  # runs before tmp.cleanup, also after a failure
 
     def stop_daemon(self):
@@ -194,6 +196,61 @@ class SmtpdTest(unittest.TestCase):
                 self.assertIn(code, (550, 501), (rcpt, code, text))
             code, _ = s.rcpt("victim@local.test.")  # trailing dot: a syntax error
             self.assertEqual(code, 501)
+        self.assertEqual(self.d.q("SELECT COUNT(*) FROM outbox")[0][0], before)
+
+    def conversation(self, port, commands):
+        """Sends HELO, `commands` and QUIT pipelined; returns the reply line of each command."""
+        s, _ = raw(port)
+        try:
+            s.sendall(b"HELO client.test\r\n" + b"".join(c + b"\r\n" for c in commands) + b"QUIT\r\n")
+            got = recv_until(s, b"\r\n221 ", timeout=10)
+        finally:
+            s.close()
+        lines = got.split(b"\r\n")
+        self.assertTrue(lines[0].startswith(b"250 "), got)
+        return [line.decode() for line in lines[1:1 + len(commands)]]
+
+    def test_liberal_paths_as_cmail_and_postfix_take_them(self):
+        subprocess.run([ADMIN, "-d", self.d.db, "address", "add", "test", "store", "bob"], check=True,
+                       capture_output=True, timeout=30)
+        replies = self.conversation(self.d.smtp, [
+            b"MAIL FROM:sender@remote.test SIZE=100",
+            b"RCPT TO:alice@local.test NOTIFY=NEVER",
+            b"RCPT TO:<test>",
+            b"RCPT TO:Bob the Builder <bob@local.test> (twice)",
+            b"DATA", b"Subject: liberal\r\n\r\nbody\r\n."])
+        self.assertEqual([r[:3] for r in replies], ["250", "250", "250", "250", "354", "250"], replies)
+        rows = self.d.q("SELECT mail_user, mail_envelopeto, mail_envelopefrom FROM mailbox "
+                        "WHERE mail_data LIKE '%Subject: liberal%' ORDER BY mail_user, mail_envelopeto")
+        # The parameters were taken as parameters, never as part of a path.
+        self.assertEqual(rows, [("alice", "alice@local.test", "sender@remote.test"),
+                                ("bob", "bob@local.test", "sender@remote.test"),
+                                ("bob", "test", "sender@remote.test")])
+        # A `strict` listener takes RFC 5321 paths only.
+        replies = self.conversation(self.d.extra[1], [
+            b"MAIL FROM:sender@remote.test", b"MAIL FROM:<sender@remote.test>", b"RCPT TO:alice@local.test",
+            b"RCPT TO:<test>", b"RCPT TO:<(c)alice@local.test>", b"RCPT TO:<alice@local.test>"])
+        self.assertEqual([r[:9] for r in replies],
+                         ["501 5.1.7", "250 2.1.0", "501 5.1.3", "501 5.1.3", "501 5.1.3", "250 2.1.5"], replies)
+
+    def test_open_relay_matrix_in_the_liberal_forms(self):
+        before = self.d.q("SELECT COUNT(*) FROM outbox")[0][0]
+        forms = [b"victim@remote.test", b"victim@remote.test NOTIFY=NEVER", b"<(local.test)victim@remote.test>",
+                 b"<victim@remote.test>(@local.test)", b"<victim(local.test)@remote.test>",
+                 b"Local User <victim@remote.test>", b'"alice@local.test" <victim@remote.test>',
+                 b"<victim\\@local.test@remote.test>", b"@local.test:victim@remote.test",
+                 b"<victim@remote.test (local.test)>", b"victim@remote.test @local.test",
+                 b"<victim@remote.test>@local.test", b"victim@remote.test<x@local.test>",
+                 b"victim", b"<victim>", b'"victim@remote.test"', b"victim@remote.test,alice@local.test",
+                 b"victim@remote.test\talice@local.test", b"<victim@local.test.>"]
+        for start in range(0, len(forms), 8):  # a session ends after 10 errors
+            batch = forms[start:start + 8]
+            replies = self.conversation(self.d.smtp, [b"MAIL FROM:spammer@remote.test"] +
+                                        [b"RCPT TO:" + f for f in batch] + [b"DATA"])
+            self.assertTrue(replies[0].startswith("250 "), replies)
+            for form, reply in zip(batch, replies[1:]):
+                self.assertIn(reply[:3], ("550", "501"), (form, reply))
+            self.assertTrue(replies[-1].startswith("554 "), replies)  # no recipient at all
         self.assertEqual(self.d.q("SELECT COUNT(*) FROM outbox")[0][0], before)
 
     def test_starttls_command_injection(self):

@@ -8,6 +8,13 @@ using cmail::store::routing::Recipient;
 
 namespace {
 
+// A RCPT TO argument as the server engine parses it by default, liberally.
+smtp::Path L(const std::string& arg) {
+  auto r = smtp::parse_rcpt_to(arg, {.utf8 = true, .strict = false});
+  REQUIRE_MESSAGE(std::holds_alternative<smtp::RcptCommand>(r), arg);
+  return std::get<smtp::RcptCommand>(r).path;
+}
+
 smtp::Path P(const std::string& text) {
   auto p = smtp::parse_path(text, true);
   REQUIRE_MESSAGE(p.has_value(), text);
@@ -35,6 +42,12 @@ struct Fixture {
     auto r = store::routing::route_recipient(d, s, P(to), {});
     REQUIRE(r.has_value());
     return *r;
+  }
+  std::string reply_for(const store::routing::Sender& s, const smtp::Path& to) {
+    auto r = store::routing::route_recipient(d, s, to, {});
+    REQUIRE(r.has_value());
+    if (auto* rep = std::get_if<smtp::Reply>(&*r)) return rep->summary();
+    return "accepted";
   }
   std::string rcpt_reply(const store::routing::Sender& s, const std::string& to) {
     auto r = rcpt(s, to);
@@ -127,6 +140,66 @@ TEST_CASE("routing: no open relay in any form") {
     CHECK(std::get<Recipient>(r).kind == Recipient::Kind::Store);
   }
   CHECK(f.rcpt_reply(anon, "<Postmaster>") == "550 5.1.3 Non-local paths need a domain part");
+}
+
+TEST_CASE("routing: no open relay through the liberal envelope forms") {
+  Fixture f;
+  REQUIRE(f.d.add_user("alice", std::nullopt).ok());
+  REQUIRE(f.d.add_address("%@local.test", "store", std::string_view("alice"), 1).has_value());
+  REQUIRE(f.d.add_address("test", "store", std::string_view("alice"), 2).has_value());
+  REQUIRE(f.d.add_address("fwd", "redirect", std::string_view("(to-local)-(from-local)-(from-domain)@elsewhere.test"), 3).has_value());
+  REQUIRE(f.d.add_address("nowhere", "redirect", std::string_view("(to-local)-(to-domain)"), 4).has_value());
+  REQUIRE(f.d.add_user("sender", std::nullopt).ok());
+  REQUIRE(f.d.enable_smtpd("sender", std::string_view("any"), std::nullopt).ok());
+  auto anon = f.sender(std::nullopt, "<someone@remote.test>");
+  const char* relays[] = {
+      "victim@remote.test",
+      "victim@remote.test NOTIFY=NEVER",
+      "<(local.test)victim@remote.test>",
+      "<victim@remote.test>(@local.test)",
+      "<victim(comment)@remote.test>",
+      "Local User <victim@remote.test>",
+      "\"Local User\" <victim@remote.test>",
+      "<\"victim\"@remote.test>",
+      "<victim\\@local.test@remote.test>",
+      "@local.test:victim@remote.test",
+      "<victim@remote.test (local.test)>",
+      "<victim..x@remote.test>",
+  };
+  for (const char* to : relays) {
+    std::string arg = to;
+    CAPTURE(arg);
+    CHECK(f.reply_for(anon, L(arg)) == "550 5.7.1 Relaying denied");
+  }
+  // Without a domain nothing leaves, not even for an authenticated sender: only an address
+  // expression can make such a path local.
+  auto authed = f.sender(std::string("sender"), "<sender@local.test>");
+  for (const char* to : {"victim", "<victim>", "\"victim@remote.test\"", "<\"victim@remote.test\">"}) {
+    std::string arg = to;
+    CAPTURE(arg);
+    CHECK(f.reply_for(anon, L(arg)) == "550 5.1.3 Non-local paths need a domain part");
+    CHECK(f.reply_for(authed, L(arg)) == "550 5.1.3 Non-local paths need a domain part");
+  }
+  CHECK(f.reply_for(authed, L("far@remote.test")) == "accepted");  // outbound, authenticated
+  // A local part alone is matched against the expressions as it is (cmail's LIKE).
+  for (const char* to : {"test", "<test>", "<TEST>", "(c) <test> (c)", "Test User <test>"}) {
+    std::string arg = to;
+    CAPTURE(arg);
+    auto r = store::routing::route_recipient(f.d, anon, L(arg), {});
+    REQUIRE(r.has_value());
+    REQUIRE(std::holds_alternative<Recipient>(*r));
+    CHECK(std::get<Recipient>(*r).kind == Recipient::Kind::Store);
+  }
+  // The placeholders of a domainless recipient: (to-domain) is empty, (from-domain) has no '@'.
+  auto from = f.sender(std::nullopt, "<a@b.c>");
+  auto fwd = store::routing::route_recipient(f.d, from, L("fwd"), {});
+  REQUIRE(fwd.has_value());
+  REQUIRE(std::holds_alternative<Recipient>(*fwd));
+  CHECK(std::get<Recipient>(*fwd).kind == Recipient::Kind::Redirect);
+  CHECK(std::get<Recipient>(*fwd).target == "fwd-a-b.c@elsewhere.test");
+  // A redirect that expands to a path without a domain cannot be delivered: refused for now,
+  // so the table can be fixed (docs/compatibility.md#routing-inbound-routers).
+  CHECK(f.reply_for(from, L("nowhere")).starts_with("451 4.3.5 "));
 }
 
 TEST_CASE("routing: authenticated senders and their outbound routers") {

@@ -102,6 +102,41 @@ TEST_CASE("smtp::Server: a pipelined transaction, replies in order, dot-unstuffe
   CHECK(s.state() == Server::State::Closed);
 }
 
+TEST_CASE("smtp::Server: liberal envelopes by default, RFC 5321 paths with strict_envelopes") {
+  SPLIT_SUBCASES();
+  const std::string conversation =
+      "EHLO client.test\r\nMAIL FROM:Some Sender <a@remote.test> SIZE=40\r\n"
+      "RCPT TO:b@local.test NOTIFY=NEVER\r\nRCPT TO:<test>\r\n"
+      "RCPT TO:<(comment)c@local.test> (another)\r\nRCPT TO:\"d e\"@local.test\r\n"
+      "RCPT TO:<x@y@local.test>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+  {
+    RecordingSession session;
+    Server s(opts(), session);
+    take_output(s);
+    feed(s, conversation);
+    std::string out = take_output(s);
+    CHECK(out.find("250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n"
+                   "250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n"
+                   "501 5.1.3 Bad recipient address syntax\r\n354 ") != std::string::npos);
+    CHECK(session.calls == std::vector<std::string>{"HELO client.test", "MAIL a@remote.test",
+                                                    "RCPT b@local.test", "RCPT test", "RCPT c@local.test",
+                                                    "RCPT d e@local.test", "END ESMTP"});
+  }
+  {
+    RecordingSession session;
+    ServerOptions o = opts();
+    o.strict_envelopes = true;
+    Server s(o, session);
+    take_output(s);
+    feed(s, conversation);
+    std::string out = take_output(s);
+    CHECK(out.find("250-mx.test\r\n") != std::string::npos);
+    CHECK(out.find("501 5.1.7 Bad sender address syntax\r\n"
+                   "503 5.5.1 ") != std::string::npos);  // then RCPT without MAIL
+    CHECK(session.calls == std::vector<std::string>{"HELO client.test"});
+  }
+}
+
 TEST_CASE("smtp::Server: bare LF and bare CR never end a message (no SMTP smuggling)") {
   SPLIT_SUBCASES();
   RecordingSession session;

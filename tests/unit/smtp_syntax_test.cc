@@ -81,6 +81,124 @@ TEST_CASE("smtp syntax: MAIL and RCPT parameters") {
   CHECK(std::holds_alternative<SyntaxError>(parse_rcpt_to("<>")));
 }
 
+TEST_CASE("smtp syntax: liberal envelopes, as cmail and Postfix's default take them") {
+  // The argument after "RCPT TO:" or "MAIL FROM:"; address() of the path, or nullptr if refused
+  // in the liberal mode; whether the strict mode takes it as well; the NOTIFY parameter seen.
+  struct Case {
+    const char* arg;
+    const char* address;
+    bool strict;
+    const char* notify;
+  };
+  const Case cases[] = {
+      {"<user@example.test>", "user@example.test", true, nullptr},
+      {"foo@bar.baz", "foo@bar.baz", false, nullptr},
+      {"foo@bar.baz NOTIFY=NEVER", "foo@bar.baz", false, "NEVER"},  // parameters split off
+      {" foo@bar.baz  NOTIFY=NEVER", "foo@bar.baz", false, "NEVER"},
+      {"<test>", "test", false, nullptr},  // no domain
+      {"test", "test", false, nullptr},
+      {"test NOTIFY=NEVER", "test", false, "NEVER"},
+      {"<Postmaster>", "Postmaster", true, nullptr},
+      {"<(some comments @ local part)real-local@domain(comment).part>", "real-local@domain.part", false, nullptr},
+      {"<user@example.test> (a comment)", "user@example.test", false, nullptr},
+      {"<user@example.test>(a comment) NOTIFY=NEVER", "user@example.test", false, "NEVER"},
+      {"(comment) <user@example.test>", "user@example.test", false, nullptr},
+      {"foo@bar.baz (comment) NOTIFY=NEVER", "foo@bar.baz", false, "NEVER"},
+      {"John Doe <john@example.test>", "john@example.test", false, nullptr},
+      {"\"Doe, John\" <john@example.test> NOTIFY=NEVER", "john@example.test", false, "NEVER"},
+      {"John Q. Public (the third) <john@example.test>", "john@example.test", false, nullptr},
+      {"<\"quoted part m@y contain crazy crap\"@domain.part>", "quoted part m@y contain crazy crap@domain.part", true, nullptr},
+      {"\"john doe\"@example.test NOTIFY=NEVER", "john doe@example.test", false, "NEVER"},
+      {"<\"so.me;:,<>\".unusual@stuff>", "so.me;:,<>.unusual@stuff", false, nullptr},
+      {"<#'/*-$%&+=_?^!`{}|~@crazy.crap>", "#'/*-$%&+=_?^!`{}|~@crazy.crap", true, nullptr},
+      {"<\" \"@domain.part>", " @domain.part", true, nullptr},
+      {"<user\\@x@host>", "user@x@host", false, nullptr},  // escaped '@' stays in the local part
+      {"<first..last@example.test>", "first..last@example.test", false, nullptr},
+      {"<.user.@example.test>", ".user.@example.test", false, nullptr},
+      {"<@relay.test:user@dest.test>", "user@dest.test", true, nullptr},
+      {"@relay.test:user@dest.test", "user@dest.test", false, nullptr},
+      {"< user@example.test >", "user@example.test", false, nullptr},
+      {"<user @ example.test>", "user@example.test", false, nullptr},
+      {"<foo@bar@baz>", nullptr, false, nullptr},  // a second '@'
+      {"foo@bar.baz@local.test", nullptr, false, nullptr},
+      {"<there.is.a(runaway comment@this.path>", nullptr, false, nullptr},
+      {"<this)comment@never.opened>", nullptr, false, nullptr},
+      {"<a\"b@c>", nullptr, false, nullptr},  // unbalanced quote
+      {"<john doe@example.test>", nullptr, false, nullptr},  // white space inside the local part
+      {"<user@exa mple.test>", nullptr, false, nullptr},
+      {"<user@example.test.>", nullptr, false, nullptr},  // domains stay strict
+      {"<user@-bad.test>", nullptr, false, nullptr},
+      {"<user@[300.1.1.1]>", nullptr, false, nullptr},
+      {"user@example.test>", nullptr, false, nullptr},
+      {"<user@example.test", nullptr, false, nullptr},
+      {"<user@example.test>x", nullptr, false, nullptr},
+      {"<a@b.test> <c@d.test>", nullptr, false, nullptr},  // the second is no parameter
+      {"<victim@remote.test>@local.test", nullptr, false, nullptr},
+      {"victim@remote.test <x@local.test>", nullptr, false, nullptr},  // no name with '@'
+      {"victim@remote.test<x@local.test>", nullptr, false, nullptr},
+      {"victim@remote.test @local.test", nullptr, false, nullptr},
+      {"<>", nullptr, false, nullptr},  // not a forward path
+      {"", nullptr, false, nullptr},
+      {"<@relay.test>", nullptr, false, nullptr},
+      {"<a@\xff\xfe.test>", nullptr, false, nullptr},  // not UTF-8
+  };
+  const SyntaxOptions liberal{.utf8 = true, .strict = false}, strict{};
+  for (const Case& c : cases) {
+    std::string arg = c.arg;
+    CAPTURE(arg);
+    auto r = parse_rcpt_to(c.arg, liberal);
+    CHECK(std::holds_alternative<RcptCommand>(r) == (c.address != nullptr));
+    auto s = parse_rcpt_to(c.arg, strict);
+    CHECK(std::holds_alternative<RcptCommand>(s) == c.strict);
+    if (auto* e = std::get_if<SyntaxError>(&r)) CHECK(e->reply.code == 501);
+    auto* rc = std::get_if<RcptCommand>(&r);
+    if (!rc) continue;
+    CHECK(rc->path.address() == c.address);
+    CHECK(rc->params.notify == (c.notify ? std::optional<std::string>(c.notify) : std::nullopt));
+    if (auto* sc = std::get_if<RcptCommand>(&s)) CHECK(sc->path == rc->path);  // one meaning
+    // What the client side would send again means the same path.
+    auto again = parse_rcpt_to("<" + rc->path.to_wire() + ">", liberal);
+    REQUIRE(std::holds_alternative<RcptCommand>(again));
+    CHECK(std::get<RcptCommand>(again).path == rc->path);
+  }
+}
+
+TEST_CASE("smtp syntax: liberal reverse paths keep the parameters apart") {
+  const SyntaxOptions liberal{.utf8 = true, .strict = false};
+  struct Case {
+    const char* arg;
+    const char* address;
+    std::optional<std::uint64_t> size;
+    const char* auth;
+  };
+  const Case cases[] = {
+      {"a@b.test SIZE=100", "a@b.test", 100, nullptr},
+      {"a@b.test AUTH=<>", "a@b.test", std::nullopt, "<>"},
+      {"root AUTH=<> SIZE=5", "root", 5, "<>"},  // the '<' is the parameter's, not a path's
+      {"Some Name <a@b.test> AUTH=<>", "a@b.test", std::nullopt, "<>"},
+      {"<> SIZE=5", "", 5, nullptr},
+      {"<(no sender)> SIZE=5", "", 5, nullptr},
+  };
+  for (const Case& c : cases) {
+    std::string arg = c.arg;
+    CAPTURE(arg);
+    auto m = parse_mail_from(c.arg, liberal);
+    REQUIRE(std::holds_alternative<MailCommand>(m));
+    auto& mc = std::get<MailCommand>(m);
+    CHECK(mc.path.address() == c.address);
+    CHECK(mc.params.size == c.size);
+    CHECK(mc.params.auth == (c.auth ? std::optional<std::string>(c.auth) : std::nullopt));
+  }
+  CHECK(std::holds_alternative<SyntaxError>(parse_mail_from("a@b.test SIZE=x", liberal)));
+  CHECK(std::holds_alternative<SyntaxError>(parse_mail_from("", liberal)));
+  CHECK(std::holds_alternative<SyntaxError>(parse_mail_from("a@b.test", {})));  // strict
+  // UTF-8 still needs SMTPUTF8 (RFC 6531 3.4), in either form.
+  auto u = parse_mail_from("jöhn@exämple.test", liberal);
+  REQUIRE(std::holds_alternative<SyntaxError>(u));
+  CHECK(std::get<SyntaxError>(u).reply.code == 553);
+  CHECK(std::holds_alternative<MailCommand>(parse_mail_from("jöhn@exämple.test SMTPUTF8", liberal)));
+}
+
 TEST_CASE("smtp syntax: replies parse and format with enhanced codes") {
   ReplyParser p;
   auto a = p.feed("250-mx.test greets you");

@@ -61,6 +61,9 @@ struct ServerOptions {
   std::optional<std::string> authenticated_user;
   bool chunking = true;
   bool dsn = true;
+  // MAIL and RCPT take RFC 5321 paths only (SyntaxOptions::strict); off, also the liberal
+  // forms cmail and Postfix accept by default: `RCPT TO:a@b`, `<test>`, comments, names.
+  bool strict_envelopes = false;
   std::chrono::milliseconds command_timeout{std::chrono::minutes(5)};  // RFC 5321 4.5.3.2.7
   std::chrono::milliseconds data_timeout{std::chrono::minutes(3)};     // 4.5.3.2.6 (per block)
 };
@@ -183,6 +186,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void auth_step(const sasl::ServerAuth::Step& step);
   void auth_failed();
   State greeted_state() const;
+  SyntaxOptions syntax() const { return {.utf8 = true, .strict = options_.strict_envelopes}; }
 
   // The command table's handlers.
   void cmd_ehlo(std::string_view arg);

@@ -99,6 +99,15 @@ struct RcptParams {
 // What may appear in paths and parameters (the listener's extensions).
 struct SyntaxOptions {
   bool utf8 = true;  // accept UTF-8 in paths (SMTPUTF8 advertised)
+  // RFC 5321 4.1.2 paths only: angle brackets, a domain (but <Postmaster>), no comments. Off, a
+  // MAIL or RCPT argument may also be what the original cmail and Postfix's default
+  // (smtpd_strict_rfc821_envelopes = no) take: an address without brackets, a display name
+  // before `<...>`, RFC 5322 3.2.2 comments, a local part without a domain, dots anywhere in an
+  // unquoted local part and backslash escapes outside quotes (docs/compatibility.md#routing-paths).
+  // Either way the parameters are split off, never part of the path, and a domain must be a
+  // valid domain or address literal. The server engine takes the liberal form unless the
+  // listener says `strict`; parse_path and the client's side are always strict.
+  bool strict = true;
 };
 
 // A parse failure carries the reply the server should give.
@@ -106,8 +115,8 @@ struct SyntaxError {
   Reply reply;
 };
 
-// Parses "<path> [params]" after "MAIL FROM:" (reverse path: "<>" allowed) or "RCPT TO:".
-// Source routes are accepted and ignored (RFC 5321 4.1.2, 3.3).
+// Parses "<path> [params]" after "MAIL FROM:" (reverse path: "<>" allowed) or "RCPT TO:", as
+// SyntaxOptions::strict says. Source routes are accepted and ignored (RFC 5321 4.1.2, 3.3).
 struct MailCommand {
   Path path;
   MailParams params;
@@ -120,7 +129,7 @@ CMAIL_EXPORT std::variant<MailCommand, SyntaxError> parse_mail_from(std::string_
                                                                     const SyntaxOptions& o = {});
 CMAIL_EXPORT std::variant<RcptCommand, SyntaxError> parse_rcpt_to(std::string_view arg,
                                                                   const SyntaxOptions& o = {});
-// Just the path, e.g. for tests and the queue ("<a@b>"); nullopt if invalid.
+// Just the path, e.g. for tests and the queue ("<a@b>"), always strict; nullopt if invalid.
 CMAIL_EXPORT std::optional<Path> parse_path(std::string_view text, bool allow_null,
                                             const SyntaxOptions& o = {});
 // A domain or address literal as in EHLO (RFC 5321 4.1.1.1).
