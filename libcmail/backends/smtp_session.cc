@@ -8,6 +8,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -74,7 +75,17 @@ Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
   auto r = store::routing::route_recipient(store_.directory(), *sender_, to, params);
   if (!r) return Verdict::failed(r.error());
   if (auto* reply = std::get_if<smtp::Reply>(&*r)) return Verdict::reject(*reply);
-  recipients_.push_back(std::get<store::routing::Recipient>(*r));
+  auto& recipient = std::get<store::routing::Recipient>(*r);
+  // A recipient given again gets its 250 but no second copy: one per mailbox for local
+  // delivery, one per address (domain in any case) and destination for the queue.
+  auto same = [&](const store::routing::Recipient& e) {
+    using Kind = store::routing::Recipient::Kind;
+    if (e.kind != recipient.kind || e.target != recipient.target) return false;
+    return recipient.kind == Kind::Store ||
+           (e.path.local == recipient.path.local &&
+            proto::ascii_lower(e.path.domain) == proto::ascii_lower(recipient.path.domain));
+  };
+  if (std::none_of(recipients_.begin(), recipients_.end(), same)) recipients_.push_back(std::move(recipient));
   return Verdict::accept("Recipient OK");
 }
 

@@ -211,8 +211,8 @@ class SmtpdTest(unittest.TestCase):
         return [line.decode() for line in lines[1:1 + len(commands)]]
 
     def test_liberal_paths_as_cmail_and_postfix_take_them(self):
-        subprocess.run([ADMIN, "-d", self.d.db, "address", "add", "test", "store", "bob"], check=True,
-                       capture_output=True, timeout=30)
+        for args in (["user", "add", "carol", "x"], ["address", "add", "test", "store", "carol"]):
+            subprocess.run([ADMIN, "-d", self.d.db, *args], check=True, capture_output=True, timeout=30)
         replies = self.conversation(self.d.smtp, [
             b"MAIL FROM:sender@remote.test SIZE=100",
             b"RCPT TO:alice@local.test NOTIFY=NEVER",
@@ -225,13 +225,19 @@ class SmtpdTest(unittest.TestCase):
         # The parameters were taken as parameters, never as part of a path.
         self.assertEqual(rows, [("alice", "alice@local.test", "sender@remote.test"),
                                 ("bob", "bob@local.test", "sender@remote.test"),
-                                ("bob", "test", "sender@remote.test")])
+                                ("carol", "test", "sender@remote.test")])
         # A `strict` listener takes RFC 5321 paths only.
         replies = self.conversation(self.d.extra[1], [
             b"MAIL FROM:sender@remote.test", b"MAIL FROM:<sender@remote.test>", b"RCPT TO:alice@local.test",
             b"RCPT TO:<test>", b"RCPT TO:<(c)alice@local.test>", b"RCPT TO:<alice@local.test>"])
         self.assertEqual([r[:9] for r in replies],
                          ["501 5.1.7", "250 2.1.0", "501 5.1.3", "501 5.1.3", "501 5.1.3", "250 2.1.5"], replies)
+
+    def test_duplicate_recipients_stored_once(self):
+        replies = self.conversation(self.d.smtp, [b"MAIL FROM:<a@remote.test>"] + [b"RCPT TO:<alice@local.test>"] * 60 +
+                                    [b"RCPT TO:<Alice@LOCAL.test>", b"DATA", b"Subject: dup\r\n\r\n" + b"x" * 900 + b"\r\n."])
+        self.assertEqual([r[:3] for r in replies], ["250"] * 62 + ["354", "250"], replies[-3:])
+        self.assertEqual(self.count("mail_data LIKE '%Subject: dup%'"), 1)
 
     def test_open_relay_matrix_in_the_liberal_forms(self):
         before = self.d.q("SELECT COUNT(*) FROM outbox")[0][0]

@@ -74,6 +74,40 @@ TEST_CASE("smtp backend: inbound mail is stored durably with a Received header")
   CHECK(count(*db, "SELECT COUNT(*) FROM outbox") == 0);
 }
 
+TEST_CASE("smtp backend: a recipient given again is stored once, each gets its 250") {
+  SPLIT_SUBCASES();
+  Conversation c;
+  REQUIRE(c.store->directory().add_address("postmaster@local.test", "store", std::string_view("alice"), std::nullopt).has_value());
+  c.say("EHLO client.remote.test\r\n", "250 ");
+  std::string cmds = "MAIL FROM:<sender@remote.test>\r\n";
+  for (int i = 0; i < 50; ++i) cmds += "RCPT TO:<alice@local.test>\r\n";
+  cmds += "RCPT TO:<ALICE@LOCAL.TEST>\r\nRCPT TO:<postmaster@local.test>\r\nRCPT TO:<bob@local.test>\r\n"
+          "RCPT TO:<bob@local.test>\r\nDATA\r\nSubject: once\r\n\r\nbody\r\n.\r\n";
+  std::string r = c.say(cmds, "250 2.0.0 OK queued as ");
+  std::size_t ok = 0;
+  for (std::size_t p = 0; (p = r.find("250 2.1.5 Recipient OK\r\n", p)) != std::string::npos; ++p) ++ok;
+  CHECK(ok == 54);
+  auto db = c.db();
+  // One copy per mailbox: alice's under the first address she was given by.
+  CHECK(count(*db, "SELECT COUNT(*) FROM mailbox WHERE mail_user = 'alice'") == 1);
+  CHECK(db->query_text("SELECT mail_envelopeto FROM mailbox WHERE mail_user = 'alice'") == "alice@local.test");
+  CHECK(count(*db, "SELECT COUNT(*) FROM mailbox WHERE mail_user = 'bob'") == 1);
+  // Queued recipients: one entry per address, the domain compared in any case.
+  smtp::ServerOptions o;
+  o.auth_enabled = true;
+  o.tls_active = true;
+  Conversation a(o);
+  a.say("EHLO laptop.test\r\n", "250 ");
+  a.say("AUTH PLAIN " + sasl::base64_encode(std::string("\0alice\0wonderland", 17)) + "\r\n", "235 ");
+  r = a.say("MAIL FROM:<alice@local.test>\r\nRCPT TO:<far@remote.test>\r\nRCPT TO:<far@REMOTE.test>\r\n"
+            "RCPT TO:<Far@remote.test>\r\nRCPT TO:<far@remote.test>\r\nDATA\r\nSubject: q\r\n\r\nx\r\n.\r\n",
+            "250 2.0.0 OK queued as ");
+  db = a.db();
+  CHECK(count(*db, "SELECT COUNT(*) FROM outbox WHERE mail_envelopeto = 'far@remote.test'") == 1);
+  CHECK(count(*db, "SELECT COUNT(*) FROM outbox WHERE mail_envelopeto = 'Far@remote.test'") == 1);  // local parts are case-sensitive
+  CHECK(count(*db, "SELECT COUNT(*) FROM outbox") == 2);
+}
+
 TEST_CASE("smtp backend: authenticated submission queues remote mail with DSN parameters") {
   SPLIT_SUBCASES();
   smtp::ServerOptions o;
