@@ -201,6 +201,10 @@ void Server::observe(std::string_view bytes) {
 void Server::stream(std::string_view bytes) {
   if (bytes.empty()) return;
   observe(bytes);
+  // RFC 2045 2.7, 2.8: neither 7bit nor 8bit data holds NUL; only BINARYMIME may (RFC 3030 3).
+  // Refused at the end, never stored or relayed: a next hop that drops NULs would read
+  // something else than what was checked here (smuggling).
+  if (txn_.params.body != BodyType::BinaryMime && bytes.find('\0') != std::string_view::npos) txn_.nul = true;
   txn_.size += bytes.size();
   // RFC 1870 6.3: past the limit the rest is read and dropped; 552 at the end.
   if (options_.max_message_size && txn_.size > options_.max_message_size) txn_.too_big = true;
@@ -251,6 +255,10 @@ void Server::finish_data() {
   if (txn_.data.long_line()) {
     end_transaction();
     return send(554, {5, 6, 0}, "Message has lines longer than 998 octets (RFC 5321 4.5.3.1.6)");
+  }
+  if (txn_.nul) {
+    end_transaction();
+    return send(554, {5, 6, 0}, "Message contains NUL octets, allowed only with BODY=BINARYMIME");
   }
   if (txn_.hops > options_.max_hops) {
     end_transaction();

@@ -239,6 +239,12 @@ class SmtpdTest(unittest.TestCase):
         self.assertEqual([r[:3] for r in replies], ["250"] * 62 + ["354", "250"], replies[-3:])
         self.assertEqual(self.count("mail_data LIKE '%Subject: dup%'"), 1)
 
+    def test_nul_refused_never_stored(self):
+        replies = self.conversation(self.d.smtp, [b"MAIL FROM:<a@remote.test>", b"RCPT TO:<alice@local.test>", b"DATA",
+                                                  b"Subject: nul\r\n\r\nbefore\r\n\0.\r\nafter\r\n."])
+        self.assertEqual(replies[3], "554 5.6.0 Message contains NUL octets, allowed only with BODY=BINARYMIME")
+        self.assertEqual(self.count("mail_data LIKE '%Subject: nul%'"), 0)
+
     def test_open_relay_matrix_in_the_liberal_forms(self):
         before = self.d.q("SELECT COUNT(*) FROM outbox")[0][0]
         forms = [b"victim@remote.test", b"victim@remote.test NOTIFY=NEVER", b"<(local.test)victim@remote.test>",

@@ -371,6 +371,27 @@ TEST_CASE("smtp::Server: BDAT chunks, binary content and LAST") {
   CHECK(take_output(s) == "250 2.0.0 OK\r\n503 5.5.1 Need MAIL command\r\n250 2.0.0 OK\r\n");
 }
 
+TEST_CASE("smtp::Server: NUL octets are refused but with BODY=BINARYMIME") {
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  Server s(opts(), session);
+  greeted(s);
+  using namespace std::string_literals;
+  feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\nSubject: n\r\n\r\n\0.\r\nmore\r\n.\r\n"s);
+  CHECK(take_output(s).ends_with("354 End data with <CR><LF>.<CR><LF>\r\n"
+                                 "554 5.6.0 Message contains NUL octets, allowed only with BODY=BINARYMIME\r\n"));
+  feed(s, "MAIL FROM:<a@r.test> BODY=8BITMIME\r\nRCPT TO:<b@l.test>\r\nBDAT 5 LAST\r\na\0b\r\n"s);
+  CHECK(take_output(s).ends_with("554 5.6.0 Message contains NUL octets, allowed only with BODY=BINARYMIME\r\n"));
+  CHECK(std::count(session.calls.begin(), session.calls.end(), "END ESMTP") == 0);  // never handed over
+  session.data.clear();
+  feed(s, "MAIL FROM:<a@r.test> BODY=BINARYMIME\r\nRCPT TO:<b@l.test>\r\nBDAT 5 LAST\r\na\0b\r\n"s);
+  CHECK(take_output(s).ends_with("250 2.0.0 Queued as X1\r\n"));
+  CHECK(session.data == "a\0b\r\n"s);
+  // The transaction after a refusal starts clean.
+  feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nDATA\r\nclean\r\n.\r\n");
+  CHECK(take_output(s).ends_with("250 2.0.0 Queued as X1\r\n"));
+}
+
 TEST_CASE("smtp::Server: sequence errors and small commands") {
   SPLIT_SUBCASES();
   RecordingSession session;

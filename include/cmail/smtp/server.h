@@ -223,6 +223,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
     std::size_t recipients = 0;
     std::uint64_t size = 0;           // message octets so far
     bool too_big = false;
+    bool nul = false;                 // a NUL octet outside BODY=BINARYMIME
     bool in_header = true;
     int hops = 0;
     std::string line_start;           // the first bytes of the current line (header checks)
