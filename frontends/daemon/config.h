@@ -73,7 +73,7 @@ struct Dispatchd {
   Common common;
   std::string announce;  // "" = the host name
   std::vector<mail::PortChoice> portprio = {{25, mail::TlsMode::Opportunistic}};
-  std::uint32_t interval = 10;  // seconds between polls (new mail is noticed at once anyway)
+  std::uint32_t interval = 10;  // seconds between polls (cmail's own commits are noticed at once; other programs' wait for it)
   mail::RetryPolicy retry;  // retries, retryinterval, maxretryinterval, maxage
   std::uint32_t ratelimit = 0;
   std::uint32_t tls_padding = 0;  // accepted for compatibility, not used (docs/dispatchd.md)

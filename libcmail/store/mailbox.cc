@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <set>
 
 namespace cmail::store {
 
@@ -21,35 +22,6 @@ namespace detail {
 namespace {
 
 std::string schema_quoted(std::string_view schema) { return "\"" + std::string(schema) + "\""; }
-
-// Gives every message of an attached user database that has no UID yet (rows written by cmail
-// before version 10) a folder and a UID from the master's folder counters, in mail_id order.
-void adopt_unnumbered(Connection& c, const std::string& schema) {
-  std::vector<std::pair<std::int64_t, std::string>> rows;
-  {
-    Stmt s = c.prepare("SELECT mail_id, mail_user FROM " + schema_quoted(schema) +
-                       ".mailbox WHERE mail_uid IS NULL ORDER BY mail_id");
-    while (s.step()) rows.emplace_back(s.int64(0), s.text(1));
-  }
-  for (auto& [id, user] : rows) {
-    // A row of a user the master does not know cannot get a folder; it stays unnumbered (and
-    // invisible to POP3/IMAP) until the user exists again, as cmail showed no such mail either.
-    Stmt known = c.prepare("SELECT 1 FROM main.users WHERE user_name = ?1");
-    known.bind(1, user);
-    bool exists = known.step();
-    known.run();
-    if (!exists) continue;
-    std::int64_t folder = ensure_folder_id(c, user, "INBOX");
-    auto [uid, modseq] = allocate_uid(c, folder);
-    c.prepare("UPDATE " + schema_quoted(schema) +
-              ".mailbox SET mail_folder = ?1, mail_uid = ?2, mail_modseq = ?3 WHERE mail_id = ?4")
-        .bind(1, folder)
-        .bind(2, uid)
-        .bind(3, modseq)
-        .bind(4, id)
-        .run();
-  }
-}
 
 }  // namespace
 
@@ -96,8 +68,6 @@ Result<std::string> UserDatabases::attach(Connection& c, const std::string& path
       if (log) log("upgraded user database " + path + " to schema version " +
                    std::to_string(kSchemaVersion));
     }
-    Status a = c.transaction([&] { adopt_unnumbered(c, name); });
-    if (!a.ok()) throw SqlError{a};
   });
   if (!st.ok()) {
     guarded([&] { c.exec("DETACH " + name); }).ok();
@@ -140,6 +110,73 @@ std::pair<std::int64_t, std::int64_t> allocate_uid(Connection& c, std::int64_t f
   return r;
 }
 
+bool has_foreign_rows(Connection& c, std::string_view schema, std::string_view user) {
+  // One seek on idx_mailbox_user (mail_user, mail_folder).
+  Stmt s = c.prepare("SELECT 1 FROM " + schema_quoted(schema) +
+                     ".mailbox WHERE mail_user = ?1 AND mail_folder IS NULL LIMIT 1");
+  s.bind(1, user);
+  bool found = s.step();
+  s.run();
+  return found;
+}
+
+void adopt_foreign_rows(Connection& c, std::string_view user, const std::vector<std::string>& schemas) {
+  std::set<std::string> uidls;  // the user's unique-ids in every database given
+  bool loaded = false;
+  for (const std::string& schema : schemas) {
+    if (!has_foreign_rows(c, schema, user)) continue;
+    const std::string table = schema_quoted(schema) + ".mailbox";
+    if (!loaded) {
+      for (const std::string& other : schemas) {
+        Stmt u = c.prepare("SELECT mail_uidl FROM " + schema_quoted(other) +
+                           ".mailbox WHERE mail_user = ?1 AND mail_uidl IS NOT NULL");
+        u.bind(1, user);
+        while (u.step()) uidls.insert(u.text(0));
+      }
+      loaded = true;
+    }
+    std::vector<std::int64_t> ids;
+    {
+      Stmt s = c.prepare("SELECT mail_id FROM " + table +
+                         " WHERE mail_user = ?1 AND mail_folder IS NULL ORDER BY mail_id");
+      s.bind(1, user);
+      while (s.step()) ids.push_back(s.int64(0));
+    }
+    const std::int64_t inbox = ensure_folder_id(c, user, "INBOX");
+    for (std::int64_t id : ids) {
+      // mail_data may be TEXT or BLOB (both read as bytes) or NULL (an empty message).
+      Stmt r = c.prepare("SELECT mail_data, mail_ident, mail_uidl FROM " + table + " WHERE mail_id = ?1");
+      r.bind(1, id);
+      if (!r.step()) continue;
+      const std::string_view data = r.text_view(0);
+      const auto size = static_cast<std::int64_t>(data.size());
+      const auto wire = static_cast<std::int64_t>(proto::wire_size(data));
+      std::optional<std::string> uidl = r.opt_text(2);
+      std::optional<std::string> ident = r.opt_text(1);
+      r.run();
+      // The unique-id: one the writer gave, else mail_ident if no other message of the user
+      // has it, else none (POP3 then shows UIDVALIDITY.UID, docs/popd.md#unique-ids-uidl).
+      if (!uidl && ident && uidls.insert(*ident).second) uidl = ident;
+      auto [uid, modseq] = allocate_uid(c, inbox);
+      c.prepare("UPDATE " + table +
+                " SET mail_folder = ?1, mail_uid = ?2, mail_modseq = ?3, mail_size = ?4, "
+                "mail_wiresize = ?5, mail_uidl = ?6, "
+                "mail_internaldate = COALESCE(mail_internaldate, CAST(mail_submission AS INTEGER)), "
+                "mail_flags = mail_flags | CASE WHEN mail_read THEN 1 ELSE 0 END, "
+                "mail_read = CASE WHEN mail_read OR (mail_flags & 1) THEN 1 ELSE 0 END "
+                "WHERE mail_id = ?7")
+          .bind(1, inbox)
+          .bind(2, uid)
+          .bind(3, modseq)
+          .bind(4, size)
+          .bind(5, wire)
+          .bind(6, uidl)
+          .bind(7, id)
+          .run();
+    }
+  }
+}
+
 }  // namespace detail
 
 Result<std::string> Store::Impl::user_schema(Connection& w, const std::string& user,
@@ -176,6 +213,9 @@ std::int64_t next_modseq(Connection& c, std::int64_t folder) {
 
 void insert_local(Connection& c, const std::string& schema, const Delivery& d,
                   const LocalCopy& copy, std::int64_t now, std::int64_t wsize) {
+  // Rows other programs wrote for this user come first in UID order, as they came first.
+  if (schema == "main") detail::adopt_foreign_rows(c, copy.user, {"main"});
+  else detail::adopt_foreign_rows(c, copy.user, {"main", schema});
   std::int64_t folder = detail::ensure_folder_id(c, copy.user, copy.folder);
   auto [uid, modseq] = detail::allocate_uid(c, folder);
   c.prepare("INSERT INTO \"" + schema +
@@ -383,15 +423,40 @@ class MailboxesImpl final : public Mailboxes {
 
   Result<std::vector<MessageInfo>> list_messages(std::string_view user,
                                                  std::string_view folder) override {
-    auto userdb = user_database(user);
-    if (!userdb) return userdb.error();
-    if (*userdb) {
-      // Attaching through the writer upgrades the file and numbers old messages first.
-      if (Status st = touch_user_database(std::string(user)); !st.ok()) return st;
+    const std::string u(user);
+    std::optional<std::string> db;  // the user database, if any
+    bool found = false, foreign = false;
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare("SELECT user_database FROM users WHERE user_name = ?1");
+      s.bind(1, u);
+      if (s.step()) {
+        found = true;
+        db = s.opt_text(0);
+      }
+      s.run();
+      if (found) foreign = detail::has_foreign_rows(c, "main", u);
+    });
+    if (!st.ok()) return st;
+    if (!found) return Status::not_found("no such user '" + u + "'");
+    if (db && db->size() <= 1) db.reset();
+    std::unique_ptr<Connection> udb;
+    if (db) {
+      auto conn = Connection::open(*db, Connection::Mode::ReadOnly, impl_.options.busy_timeout_ms);
+      if (!conn) return Status::io_error("cannot read the user database of " + u + ": " + conn.error().message());
+      udb = std::move(*conn);
+      // A file to upgrade, or rows other programs wrote: through the writer, which attaches it.
+      st = detail::guarded([&] {
+        foreign = foreign || detail::read_schema_version(*udb) != detail::kSchemaVersion ||
+                  detail::has_foreign_rows(*udb, "main", u);
+      });
+      if (!st.ok()) foreign = true;  // the writer's attach says what is wrong with the file
+    }
+    if (foreign) {
+      if (Status a = adopt_foreign(u); !a.ok()) return a;
     }
     std::vector<MessageInfo> out;
     std::int64_t folder_id = -1;
-    Status st = impl_.read([&](Connection& c) {
+    st = impl_.read([&](Connection& c) {
       Stmt f = c.prepare("SELECT folder_id FROM folders WHERE folder_user = ?1 AND folder_name = ?2");
       f.bind(1, user).bind(2, folder);
       if (f.step()) folder_id = f.int64(0);
@@ -403,15 +468,12 @@ class MailboxesImpl final : public Mailboxes {
       while (s.step()) out.push_back(read_info(s, ""));
     });
     if (!st.ok()) return st;
-    if (*userdb && folder_id >= 0) {
-      auto conn = Connection::open(**userdb, Connection::Mode::ReadOnly, impl_.options.busy_timeout_ms);
-      if (!conn) return Status::io_error("cannot read the user database of " + std::string(user) +
-                                         ": " + conn.error().message());
+    if (udb && folder_id >= 0) {
       st = detail::guarded([&] {
-        Stmt s = (*conn)->prepare(std::string("SELECT ") + kMessageColumns +
-                                  " FROM mailbox WHERE mail_folder = ?1 AND mail_user = ?2");
+        Stmt s = udb->prepare(std::string("SELECT ") + kMessageColumns +
+                              " FROM mailbox WHERE mail_folder = ?1 AND mail_user = ?2");
         s.bind(1, folder_id).bind(2, user);
-        while (s.step()) out.push_back(read_info(s, **userdb));
+        while (s.step()) out.push_back(read_info(s, *db));
       });
       if (!st.ok()) return st;
     }
@@ -527,31 +589,19 @@ class MailboxesImpl final : public Mailboxes {
     };
   }
 
-  Result<std::optional<std::string>> user_database(std::string_view user) {
-    std::optional<std::string> db;
-    bool found = false;
-    Status st = impl_.read([&](Connection& c) {
-      Stmt s = c.prepare("SELECT user_database FROM users WHERE user_name = ?1");
-      s.bind(1, user);
-      if (s.step()) {
-        found = true;
-        db = s.opt_text(0);
-      }
-      s.run();
-    });
-    if (!st.ok()) return st;
-    if (!found) return Status::not_found("no such user '" + std::string(user) + "'");
-    if (db && db->size() <= 1) db.reset();
-    return db;
-  }
-
-  Status touch_user_database(const std::string& user) {
+  // Gives the rows other programs wrote for `user`, in the master and in the user's database
+  // (attached, and so upgraded, on the writer), folders and UIDs in one write transaction.
+  Status adopt_foreign(const std::string& user) {
     Status attach_status;
-    Status st = impl_.write([](Connection&) {},
+    std::vector<std::string> schemas;
+    Status st = impl_.write([&](Connection& c) { detail::adopt_foreign_rows(c, user, schemas); },
                             [&](Connection& w, std::uint64_t batch) {
                               auto s = impl_.user_schema(w, user, batch);
-                              if (!s) attach_status = s.error();
-                              return !(s && s->empty());
+                              if (s && s->empty()) return false;  // no free slot in this batch
+                              attach_status = s ? Status() : s.error();
+                              schemas = {"main"};
+                              if (s && *s != "main") schemas.push_back(*s);
+                              return true;
                             });
     if (!st.ok()) return st;
     if (!attach_status.ok())

@@ -321,10 +321,12 @@ Result<std::vector<std::string>> Store::check() {
       if (!c.column_exists("main", table, column))
         problems.push_back(std::string("missing column ") + table + "." + column);
     if (problems.empty()) {
+      // Rows without a folder are mail another program wrote, numbered when next listed or
+      // delivered to (docs/compatibility.md#database-rows-written-by-other-programs).
       auto bad = c.query_int(
           "SELECT COUNT(*) FROM mailbox LEFT JOIN folders ON mail_folder = folder_id "
-          "WHERE folder_id IS NULL OR mail_uid IS NULL OR mail_uid >= folder_uidnext "
-          "OR folder_user <> mail_user");
+          "WHERE mail_folder IS NOT NULL AND (folder_id IS NULL OR mail_uid IS NULL "
+          "OR mail_uid >= folder_uidnext OR folder_user <> mail_user)");
       if (bad.value_or(0) > 0)
         problems.push_back(std::to_string(*bad) +
                            " stored messages lack a valid folder or UID below the folder's UIDNEXT");

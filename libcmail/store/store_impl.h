@@ -42,8 +42,8 @@ void touch_notify(const std::string& path, const std::string& db_path);
 // The user databases attached to the writer connection. Used on the writer thread only.
 class UserDatabases {
  public:
-  // Attaches the user database at `path` (outside a transaction), upgrading a version-9 user
-  // database first and giving its messages UIDs. Returns the schema name to use ("u0".."u7"),
+  // Attaches the user database at `path` (outside a transaction), upgrading a version-9 or
+  // version-10 user database first. Returns the schema name to use ("u0".."u7"),
   // "" when every slot is taken by the current batch (commit first), or a failed Status when
   // the file cannot be used. Detaches databases not used by the current batch when full.
   Result<std::string> attach(Connection& writer, const std::string& path, std::uint64_t batch,
@@ -64,6 +64,21 @@ std::pair<std::int64_t, std::int64_t> allocate_uid(Connection& c, std::int64_t f
 // Finds or creates the folder of a user (inside a write transaction); returns folder_id.
 // Throws SqlError (Constraint) for an unknown user.
 std::int64_t ensure_folder_id(Connection& c, std::string_view user, std::string_view name);
+
+// Rows written by other programs (docs/compatibility.md#database-rows-written-by-other-programs):
+// a mailbox row without a folder is one that a program knowing only cmail's version-9 columns
+// inserted (cmail itself always sets the folder).
+//
+// Whether `schema` ("main" or an attached name) holds such rows of `user`: one indexed seek,
+// any connection.
+bool has_foreign_rows(Connection& c, std::string_view schema, std::string_view user);
+// Gives those rows of `user` in each of `schemas` (in that order, each in mail_id order) what
+// cmail's own rows carry: the INBOX folder, the next UID of its master counter and a modseq,
+// the size and wire size of mail_data (TEXT or BLOB; NULL counts as an empty message), the
+// internal date from mail_submission, \Seen from mail_read, and as the POP3 unique-id their
+// mail_ident when no other message of the user in `schemas` has it as its unique-id. Inside
+// a write transaction; the master's folders are "main".
+void adopt_foreign_rows(Connection& c, std::string_view user, const std::vector<std::string>& schemas);
 }  // namespace detail
 
 struct Store::Impl {

@@ -7,6 +7,8 @@
 
 #include <sys/stat.h>
 
+#include <thread>
+
 using namespace cmail;
 using namespace cmail::test;
 
@@ -244,4 +246,180 @@ TEST_CASE("store: backup writes a consistent copy; check finds damage") {
   REQUIRE(problems.has_value());
   REQUIRE(problems->size() == 1);
   CHECK((*problems)[0].find("UIDNEXT") != std::string::npos);
+}
+
+namespace {
+
+// A mailbox row as cmail's own tools, its PHP API, site scripts or an SQLite editor insert it:
+// only the version-9 columns, mail_data as TEXT, as a BLOB or NULL.
+enum class As { Text, Blob };
+void insert_foreign(store::detail::Connection& c, const std::string& user, std::optional<std::string> ident,
+                    std::optional<std::string> data, As as = As::Text, int read = 0) {
+  auto s = c.prepare(
+      "INSERT INTO mailbox (mail_user, mail_read, mail_ident, mail_envelopeto, mail_envelopefrom, "
+      "mail_submitter, mail_proto, mail_data) VALUES (?1, ?2, ?3, ?4, 'x@remote.test', 'script', 'smtp', ?5)");
+  s.bind(1, user).bind(2, read).bind(3, ident).bind(4, user + "@local.test");
+  if (!data) s.bind(5, std::nullopt);
+  else if (as == As::Blob) s.bind_blob(5, *data);
+  else s.bind(5, *data);
+  s.run();
+}
+
+std::vector<std::uint32_t> uids_of(const std::vector<store::MessageInfo>& msgs) {
+  std::vector<std::uint32_t> out;
+  for (const auto& m : msgs) out.push_back(m.uid);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("store: mail other programs insert is numbered when listed: order, sizes, unique-ids, TEXT, BLOB, NULL") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  insert_user(dir.file("m"), "alice");
+  REQUIRE(s->deliver_sync(message_for({"alice"}, "Q1")).ok());  // UID 1
+  auto c = raw(dir.file("m"));
+  const std::string text = "Subject: text\r\n\r\nCRLF text\r\n";
+  const std::string blob("Subject: blob\n\nbare LF\n\0NUL", 27);  // bare LFs, a NUL, no final line end
+  insert_foreign(*c, "alice", "ext-1", text);
+  insert_foreign(*c, "alice", "ext-1", blob, As::Blob);  // the same ident again
+  insert_foreign(*c, "alice", std::nullopt, std::nullopt, As::Text, 1);
+  // Waiting to be numbered is not damage.
+  auto problems = s->check();
+  REQUIRE(problems.has_value());
+  CHECK(problems->empty());
+
+  const auto jobs = s->writer_stats().jobs;
+  auto msgs = s->mailboxes().list_messages("alice");
+  REQUIRE_MESSAGE(msgs.has_value(), msgs.error().to_string());
+  CHECK(s->writer_stats().jobs == jobs + 1);  // one write numbered all three
+  REQUIRE(msgs->size() == 4);
+  CHECK(uids_of(*msgs) == std::vector<std::uint32_t>{1, 2, 3, 4});  // in insertion order
+  const store::MessageInfo &t = (*msgs)[1], &b = (*msgs)[2], &n = (*msgs)[3];
+  CHECK(t.size == static_cast<std::int64_t>(text.size()));
+  CHECK(t.wire_size == static_cast<std::int64_t>(text.size()));
+  CHECK(b.size == 27);
+  CHECK(b.wire_size == 27 + 3 + 2);  // three bare LFs become CRLF, and a final CRLF
+  CHECK(n.size == 0);
+  CHECK(n.wire_size == 0);
+  // The unique-id is mail_ident while no other message of the user has it.
+  CHECK(t.legacy_uidl == std::optional<std::string>("ext-1"));
+  CHECK_FALSE(b.legacy_uidl.has_value());
+  CHECK_FALSE(n.legacy_uidl.has_value());
+  CHECK(n.flags == store::kFlagSeen);  // from mail_read
+  CHECK(t.modseq < b.modseq);
+  CHECK(b.modseq < n.modseq);
+  CHECK(t.internal_date > 0);
+  CHECK(*s->mailboxes().read_message(t.ref) == text);
+  CHECK(*s->mailboxes().read_message(b.ref) == blob);  // every byte, the NUL too
+  CHECK(*s->mailboxes().read_message(n.ref) == "");
+  auto inbox = s->mailboxes().find_folder("alice", "INBOX");
+  REQUIRE(inbox.has_value());
+  CHECK((*inbox)->uidnext == 5);
+  CHECK((*inbox)->highest_modseq == n.modseq);
+
+  // Nothing left to do: listing again is reads only, and UIDs stay as they are.
+  auto again = s->mailboxes().list_messages("alice");
+  REQUIRE(again.has_value());
+  CHECK(s->writer_stats().jobs == jobs + 1);
+  CHECK(uids_of(*again) == uids_of(*msgs));
+  CHECK((*again)[1].legacy_uidl == t.legacy_uidl);
+  REQUIRE(s->mailboxes().expunge("alice", {t.ref, n.ref}).ok());
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox") == 2);
+  CHECK(count(*c, "SELECT COUNT(*) FROM expunged") == 2);
+  problems = s->check();
+  REQUIRE(problems.has_value());
+  CHECK(problems->empty());
+}
+
+TEST_CASE("store: mail other programs insert comes before mail delivered after it") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  insert_user(dir.file("m"), "alice");
+  insert_user(dir.file("m"), "bob");
+  auto c = raw(dir.file("m"));
+  insert_foreign(*c, "alice", "first", "inserted first\r\n");
+  insert_foreign(*c, "bob", "other", "bob's\r\n");
+  REQUIRE(s->deliver_sync(message_for({"alice"}, "Q2")).ok());
+  CHECK(count(*c, "SELECT mail_uid FROM mailbox WHERE mail_ident = 'first'") == 1);
+  CHECK(count(*c, "SELECT mail_uid FROM mailbox WHERE mail_ident = 'Q2'") == 2);
+  // Only the recipient's rows are touched by a delivery; bob's wait for bob.
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_user = 'bob' AND mail_folder IS NULL") == 1);
+}
+
+TEST_CASE("store: two stores on one file number other programs' rows exactly once") {
+  TempDir dir;
+  auto a = open_store(dir.file("m"));
+  auto b = open_store(dir.file("m"));  // another process: its own writer and connections
+  insert_user(dir.file("m"), "alice");
+  {
+    auto c = raw(dir.file("m"));
+    c->exec("BEGIN");
+    for (int i = 0; i < 200; ++i) insert_foreign(*c, "alice", "id" + std::to_string(i), "message " + std::to_string(i));
+    c->exec("COMMIT");
+  }
+  Result<std::vector<store::MessageInfo>> ra = Status::internal("not run"), rb = Status::internal("not run");
+  std::thread ta([&] { ra = a->mailboxes().list_messages("alice"); });
+  std::thread tb([&] { rb = b->mailboxes().list_messages("alice"); });
+  ta.join();
+  tb.join();
+  REQUIRE_MESSAGE(ra.has_value(), ra.error().to_string());
+  REQUIRE_MESSAGE(rb.has_value(), rb.error().to_string());
+  std::vector<std::uint32_t> want(200);
+  for (std::uint32_t i = 0; i < 200; ++i) want[i] = i + 1;
+  CHECK(uids_of(*ra) == want);
+  CHECK(uids_of(*rb) == want);
+  auto c = raw(dir.file("m"));
+  // UID n is the n-th row inserted.
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_uid <> mail_id") == 0);
+  CHECK(count(*c, "SELECT folder_uidnext FROM folders") == 201);
+  CHECK(count(*c, "SELECT COUNT(DISTINCT mail_uidl) FROM mailbox") == 200);
+}
+
+TEST_CASE("store: mail other programs insert into a user database is numbered from the master") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  {
+    auto c = store::detail::Connection::open(dir.file("carol.db3"), store::detail::Connection::Mode::Create, 1000);
+    REQUIRE(c.has_value());
+    (*c)->exec(store::detail::v9_install_sql(store::detail::DbKind::User));
+  }
+  insert_user(dir.file("m"), "carol", dir.file("carol.db3").c_str());
+  REQUIRE(s->deliver_sync(message_for({"carol"}, "Q1")).ok());  // upgrades carol.db3; UID 1
+  auto master = raw(dir.file("m"));
+  auto user = raw(dir.file("carol.db3"));
+  insert_foreign(*master, "carol", "dup", "in the master\r\n");
+  insert_foreign(*user, "carol", "dup", "in her database\n", As::Blob);
+  insert_foreign(*user, "carol", "u2", std::nullopt);
+  const auto jobs = s->writer_stats().jobs;
+  auto msgs = s->mailboxes().list_messages("carol");
+  REQUIRE_MESSAGE(msgs.has_value(), msgs.error().to_string());
+  REQUIRE(msgs->size() == 4);
+  CHECK(uids_of(*msgs) == std::vector<std::uint32_t>{1, 2, 3, 4});  // the master's first, as cmail listed them
+  CHECK((*msgs)[1].ref.database.empty());
+  CHECK((*msgs)[2].ref.database == dir.file("carol.db3"));
+  CHECK((*msgs)[1].legacy_uidl == std::optional<std::string>("dup"));
+  CHECK_FALSE((*msgs)[2].legacy_uidl.has_value());  // "dup" is taken, across both files
+  CHECK((*msgs)[2].wire_size == 17);
+  CHECK((*msgs)[3].legacy_uidl == std::optional<std::string>("u2"));
+  CHECK(*s->mailboxes().read_message((*msgs)[2].ref) == "in her database\n");
+  CHECK(count(*master, "SELECT folder_uidnext FROM folders WHERE folder_user = 'carol'") == 5);
+  // Nothing left to do: no write, not even to look at the user database.
+  auto jobs_after = s->writer_stats().jobs;
+  CHECK(jobs_after == jobs + 1);
+  REQUIRE(s->mailboxes().list_messages("carol").has_value());
+  CHECK(s->writer_stats().jobs == jobs_after);
+  REQUIRE(s->mailboxes().expunge("carol", {(*msgs)[2].ref, (*msgs)[3].ref}).ok());
+  CHECK(count(*user, "SELECT COUNT(*) FROM mailbox") == 1);
+  CHECK(count(*master, "SELECT COUNT(*) FROM expunged") == 2);
+}
+
+TEST_CASE("store: the check for other programs' rows is one seek on an index") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  auto c = raw(dir.file("m"));
+  auto plan = c->prepare("EXPLAIN QUERY PLAN SELECT 1 FROM \"main\".mailbox WHERE mail_user = ?1 AND mail_folder IS NULL LIMIT 1");
+  std::string detail;
+  while (plan.step()) detail += plan.text(3) + "\n";
+  CHECK(detail.find("USING COVERING INDEX idx_mailbox_user (mail_user=? AND mail_folder=?)") != std::string::npos);
 }

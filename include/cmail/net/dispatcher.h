@@ -26,7 +26,8 @@
 // them: leasing, timers, connections, renewals, the notify watch.
 //
 // New entries are noticed through the queue's notify file (inotify, Queue::notify_path()) and
-// a timer for the next due entry, with a poll every `interval` as the fallback; run_now() asks
+// a timer for the next due entry, with a poll every `interval` as the fallback (and the only way
+// to find rows that other programs insert, whose commits touch no notify file); run_now() asks
 // for a run at once (SIGHUP, cmail-admin queue).
 //
 // Thread-safety: create, use and destroy on the Runtime's loop thread. Ownership: REQUIRES the

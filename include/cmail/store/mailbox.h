@@ -5,7 +5,8 @@
 // sequence (RFC 9051 2.3.1.1, RFC 7162 3.1); a message has a UID unique and ascending within
 // its folder, flags, keywords, a modification sequence, an internal date and its size in
 // octets. Folders live in the master database even for users with a user database, so UIDs
-// are allocated in one place. Expunged UIDs are logged with their modseq for QRESYNC.
+// are allocated in one place. Expunged UIDs are logged with their modseq for QRESYNC. Mail that
+// other programs insert directly into the database is numbered when first listed or delivered to.
 //
 // Thread-safety: every method may be called from any thread; writes go through the Store's
 // writer and return after the commit. Obtain it from Store::mailboxes().
@@ -79,8 +80,11 @@ class CMAIL_EXPORT Mailboxes {
                                                     std::string_view name) = 0;
   virtual Result<std::vector<Folder>> list_folders(std::string_view user) = 0;
 
-  // The messages of a folder in UID order, from the master and the user's database. A user
-  // database that cannot be read is an IoError (never silently an empty folder).
+  // The messages of a folder in UID order, from the master and the user's database. Rows that
+  // other programs inserted with only cmail's version-9 columns get their INBOX folder, UID
+  // and sizes first, in one write transaction (docs/store.md#rows-written-by-other-programs);
+  // when there are none, that costs one indexed read. A user database that cannot be read is
+  // an IoError (never silently an empty folder).
   virtual Result<std::vector<MessageInfo>> list_messages(std::string_view user,
                                                          std::string_view folder = "INBOX") = 0;
   virtual Result<std::string> read_message(const MessageRef& ref) = 0;
