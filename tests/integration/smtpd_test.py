@@ -312,6 +312,25 @@ class ConfigAndServeTest(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn(f"{conf}:2: unknown bind option 'annouce=x'", r.stderr)
 
+    def test_v9_database_upgraded_on_start_in_one_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "master.db3")
+            c = sqlite3.connect(db)
+            c.executescript(harness.v9_install_sql())
+            c.close()
+            conf = os.path.join(tmp, "smtpd.conf")
+            with open(conf, "w") as f:
+                f.write(f"database {db}\nbind 127.0.0.1 0\n")
+            p, _ = start_daemon(SMTPD, conf, 1)
+            code, err = stop_daemon(p)
+            self.assertEqual(code, 0, err)
+            backups = [n for n in os.listdir(tmp) if n.startswith("master.db3.backup-v9-")]
+            self.assertEqual(len(backups), 1, os.listdir(tmp))
+            lines = [l for l in err.splitlines() if "upgraded" in l or "backup" in l]
+            self.assertEqual(len(lines), 1, err)
+            self.assertTrue(lines[0].endswith(f"upgraded {db} from schema version 9 to 11 (backup: "
+                                              f"{os.path.join(tmp, backups[0])})"), lines[0])
+
     def test_pidfile_logfile_and_sighup_reopen(self):
         with tempfile.TemporaryDirectory() as tmp:
             db = os.path.join(tmp, "master.db3")
