@@ -10,7 +10,7 @@ namespace cmail::admin {
 void usage_address() {
   std::printf(
       "cmail-admin-address - Manage address expressions and their inbound routers\n"
-      "Usage: cmail-admin-address [-d DBPATH] [-v N] COMMAND [ARGS]\n"
+      "Usage: cmail-admin-address [-d DBPATH] [-v N] [--no-upgrade] COMMAND [ARGS]\n"
       "  add EXPRESSION ROUTER [ARGUMENT [ORDER]]   routers: store redirect handoff reject drop\n"
       "  update ORDER ROUTER [ARGUMENT]\n"
       "  delete ORDER\n"

@@ -34,10 +34,11 @@ int Context::fail(const Status& st) const {
 
 std::unique_ptr<store::Store> Context::open(bool read_only, int& exit_code) const {
   store::StoreOptions o;
-  o.migrate = false;
+  o.migrate = upgrade;
   o.read_only = read_only;
   if (const char* t = std::getenv("CMAIL_BUSY_TIMEOUT_MS")) o.busy_timeout_ms = std::atoi(t);
-  if (verbosity > 0) o.logger = [this](const std::string& line) { std::cerr << "cmail-admin-" << tool << ": " << line << "\n"; };
+  // The store's notices (an upgrade, in one line) always go to stderr.
+  o.logger = [this](const std::string& line) { std::cerr << "cmail-admin-" << tool << ": " << line << "\n"; };
   auto s = store::Store::open(dbpath, o);
   if (s) return std::move(*s);
   const Status& st = s.error();

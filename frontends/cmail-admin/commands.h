@@ -33,6 +33,7 @@ struct Context {
   std::string tool;    // "user", "address", ... (messages say "cmail-admin-<tool>: ...")
   std::string dbpath;
   int verbosity = 0;
+  bool upgrade = true;                 // upgrade an older schema on open; false: --no-upgrade
   int open_failure_exit = kExitUsage;  // the tool's code for "cannot open the database"
   std::vector<std::string> args;       // the command and its arguments
 
@@ -40,7 +41,9 @@ struct Context {
   int fail(int code, const std::string& message) const;
   // Maps a failed Status to its exit code and prints it.
   int fail(const Status& st) const;
-  // Opens the master database (read_only for pure reads). On failure prints why and sets
+  // Opens the master database (read_only for pure reads). An older schema is upgraded first,
+  // with one line on stderr naming the backup (docs/compatibility.md#admin-tools-older-schemas),
+  // unless `upgrade` is off: then it is refused (exit 11). On failure prints why and sets
   // `exit_code`; returns null.
   std::unique_ptr<store::Store> open(bool read_only, int& exit_code) const;
 };

@@ -9,7 +9,7 @@ namespace cmail::admin {
 void usage_main() {
   std::printf(
       "cmail-admin - administer a cmail master database\n"
-      "Usage: cmail-admin [-d DBPATH] [-v N] MODULE COMMAND [ARGS]\n"
+      "Usage: cmail-admin [-d DBPATH] [-v N] [--no-upgrade] MODULE COMMAND [ARGS]\n"
       "Modules (also runnable as cmail-admin-MODULE): user, address, smtpd, popd, permissions\n"
       "  queue: list | show ID | retry [ID] | flush | delete ID   the delivery queue\n"
       "Database commands:\n"
@@ -17,6 +17,8 @@ void usage_main() {
       "  migrate         upgrade a cmail (schema 9) database in place, after a backup\n"
       "  check           integrity and schema checks\n"
       "  backup FILE     consistent online copy to FILE\n"
+      "Every other command upgrades an older schema first, after a backup, and says so in\n"
+      "one line on stderr; with --no-upgrade it refuses such a database instead (exit 11).\n"
       "DBPATH defaults to $CMAIL_MASTER_DB, else /etc/cmail/databases/master.db3.\n");
 }
 
@@ -33,35 +35,19 @@ int run_database(Context& ctx) {
     return kExitOk;
   }
   if (cmd == "migrate") {
+    // The explicit upgrade: the result goes to stdout, whatever --no-upgrade says.
     store::StoreOptions o;
     o.migrate = true;
-    std::string backup;
-    o.logger = [&](const std::string& line) {
-      if (line.starts_with("backed up ")) {
-        auto to = line.find(" to ");
-        auto before = line.rfind(" before");
-        if (to != std::string::npos && before != std::string::npos) backup = line.substr(to + 4, before - to - 4);
-      }
-      if (ctx.verbosity > 0) std::fprintf(stderr, "cmail-admin: %s\n", line.c_str());
-    };
-    int before = 0;
-    {
-      // Which version is there now (read-only, changes nothing).
-      store::StoreOptions ro;
-      ro.read_only = true;
-      auto peek = store::Store::open(ctx.dbpath, ro);
-      if (peek) before = (*peek)->schema_version();
-    }
     auto s = store::Store::open(ctx.dbpath, o);
     if (!s) {
       if (s.error().is_not_found()) return ctx.fail(kExitUsage, "cannot open the database: " + s.error().message());
       return ctx.fail(s.error());
     }
-    if (backup.empty()) {
-      std::printf("%s is at schema version %d, nothing to do\n", ctx.dbpath.c_str(), (*s)->schema_version());
+    if (const auto& u = (*s)->upgrade()) {
+      std::printf("upgraded %s from schema version %d to %d (backup: %s)\n", ctx.dbpath.c_str(), u->from, u->to,
+                  u->backup.c_str());
     } else {
-      std::printf("upgraded %s from schema version %d to %d (backup: %s)\n", ctx.dbpath.c_str(), before ? before : 9,
-                  (*s)->schema_version(), backup.c_str());
+      std::printf("%s is at schema version %d, nothing to do\n", ctx.dbpath.c_str(), (*s)->schema_version());
     }
     return kExitOk;
   }

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("CMAIL_MASTER_DB")) dbpath = env;
   if (dbpath.empty()) dbpath = "/etc/cmail/databases/master.db3";
   int verbosity = 0;
+  bool no_upgrade = false;
   bool help = false;
 
   CLI::App app{"cmail-admin: administer a cmail master database"};
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
   app.allow_extras();
   app.add_option("-d,--dbpath", dbpath);
   app.add_option("-v,--verbosity", verbosity);
+  app.add_flag("--no-upgrade", no_upgrade);  // refuse an older schema instead of upgrading it
   app.add_flag("-h,--help", help);
   try {
     app.parse(argc, argv);
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
   Context ctx;
   ctx.dbpath = dbpath;
   ctx.verbosity = verbosity;
+  ctx.upgrade = !no_upgrade;
   if (!module) {
     if (words.empty() || words[0] == "help" || help) {
       usage_main();

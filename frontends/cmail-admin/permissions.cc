@@ -9,7 +9,7 @@ namespace cmail::admin {
 void usage_permissions() {
   std::printf(
       "cmail-admin-permissions - Manage API permissions and delegations\n"
-      "Usage: cmail-admin-permissions [-d DBPATH] [-v N] COMMAND [ARGS]\n"
+      "Usage: cmail-admin-permissions [-d DBPATH] [-v N] [--no-upgrade] COMMAND [ARGS]\n"
       "  grant USER PERMISSION                 permissions: admin, delegate\n"
       "  revoke USER [PERMISSION...]           without permissions: all of them\n"
       "  list [USER-PATTERN]\n"

@@ -9,7 +9,7 @@ namespace cmail::admin {
 void usage_popd() {
   std::printf(
       "cmail-admin-popd - Manage who may read mail with POP3\n"
-      "Usage: cmail-admin-popd [-d DBPATH] [-v N] COMMAND [ARGS]\n"
+      "Usage: cmail-admin-popd [-d DBPATH] [-v N] [--no-upgrade] COMMAND [ARGS]\n"
       "  list [USER-PATTERN]\n"
       "  enable USER\n"
       "  disable USER\n"

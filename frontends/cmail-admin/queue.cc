@@ -11,7 +11,7 @@ namespace cmail::admin {
 void usage_queue() {
   std::printf(
       "cmail-admin-queue - Look at and steer the delivery queue\n"
-      "Usage: cmail-admin queue [-d DBPATH] COMMAND [ARGS]\n"
+      "Usage: cmail-admin queue [-d DBPATH] [--no-upgrade] COMMAND [ARGS]\n"
       "  list              every queued recipient with its attempts\n"
       "  show ID           one entry, its failures and its message headers\n"
       "  retry [ID]        make one entry (or all) due at once\n"

@@ -9,7 +9,7 @@ namespace cmail::admin {
 void usage_smtpd() {
   std::printf(
       "cmail-admin-smtpd - Manage who may send mail through cmail-smtpd, and how\n"
-      "Usage: cmail-admin-smtpd [-d DBPATH] [-v N] COMMAND [ARGS]\n"
+      "Usage: cmail-admin-smtpd [-d DBPATH] [-v N] [--no-upgrade] COMMAND [ARGS]\n"
       "  list [USER-PATTERN]\n"
       "  enable USER [ROUTER [ARGUMENT]]   routers: any defined handoff reject drop (default drop)\n"
       "  update USER ROUTER [ARGUMENT]\n"

@@ -9,7 +9,7 @@ namespace cmail::admin {
 void usage_user() {
   std::printf(
       "cmail-admin-users - Add, modify or delete cmail users\n"
-      "Usage: cmail-admin-user [-d DBPATH] [-v N] COMMAND [ARGS]\n"
+      "Usage: cmail-admin-user [-d DBPATH] [-v N] [--no-upgrade] COMMAND [ARGS]\n"
       "  list [FILTER]              list users (LIKE pattern)\n"
       "  add USER [PASSWORD]        add a user (asks for the password when omitted)\n"
       "  password|passwd USER [PASSWORD]  set the password (blank: disable login)\n"

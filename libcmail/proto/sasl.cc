@@ -95,6 +95,10 @@ std::string mechanism_names(std::string_view sep) {
 
 ServerAuth::Step ServerAuth::start(std::string_view argument) {
   exchange_.reset();
+  // RFC 4954 4, RFC 5034 4: the initial response is optional, and an empty one is sent as "=".
+  // So white space at the end ("AUTH PLAIN ") is no response at all: dropped, as cmail and
+  // Postfix do (docs/compatibility.md#users-sasl-trailing-white-space).
+  while (!argument.empty() && (argument.back() == ' ' || argument.back() == '\t')) argument.remove_suffix(1);
   std::size_t sp = argument.find(' ');
   auto mech = parse_mechanism(argument.substr(0, sp));
   if (!mech) return UnknownMechanism{};

@@ -267,21 +267,25 @@ int read_schema_version(Connection& c, std::string_view schema) {
   }
 }
 
-Status migrate(Connection& c, DbKind kind, std::string_view schema, int target) {
-  for (const Migration& m : kMigrations) {
-    if (m.version > target) break;
-    Status st = c.transaction([&] {
-      // Re-read inside the write transaction: another process may have migrated meanwhile.
-      int current = read_schema_version(c, schema);
-      if (current >= m.version) return;
+Status migrate(Connection& c, DbKind kind, std::string_view schema, int target,
+               const std::function<void(int from)>& before) {
+  // One write transaction for every step: a second process waits for it, then finds the file
+  // current, so an upgrade (and its backup) happens once; a failure leaves the file as it was.
+  return c.transaction([&] {
+    int current = read_schema_version(c, schema);  // re-read under the lock
+    bool started = false;
+    for (const Migration& m : kMigrations) {
+      if (m.version > target) break;
+      if (current >= m.version) continue;
       if (current != m.version - 1)
         throw SqlError{Status::corruption("unexpected schema version " + std::to_string(current))};
+      if (!started && before) before(current);
+      started = true;
       m.step(c, kind, schema);
       set_version(c, schema, m.version);
-    });
-    if (!st.ok()) return st;
-  }
-  return Status();
+      current = m.version;
+    }
+  });
 }
 
 Status create_schema(Connection& c, DbKind kind) {

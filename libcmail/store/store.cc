@@ -112,6 +112,51 @@ Status classify(Connection& c, const std::string& path, int& version) {
   });
 }
 
+// Whether this process may write `path` and create files beside it (SQLite's WAL, backups).
+// The reason when not.
+Status check_writable(const std::string& path) {
+  if (::access(path.c_str(), W_OK) != 0) return Status::read_only(path + " is not writable");
+  std::string dir = fs::path(path).parent_path().string();
+  if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
+    return Status::read_only("the directory of " + path +
+                             " is not writable (SQLite needs it for the WAL)");
+  return Status();
+}
+
+// Upgrades the file at impl.path in place on a connection of its own, read_only or not
+// (docs/compatibility.md#database-schema-version), and logs one line. The backup is read on a
+// second connection while the upgrade's write transaction holds the lock: it holds exactly
+// what the migrations start from, and of several processes opening the same old file only the
+// one that migrates makes it and reports the upgrade.
+Status upgrade_in_place(Store::Impl& impl) {
+  const std::string& path = impl.path;
+  auto conn = Connection::open(path, Connection::Mode::ReadWrite, impl.options.busy_timeout_ms);
+  if (!conn) return conn.error();
+  Connection& c = **conn;
+  Status st = detail::guarded([&] {
+    c.exec("PRAGMA journal_mode = WAL");
+    c.exec("PRAGMA synchronous = FULL");
+  });
+  if (!st.ok()) return st;
+  std::optional<Upgrade> done;
+  st = detail::migrate(c, DbKind::Master, "main", detail::kSchemaVersion, [&](int from) {
+    done = Upgrade{from, detail::kSchemaVersion, {}};
+    if (!impl.options.backup_before_migrate) return;
+    done->backup = path + ".backup-v" + std::to_string(from) + "-" + timestamp();
+    auto reader = Connection::open(path, Connection::Mode::ReadOnly, impl.options.busy_timeout_ms);
+    if (!reader) throw SqlError{reader.error()};
+    if (Status b = backup_connection(**reader, done->backup); !b.ok()) throw SqlError{b};
+  });
+  if (!st.ok()) return st;
+  impl.version = detail::kSchemaVersion;
+  if (!done) return Status();  // another process upgraded it meanwhile
+  impl.log("upgraded " + path + " from schema version " + std::to_string(done->from) + " to " +
+           std::to_string(done->to) +
+           (done->backup.empty() ? " (no backup)" : " (backup: " + done->backup + ")"));
+  impl.upgrade = std::move(done);
+  return Status();
+}
+
 }  // namespace
 
 Status Store::Impl::read(const std::function<void(Connection&)>& fn) {
@@ -200,39 +245,25 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
   if (v < detail::kOldestUpgradable)
     return Status::unsupported(path + " has schema version " + std::to_string(v) +
                                "; upgrade it to 9 with cmail's sql-update scripts first");
-  if (options.read_only) {
-    if (v != detail::kSchemaVersion)
+  if (v < detail::kSchemaVersion) {
+    if (!options.migrate)
       return Status::unsupported(path + " needs an upgrade from schema version " +
                                  std::to_string(v) + " (run: cmail-admin migrate)");
-  } else {
-    if (::access(path.c_str(), W_OK) != 0)
-      return Status::read_only(path + " is not writable");
-    std::string dir = fs::path(path).parent_path().string();
-    if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
-      return Status::read_only("the directory of " + path +
-                               " is not writable (SQLite needs it for the WAL)");
+    if (Status w = check_writable(path); !w.ok())
+      return Status::read_only(path + " needs an upgrade from schema version " + std::to_string(v) +
+                               " to " + std::to_string(detail::kSchemaVersion) + ", but " + w.message() +
+                               " (run cmail-admin migrate as a user who may write it)");
+    if (Status st = upgrade_in_place(*impl); !st.ok()) return st;
+  }
+  if (!options.read_only) {
+    if (Status w = check_writable(path); !w.ok()) return Status::read_only(w.message());
     auto conn = Connection::open(path, Connection::Mode::ReadWrite, options.busy_timeout_ms);
     if (!conn) return conn.error();
-    Connection& c = **conn;
     Status st = detail::guarded([&] {
-      c.exec("PRAGMA journal_mode = WAL");
-      c.exec("PRAGMA synchronous = FULL");
+      (*conn)->exec("PRAGMA journal_mode = WAL");
+      (*conn)->exec("PRAGMA synchronous = FULL");
     });
     if (!st.ok()) return st;
-    if (v < detail::kSchemaVersion) {
-      if (!options.migrate)
-        return Status::unsupported(path + " needs an upgrade from schema version " +
-                                   std::to_string(v) + " (run: cmail-admin migrate)");
-      if (options.backup_before_migrate) {
-        std::string dest = path + ".backup-v" + std::to_string(v) + "-" + timestamp();
-        if (Status b = backup_connection(c, dest); !b.ok()) return b;
-        impl->log("backed up " + path + " to " + dest + " before upgrading");
-      }
-      if (Status m = detail::migrate(c, DbKind::Master); !m.ok()) return m;
-      impl->log("upgraded " + path + " from schema version " + std::to_string(v) + " to " +
-                std::to_string(detail::kSchemaVersion));
-      impl->version = detail::kSchemaVersion;
-    }
     auto checkpointer = Connection::open(path, Connection::Mode::ReadWrite, options.busy_timeout_ms);
     if (!checkpointer) return checkpointer.error();
     Impl* raw = impl.get();
@@ -250,6 +281,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
 
 const std::string& Store::path() const { return impl_->path; }
 int Store::schema_version() const { return impl_->version; }
+const std::optional<Upgrade>& Store::upgrade() const { return impl_->upgrade; }
 Directory& Store::directory() { return *impl_->directory; }
 Queue& Store::queue() { return *impl_->queue; }
 Mailboxes& Store::mailboxes() { return *impl_->mailboxes; }

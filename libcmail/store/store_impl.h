@@ -85,6 +85,7 @@ struct Store::Impl {
   std::string path;
   StoreOptions options;
   int version = 0;
+  std::optional<Upgrade> upgrade;          // what open() did to an older file
   std::unique_ptr<detail::Writer> writer;  // null when read-only
   detail::UserDatabases user_databases;     // writer thread only
 

@@ -21,41 +21,13 @@ BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
 BIN = os.path.join(BUILD, "frontends", "cmail-admin")
 ADMIN = os.path.join(BIN, "cmail-admin")
 
-# cmail's schema version 9 (install_master.sql), as the original tools left databases.
-V9 = """
-CREATE TABLE users (user_name TEXT NOT NULL UNIQUE, user_authdata TEXT, user_database TEXT,
-  user_alias TEXT REFERENCES users(user_name) ON DELETE SET NULL ON UPDATE CASCADE);
-CREATE TABLE addresses (address_expression TEXT NOT NULL,
-  address_order INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL UNIQUE,
-  address_router TEXT NOT NULL DEFAULT 'drop', address_route TEXT);
-CREATE INDEX idx_addr_router ON addresses (address_router, address_route);
-CREATE TABLE mailbox (mail_id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL UNIQUE,
-  mail_user TEXT NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
-  mail_read BOOLEAN NOT NULL DEFAULT 0, mail_ident TEXT, mail_envelopeto TEXT NOT NULL,
-  mail_envelopefrom TEXT NOT NULL, mail_submission TEXT NOT NULL DEFAULT (strftime('%s', 'now')),
-  mail_submitter TEXT, mail_proto TEXT NOT NULL DEFAULT 'smtp', mail_data BLOB);
-CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL UNIQUE, value TEXT);
-CREATE TABLE smtpd (smtpd_user TEXT PRIMARY KEY NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
-  smtpd_router TEXT NOT NULL DEFAULT 'drop', smtpd_route TEXT);
-CREATE TABLE outbox (mail_id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL UNIQUE, mail_remote TEXT,
-  mail_envelopefrom TEXT, mail_envelopeto TEXT NOT NULL,
-  mail_submission INTEGER NOT NULL DEFAULT (strftime('%s', 'now')), mail_submitter TEXT, mail_data TEXT);
-CREATE TABLE popd (pop_user TEXT PRIMARY KEY NOT NULL UNIQUE REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
-  pop_lock BOOLEAN NOT NULL DEFAULT 0);
-CREATE TABLE api_access (api_user TEXT NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
-  api_permission TEXT NOT NULL, UNIQUE (api_user, api_permission) ON CONFLICT FAIL);
-CREATE TABLE api_address_delegates (api_user TEXT NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
-  api_expression TEXT NOT NULL, UNIQUE (api_user, api_expression) ON CONFLICT FAIL);
-CREATE TABLE api_user_delegates (api_user TEXT NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
-  api_delegate TEXT NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
-  UNIQUE (api_user, api_delegate) ON CONFLICT FAIL);
-CREATE TABLE faillog (fail_mail INTEGER NOT NULL REFERENCES outbox(mail_id) ON DELETE CASCADE ON UPDATE CASCADE,
-  fail_message TEXT, fail_time TEXT NOT NULL DEFAULT (strftime('%s', 'now')), fail_fatal BOOLEAN NOT NULL DEFAULT 0);
-CREATE VIEW outbound AS SELECT mail_id, mail_remote, mail_envelopefrom, mail_envelopeto, mail_submission,
-  mail_submitter, mail_data, COUNT(fail_mail) AS mail_failcount, COALESCE(MAX(fail_time), 0) AS mail_lasttry,
-  COALESCE(SUM(fail_fatal), 0) AS mail_fatality FROM outbox LEFT JOIN faillog ON mail_id = fail_mail GROUP BY mail_id;
-INSERT INTO meta (key, value) VALUES ('schema_version', '9');
-"""
+V9 = harness.v9_install_sql()  # made with Python's sqlite3, as the original tools left databases
+CURRENT = 11  # this build's schema version
+
+
+def file_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 class AdminTest(unittest.TestCase):
@@ -69,12 +41,71 @@ class AdminTest(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def admin(self, *args, tool=None, stdin=None, env=None, prefix=()):
+    def admin(self, *args, tool=None, stdin=None, env=None, prefix=(), db=None):
         exe = os.path.join(BIN, "cmail-admin-" + tool) if tool else ADMIN
         e = dict(os.environ, **(env or {}))
         e.pop("CMAIL_MASTER_DB", None)
-        return subprocess.run(list(prefix) + [exe, "-d", self.db, *args], input=stdin, capture_output=True,
+        return subprocess.run(list(prefix) + [exe, "-d", db or self.db, *args], input=stdin, capture_output=True,
                               text=True, timeout=60, env=e)
+
+    def make_v9(self, name="master.db3"):
+        """A fresh cmail version-9 master database in the test's directory, made from the
+        original's install script, with a row in every table the tools manage."""
+        path = os.path.join(self.tmp, name)
+        if os.path.exists(path):
+            os.remove(path)
+        c = sqlite3.connect(path)
+        c.executescript(V9)
+        c.executescript("""
+            INSERT INTO users (user_name) VALUES ('cbdev'), ('other');
+            INSERT INTO addresses VALUES ('cb@bar.baz', 101, 'store', 'cbdev');
+            INSERT INTO smtpd VALUES ('cbdev', 'any', NULL);
+            INSERT INTO popd VALUES ('cbdev', 0);
+            INSERT INTO api_access VALUES ('cbdev', 'admin');
+            INSERT INTO outbox (mail_envelopefrom, mail_envelopeto, mail_data) VALUES ('cb@bar.baz', 'far@remote.test', 'x');
+        """)
+        c.commit()
+        c.close()
+        return path
+
+    def backups(self, path):
+        base = os.path.basename(path)
+        return [os.path.join(self.tmp, f) for f in sorted(os.listdir(self.tmp)) if f.startswith(base + ".backup-")]
+
+    def assert_upgraded(self, r, path, what):
+        """`r` succeeded after upgrading `path` from version 9, saying so in exactly one stderr
+        line that names the backup; the backup is the version-9 file. Returns the backup."""
+        self.assertEqual(r.returncode, 0, f"{what}: {r.stdout} {r.stderr}")
+        lines = r.stderr.splitlines()
+        self.assertEqual(len(lines), 1, f"{what}: expected one stderr line, got {r.stderr!r}")
+        m = re.fullmatch(r"cmail-admin-\w+: upgraded (\S+) from schema version 9 to (\d+) \(backup: (\S+)\)", lines[0])
+        self.assertIsNotNone(m, f"{what}: {lines[0]}")
+        self.assertEqual(m.group(1), path)
+        self.assertEqual(int(m.group(2)), CURRENT)
+        backup = m.group(3)
+        self.assertTrue(backup.startswith(path + ".backup-v9-"), backup)
+        self.assertEqual(self.backups(path), [backup], what)
+        b = sqlite3.connect(backup)
+        self.assertEqual(b.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall(), [("9",)])
+        b.close()
+        c = sqlite3.connect(path)
+        self.assertEqual(c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall(), [(str(CURRENT),)])
+        c.close()
+        return backup
+
+    def assert_refused_untouched(self, code, path, *args, tool=None, message=None):
+        """The command fails with `code` and one stderr line; the file keeps every byte and no
+        file (backup, WAL) appears beside it."""
+        before, files = file_bytes(path), sorted(os.listdir(self.tmp))
+        r = self.admin(*args, tool=tool, db=path)
+        self.assertEqual(r.returncode, code, f"{tool} {args}: {r.stdout} {r.stderr}")
+        lines = r.stderr.splitlines()
+        self.assertEqual(len(lines), 1, f"{tool} {args}: expected one stderr line, got {r.stderr!r}")
+        if message:
+            self.assertIn(message, lines[0])
+        self.assertEqual(file_bytes(path), before, f"{tool} {args} changed {path}")
+        self.assertEqual(sorted(os.listdir(self.tmp)), files, f"{tool} {args} left files")
+        return r
 
     def ok(self, *args, tool=None, stdin=None):
         r = self.admin(*args, tool=tool, stdin=stdin)
@@ -366,7 +397,9 @@ class AdminTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("alice", r.stdout)
 
-    def test_v9_database_migrates(self):
+    # cmail's version-9 databases (docs/compatibility.md#admin-tools-older-schemas)
+
+    def test_v9_database_upgrades_on_any_command(self):
         os.remove(self.db)
         c = sqlite3.connect(self.db)
         c.executescript(V9)
@@ -375,24 +408,133 @@ class AdminTest(unittest.TestCase):
         c.execute("INSERT INTO mailbox (mail_user, mail_envelopeto, mail_envelopefrom, mail_data) VALUES ('cbdev', 'a', 'b', 'hello')")
         c.commit()
         c.close()
-        before = self.dump()
-        r = self.admin("user", "list")
-        self.assertEqual(r.returncode, 11)
-        self.assertIn("cmail-admin migrate", r.stderr)
-        self.assertEqual(self.dump(), before)
+        # A provisioning script written for cmail: the command works, after one line on stderr.
+        r = self.admin("add", "alice", "pw", tool="user")
+        backup = self.assert_upgraded(r, self.db, "add")
+        self.assertEqual(r.stdout, "")
+        b = sqlite3.connect(backup)
+        self.assertEqual(b.execute("SELECT user_name FROM users").fetchall(), [("cbdev",)])  # before the command
+        b.close()
+        self.assertEqual(self.q("SELECT user_name FROM users ORDER BY rowid"), [("cbdev",), ("alice",)])
+        self.assertEqual(self.q("SELECT mail_uid, mail_size FROM mailbox"), [(1, 5)])
+        # From now on the file is current: silent, no second backup.
+        out = self.ok("user", "list")
+        self.assertIn("cbdev", out)
+        self.assertIn("alice", out)
+        self.assertIn("nothing to do", self.ok("migrate"))
+        self.assertIn("ok", self.ok("check"))
+        self.assertEqual(self.backups(self.db), [backup])
+
+    def test_v9_database_with_migrate(self):
+        os.remove(self.db)
+        self.db = self.make_v9()
         r = self.admin("migrate")
         self.assertEqual(r.returncode, 0, r.stderr)
-        m = re.search(r"backup: (\S+)\)", r.stdout)
+        self.assertEqual(r.stderr, "")
+        m = re.fullmatch(rf"upgraded {re.escape(self.db)} from schema version 9 to {CURRENT} \(backup: (\S+)\)\n", r.stdout)
         self.assertIsNotNone(m, r.stdout)
-        self.assertTrue(os.path.exists(m.group(1)))
+        self.assertEqual(self.backups(self.db), [m.group(1)])
         b = sqlite3.connect(m.group(1))
         self.assertEqual(b.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall(), [("9",)])
         b.close()
-        self.assertEqual(self.q("SELECT value FROM meta WHERE key = 'schema_version'"), [("11",)])
-        self.assertEqual(self.q("SELECT mail_uid, mail_size FROM mailbox"), [(1, 5)])
+        self.assertEqual(self.ok("migrate"), f"{self.db} is at schema version {CURRENT}, nothing to do\n")
+        self.assertEqual(self.ok("--no-upgrade", "migrate"), f"{self.db} is at schema version {CURRENT}, nothing to do\n")
         self.assertIn("cbdev", self.ok("user", "list"))
-        self.assertIn("nothing to do", self.ok("migrate"))
-        self.assertIn("ok", self.ok("check"))
+
+    def test_every_tool_name_upgrades_a_v9_file(self):
+        # (tool name, a command that writes, what it wrote, a command that only reads, what it shows)
+        cases = [
+            (None, ("user", "add", "alice", "pw"), "SELECT COUNT(*) FROM users WHERE user_name = 'alice'",
+             ("user", "list"), "cbdev"),
+            ("user", ("add", "alice", "pw"), "SELECT COUNT(*) FROM users WHERE user_name = 'alice'", ("list",), "other"),
+            ("address", ("add", "o@bar.baz", "store", "other"), "SELECT COUNT(*) FROM addresses WHERE address_route = 'other'",
+             ("test", "cb@bar.baz"), "cb@bar.baz"),
+            ("smtpd", ("enable", "other", "defined"), "SELECT COUNT(*) FROM smtpd WHERE smtpd_router = 'defined'",
+             ("list",), "cbdev"),
+            ("popd", ("enable", "other"), "SELECT COUNT(*) FROM popd WHERE pop_user = 'other'", ("list",), "cbdev"),
+            ("permissions", ("grant", "other", "delegate"), "SELECT COUNT(*) FROM api_access WHERE api_user = 'other'",
+             ("list",), "admin"),
+            (None, ("queue", "delete", "1"), "SELECT COUNT(*) + 1 FROM outbox", ("queue", "list"), "far@remote.test"),
+            (None, ("backup", "copy.db3"), "SELECT 1", ("check",), "ok: "),
+        ]
+        for i, (tool, write, effect, read, shown) in enumerate(cases):
+            with self.subTest(tool=tool, command=write):
+                path = self.make_v9(f"w{i}.db3")
+                if write[0] == "backup":
+                    write = ("backup", os.path.join(self.tmp, f"copy{i}.db3"))
+                r = self.admin(*write, tool=tool, db=path)
+                self.assert_upgraded(r, path, f"{tool} {write}")
+                c = sqlite3.connect(path)
+                self.assertEqual(c.execute(effect).fetchall(), [(1,)])
+                c.close()
+            with self.subTest(tool=tool, command=read):
+                path = self.make_v9(f"r{i}.db3")
+                r = self.admin(*read, tool=tool, db=path)
+                self.assert_upgraded(r, path, f"{tool} {read}")
+                self.assertIn(shown, r.stdout)
+        # A user added under one name is listed under another, each on its own fresh v9 file.
+        path = self.make_v9("again.db3")
+        self.assert_upgraded(self.admin("add", "alice", "pw", tool="user", db=path), path, "add")
+        r = self.admin("user", "list", db=path)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        self.assertIn("alice", r.stdout)
+
+    def test_no_upgrade_refuses_a_v9_file_untouched(self):
+        path = self.make_v9("old.db3")
+        for tool, args in [(None, ("--no-upgrade", "user", "list")), ("user", ("add", "alice", "pw", "--no-upgrade")),
+                           ("address", ("--no-upgrade", "list")), ("smtpd", ("list", "--no-upgrade")),
+                           ("popd", ("--no-upgrade", "enable", "cbdev")), ("permissions", ("--no-upgrade", "list")),
+                           (None, ("queue", "list", "--no-upgrade")), (None, ("--no-upgrade", "check"))]:
+            with self.subTest(tool=tool, args=args):
+                r = self.assert_refused_untouched(11, path, *args, tool=tool, message="needs an upgrade")
+                self.assertIn("run: cmail-admin migrate", r.stderr)
+        # On a current database the flag changes nothing.
+        self.ok("--no-upgrade", "user", "add", "alice", "pw")
+        self.assertIn("alice", self.ok("user", "list", "--no-upgrade"))
+
+    def test_newer_or_foreign_files_are_refused_untouched(self):
+        newer = os.path.join(self.tmp, "newer.db3")
+        shutil.copy(self.db, newer)
+        c = sqlite3.connect(newer)
+        c.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        c.commit()
+        c.execute("PRAGMA journal_mode = DELETE")  # one self-contained file to compare
+        c.close()
+        foreign = os.path.join(self.tmp, "other.sqlite")
+        c = sqlite3.connect(foreign)
+        c.execute("CREATE TABLE t (a)")
+        c.commit()
+        c.close()
+        text = os.path.join(self.tmp, "notes.txt")
+        with open(text, "w") as f:
+            f.write("not a database, just a text file of more than sixteen bytes\n")
+        for path, message in [(newer, "newer than this build"), (foreign, "not a cmail database"),
+                              (text, "not an SQLite database")]:
+            for tool, args in [("user", ("list",)), ("user", ("add", "alice", "pw")), (None, ("address", "list")),
+                               (None, ("migrate",)), (None, ("check",)), ("popd", ("--no-upgrade", "list"))]:
+                with self.subTest(path=os.path.basename(path), tool=tool, args=args):
+                    self.assert_refused_untouched(11, path, *args, tool=tool, message=message)
+
+    def test_v9_file_that_cannot_be_written(self):
+        # Tests run as root, which ignores permission bits: run the tool as nobody.
+        setpriv = shutil.which("setpriv")
+        if os.geteuid() != 0 or not setpriv:
+            self.skipTest("needs root and setpriv to act as an unprivileged user")
+        path = self.make_v9("old.db3")
+        os.chmod(path, 0o644)
+        nobody = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
+        before, files = file_bytes(path), sorted(os.listdir(self.tmp))
+        for args in (("user", "list"), ("user", "add", "alice", "pw")):
+            r = self.admin(*args, db=path, prefix=nobody)
+            self.assertEqual(r.returncode, 7, r.stdout + r.stderr)
+            self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+            self.assertIn("needs an upgrade from schema version 9", r.stderr)
+            self.assertIn("not writable", r.stderr)
+            self.assertIn("cmail-admin migrate", r.stderr)
+            self.assertEqual(file_bytes(path), before)
+            self.assertEqual(sorted(os.listdir(self.tmp)), files)
+        # Its owner can: the command upgrades it.
+        self.assert_upgraded(self.admin("user", "list", db=path), path, "list")
 
     def test_check_and_backup(self):
         self.ok("user", "add", "alice", "pw")

@@ -25,6 +25,18 @@ import time
 import unittest
 
 
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def v9_install_sql():
+    """cmail's install_master.sql for schema version 9 (the original's last schema), from the
+    project's one copy in libcmail/store/schema.cc, which new databases and the unit tests use."""
+    with open(os.path.join(SOURCE, "libcmail", "store", "schema.cc")) as f:
+        m = re.search(r'kMasterV9 = R"sql\((.*?)\)sql"', f.read(), re.S)
+    assert m, "kMasterV9 not found in libcmail/store/schema.cc"
+    return m.group(1)
+
+
 def read_ports(proc, count):
     """Reads `count` listener lines from a daemon's stdout: {kind: [port, ...]}."""
     ports = {}

@@ -251,6 +251,22 @@ class PopdTest(unittest.TestCase):
         self.assertTrue(p._shortcmd(base64.b64encode(b"builder").decode()).startswith(b"+OK Logged in"))
         p.quit()
 
+    def test_sasl_with_a_trailing_space(self):
+        # "AUTH PLAIN " and "AUTH LOGIN " have no initial response: "+ " continuations, as
+        # cmail did (RFC 5034 4; docs/compatibility.md#users-sasl-trailing-white-space).
+        import base64
+        self.m.send("bob@local.test", "trailing space\r\n")
+        p = poplib.POP3_SSL("127.0.0.1", self.m.pop3s, context=TLS, timeout=30)
+        self.assertEqual(p._shortcmd("AUTH PLAIN "), b"+ ")
+        self.assertTrue(p._shortcmd(base64.b64encode(b"\0bob\0builder").decode()).startswith(b"+OK Logged in"))
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+        p = poplib.POP3_SSL("127.0.0.1", self.m.pop3s, context=TLS, timeout=30)
+        self.assertEqual(p._shortcmd("AUTH LOGIN \t"), b"+ VXNlcm5hbWU6")
+        self.assertEqual(p._shortcmd(base64.b64encode(b"bob").decode()), b"+ UGFzc3dvcmQ6")
+        self.assertTrue(p._shortcmd(base64.b64encode(b"builder").decode()).startswith(b"+OK Logged in"))
+        p.quit()
+
     def test_who_may_log_in(self):
         with self.assertRaises(poplib.error_proto) as e:
             login(self.m.pop3s, "carol", "singer", tls=True)  # no popd row

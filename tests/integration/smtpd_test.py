@@ -7,6 +7,7 @@ Each test case starts the real daemon on ephemeral ports (port 0 in its config, 
 ports read from its stdout) on its own copy of a template master database, talks to it, checks
 the database afterwards, and stops the daemon (checking for a clean exit) whatever its outcome.
 """
+import base64
 import os
 import shutil
 import signal
@@ -163,6 +164,40 @@ class SmtpdTest(unittest.TestCase):
         self.assertIn(("far@remote.test", None, "alice@local.test"), rows)
         self.assertIn(("far2@remote.test", None, "alice@local.test"), rows)
         self.assertEqual(self.count("mail_user = 'bob' AND mail_proto = 'esmtpsa'"), 1)
+
+    def test_auth_plain_and_login_with_a_trailing_space(self):
+        # "AUTH PLAIN " has no initial response: 334, then the response line, as cmail and
+        # Postfix do (RFC 4954 4; docs/compatibility.md#users-sasl-trailing-white-space).
+        with smtplib.SMTP_SSL("127.0.0.1", self.d.smtps, timeout=10, context=TLS) as s:
+            s.ehlo()
+            self.assertEqual(s.docmd("AUTH", "PLAIN "), (334, b""))
+            self.assertEqual(s.docmd(base64.b64encode(b"\0alice\0wonderland").decode())[0], 235)
+            s.sendmail("alice@local.test", ["bob@local.test"], "Subject: trailing space\r\n\r\nx\r\n")
+        with smtplib.SMTP_SSL("127.0.0.1", self.d.smtps, timeout=10, context=TLS) as s:
+            s.ehlo()
+            self.assertEqual(s.docmd("AUTH", "LOGIN  "), (334, b"VXNlcm5hbWU6"))
+            self.assertEqual(s.docmd(base64.b64encode(b"alice").decode()), (334, b"UGFzc3dvcmQ6"))
+            self.assertEqual(s.docmd(base64.b64encode(b"wonderland").decode())[0], 235)
+        with smtplib.SMTP_SSL("127.0.0.1", self.d.smtps, timeout=10, context=TLS) as s:
+            s.ehlo()
+            self.assertEqual(s.docmd("AUTH", "PLAIN ")[0], 334)
+            self.assertEqual(s.docmd(base64.b64encode(b"\0alice\0wrong").decode())[0], 535)
+            self.assertEqual(s.docmd("AUTH", "PLAIN =")[0], 535)  # "=": an empty response, no PLAIN message
+        # On the wire: exactly "334 " and CRLF.
+        s = TLS.wrap_socket(socket.create_connection(("127.0.0.1", self.d.smtps), timeout=10))
+        try:
+            recv_until(s, b"\r\n")
+            s.sendall(b"EHLO c.test\r\n")
+            ehlo = recv_until(s, b"\r\n250 ")
+            while not ehlo.endswith(b"\r\n"):
+                ehlo += s.recv(4096)
+            s.sendall(b"AUTH PLAIN \r\n")
+            self.assertEqual(recv_until(s, b"\r\n"), b"334 \r\n")
+            s.sendall(base64.b64encode(b"\0alice\0wonderland") + b"\r\nQUIT\r\n")
+            self.assertTrue(recv_until(s, b"221").startswith(b"235 "))
+        finally:
+            s.close()
+        self.assertEqual(self.count("mail_user = 'bob' AND mail_proto = 'esmtpsa' AND mail_data LIKE '%trailing space%'"), 1)
 
     def test_swaks_and_curl(self):
         r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(self.d.smtp), "--tls",
@@ -380,6 +415,25 @@ class ConfigAndServeTest(unittest.TestCase):
             r = subprocess.run([SMTPD, conf, "nodetach"], capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 1)
             self.assertIn(f"{conf}:2: unknown bind option 'annouce=x'", r.stderr)
+
+    def test_v9_database_upgraded_on_start_in_one_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "master.db3")
+            c = sqlite3.connect(db)
+            c.executescript(harness.v9_install_sql())
+            c.close()
+            conf = os.path.join(tmp, "smtpd.conf")
+            with open(conf, "w") as f:
+                f.write(f"database {db}\nbind 127.0.0.1 0\n")
+            p, _ = start_daemon(SMTPD, conf, 1)
+            code, err = stop_daemon(p)
+            self.assertEqual(code, 0, err)
+            backups = [n for n in os.listdir(tmp) if n.startswith("master.db3.backup-v9-")]
+            self.assertEqual(len(backups), 1, os.listdir(tmp))
+            lines = [l for l in err.splitlines() if "upgraded" in l or "backup" in l]
+            self.assertEqual(len(lines), 1, err)
+            self.assertTrue(lines[0].endswith(f"upgraded {db} from schema version 9 to 11 (backup: "
+                                              f"{os.path.join(tmp, backups[0])})"), lines[0])
 
     def test_pidfile_logfile_and_sighup_reopen(self):
         with tempfile.TemporaryDirectory() as tmp:

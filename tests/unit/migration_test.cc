@@ -6,6 +6,10 @@
 #include <cmail/store/password.h>
 #include <cmail/store/queue.h>
 
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 using namespace cmail;
@@ -48,6 +52,14 @@ void make_v9(const std::string& path) {
     INSERT INTO api_user_delegates VALUES ('other', 'alias');
     INSERT INTO meta VALUES ('custom_key', 'kept');
   )sql");
+}
+
+// How many backups sit in `dir`.
+int backups_in(const TempDir& dir) {
+  int n = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir.path()))
+    n += e.path().filename().string().find(".backup-") != std::string::npos;
+  return n;
 }
 
 // Every v9 column of every table, in a stable order: what must survive the upgrade unchanged.
@@ -108,7 +120,14 @@ TEST_CASE("migration: a cmail v9 database with data upgrades in place without lo
     CHECK(b->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "9");
     CHECK(v9_content(*b) == before);
   }
-  CHECK(log.size() == 2);
+  // One line says it all: the versions and the backup (docs/compatibility.md#database-schema-version).
+  CHECK(log == std::vector<std::string>{"upgraded " + path + " from schema version 9 to " +
+                                        std::to_string(store::Store::current_schema_version()) +
+                                        " (backup: " + backup + ")"});
+  REQUIRE((*store)->upgrade().has_value());
+  CHECK((*store)->upgrade()->from == 9);
+  CHECK((*store)->upgrade()->to == store::Store::current_schema_version());
+  CHECK((*store)->upgrade()->backup == backup);
 
   auto c = raw(path);
   CHECK(v9_content(*c) == before);  // every v9 row, column and storage class unchanged
@@ -161,26 +180,90 @@ TEST_CASE("migration: opening again does not migrate or back up twice") {
   TempDir dir;
   const std::string path = dir.file("master.db3");
   make_v9(path);
-  { auto s = store::Store::open(path); REQUIRE(s.has_value()); }
-  { auto s = store::Store::open(path); REQUIRE(s.has_value()); }
-  int backups = 0;
-  for (auto& e : std::filesystem::directory_iterator(dir.path()))
-    backups += e.path().filename().string().find(".backup-") != std::string::npos;
-  CHECK(backups == 1);
+  { auto s = store::Store::open(path); REQUIRE(s.has_value()); CHECK((*s)->upgrade().has_value()); }
+  std::vector<std::string> log;
+  store::StoreOptions o;
+  o.logger = [&](const std::string& line) { log.push_back(line); };
+  { auto s = store::Store::open(path, o); REQUIRE(s.has_value()); CHECK_FALSE((*s)->upgrade().has_value()); }
+  CHECK(log.empty());
+  CHECK(backups_in(dir) == 1);
 }
 
-TEST_CASE("migration: refused when migrate is off, and the file is left at version 9") {
+TEST_CASE("migration: a read-only open upgrades too, on a connection of its own, then only reads") {
   TempDir dir;
   const std::string path = dir.file("master.db3");
   make_v9(path);
+  std::vector<std::string> before;
+  { before = v9_content(*raw(path)); }
+  std::vector<std::string> log;
+  store::StoreOptions o;
+  o.read_only = true;
+  o.logger = [&](const std::string& line) { log.push_back(line); };
+  auto s = store::Store::open(path, o);
+  REQUIRE_MESSAGE(s.has_value(), s.error().to_string());
+  CHECK((*s)->schema_version() == store::Store::current_schema_version());
+  REQUIRE((*s)->upgrade().has_value());
+  const std::string backup = (*s)->upgrade()->backup;
+  CHECK(backup.starts_with(path + ".backup-v9-"));
+  CHECK(std::filesystem::exists(backup));
+  REQUIRE(log.size() == 1);
+  CHECK(log[0].starts_with("upgraded " + path + " from schema version 9 to "));
+  CHECK(log[0].ends_with(" (backup: " + backup + ")"));
+  // Reads see the upgraded file; writes are still refused.
+  auto users = (*s)->directory().list_users("%");
+  REQUIRE_MESSAGE(users.has_value(), users.error().to_string());
+  CHECK(users->size() == 4);
+  CHECK((*s)->deliver_sync(store::Delivery{}).code() == Status::Code::ReadOnly);
+  auto problems = (*s)->check();
+  REQUIRE(problems.has_value());
+  CHECK(problems->empty());
+  CHECK(v9_content(*raw(path)) == before);
+  CHECK(v9_content(*raw(backup)) == before);
+}
+
+TEST_CASE("migration: refused when migrate is off, and the file is left byte for byte") {
+  TempDir dir;
+  const std::string path = dir.file("master.db3");
+  make_v9(path);
+  const std::string before = read_file(path);
   store::StoreOptions o;
   o.migrate = false;
+  SUBCASE("read-write") {}
+  SUBCASE("read-only") { o.read_only = true; }
   auto s = store::Store::open(path, o);
   REQUIRE_FALSE(s.has_value());
   CHECK(s.error().code() == Status::Code::Unsupported);
-  CHECK(s.error().message().find("cmail-admin migrate") != std::string::npos);
-  auto c = raw(path);
-  CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "9");
+  CHECK(s.error().message() == path + " needs an upgrade from schema version 9 (run: cmail-admin migrate)");
+  CHECK(read_file(path) == before);
+  CHECK(backups_in(dir) == 0);
+}
+
+TEST_CASE("migration: processes opening one old file at once: one upgrade, one backup, one line") {
+  TempDir dir;
+  const std::string path = dir.file("master.db3");
+  make_v9(path);
+  std::mutex mu;
+  std::vector<std::string> log;
+  std::vector<std::thread> threads;
+  std::atomic<int> opened{0}, upgraded{0};
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      store::StoreOptions o;
+      o.read_only = i % 2 == 1;
+      o.logger = [&](const std::string& line) {
+        std::lock_guard lock(mu);
+        log.push_back(line);
+      };
+      auto s = store::Store::open(path, o);
+      if (!s) return;
+      ++opened;
+      upgraded += (*s)->upgrade().has_value();
+    });
+  for (auto& t : threads) t.join();
+  CHECK(opened == 4);
+  CHECK(upgraded == 1);
+  CHECK(log.size() == 1);
+  CHECK(backups_in(dir) == 1);
 }
 
 TEST_CASE("migration: a fresh database equals a migrated one in shape") {

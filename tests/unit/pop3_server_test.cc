@@ -338,6 +338,27 @@ TEST_CASE("pop3::Server: AUTH PLAIN and LOGIN (RFC 5034), cancel, bad data") {
   CHECK(other.calls == std::vector<std::string>{"LOGIN admin/alice/secret"});  // the backend judges authzid
 }
 
+TEST_CASE("pop3::Server: AUTH PLAIN and AUTH LOGIN with a trailing space continue with \"+ \"") {
+  // RFC 5034 4: the initial response is optional and "=" sends an empty one, so "AUTH PLAIN "
+  // has none (docs/compatibility.md#users-sasl-trailing-white-space).
+  SPLIT_SUBCASES();
+  RecordingSession session = with_mail();
+  Server s(opts(), session);
+  take_output(s);
+  feed(s, "AUTH PLAIN \r\n*\r\nAUTH LOGIN  \t\r\n*\r\n");
+  CHECK(take_output(s) == "+ \r\n-ERR Authentication canceled\r\n+ VXNlcm5hbWU6\r\n-ERR Authentication canceled\r\n");
+  feed(s, "AUTH PLAIN \r\n" + sasl::base64_encode(std::string("\0alice\0secret", 13)) + "\r\n");
+  CHECK(take_output(s).starts_with("+ \r\n+OK Logged in, maildrop has 4 messages"));
+  CHECK(session.calls == std::vector<std::string>{"LOGIN /alice/secret"});
+
+  RecordingSession other = with_mail();
+  Server p(opts(), other);
+  take_output(p);
+  feed(p, "AUTH LOGIN \r\n" + sasl::base64_encode("alice") + "\r\n" + sasl::base64_encode("secret") + "\r\n");
+  CHECK(take_output(p).starts_with("+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n+OK Logged in"));
+  CHECK(other.calls == std::vector<std::string>{"LOGIN /alice/secret"});
+}
+
 TEST_CASE("pop3::Server: failed logins are limited per connection; response codes pass through") {
   SPLIT_SUBCASES();
   RecordingSession session = with_mail();

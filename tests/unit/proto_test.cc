@@ -238,7 +238,16 @@ TEST_CASE("sasl::ServerAuth: the framing every protocol shares") {
       {"PLAIN", "challenge:334 \r\n"},       // RFC 4422 5: an empty challenge first
       {"PLAIN =", "failed"},                 // "=" is an empty response: no PLAIN message
       {"PLAIN " + plain + " x", "syntax"},
-      {"PLAIN ", "syntax"},
+      {"PLAIN  " + plain, "syntax"},         // one SP between them (RFC 4954 4)
+      // Trailing white space is no initial response (RFC 4954 4: "=" sends an empty one),
+      // as cmail and Postfix read it (docs/compatibility.md#users-sasl-trailing-white-space).
+      {"PLAIN ", "challenge:334 \r\n"},
+      {"PLAIN   ", "challenge:334 \r\n"},
+      {"PLAIN \t", "challenge:334 \r\n"},
+      {"PLAIN\t", "challenge:334 \r\n"},
+      {"LOGIN ", "challenge:334 VXNlcm5hbWU6\r\n"},
+      {"PLAIN = ", "failed"},
+      {"PLAIN " + plain + " ", "done:/alice/pw"},
       {"PLAIN !!!!", "base64"},
       {"CRAM-MD5", "unknown"},
       {"PLAINX " + plain, "unknown"},
@@ -251,6 +260,8 @@ TEST_CASE("sasl::ServerAuth: the framing every protocol shares") {
     CHECK(kind(auth.start(c.argument)) == c.first);
   }
   A pop("+ ");  // RFC 5034 4: POP3 and IMAP continue with "+ "
+  CHECK(kind(pop.start("PLAIN ")) == "challenge:+ \r\n");
+  CHECK(kind(pop.respond(plain)) == "done:/alice/pw");
   CHECK(kind(pop.start("LOGIN")) == "challenge:+ VXNlcm5hbWU6\r\n");
   CHECK(pop.active());
   CHECK(kind(pop.respond(sasl::base64_encode("bob"))) == "challenge:+ UGFzc3dvcmQ6\r\n");

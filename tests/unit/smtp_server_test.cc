@@ -339,6 +339,41 @@ TEST_CASE("smtp::Server: AUTH PLAIN and LOGIN inside TLS") {
   CHECK(take_output(s) == "250 2.1.0 Sender OK\r\n");
 }
 
+TEST_CASE("smtp::Server: AUTH PLAIN and AUTH LOGIN with a trailing space get 334, as without it") {
+  // RFC 4954 4: the initial response is optional and "=" sends an empty one, so "AUTH PLAIN "
+  // has none (docs/compatibility.md#users-sasl-trailing-white-space).
+  SPLIT_SUBCASES();
+  RecordingSession session;
+  ServerOptions o = opts();
+  o.auth_enabled = true;
+  o.tls_active = true;
+  Server s(o, session);
+  greeted(s);
+  feed(s, "AUTH PLAIN \r\n");
+  CHECK(take_output(s) == "334 \r\n");
+  CHECK(s.state() == Server::State::Auth);
+  feed(s, "*\r\n");
+  CHECK(take_output(s) == "501 5.0.0 Authentication cancelled\r\n");
+  feed(s, "AUTH PLAIN \t \r\n" + sasl::base64_encode(std::string("\0alice\0wrong", 12)) + "\r\n");
+  CHECK(take_output(s) == "334 \r\n535 5.7.8 Authentication credentials invalid\r\n");
+  feed(s, "AUTH LOGIN \r\n" + sasl::base64_encode("alice") + "\r\n" + sasl::base64_encode("secret") + "\r\n");
+  CHECK(take_output(s) == "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0 Authentication successful\r\n");
+  CHECK(s.info().user == std::optional<std::string>("alice"));
+
+  RecordingSession other;
+  Server p(o, other);
+  greeted(p);
+  feed(p, "AUTH PLAIN \r\n" + sasl::base64_encode(std::string("\0alice\0secret", 13)) + "\r\n");
+  CHECK(take_output(p) == "334 \r\n235 2.7.0 Authentication successful\r\n");
+  CHECK(other.calls == std::vector<std::string>{"HELO client.test", "AUTH alice"});
+  feed(p, "QUIT\r\n");
+  RecordingSession third;
+  Server q(o, third);
+  greeted(q);
+  feed(q, "AUTH PLAIN =\r\n");  // "=" is an empty initial response: a malformed PLAIN message
+  CHECK(take_output(q) == "535 5.7.8 Authentication credentials invalid\r\n");
+}
+
 TEST_CASE("smtp::Server: repeated authentication failures close the connection") {
   SPLIT_SUBCASES();
   RecordingSession session;

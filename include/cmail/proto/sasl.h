@@ -6,10 +6,10 @@
 //     ServerExchange turns decoded responses into challenges or credentials, ClientExchange
 //     makes the client's responses;
 //   - the wire framing the protocols share, ServerAuth: the command argument "MECHANISM
-//     [SP initial-response]" with "=" for an empty initial response, base64 in both
-//     directions, "*" to cancel, and the challenge line with the protocol's continuation
-//     prefix ("334 " for SMTP, "+ " for POP3 and IMAP). An engine only maps the outcomes to its
-//     replies.
+//     [SP initial-response]" with "=" for an empty initial response (trailing spaces and tabs
+//     are dropped: "PLAIN " has no initial response), base64 in both directions, "*" to
+//     cancel, and the challenge line with the protocol's continuation prefix ("334 " for SMTP,
+//     "+ " for POP3 and IMAP). An engine only maps the outcomes to its replies.
 //
 // Thread-safety: value types; an exchange is used by one thread.
 #pragma once
@@ -88,7 +88,8 @@ class CMAIL_EXPORT ServerAuth {
   // `continuation`: what precedes a base64 challenge on the wire ("334 ", "+ ").
   explicit ServerAuth(std::string continuation) : continuation_(std::move(continuation)) {}
 
-  // Starts an exchange from the command's argument. Every step but Challenge ends it.
+  // Starts an exchange from the command's argument; trailing white space is ignored. Every
+  // step but Challenge ends it.
   Step start(std::string_view argument);
   // The client's response line (without CRLF) to the last Challenge.
   Step respond(std::string_view line);

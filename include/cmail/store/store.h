@@ -1,7 +1,7 @@
 // cmail/store/store.h: the master database, the one SQLite file every cmail module shares.
 //
-// Store opens (or creates) a master database, upgrades a cmail schema-version-9 file in place
-// (after an online backup next to it), and owns:
+// Store opens (or creates) a master database, upgrades a cmail schema-version-9 (or 10) file in
+// place (after an online backup next to it, also when opened read_only), and owns:
 //   - one writer thread that commits whatever writes are waiting as one transaction (group
 //     commit) and then completes each caller's callback; reads use their own connections;
 //   - the Directory (users, addresses, ACLs), the Queue and the Mailboxes facades.
@@ -34,9 +34,10 @@ class Mailboxes;
 struct StoreOptions {
   // Create a new master database when `path` does not exist (or is an empty file).
   bool create_if_missing = false;
-  // Upgrade an older cmail schema in place. When false an older schema is refused.
+  // Upgrade an older cmail schema in place, read_only or not: on a connection of its own, then
+  // the file is opened as asked. When false an older schema is refused (Unsupported).
   bool migrate = true;
-  // Before the first migration, copy the file (online) to "<path>.backup-v<N>-<time>".
+  // Before the first migration, copy the file (online) to "<path>.backup-v<N>-<UTC time>".
   bool backup_before_migrate = true;
   // Open without the writer: every write fails with ReadOnly.
   bool read_only = false;
@@ -44,8 +45,15 @@ struct StoreOptions {
   int busy_timeout_ms = 30000;
   // Most jobs the writer commits in one transaction.
   std::size_t max_batch = 1024;
-  // Receives one line per notable event (migration, backup). May be empty.
+  // Receives one line per notable event (an upgrade and its backup: one line). May be empty.
   std::function<void(const std::string&)> logger;
+};
+
+// What Store::open did to a file with an older schema.
+struct Upgrade {
+  int from = 0;        // the version the file had
+  int to = 0;          // the version it has now
+  std::string backup;  // the copy made first; empty with backup_before_migrate = false
 };
 
 // One local copy of a received message (the `store` router's effect).
@@ -97,7 +105,9 @@ class CMAIL_EXPORT Store {
   using Done = std::function<void(Status)>;
 
   // Opens the master database at `path` (see StoreOptions). A file that is not a cmail
-  // database, or whose schema is newer than this build, is refused and left untouched.
+  // database, or whose schema is newer than this build, is refused and left untouched. An
+  // older schema that must be upgraded in a file or directory this process may not write is
+  // refused with ReadOnly, untouched.
   static Result<std::unique_ptr<Store>> open(const std::string& path,
                                              const StoreOptions& options = {});
   // Creates a new master database at `path`. Fails with AlreadyExists if a non-empty file is
@@ -113,6 +123,9 @@ class CMAIL_EXPORT Store {
   int schema_version() const;
   // The schema version this build writes.
   static int current_schema_version();
+  // Set when open() upgraded the file; nullopt when it was current (or another process
+  // upgraded it meanwhile).
+  const std::optional<Upgrade>& upgrade() const;
 
   // Writes a consistent copy of the live database to `dest` (SQLite online backup).
   Status backup(const std::string& dest);
