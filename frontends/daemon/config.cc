@@ -182,6 +182,13 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
         if (ec != std::errc() || p != value.data() + value.size() || v == 0)
           return bad(name, l.number, key + " must be a positive number");
         (key == "timeout" ? b.timeout : b.max_per_address) = v;
+      } else if (key == "mindatarate") {
+        if (Status s = need_value(); !s.ok()) return s;
+        std::uint32_t v = 0;
+        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+        if (ec != std::errc() || p != value.data() + value.size())
+          return bad(name, l.number, "mindatarate must be a number of octets per second (0: none)");
+        b.min_data_rate = v;
       } else if (key == "dhparams") {
         // Accepted for compatibility; ECDHE needs no DH parameters
         // (docs/compatibility.md#daemons-tls-options).
@@ -209,7 +216,7 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
         }
       } else {
         return bad(name, l.number, "unknown bind option '" + opt +
-                                       "' (valid: announce= size= cert= key= ciphers= dhparams= tlsonly strict auth[=...] timeout= maxperip=)");
+                                       "' (valid: announce= size= cert= key= ciphers= dhparams= tlsonly strict auth[=...] timeout= maxperip= mindatarate=)");
       }
     }
     if (b.cert.empty() != b.key.empty() || (b.tlsonly && b.cert.empty()))

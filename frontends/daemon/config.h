@@ -50,6 +50,9 @@ struct SmtpdListener {
   // and the most connections from one client address.
   std::uint32_t timeout = 0;
   std::uint32_t max_per_address = 50;
+  // DATA and each BDAT chunk as a whole: the data timeout plus a second per this many octets
+  // (absent: the engine's 500; 0: the data timeout alone).
+  std::optional<std::uint32_t> min_data_rate;
   int line = 0;  // where it was defined, for messages
 };
 

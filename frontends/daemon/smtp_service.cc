@@ -30,6 +30,7 @@ Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, sto
     so.authenticated_user = l.fixed_user;
     so.strict_envelopes = l.strict;
     if (l.timeout) so.command_timeout = so.data_timeout = std::chrono::seconds(l.timeout);
+    if (l.min_data_rate) so.min_data_rate = *l.min_data_rate;
     backends::SmtpBackendOptions bo;
     bo.hostname = l.announce;
     bo.private_received = l.auth_private;

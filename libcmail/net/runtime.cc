@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <map>
@@ -102,6 +103,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
   bool notified = false;     // the TLS close_notify was sent
   bool established = false;  // outbound: connected (Kick and closed() apply from here on)
   std::string close_reason;  // outbound: why it closed, for closed()
+  std::optional<std::uint64_t> phase;  // the engine's Deadline phase, and when it was first seen
+  std::uint64_t phase_start = 0;       // loop time, ms
   std::function<void(Status)> on_connected;
   std::function<void(std::string)> on_closed_cb;
   int open_handles = 2;
@@ -229,6 +232,15 @@ struct Conn : std::enable_shared_from_this<Conn> {
       reading = false;
     }
     auto ms = static_cast<std::uint64_t>(handler->timeout().count());
+    // The phase's deadline, if sooner (cmail/proto/transport.h: Deadline): its clock is not
+    // restarted by the bytes that arrive, so a trickling peer still meets it.
+    const proto::Deadline d = handler->deadline();
+    const std::uint64_t now = uv_now(&rt->loop);
+    if (phase != d.phase) phase = d.phase, phase_start = now;
+    if (d.budget.count() > 0) {
+      const auto end = phase_start + static_cast<std::uint64_t>(d.budget.count());
+      ms = std::min<std::uint64_t>(ms, end > now ? end - now : 1);
+    }
     uv_timer_start(&timer, on_timer, ms ? ms : 1, 0);
   }
 

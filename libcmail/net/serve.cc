@@ -57,6 +57,7 @@ class ServedHandler final : public Handler {
   }
   bool wants_read() const override { return s_->engine->wants_read(); }
   std::chrono::milliseconds timeout() const override { return s_->engine->timeout(); }
+  proto::Deadline deadline() const override { return s_->engine->deadline(); }
 
  private:
   std::shared_ptr<Served<E, S>> s_;

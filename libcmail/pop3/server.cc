@@ -209,6 +209,12 @@ void Server::tls_established(const TlsInfo&) {
   options_.starttls_available = false;
 }
 
+proto::Deadline Server::deadline() const {
+  // 2n while waiting for a line after the n-th, 2n+1 once part of it arrived.
+  if (state_ == State::Closed || !in_.mid_line()) return {2 * phase_, std::chrono::milliseconds(0)};
+  return {2 * phase_ + 1, options_.idle_timeout};
+}
+
 void Server::process() {
   while (state_ != State::Closed && state_ != State::Update && !awaiting_.active() && !sending_ &&
          !tls_pending()) {
@@ -217,11 +223,13 @@ void Server::process() {
       case proto::LineReader::Result::NeedMore:
         return;
       case proto::LineReader::Result::TooLong:
+        ++phase_;  // the rest, dropped as it arrives, is a phase of its own
         error("Line too long");  // one -ERR, the rest of the line is dropped (RFC 2449 4)
         continue;
       case proto::LineReader::Result::Line:
         break;
     }
+    ++phase_;
     if (state_ == State::Sasl) sasl_step(sasl_.respond(line));
     else command(line);
   }

@@ -77,6 +77,21 @@ std::chrono::milliseconds Server::timeout() const {
   return state_ == State::Data || state_ == State::Bdat ? options_.data_timeout : options_.command_timeout;
 }
 
+proto::Deadline Server::deadline() const {
+  // RFC 5321 4.5.3.2 bounds each wait for the client; these bound each command line and each
+  // DATA or BDAT phase as a whole, so that a client that sends a byte before every timeout is
+  // still closed (docs/smtp.md#deadlines). Phase numbers: 2n while waiting for a line after
+  // the n-th, 2n+1 once part of it arrived; DATA and BDAT keep the 2n of their command.
+  using std::chrono::milliseconds;
+  if (state_ == State::Data || state_ == State::Bdat) {
+    const std::uint64_t got = state_ == State::Bdat ? txn_.bdat_chunk - txn_.bdat_left : txn_.size;
+    const auto rate = options_.min_data_rate;
+    return {2 * phase_, options_.data_timeout + milliseconds(rate ? got * 1000 / rate : 0)};
+  }
+  if (state_ == State::Closed || !in_.mid_line()) return {2 * phase_, milliseconds(0)};
+  return {2 * phase_ + 1, options_.command_timeout};
+}
+
 void Server::send(const Reply& r) { write(r.format()); }
 
 void Server::send(int code, EnhancedCode e, std::string_view text) {
@@ -163,11 +178,13 @@ bool Server::next_command() {
     case proto::LineReader::Result::NeedMore:
       return false;
     case proto::LineReader::Result::TooLong:
+      ++phase_;  // the rest, dropped as it arrives, is a phase of its own
       error(500, {5, 5, 2}, "Line too long");  // RFC 5321 4.5.3.1.4; the rest is dropped
       return true;
     case proto::LineReader::Result::Line:
       break;
   }
+  ++phase_;
   if (state_ == State::Auth) auth_step(sasl_.respond(line));
   else command(line);
   return true;

@@ -349,6 +349,30 @@ class PopdTest(unittest.TestCase):
         self.assertEqual(read_until_closed(s), (b"", True))
         s.close()
 
+    def test_a_trickled_command_line_meets_its_deadline(self):
+        # One byte every 0.2 s never lets the 1 s timeout pass, but a line must arrive whole
+        # within it (docs/popd.md).
+        s = socket.create_connection(("127.0.0.1", self.m.slow), timeout=10)
+        self.assertTrue(recv_until(s, b"\r\n").startswith(b"+OK slow.local.test"))
+        s.settimeout(0.2)
+        got, closed = b"", False
+        for _ in range(40):
+            try:
+                s.sendall(b"x")
+                chunk = s.recv(4096)
+                if not chunk:
+                    closed = True
+                    break
+                got += chunk
+            except socket.timeout:
+                pass
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+        s.close()
+        self.assertTrue(closed, got)
+        self.assertIn(b"-ERR Autologout", got)
+
     def test_user_database_that_cannot_be_opened(self):
         self.m.send("dave@local.test", "stored in the master instead\r\n")  # the master fallback (docs/compatibility.md#database-user-databases)
         with self.assertRaises(poplib.error_proto) as e:

@@ -392,6 +392,46 @@ class SmtpdTest(unittest.TestCase):
         s.close()
         self.assertEqual(self.count("mail_data LIKE '%Subject: slow%'"), 0)
 
+    def trickle(self, port, start, byte, count=40, interval=0.2):
+        """Sends `start`, then `byte` every `interval` s up to `count` times, reading all the while;
+        returns (what arrived after `start`, whether the server closed the connection)."""
+        s, _ = raw(port)
+        try:
+            s.sendall(start)
+            got = b""
+            s.settimeout(interval)
+            for _ in range(count):
+                try:
+                    s.sendall(byte)
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        return got, True
+                    got += chunk
+                except socket.timeout:
+                    pass
+                except (BrokenPipeError, ConnectionResetError):
+                    return got, True
+            return got, False
+        finally:
+            s.close()
+
+    def test_trickling_clients_meet_deadlines(self):
+        # The listener's timeout is 1 s; one byte every 0.2 s never lets it pass, but a command
+        # line, and DATA, must arrive whole in about that time (docs/smtpd.md#limits-and-replies).
+        got, closed = self.trickle(self.d.extra[0], b"EHLO x.test\r\n", b"x")
+        self.assertTrue(closed, got)
+        self.assertIn(b"421 4.4.2 slow.test Timeout exceeded", got)
+        got, closed = self.trickle(self.d.extra[0], b"EHLO x.test\r\nMAIL FROM:<a@remote.test>\r\n"
+                                   b"RCPT TO:<alice@local.test>\r\nDATA\r\nSubject: trickle\r\n\r\n", b"y")
+        self.assertTrue(closed, got)
+        self.assertIn(b"354 ", got)
+        self.assertTrue(got.endswith(b"421 4.4.2 slow.test Timeout exceeded, closing connection\r\n"), got)
+        self.assertEqual(self.count("mail_data LIKE '%Subject: trickle%'"), 0)
+        # Whole commands at the same pace are served: each line is a deadline of its own.
+        got, closed = self.trickle(self.d.extra[0], b"", b"NOOP\r\n", count=10)
+        self.assertFalse(closed, got)
+        self.assertEqual(got.count(b"250 2.0.0 OK\r\n"), 10, got)
+
     def test_500_sessions_at_once(self):
         socks = [socket.create_connection(("127.0.0.1", self.d.extra[0]), timeout=10) for _ in range(500)]
         try:

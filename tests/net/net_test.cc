@@ -36,6 +36,8 @@ struct LineEngine {
   std::deque<proto::Event> events;
   bool tls_wait = false, closed = false;
   std::chrono::milliseconds idle{5000};
+  std::chrono::milliseconds line_budget{0};  // deadline() of a line in progress
+  std::uint64_t lines = 0;
 
   LineEngine() { out = "hello\r\n"; }
   void receive(std::string_view b) {
@@ -46,6 +48,7 @@ struct LineEngine {
       std::string line = in.substr(0, p);
       in.erase(0, p + 2);
       ++g_lines;
+      ++lines;
       if (line == "STARTTLS") {
         out += "go\r\n";
         events.push_back(proto::StartTls{std::move(in)});
@@ -85,6 +88,10 @@ struct LineEngine {
   }
   bool wants_read() const { return !tls_wait && !closed; }
   std::chrono::milliseconds timeout() const { return idle; }
+  proto::Deadline deadline() const {
+    if (in.empty()) return {2 * lines, 0ms};
+    return {2 * lines + 1, line_budget};
+  }
 };
 static_assert(proto::Engine<LineEngine>);
 
@@ -93,11 +100,13 @@ struct Server {
   std::thread thread;
   std::vector<int> ids;
   std::chrono::milliseconds idle{5000};
+  std::chrono::milliseconds line_budget{0};
 
   int add(net::ListenerOptions o) {
     auto id = rt.listen(o, [this](const proto::PeerInfo&, net::Kick) {
       auto e = std::make_shared<LineEngine>();
       e->idle = idle;
+      e->line_budget = line_budget;
       return std::make_unique<net::EngineHandler<LineEngine>>(e);
     });
     REQUIRE_MESSAGE(id.has_value(), id.error().to_string());
@@ -321,6 +330,36 @@ TEST_CASE("runtime: idle timeout, per-address limit, post() from another thread"
   std::atomic<bool> ran{false};
   std::thread([&] { s.rt.post([&] { ran = true; }); }).join();
   CHECK(wait_until([&] { return ran.load(); }, 5s));
+}
+
+TEST_CASE("runtime: a phase's deadline holds however the peer trickles") {
+  Server s;
+  s.idle = 2000ms;
+  s.line_budget = 500ms;
+  int id = s.add({});
+  s.start();
+  int fd = connect_to(s.rt.port(id));
+  read_until(fd, "hello\r\n");
+  // Whole lines, each within the idle timeout: served, the deadline restarts with each line.
+  for (int i = 0; i < 3; ++i) {
+    send_all(fd, "ping\r\n");
+    CHECK(read_until(fd, "echo: ping\r\n") == "echo: ping\r\n");
+  }
+  // One byte every 50 ms never leaves the idle timeout silent, but the line as a whole has
+  // 500 ms: the engine is told it timed out long before the 8 s this client would go on for.
+  timeval tv{0, 50 * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string got;
+  bool eof = false;
+  for (int i = 0; i < 160 && !eof && got.find("timeout\r\n") == std::string::npos; ++i) {
+    send_all(fd, "x");
+    char buf[256];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+    eof = n == 0;
+  }
+  CHECK(got == "timeout\r\n");
+  close(fd);
 }
 
 TEST_CASE("runtime: a client that does not read stops the server reading") {

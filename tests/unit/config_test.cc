@@ -41,6 +41,11 @@ database /etc/cmail/databases/master.db3
   auto ext = daemon::config::parse_smtpd("database /x\nbind ::1 0 timeout=30 maxperip=200\n", "e");
   REQUIRE(ext.has_value());
   CHECK(ext->listeners[0].timeout == 30);
+  CHECK_FALSE(ext->listeners[0].min_data_rate.has_value());
+  auto rate = daemon::config::parse_smtpd("database /x\nbind ::1 0 mindatarate=2000\nbind ::1 0 mindatarate=0\n", "e");
+  REQUIRE(rate.has_value());
+  CHECK(rate->listeners[0].min_data_rate == std::optional<std::uint32_t>(2000));
+  CHECK(rate->listeners[1].min_data_rate == std::optional<std::uint32_t>(0));
   CHECK(ext->listeners[0].max_per_address == 200);
   CHECK(ext->listeners[0].port == 0);
   // No trailing user/group needed (docs/compatibility.md#config-the-errno-quirk).
@@ -67,6 +72,7 @@ TEST_CASE("config: every bad line is reported with file and line") {
       {"\n\n# only comments\nbind * 25\n", "f.conf: no 'database' directive"},
       {"database /x\n", "f.conf: no 'bind' directive"},
       {"database /x\nbind * 25 timeout=0\n", "f.conf:2: timeout must be a positive number"},
+      {"database /x\nbind * 25 mindatarate=fast\n", "f.conf:2: mindatarate must be a number of octets per second (0: none)"},
       {"database\n", "f.conf:1: 'database' needs an argument"},
   };
   for (const Case& c : cases) {

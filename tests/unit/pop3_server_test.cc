@@ -470,6 +470,27 @@ TEST_CASE("pop3::Server: long lines and too many errors") {
   CHECK(s.timeout() == std::chrono::minutes(10));  // RFC 1939 3: at least 10 minutes
 }
 
+TEST_CASE("pop3::Server: a command line must arrive whole within the idle timeout") {
+  SPLIT_SUBCASES();
+  RecordingSession session = with_mail();
+  Server s(opts(), session);
+  take_output(s);
+  const proto::Deadline idle = s.deadline();
+  CHECK(idle.budget == std::chrono::milliseconds(0));
+  feed(s, "CA");
+  const proto::Deadline line = s.deadline();
+  CHECK(line.phase != idle.phase);
+  CHECK(line.budget == std::chrono::minutes(10));
+  feed(s, "P");
+  CHECK(s.deadline() == line);
+  feed(s, "A\r\n");
+  CHECK(take_output(s).starts_with("+OK Capability list follows"));
+  CHECK(s.deadline().budget == std::chrono::milliseconds(0));
+  feed(s, "NOOP " + std::string(600, 'x'));  // too long and never ending: still bound
+  CHECK(take_output(s) == "-ERR Line too long\r\n");
+  CHECK(s.deadline().budget == std::chrono::minutes(10));
+}
+
 TEST_CASE("pop3::top_part and the message codec") {
   struct Case {
     std::string message;

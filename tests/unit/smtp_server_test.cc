@@ -453,6 +453,54 @@ TEST_CASE("smtp::Server: sequence errors and small commands") {
   CHECK(session.calls.back() == "MAIL ü@r.test");  // UTF-8 kept intact (RFC 6531)
 }
 
+TEST_CASE("smtp::Server: deadlines bound each command line and each DATA or BDAT phase") {
+  SPLIT_SUBCASES();
+  using namespace std::chrono_literals;
+  RecordingSession session;
+  ServerOptions o = opts();
+  o.command_timeout = 10s;
+  o.data_timeout = 20s;
+  o.min_data_rate = 1000;
+  Server s(o, session);
+  greeted(s);
+  const proto::Deadline idle = s.deadline();
+  CHECK(idle.budget == 0ms);  // between commands only the idle timeout applies
+  feed(s, "MAIL FROM:<a@r");  // part of a line: the line has command_timeout in all
+  const proto::Deadline line = s.deadline();
+  CHECK(line.phase != idle.phase);
+  CHECK(line.budget == 10s);
+  feed(s, ".test>");
+  CHECK(s.deadline() == line);  // more bytes of the same line: the same phase, its clock runs on
+  feed(s, "\r\n");
+  CHECK(s.deadline().budget == 0ms);
+  CHECK(s.deadline().phase != line.phase);
+  feed(s, "RCPT TO:<b@l.test>\r\nDATA\r\n");
+  const proto::Deadline data = s.deadline();
+  CHECK(data.budget == 20s);  // data_timeout, and a second per min_data_rate octets
+  for (int i = 0; i < 5; ++i) feed(s, std::string(498, 'x') + "\r\n");
+  CHECK(s.deadline().phase == data.phase);
+  CHECK(s.deadline().budget == 22500ms);
+  feed(s, ".\r\n");
+  CHECK(take_output(s).ends_with("250 2.0.0 Queued as X1\r\n"));
+  CHECK(s.deadline().budget == 0ms);
+  // Each BDAT chunk is a phase of its own.
+  feed(s, "MAIL FROM:<a@r.test>\r\nRCPT TO:<b@l.test>\r\nBDAT 5000\r\n" + std::string(1000, 'y'));
+  const proto::Deadline chunk = s.deadline();
+  CHECK(chunk.budget == 21s);
+  feed(s, std::string(4000, 'y') + "BDAT 10 LAST\r\n12345");
+  CHECK(s.deadline().phase != chunk.phase);
+  CHECK(s.deadline().budget == 20005ms);
+  // An over-long line that never ends is still bound: its rest is dropped in a phase of its own.
+  feed(s, "67890NOOP " + std::string(600, 'z'));
+  CHECK(take_output(s).ends_with("500 5.5.2 Line too long\r\n"));
+  const proto::Deadline dropping = s.deadline();
+  CHECK(dropping.budget == 10s);
+  feed(s, std::string(5000, 'z'));
+  CHECK(s.deadline() == dropping);
+  s.timed_out();
+  CHECK(take_output(s) == "421 4.4.2 mx.test Timeout exceeded, closing connection\r\n");
+}
+
 TEST_CASE("smtp::Server: QUIT, timeouts and a vanished client") {
   SPLIT_SUBCASES();
   SUBCASE("QUIT before EHLO is fine (cmail refused it, docs/compatibility.md#smtp-session-state)") {

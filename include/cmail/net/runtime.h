@@ -57,6 +57,7 @@ class Handler {
   virtual void timed_out() = 0;
   virtual bool wants_read() const = 0;
   virtual std::chrono::milliseconds timeout() const = 0;
+  virtual proto::Deadline deadline() const { return {}; }
 };
 
 // Puts an engine (and whatever it needs kept alive, such as its Session) behind Handler.
@@ -74,6 +75,10 @@ class EngineHandler final : public Handler {
   void timed_out() override { engine_->timed_out(); }
   bool wants_read() const override { return engine_->wants_read(); }
   std::chrono::milliseconds timeout() const override { return engine_->timeout(); }
+  proto::Deadline deadline() const override {
+    if constexpr (requires(const E& e) { e.deadline(); }) return engine_->deadline();
+    else return {};
+  }
 
  private:
   std::shared_ptr<void> keep_;  // declared first: destroyed after the engine

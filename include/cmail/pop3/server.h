@@ -148,6 +148,9 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void timed_out();  // queues -ERR and Close; nothing is deleted
   bool wants_read() const;
   std::chrono::milliseconds timeout() const { return options_.idle_timeout; }
+  // A command line must arrive whole within idle_timeout of its first byte (proto::Deadline),
+  // so a client sending a byte before every timeout is still closed.
+  proto::Deadline deadline() const;
 
   // Answers the pending verdict. InvalidArgument if none is pending.
   Status complete(Verdict v);
@@ -222,6 +225,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   std::vector<Listing> listing_;
   std::vector<bool> deleted_;
   std::unique_ptr<Sending> sending_;
+  std::uint64_t phase_ = 0;  // counts command lines taken (deadline())
 };
 
 CMAIL_EXPORT const char* to_string(Server::State s);

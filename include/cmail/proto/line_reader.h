@@ -57,6 +57,8 @@ class CMAIL_EXPORT LineReader {
   std::string_view pending() const { return std::string_view(buf_).substr(pos_); }
   std::size_t size() const { return buf_.size() - pos_; }
   bool empty() const { return size() == 0; }
+  // Part of a line has arrived: bytes are buffered, or an over-long line is being discarded.
+  bool mid_line() const { return !empty() || discarding_; }
   // More is buffered than the engine should hold while it cannot parse.
   bool full() const { return size() >= max_buffered_; }
   // Takes every unconsumed byte out (the bytes after STARTTLS belong to the TLS handshake).

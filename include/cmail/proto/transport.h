@@ -12,6 +12,7 @@
 //   void timed_out();                        // the wait given by timeout() passed
 //   bool wants_read() const;                 // false while a verdict or TLS is pending
 //   std::chrono::milliseconds timeout() const;  // how long to wait for the peer now
+//   Deadline deadline() const;               // optional: a bound on the current phase as a whole
 //
 // The transport (the runtime's connection driver, or a test) calls receive() with what it
 // read, sends pending_output(), then acts on events: for StartTls it first sends every byte of
@@ -66,6 +67,17 @@ struct StartTls {
 struct Close {};
 
 using Event = std::variant<StartTls, Close>;
+
+// A bound on one phase of a conversation as a whole (a command line, a DATA phase), beside
+// timeout()'s bound on silence: a peer that sends one byte before each timeout is still bound
+// by it. The transport starts a phase's clock when it first sees its `phase`, and calls
+// timed_out() once `budget` has passed since, or after timeout() of silence, whichever is
+// first. A zero budget is no bound. Engines without deadline() have no phase bounds.
+struct Deadline {
+  std::uint64_t phase = 0;
+  std::chrono::milliseconds budget{0};
+  bool operator==(const Deadline&) const = default;
+};
 
 template <typename E>
 concept Engine = requires(E e, const E ce, std::string_view bytes, std::size_t n,

@@ -66,6 +66,10 @@ struct ServerOptions {
   bool strict_envelopes = false;
   std::chrono::milliseconds command_timeout{std::chrono::minutes(5)};  // RFC 5321 4.5.3.2.7
   std::chrono::milliseconds data_timeout{std::chrono::minutes(3)};     // 4.5.3.2.6 (per block)
+  // Deadlines (deadline()): a command line must arrive whole within command_timeout of its
+  // first byte; DATA, and each BDAT chunk, within data_timeout plus one second for every
+  // min_data_rate octets received (Postfix's smtpd_min_data_rate). 0 = data_timeout alone.
+  std::uint32_t min_data_rate = 500;
 };
 
 // A Session's answer to one decision.
@@ -156,6 +160,8 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void timed_out();  // queues 421 4.4.2 and Close
   bool wants_read() const;
   std::chrono::milliseconds timeout() const;
+  // The bound on the current command line or DATA/BDAT phase as a whole (proto::Deadline).
+  proto::Deadline deadline() const;
 
   // Answers the pending verdict. InvalidArgument if none is pending.
   Status complete(Verdict v);
@@ -235,6 +241,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
     bool bdat_last = false;
   } txn_;
   std::string chunk_;  // decoded DATA on its way to the Session
+  std::uint64_t phase_ = 0;  // counts command lines taken (deadline())
 };
 
 CMAIL_EXPORT const char* to_string(Server::State s);
