@@ -70,6 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if (closed && s.state() != cmail::pop3::Server::State::Closed) std::abort();
     if (s.pending_output().size() > 512 * 1024) std::abort();  // streamed, never all at once
+    if (s.deadline().budget.count() < 0) std::abort();
   }
   s.receive_eof();
   return 0;

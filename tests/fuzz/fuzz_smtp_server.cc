@@ -37,6 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   o.max_message_size = (data[0] & 16) ? 200 : 0;
   o.chunking = !(data[0] & 32);
   o.max_hops = 3;
+  o.strict_envelopes = data[0] & 64;
   Accepting session;
   cmail::smtp::Server s(o, session);
   std::size_t step = 1 + data[1] % 64;
@@ -55,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::size_t before = s.pending_output().size();
     s.consume_output(before);
     if (closed && s.state() != cmail::smtp::Server::State::Closed) std::abort();
+    if (s.deadline().budget.count() < 0) std::abort();
   }
   s.receive_eof();
   return 0;
