@@ -44,25 +44,6 @@ DISPATCHD = os.path.join(BUILD, "frontends", "cmail-dispatchd", "cmail-dispatchd
 ADMIN = os.path.join(BUILD, "frontends", "cmail-admin", "cmail-admin")
 DNS_SERVER = os.path.join(HERE, "..", "dns_server.py")
 
-# cmail's install_user.sql (schema version 9): what a user database looks like before cmail
-# first uses it.
-USER_DB_V9 = """
-CREATE TABLE mailbox (
-  mail_id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL UNIQUE,
-  mail_user TEXT NOT NULL,
-  mail_read BOOLEAN NOT NULL DEFAULT 0,
-  mail_ident TEXT,
-  mail_envelopeto TEXT NOT NULL,
-  mail_envelopefrom TEXT NOT NULL,
-  mail_submission TEXT NOT NULL DEFAULT (strftime('%s', 'now')),
-  mail_submitter TEXT,
-  mail_proto TEXT NOT NULL DEFAULT 'smtp',
-  mail_data BLOB
-);
-CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL UNIQUE, value TEXT);
-INSERT INTO meta (key, value) VALUES ('schema_version', '9');
-"""
-
 
 def write(db, sql, *args):
     """One statement in its own transaction, as a script or an SQLite editor would run it."""
@@ -190,7 +171,7 @@ class ForeignRowsTest(unittest.TestCase):
         self.db = os.path.join(self.tmp, "master.db3")
         self.carol_db = os.path.join(self.tmp, "carol.db3")
         c = sqlite3.connect(self.carol_db)
-        c.executescript(USER_DB_V9)
+        c.executescript(harness.v9_install_sql("user"))  # cmail's install_user.sql
         c.close()
         admin(self.db, "init")
         for user, pw in (("alice", "wonderland"), ("carol", "singer")):

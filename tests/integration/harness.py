@@ -28,12 +28,14 @@ import unittest
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 
-def v9_install_sql():
-    """cmail's install_master.sql for schema version 9 (the original's last schema), from the
-    project's one copy in libcmail/store/schema.cc, which new databases and the unit tests use."""
+def v9_install_sql(kind="master"):
+    """cmail's install_master.sql (or, with kind="user", install_user.sql) for schema version 9
+    (the original's last schema), from the project's one copy in libcmail/store/schema.cc,
+    which new databases and the unit tests use."""
+    name = {"master": "kMasterV9", "user": "kUserV9"}[kind]
     with open(os.path.join(SOURCE, "libcmail", "store", "schema.cc")) as f:
-        m = re.search(r'kMasterV9 = R"sql\((.*?)\)sql"', f.read(), re.S)
-    assert m, "kMasterV9 not found in libcmail/store/schema.cc"
+        m = re.search(name + r' = R"sql\((.*?)\)sql"', f.read(), re.S)
+    assert m, name + " not found in libcmail/store/schema.cc"
     return m.group(1)
 
 
