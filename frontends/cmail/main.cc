@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   }
 
   daemon::Logger logger(verbosity, "");
+  daemon::return_large_blocks();
   daemon::config::Smtpd cfg;
   daemon::config::Popd popd;
   std::string popd_config_name = "defaults";

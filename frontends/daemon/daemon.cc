@@ -2,6 +2,9 @@
 #include "daemon/daemon.h"
 
 #include <fcntl.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <grp.h>
 #include <pwd.h>
 #include <unistd.h>
@@ -98,8 +101,17 @@ Status drop_privileges(const std::string& user, const std::string& group) {
   return Status();
 }
 
+void return_large_blocks() {
+#if defined(__GLIBC__)
+  // A fixed threshold: blocks of 1 MiB and more are mapped on their own and unmapped on free;
+  // it also fixes the heap trim threshold at its default, so freed arena tops shrink too.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+}
+
 std::unique_ptr<store::Store> start_daemon(const std::string& name, const config::Common& common, Logger& logger,
                                     bool background) {
+  return_large_blocks();
   if (Status st = logger.open(); !st.ok()) {
     std::fprintf(stderr, "%s: %s\n", name.c_str(), st.message().c_str());
     return nullptr;

@@ -49,6 +49,13 @@ Status write_pidfile(const std::string& pidfile);
 // When running as root: switches to `group` (or `user`'s primary group) and `user`.
 Status drop_privileges(const std::string& user, const std::string& group);
 
+// Makes freed large blocks (argon2's 19 MiB per password check, big messages) go back to the
+// system: glibc otherwise raises its mmap threshold after the first such free and from then on
+// keeps blocks that size in each thread's arena for the life of the process (19 MiB for every
+// worker thread that ever checked a password). A process-wide allocator setting, so the
+// daemons make it (start_daemon, cmail serve), not the library. No-op off glibc.
+void return_large_blocks();
+
 // What every daemon does before it serves (docs/compatibility.md#daemons-startup-and-privileges):
 // opens the log, detaches into the background when `background` (the parent writes the pid file
 // and exits) or else writes its own pid file, then opens the master database. On failure it says
