@@ -4,6 +4,7 @@
 
 #include <cmail/proto/ascii.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace cmail::smtp {
@@ -89,53 +90,53 @@ bool valid_address_literal(std::string_view s) {
 
 Reply error(int code, EnhancedCode e, std::string text) { return reply(code, e, std::move(text)); }
 
+// A-d-l ":" (source route, RFC 5321 4.1.2 and appendix C) from the '@' at s[i], its ':' before
+// `limit`: each "@domain" checked, `i` left just past the ':'. False if malformed.
+bool skip_source_route(std::string_view s, std::size_t& i, std::size_t limit, bool utf8) {
+  std::size_t colon = s.find(':', i);
+  if (colon == std::string_view::npos || colon > limit) return false;
+  for (std::size_t k = i; k < colon;) {
+    std::size_t comma = std::min(s.find(',', k), colon);
+    if (s[k] != '@' || !valid_domain(s.substr(k + 1, comma - k - 1), utf8)) return false;
+    k = comma + 1;
+  }
+  i = colon + 1;
+  return true;
+}
+
+// A Quoted-string from the '"' at s[i] (RFC 5321 4.1.2: qtextSMTP, quoted-pairSMTP), appended
+// unquoted to `out`; `i` left just past the closing quote. False if invalid or unterminated.
+bool read_quoted(std::string_view s, std::size_t& i, bool utf8, std::string& out) {
+  for (++i; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"') {
+      ++i;
+      return true;
+    }
+    if (c == '\\') {  // quoted-pairSMTP = %d92 %d32-126
+      if (++i >= s.size()) return false;
+      c = static_cast<unsigned char>(s[i]);
+      if (c < 32 || c > 126) return false;
+    } else if (c < 32 || c == 127 || (c >= 0x80 && !utf8)) {  // qtextSMTP
+      return false;
+    }
+    out += static_cast<char>(c);
+  }
+  return false;
+}
+
 // Parses "<...>" at the start of s; returns the path and how many bytes it used.
 std::optional<std::pair<Path, std::size_t>> parse_bracketed(std::string_view s, bool allow_null,
                                                             const SyntaxOptions& o) {
   if (s.empty() || s[0] != '<') return std::nullopt;
   std::size_t i = 1;
   if (allow_null && s.size() >= 2 && s[1] == '>') return std::make_pair(Path{}, std::size_t{2});
-  // A-d-l ":" (source route): accepted and ignored, RFC 5321 4.1.2 and appendix C.
-  if (i < s.size() && s[i] == '@') {
-    std::size_t colon = s.find(':', i);
-    std::size_t close = s.find('>', i);
-    if (colon == std::string_view::npos || colon > close) return std::nullopt;
-    std::string_view adl = s.substr(i, colon - i);
-    std::size_t k = 0;
-    while (k < adl.size()) {
-      if (adl[k] != '@') return std::nullopt;
-      std::size_t comma = adl.find(',', k);
-      if (comma == std::string_view::npos) comma = adl.size();
-      if (!valid_domain(adl.substr(k + 1, comma - k - 1), o.utf8)) return std::nullopt;
-      k = comma + 1;
-    }
-    i = colon + 1;
-  }
+  // A source route is accepted and ignored (RFC 5321 4.1.2, appendix C).
+  if (i < s.size() && s[i] == '@' && !skip_source_route(s, i, s.find('>', i), o.utf8)) return std::nullopt;
   Path p;
   // Local-part = Dot-string / Quoted-string.
   if (i < s.size() && s[i] == '"') {
-    ++i;
-    bool closed = false;
-    while (i < s.size()) {
-      auto c = static_cast<unsigned char>(s[i]);
-      if (c == '"') {
-        closed = true;
-        ++i;
-        break;
-      }
-      if (c == '\\') {  // quoted-pairSMTP = %d92 %d32-126
-        if (i + 1 >= s.size()) return std::nullopt;
-        auto e = static_cast<unsigned char>(s[i + 1]);
-        if (e < 32 || e > 126) return std::nullopt;
-        p.local += static_cast<char>(e);
-        i += 2;
-        continue;
-      }
-      if ((c < 32 || c == 127) || (c >= 0x80 && !o.utf8)) return std::nullopt;  // qtextSMTP
-      p.local += static_cast<char>(c);
-      ++i;
-    }
-    if (!closed) return std::nullopt;
+    if (!read_quoted(s, i, o.utf8, p.local)) return std::nullopt;
   } else {
     std::size_t start = i;
     bool dot_ok = false;  // a dot may follow an atext, never lead, double or trail
@@ -208,6 +209,11 @@ std::size_t skip_comment(std::string_view s, std::size_t i) {
   return std::string_view::npos;
 }
 
+// Just past the quoted string, the comment or the one character at s[i]; npos if unterminated.
+std::size_t skip_unit(std::string_view s, std::size_t i) {
+  return s[i] == '"' ? skip_quoted(s, i) : s[i] == '(' ? skip_comment(s, i) : i + 1;
+}
+
 // Skips white space and comments (CFWS); false on an unterminated comment.
 bool skip_cfws(std::string_view s, std::size_t& i) {
   while (i < s.size()) {
@@ -260,16 +266,7 @@ std::optional<Path> parse_liberal_address(std::string_view s, bool allow_null, c
     if (!allow_null) return std::nullopt;
     return Path{};
   }
-  if (s[i] == '@') {  // A-d-l ":" (RFC 5321 4.1.2), ignored as in strict paths
-    std::size_t colon = s.find(':', i);
-    if (colon == std::string_view::npos) return std::nullopt;
-    for (std::size_t k = i; k < colon;) {
-      std::size_t comma = std::min(s.find(',', k), colon);
-      if (s[k] != '@' || !valid_domain(s.substr(k + 1, comma - k - 1), o.utf8)) return std::nullopt;
-      k = comma + 1;
-    }
-    i = colon + 1;
-  }
+  if (s[i] == '@' && !skip_source_route(s, i, s.size(), o.utf8)) return std::nullopt;  // ignored
   Path p;
   bool word_last = false;  // two words need a dot between them
   while (i < s.size() && s[i] != '@' && !is_wsp(s[i])) {
@@ -281,21 +278,8 @@ std::optional<Path> parse_liberal_address(std::string_view s, bool allow_null, c
       continue;
     }
     if (word_last && c == '"') return std::nullopt;
-    if (c == '"') {  // RFC 5321 4.1.2 Quoted-string: qtextSMTP / quoted-pairSMTP
-      for (++i;; ++i) {
-        if (i >= s.size()) return std::nullopt;
-        auto q = static_cast<unsigned char>(s[i]);
-        if (q == '"') break;
-        if (q == '\\') {
-          if (++i >= s.size()) return std::nullopt;
-          q = static_cast<unsigned char>(s[i]);
-          if (q < 32 || q > 126) return std::nullopt;
-        } else if (q < 32 || q == 127 || (q >= 0x80 && !o.utf8)) {
-          return std::nullopt;
-        }
-        p.local += static_cast<char>(q);
-      }
-      ++i;
+    if (c == '"') {
+      if (!read_quoted(s, i, o.utf8, p.local)) return std::nullopt;
       word_last = true;
       if (i < s.size() && s[i] != '.' && s[i] != '@' && !is_wsp(s[i])) return std::nullopt;
       continue;
@@ -362,7 +346,7 @@ std::optional<std::pair<Path, std::string_view>> parse_liberal(std::string_view 
   if (open != std::string_view::npos) {
     end = open + 1;
     while (end < s.size() && s[end] != '>') {
-      std::size_t next = s[end] == '"' ? skip_quoted(s, end) : s[end] == '(' ? skip_comment(s, end) : end + 1;
+      std::size_t next = skip_unit(s, end);
       if (next == std::string_view::npos) return std::nullopt;
       end = next;
     }
@@ -372,7 +356,7 @@ std::optional<std::pair<Path, std::string_view>> parse_liberal(std::string_view 
   } else {
     end = i;
     while (end < s.size() && !is_wsp(s[end])) {
-      std::size_t next = s[end] == '"' ? skip_quoted(s, end) : s[end] == '(' ? skip_comment(s, end) : end + 1;
+      std::size_t next = skip_unit(s, end);
       if (next == std::string_view::npos) return std::nullopt;
       end = next;
     }

@@ -13,14 +13,13 @@ example.org waits in the queue with the reason.
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import unittest
 
 import harness
-from harness import read_ports, wait_for
+from harness import read_ports, stop_daemon, wait_for
 
 BUILD = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else "build")
 CMAIL = os.path.join(BUILD, "frontends", "cmail", "cmail")
@@ -53,28 +52,16 @@ class ReadmeTest(unittest.TestCase):
             f.write('{"example.org": "SERVFAIL"}')
         self.dns = subprocess.Popen(["/usr/bin/python3", DNS_SERVER, zone, "--lifetime", "120"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.addCleanup(self.stop, self.dns)
+        self.addCleanup(stop_daemon, self.dns)
         resolver = self.dns.stdout.readline().split()[1]
         args = [CMAIL, "serve", "--data", "data", "--resolver", resolver]
         for kind in DEFAULT_PORTS:
             args += [f"--{kind}-port", "0"]
         self.serve = subprocess.Popen(args, cwd=self.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(self.stop, self.serve)
+        self.addCleanup(stop_daemon, self.serve)
         self.ports = read_ports(self.serve, len(DEFAULT_PORTS))
         self.assertEqual(sorted(self.ports), sorted(DEFAULT_PORTS))
         self.database_line = self.serve.stdout.readline().strip()
-
-    def stop(self, p):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        for s in (p.stdin, p.stdout, p.stderr):
-            if s:
-                s.close()
 
     def run_block(self, block):
         for kind, port in DEFAULT_PORTS.items():
