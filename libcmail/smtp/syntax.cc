@@ -83,8 +83,10 @@ bool valid_address_literal(std::string_view s) {
     if (!is_alpha(static_cast<unsigned char>(ch)) && !is_digit(static_cast<unsigned char>(ch)) && ch != '-')
       return false;
   if (content.empty()) return false;
+  // dcontent, but for '>': a path holding one could not be sent back between angle brackets
+  // (the liberal form would take "a@[x:>]", which no bracketed path can carry).
   for (unsigned char ch : content)
-    if (ch < 33 || ch > 126 || ch == '[' || ch == ']' || ch == '\\') return false;
+    if (ch < 33 || ch > 126 || ch == '[' || ch == ']' || ch == '\\' || ch == '>') return false;
   return true;  // IPv6 and general literals: dcontent checked; routing never relays to them
 }
 

@@ -141,6 +141,7 @@ TEST_CASE("smtp syntax: liberal envelopes, as cmail and Postfix's default take t
       {"", nullptr, false, nullptr},
       {"<@relay.test>", nullptr, false, nullptr},
       {"<a@\xff\xfe.test>", nullptr, false, nullptr},  // not UTF-8
+      {"a@[x:>]", nullptr, false, nullptr},  // found by fuzzing: no bracketed path could carry it
   };
   const SyntaxOptions liberal{.utf8 = true, .strict = false}, strict{};
   for (const Case& c : cases) {
