@@ -5,6 +5,7 @@
 #include <cmail/mail/fields.h>
 #include <cmail/proto/ascii.h>
 #include <cmail/store/directory.h>
+#include <cmail/store/spool.h>
 
 #include <sys/random.h>
 
@@ -16,6 +17,9 @@ namespace cmail::backends {
 
 using smtp::Verdict;
 
+// How much of a spooled message a delivery report reads to find the message's header.
+constexpr std::size_t kReportHeaderBytes = 64 * 1024;
+
 
 StoreSmtpSession::StoreSmtpSession(store::Store& store, SmtpBackendOptions options, proto::PeerInfo peer,
                                    proto::Executor executor)
@@ -23,7 +27,8 @@ StoreSmtpSession::StoreSmtpSession(store::Store& store, SmtpBackendOptions optio
       options_(std::move(options)),
       peer_(std::move(peer)),
       executor_(std::move(executor)),
-      alive_(std::make_shared<StoreSmtpSession*>(this)) {}
+      alive_(std::make_shared<StoreSmtpSession*>(this)),
+      hold_(options_.budget) {}
 
 StoreSmtpSession::~StoreSmtpSession() { *alive_ = nullptr; }
 
@@ -61,6 +66,10 @@ Verdict StoreSmtpSession::auth(const smtp::SessionInfo&, const sasl::Credentials
 Verdict StoreSmtpSession::mail(const smtp::SessionInfo& info, const smtp::Path& from,
                                const smtp::MailParams& params) {
   reset();
+  // A full budget refuses new transactions for now, as does a declared size that cannot fit.
+  if (const auto& budget = options_.budget;
+      budget && (budget->spent() || (params.size && !budget->fits(*params.size))))
+    return Verdict::reject(insufficient_storage());
   auto r = store::routing::check_sender(store_.directory(), info.user, from);
   if (!r) return Verdict::failed(r.error());
   if (auto* reply = std::get_if<smtp::Reply>(&*r)) return Verdict::reject(*reply);
@@ -89,7 +98,39 @@ Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
   return Verdict::accept("Recipient OK");
 }
 
-void StoreSmtpSession::data_chunk(std::string_view bytes) { body_.append(bytes); }
+void StoreSmtpSession::data_chunk(std::string_view bytes) {
+  if (over_budget_ || !spool_error_.ok()) return;  // dropped; data_end() says why
+  if (!hold_.take(bytes.size())) {
+    over_budget_ = true;
+    drop_body();
+    return;
+  }
+  if (!spool_ && body_.size() + bytes.size() <= options_.spool_threshold) {
+    body_.append(bytes);
+    return;
+  }
+  if (!spool_) {
+    // Too large to hold: the message goes on in a file, and so does what came so far.
+    auto spool = store_.create_spool();
+    if (!spool) {
+      spool_error_ = spool.error();
+    } else {
+      spool_ = std::move(*spool);
+      spool_error_ = spool_->append(body_);
+      body_.clear();
+      body_.shrink_to_fit();
+    }
+  }
+  if (spool_error_.ok()) spool_error_ = spool_->append(bytes);
+  if (!spool_error_.ok()) drop_body();
+}
+
+void StoreSmtpSession::drop_body() {
+  body_.clear();
+  body_.shrink_to_fit();
+  spool_.reset();
+  hold_.release();
+}
 
 std::string StoreSmtpSession::received_header(const smtp::SessionInfo& info, const std::string& id) const {
   // RFC 5321 4.4: Received: from <helo> (<name> [<address>]) by <host> with <protocol> id <id>
@@ -115,12 +156,22 @@ std::string StoreSmtpSession::received_header(const smtp::SessionInfo& info, con
 
 Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
   if (!sender_) return Verdict::reject(smtp::reply(503, {5, 5, 1}, "Need MAIL command"));
+  if (over_budget_) {
+    reset();
+    return Verdict::reject(insufficient_storage());
+  }
+  if (!spool_error_.ok()) {
+    Status st = spool_error_;
+    reset();
+    return Verdict::failed(st);  // 451 4.3.0: the client tries again
+  }
   store::Delivery d;
   d.ident = mail::new_queue_id();
   d.submitter = peer_.name;
   d.protocol = proto::ascii_lower(info.protocol());
   d.data = received_header(info, d.ident);
-  d.data += body_;
+  if (spool_) d.spool = std::move(spool_);
+  else d.data += body_;
   d.dsn_ret = params_.ret;
   d.dsn_envid = params_.envid;
   store::routing::plan_delivery(*sender_, recipients_, d);
@@ -129,12 +180,15 @@ Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
   // RFC 3461 6.2.2: "delivered" reports for local recipients that asked for NOTIFY=SUCCESS,
   // made after the commit (the message's headers are all they return).
   std::shared_ptr<store::Delivery> report = success_report(d);
+  // The message's octets stay counted against the budget until the commit is done.
+  auto hold = std::make_shared<DataBudget::Hold>(std::move(hold_));
   reset();
   if (nothing) return Verdict::accept("OK " + id);  // every recipient routed to drop
   std::weak_ptr<StoreSmtpSession*> weak = alive_;
   proto::Executor ex = executor_;
   store::Store* store = &store_;
-  store_.deliver(std::move(d), [weak, ex, id, report, store](Status st) {
+  store_.deliver(std::move(d), [weak, ex, id, report, store, hold](Status st) {
+    hold->release();
     if (st.ok() && report) store->deliver(std::move(*report), nullptr);  // best effort, after the commit
     // Writer thread: the commit is durable (or failed as a whole). Hand the verdict back.
     ex.post([weak, id, st] {
@@ -181,8 +235,14 @@ std::shared_ptr<store::Delivery> StoreSmtpSession::success_report(const store::D
   b.now = now;
   b.message_id = report->ident;
   for (auto& r : b.recipients) r.last_attempt = now;
-  std::size_t end = d.data.find("\r\n\r\n");
-  report->data = mail::compose_bounce(b, std::string_view(d.data).substr(0, end == std::string::npos ? d.data.size() : end + 2));
+  // The report returns the message's header (RFC 3462 2): from memory, or the spool's start.
+  std::string start = d.data;
+  if (d.spool) {
+    std::string chunk;
+    if (d.spool->read(0, kReportHeaderBytes, chunk).ok()) start += chunk;
+  }
+  std::size_t end = start.find("\r\n\r\n");
+  report->data = mail::compose_bounce(b, std::string_view(start).substr(0, end == std::string::npos ? start.size() : end + 2));
   auto planned = store::routing::plan_report(store_.directory(), b.to, *report);
   if (!planned || !*planned) return nullptr;
   return report;
@@ -193,6 +253,16 @@ void StoreSmtpSession::reset() {
   params_ = {};
   recipients_.clear();
   body_.clear();
+  if (body_.capacity() > options_.spool_threshold) body_.shrink_to_fit();
+  spool_.reset();
+  spool_error_ = Status();
+  over_budget_ = false;
+  hold_.release();
+}
+
+smtp::Reply StoreSmtpSession::insufficient_storage() {
+  // RFC 5321 4.2.3 / RFC 1870 6.2: 452, a temporary lack of room; RFC 3463 3.4: X.3.1.
+  return smtp::reply(452, {4, 3, 1}, "Insufficient system storage, try again later");
 }
 
 }  // namespace cmail::backends

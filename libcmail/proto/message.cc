@@ -33,42 +33,68 @@ void append_normalized(std::string& out, std::string_view line) {
 }  // namespace
 
 std::uint64_t wire_size(std::string_view m) {
-  const std::uint64_t cr = static_cast<std::uint64_t>(std::count(m.begin(), m.end(), '\r'));
-  std::uint64_t lf = 0, pairs = 0;
+  WireSize w;
+  w.add(m);
+  return w.total();
+}
+
+void WireSize::add(std::string_view m) {
+  if (m.empty()) return;
+  cr_ += static_cast<std::uint64_t>(std::count(m.begin(), m.end(), '\r'));
+  if (last_ == '\r' && m.front() == '\n') ++pairs_;  // a CRLF split between two pieces
   for (std::size_t i = 0; (i = m.find('\n', i)) != std::string_view::npos; ++i) {
-    ++lf;
-    if (i > 0 && m[i - 1] == '\r') ++pairs;
+    ++lf_;
+    if (i > 0 && m[i - 1] == '\r') ++pairs_;
   }
+  size_ += m.size();
+  last_ = m.back();
+}
+
+std::uint64_t WireSize::total() const {
   // Each CRLF stays, each bare CR or bare LF gains one octet; RFC 1939 3 / RFC 5322 2.1:
   // the last line ends with CRLF too.
-  std::uint64_t size = m.size() + (cr - pairs) + (lf - pairs);
-  if (!m.empty() && !is_line_end(m.back())) size += 2;
+  std::uint64_t size = size_ + (cr_ - pairs_) + (lf_ - pairs_);
+  if (size_ > 0 && !is_line_end(last_)) size += 2;
   return size;
+}
+
+void DotEncoder::add(std::string_view piece, std::string& out) {
+  const char* p = piece.data();
+  const std::size_t n = piece.size();
+  if (n == 0) return;
+  std::size_t pos = 0;
+  if (after_cr_ && p[0] == '\n') pos = 1;  // the LF of a CRLF split between two pieces
+  after_cr_ = false;
+  out.reserve(out.size() + n + n / 32 + 8);
+  while (pos < n) {
+    // RFC 5321 4.5.2, RFC 1939 3: a line that starts with "." gets another one.
+    if (line_start_ && p[pos] == '.') out += '.';
+    std::size_t end = find_line_end(p, pos, n);
+    out.append(p + pos, end - pos);
+    if (end == n) {
+      line_start_ = false;
+      return;
+    }
+    // CRLF stays one line end; a bare CR or bare LF becomes one (no smuggled line ends).
+    out += "\r\n";
+    line_start_ = true;
+    if (p[end] == '\r' && end + 1 == n) after_cr_ = true;
+    pos = p[end] == '\r' && end + 1 < n && p[end + 1] == '\n' ? end + 2 : end + 1;
+  }
+}
+
+void DotEncoder::finish(std::string& out) {
+  if (!line_start_) out += "\r\n";
+  out += ".\r\n";
 }
 
 bool DotStuffer::encode(std::string& out, std::size_t budget) {
   if (done_) return false;
-  const char* p = in_.data();
-  const std::size_t n = in_.size();
-  const std::size_t stop = budget >= n - pos_ ? n : pos_ + budget;
-  out.reserve(out.size() + (stop - pos_) + (stop - pos_) / 32 + 8);
-  while (pos_ < stop) {
-    const bool line_start = pos_ == 0 || is_line_end(p[pos_ - 1]);
-    // RFC 5321 4.5.2, RFC 1939 3: a line that starts with "." gets another one.
-    if (line_start && p[pos_] == '.') out += '.';
-    std::size_t end = find_line_end(p, pos_, stop);
-    out.append(p + pos_, end - pos_);
-    if (end == stop) {
-      pos_ = stop;
-      break;
-    }
-    // CRLF stays one line end; a bare CR or bare LF becomes one (no smuggled line ends).
-    pos_ = p[end] == '\r' && end + 1 < n && p[end + 1] == '\n' ? end + 2 : end + 1;
-    out += "\r\n";
-  }
-  if (pos_ < n) return true;
-  if (n > 0 && !is_line_end(p[n - 1])) out += "\r\n";
-  out += ".\r\n";
+  std::string_view piece = in_.substr(pos_, std::min(budget, in_.size() - pos_));
+  encoder_.add(piece, out);
+  pos_ += piece.size();
+  if (pos_ < in_.size()) return true;
+  encoder_.finish(out);
   done_ = true;
   return false;
 }

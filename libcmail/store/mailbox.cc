@@ -2,6 +2,7 @@
 #include "store_impl.h"
 
 #include <cmail/proto/message.h>
+#include <cmail/store/spool.h>
 
 #include <sqlite3.h>
 
@@ -211,6 +212,32 @@ std::int64_t next_modseq(Connection& c, std::int64_t folder) {
   return modseq;
 }
 
+constexpr std::uint64_t kMaxStoredMessage = 1000000000;
+
+// Octets of a delivered message: its start in memory and the spooled rest.
+std::uint64_t message_size(const Delivery& d) { return d.data.size() + (d.spool ? d.spool->size() : 0); }
+
+// Binds the message to parameter i: its text, or room for it when it is spooled (then
+// write_spooled() fills the row in after the insert).
+Stmt& bind_message(Stmt& s, int i, const Delivery& d) {
+  return d.spool ? s.bind_zeroblob(i, message_size(d)) : s.bind(i, d.data);
+}
+
+// Copies a spooled message into the row just inserted, a chunk at a time (one chunk in memory).
+void write_spooled(Connection& c, const std::string& schema, const char* table, const Delivery& d) {
+  if (!d.spool) return;
+  constexpr std::size_t kChunk = 256 * 1024;
+  detail::Blob blob(c, schema, table, "mail_data", c.last_insert_rowid(), true);
+  blob.write(0, d.data);
+  std::string chunk;
+  for (std::uint64_t off = 0; off < d.spool->size(); off += chunk.size()) {
+    Status st = d.spool->read(off, kChunk, chunk);
+    if (st.ok() && chunk.empty()) st = Status::io_error("the spool file is shorter than what was written");
+    if (!st.ok()) throw SqlError{st};
+    blob.write(d.data.size() + off, chunk);
+  }
+}
+
 void insert_local(Connection& c, const std::string& schema, const Delivery& d,
                   const LocalCopy& copy, std::int64_t now, std::int64_t wsize) {
   // Rows other programs wrote for this user come first in UID order, as they came first.
@@ -218,26 +245,27 @@ void insert_local(Connection& c, const std::string& schema, const Delivery& d,
   else detail::adopt_foreign_rows(c, copy.user, {"main", schema});
   std::int64_t folder = detail::ensure_folder_id(c, copy.user, copy.folder);
   auto [uid, modseq] = detail::allocate_uid(c, folder);
-  c.prepare("INSERT INTO \"" + schema +
-            "\".mailbox (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, "
-            "mail_submission, mail_submitter, mail_proto, mail_data, mail_folder, mail_uid, "
-            "mail_modseq, mail_internaldate, mail_size, mail_wiresize) "
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
-      .bind(1, copy.user)
+  Stmt s = c.prepare("INSERT INTO \"" + schema +
+                     "\".mailbox (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, "
+                     "mail_submission, mail_submitter, mail_proto, mail_data, mail_folder, mail_uid, "
+                     "mail_modseq, mail_internaldate, mail_size, mail_wiresize) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+  s.bind(1, copy.user)
       .bind(2, d.ident)
       .bind(3, copy.envelope_to)
       .bind(4, d.envelope_from.value_or(""))
       .bind(5, std::to_string(now))
       .bind(6, d.submitter)
-      .bind(7, d.protocol)
-      .bind(8, d.data)
+      .bind(7, d.protocol);
+  bind_message(s, 8, d)
       .bind(9, folder)
       .bind(10, uid)
       .bind(11, modseq)
       .bind(12, now)
-      .bind(13, static_cast<std::int64_t>(d.data.size()))
+      .bind(13, static_cast<std::int64_t>(message_size(d)))
       .bind(14, wsize)
       .run();
+  write_spooled(c, schema, "mailbox", d);
 }
 
 }  // namespace
@@ -252,8 +280,19 @@ void Store::deliver(Delivery delivery, Done done) {
     std::vector<std::string> schemas;  // per local copy
     std::int64_t wire_size = 0;        // computed here, on the caller's thread, not the writer's
   };
+  const Delivery& d = delivery;
+  if (d.spool && !d.data.empty() && d.data.back() != '\n') {
+    if (done) done(Status::invalid_argument("a spooled message's start must end with a line end"));
+    return;
+  }
+  if (message_size(d) > kMaxStoredMessage) {  // SQLite's largest value (SQLITE_MAX_LENGTH)
+    if (done) done(Status::invalid_argument("message of " + std::to_string(message_size(d)) + " octets is too large to store"));
+    return;
+  }
   auto state = std::make_shared<State>(State{std::move(delivery), {}, 0});
-  state->wire_size = static_cast<std::int64_t>(proto::wire_size(state->d.data));
+  // data ends with a line end, so the spooled rest counts as if it stood alone.
+  state->wire_size = static_cast<std::int64_t>(proto::wire_size(state->d.data) +
+                                               (state->d.spool ? state->d.spool->wire_size().total() : 0));
   Impl* impl = impl_.get();
   detail::Job job;
   job.prepare = [impl, state](Connection& w, std::uint64_t batch) {
@@ -294,23 +333,24 @@ void Store::deliver(Delivery delivery, Done done) {
       }
     }
     for (const QueuedRecipient& q : d.queued) {
-      c.prepare(
-           "INSERT INTO main.outbox (mail_remote, mail_envelopefrom, mail_envelopeto, "
-           "mail_submission, mail_submitter, mail_data, mail_queueid, mail_next_attempt, "
-           "mail_dsn_ret, mail_dsn_envid, mail_dsn_notify, mail_dsn_orcpt) "
-           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11)")
-          .bind(1, q.remote)
+      Stmt s = c.prepare(
+          "INSERT INTO main.outbox (mail_remote, mail_envelopefrom, mail_envelopeto, "
+          "mail_submission, mail_submitter, mail_data, mail_queueid, mail_next_attempt, "
+          "mail_dsn_ret, mail_dsn_envid, mail_dsn_notify, mail_dsn_orcpt) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11)");
+      s.bind(1, q.remote)
           .bind(2, d.envelope_from)
           .bind(3, q.envelope_to)
           .bind(4, now)
-          .bind(5, d.submitter)
-          .bind(6, d.data)
+          .bind(5, d.submitter);
+      bind_message(s, 6, d)
           .bind(7, d.ident)
           .bind(8, d.dsn_ret)
           .bind(9, d.dsn_envid)
           .bind(10, q.dsn.notify)
           .bind(11, q.dsn.orcpt)
           .run();
+      write_spooled(c, "main", "outbox", d);
     }
     for (std::int64_t id : d.replaces) {
       int n = c.prepare("DELETE FROM main.outbox WHERE mail_id = ?1 AND mail_lease_owner = ?2")

@@ -64,6 +64,10 @@ Stmt& Stmt::bind(int i, const std::optional<std::string>& text) {
 Stmt& Stmt::bind(int i, const std::optional<std::int64_t>& v) {
   return v ? bind(i, *v) : bind(i, std::nullopt);
 }
+Stmt& Stmt::bind_zeroblob(int i, std::uint64_t size) {
+  check_bind(sqlite3_bind_zeroblob64(s_, i, size), s_);
+  return *this;
+}
 Stmt& Stmt::bind_blob(int i, std::string_view bytes) {
   check_bind(sqlite3_bind_blob64(s_, i, bytes.data(), bytes.size(), SQLITE_TRANSIENT), s_);
   return *this;
@@ -224,6 +228,32 @@ Status Connection::transaction(const std::function<void()>& fn) {
   });
   if (!st.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   return st;
+}
+
+Blob::Blob(Connection& c, const std::string& schema, const char* table, const char* column,
+           std::int64_t row, bool writable)
+    : db_(c.raw()) {
+  int rc = sqlite3_blob_open(db_, schema.c_str(), table, column, row, writable ? 1 : 0, &b_);
+  if (rc != SQLITE_OK) {
+    Status st = sqlite_status(rc, "open blob", db_);
+    sqlite3_blob_close(b_);
+    throw SqlError{st};
+  }
+}
+
+Blob::~Blob() { sqlite3_blob_close(b_); }
+
+std::uint64_t Blob::size() const { return static_cast<std::uint64_t>(sqlite3_blob_bytes(b_)); }
+
+void Blob::write(std::uint64_t offset, std::string_view bytes) {
+  int rc = sqlite3_blob_write(b_, bytes.data(), static_cast<int>(bytes.size()), static_cast<int>(offset));
+  if (rc != SQLITE_OK) throw SqlError{sqlite_status(rc, "write blob", db_)};
+}
+
+void Blob::read(std::uint64_t offset, std::size_t n, std::string& out) {
+  out.resize(n);
+  int rc = sqlite3_blob_read(b_, out.data(), static_cast<int>(n), static_cast<int>(offset));
+  if (rc != SQLITE_OK) throw SqlError{sqlite_status(rc, "read blob", db_)};
 }
 
 }  // namespace cmail::store::detail

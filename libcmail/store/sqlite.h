@@ -21,6 +21,7 @@
 
 struct sqlite3;
 struct sqlite3_stmt;
+struct sqlite3_blob;
 
 namespace cmail::store::detail {
 
@@ -46,6 +47,7 @@ class Stmt {
   Stmt& bind(int i, const std::optional<std::string>& text);
   Stmt& bind(int i, const std::optional<std::int64_t>& v);
   Stmt& bind_blob(int i, std::string_view bytes);
+  Stmt& bind_zeroblob(int i, std::uint64_t size);  // room for incremental blob I/O
 
   // Advances; true while a row is available. Throws SqlError on failure.
   bool step();
@@ -100,6 +102,25 @@ class Connection {
   sqlite3* db_;
   std::string path_;
   std::map<std::string, sqlite3_stmt*, std::less<>> cache_;
+};
+
+// One value of a row opened for incremental I/O (sqlite3_blob_open): a message written or read
+// in chunks. Offsets and sizes must lie within the value (SQLite's limit: under 2 GiB).
+class Blob {
+ public:
+  Blob(Connection& c, const std::string& schema, const char* table, const char* column, std::int64_t row,
+       bool writable);
+  ~Blob();
+  Blob(const Blob&) = delete;
+  Blob& operator=(const Blob&) = delete;
+
+  std::uint64_t size() const;
+  void write(std::uint64_t offset, std::string_view bytes);
+  void read(std::uint64_t offset, std::size_t n, std::string& out);
+
+ private:
+  sqlite3* db_;
+  sqlite3_blob* b_ = nullptr;
 };
 
 // Runs fn and converts a thrown SqlError into its Status.

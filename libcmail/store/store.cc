@@ -1,5 +1,7 @@
 #include "store_impl.h"
 
+#include <cmail/store/spool.h>
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -287,6 +289,11 @@ Queue& Store::queue() { return *impl_->queue; }
 Mailboxes& Store::mailboxes() { return *impl_->mailboxes; }
 WriterStats Store::writer_stats() const {
   return impl_->writer ? impl_->writer->stats() : WriterStats{};
+}
+
+Result<std::unique_ptr<Spool>> Store::create_spool() const {
+  // Next to the database: the same filesystem, whose free space the store needs anyway.
+  return Spool::create(std::filesystem::path(impl_->path).parent_path().string());
 }
 
 Status Store::backup(const std::string& dest) {

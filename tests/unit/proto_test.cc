@@ -181,6 +181,41 @@ TEST_CASE("proto::DotDecoder: reads back what DotStuffer wrote, in bounded chunk
   }
 }
 
+TEST_CASE("proto::WireSize and DotEncoder: a message in random pieces counts and encodes as a whole") {
+  std::mt19937 rng(20261202);
+  const char alphabet[] = {'a', '.', '\r', '\n', ' ', 'z'};
+  for (int round = 0; round < 200; ++round) {
+    std::string m;
+    const int n = std::uniform_int_distribution<int>(0, 300)(rng);
+    for (int i = 0; i < n; ++i) m += alphabet[std::uniform_int_distribution<int>(0, 5)(rng)];
+    CAPTURE(m);
+    WireSize w;
+    DotEncoder e;
+    std::string out;
+    for (std::size_t pos = 0; pos < m.size();) {
+      std::size_t take = std::uniform_int_distribution<std::size_t>(0, 7)(rng);
+      take = std::min(take, m.size() - pos);
+      w.add(std::string_view(m).substr(pos, take));
+      e.add(std::string_view(m).substr(pos, take), out);
+      pos += take;
+    }
+    e.finish(out);
+    CHECK(w.total() == wire_size(m));
+    CHECK(out == dot_stuffed(m));
+  }
+  // The split that matters most: a CRLF cut between two pieces is one line end.
+  WireSize w;
+  w.add("a\r");
+  w.add("\n.b");
+  CHECK(w.total() == wire_size("a\r\n.b"));
+  DotEncoder e;
+  std::string out;
+  e.add("a\r", out);
+  e.add("\n.b", out);
+  e.finish(out);
+  CHECK(out == "a\r\n..b\r\n.\r\n");
+}
+
 TEST_CASE("proto::Conversation: every byte after start_tls() goes to TLS, in every split") {
   SPLIT_SUBCASES();
   Echo e;

@@ -19,7 +19,7 @@ struct Conversation {
   std::unique_ptr<smtp::Server> server;
   std::string out;
 
-  explicit Conversation(smtp::ServerOptions o = {}) {
+  explicit Conversation(smtp::ServerOptions o = {}, backends::SmtpBackendOptions bo = {}) {
     store::Directory& d = store->directory();
     REQUIRE(d.add_user("alice", std::string_view("wonderland")).ok());
     REQUIRE(d.add_user("bob", std::nullopt).ok());
@@ -27,7 +27,8 @@ struct Conversation {
     REQUIRE(d.add_address("bob@local.test", "store", std::string_view("bob"), std::nullopt).has_value());
     REQUIRE(d.enable_smtpd("alice", std::string_view("any"), std::nullopt).ok());
     o.hostname = "mx.local.test";
-    session = std::make_unique<backends::StoreSmtpSession>(*store, backends::SmtpBackendOptions{"mx.local.test", false},
+    bo.hostname = "mx.local.test";
+    session = std::make_unique<backends::StoreSmtpSession>(*store, bo,
                                                  proto::PeerInfo{"192.0.2.9", 40000, "client.remote.test"},
                                                  loop.executor());
     server = std::make_unique<smtp::Server>(o, *session);
@@ -144,4 +145,73 @@ TEST_CASE("smtp backend: a store failure at end of data stores nothing and says 
   auto db = c.db();
   CHECK(count(*db, "SELECT COUNT(*) FROM mailbox") == 0);
   CHECK(c.say("NOOP\r\n", "250") == "250 2.0.0 OK\r\n");  // the session goes on
+}
+
+TEST_CASE("smtp backend: a large message goes through a spool file and is stored byte-exact") {
+  SPLIT_SUBCASES();
+  backends::SmtpBackendOptions bo;
+  bo.spool_threshold = 1000;  // small, so that a few KiB take the spool path
+  smtp::ServerOptions o;
+  o.auth_enabled = true;
+  o.tls_active = true;
+  Conversation c(o, bo);
+  c.say("EHLO laptop.test\r\n", "250 ");
+  c.say("AUTH PLAIN " + sasl::base64_encode(std::string("\0alice\0wonderland", 17)) + "\r\n", "235 ");
+  std::string body = "Subject: big\r\nMessage-ID: <big@test>\r\n\r\n";
+  for (int i = 0; i < 400; ++i) body += "line " + std::to_string(i) + (i % 7 ? "" : " .dot") + "\r\n";
+  std::string wire;  // dot-stuffed: lines starting with "." gain one (none here but the test line)
+  body += ".leading dot\r\n";
+  wire = body;
+  wire.insert(wire.rfind(".leading"), ".");
+  std::string r = c.say("MAIL FROM:<alice@local.test>\r\nRCPT TO:<bob@local.test> NOTIFY=SUCCESS\r\nRCPT TO:<alice@local.test>\r\n"
+                        "RCPT TO:<far@remote.test>\r\nDATA\r\n" + wire + ".\r\n",
+                        "250 2.0.0 OK queued as ");
+  REQUIRE(r.find("250 2.0.0 OK queued as ") != std::string::npos);
+  const std::string id = r.substr(r.find("250 2.0.0 OK queued as ") + 23, 16);
+  auto db = c.db();
+  for (const std::string& q : {std::string("SELECT mail_data FROM mailbox WHERE mail_user = 'bob'"), "SELECT mail_data FROM mailbox WHERE mail_user = 'alice' AND mail_ident = '" + id + "'",
+                        std::string("SELECT mail_data FROM outbox WHERE mail_envelopeto = 'far@remote.test'")}) {
+    auto data = db->query_text(q);
+    CAPTURE(q);
+    REQUIRE(data.has_value());
+    CHECK(data->starts_with("Received: from laptop.test"));
+    CHECK(data->substr(data->find("Subject: big")) == body);
+  }
+  CHECK(count(*db, "SELECT COUNT(*) FROM mailbox WHERE mail_ident = '" + id + "' AND mail_size = length(mail_data) AND mail_wiresize = mail_size") == 2);
+  // bob's NOTIFY=SUCCESS: the "delivered" report returns the header, read from the spool's start.
+  // It was queued before the 250 came; the writer commits in order, so this waits for it.
+  REQUIRE(c.store->deliver_sync(store::Delivery{}).ok());
+  auto report = db->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice' AND mail_ident != '" + id + "'");
+  REQUIRE(report.has_value());
+  CHECK(report->find("Message-ID: <big@test>") != std::string::npos);
+  CHECK(report->find("line 10\r\n") == std::string::npos);  // the header only
+}
+
+TEST_CASE("smtp backend: the data budget refuses new transactions and over-large messages with 452") {
+  SPLIT_SUBCASES();
+  backends::SmtpBackendOptions bo;
+  bo.budget = std::make_shared<backends::DataBudget>(2000);
+  bo.spool_threshold = 500;
+  Conversation c({}, bo);
+  c.say("EHLO client.remote.test\r\n", "250 ");
+  // SIZE= larger than the budget: refused at MAIL (RFC 1870 6.2).
+  CHECK(c.say("MAIL FROM:<s@remote.test> SIZE=5000\r\n", "452").starts_with("452 4.3.1 "));
+  // A message that grows past it: read to its end, then 452, and nothing is stored.
+  std::string big;
+  for (int i = 0; i < 30; ++i) big += std::string(98, 'x') + "\r\n";
+  std::string r = c.say("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n" + big + "\r\n.\r\n", "452");
+  CHECK(r.find("452 4.3.1 ") != std::string::npos);
+  CHECK(bo.budget->in_use() == 0);
+  auto db = c.db();
+  CHECK(count(*db, "SELECT COUNT(*) FROM mailbox") == 0);
+  // Something else holds the budget: new transactions wait.
+  REQUIRE(bo.budget->take(2000));
+  CHECK(c.say("MAIL FROM:<s@remote.test>\r\n", "452").starts_with("452 4.3.1 "));
+  bo.budget->give(2000);
+  // Within the budget: stored, and the budget is whole again after the commit.
+  r = c.say("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n" + std::string(big, 0, 1500) + ".\r\n",
+            "250 2.0.0 OK queued as ");
+  CHECK(r.find("250 2.0.0 OK queued as ") != std::string::npos);
+  CHECK(bo.budget->in_use() == 0);
+  CHECK(count(*db, "SELECT COUNT(*) FROM mailbox WHERE length(mail_data) > 1500") == 1);
 }

@@ -4,6 +4,9 @@
 // Directory, routes MAIL and RCPT with cmail/store/routing.h, prepends a Received header (RFC 5321
 // 4.4) with an unpredictable queue id, and stores each message with Store::deliver(): all
 // local copies and queue entries in one transaction, the 250 only after the commit is durable.
+// A message larger than spool_threshold is written to a spool file as it arrives (on the
+// connection's thread: page-cache writes) and copied into the rows by the writer in chunks;
+// an optional DataBudget bounds what all sessions hold at once (cmail/backends/budget.h).
 //
 // Asynchrony: password checks (argon2, ~30 ms of CPU) run through Executor::run_blocking and
 // the commit completes on the Store's writer thread; both come back through Executor::post,
@@ -17,9 +20,11 @@
 // or a session can be kept alive by a shared_ptr captured in the posted work).
 #pragma once
 
+#include <cmail/backends/budget.h>
 #include <cmail/export.h>
 #include <cmail/smtp/server.h>
 #include <cmail/store/routing.h>
+#include <cmail/store/spool.h>
 #include <cmail/store/store.h>
 
 #include <functional>
@@ -33,6 +38,11 @@ namespace cmail::backends {
 struct SmtpBackendOptions {
   std::string hostname = "localhost";  // "by" in Received
   bool private_received = false;       // cmail's auth=private: "from remote" in Received
+  // A message larger than this goes on in a spool file (Store::create_spool) as it arrives,
+  // so that a session holds at most this much of it in memory.
+  std::size_t spool_threshold = 256 * 1024;
+  // Message data in flight across the sessions that share it; null: no bound.
+  std::shared_ptr<DataBudget> budget;
 };
 
 class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
@@ -55,6 +65,8 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
 
  private:
   std::string received_header(const smtp::SessionInfo& info, const std::string& id) const;
+  void drop_body();
+  static smtp::Reply insufficient_storage();
   // The "delivered" report (RFC 3461) for the local recipients that asked for one, or null.
   std::shared_ptr<store::Delivery> success_report(const store::Delivery& d);
 
@@ -70,7 +82,11 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   std::optional<store::routing::Sender> sender_;
   smtp::MailParams params_;
   std::vector<store::routing::Recipient> recipients_;
-  std::string body_;
+  std::string body_;                     // the message so far, while small
+  std::unique_ptr<store::Spool> spool_;  // the message so far, once large
+  Status spool_error_;                   // the spool failed: 451 at the end of the data
+  DataBudget::Hold hold_;                // this message's octets in the budget
+  bool over_budget_ = false;             // the budget could not take it: 452 at the end
 };
 
 }  // namespace cmail::backends

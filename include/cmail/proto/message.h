@@ -9,7 +9,8 @@
 // every line that starts with "." given a second one, followed by the "." terminator line;
 // DotDecoder reads that form back (SMTP DATA on the server side).
 //
-// Thread-safety: pure functions; a DotStuffer or DotDecoder is used by one thread.
+// Thread-safety: pure functions; a WireSize, DotEncoder, DotStuffer or DotDecoder is used by one
+// thread.
 #pragma once
 
 #include <cmail/export.h>
@@ -25,14 +26,38 @@ namespace cmail::proto {
 // Octets of the wire form (CRLF line ends, final CRLF), before dot-stuffing.
 CMAIL_EXPORT std::uint64_t wire_size(std::string_view message);
 
-// Encodes one message a piece at a time, so that a large message needs no second copy.
-// REQUIRES: `message` stays valid and unchanged while the DotStuffer is used.
+// wire_size() of a message that arrives in pieces of any size (a CRLF may be split between
+// two): add() each piece in order; total() == wire_size(concatenation of the pieces).
+class CMAIL_EXPORT WireSize {
+ public:
+  void add(std::string_view piece);
+  std::uint64_t total() const;
+
+ private:
+  std::uint64_t size_ = 0, cr_ = 0, lf_ = 0, pairs_ = 0;
+  char last_ = 0;
+};
+
+// Dot-stuffs a message that arrives in pieces of any size (a stored message streamed out of
+// the store): add() appends the wire form of each piece to `out`, finish() the final CRLF
+// when the message lacks one and the "." terminator line.
+class CMAIL_EXPORT DotEncoder {
+ public:
+  void add(std::string_view piece, std::string& out);
+  void finish(std::string& out);
+
+ private:
+  bool line_start_ = true;  // the next octet starts a line
+  bool after_cr_ = false;   // the last octet was a CR (a LF next completes that line end)
+};
+
+// Encodes one message held in memory a piece at a time, so that a large message needs no
+// second copy. REQUIRES: `message` stays valid and unchanged while the DotStuffer is used.
 class CMAIL_EXPORT DotStuffer {
  public:
   explicit DotStuffer(std::string_view message) : in_(message) {}
-  // Appends the encoding of about `budget` more input octets (at least one line end's worth
-  // when budget > 0) to `out`; appends the terminator ".\r\n" after the last. Returns true
-  // while there is more to encode.
+  // Appends the encoding of `budget` more input octets to `out` (nothing when budget is 0);
+  // appends the terminator ".\r\n" after the last. Returns true while there is more to encode.
   bool encode(std::string& out, std::size_t budget);
   bool done() const { return done_; }
 
@@ -40,6 +65,7 @@ class CMAIL_EXPORT DotStuffer {
   std::string_view in_;
   std::size_t pos_ = 0;
   bool done_ = false;
+  DotEncoder encoder_;
 };
 
 // Reads dot-stuffed data from an engine's input (RFC 5321 4.5.2, RFC 1939 3): removes the

@@ -30,6 +30,7 @@ namespace cmail::store {
 class Directory;
 class Queue;
 class Mailboxes;
+class Spool;
 
 struct StoreOptions {
   // Create a new master database when `path` does not exist (or is an empty file).
@@ -82,7 +83,10 @@ struct Delivery {
   std::optional<std::string> envelope_from;  // reverse path; nullopt only for bounces (NULL)
   std::optional<std::string> submitter;      // peer name (mail_submitter)
   std::string protocol = "smtp";             // mail_proto, e.g. "esmtps"
-  std::string data;                          // the full message as stored
+  std::string data;                          // the full message as stored, or its start:
+  // The rest of the message, when it arrived too large to hold in memory: stored after `data`,
+  // copied into each row in chunks. REQUIRES: `data` is empty or ends with a LF.
+  std::shared_ptr<const Spool> spool;
   std::optional<std::string> dsn_ret;        // RFC 3461 4.3: FULL or HDRS
   std::optional<std::string> dsn_envid;      // RFC 3461 4.4
   std::int64_t received_at = 0;              // Unix time; 0 = now
@@ -146,6 +150,9 @@ class CMAIL_EXPORT Store {
   Mailboxes& mailboxes();
 
   WriterStats writer_stats() const;
+
+  // A new, empty Spool next to the database (cmail/store/spool.h), for Delivery::spool.
+  Result<std::unique_ptr<Spool>> create_spool() const;
 
   struct Impl;
 
