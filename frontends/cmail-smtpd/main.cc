@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
     return cfg.common;
   };
   d.listen = [&](net::Runtime& rt, store::Store& store, std::function<void(std::string_view)> log) {
-    return daemon::add_smtp_listeners(rt, store, cfg.listeners, path, std::move(log));
+    return daemon::add_smtp_listeners(rt, store, cfg.listeners, path, std::move(log), cfg.max_in_flight);
   };
   return daemon::run_listening_daemon(d, argc, argv);
 }

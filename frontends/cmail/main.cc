@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
   }
   net::Runtime runtime;
   auto bound = daemon::add_smtp_listeners(runtime, **store, cfg.listeners, config_name,
-                                  [&](std::string_view l) { logger.log(2, l); });
+                                  [&](std::string_view l) { logger.log(2, l); }, cfg.max_in_flight);
   if (!bound) {
     std::fprintf(stderr, "cmail: %s\n", bound.error().message().c_str());
     return 1;

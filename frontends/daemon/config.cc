@@ -144,6 +144,14 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
     auto handled = common(cfg.common, l, name);
     if (!handled) return handled.error();
     if (*handled) continue;
+    if (l.directive == "maxinflight") {  // an extension: docs/smtpd.md#limits
+      std::uint64_t n = 0;
+      auto [p, ec] = std::from_chars(l.params.data(), l.params.data() + l.params.size(), n);
+      if (l.params.empty() || ec != std::errc() || p != l.params.data() + l.params.size())
+        return bad(name, l.number, "maxinflight must be a number of octets (0: no bound)");
+      cfg.max_in_flight = n;
+      continue;
+    }
     SmtpdListener b;
     auto w = bind_line(l, name, b);
     if (!w) return w.error();

@@ -59,6 +59,9 @@ struct SmtpdListener {
 struct Smtpd {
   Common common;
   std::vector<SmtpdListener> listeners;
+  // `maxinflight OCTETS`: message data all SMTP sessions of the process hold at once (in memory
+  // and in spool files) before new transactions get 452 4.3.1; 0 = no bound.
+  std::uint64_t max_in_flight = 512ull * 1024 * 1024;
 };
 
 // Parses the text of a config file; `name` is used in error messages.

@@ -12,8 +12,10 @@ namespace cmail::daemon {
 Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, store::Store& store,
                                                       const std::vector<config::SmtpdListener>& listeners,
                                                       const std::string& config_name,
-                                                      std::function<void(std::string_view)> log) {
+                                                      std::function<void(std::string_view)> log,
+                                                      std::uint64_t max_in_flight) {
   std::vector<net::BoundListener> bound;
+  auto budget = max_in_flight ? std::make_shared<backends::DataBudget>(max_in_flight) : nullptr;
   net::TlsServerContexts contexts;
   for (const config::SmtpdListener& l : listeners) {
     const std::string where = config_name + ":" + std::to_string(l.line) + ": ";
@@ -34,6 +36,7 @@ Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, sto
     backends::SmtpBackendOptions bo;
     bo.hostname = l.announce;
     bo.private_received = l.auth_private;
+    bo.budget = budget;
     store::Store* st = &store;
     proto::Executor executor = rt.executor();
     auto logger = log;

@@ -21,9 +21,10 @@
 namespace cmail::daemon {
 
 // Adds every listener; fails (naming the config line) if a certificate cannot be loaded or an
-// address cannot be bound.
+// address cannot be bound. All of them share one budget of `max_in_flight` octets of message
+// data (0: no bound).
 Result<std::vector<net::BoundListener>> add_smtp_listeners(
     net::Runtime& runtime, store::Store& store, const std::vector<config::SmtpdListener>& listeners,
-    const std::string& config_name, std::function<void(std::string_view)> log);
+    const std::string& config_name, std::function<void(std::string_view)> log, std::uint64_t max_in_flight);
 
 }  // namespace cmail::daemon

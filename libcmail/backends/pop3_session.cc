@@ -262,6 +262,7 @@ Verdict StorePop3Session::login(const sasl::Credentials& creds) {
 
 Verdict StorePop3Session::retrieve(std::size_t index) {
   if (index >= refs_.size()) return Verdict::failed(Status::internal("message index out of range"));
+  if (sizes_[index] > kStreamAbove) return stream(index);
   // Clients read forward: what lies behind is not wanted again.
   ahead_.erase(ahead_.begin(), ahead_.lower_bound(index));
   auto it = ahead_.find(index);
@@ -276,11 +277,33 @@ Verdict StorePop3Session::retrieve(std::size_t index) {
   return Verdict::pending();
 }
 
+Verdict StorePop3Session::stream(std::size_t index) {
+  // A large message is read from its row as the engine sends it, never whole.
+  std::weak_ptr<StorePop3Session*> weak = alive_;
+  store::Store* store = &store_;
+  proto::Executor ex = executor_;
+  store::MessageRef ref = refs_[index];
+  executor_.run_blocking([weak, store, ex, ref] {
+    auto opened = store->mailboxes().open_message(ref);
+    auto result = std::make_shared<decltype(opened)>(std::move(opened));
+    ex.post([weak, result] {
+      auto alive = weak.lock();
+      if (!alive || !*alive || !(**alive).complete_) return;
+      StorePop3Session& self = **alive;
+      if (*result) return self.complete_(Verdict::message(std::shared_ptr<proto::Source>(std::move(**result))));
+      if (result->error().is_not_found())  // expunged meanwhile, e.g. over IMAP
+        return self.complete_(Verdict::reject(RespCode::None, "Message no longer exists"));
+      self.complete_(Verdict::failed(result->error()));
+    });
+  });
+  return Verdict::pending();
+}
+
 void StorePop3Session::read_ahead(std::size_t first) {
   if (reading_ || first >= refs_.size() || ahead_.count(first)) return;
   // One blocking task reads the wanted message and the small ones after it, so that a client
   // fetching one message after another mostly gets its answer without a trip to a worker.
-  constexpr std::uint64_t kBudget = 256 * 1024;
+  constexpr std::uint64_t kBudget = kStreamAbove;
   constexpr std::size_t kMost = 32;
   const bool wanted = waiting_ == first;
   std::vector<std::pair<std::size_t, store::MessageRef>> batch;

@@ -19,14 +19,6 @@ std::optional<std::uint64_t> parse_number(std::string_view s) {
   return v;
 }
 
-// The end of the line starting at `pos` and where the next one starts (CRLF, CR or LF).
-std::pair<std::size_t, std::size_t> line_at(std::string_view m, std::size_t pos) {
-  std::size_t end = m.find_first_of("\r\n", pos);
-  if (end == std::string_view::npos) return {m.size(), m.size()};
-  std::size_t next = m[end] == '\r' && end + 1 < m.size() && m[end + 1] == '\n' ? end + 2 : end + 1;
-  return {end, next};
-}
-
 }  // namespace
 
 // RFC 1939 3: the commands of each state. Out of state, the -ERR text given (counted as a
@@ -83,6 +75,11 @@ Verdict Verdict::message(std::string text) {
   v.text_ = std::move(text);
   return v;
 }
+Verdict Verdict::message(std::shared_ptr<proto::Source> source) {
+  Verdict v(Kind::Accept);
+  v.source_ = std::move(source);
+  return v;
+}
 Verdict Verdict::accept() { return Verdict(Kind::Accept); }
 Verdict Verdict::reject(RespCode code, std::string text) {
   Verdict v(Kind::Reject);
@@ -92,15 +89,53 @@ Verdict Verdict::reject(RespCode code, std::string text) {
 }
 
 std::string_view top_part(std::string_view m, std::uint64_t lines) {
-  std::size_t pos = 0;
-  while (pos < m.size()) {  // the header, up to and including the empty line
-    auto [end, next] = line_at(m, pos);
-    bool empty = end == pos;
-    pos = next;
-    if (empty) break;
+  TopCut cut(lines);
+  return m.substr(0, cut.take(m));
+}
+
+void TopCut::line_end() {
+  if (header_) {
+    if (line_start_) {  // the empty line that ends the header (RFC 5322 2.1) belongs to it
+      header_ = false;
+      if (lines_ == 0) finishing_ = true;
+    }
+  } else if (lines_ > 0 && --lines_ == 0) {
+    finishing_ = true;
   }
-  for (std::uint64_t i = 0; i < lines && pos < m.size(); ++i) pos = line_at(m, pos).second;
-  return m.substr(0, pos);
+  line_start_ = true;
+}
+
+std::size_t TopCut::take(std::string_view piece) {
+  if (done_) return 0;
+  for (std::size_t i = 0; i < piece.size(); ++i) {
+    const char c = piece[i];
+    if (after_cr_) {
+      after_cr_ = false;
+      if (c == '\n') {  // CRLF: one line end, already counted at its CR
+        if (finishing_) {
+          done_ = true;
+          return i + 1;
+        }
+        continue;
+      }
+      if (finishing_) {
+        done_ = true;
+        return i;
+      }
+    }
+    if (c == '\r' || c == '\n') {
+      line_end();
+      if (c == '\r') {
+        after_cr_ = true;
+      } else if (finishing_) {
+        done_ = true;
+        return i + 1;
+      }
+      continue;
+    }
+    line_start_ = false;
+  }
+  return piece.size();
 }
 
 Server::Server(const ServerOptions& options, Session& session)
@@ -453,9 +488,14 @@ void Server::apply(Verdict v) {
     case Decision::Retrieve: {
       if (!accepted) return refuse();
       auto s = std::make_unique<Sending>();
-      s->text = v.take_text();
-      s->part = pending_top_ ? top_part(s->text, *pending_top_) : std::string_view(s->text);
-      s->stuffer = std::make_unique<proto::DotStuffer>(s->part);
+      s->source = v.take_source();
+      if (s->source) {
+        if (pending_top_) s->top.emplace(*pending_top_);
+      } else {
+        s->text = v.take_text();
+        s->part = pending_top_ ? top_part(s->text, *pending_top_) : std::string_view(s->text);
+        s->stuffer = std::make_unique<proto::DotStuffer>(s->part);
+      }
       // RFC 1939 7: RETR's +OK may give the size; TOP's says nothing about it.
       if (pending_top_) ok("Top of message follows");
       else ok(std::to_string(listing_[pending_index_].size) + " octets");
@@ -482,7 +522,28 @@ void Server::apply(Verdict v) {
 
 void Server::fill() {
   while (sending_ && output_size() < kAhead) {
-    if (!sending_->stuffer->encode(output(), kAhead)) sending_.reset();
+    Sending& s = *sending_;
+    if (s.stuffer) {
+      if (!s.stuffer->encode(output(), kAhead)) sending_.reset();
+      continue;
+    }
+    s.chunk.clear();
+    if (Status st = s.source->read(kAhead, s.chunk); !st.ok()) {
+      // The +OK is out and part of the message may be: no reply can say so now (RFC 1939 has
+      // none), and ending the message would make the client take a truncated one as whole.
+      session_.log("retrieve failed while sending: " + st.to_string());
+      sending_.reset();
+      state_ = State::Closed;
+      close();
+      return;
+    }
+    std::string_view piece = s.chunk;
+    if (s.top) piece = piece.substr(0, s.top->take(piece));
+    s.encoder.add(piece, output());
+    if (s.chunk.empty() || (s.top && s.top->done())) {
+      s.encoder.finish(output());
+      sending_.reset();
+    }
   }
 }
 

@@ -19,6 +19,22 @@ struct RecordingSession : Session {
   bool pend = false;
   std::optional<Verdict> login_answer;  // instead of checking the password
   std::optional<Verdict> update_answer;
+  bool streamed = false;      // answer RETR/TOP with a Source that gives tiny pieces
+  bool stream_fails = false;  // ... which fails after its first piece
+
+  // A message in memory handed out 1 to 7 octets at a time (pieces of any size must do).
+  struct Pieces : proto::Source {
+    std::string text;
+    std::size_t pos = 0;
+    bool fail = false;
+    Status read(std::size_t max, std::string& out) override {
+      if (fail && pos > 0) return Status::io_error("disk gone");
+      std::size_t n = std::min({max, text.size() - pos, 1 + pos % 7});
+      out.append(text, pos, n);
+      pos += n;
+      return Status();
+    }
+  };
 
   Verdict login(const sasl::Credentials& c) override {
     calls.push_back("LOGIN " + c.authzid + "/" + c.authcid + "/" + c.password);
@@ -31,6 +47,12 @@ struct RecordingSession : Session {
   Verdict retrieve(std::size_t i) override {
     calls.push_back("RETR " + std::to_string(i));
     if (pend) return Verdict::pending();
+    if (streamed) {
+      auto p = std::make_shared<Pieces>();
+      p->text = messages.at(i);
+      p->fail = stream_fails;
+      return Verdict::message(std::shared_ptr<proto::Source>(p));
+    }
     return Verdict::message(messages.at(i));
   }
   Verdict update(const std::vector<std::size_t>& deleted) override {
@@ -524,4 +546,50 @@ TEST_CASE("pop3::top_part and the message codec") {
     CHECK(out == proto::dot_stuffed(m));
     CHECK(d.done());
   }
+}
+
+TEST_CASE("pop3::Server: a message from a Source is sent as the same bytes as from memory, RETR and TOP") {
+  for (bool top : {false, true}) {
+    for (std::uint64_t lines = 0; lines < (top ? 4u : 1u); ++lines) {
+      RecordingSession whole = with_mail(), pieces = with_mail();
+      pieces.streamed = true;
+      Server a(opts(), whole), b(opts(), pieces);
+      login(a);
+      login(b);
+      for (int i = 1; i <= 4; ++i) {
+        const std::string cmd = top ? "TOP " + std::to_string(i) + " " + std::to_string(lines) + "\r\n" : "RETR " + std::to_string(i) + "\r\n";
+        CAPTURE(cmd);
+        feed(a, cmd);
+        feed(b, cmd);
+        const std::string expected = drain(a);
+        CHECK(expected.ends_with("\r\n.\r\n"));
+        CHECK(drain(b) == expected);
+      }
+    }
+  }
+  // The cut itself, on pieces split at every point of a CRLF.
+  const std::string m = "A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n";
+  for (std::uint64_t lines = 0; lines < 5; ++lines) {
+    for (std::size_t split = 0; split <= m.size(); ++split) {
+      TopCut cut(lines);
+      std::size_t n = cut.take(std::string_view(m).substr(0, split));
+      if (!cut.done()) n += cut.take(std::string_view(m).substr(split));
+      CHECK(n == top_part(m, lines).size());
+    }
+  }
+  CHECK(top_part(m, 0) == "A: 1\r\nB: 2\r\n\r\n");
+  CHECK(top_part(m, 2) == "A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n");
+}
+
+TEST_CASE("pop3::Server: a Source that fails after the +OK closes the connection, never ends the message") {
+  RecordingSession r = with_mail();
+  r.streamed = true;
+  r.stream_fails = true;
+  Server s(opts(), r);
+  login(s);
+  feed(s, "RETR 1\r\nNOOP\r\n");
+  const std::string out = drain(s);
+  CHECK(out.starts_with("+OK"));
+  CHECK(out.find("\r\n.\r\n") == std::string::npos);  // no terminator: the client sees a broken transfer
+  CHECK(s.state() == Server::State::Closed);
 }

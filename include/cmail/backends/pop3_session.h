@@ -100,6 +100,9 @@ class CMAIL_EXPORT StorePop3Session final : public pop3::Session {
   // Read-ahead for RETR/TOP: messages read but not yet asked for, at most one read in flight,
   // and the message a pending retrieve() waits for.
   void read_ahead(std::size_t first);
+  // A message larger than this is not read ahead but streamed from its row (open_message).
+  static constexpr std::uint64_t kStreamAbove = 256 * 1024;
+  pop3::Verdict stream(std::size_t index);
   std::map<std::size_t, std::string> ahead_;
   bool reading_ = false;
   std::optional<std::size_t> waiting_;

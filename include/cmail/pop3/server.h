@@ -80,6 +80,24 @@ enum class RespCode { None, InUse, LoginDelay, SysTemp, SysPerm, Auth };
 CMAIL_EXPORT std::string_view to_string(RespCode c);  // "IN-USE", ... ("" for None)
 
 // A Session's answer to one decision.
+// top_part() of a message that arrives in pieces: take() says how many octets of each piece
+// belong to TOP's part; once done(), none of the rest does.
+class CMAIL_EXPORT TopCut {
+ public:
+  explicit TopCut(std::uint64_t lines) : lines_(lines) {}
+  std::size_t take(std::string_view piece);
+  bool done() const { return done_; }
+
+ private:
+  void line_end();
+  std::uint64_t lines_;       // body lines still wanted
+  bool header_ = true;        // still in the header
+  bool line_start_ = true;    // nothing of the current line seen yet
+  bool after_cr_ = false;     // the last octet was a CR: a LF next belongs to that line end
+  bool finishing_ = false;    // the part is complete but for a possible LF after its CR
+  bool done_ = false;
+};
+
 class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
  public:
   // Login: the credentials are good, the client is now `identity` (the authorization identity:
@@ -87,6 +105,9 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   static Verdict maildrop(std::string identity, std::vector<Listing> listing);
   // Retrieve: the message as stored (the engine makes its line ends CRLF and dot-stuffs it).
   static Verdict message(std::string text);
+  // Retrieve a large message: the engine reads it from `source` a piece at a time as its output
+  // drains, so it is never held whole. A read error after the +OK closes the connection.
+  static Verdict message(std::shared_ptr<proto::Source> source);
   // Update: the deletions are durable.
   static Verdict accept();
   // Sent as "-ERR [code] text".
@@ -98,6 +119,7 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   // Moves the payload out (the engine takes it over).
   std::vector<Listing> take_listing() { return std::move(listing_); }
   std::string take_text() { return std::move(text_); }
+  std::shared_ptr<proto::Source> take_source() { return std::move(source_); }
 
  private:
   friend class proto::VerdictBase<Verdict>;
@@ -106,6 +128,7 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   std::string text_;
   std::string identity_;
   std::vector<Listing> listing_;
+  std::shared_ptr<proto::Source> source_;
 };
 
 class CMAIL_EXPORT Session {
@@ -170,6 +193,11 @@ class CMAIL_EXPORT Server : public proto::Conversation {
     std::string text;
     std::string_view part;  // what is sent: all of text, or TOP's prefix of it
     std::unique_ptr<proto::DotStuffer> stuffer;
+    // Or the message read from a Source, TOP's part cut as it passes.
+    std::shared_ptr<proto::Source> source;
+    std::optional<TopCut> top;
+    proto::DotEncoder encoder;
+    std::string chunk;
   };
 
   void process();

@@ -15,6 +15,7 @@
 
 #include <cmail/export.h>
 #include <cmail/proto/line_reader.h>
+#include <cmail/status.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -66,6 +67,18 @@ class CMAIL_EXPORT DotStuffer {
   std::size_t pos_ = 0;
   bool done_ = false;
   DotEncoder encoder_;
+};
+
+// A stored message read in pieces (from the store, or from memory), so that sending a large
+// message never needs it whole: an engine asks for the next piece as its output drains.
+// Thread-safety: used by one thread at a time; read() may block briefly (a local file or a
+// database page read).
+class CMAIL_EXPORT Source {
+ public:
+  virtual ~Source() = default;
+  // Appends up to `max` (> 0) more octets to `out`; appends nothing once at the end. An error
+  // means the rest cannot be read.
+  virtual Status read(std::size_t max, std::string& out) = 0;
 };
 
 // Reads dot-stuffed data from an engine's input (RFC 5321 4.5.2, RFC 1939 3): removes the

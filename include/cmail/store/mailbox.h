@@ -13,9 +13,11 @@
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/proto/message.h>
 #include <cmail/status.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -88,6 +90,10 @@ class CMAIL_EXPORT Mailboxes {
   virtual Result<std::vector<MessageInfo>> list_messages(std::string_view user,
                                                          std::string_view folder = "INBOX") = 0;
   virtual Result<std::string> read_message(const MessageRef& ref) = 0;
+  // The message read in chunks as it is consumed (a large one is never held whole), on a
+  // connection of its own that keeps one snapshot until the Source is destroyed. Opening it
+  // blocks (a file open); each read() is a short blocking read of database pages.
+  virtual Result<std::unique_ptr<proto::Source>> open_message(const MessageRef& ref) = 0;
 
   // Replaces flags and keywords of one message; bumps its modseq and the folder's highest
   // modseq. Returns the new modseq. mail_read follows the \Seen bit.
