@@ -5,6 +5,13 @@
 // 4.4) with an unpredictable queue id, and stores each message with Store::deliver(): all
 // local copies and queue entries in one transaction, the 250 only after the commit is durable.
 //
+// Authentication: with an AuthGuard in the options (cmail/backends/auth_guard.h), each AUTH is
+// admitted by it first (refused with 454 4.7.0 without checking the password, or checked after
+// the guard's wait, a timer through Executor::post_after) and its outcome counted; every failure
+// and refusal is logged ("auth failed", "auth blocked", level 0), a success at level 1.
+// Logging: set_logger() gets lines with a level (0 errors and warnings, 1 info: the
+// key=value lines of docs/logging.md, such as one per accepted message).
+//
 // Asynchrony: password checks (argon2, ~30 ms of CPU) run through Executor::run_blocking and
 // the commit completes on the Store's writer thread; both come back through Executor::post,
 // which must run its function on the thread that owns the smtp::Server, where the session
@@ -17,6 +24,7 @@
 // or a session can be kept alive by a shared_ptr captured in the posted work).
 #pragma once
 
+#include <cmail/backends/auth_guard.h>
 #include <cmail/export.h>
 #include <cmail/smtp/server.h>
 #include <cmail/store/routing.h>
@@ -33,6 +41,8 @@ namespace cmail::backends {
 struct SmtpBackendOptions {
   std::string hostname = "localhost";  // "by" in Received
   bool private_received = false;       // cmail's auth=private: "from remote" in Received
+  // Failed AUTH counted, delayed and refused, shared with whatever else holds it; null: none.
+  std::shared_ptr<AuthGuard> auth_guard = nullptr;
 };
 
 class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
@@ -51,19 +61,24 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   void reset() override;
   void log(std::string_view line) override;
 
-  void set_logger(std::function<void(std::string_view)> logger) { logger_ = std::move(logger); }
+  // Where log lines go, with their level (0 errors and warnings, 1 info); called on the
+  // connection's thread.
+  void set_logger(std::function<void(int level, std::string_view line)> logger) { logger_ = std::move(logger); }
 
  private:
   std::string received_header(const smtp::SessionInfo& info, const std::string& id) const;
   // The "delivered" report (RFC 3461) for the local recipients that asked for one, or null.
   std::shared_ptr<store::Delivery> success_report(const store::Delivery& d);
+  // The transaction line of docs/logging.md for `d`, to be called with the store's answer
+  // (on the connection's thread; it may outlive the session).
+  std::function<void(const Status&)> transaction_log(const smtp::SessionInfo& info, const store::Delivery& d) const;
 
   store::Store& store_;
   SmtpBackendOptions options_;
   proto::PeerInfo peer_;
   proto::Executor executor_;
   std::function<void(smtp::Verdict)> complete_;
-  std::function<void(std::string_view)> logger_;
+  std::function<void(int, std::string_view)> logger_;
   // Guards posted work against a session that is gone.
   std::shared_ptr<StoreSmtpSession*> alive_;
 
