@@ -19,8 +19,10 @@ int main(int argc, char** argv) {
     path = p;
     return cfg.common;
   };
-  d.listen = [&](net::Runtime& rt, store::Store& store, std::function<void(std::string_view)> log) {
-    return daemon::add_pop3_listeners(rt, store, cfg.listeners, path, std::move(log));
+  d.listen = [&](net::Runtime& rt, store::Store& store, std::function<void(int, std::string_view)> log) {
+    // This daemon's own guard (docs/logging.md#authentication-penalties).
+    auto guard = std::make_shared<backends::AuthGuard>(cfg.auth_guard.value_or(backends::AuthGuardOptions{}));
+    return daemon::add_pop3_listeners(rt, store, cfg.listeners, path, guard, std::move(log));
   };
   return daemon::run_listening_daemon(d, argc, argv);
 }

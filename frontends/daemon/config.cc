@@ -99,7 +99,52 @@ Result<bool> common(Common& c, const Line& l, const std::string& name) {
   return true;
 }
 
+// `authguard ...` for smtpd and popd (one line at most); returns true when `l` was one.
+template <typename Config>
+Result<bool> authguard_line(Config& cfg, const Line& l, const std::string& name) {
+  if (l.directive != "authguard") return false;
+  if (cfg.auth_guard) return bad(name, l.number, "a second 'authguard' directive");
+  auto g = parse_authguard(l.params);
+  if (!g) return bad(name, l.number, g.error().message());
+  cfg.auth_guard = *g;
+  return true;
+}
+
 }  // namespace
+
+Result<backends::AuthGuardOptions> parse_authguard(std::string_view params) {
+  backends::AuthGuardOptions o;
+  const auto w = words(params);
+  if (w.empty()) return Status::invalid_argument("'authguard' needs 'off' or options");
+  if (w.size() == 1 && w[0] == "off") {
+    o.enabled = false;
+    return o;
+  }
+  for (const std::string& opt : w) {
+    const auto eq = opt.find('=');
+    const std::string key = opt.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
+    std::uint64_t v = 0;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (eq == std::string::npos || value.empty() || ec != std::errc() || p != value.data() + value.size() ||
+        v > 0xFFFFFFFFu)
+      return Status::invalid_argument("authguard option '" + opt +
+                                      "' must be KEY=NUMBER (valid: off, or delay= maxdelay= ipfailures= "
+                                      "userfailures= forget= entries=)");
+    if (key == "delay") o.delay = std::chrono::milliseconds(v);
+    else if (key == "maxdelay") o.max_delay = std::chrono::milliseconds(v);
+    else if (key == "ipfailures") o.address_failures = static_cast<std::uint32_t>(v);
+    else if (key == "userfailures") o.user_failures = static_cast<std::uint32_t>(v);
+    else if (key == "forget" && v > 0) o.forget = std::chrono::seconds(v);
+    else if (key == "entries" && v > 0) o.max_entries = static_cast<std::size_t>(v);
+    else if (key == "forget" || key == "entries") return Status::invalid_argument("authguard " + key + " must be positive");
+    else
+      return Status::invalid_argument("unknown authguard option '" + opt +
+                                      "' (valid: off, or delay= maxdelay= ipfailures= userfailures= forget= entries=)");
+  }
+  if (o.max_delay < o.delay) return Status::invalid_argument("authguard maxdelay must not be below delay");
+  return o;
+}
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
   if (text.empty()) return std::nullopt;
@@ -152,6 +197,9 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
       cfg.max_in_flight = n;
       continue;
     }
+    auto guard = authguard_line(cfg, l, name);
+    if (!guard) return guard.error();
+    if (*guard) continue;
     SmtpdListener b;
     auto w = bind_line(l, name, b);
     if (!w) return w.error();
@@ -352,6 +400,9 @@ Result<Popd> parse_popd(std::string_view text, const std::string& name) {
     auto handled = common(cfg.common, l, name);
     if (!handled) return handled.error();
     if (*handled) continue;
+    auto guard = authguard_line(cfg, l, name);
+    if (!guard) return guard.error();
+    if (*guard) continue;
     PopdListener b;
     auto w = bind_line(l, name, b);
     if (!w) return w.error();

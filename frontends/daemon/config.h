@@ -9,6 +9,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <cmail/backends/auth_guard.h>
 #include <cmail/mail/delivery.h>
 #include <cmail/status.h>
 
@@ -62,6 +63,9 @@ struct Smtpd {
   // `maxinflight OCTETS`: message data all SMTP sessions of the process hold at once (in memory
   // and in spool files) before new transactions get 452 4.3.1; 0 = no bound.
   std::uint64_t max_in_flight = 512ull * 1024 * 1024;
+  // `authguard` (an extension, docs/logging.md#authentication-penalties); nullopt: not given,
+  // the defaults.
+  std::optional<backends::AuthGuardOptions> auth_guard;
 };
 
 // Parses the text of a config file; `name` is used in error messages.
@@ -118,10 +122,16 @@ struct PopdListener {
 struct Popd {
   Common common;
   std::vector<PopdListener> listeners;
+  std::optional<backends::AuthGuardOptions> auth_guard;  // as for Smtpd
 };
 
 Result<Popd> parse_popd(std::string_view text, const std::string& name);
 Result<Popd> load_popd(const std::string& path);
+
+// The parameters of an `authguard` line (also `cmail serve --authguard`): `off`, or any of
+// delay=MS maxdelay=MS ipfailures=N userfailures=N forget=SECONDS entries=N (0 failures: never
+// refuse). Errors name the bad word, without a file or line.
+Result<backends::AuthGuardOptions> parse_authguard(std::string_view params);
 
 // A port number or service name ("smtp", "submission"); nullopt if neither.
 std::optional<std::uint16_t> parse_port(std::string_view text);

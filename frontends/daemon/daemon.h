@@ -75,8 +75,10 @@ struct ListeningDaemon {
   std::string description;  // "Accept incoming mail" (the usage line)
   // Reads the config file; returns its common directives (and keeps the rest for `listen`).
   std::function<Result<config::Common>(const std::string& path)> load;
-  // Adds the listeners; `log` lines go to the daemon's log at verbosity 1.
-  std::function<Result<std::vector<net::BoundListener>>(net::Runtime&, store::Store&, std::function<void(std::string_view)> log)>
+  // Adds the listeners; `log` lines go to the daemon's log at their level (shown when the
+  // `verbosity` is at least that).
+  std::function<Result<std::vector<net::BoundListener>>(net::Runtime&, store::Store&,
+                                                        std::function<void(int level, std::string_view line)> log)>
       listen;
 };
 int run_listening_daemon(const ListeningDaemon& d, int argc, char** argv);

@@ -12,13 +12,15 @@ namespace cmail::daemon {
 Result<std::vector<net::BoundListener>> add_pop3_listeners(net::Runtime& rt, store::Store& store,
                                                       const std::vector<config::PopdListener>& listeners,
                                                       const std::string& config_name,
-                                                      std::function<void(std::string_view)> log) {
+                                                      std::shared_ptr<backends::AuthGuard> guard,
+                                                      std::function<void(int, std::string_view)> log) {
   std::vector<net::BoundListener> bound;
   net::TlsServerContexts contexts;
   for (const config::PopdListener& l : listeners) {
     const std::string where = config_name + ":" + std::to_string(l.line) + ": ";
     auto lo = listener_options(l, contexts, where, l.tlsonly ? "pop3s" : "pop3");
     if (!lo) return lo.error();
+    lo->log = log;
     pop3::ServerOptions po;
     po.hostname = l.announce;
     po.starttls_available = lo->tls && !l.tlsonly;
@@ -28,9 +30,9 @@ Result<std::vector<net::BoundListener>> add_pop3_listeners(net::Runtime& rt, sto
     store::Store* st = &store;
     proto::Executor executor = rt.executor();
     auto logger = log;
-    auto id = net::serve_pop3(rt, *lo, po, [st, executor, logger](const proto::PeerInfo& peer,
-                                                                  net::Completion<pop3::Verdict> done) {
-      auto session = std::make_shared<backends::StorePop3Session>(*st, peer, executor);
+    auto id = net::serve_pop3(rt, *lo, po, [st, executor, logger, guard](const proto::PeerInfo& peer,
+                                                                         net::Completion<pop3::Verdict> done) {
+      auto session = std::make_shared<backends::StorePop3Session>(*st, peer, executor, guard);
       if (logger) session->set_logger(logger);
       session->set_completion(std::move(done));
       return session;

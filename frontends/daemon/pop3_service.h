@@ -2,7 +2,8 @@
 //
 // Each listener serves pop3::Server engines with StorePop3Session backends (POP3 with STLS
 // when the line has a certificate, or POP3S with tlsonly; tlsrequire keeps logins inside TLS).
-// Used by cmail-popd and by `cmail serve`.
+// Used by cmail-popd and by `cmail serve`. Logins are counted in `guard` (null: none) and lines
+// go to `log` with their level, as for add_smtp_listeners.
 //
 // Thread-safety: call on the Runtime's loop thread before run(). REQUIRES: the Store outlives
 // the Runtime's connections.
@@ -10,9 +11,11 @@
 
 #include "daemon/config.h"
 
+#include <cmail/backends/auth_guard.h>
 #include <cmail/net/runtime.h>
 #include <cmail/store/store.h>
 
+#include <memory>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -24,6 +27,7 @@ namespace cmail::daemon {
 // line) if a certificate cannot be loaded or an address cannot be bound.
 Result<std::vector<net::BoundListener>> add_pop3_listeners(
     net::Runtime& runtime, store::Store& store, const std::vector<config::PopdListener>& listeners,
-    const std::string& config_name, std::function<void(std::string_view)> log);
+    const std::string& config_name, std::shared_ptr<backends::AuthGuard> guard,
+    std::function<void(int level, std::string_view line)> log);
 
 }  // namespace cmail::daemon

@@ -12,7 +12,8 @@ namespace cmail::daemon {
 Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, store::Store& store,
                                                       const std::vector<config::SmtpdListener>& listeners,
                                                       const std::string& config_name,
-                                                      std::function<void(std::string_view)> log,
+                                                      std::shared_ptr<backends::AuthGuard> guard,
+                                                      std::function<void(int, std::string_view)> log,
                                                       std::uint64_t max_in_flight) {
   std::vector<net::BoundListener> bound;
   auto budget = max_in_flight ? std::make_shared<backends::DataBudget>(max_in_flight) : nullptr;
@@ -21,6 +22,7 @@ Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, sto
     const std::string where = config_name + ":" + std::to_string(l.line) + ": ";
     auto lo = listener_options(l, contexts, where, l.tlsonly ? "smtps" : l.auth_strict ? "submission" : "smtp");
     if (!lo) return lo.error();
+    lo->log = log;
     smtp::ServerOptions so;
     so.hostname = l.announce;
     if (l.size) so.max_message_size = *l.size;  // else the engine's default limit
@@ -37,6 +39,7 @@ Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, sto
     bo.hostname = l.announce;
     bo.private_received = l.auth_private;
     bo.budget = budget;
+    bo.auth_guard = guard;
     store::Store* st = &store;
     proto::Executor executor = rt.executor();
     auto logger = log;

@@ -2,7 +2,9 @@
 //
 // Each listener serves smtp::Server engines with StoreSmtpSession backends: inbound mail for
 // local addresses from anyone, submission for authenticated users, as the master database
-// routes it. Used by cmail-smtpd and by `cmail serve`.
+// routes it. Used by cmail-smtpd and by `cmail serve`. Every listener's sessions count failed
+// AUTH in `guard` (null: none), which `cmail serve` shares with its POP3 listeners.
+// `log` gets the sessions' and connections' lines with their level (docs/logging.md).
 //
 // Thread-safety: call on the Runtime's loop thread before run(). REQUIRES: the Store outlives
 // the Runtime's connections.
@@ -10,9 +12,11 @@
 
 #include "daemon/config.h"
 
+#include <cmail/backends/auth_guard.h>
 #include <cmail/net/runtime.h>
 #include <cmail/store/store.h>
 
+#include <memory>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -25,6 +29,7 @@ namespace cmail::daemon {
 // data (0: no bound).
 Result<std::vector<net::BoundListener>> add_smtp_listeners(
     net::Runtime& runtime, store::Store& store, const std::vector<config::SmtpdListener>& listeners,
-    const std::string& config_name, std::function<void(std::string_view)> log, std::uint64_t max_in_flight);
+    const std::string& config_name, std::shared_ptr<backends::AuthGuard> guard,
+    std::function<void(int level, std::string_view line)> log, std::uint64_t max_in_flight);
 
 }  // namespace cmail::daemon

@@ -2,6 +2,7 @@
 // See cmail/backends/pop3_session.h.
 #include <cmail/backends/pop3_session.h>
 
+#include <cmail/backends/log_line.h>
 #include <cmail/mail/fields.h>
 #include <cmail/proto/message.h>
 #include <cmail/store/directory.h>
@@ -124,10 +125,12 @@ std::vector<pop3::Listing> pop3_listing(std::uint32_t uidvalidity, const std::ve
   return out;
 }
 
-StorePop3Session::StorePop3Session(store::Store& store, proto::PeerInfo peer, proto::Executor executor)
+StorePop3Session::StorePop3Session(store::Store& store, proto::PeerInfo peer, proto::Executor executor,
+                                   std::shared_ptr<AuthGuard> guard)
     : store_(store),
       peer_(std::move(peer)),
       executor_(std::move(executor)),
+      guard_(std::move(guard)),
       alive_(std::make_shared<StorePop3Session*>(this)),
       session_id_(mail::new_queue_id()),
       owner_(Pop3LockHolder::current(session_id_).to_string()) {
@@ -151,7 +154,7 @@ StorePop3Session::~StorePop3Session() {
 }
 
 void StorePop3Session::log(std::string_view line) {
-  if (logger_) logger_(line);
+  if (logger_) logger_(0, line);  // the engine's diagnostics are errors
 }
 
 namespace {
@@ -162,22 +165,26 @@ struct LoginOutcome {
   std::vector<store::MessageRef> refs;
   std::vector<std::uint64_t> sizes;
   bool locked = false;
-  std::vector<std::string> notes;  // for the log, written on the loop thread
+  bool bad_credentials = false;  // for the AuthGuard: a failure to count
+  bool authenticated = false;    // the password was right (whatever became of the lock)
+  std::string denied;            // authenticated, yet no maildrop: why, for the log
+  std::vector<std::pair<int, std::string>> notes;  // for the log (level, line), written on the loop thread
 };
 
 // The blocking part of a login: password check, lock, listing (a worker thread).
-void blocking_login(store::Store& store, const sasl::Credentials& creds, const std::string& owner,
-                    const std::string& peer, LoginOutcome& out) {
+void blocking_login(store::Store& store, const sasl::Credentials& creds, const std::string& owner, LoginOutcome& out) {
   auto id = store.directory().authenticate(creds.authcid, creds.password);
   if (!id) {
     if (id.error().is_not_found()) {
-      out.notes.push_back("POP3 login failed for " + creds.authcid + " from " + peer);
+      out.bad_credentials = true;
       out.verdict = Verdict::reject(RespCode::Auth, "Invalid user name or password");
     } else {
+      out.notes.emplace_back(0, "POP3 login of " + creds.authcid + ": " + id.error().to_string());
       out.verdict = Verdict::failed(id.error());
     }
     return;
   }
+  out.authenticated = true;
   // An alias logs in to its target (docs/compatibility.md#users-aliases).
   const std::string user = id->authorized;
   auto lock = store.directory().lock_popd(user, owner, pop3_lock_holder_gone);
@@ -187,9 +194,11 @@ void blocking_login(store::Store& store, const sasl::Credentials& creds, const s
   }
   switch (lock->outcome) {
     case store::PopLock::Outcome::NotEnabled:
+      out.denied = "pop3-not-enabled";
       out.verdict = Verdict::reject(RespCode::Auth, "POP3 access is not enabled for this account");
       return;
     case store::PopLock::Outcome::InUse:
+      out.denied = "maildrop-in-use";
       // RFC 2449 8.1.1: another session has the maildrop.
       out.verdict = Verdict::reject(RespCode::InUse, "Maildrop is locked by another session");
       return;
@@ -197,13 +206,14 @@ void blocking_login(store::Store& store, const sasl::Credentials& creds, const s
       break;
   }
   if (lock->taken_over)
-    out.notes.push_back("took over the maildrop lock of " + user + " from " +
-                        lock->previous.value_or("a holder not recorded (cmail's pop_lock)") +
-                        ": the holder is gone");
+    out.notes.emplace_back(1, "took over the maildrop lock of " + user + " from " +
+                                  lock->previous.value_or("a holder not recorded (cmail's pop_lock)") +
+                                  ": the holder is gone");
   auto fail = [&](const Status& st) {
     // The lock is released again at once (cmail kept it, docs/compatibility.md#pop3-maildrop-lock).
     (void)store.directory().release_popd(user, owner);
-    out.notes.push_back("maildrop of " + user + " unavailable: " + st.to_string());
+    out.denied = "maildrop-unavailable";
+    out.notes.emplace_back(0, "maildrop of " + user + " unavailable: " + st.to_string());
     out.verdict = Verdict::reject(RespCode::SysTemp, "Maildrop unavailable, try again later");
   };
   auto messages = store.mailboxes().list_messages(user, "INBOX");
@@ -228,33 +238,79 @@ void blocking_login(store::Store& store, const sasl::Credentials& creds, const s
 }  // namespace
 
 Verdict StorePop3Session::login(const sasl::Credentials& creds) {
+  // The guard first (cmail/backends/auth_guard.h): an address or user refused is answered at
+  // once, without the password check; otherwise the check waits for the guard's delay.
+  std::shared_ptr<AuthGuard> guard = guard_;
+  const std::string addr = peer_.address;
+  const auto logger = logger_;
+  std::chrono::milliseconds wait{0};
+  if (guard) {
+    const AuthGuard::Admission a = guard->admit(addr, creds.authcid);
+    if (a.refused != AuthGuard::Refusal::None) {
+      if (logger)
+        logger(0, auth_log("auth blocked", "pop3", addr, creds.authcid)
+                      .add("reason", "too-many-failures")
+                      .add("scope", to_string(a.refused))
+                      .str());
+      // RFC 3206 4: SYS/TEMP, a temporary problem (the password may be right: try later).
+      return Verdict::reject(RespCode::SysTemp, "Too many failed logins, try again later");
+    }
+    wait = a.wait;
+  }
   // Proxy authorization is not offered: an authzid must name the user who logs in (RFC 4616 2).
-  if (!creds.authzid.empty() && creds.authzid != creds.authcid)
-    return Verdict::reject(RespCode::Auth, "Invalid user name or password");
+  const bool proxy = !creds.authzid.empty() && creds.authzid != creds.authcid;
   std::weak_ptr<StorePop3Session*> weak = alive_;
   store::Store* store = &store_;
   proto::Executor ex = executor_;
-  std::string owner = owner_, peer = peer_.address;
-  executor_.run_blocking([weak, store, ex, creds, owner, peer] {
-    auto out = std::make_shared<LoginOutcome>();
-    blocking_login(*store, creds, owner, peer, *out);
-    ex.post([weak, store, ex, owner, out] {
-      auto alive = weak.lock();
-      if (!alive || !*alive || !(**alive).complete_) {
-        // The connection ended meanwhile: give the lock back.
-        if (out->locked)
-          ex.run_blocking([store, user = out->user, owner] { (void)store->directory().release_popd(user, owner); });
-        return;
+  std::string owner = owner_;
+  run_after(ex, wait, [weak, store, ex, creds, owner, proxy, guard, addr, logger] {
+    ex.run_blocking([weak, store, ex, creds, owner, proxy, guard, addr, logger] {
+      auto out = std::make_shared<LoginOutcome>();
+      if (proxy) {
+        out->bad_credentials = true;
+        out->verdict = Verdict::reject(RespCode::Auth, "Invalid user name or password");
+      } else {
+        blocking_login(*store, creds, owner, *out);
       }
-      StorePop3Session& self = **alive;
-      for (const std::string& n : out->notes) self.log(n);
-      if (out->locked) {
-        self.user_ = out->user;
-        self.refs_ = std::move(out->refs);
-        self.sizes_ = std::move(out->sizes);
-        self.locked_ = true;
-      }
-      self.complete_(std::move(out->verdict));
+      ex.post([weak, store, ex, owner, out, proxy, guard, addr, logger, user = creds.authcid] {
+        // Counted and logged even when the client has hung up meanwhile.
+        std::chrono::milliseconds more{0};
+        if (out->bad_credentials) {
+          if (guard) more = guard->failed(addr, user);
+          if (logger)
+            logger(0, auth_log("auth failed", "pop3", addr, user)
+                          .add("reason", proxy ? "authzid-mismatch" : "bad-credentials")
+                          .str());
+        } else if (out->authenticated) {
+          if (guard) guard->succeeded(addr, user);
+          if (logger) {
+            LogLine l = auth_log(out->denied.empty() ? "auth ok" : "login denied", "pop3", addr, user);
+            if (!out->denied.empty()) l.add("reason", out->denied);
+            logger(1, l.str());
+          }
+        }
+        auto alive = weak.lock();
+        if (!alive || !*alive || !(**alive).complete_) {
+          // The connection ended meanwhile: give the lock back.
+          if (out->locked)
+            ex.run_blocking([store, user = out->user, owner] { (void)store->directory().release_popd(user, owner); });
+          return;
+        }
+        StorePop3Session& self = **alive;
+        if (self.logger_)
+          for (const auto& [level, n] : out->notes) self.logger_(level, n);
+        if (out->locked) {
+          self.user_ = out->user;
+          self.refs_ = std::move(out->refs);
+          self.sizes_ = std::move(out->sizes);
+          self.locked_ = true;
+        }
+        // A failure's reply waits for the guard (a lock is never held: only bad credentials wait).
+        run_after(ex, more, [weak, out] {
+          auto again = weak.lock();
+          if (again && *again && (**again).complete_) (**again).complete_(std::move(out->verdict));
+        });
+      });
     });
   });
   return Verdict::pending();
@@ -374,7 +430,7 @@ Verdict StorePop3Session::update(const std::vector<std::size_t>& deleted) {
         self.complete_(Verdict::failed(st));
         return;
       }
-      if (n) self.log("deleted " + std::to_string(n) + " messages of " + user);
+      if (n && self.logger_) self.logger_(1, LogLine("maildrop updated").add("user", user).add("deleted", n).str());
       self.complete_(Verdict::accept());
     });
   });

@@ -1,6 +1,7 @@
 // The Store-backed SMTP session: authentication, routing, Received header, durable delivery.
 #include <cmail/backends/smtp_session.h>
 
+#include <cmail/backends/log_line.h>
 #include <cmail/mail/delivery.h>
 #include <cmail/mail/fields.h>
 #include <cmail/proto/ascii.h>
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <set>
 
 namespace cmail::backends {
 
@@ -33,31 +35,63 @@ StoreSmtpSession::StoreSmtpSession(store::Store& store, SmtpBackendOptions optio
 StoreSmtpSession::~StoreSmtpSession() { *alive_ = nullptr; }
 
 void StoreSmtpSession::log(std::string_view line) {
-  if (logger_) logger_(line);
+  if (logger_) logger_(0, line);  // the engine's diagnostics are errors
 }
 
 Verdict StoreSmtpSession::auth(const smtp::SessionInfo&, const sasl::Credentials& creds) {
+  // The guard first (cmail/backends/auth_guard.h): an address or user refused is answered at
+  // once, without the password check; otherwise the check waits for the guard's delay.
+  std::shared_ptr<AuthGuard> guard = options_.auth_guard;
+  const std::string addr = peer_.address;
+  const auto logger = logger_;
+  std::chrono::milliseconds wait{0};
+  if (guard) {
+    const AuthGuard::Admission a = guard->admit(addr, creds.authcid);
+    if (a.refused != AuthGuard::Refusal::None) {
+      if (logger)
+        logger(0, auth_log("auth blocked", "smtp", addr, creds.authcid)
+                      .add("reason", "too-many-failures")
+                      .add("scope", to_string(a.refused))
+                      .str());
+      // RFC 4954 6: 454 4.7.0, a temporary authentication failure.
+      return Verdict::reject(smtp::reply(454, {4, 7, 0}, "Too many failed authentications, try again later"));
+    }
+    wait = a.wait;
+  }
   // Proxy authorization is not offered: an authzid must name the user who logs in (RFC 4616 2).
-  if (!creds.authzid.empty() && creds.authzid != creds.authcid)
-    return Verdict::reject(smtp::reply(535, {5, 7, 8}, "Authentication credentials invalid"));
+  const bool proxy = !creds.authzid.empty() && creds.authzid != creds.authcid;
   std::weak_ptr<StoreSmtpSession*> weak = alive_;
   store::Store* store = &store_;
   proto::Executor ex = executor_;
-  executor_.run_blocking([weak, store, ex, creds] {
-    auto id = store->directory().authenticate(creds.authcid, creds.password);
-    ex.post([weak, id] {
-      auto alive = weak.lock();
-      if (!alive || !*alive) return;
-      StoreSmtpSession& self = **alive;
-      if (!self.complete_) return;
-      if (id) {
-        // The authorized identity (docs/compatibility.md#users-aliases).
-        self.complete_(Verdict::authenticated(id->authorized));
-      } else if (id.error().is_not_found()) {
-        self.complete_(Verdict::reject(smtp::reply(535, {5, 7, 8}, "Authentication credentials invalid")));
-      } else {
-        self.complete_(Verdict::reject(smtp::reply(454, {4, 7, 0}, "Temporary authentication failure")));
-      }
+  run_after(ex, wait, [weak, store, ex, creds, proxy, guard, addr, logger] {
+    ex.run_blocking([weak, store, ex, creds, proxy, guard, addr, logger] {
+      Result<store::Identity> id = proxy ? Result<store::Identity>(Status::not_found("authzid differs"))
+                                         : store->directory().authenticate(creds.authcid, creds.password);
+      ex.post([weak, ex, id, proxy, guard, addr, logger, user = creds.authcid] {
+        auto answer = [weak](Verdict v) {
+          auto alive = weak.lock();
+          if (alive && *alive && (**alive).complete_) (**alive).complete_(std::move(v));
+        };
+        if (id) {
+          if (guard) guard->succeeded(addr, user);
+          if (logger) logger(1, auth_log("auth ok", "smtp", addr, user).add("identity", id->authorized).str());
+          // The authorized identity (docs/compatibility.md#users-aliases).
+          return answer(Verdict::authenticated(id->authorized));
+        }
+        if (!id.error().is_not_found()) {
+          if (logger) logger(0, auth_log("auth error", "smtp", addr, user).add("error", id.error().to_string()).str());
+          return answer(Verdict::reject(smtp::reply(454, {4, 7, 0}, "Temporary authentication failure")));
+        }
+        // Counted even when the client has hung up meanwhile; the reply waits for the guard.
+        const std::chrono::milliseconds more = guard ? guard->failed(addr, user) : std::chrono::milliseconds(0);
+        if (logger)
+          logger(0, auth_log("auth failed", "smtp", addr, user)
+                        .add("reason", proxy ? "authzid-mismatch" : "bad-credentials")
+                        .str());
+        run_after(ex, more, [answer] {
+          answer(Verdict::reject(smtp::reply(535, {5, 7, 8}, "Authentication credentials invalid")));
+        });
+      });
     });
   });
   return Verdict::pending();
@@ -175,6 +209,7 @@ Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
   d.dsn_ret = params_.ret;
   d.dsn_envid = params_.envid;
   store::routing::plan_delivery(*sender_, recipients_, d);
+  auto log_result = transaction_log(info, d);  // the transaction line, once the store answered
   const std::string id = d.ident;
   const bool nothing = d.local.empty() && d.queued.empty();
   // RFC 3461 6.2.2: "delivered" reports for local recipients that asked for NOTIFY=SUCCESS,
@@ -187,11 +222,12 @@ Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
   std::weak_ptr<StoreSmtpSession*> weak = alive_;
   proto::Executor ex = executor_;
   store::Store* store = &store_;
-  store_.deliver(std::move(d), [weak, ex, id, report, store, hold](Status st) {
+  store_.deliver(std::move(d), [weak, ex, id, report, store, hold, log_result](Status st) {
     hold->release();
     if (st.ok() && report) store->deliver(std::move(*report), nullptr);  // best effort, after the commit
     // Writer thread: the commit is durable (or failed as a whole). Hand the verdict back.
-    ex.post([weak, id, st] {
+    ex.post([weak, id, st, log_result] {
+      log_result(st);
       auto alive = weak.lock();
       if (!alive || !*alive || !(**alive).complete_) return;
       StoreSmtpSession& self = **alive;
@@ -246,6 +282,24 @@ std::shared_ptr<store::Delivery> StoreSmtpSession::success_report(const store::D
   auto planned = store::routing::plan_report(store_.directory(), b.to, *report);
   if (!planned || !*planned) return nullptr;
   return report;
+}
+
+std::function<void(const Status&)> StoreSmtpSession::transaction_log(const smtp::SessionInfo& info,
+                                                                      const store::Delivery& d) const {
+  if (!logger_) return [](const Status&) {};
+  std::set<std::string> to;  // recipients as received, each once (copies and queue entries)
+  for (const store::LocalCopy& c : d.local) to.insert(c.envelope_to);
+  for (const store::QueuedRecipient& q : d.queued) to.insert(q.envelope_to);
+  LogLine l("message");
+  l.add("id", d.ident).add("proto", "smtp").add("addr", peer_.address);
+  if (info.user) l.add("user", *info.user);
+  l.add("from", "<" + d.envelope_from.value_or("") + ">").add("rcpts", to.size()).add("size", d.data.size() + (d.spool ? d.spool->size() : 0));
+  return [logger = logger_, line = l.str()](const Status& st) {
+    LogLine out(line);
+    if (st.ok()) out.add("result", "accepted");
+    else out.add("result", "refused").add("error", st.to_string());
+    logger(1, out.str());
+  };
 }
 
 void StoreSmtpSession::reset() {

@@ -19,6 +19,7 @@
 
 #include "loop.h"
 
+#include <cmail/backends/log_line.h>
 #include <cmail/mail/outcome.h>
 #include <cmail/mail/route.h>
 #include <cmail/net/bounce_plan.h>
@@ -42,6 +43,11 @@ namespace cmail::net {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
+
+// The relay= of the delivery lines (docs/logging.md): "mx.example.org[192.0.2.1]:25".
+std::string relay_of(const mail::Candidate& c) {
+  return c.host + "[" + c.address + "]:" + std::to_string(c.port.port);
+}
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -295,7 +301,12 @@ void Attempt::send(Core& c) {
   if (!st.ok()) {
     // Refused before sending (SIZE, SMTPUTF8, 8BITMIME): permanent for this server's domain.
     const mail::Failure f = mail::refused_before_sending(st.message(), cand.host);
-    c.log(1, "failed " + m.rcpts.front().queue_id + ": " + f.record);
+    c.log(1, backends::LogLine("delivery")
+                 .add("id", m.rcpts.front().queue_id)
+                 .add("relay", relay_of(cand))
+                 .add("result", "failed")
+                 .add("reply", f.record)
+                 .str());
     c.fail_message(m.rcpts, f);
     current.reset();
     state = State::Idle;
@@ -317,12 +328,21 @@ void Attempt::finish_message(Core& c, const smtp::client_event::MailResult& r) {
     const store::QueueEntry& e = m.rcpts[i];
     const mail::RecipientOutcome& o = outcomes[i];
     if (o.kind == mail::RecipientOutcome::Kind::Delivered) {
-      c.log(1, "delivered " + e.queue_id + " to <" + e.envelope_to + "> via " + cand.where() + ": " + o.reply->summary());
+      c.log(1, backends::LogLine("delivery")
+                   .add("id", e.queue_id)
+                   .add("to", "<" + e.envelope_to + ">")
+                   .add("relay", relay_of(cand))
+                   .add("result", "delivered")
+                   .add("reply", o.reply->summary())
+                   .str());
       if (o.relayed) relayed.push_back({e, *o.reply});
     } else {
       const bool fatal = o.kind == mail::RecipientOutcome::Kind::Failed;
-      c.log(1, std::string(fatal ? "failed " : "deferred ") + e.queue_id + " to <" + e.envelope_to + ">: " + o.record +
-                   (o.given_up ? " (the last try)" : ""));
+      backends::LogLine l("delivery");
+      l.add("id", e.queue_id).add("to", "<" + e.envelope_to + ">").add("relay", relay_of(cand));
+      l.add("result", fatal ? "failed" : "deferred").add("reply", o.record);
+      if (o.given_up) l.add("final", "yes");  // the last try: a bounce follows
+      c.log(1, l.str());
     }
   }
   c.settle(m.rcpts, outcomes);
@@ -420,8 +440,12 @@ void Destination::routed(Core& core, std::vector<mail::Candidate> c) {
 void Destination::fail_all(Core& core, const mail::Failure& f) {
   route = Route::None;  // resolve again next time
   cursor = 0;
-  core.log(1, std::string(f.fatal ? "failed " : "deferred ") + std::to_string(pending.size()) + " message(s) for " +
-                  target.name + ": " + f.record);
+  core.log(1, backends::LogLine("delivery")
+                  .add("messages", pending.size())
+                  .add("destination", target.name)
+                  .add("result", f.fatal ? "failed" : "deferred")
+                  .add("reply", f.record)
+                  .str());
   while (!pending.empty()) {
     auto m = pending.front();
     pending.pop_front();

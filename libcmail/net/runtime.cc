@@ -20,6 +20,13 @@ namespace cmail::net {
 namespace {
 struct Conn;
 struct Listener;
+
+// One post_after(): a one-shot timer on the loop, and the work it runs.
+struct Delayed {
+  uv_timer_t timer;
+  std::function<void()> fn;
+  Runtime::Impl* rt = nullptr;
+};
 }  // namespace
 
 struct Runtime::Impl {
@@ -41,6 +48,7 @@ struct Runtime::Impl {
   std::shared_ptr<Posted> posted = std::make_shared<Posted>();
   std::vector<std::unique_ptr<Listener>> listeners;
   std::unordered_map<Conn*, std::shared_ptr<Conn>> conns;
+  std::unordered_map<Delayed*, std::unique_ptr<Delayed>> delayed;  // timers not yet fired
   bool shutting_down = false;
   bool finished = false;
   // One read buffer for every connection: on_read consumes it completely before returning,
@@ -49,6 +57,8 @@ struct Runtime::Impl {
 
   void finish_if_done();
   void begin_shutdown(std::chrono::milliseconds grace);
+  void start_delayed(std::chrono::milliseconds after, std::function<void()> fn);
+  void close_delayed(Delayed* d);
 };
 
 namespace {
@@ -342,6 +352,8 @@ void Runtime::Impl::finish_if_done() {
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&async), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&grace_timer), nullptr);
+  // Timers not yet fired: their work is dropped, as late posts are (nobody is left to use it).
+  while (!delayed.empty()) close_delayed(delayed.begin()->first);
   if (signals) {
     uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
@@ -557,6 +569,38 @@ void post_to(const std::shared_ptr<Runtime::Impl::Posted>& p, std::function<void
 
 void Runtime::post(std::function<void()> fn) { post_to(impl_->posted, std::move(fn)); }
 
+void Runtime::Impl::start_delayed(std::chrono::milliseconds after, std::function<void()> fn) {
+  if (finished) return;
+  auto owned = std::make_unique<Delayed>();
+  Delayed* d = owned.get();
+  d->fn = std::move(fn);
+  d->rt = this;
+  uv_timer_init(&loop, &d->timer);
+  d->timer.data = d;
+  delayed.emplace(d, std::move(owned));
+  uv_timer_start(&d->timer, [](uv_timer_t* t) {
+    auto* dl = static_cast<Delayed*>(t->data);
+    std::function<void()> work = std::move(dl->fn);
+    dl->rt->close_delayed(dl);
+    work();
+  }, static_cast<std::uint64_t>(std::max<std::int64_t>(after.count(), 0)), 0);
+}
+
+void Runtime::Impl::close_delayed(Delayed* d) {
+  auto it = delayed.find(d);
+  if (it == delayed.end()) return;
+  Delayed* raw = it->second.release();
+  delayed.erase(it);
+  uv_timer_stop(&raw->timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(&raw->timer), [](uv_handle_t* h) { delete static_cast<Delayed*>(h->data); });
+}
+
+void Runtime::post_after(std::chrono::milliseconds after, std::function<void()> fn) {
+  Impl* rt = impl_.get();
+  // Through the post queue, so that any thread may call it and a late call is dropped.
+  post([rt, after, fn = std::move(fn)]() mutable { rt->start_delayed(after, std::move(fn)); });
+}
+
 void Runtime::shutdown(std::chrono::milliseconds grace) {
   Impl* rt = impl_.get();
   post([rt, grace] { rt->begin_shutdown(grace); });
@@ -611,8 +655,15 @@ proto::Executor Runtime::executor() {
   // run_blocking is only called on the loop thread (from engine callbacks), while the
   // runtime is alive; post may come from any thread at any time, hence the shared queue.
   std::shared_ptr<Impl::Posted> p = impl_->posted;
+  Impl* rt = impl_.get();
   return proto::Executor{[this](std::function<void()> fn) { run_blocking(std::move(fn)); },
-                  [p](std::function<void()> fn) { post_to(p, std::move(fn)); }};
+                         [p](std::function<void()> fn) { post_to(p, std::move(fn)); },
+                         [p, rt](std::chrono::milliseconds after, std::function<void()> fn) {
+                           // The timer starts on the loop; work posted runs only while rt lives.
+                           post_to(p, [rt, after, fn = std::move(fn)]() mutable {
+                             rt->start_delayed(after, std::move(fn));
+                           });
+                         }};
 }
 
 }  // namespace cmail::net

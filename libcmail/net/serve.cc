@@ -1,6 +1,9 @@
 // Serving an engine with an embedder's Session: see cmail/net/serve.h.
 #include <cmail/net/serve.h>
 
+#include <cmail/backends/log_line.h>
+
+#include <chrono>
 #include <optional>
 #include <thread>
 
@@ -16,7 +19,22 @@ struct Served {
   std::optional<E> engine;
   Kick kick;
   int depth = 0;  // calls into the engine in progress on the loop thread
+  // The connection's log lines (docs/logging.md): its fields, and when it began.
+  std::function<void(int, std::string_view)> log;
+  backends::LogLine fields{""};
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 };
+
+// What the disconnect line tells of each engine's conversation.
+void describe(backends::LogLine& l, const smtp::Server& e) {
+  l.add("tls", e.info().tls ? "yes" : "no");
+  if (e.info().user) l.add("user", *e.info().user);
+  l.add("messages", e.messages());
+}
+void describe(backends::LogLine& l, const pop3::Server& e) {
+  l.add("tls", e.tls() ? "yes" : "no");
+  if (!e.user().empty()) l.add("user", e.user());
+}
 
 // Counts a call into the engine, so that a Completion called from inside it posts instead of
 // re-entering the engine (a Session must never call its engine from its callbacks).
@@ -33,6 +51,15 @@ template <typename E, typename S>
 class ServedHandler final : public Handler {
  public:
   explicit ServedHandler(std::shared_ptr<Served<E, S>> s) : s_(std::move(s)) {}
+  ~ServedHandler() override {
+    if (!s_->log || !s_->engine) return;
+    backends::LogLine l("disconnect" + s_->fields.str());
+    describe(l, *s_->engine);
+    l.add("duration", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - s_->start));
+    s_->log(1, l.str());
+  }
+  ServedHandler(const ServedHandler&) = delete;
+  ServedHandler& operator=(const ServedHandler&) = delete;
   void receive(std::string_view b) override {
     InEngine<E, S> in(*s_);
     s_->engine->receive(b);
@@ -89,14 +116,21 @@ Completion<V> completion_for(std::weak_ptr<Served<E, S>> weak, std::function<voi
 
 template <typename E, typename S, typename V, typename Options, typename SessionFactory>
 Result<int> serve(Runtime& runtime, const ListenerOptions& listener, const Options& options,
-                  SessionFactory factory) {
+                  SessionFactory factory, std::string_view protocol) {
   auto post = runtime.executor().post;
-  return runtime.listen(listener, [options, factory, post](const proto::PeerInfo& peer, Kick kick)
+  return runtime.listen(listener, [options, factory, post, log = listener.log, name = listener.name,
+                                   kind = std::string(protocol)](const proto::PeerInfo& peer, Kick kick)
                                       -> std::unique_ptr<Handler> {
     auto served = std::make_shared<Served<E, S>>();
     served->kick = std::move(kick);
     served->session = factory(peer, completion_for<E, S, V>(served, post));
     if (!served->session) return nullptr;
+    if (log) {
+      served->log = log;
+      served->fields.add("proto", kind).add("listener", name.empty() ? kind : name);
+      served->fields.add("addr", peer.address).add("port", std::uint64_t{peer.port});
+      log(1, "connect" + served->fields.str());
+    }
     served->engine.emplace(options, *served->session);
     return std::make_unique<ServedHandler<E, S>>(std::move(served));
   });
@@ -106,12 +140,12 @@ Result<int> serve(Runtime& runtime, const ListenerOptions& listener, const Optio
 
 Result<int> serve_smtp(Runtime& runtime, const ListenerOptions& listener, const smtp::ServerOptions& options,
                        SmtpSessionFactory factory) {
-  return serve<smtp::Server, smtp::Session, smtp::Verdict>(runtime, listener, options, std::move(factory));
+  return serve<smtp::Server, smtp::Session, smtp::Verdict>(runtime, listener, options, std::move(factory), "smtp");
 }
 
 Result<int> serve_pop3(Runtime& runtime, const ListenerOptions& listener, const pop3::ServerOptions& options,
                        Pop3SessionFactory factory) {
-  return serve<pop3::Server, pop3::Session, pop3::Verdict>(runtime, listener, options, std::move(factory));
+  return serve<pop3::Server, pop3::Session, pop3::Verdict>(runtime, listener, options, std::move(factory), "pop3");
 }
 
 }  // namespace cmail::net

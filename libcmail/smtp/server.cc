@@ -508,7 +508,10 @@ void Server::apply(const Verdict& v) {
     case Decision::DataEnd:
       state_ = State::Ready;
       txn_ = Transaction{};  // the session saw data_end: no reset() call
-      if (ok) return send(250, {2, 0, 0}, v.text());
+      if (ok) {
+        ++messages_;
+        return send(250, {2, 0, 0}, v.text());
+      }
       return refuse(false);
   }
 }

@@ -428,6 +428,26 @@ TEST_CASE("runtime: IPv6 listeners") {
   close(fd);
 }
 
+TEST_CASE("runtime: post_after runs work on the loop once its time passed; pending timers do not hold shutdown") {
+  net::Runtime rt;
+  proto::Executor ex = rt.executor();
+  std::vector<int> order;
+  const auto start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration fired{};
+  std::thread([&] {
+    ex.post_after(150ms, [&] {
+      order.push_back(2);
+      fired = std::chrono::steady_clock::now() - start;
+      rt.shutdown(0ms);
+    });
+    ex.post_after(20ms, [&] { order.push_back(1); });
+    ex.post_after(std::chrono::hours(1), [&] { order.push_back(3); });  // dropped at the end
+  }).join();
+  rt.run();  // returns although the hour-long timer is still pending
+  CHECK(order == std::vector<int>{1, 2});
+  CHECK(fired >= 150ms);
+}
+
 TEST_CASE("runtime: work posted after the runtime is gone is dropped, not a crash") {
   proto::Executor ex;
   {

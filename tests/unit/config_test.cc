@@ -141,3 +141,32 @@ database /etc/cmail/databases/master.db3
     CHECK(r.error().message().find(b.message) == 0);
   }
 }
+
+TEST_CASE("config: authguard for smtpd and popd: off, options, mistakes") {
+  auto c = daemon::config::parse_smtpd("database /x\nauthguard delay=50 maxdelay=400 ipfailures=6 userfailures=0 forget=30 entries=99\nbind * 25\n", "s.conf");
+  REQUIRE_MESSAGE(c.has_value(), c.error().to_string());
+  REQUIRE(c->auth_guard.has_value());
+  CHECK(c->auth_guard->enabled);
+  CHECK(c->auth_guard->delay == std::chrono::milliseconds(50));
+  CHECK(c->auth_guard->max_delay == std::chrono::milliseconds(400));
+  CHECK(c->auth_guard->address_failures == 6);
+  CHECK(c->auth_guard->user_failures == 0);
+  CHECK(c->auth_guard->forget == std::chrono::seconds(30));
+  CHECK(c->auth_guard->max_entries == 99);
+  auto none = daemon::config::parse_smtpd("database /x\nbind * 25\n", "s.conf");
+  REQUIRE(none.has_value());
+  CHECK_FALSE(none->auth_guard.has_value());  // the defaults apply
+  auto off = daemon::config::parse_popd("database /x\nauthguard off\nbind * 110\n", "p.conf");
+  REQUIRE_MESSAGE(off.has_value(), off.error().to_string());
+  CHECK_FALSE(off->auth_guard->enabled);
+  auto msg = [](const char* text) {
+    auto r = daemon::config::parse_smtpd(text, "s.conf");
+    return r ? std::string() : r.error().message();
+  };
+  CHECK(msg("database /x\nauthguard\nbind * 25\n") == "s.conf:2: 'authguard' needs 'off' or options");
+  CHECK(msg("database /x\nauthguard delay=1 delay=2 speed=3\nbind * 25\n").starts_with("s.conf:2: unknown authguard option 'speed=3'"));
+  CHECK(msg("database /x\nauthguard delay=x\nbind * 25\n").starts_with("s.conf:2: authguard option 'delay=x' must be KEY=NUMBER"));
+  CHECK(msg("database /x\nauthguard delay=500 maxdelay=100\nbind * 25\n") == "s.conf:2: authguard maxdelay must not be below delay");
+  CHECK(msg("database /x\nauthguard forget=0\nbind * 25\n") == "s.conf:2: authguard forget must be positive");
+  CHECK(msg("database /x\nauthguard off\nauthguard off\nbind * 25\n") == "s.conf:3: a second 'authguard' directive");
+}

@@ -24,6 +24,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace cmail::test {
 
@@ -82,7 +83,21 @@ class FakeLoop {
                              std::lock_guard lock(mu_);
                              posted_.push_back(std::move(fn));
                              cv_.notify_all();
+                           },
+                           // Timers do not wait here: the work is queued at once and the wait
+                           // recorded (waits()), so that tests see the delays without sleeping.
+                           [this](std::chrono::milliseconds after, std::function<void()> fn) {
+                             std::lock_guard lock(mu_);
+                             waits_.push_back(after);
+                             posted_.push_back(std::move(fn));
+                             cv_.notify_all();
                            }};
+  }
+
+  // Every post_after's wait so far, in order.
+  std::vector<std::chrono::milliseconds> waits() {
+    std::lock_guard lock(mu_);
+    return waits_;
   }
 
   // Runs posted work until `done` holds; a check fails if it does not within `timeout`.
@@ -125,6 +140,7 @@ class FakeLoop {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> posted_;
+  std::vector<std::chrono::milliseconds> waits_;
 };
 
 // Runs rt.run() on this thread until something calls rt.shutdown(), at most `limit`. Returns

@@ -18,8 +18,10 @@ struct Conversation {
   std::unique_ptr<backends::StoreSmtpSession> session;
   std::unique_ptr<smtp::Server> server;
   std::string out;
+  std::vector<std::pair<int, std::string>> logged;
 
-  explicit Conversation(smtp::ServerOptions o = {}, backends::SmtpBackendOptions bo = {}) {
+  explicit Conversation(smtp::ServerOptions o = {}, backends::SmtpBackendOptions bo = {},
+                        std::string address = "192.0.2.9") {
     store::Directory& d = store->directory();
     REQUIRE(d.add_user("alice", std::string_view("wonderland")).ok());
     REQUIRE(d.add_user("bob", std::nullopt).ok());
@@ -29,8 +31,9 @@ struct Conversation {
     o.hostname = "mx.local.test";
     bo.hostname = "mx.local.test";
     session = std::make_unique<backends::StoreSmtpSession>(*store, bo,
-                                                 proto::PeerInfo{"192.0.2.9", 40000, "client.remote.test"},
+                                                 proto::PeerInfo{address, 40000, "client.remote.test"},
                                                  loop.executor());
+    session->set_logger([this](int level, std::string_view l) { logged.emplace_back(level, std::string(l)); });
     server = std::make_unique<smtp::Server>(o, *session);
     session->set_completion([this](smtp::Verdict v) { REQUIRE(server->complete(std::move(v)).ok()); });
     take_output(*server);
@@ -214,4 +217,59 @@ TEST_CASE("smtp backend: the data budget refuses new transactions and over-large
   CHECK(r.find("250 2.0.0 OK queued as ") != std::string::npos);
   CHECK(bo.budget->in_use() == 0);
   CHECK(count(*db, "SELECT COUNT(*) FROM mailbox WHERE length(mail_data) > 1500") == 1);
+TEST_CASE("smtp backend: the auth guard delays, then refuses without a check; every failure logged, no password") {
+  backends::AuthGuardOptions go;
+  go.delay = std::chrono::milliseconds(100);
+  go.user_failures = 2;
+  auto guard = std::make_shared<backends::AuthGuard>(go);
+  backends::SmtpBackendOptions bo;
+  bo.auth_guard = guard;
+  smtp::ServerOptions o;
+  o.auth_enabled = true;
+  o.tls_active = true;
+  const std::string wrong = "AUTH PLAIN " + sasl::base64_encode(std::string("\0alice\0guess1", 13)) + "\r\n";
+  const std::string right = "AUTH PLAIN " + sasl::base64_encode(std::string("\0alice\0wonderland", 17)) + "\r\n";
+  // Two connections (the guard is shared, as between a daemon's connections): the second's
+  // check waits for the first's failure, through post_after.
+  Conversation a(o, bo);
+  a.say("EHLO laptop.test\r\n", "250 ");
+  CHECK(a.say(wrong, "535 ").find("535 5.7.8 Authentication credentials invalid") != std::string::npos);
+  CHECK(a.loop.waits().empty());  // the first failure is free
+  Conversation b(o, bo);
+  b.say("EHLO laptop.test\r\n", "250 ");
+  b.say(wrong, "535 ");
+  CHECK(b.loop.waits() == std::vector<std::chrono::milliseconds>{std::chrono::milliseconds(100)});
+  // alice from this address is refused now, even with her password, which is not checked.
+  Conversation c(o, bo);
+  c.say("EHLO laptop.test\r\n", "250 ");
+  CHECK(c.say(right, "454 ").find("454 4.7.0 Too many failed authentications, try again later") != std::string::npos);
+  // From another address she logs in at once.
+  Conversation d(o, bo, "198.51.100.4");
+  d.say("EHLO laptop.test\r\n", "250 ");
+  d.say(right, "235 ");
+  CHECK(d.loop.waits().empty());
+  REQUIRE(a.logged.size() == 1);
+  CHECK(a.logged[0] == std::pair<int, std::string>(0, "auth failed proto=smtp addr=192.0.2.9 user=alice reason=bad-credentials"));
+  REQUIRE(c.logged.size() == 1);
+  CHECK(c.logged[0].second == "auth blocked proto=smtp addr=192.0.2.9 user=alice reason=too-many-failures scope=user");
+  REQUIRE_FALSE(d.logged.empty());
+  CHECK(d.logged[0] == std::pair<int, std::string>(1, "auth ok proto=smtp addr=198.51.100.4 user=alice identity=alice"));
+  for (const auto* conv : {&a, &b, &c, &d})
+    for (const auto& [level, line] : conv->logged) {
+      CHECK(line.find("wonderland") == std::string::npos);
+      CHECK(line.find("guess1") == std::string::npos);
+    }
+}
+
+TEST_CASE("smtp backend: one transaction line per accepted message") {
+  Conversation c;
+  c.say("EHLO client.remote.test\r\n", "250 ");
+  c.say("MAIL FROM:<someone@remote.test>\r\nRCPT TO:<alice@local.test>\r\nRCPT TO:<bob@local.test>\r\nDATA\r\n", "354 ");
+  c.say("Subject: hi\r\n\r\nhello\r\n.\r\n", "250 2.0.0 OK queued as ");
+  REQUIRE(c.logged.size() == 1);
+  CHECK(c.logged[0].first == 1);
+  const std::string& l = c.logged[0].second;
+  CHECK(l.starts_with("message id="));
+  CHECK(l.find(" proto=smtp addr=192.0.2.9 from=<someone@remote.test> rcpts=2 size=") != std::string::npos);
+  CHECK(l.ends_with(" result=accepted"));
 }

@@ -22,12 +22,18 @@
 // one); every other message gets "UIDVALIDITY.UID" in decimal, which is unique in the folder
 // and never reused because UIDs are not (RFC 9051 2.3.1.1).
 //
+// Authentication abuse: with an AuthGuard (cmail/backends/auth_guard.h), each login is admitted by
+// it first (refused with -ERR [SYS/TEMP] without checking the password, or checked after the
+// guard's wait) and its outcome counted; failures and refusals are logged at level 0 ("auth
+// failed", "auth blocked", docs/logging.md), successes at level 1.
+//
 // Asynchrony, ownership and threads as for StoreSmtpSession (cmail/backends/smtp_session.h): blocking
 // work goes through Executor::run_blocking, the answer comes back through Executor::post and
 // reaches the engine through set_completion(). The destructor releases a lock still held, off
 // the loop. REQUIRES: the Store outlives every function the session posted.
 #pragma once
 
+#include <cmail/backends/auth_guard.h>
 #include <cmail/export.h>
 #include <cmail/pop3/server.h>
 #include <cmail/proto/transport.h>
@@ -66,12 +72,16 @@ CMAIL_EXPORT std::vector<pop3::Listing> pop3_listing(std::uint32_t uidvalidity,
 
 class CMAIL_EXPORT StorePop3Session final : public pop3::Session {
  public:
-  StorePop3Session(store::Store& store, proto::PeerInfo peer, proto::Executor executor);
+  // `guard` null: no counting, delays or refusals.
+  StorePop3Session(store::Store& store, proto::PeerInfo peer, proto::Executor executor,
+                   std::shared_ptr<AuthGuard> guard = nullptr);
   ~StorePop3Session() override;
 
   // How a pending verdict is delivered; called on the connection's thread.
   void set_completion(std::function<void(pop3::Verdict)> complete) { complete_ = std::move(complete); }
-  void set_logger(std::function<void(std::string_view)> logger) { logger_ = std::move(logger); }
+  // Where log lines go, with their level (0 errors and warnings, 1 info); called on the
+  // connection's thread.
+  void set_logger(std::function<void(int level, std::string_view line)> logger) { logger_ = std::move(logger); }
 
   pop3::Verdict login(const sasl::Credentials& credentials) override;
   pop3::Verdict retrieve(std::size_t index) override;
@@ -86,7 +96,8 @@ class CMAIL_EXPORT StorePop3Session final : public pop3::Session {
   proto::PeerInfo peer_;
   proto::Executor executor_;
   std::function<void(pop3::Verdict)> complete_;
-  std::function<void(std::string_view)> logger_;
+  std::function<void(int, std::string_view)> logger_;
+  std::shared_ptr<AuthGuard> guard_;
   std::shared_ptr<StorePop3Session*> alive_;  // guards posted work against a session that is gone
 
   std::string session_id_;

@@ -8,6 +8,13 @@
 // connection's thread: page-cache writes) and copied into the rows by the writer in chunks;
 // an optional DataBudget bounds what all sessions hold at once (cmail/backends/budget.h).
 //
+// Authentication: with an AuthGuard in the options (cmail/backends/auth_guard.h), each AUTH is
+// admitted by it first (refused with 454 4.7.0 without checking the password, or checked after
+// the guard's wait, a timer through Executor::post_after) and its outcome counted; every failure
+// and refusal is logged ("auth failed", "auth blocked", level 0), a success at level 1.
+// Logging: set_logger() gets lines with a level (0 errors and warnings, 1 info: the
+// key=value lines of docs/logging.md, such as one per accepted message).
+//
 // Asynchrony: password checks (argon2, ~30 ms of CPU) run through Executor::run_blocking and
 // the commit completes on the Store's writer thread; both come back through Executor::post,
 // which must run its function on the thread that owns the smtp::Server, where the session
@@ -21,6 +28,7 @@
 #pragma once
 
 #include <cmail/backends/budget.h>
+#include <cmail/backends/auth_guard.h>
 #include <cmail/export.h>
 #include <cmail/smtp/server.h>
 #include <cmail/store/routing.h>
@@ -43,6 +51,8 @@ struct SmtpBackendOptions {
   std::size_t spool_threshold = 256 * 1024;
   // Message data in flight across the sessions that share it; null: no bound.
   std::shared_ptr<DataBudget> budget;
+  // Failed AUTH counted, delayed and refused, shared with whatever else holds it; null: none.
+  std::shared_ptr<AuthGuard> auth_guard = nullptr;
 };
 
 class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
@@ -61,7 +71,9 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   void reset() override;
   void log(std::string_view line) override;
 
-  void set_logger(std::function<void(std::string_view)> logger) { logger_ = std::move(logger); }
+  // Where log lines go, with their level (0 errors and warnings, 1 info); called on the
+  // connection's thread.
+  void set_logger(std::function<void(int level, std::string_view line)> logger) { logger_ = std::move(logger); }
 
  private:
   std::string received_header(const smtp::SessionInfo& info, const std::string& id) const;
@@ -69,13 +81,16 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   static smtp::Reply insufficient_storage();
   // The "delivered" report (RFC 3461) for the local recipients that asked for one, or null.
   std::shared_ptr<store::Delivery> success_report(const store::Delivery& d);
+  // The transaction line of docs/logging.md for `d`, to be called with the store's answer
+  // (on the connection's thread; it may outlive the session).
+  std::function<void(const Status&)> transaction_log(const smtp::SessionInfo& info, const store::Delivery& d) const;
 
   store::Store& store_;
   SmtpBackendOptions options_;
   proto::PeerInfo peer_;
   proto::Executor executor_;
   std::function<void(smtp::Verdict)> complete_;
-  std::function<void(std::string_view)> logger_;
+  std::function<void(int, std::string_view)> logger_;
   // Guards posted work against a session that is gone.
   std::shared_ptr<StoreSmtpSession*> alive_;
 

@@ -94,6 +94,9 @@ struct ListenerOptions {
   std::size_t max_per_address = 50;
   std::size_t max_output_buffer = 1 << 20;  // stop reading while more is queued
   std::string name;  // for logs, e.g. "smtp"
+  // serve_smtp and serve_pop3: where the connect and disconnect lines go (docs/logging.md),
+  // with their level (1); empty: not logged. Called on the loop thread.
+  std::function<void(int level, std::string_view line)> log;
 };
 
 // One outbound TCP connection (the dispatcher's SMTP client).
@@ -141,6 +144,9 @@ class CMAIL_EXPORT Runtime {
   void run();
   // Thread-safe: runs fn on the loop thread soon.
   void post(std::function<void()> fn);
+  // Thread-safe: runs fn on the loop thread once `after` has passed (a libuv timer; nothing
+  // blocks meanwhile). Work still waiting when the runtime finishes is dropped, not run.
+  void post_after(std::chrono::milliseconds after, std::function<void()> fn);
   // Stops accepting, lets connections finish for up to `grace`, then closes the rest and ends
   // run(). Thread-safe.
   void shutdown(std::chrono::milliseconds grace);
@@ -155,7 +161,7 @@ class CMAIL_EXPORT Runtime {
   std::size_t connections() const;
   // For Executor::run_blocking: runs fn on libuv's thread pool.
   void run_blocking(std::function<void()> fn);
-  // The Executor sessions need: run_blocking on the pool, post back to this loop.
+  // The Executor sessions need: run_blocking on the pool, post and post_after back to this loop.
   proto::Executor executor();
 
   struct Impl;  // the libuv loop and what runs on it, private to the runtime

@@ -51,10 +51,14 @@ struct PeerInfo {
 };
 
 // How a Session hands blocking work off and gets back to its engine's thread: run_blocking runs a
-// function on a worker thread; post runs one on the thread that owns the engine (from any thread).
+// function on a worker thread; post runs one on the thread that owns the engine (from any thread);
+// post_after does the same once a time has passed (a timer: nothing waits meanwhile). An
+// Executor without post_after (an embedder's from before it existed) may be given: Sessions then
+// post at once instead of waiting.
 struct Executor {
   std::function<void(std::function<void()>)> run_blocking;  // on a worker thread
   std::function<void(std::function<void()>)> post;          // on the connection's thread
+  std::function<void(std::chrono::milliseconds, std::function<void()>)> post_after = {};  // later, likewise
 };
 
 // Start TLS now. `trailing` holds every byte received after the command that asked for it;

@@ -168,6 +168,8 @@ class CMAIL_EXPORT Server : public proto::Conversation {
 
   State state() const { return state_; }
   const SessionInfo& info() const { return info_; }
+  // Messages accepted so far on this connection (a 250 after DATA or the last BDAT).
+  std::uint64_t messages() const { return messages_; }
 
  private:
   using Command = proto::Command<Server, State>;
@@ -242,6 +244,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   } txn_;
   std::string chunk_;  // decoded DATA on its way to the Session
   std::uint64_t phase_ = 0;  // counts command lines taken (deadline())
+  std::uint64_t messages_ = 0;
 };
 
 CMAIL_EXPORT const char* to_string(Server::State s);
