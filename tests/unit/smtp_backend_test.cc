@@ -217,6 +217,8 @@ TEST_CASE("smtp backend: the data budget refuses new transactions and over-large
   CHECK(r.find("250 2.0.0 OK queued as ") != std::string::npos);
   CHECK(bo.budget->in_use() == 0);
   CHECK(count(*db, "SELECT COUNT(*) FROM mailbox WHERE length(mail_data) > 1500") == 1);
+}
+
 TEST_CASE("smtp backend: the auth guard delays, then refuses without a check; every failure logged, no password") {
   backends::AuthGuardOptions go;
   go.delay = std::chrono::milliseconds(100);
