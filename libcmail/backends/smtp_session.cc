@@ -250,7 +250,7 @@ std::shared_ptr<store::Delivery> StoreSmtpSession::success_report(const store::D
   for (const store::routing::Recipient& r : recipients_) {
     if (r.kind != store::routing::Recipient::Kind::Store || !mail::wants_success_report(r.params.notify)) continue;
     mail::BouncedRecipient br;
-    br.address = r.path.address();
+    br.address = r.path.to_wire();
     br.orcpt = r.params.orcpt;
     br.action = "delivered";
     br.last = mail::parse_failure("2.0.0 delivered to the mailbox", false);

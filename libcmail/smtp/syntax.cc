@@ -517,7 +517,16 @@ std::string Path::address() const {
 Path Path::from_address(std::string_view address) {
   Path p;
   std::size_t at = address.rfind('@');
-  p.local = std::string(address.substr(0, at == std::string_view::npos ? address.size() : at));
+  std::string_view local = address.substr(0, at == std::string_view::npos ? address.size() : at);
+  if (local.size() >= 2 && local.front() == '"' && local.back() == '"') {
+    // The wire form (to_wire()): a Quoted-string, RFC 5321 4.1.2; its escapes resolved.
+    for (std::size_t i = 1; i + 1 < local.size(); ++i) {
+      if (local[i] == '\\' && i + 2 < local.size()) ++i;
+      p.local += local[i];
+    }
+  } else {
+    p.local = std::string(local);  // cmail's unquoted form, or a Dot-string
+  }
   if (at != std::string_view::npos) p.domain = std::string(address.substr(at + 1));
   return p;
 }

@@ -134,22 +134,24 @@ Result<std::variant<Recipient, smtp::Reply>> route_recipient(Directory& dir, con
 }
 
 void plan_delivery(const Sender& sender, const std::vector<Recipient>& recipients, Delivery& d) {
-  d.envelope_from = sender.path.address();
+  // Envelope addresses are stored in their wire form (RFC 5321 4.1.2): a local part that needs
+  // quotes keeps them, so "a@b"@local.test is not stored, nor relayed, as a@b@local.test.
+  d.envelope_from = sender.path.to_wire();
   for (const Recipient& r : recipients) {
     DsnRecipient dsn{r.params.notify, r.params.orcpt};
     switch (r.kind) {
       case Recipient::Kind::Store:
-        d.local.push_back({r.target, r.path.address()});
+        d.local.push_back({r.target, r.path.to_wire()});
         break;
       case Recipient::Kind::Redirect:
         d.queued.push_back({std::nullopt, r.target, dsn});
         break;
       case Recipient::Kind::Handoff:
-        d.queued.push_back({r.target, r.path.address(), dsn});
+        d.queued.push_back({r.target, r.path.to_wire(), dsn});
         break;
       case Recipient::Kind::Outbound:
         d.queued.push_back({r.target.empty() ? std::nullopt : std::optional<std::string>(r.target),
-                            r.path.address(), dsn});
+                            r.path.to_wire(), dsn});
         break;
       case Recipient::Kind::Drop:
         break;

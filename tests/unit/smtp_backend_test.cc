@@ -275,3 +275,26 @@ TEST_CASE("smtp backend: one transaction line per accepted message") {
   CHECK(l.find(" proto=smtp addr=192.0.2.9 from=<someone@remote.test> rcpts=2 size=") != std::string::npos);
   CHECK(l.ends_with(" result=accepted"));
 }
+
+TEST_CASE("smtp backend: a quoted local part is stored and queued with its quotes") {
+  SPLIT_SUBCASES();
+  smtp::ServerOptions o;
+  o.auth_enabled = true;
+  o.tls_active = true;
+  Conversation c(o);
+  // cmail routes the unquoted address (docs/compatibility.md#routing-paths).
+  REQUIRE(c.store->directory().add_address("%@local.test", "store", std::string_view("bob"), std::nullopt).has_value());
+  c.say("EHLO laptop.test\r\n", "250 ");
+  c.say("AUTH PLAIN " + sasl::base64_encode(std::string("\0alice\0wonderland", 17)) + "\r\n", "235 ");
+  std::string r = c.say("MAIL FROM:<alice@local.test>\r\nRCPT TO:<\"user@remote.example\"@local.test>\r\n"
+                        "RCPT TO:<\"john doe\"@remote.test>\r\nDATA\r\nSubject: q\r\n\r\nx\r\n.\r\n",
+                        "250 2.0.0 OK queued as ");
+  REQUIRE(r.find("250 2.0.0 OK queued as ") != std::string::npos);
+  auto db = c.db();
+  CHECK(db->query_text("SELECT mail_envelopeto FROM mailbox WHERE mail_user = 'bob'") == "\"user@remote.example\"@local.test");
+  CHECK(db->query_text("SELECT mail_envelopeto FROM outbox") == "\"john doe\"@remote.test");
+  // What the dispatcher makes of it again: the same path, quoted on the wire.
+  auto to = db->query_text("SELECT mail_envelopeto FROM outbox");
+  REQUIRE(to.has_value());
+  CHECK(smtp::Path::from_address(*to) == smtp::Path{"john doe", "remote.test"});
+}

@@ -251,11 +251,18 @@ TEST_CASE("sasl: base64 is strict, PLAIN and LOGIN exchanges") {
   CHECK_FALSE(sasl::parse_mechanism("PLAINX").has_value());  // cmail matched 5-char prefixes
 }
 
-TEST_CASE("smtp::Path::from_address is the inverse of address()") {
-  for (const char* a : {"", "postmaster", "a@b.test", "\"john doe\"@x.test", "user@x@host.test", "j\xc3\xb6rg@b.test"}) {
+TEST_CASE("smtp::Path::from_address is the inverse of address() and of to_wire()") {
+  for (const char* a : {"", "postmaster", "a@b.test", "user@x@host.test", "j\xc3\xb6rg@b.test"}) {
     CAPTURE(a);
     CHECK(cmail::smtp::Path::from_address(a).address() == a);
   }
+  // The wire form, as the store keeps envelope addresses: quotes and escapes undone.
+  for (const char* local : {"john doe", "user@remote.example", "a\"b", "back\\slash", ".dot", "plain"}) {
+    CAPTURE(local);
+    cmail::smtp::Path p{local, "x.test"};
+    CHECK(cmail::smtp::Path::from_address(p.to_wire()) == p);
+  }
+  CHECK(cmail::smtp::Path{"user@remote.example", "local.test"}.to_wire() == "\"user@remote.example\"@local.test");
   auto p = cmail::smtp::Path::from_address("user@x@host.test");
   CHECK(p.local == "user@x");
   CHECK(p.domain == "host.test");

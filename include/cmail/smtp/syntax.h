@@ -69,7 +69,8 @@ struct Path {
   bool null() const { return local.empty() && domain.empty(); }
   // "local@domain" as cmail stored and routed it (no quoting); "" for the null path.
   std::string address() const;
-  // The inverse of address(): split at the last '@' (a quoted local part may hold one).
+  // The inverse of address() and of to_wire(): split at the last '@' (a quoted local part may
+  // hold one); a local part in quotes is unquoted.
   static Path from_address(std::string_view address);
   // The wire form between the angle brackets: quotes the local part when it is not a
   // Dot-string (RFC 5321 4.1.2).
