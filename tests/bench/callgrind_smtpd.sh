@@ -37,7 +37,7 @@ count() {
         "$BUILD/frontends/cmail-smtpd/cmail-smtpd" "$dir/smtpd.conf" nodetach >"$dir/stdout" 2>"$dir/stderr" &
     pid=$!
     for ((i = 0; i < 1200; i++)); do   # the daemon prints "smtp 127.0.0.1:PORT" once it listens
-        port=$(sed -n 's/^smtp 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$dir/stdout")
+        port=$(sed -n 's/^smtp 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$dir/stdout" 2>/dev/null)
         [[ -n $port ]] && break
         alive "$pid" || break
         sleep 0.05
