@@ -60,7 +60,7 @@ for run in $(seq "$RUNS"); do
                 want=$((N + 200))
                 for _ in $(seq 1800); do (($("$peer" count) >= want)) && break; sleep 0.05; done
                 (($("$peer" count) >= want)) || log "$server: only $("$peer" count) of $want messages stored"
-                drain=$(echo "$(date +%s.%N) - $t0" | bc)
+                drain=$(printf %.2f "$(echo "$(date +%s.%N) - $t0" | bc)")
             fi
             "$peer" stop
             current=

@@ -39,7 +39,7 @@ BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 SMTPD = os.path.join(BUILD, "frontends", "cmail-smtpd", "cmail-smtpd")
 ADMIN = os.path.join(BUILD, "frontends", "cmail-admin", "cmail-admin")
 SESSIONS = 16
-ROUNDS = 4
+ROUNDS = 5
 ACKS_BEFORE_KILL = 24      # the round's acknowledgements before its random kill delay starts
 PRINTABLE = bytes(0x20 + b % 95 for b in range(256))
 
