@@ -214,6 +214,60 @@ TEST_CASE("proto::WireSize and DotEncoder: a message in random pieces counts and
   e.add("\n.b", out);
   e.finish(out);
   CHECK(out == "a\r\n..b\r\n.\r\n");
+
+TEST_CASE("proto::DotDecoder and wire_size: long runs of plain lines agree with the octet-by-octet rules") {
+  // The decoder copies runs of plain lines in one piece and wire_size() counts line by line:
+  // both against references written from the rules alone, on messages that mix long plain
+  // runs with every exception (leading dots, bare CR and LF, lines at and past the limit).
+  SPLIT_SUBCASES();
+  std::mt19937 rng(20261202);
+  auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  for (int round = 0; round < 30; ++round) {
+    std::string wire;
+    const int lines = 1 + pick(80);
+    for (int i = 0; i < lines; ++i) {
+      const int kind = pick(20);
+      std::string line(static_cast<std::size_t>(kind == 0 ? 990 + pick(20) : pick(120)), 'x');
+      for (char& c : line) c = static_cast<char>('a' + pick(26));
+      if (kind == 1) line = ".." + line;                   // stuffed by the client
+      if (kind == 2 && !line.empty()) line[line.size() / 2] = '\r';  // a bare CR
+      if (kind == 3 && !line.empty()) line[line.size() / 2] = '\n';  // a bare LF
+      wire += line + "\r\n";
+    }
+    // The reference decoder: CRLF-separated lines up to "."; one leading dot removed; a line
+    // longer than 1000 octets with its CRLF marks the message; bare CR and LF become CRLF.
+    std::string text;
+    bool long_line = false;
+    for (std::size_t at = 0;;) {
+      const std::size_t crlf = wire.find("\r\n", at);
+      if (crlf == std::string::npos) break;
+      std::string line = wire.substr(at, crlf - at);
+      at = crlf + 2;
+      if (!line.empty() && line[0] == '.') line.erase(0, 1);
+      if (line.size() + 2 > 1000) long_line = true;
+      for (char c : line) text += c == '\r' || c == '\n' ? std::string("\r\n") : std::string(1, c);
+      text += "\r\n";
+    }
+    CAPTURE(round);
+    Decoded d(1000, 4096);
+    feed(d, wire + ".\r\nNEXT\r\n");
+    REQUIRE(d.ended);
+    CHECK(d.text == text);
+    CHECK(d.decoder.long_line() == long_line);
+    CHECK(d.reader.pending() == "NEXT\r\n");
+    // wire_size: each CRLF stays, each bare CR or LF becomes a CRLF, the last line ends in one.
+    auto reference = [](std::string_view m) {
+      std::size_t n = 0;
+      for (std::size_t k = 0; k < m.size(); ++k) {
+        if (m[k] == '\r' && k + 1 < m.size() && m[k + 1] == '\n') n += 2, ++k;
+        else n += m[k] == '\r' || m[k] == '\n' ? 2 : 1;
+      }
+      return n + (!m.empty() && m.back() != '\r' && m.back() != '\n' ? 2 : 0);
+    };
+    CHECK(wire_size(wire) == reference(wire));
+    CHECK(wire_size(wire.substr(0, wire.size() - 2)) == reference(wire.substr(0, wire.size() - 2)));
+    CHECK(wire_size("a\r\r\nb\n\rc") == 13);
+  }
 }
 
 TEST_CASE("proto::Conversation: every byte after start_tls() goes to TLS, in every split") {
