@@ -214,6 +214,7 @@ TEST_CASE("proto::WireSize and DotEncoder: a message in random pieces counts and
   e.add("\n.b", out);
   e.finish(out);
   CHECK(out == "a\r\n..b\r\n.\r\n");
+}
 
 TEST_CASE("proto::DotDecoder and wire_size: long runs of plain lines agree with the octet-by-octet rules") {
   // The decoder copies runs of plain lines in one piece and wire_size() counts line by line:
