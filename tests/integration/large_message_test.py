@@ -59,6 +59,11 @@ def peak_kib(pid):
         return int(re.search(r"^VmHWM:\s+(\d+) kB", f.read(), re.M).group(1))
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
+
+
 def reset_peak(pid):
     """Sets VmHWM back to the current RSS (Linux: writing 5 to clear_refs)."""
     with open(f"/proc/{pid}/clear_refs", "w") as f:
@@ -157,6 +162,7 @@ class LargeMessages(unittest.TestCase):
         bodies = {u: body_of(30 * MB, 10 + i) for i, u in enumerate(users)}
         reset_peak(self.proc.pid)
         idle = peak_kib(self.proc.pid)
+        resident = rss_kib(self.proc.pid)
         errors = []
 
         def send(u):
@@ -175,8 +181,10 @@ class LargeMessages(unittest.TestCase):
             rows = [r for r in self.stored(u) if isinstance(r[0], bytes) and b"Subject: large 1" in r[0][:2000]]
             self.assertEqual(len(rows), 1, u)
             self.assertEqual(self.after_received(rows[0][0]), bodies[u], u)
-        print(f"four 30 MB messages at once: peak grew by {grown} KiB", file=sys.stderr)
+        kept = rss_kib(self.proc.pid) - resident
+        print(f"four 30 MB messages at once: peak grew by {grown} KiB, {kept} KiB kept after", file=sys.stderr)
         self.assertLess(grown, STORE_LIMIT_KIB + 4 * GROWTH_LIMIT_KIB)
+        self.assertLess(kept, 20 * 1024)  # memory goes back once the messages are stored
 
 
 if __name__ == "__main__":
