@@ -2,6 +2,8 @@
 
 #include <cmail/proto/message.h>
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -288,10 +290,119 @@ Status migrate(Connection& c, DbKind kind, std::string_view schema, int target,
   });
 }
 
+namespace {
+
+// The column definitions of a CREATE TABLE statement, split at its top-level commas.
+std::vector<std::string> column_definitions(std::string_view sql, std::string& head) {
+  const std::size_t open = sql.find('(');
+  const std::size_t close = sql.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open)
+    throw SqlError{Status::internal("unexpected table definition")};
+  head = std::string(sql.substr(0, open));
+  std::vector<std::string> defs;
+  std::string cur;
+  int depth = 0;
+  char quote = 0;
+  for (char ch : sql.substr(open + 1, close - open - 1)) {
+    if (quote) {
+      if (ch == quote) quote = 0;
+    } else if (ch == '\'' || ch == '"') {
+      quote = ch;
+    } else if (ch == '(') {
+      ++depth;
+    } else if (ch == ')') {
+      --depth;
+    } else if (ch == ',' && depth == 0) {
+      defs.push_back(cur);
+      cur.clear();
+      continue;
+    }
+    cur += ch;
+  }
+  defs.push_back(cur);
+  for (std::string& d : defs) {
+    const auto b = d.find_first_not_of(" \t\r\n");
+    const auto e = d.find_last_not_of(" \t\r\n");
+    d = b == std::string::npos ? "" : d.substr(b, e - b + 1);
+  }
+  return defs;
+}
+
+// Rebuilds an empty table of a new database with `column` as its last column (SQLite's
+// table rebuild: new table, copy, drop, rename, indexes and views again). SQLite writes a
+// large value with incremental I/O without building the record in memory only when nothing
+// follows it in the row (docs/store.md#large-messages); the columns versions 10 and 11 added
+// come after mail_data, so a fresh database gets mail_data moved behind them.
+void move_column_last(Connection& c, const std::string& table, const std::string& column) {
+  std::optional<std::string> sql;
+  std::vector<std::string> indexes, views;
+  {
+    Stmt s = c.prepare("SELECT type, sql FROM main.sqlite_master WHERE sql IS NOT NULL AND "
+                       "((type = 'table' AND name = ?1) OR (type = 'index' AND tbl_name = ?1) OR type = 'view')");
+    s.bind(1, table);
+    while (s.step()) {
+      const std::string type = s.text(0);
+      if (type == "table") sql = s.text(1);
+      else if (type == "index") indexes.push_back(s.text(1));
+      else views.push_back(s.text(1));
+    }
+  }
+  if (!sql) throw SqlError{Status::internal("no table " + table)};
+  std::string head;
+  std::vector<std::string> defs = column_definitions(*sql, head);
+  auto it = std::find_if(defs.begin(), defs.end(), [&](const std::string& d) { return d.rfind(column + " ", 0) == 0; });
+  if (it == defs.end()) throw SqlError{Status::internal("no column " + column + " in " + table)};
+  std::string moved = *it;
+  defs.erase(it);
+  // Table constraints come after every column.
+  auto constraint = std::find_if(defs.begin(), defs.end(), [](const std::string& d) {
+    for (const char* k : {"UNIQUE", "PRIMARY", "CHECK", "FOREIGN", "CONSTRAINT"})
+      if (d.rfind(k, 0) == 0) return true;
+    return false;
+  });
+  defs.insert(constraint, moved);
+  std::string columns;
+  {
+    Stmt s = c.prepare("SELECT name FROM pragma_table_info(?1)");
+    s.bind(1, table);
+    while (s.step()) columns += (columns.empty() ? "" : ", ") + s.text(0);
+  }
+  std::string create = "CREATE TABLE new_" + table + " (\n";
+  for (std::size_t i = 0; i < defs.size(); ++i) create += "  " + defs[i] + (i + 1 < defs.size() ? ",\n" : "\n");
+  create += ")";
+  {
+    Stmt s = c.prepare("SELECT name FROM main.sqlite_master WHERE type = 'view'");
+    std::vector<std::string> names;
+    while (s.step()) names.push_back(s.text(0));
+    for (const std::string& v : names) c.exec("DROP VIEW \"" + v + "\"");
+  }
+  c.exec(create);
+  c.exec("INSERT INTO new_" + table + " (" + columns + ") SELECT " + columns + " FROM " + table);
+  c.exec("DROP TABLE " + table);
+  c.exec("ALTER TABLE new_" + table + " RENAME TO " + table);
+  for (const std::string& i : indexes) c.exec(i);
+  for (const std::string& v : views) c.exec(v);
+}
+
+}  // namespace
+
 Status create_schema(Connection& c, DbKind kind) {
   Status st = c.transaction([&] { c.exec(v9_install_sql(kind)); });
   if (!st.ok()) return st;
-  return migrate(c, kind);
+  st = migrate(c, kind);
+  if (!st.ok() || kind != DbKind::Master) return st;
+  // A new file (nothing in it yet): the message columns go last. Upgraded files keep their
+  // order; they pay one copy of a large message while it is inserted.
+  st = guarded([&] { c.exec("PRAGMA foreign_keys = OFF"); });  // a no-op inside a transaction
+  if (!st.ok()) return st;
+  st = c.transaction([&] {
+    move_column_last(c, "mailbox", "mail_data");
+    move_column_last(c, "outbox", "mail_data");
+    Stmt s = c.prepare("PRAGMA foreign_key_check");
+    if (s.step()) throw SqlError{Status::internal("foreign key check failed after the table rebuild")};
+  });
+  Status on = guarded([&] { c.exec("PRAGMA foreign_keys = ON"); });
+  return st.ok() ? on : st;
 }
 
 }  // namespace cmail::store::detail
