@@ -372,6 +372,22 @@ class DispatchTest(unittest.TestCase):
         env.send(["bob@example.test"], subject="third")
         self.assertTrue(wait_for(lambda: sink.count() == 4, 5))
 
+    def test_quoted_local_parts_are_queued_and_relayed_as_received(self):
+        # "user@remote.example"@example.test is one mailbox at example.test; without its quotes
+        # it would be user@remote.example@example.test, which the next hop may route to
+        # remote.example (RFC 5321 4.1.2).
+        sink = self.sink("127.0.0.2")
+        env = self.start("interval 60")
+        env.dispatchd.send_signal(signal.SIGSTOP)  # to see the queue before delivery
+        try:
+            env.send(['"user@remote.example"@example.test', '"john doe"@example.test'], subject="quoted")
+            self.assertEqual(sorted(r[1] for r in env.queue()), ['"john doe"@example.test', '"user@remote.example"@example.test'])
+        finally:
+            env.dispatchd.send_signal(signal.SIGCONT)
+        self.assertTrue(wait_for(lambda: sink.count() == 1, 5), env.queue())
+        self.assertEqual(sorted(sink.messages[0]["to"]), ['"john doe"@example.test', '"user@remote.example"@example.test'])
+        self.assertTrue(wait_for(lambda: env.queue() == [], 5))
+
     def test_mx_preference_implicit_mx_and_ipv6(self):
         # mx1 (preference 10) refuses connections; mx2 (20) takes the mail.
         self.dns.set({

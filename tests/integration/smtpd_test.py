@@ -46,6 +46,7 @@ class Template:
         self.admin("user", "add", "bob", "builder")
         self.admin("address", "add", "alice@local.test", "store", "alice")
         self.admin("address", "add", "bob@local.test", "store", "bob")
+        self.admin("address", "add", "%@quoted.test", "store", "bob")  # any local part, quoted or not
         self.admin("smtpd", "enable", "alice", "any")
         self.cert, self.key = make_cert(tmp, "mx.local.test")
 
@@ -279,6 +280,16 @@ class SmtpdTest(unittest.TestCase):
                                                   b"Subject: nul\r\n\r\nbefore\r\n\0.\r\nafter\r\n."])
         self.assertEqual(replies[3], "554 5.6.0 Message contains NUL octets, allowed only with BODY=BINARYMIME")
         self.assertEqual(self.count("mail_data LIKE '%Subject: nul%'"), 0)
+
+    def test_quoted_local_parts_stored_as_received(self):
+        # One mailbox each (RFC 5321 4.1.2); without the quotes the first would read as an
+        # address at remote.example.
+        replies = self.conversation(self.d.smtp, [b"MAIL FROM:<\"a b\"@remote.test>", b'RCPT TO:<"user@remote.example"@quoted.test>',
+                                                  b'RCPT TO:<"john doe"@quoted.test>', b"DATA", b"Subject: quoted\r\n\r\nx\r\n."])
+        self.assertEqual([r[:3] for r in replies], ["250", "250", "250", "354", "250"], replies)
+        rows = self.d.q("SELECT mail_envelopeto, mail_envelopefrom FROM mailbox WHERE mail_data LIKE '%Subject: quoted%' ORDER BY 1")
+        # Both go to bob's mailbox: one copy, under the address given first.
+        self.assertEqual(rows, [('"user@remote.example"@quoted.test', '"a b"@remote.test')])
 
     def test_open_relay_matrix_in_the_liberal_forms(self):
         before = self.d.q("SELECT COUNT(*) FROM outbox")[0][0]
