@@ -578,12 +578,15 @@ void Runtime::Impl::start_delayed(std::chrono::milliseconds after, std::function
   uv_timer_init(&loop, &d->timer);
   d->timer.data = d;
   delayed.emplace(d, std::move(owned));
+  // The loop's clock is the time its iteration began, in whole milliseconds: bring it up to
+  // date and add the millisecond it may lag, so that the work never runs early.
+  uv_update_time(&loop);
   uv_timer_start(&d->timer, [](uv_timer_t* t) {
     auto* dl = static_cast<Delayed*>(t->data);
     std::function<void()> work = std::move(dl->fn);
     dl->rt->close_delayed(dl);
     work();
-  }, static_cast<std::uint64_t>(std::max<std::int64_t>(after.count(), 0)), 0);
+  }, static_cast<std::uint64_t>(std::max<std::int64_t>(after.count(), 0)) + 1, 0);
 }
 
 void Runtime::Impl::close_delayed(Delayed* d) {

@@ -69,13 +69,15 @@ class DirectoryImpl final : public Directory {
   // Users.
   Result<std::optional<User>> find_user(std::string_view name) override {
     std::optional<User> out;
-    Status st = impl_.read([&](Connection& c) {
-      Stmt s = c.prepare(
-          "SELECT user_name, user_authdata, user_database, user_alias FROM users WHERE user_name = ?1");
-      s.bind(1, name);
-      if (s.step()) out = User{s.text(0), s.opt_text(1), s.opt_text(2), s.opt_text(3)};
-      s.run();
-    });
+    Status st = impl_.read(
+        [&](Connection& c) {
+          Stmt s = c.prepare(
+              "SELECT user_name, user_authdata, user_database, user_alias FROM users WHERE user_name = ?1");
+          s.bind(1, name);
+          if (s.step()) out = User{s.text(0), s.opt_text(1), s.opt_text(2), s.opt_text(3)};
+          s.run();
+        },
+        true);
     if (!st.ok()) return st;
     return out;
   }
@@ -482,11 +484,13 @@ class DirectoryImpl final : public Directory {
 
   Result<std::vector<Address>> addresses(const std::string& sql, std::string_view arg) {
     std::vector<Address> out;
-    Status st = impl_.read([&](Connection& c) {
-      Stmt s = c.prepare(sql);
-      s.bind(1, arg);
-      while (s.step()) out.push_back(read_address(s));
-    });
+    Status st = impl_.read(
+        [&](Connection& c) {
+          Stmt s = c.prepare(sql);
+          s.bind(1, arg);
+          while (s.step()) out.push_back(read_address(s));
+        },
+        true);
     if (!st.ok()) return st;
     return out;
   }

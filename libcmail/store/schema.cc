@@ -361,6 +361,12 @@ void move_column_last(Connection& c, const std::string& table, const std::string
     return false;
   });
   defs.insert(constraint, moved);
+  // cmail's "INTEGER PRIMARY KEY ... UNIQUE" makes SQLite keep a second index of the rowid,
+  // which is unique by itself: one more index page written for every message. Not in a new file.
+  for (std::string& d : defs) {
+    if (d.find("INTEGER PRIMARY KEY") == std::string::npos) continue;
+    if (auto u = d.rfind(" UNIQUE"); u != std::string::npos && u + 7 == d.size()) d.erase(u);
+  }
   std::string columns;
   {
     Stmt s = c.prepare("SELECT name FROM pragma_table_info(?1)");

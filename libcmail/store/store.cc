@@ -161,7 +161,7 @@ Status upgrade_in_place(Store::Impl& impl) {
 
 }  // namespace
 
-Status Store::Impl::read(const std::function<void(Connection&)>& fn) {
+Status Store::Impl::read(const std::function<void(Connection&)>& fn, bool one_statement) {
   std::unique_ptr<Connection> c;
   {
     std::lock_guard lock(readers_mu);
@@ -180,6 +180,10 @@ Status Store::Impl::read(const std::function<void(Connection&)>& fn) {
     if (!st.ok()) return st;
   }
   Status st = detail::guarded([&] {
+    if (one_statement) {
+      fn(*c);  // stepped to its end, so its implicit read transaction is over
+      return;
+    }
     c->exec("BEGIN");  // one snapshot for everything fn reads
     try {
       fn(*c);

@@ -101,8 +101,11 @@ struct Store::Impl {
   std::unique_ptr<Queue> queue;
   std::unique_ptr<Mailboxes> mailboxes;
 
-  // Runs fn on a pooled read connection; SqlError becomes the returned Status.
-  Status read(const std::function<void(detail::Connection&)>& fn);
+  // Runs fn on a pooled read connection in one read transaction (one snapshot for all it
+  // reads); SqlError becomes the returned Status. `one_statement`: fn runs a single statement,
+  // which is its own snapshot, so the BEGIN and COMMIT around it are left out (the lookups of
+  // every MAIL and RCPT).
+  Status read(const std::function<void(detail::Connection&)>& fn, bool one_statement = false);
   // Runs a write job and waits for its commit.
   Status write(std::function<void(detail::Connection&)> apply,
                std::function<bool(detail::Connection&, std::uint64_t)> prepare = nullptr);
