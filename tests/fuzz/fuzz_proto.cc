@@ -97,9 +97,7 @@ void check_dots(std::string_view m, std::size_t step) {
     }
   }
   if (!end || out != wire) std::abort();
-  if (!std::string_view(input).ends_with(in.pending()) || !in.pending().starts_with(
-          std::string_view("NEXT").substr(0, std::min<std::size_t>(4, in.pending().size()))))
-    std::abort();
+  if (!std::string_view("NEXT").starts_with(in.pending())) std::abort();  // nothing after "." taken
 }
 
 void check_sasl(std::string_view in) {
