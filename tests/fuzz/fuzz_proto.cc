@@ -91,7 +91,7 @@ void check_dots(std::string_view m, std::size_t step) {
   for (std::size_t at = 0; at < input.size() && !end; at += step) {
     in.append(std::string_view(input).substr(at, step));
     for (;;) {
-      auto p = d.decode(in, out, 4096);
+      auto p = d.decode(in, out, out.size() + 4096);  // as an engine does: room for more each call
       if (p == cmail::proto::DotDecoder::Progress::End) end = true;
       if (p != cmail::proto::DotDecoder::Progress::Full) break;
     }
