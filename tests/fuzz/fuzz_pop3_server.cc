@@ -1,7 +1,11 @@
-// libFuzzer target: the whole POP3 server engine (command parser, SASL, STLS, streamed RETR).
-// The first byte chooses options, the second the size of the pieces the rest is fed in.
-// Invariants: no crash, nothing but Closed after a Close event, deletions only through QUIT,
-// buffered input bounded.
+// libFuzzer target: the whole POP3 server engine, one conversation per input (USER/PASS, AUTH,
+// STLS, LIST/UIDL/STAT, RETR and TOP streamed, DELE, RSET, QUIT and the UPDATE state). The
+// first byte chooses options, the second the size of the pieces the rest is fed in. The
+// Session answers at once, later (pending, then complete() with the answer it would have
+// given) or with a backend failure, by turns. Invariants: no crash; nothing but Closed after a
+// Close event; no credentials outside TLS when TLS is required; retrieve() only for a listed
+// message; update() once, from QUIT, with listed messages in ascending order; buffered output
+// bounded (a message is streamed, never queued whole).
 #include <cmail/proto/message.h>
 
 #include <cmail/pop3/server.h>
@@ -22,20 +26,57 @@ const std::string kMessages[] = {
 };
 
 struct Maildrop : cmail::pop3::Session {
+  enum class Decision { None, Login, Retrieve, Update };
+  const cmail::pop3::ServerOptions* options = nullptr;
+  const cmail::pop3::Server* server = nullptr;
   int n = 0;
-  Verdict login(const cmail::sasl::Credentials& c) override {
-    if (++n % 5 == 0) return Verdict::pending();
+  int updates = 0;
+  Decision pending = Decision::None;
+  cmail::sasl::Credentials pending_login;
+  std::size_t pending_index = 0;
+
+  Verdict listing(const cmail::sasl::Credentials& c) {
     if (c.password != "pw") return Verdict::reject(RespCode::Auth, "no");
     std::vector<cmail::pop3::Listing> l;
     for (int i = 0; i < 3; ++i) l.push_back({cmail::proto::wire_size(kMessages[i]), "u" + std::to_string(i)});
-    return Verdict::maildrop(c.authcid, std::move(l));
+    return Verdict::maildrop(c.authcid.empty() ? "x" : c.authcid, std::move(l));
+  }
+  // The answer complete() gives for the decision that was left pending.
+  Verdict answer() {
+    const Decision d = pending;
+    pending = Decision::None;
+    if (d == Decision::Login) return listing(pending_login);
+    if (d == Decision::Retrieve) return Verdict::message(kMessages[pending_index]);
+    return Verdict::accept();
+  }
+  Verdict login(const cmail::sasl::Credentials& c) override {
+    if (options->tls_required && !server->tls()) std::abort();  // credentials outside TLS
+    if (++n % 5 == 0) {
+      pending = Decision::Login;
+      pending_login = c;
+      return Verdict::pending();
+    }
+    if (n % 13 == 0) return Verdict::reject(RespCode::InUse, "locked");
+    return n % 11 == 0 ? Verdict::failed(cmail::Status::io_error("x")) : listing(c);
   }
   Verdict retrieve(std::size_t i) override {
-    if (++n % 7 == 0) return Verdict::pending();
-    return Verdict::message(kMessages[i % 3]);
+    if (i >= 3) std::abort();  // only listed messages
+    if (++n % 7 == 0) {
+      pending = Decision::Retrieve;
+      pending_index = i;
+      return Verdict::pending();
+    }
+    return n % 17 == 0 ? Verdict::failed(cmail::Status::io_error("x")) : Verdict::message(kMessages[i]);
   }
-  Verdict update(const std::vector<std::size_t>&) override {
-    return ++n % 2 ? Verdict::accept() : Verdict::failed(cmail::Status::io_error("x"));
+  Verdict update(const std::vector<std::size_t>& deleted) override {
+    if (++updates > 1 || server->state() != cmail::pop3::Server::State::Update) std::abort();  // once, from QUIT
+    for (std::size_t k = 0; k < deleted.size(); ++k)
+      if (deleted[k] >= 3 || (k > 0 && deleted[k] <= deleted[k - 1])) std::abort();
+    if (++n % 3 == 0) {
+      pending = Decision::Update;
+      return Verdict::pending();
+    }
+    return n % 2 ? Verdict::accept() : Verdict::failed(cmail::Status::io_error("x"));
   }
 };
 
@@ -49,7 +90,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   o.tls_active = data[0] & 4;
   o.max_errors = (data[0] & 8) ? 3 : 10;
   Maildrop session;
+  session.options = &o;
   cmail::pop3::Server s(o, session);
+  session.server = &s;
   std::size_t step = 1 + data[1] % 64;
   std::string_view in(reinterpret_cast<const char*>(data + 2), size - 2);
   bool closed = false;
@@ -57,15 +100,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::size_t n = std::min(step, in.size());
     s.receive(in.substr(0, n));
     in.remove_prefix(n);
-    for (int rounds = 0; rounds < 4; ++rounds) {
+    for (int rounds = 0; rounds < 4; ++rounds) {  // a completion or sent output may run pipelined commands
       while (auto ev = s.next_event()) {
         if (std::holds_alternative<cmail::pop3::Close>(*ev)) closed = true;
         if (std::holds_alternative<cmail::pop3::StartTls>(*ev)) s.tls_established({"TLSv1.2", "X", 128});
       }
-      if (s.state() != cmail::pop3::Server::State::Closed && !s.wants_read() &&
-          s.state() != cmail::pop3::Server::State::Update)
-        (void)s.complete(Verdict::message(kMessages[0]));  // a pending login or retrieve
-      if (s.state() == cmail::pop3::Server::State::Update) (void)s.complete(Verdict::accept());
+      if (session.pending != Maildrop::Decision::None) {
+        if (s.state() == cmail::pop3::Server::State::Closed) session.pending = Maildrop::Decision::None;
+        else if (!s.complete(session.answer()).ok()) std::abort();  // the engine awaited this verdict
+      }
       s.consume_output(s.pending_output().size());
     }
     if (closed && s.state() != cmail::pop3::Server::State::Closed) std::abort();
