@@ -10,6 +10,7 @@
 
 #include <cmail/pop3/server.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -23,6 +24,21 @@ const std::string kMessages[] = {
     "Subject: a\r\n\r\nbody\r\n",
     ".leading\n.\nbare LF\rbare CR",
     std::string(70000, '.') + "\r\n.\r\n",
+};
+
+// A message handed out in pieces of 1 to 9 octets, as the store streams a large one; the
+// fourth source in turn fails after its first piece (the engine must close, not end the message).
+struct Pieces : cmail::proto::Source {
+  std::string_view text;
+  std::size_t pos = 0;
+  bool fail = false;
+  cmail::Status read(std::size_t max, std::string& out) override {
+    if (fail && pos > 0) return cmail::Status::io_error("gone");
+    const std::size_t k = std::min({max, text.size() - pos, 1 + pos % 9});
+    out.append(text.substr(pos, k));
+    pos += k;
+    return cmail::Status();
+  }
 };
 
 struct Maildrop : cmail::pop3::Session {
@@ -66,7 +82,14 @@ struct Maildrop : cmail::pop3::Session {
       pending_index = i;
       return Verdict::pending();
     }
-    return n % 17 == 0 ? Verdict::failed(cmail::Status::io_error("x")) : Verdict::message(kMessages[i]);
+    if (n % 17 == 0) return Verdict::failed(cmail::Status::io_error("x"));
+    if (n % 2 == 0) {
+      auto p = std::make_shared<Pieces>();
+      p->text = kMessages[i];
+      p->fail = n % 8 == 0;
+      return Verdict::message(std::shared_ptr<cmail::proto::Source>(p));
+    }
+    return Verdict::message(kMessages[i]);
   }
   Verdict update(const std::vector<std::size_t>& deleted) override {
     if (++updates > 1 || server->state() != cmail::pop3::Server::State::Update) std::abort();  // once, from QUIT

@@ -82,6 +82,9 @@ void check_dots(std::string_view m, std::size_t step) {
   if (stuffed != cmail::proto::dot_stuffed(m)) std::abort();  // any budget, one encoding
   const std::string wire = wire_form(m);
   if (cmail::proto::wire_size(m) != wire.size()) std::abort();
+  cmail::proto::WireSize counted;  // the same count taken in pieces (a CRLF may be split)
+  for (std::size_t at = 0; at < m.size(); at += step) counted.add(m.substr(at, step));
+  if (counted.total() != wire.size()) std::abort();
   // Decoded in pieces of `step`, with more input after the terminator left in place.
   const std::string input = stuffed + "NEXT";
   LineReader in(cmail::proto::LineEnd::CrLf);
