@@ -147,6 +147,18 @@ LogLine auth_log(std::string_view event, std::string_view proto, std::string_vie
   return l;
 }
 
+AuthGuard::Admission admit_attempt(AuthGuard* guard, std::string_view proto, std::string_view address,
+                                   std::string_view user, const std::function<void(int, std::string_view)>& logger) {
+  if (!guard) return {};
+  AuthGuard::Admission a = guard->admit(address, user);
+  if (a.refused != AuthGuard::Refusal::None && logger)
+    logger(0, auth_log("auth blocked", proto, address, user)
+                  .add("reason", "too-many-failures")
+                  .add("scope", to_string(a.refused))
+                  .str());
+  return a;
+}
+
 void run_after(const proto::Executor& ex, std::chrono::milliseconds wait, std::function<void()> fn) {
   if (wait.count() > 0 && ex.post_after) return ex.post_after(wait, std::move(fn));
   fn();

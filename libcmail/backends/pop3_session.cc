@@ -243,20 +243,12 @@ Verdict StorePop3Session::login(const sasl::Credentials& creds) {
   std::shared_ptr<AuthGuard> guard = guard_;
   const std::string addr = peer_.address;
   const auto logger = logger_;
-  std::chrono::milliseconds wait{0};
-  if (guard) {
-    const AuthGuard::Admission a = guard->admit(addr, creds.authcid);
-    if (a.refused != AuthGuard::Refusal::None) {
-      if (logger)
-        logger(0, auth_log("auth blocked", "pop3", addr, creds.authcid)
-                      .add("reason", "too-many-failures")
-                      .add("scope", to_string(a.refused))
-                      .str());
-      // RFC 3206 4: SYS/TEMP, a temporary problem (the password may be right: try later).
-      return Verdict::reject(RespCode::SysTemp, "Too many failed logins, try again later");
-    }
-    wait = a.wait;
+  const AuthGuard::Admission a = admit_attempt(guard.get(), "pop3", addr, creds.authcid, logger);
+  if (a.refused != AuthGuard::Refusal::None) {
+    // RFC 3206 4: SYS/TEMP, a temporary problem (the password may be right: try later).
+    return Verdict::reject(RespCode::SysTemp, "Too many failed logins, try again later");
   }
+  const std::chrono::milliseconds wait = a.wait;
   // Proxy authorization is not offered: an authzid must name the user who logs in (RFC 4616 2).
   const bool proxy = !creds.authzid.empty() && creds.authzid != creds.authcid;
   std::weak_ptr<StorePop3Session*> weak = alive_;

@@ -44,20 +44,12 @@ Verdict StoreSmtpSession::auth(const smtp::SessionInfo&, const sasl::Credentials
   std::shared_ptr<AuthGuard> guard = options_.auth_guard;
   const std::string addr = peer_.address;
   const auto logger = logger_;
-  std::chrono::milliseconds wait{0};
-  if (guard) {
-    const AuthGuard::Admission a = guard->admit(addr, creds.authcid);
-    if (a.refused != AuthGuard::Refusal::None) {
-      if (logger)
-        logger(0, auth_log("auth blocked", "smtp", addr, creds.authcid)
-                      .add("reason", "too-many-failures")
-                      .add("scope", to_string(a.refused))
-                      .str());
-      // RFC 4954 6: 454 4.7.0, a temporary authentication failure.
-      return Verdict::reject(smtp::reply(454, {4, 7, 0}, "Too many failed authentications, try again later"));
-    }
-    wait = a.wait;
+  const AuthGuard::Admission a = admit_attempt(guard.get(), "smtp", addr, creds.authcid, logger);
+  if (a.refused != AuthGuard::Refusal::None) {
+    // RFC 4954 6: 454 4.7.0, a temporary authentication failure.
+    return Verdict::reject(smtp::reply(454, {4, 7, 0}, "Too many failed authentications, try again later"));
   }
+  const std::chrono::milliseconds wait = a.wait;
   // Proxy authorization is not offered: an authzid must name the user who logs in (RFC 4616 2).
   const bool proxy = !creds.authzid.empty() && creds.authzid != creds.authcid;
   std::weak_ptr<StoreSmtpSession*> weak = alive_;

@@ -111,6 +111,13 @@ CMAIL_EXPORT std::string_view to_string(AuthGuard::Refusal r);
 CMAIL_EXPORT LogLine auth_log(std::string_view event, std::string_view proto, std::string_view address,
                               std::string_view user);
 
+// One log-in attempt put to the guard (null: admitted at once). A refusal is logged here, at
+// level 0, as one "auth blocked" line with reason= and scope=; the caller then answers with its
+// protocol's temporary refusal and checks nothing.
+CMAIL_EXPORT AuthGuard::Admission admit_attempt(AuthGuard* guard, std::string_view proto, std::string_view address,
+                                                std::string_view user,
+                                                const std::function<void(int, std::string_view)>& logger);
+
 // Runs fn on the loop thread after `wait` with ex.post_after, or at once (on the calling thread,
 // which must then be the loop's) when the wait is zero or the Executor has no post_after.
 CMAIL_EXPORT void run_after(const proto::Executor& ex, std::chrono::milliseconds wait, std::function<void()> fn);
