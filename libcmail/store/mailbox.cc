@@ -419,7 +419,7 @@ constexpr const char* kFolderColumns =
 // Mailboxes::open_message() returns.
 class BlobSource final : public proto::Source {
  public:
-  BlobSource(std::nullptr_t, std::nullptr_t) {}  // a NULL mail_data: an empty message
+  BlobSource() = default;  // a NULL mail_data: an empty message
   BlobSource(std::unique_ptr<Connection> conn, std::int64_t id)
       : conn_(std::move(conn)), blob_(std::make_unique<detail::Blob>(*conn_, "main", "mailbox", "mail_data", id, false)),
         size_(blob_->size()) {}
@@ -587,7 +587,7 @@ class MailboxesImpl final : public Mailboxes {
       if (!s.step()) throw SqlError{Status::not_found("no such message")};
       const bool empty = s.text(0) == "null";
       s.run();
-      if (empty) source = std::make_unique<BlobSource>(nullptr, nullptr);
+      if (empty) source = std::make_unique<BlobSource>();
       else source = std::make_unique<BlobSource>(std::move(*conn), ref.id);
     });
     if (!st.ok()) return st;
