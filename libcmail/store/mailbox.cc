@@ -99,16 +99,63 @@ std::int64_t ensure_folder_id(Connection& c, std::string_view user, std::string_
   return c.last_insert_rowid();
 }
 
-std::pair<std::int64_t, std::int64_t> allocate_uid(Connection& c, std::int64_t folder_id) {
-  Stmt s = c.prepare(
-      "UPDATE main.folders SET folder_uidnext = folder_uidnext + 1, "
-      "folder_highestmodseq = folder_highestmodseq + 1 WHERE folder_id = ?1 "
-      "RETURNING folder_uidnext - 1, folder_highestmodseq");
+// A folder's UIDNEXT and HIGHESTMODSEQ.
+std::pair<std::int64_t, std::int64_t> folder_counters(Connection& c, std::int64_t folder_id) {
+  Stmt s = c.prepare("SELECT folder_uidnext, folder_highestmodseq FROM main.folders WHERE folder_id = ?1");
   s.bind(1, folder_id);
   if (!s.step()) throw SqlError{Status::internal("folder vanished")};
   std::pair<std::int64_t, std::int64_t> r{s.int64(0), s.int64(1)};
   s.run();
   return r;
+}
+
+// A read and a plain UPDATE, not one UPDATE ... RETURNING: SQLite runs RETURNING through a
+// trigger program and a temporary table, which costs more than the read and the write together
+// (about 28,000 instructions against 12,000 here, docs/performance.md). The writer's transaction
+// holds the write lock, so nothing can change the row between the two.
+std::pair<std::int64_t, std::int64_t> allocate_uid(Connection& c, std::int64_t folder_id) {
+  auto [uid, modseq] = folder_counters(c, folder_id);
+  c.prepare("UPDATE main.folders SET folder_uidnext = ?2, folder_highestmodseq = ?3 WHERE folder_id = ?1")
+      .bind(1, folder_id)
+      .bind(2, uid + 1)
+      .bind(3, modseq + 1)
+      .run();
+  return {uid, modseq + 1};
+}
+
+NewMessage allocate_message(Connection& c, std::string_view user, std::string_view name) {
+  NewMessage m;
+  Stmt s = c.prepare(
+      "SELECT folder_id, folder_uidnext, folder_highestmodseq FROM main.folders "
+      "WHERE folder_user = ?1 AND folder_name = ?2");
+  s.bind(1, user).bind(2, name);
+  if (s.step()) {
+    m = {s.int64(0), s.int64(1), s.int64(2)};
+    s.run();
+  } else {
+    s.run();
+    m.folder = ensure_folder_id(c, user, name);
+    std::tie(m.uid, m.modseq) = folder_counters(c, m.folder);
+  }
+  m.modseq += 1;
+  c.prepare("UPDATE main.folders SET folder_uidnext = ?2, folder_highestmodseq = ?3 WHERE folder_id = ?1")
+      .bind(1, m.folder)
+      .bind(2, m.uid + 1)
+      .bind(3, m.modseq)
+      .run();
+  return m;
+}
+
+bool ForeignRowsCache::clean(Connection& c, const std::string& user) {
+  Stmt s = c.prepare("PRAGMA main.data_version");
+  const std::int64_t version = s.step() ? s.int64(0) : -1;
+  s.run();
+  if (version != version_ || version < 0) {
+    clean_.clear();
+    version_ = version;
+    return false;
+  }
+  return clean_.count(user) != 0;
 }
 
 bool has_foreign_rows(Connection& c, std::string_view schema, std::string_view user) {
@@ -202,13 +249,8 @@ namespace {
 
 // Bumps a folder's HIGHESTMODSEQ for one change (RFC 7162 3.1) and returns the new value.
 std::int64_t next_modseq(Connection& c, std::int64_t folder) {
-  Stmt b = c.prepare(
-      "UPDATE main.folders SET folder_highestmodseq = folder_highestmodseq + 1 "
-      "WHERE folder_id = ?1 RETURNING folder_highestmodseq");
-  b.bind(1, folder);
-  if (!b.step()) throw SqlError{Status::internal("message without a folder")};
-  std::int64_t modseq = b.int64(0);
-  b.run();
+  const std::int64_t modseq = detail::folder_counters(c, folder).second + 1;  // no RETURNING, as allocate_uid
+  c.prepare("UPDATE main.folders SET folder_highestmodseq = ?2 WHERE folder_id = ?1").bind(1, folder).bind(2, modseq).run();
   return modseq;
 }
 
@@ -238,18 +280,33 @@ void write_spooled(Connection& c, const std::string& schema, const char* table, 
   }
 }
 
-void insert_local(Connection& c, const std::string& schema, const Delivery& d,
-                  const LocalCopy& copy, std::int64_t now, std::int64_t wsize) {
+// The INSERT of a stored copy, for the master and for an attached user database (the same
+// text each time, so that the statement cache holds one of each).
+const std::string& insert_sql(const std::string& schema) {
+  static const std::string kInto =
+      " (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, mail_submission, mail_submitter, "
+      "mail_proto, mail_data, mail_folder, mail_uid, mail_modseq, mail_internaldate, mail_size, "
+      "mail_wiresize) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+  static const std::string kMain = "INSERT INTO \"main\".mailbox" + kInto;
+  thread_local std::string other;
+  if (schema == "main") return kMain;
+  other = "INSERT INTO \"" + schema + "\".mailbox" + kInto;
+  return other;
+}
+
+void insert_local(Connection& c, detail::ForeignRowsCache& foreign, const std::string& schema,
+                  const Delivery& d, const LocalCopy& copy, std::int64_t now, std::int64_t wsize) {
   // Rows other programs wrote for this user come first in UID order, as they came first.
-  if (schema == "main") detail::adopt_foreign_rows(c, copy.user, {"main"});
-  else detail::adopt_foreign_rows(c, copy.user, {"main", schema});
-  std::int64_t folder = detail::ensure_folder_id(c, copy.user, copy.folder);
-  auto [uid, modseq] = detail::allocate_uid(c, folder);
-  Stmt s = c.prepare("INSERT INTO \"" + schema +
-                     "\".mailbox (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, "
-                     "mail_submission, mail_submitter, mail_proto, mail_data, mail_folder, mail_uid, "
-                     "mail_modseq, mail_internaldate, mail_size, mail_wiresize) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+  if (schema == "main") {
+    if (!foreign.clean(c, copy.user)) {
+      if (detail::has_foreign_rows(c, "main", copy.user)) detail::adopt_foreign_rows(c, copy.user, {"main"});
+      else foreign.mark_clean(copy.user);  // not after an adoption: it may yet be rolled back
+    }
+  } else {
+    detail::adopt_foreign_rows(c, copy.user, {"main", schema});
+  }
+  const detail::NewMessage m = detail::allocate_message(c, copy.user, copy.folder);
+  Stmt s = c.prepare(insert_sql(schema));
   s.bind(1, copy.user)
       .bind(2, d.ident)
       .bind(3, copy.envelope_to)
@@ -258,9 +315,9 @@ void insert_local(Connection& c, const std::string& schema, const Delivery& d,
       .bind(6, d.submitter)
       .bind(7, d.protocol);
   bind_message(s, 8, d)
-      .bind(9, folder)
-      .bind(10, uid)
-      .bind(11, modseq)
+      .bind(9, m.folder)
+      .bind(10, m.uid)
+      .bind(11, m.modseq)
       .bind(12, now)
       .bind(13, static_cast<std::int64_t>(message_size(d)))
       .bind(14, wsize)
@@ -318,18 +375,18 @@ void Store::deliver(Delivery delivery, Done done) {
     for (std::size_t i = 0; i < d.local.size(); ++i) {
       const std::string& schema = state->schemas[i];
       if (schema == "main") {
-        insert_local(c, schema, d, d.local[i], now, state->wire_size);
+        insert_local(c, impl->foreign_rows, schema, d, d.local[i], now, state->wire_size);
         continue;
       }
       c.exec("SAVEPOINT userdb");
-      Status st = detail::guarded([&] { insert_local(c, schema, d, d.local[i], now, state->wire_size); });
+      Status st = detail::guarded([&] { insert_local(c, impl->foreign_rows, schema, d, d.local[i], now, state->wire_size); });
       if (st.ok()) {
         c.exec("RELEASE userdb");
       } else {
         c.exec("ROLLBACK TO userdb");
         c.exec("RELEASE userdb");
         // Retry once in the master (docs/compatibility.md#database-user-databases).
-        insert_local(c, "main", d, d.local[i], now, state->wire_size);
+        insert_local(c, impl->foreign_rows, "main", d, d.local[i], now, state->wire_size);
       }
     }
     for (const QueuedRecipient& q : d.queued) {

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,9 +59,17 @@ class UserDatabases {
   Slot slots_[kSlots];
 };
 
+// A folder's UIDNEXT and HIGHESTMODSEQ, any connection.
+std::pair<std::int64_t, std::int64_t> folder_counters(Connection& c, std::int64_t folder_id);
 // Allocates the next UID of a folder and bumps its highest modseq (inside a write transaction).
 // Returns {uid, modseq}.
 std::pair<std::int64_t, std::int64_t> allocate_uid(Connection& c, std::int64_t folder_id);
+struct NewMessage {
+  std::int64_t folder = 0, uid = 0, modseq = 0;
+};
+// The folder of `user` named `name` (created if missing) and, in it, the next UID and modseq,
+// allocated as allocate_uid does: one read for an existing folder (inside a write transaction).
+NewMessage allocate_message(Connection& c, std::string_view user, std::string_view name);
 // Finds or creates the folder of a user (inside a write transaction); returns folder_id.
 // Throws SqlError (Constraint) for an unknown user.
 std::int64_t ensure_folder_id(Connection& c, std::string_view user, std::string_view name);
@@ -79,6 +88,23 @@ bool has_foreign_rows(Connection& c, std::string_view schema, std::string_view u
 // mail_ident when no other message of the user in `schemas` has it as its unique-id. Inside
 // a write transaction; the master's folders are "main".
 void adopt_foreign_rows(Connection& c, std::string_view user, const std::vector<std::string>& schemas);
+
+// Which users' master mailbox held no foreign rows when the writer last looked, valid while no
+// other connection has committed to the master: `PRAGMA data_version` changes exactly then
+// (SQLite: it is unchanged by the connection's own commits, and cmail's writer never writes a
+// row without a folder). Saves the seek of has_foreign_rows() for every delivery. Writer thread
+// only.
+class ForeignRowsCache {
+ public:
+  // Whether `user` is known to have none in "main" (inside the writer's transaction).
+  bool clean(Connection& c, const std::string& user);
+  // `user` was just found to have none in "main".
+  void mark_clean(const std::string& user) { clean_.insert(user); }
+
+ private:
+  std::int64_t version_ = -1;
+  std::set<std::string, std::less<>> clean_;
+};
 }  // namespace detail
 
 struct Store::Impl {
@@ -88,6 +114,7 @@ struct Store::Impl {
   std::optional<Upgrade> upgrade;          // what open() did to an older file
   std::unique_ptr<detail::Writer> writer;  // null when read-only
   detail::UserDatabases user_databases;     // writer thread only
+  detail::ForeignRowsCache foreign_rows;    // writer thread only
 
   std::mutex readers_mu;
   std::vector<std::unique_ptr<detail::Connection>> idle_readers;

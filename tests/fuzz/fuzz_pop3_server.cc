@@ -26,15 +26,18 @@ const std::string kMessages[] = {
     std::string(70000, '.') + "\r\n.\r\n",
 };
 
-// A message handed out in pieces of 1 to 9 octets, as the store streams a large one; the
-// fourth source in turn fails after its first piece (the engine must close, not end the message).
+// A message handed out in pieces, as the store streams a large one: 1 to 9 octets for the first
+// 512 (every split of a line end and of a leading dot), then up to 8 KiB, so that the 70,000-octet
+// message costs tens of reads rather than thousands; the fourth source in turn fails after its
+// first piece (the engine must close, not end the message).
 struct Pieces : cmail::proto::Source {
   std::string_view text;
   std::size_t pos = 0;
   bool fail = false;
   cmail::Status read(std::size_t max, std::string& out) override {
     if (fail && pos > 0) return cmail::Status::io_error("gone");
-    const std::size_t k = std::min({max, text.size() - pos, 1 + pos % 9});
+    const std::size_t want = pos < 512 ? 1 + pos % 9 : 1 + (pos * 7919) % 8192;
+    const std::size_t k = std::min({max, text.size() - pos, want});
     out.append(text.substr(pos, k));
     pos += k;
     return cmail::Status();

@@ -347,6 +347,29 @@ TEST_CASE("store: mail other programs insert comes before mail delivered after i
   CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_user = 'bob' AND mail_folder IS NULL") == 1);
 }
 
+TEST_CASE("store: a row another program inserts between two deliveries is numbered before the second") {
+  // The writer remembers that alice had no such rows; another connection's commit must make it
+  // look again (ForeignRowsCache, PRAGMA data_version).
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  insert_user(dir.file("m"), "alice");
+  REQUIRE(s->deliver_sync(message_for({"alice"}, "Q1")).ok());
+  REQUIRE(s->deliver_sync(message_for({"alice"}, "Q2")).ok());  // the cached answer: none
+  auto c = raw(dir.file("m"));
+  insert_foreign(*c, "alice", "between", "inserted between\r\n");
+  REQUIRE(s->deliver_sync(message_for({"alice"}, "Q3")).ok());
+  CHECK(count(*c, "SELECT mail_uid FROM mailbox WHERE mail_ident = 'Q2'") == 2);
+  CHECK(count(*c, "SELECT mail_uid FROM mailbox WHERE mail_ident = 'between'") == 3);
+  CHECK(count(*c, "SELECT mail_uid FROM mailbox WHERE mail_ident = 'Q3'") == 4);
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_folder IS NULL") == 0);
+  // Again, with the writer's cache warm from Q3.
+  REQUIRE(s->deliver_sync(message_for({"alice"}, "Q4")).ok());
+  insert_foreign(*c, "alice", "later", "later\r\n");
+  REQUIRE(s->deliver_sync(message_for({"alice"}, "Q5")).ok());
+  CHECK(count(*c, "SELECT mail_uid FROM mailbox WHERE mail_ident = 'later'") == 6);
+  CHECK(count(*c, "SELECT mail_uid FROM mailbox WHERE mail_ident = 'Q5'") == 7);
+}
+
 TEST_CASE("store: two stores on one file number other programs' rows exactly once") {
   TempDir dir;
   auto a = open_store(dir.file("m"));

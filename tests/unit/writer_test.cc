@@ -156,3 +156,28 @@ TEST_CASE("writer: a lock held by another process past the busy timeout fails wi
   CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_ident = 'x'") == 0);
   CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_ident = 'y'") == 1);
 }
+
+TEST_CASE("writer: a failing job alone in its transaction reports its own error and leaves nothing") {
+  TempDir dir;
+  auto store = open_store(dir.file("m"));
+  insert_user(dir.file("m"), "u");
+  // One at a time, so that every job is a batch of one (run without a savepoint).
+  for (int i = 0; i < 6; ++i) {
+    Status st = store->deliver_sync(small("c" + std::to_string(i), i % 2 ? "ghost" : "u"));
+    if (i % 2) {
+      REQUIRE_FALSE(st.ok());
+      // The job's own failure (the unknown user), not the COMMIT of a transaction rolled back.
+      CHECK(st.to_string().find("no transaction") == std::string::npos);
+      CHECK(st.to_string().find("FOREIGN KEY") != std::string::npos);
+    } else {
+      CHECK(st.ok());
+    }
+  }
+  store::WriterStats stats = store->writer_stats();
+  CHECK(stats.jobs == 6);
+  CHECK(stats.transactions == 3);  // the failed ones committed nothing
+  auto c = raw(dir.file("m"));
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox") == 3);
+  CHECK(count(*c, "SELECT COUNT(*) FROM outbox") == 3);  // the failed deliveries' queue rows went with them
+  CHECK(count(*c, "SELECT MAX(mail_uid) FROM mailbox") == 3);
+}
