@@ -26,6 +26,7 @@ constexpr std::size_t kReportHeaderBytes = 64 * 1024;
 StoreSmtpSession::StoreSmtpSession(store::Store& store, SmtpBackendOptions options, proto::PeerInfo peer,
                                    proto::Executor executor)
     : store_(store),
+      lookups_(store.cached_lookups()),
       options_(std::move(options)),
       peer_(std::move(peer)),
       executor_(std::move(executor)),
@@ -96,7 +97,9 @@ Verdict StoreSmtpSession::mail(const smtp::SessionInfo& info, const smtp::Path& 
   if (const auto& budget = options_.budget;
       budget && (budget->spent() || (params.size && !budget->fits(*params.size))))
     return Verdict::reject(insufficient_storage());
-  auto r = store::routing::check_sender(store_.directory(), info.user, from);
+  // The directory as of now (one read), for this MAIL and the RCPTs that follow it.
+  if (Status st = lookups_->refresh(); !st.ok()) return Verdict::failed(st);
+  auto r = store::routing::check_sender(*lookups_, info.user, from);
   if (!r) return Verdict::failed(r.error());
   if (auto* reply = std::get_if<smtp::Reply>(&*r)) return Verdict::reject(*reply);
   sender_ = std::get<store::routing::Sender>(*r);
@@ -107,7 +110,7 @@ Verdict StoreSmtpSession::mail(const smtp::SessionInfo& info, const smtp::Path& 
 Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
                                const smtp::RcptParams& params) {
   if (!sender_) return Verdict::reject(smtp::reply(503, {5, 5, 1}, "Need MAIL before RCPT"));
-  auto r = store::routing::route_recipient(store_.directory(), *sender_, to, params);
+  auto r = store::routing::route_recipient(*lookups_, *sender_, to, params);
   if (!r) return Verdict::failed(r.error());
   if (auto* reply = std::get_if<smtp::Reply>(&*r)) return Verdict::reject(*reply);
   auto& recipient = std::get<store::routing::Recipient>(*r);

@@ -11,7 +11,7 @@ smtp::Reply misconfigured(const std::string& what) {
   return smtp::reply(451, {4, 3, 5}, "Routing for " + what + " is misconfigured; try again later");
 }
 
-bool user_exists(Directory& dir, const std::string& name, Status& st) {
+bool user_exists(DirectoryLookups& dir, const std::string& name, Status& st) {
   auto u = dir.find_user(name);
   if (!u) {
     st = u.error();
@@ -36,7 +36,7 @@ std::string expand_redirect(std::string_view tmpl, const smtp::Path& from, const
   return out;
 }
 
-Result<std::variant<Sender, smtp::Reply>> check_sender(Directory& dir,
+Result<std::variant<Sender, smtp::Reply>> check_sender(DirectoryLookups& dir,
                                                        const std::optional<std::string>& user,
                                                        const smtp::Path& from) {
   Sender s;
@@ -74,7 +74,7 @@ Result<std::variant<Sender, smtp::Reply>> check_sender(Directory& dir,
   return std::variant<Sender, smtp::Reply>(s);
 }
 
-Result<std::variant<Recipient, smtp::Reply>> route_recipient(Directory& dir, const Sender& sender,
+Result<std::variant<Recipient, smtp::Reply>> route_recipient(DirectoryLookups& dir, const Sender& sender,
                                                              const smtp::Path& to,
                                                              const smtp::RcptParams& params) {
   using R = std::variant<Recipient, smtp::Reply>;
@@ -159,7 +159,7 @@ void plan_delivery(const Sender& sender, const std::vector<Recipient>& recipient
   }
 }
 
-Result<bool> plan_report(Directory& dir, const std::string& to, Delivery& report) {
+Result<bool> plan_report(DirectoryLookups& dir, const std::string& to, Delivery& report) {
   auto local = dir.route_address(to);
   if (!local) return local.error();
   if (!*local) {

@@ -3,6 +3,7 @@
 #include <cmail/proto/message.h>
 
 #include <algorithm>
+#include <cctype>
 #include <optional>
 #include <string>
 #include <vector>
@@ -197,6 +198,15 @@ ALTER TABLE popd ADD COLUMN pop_lock_owner TEXT;
 ALTER TABLE popd ADD COLUMN pop_lock_time INTEGER;
 )sql";
 
+// Version 12, master only: the directory generation, a counter in meta that every change to
+// the tables routing reads (users, addresses, smtpd) bumps, by whatever program makes it, so
+// that a cache of those lookups knows when to start over (docs/store.md#the-directory-cache).
+// SQLite triggers are FOR EACH ROW: a statement changing n rows adds n.
+constexpr std::string_view kMasterV12 = R"sql(
+INSERT OR REPLACE INTO meta (key, value) VALUES ('directory_generation', '1');
+)sql";
+constexpr const char* kGenerationTables[] = {"users", "addresses", "smtpd"};
+
 std::string expand(std::string_view tmpl, std::string_view schema) {
   std::string out;
   out.reserve(tmpl.size() + 64);
@@ -240,6 +250,20 @@ void to_v11(Connection& c, DbKind kind, std::string_view schema) {
   if (kind == DbKind::Master) c.exec(kMasterV11);
 }
 
+void to_v12(Connection& c, DbKind kind, std::string_view) {
+  if (kind != DbKind::Master) return;
+  c.exec(kMasterV12);
+  for (const char* table : kGenerationTables) {
+    for (const char* event : {"INSERT", "UPDATE", "DELETE"}) {
+      std::string name = std::string("directory_generation_") + table + "_" + event;
+      for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      c.exec("CREATE TRIGGER " + name + " AFTER " + event + " ON " + table +
+             " BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+             "WHERE key = 'directory_generation'; END");
+    }
+  }
+}
+
 struct Migration {
   int version;  // the version this step produces
   Step step;
@@ -247,6 +271,7 @@ struct Migration {
 const Migration kMigrations[] = {
     {10, to_v10},
     {11, to_v11},
+    {12, to_v12},
 };
 
 }  // namespace

@@ -272,6 +272,11 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
     if (!st.ok()) return st;
     auto checkpointer = Connection::open(path, Connection::Mode::ReadWrite, options.busy_timeout_ms);
     if (!checkpointer) return checkpointer.error();
+    // A connection opens the WAL with its first statement; until then sqlite3_wal_checkpoint_v2
+    // on it returns at once without copying a page, and the WAL would grow to the writer's own
+    // bound (kWriterCheckpointPages), making every page lookup in it slower.
+    st = detail::guarded([&] { (*checkpointer)->exec("PRAGMA journal_mode = WAL"); });
+    if (!st.ok()) return st;
     Impl* raw = impl.get();
     impl->writer = std::make_unique<detail::Writer>(
         std::move(*conn), std::move(*checkpointer), options.max_batch, [raw] {

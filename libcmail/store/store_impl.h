@@ -27,6 +27,8 @@ namespace cmail::store {
 
 namespace detail {
 std::unique_ptr<Directory> make_directory(Store::Impl& impl);
+struct LookupCache;  // lookups.cc
+std::shared_ptr<LookupCache> make_lookup_cache();
 std::unique_ptr<Queue> make_queue(Store::Impl& impl);
 std::unique_ptr<Mailboxes> make_mailboxes(Store::Impl& impl);
 
@@ -115,6 +117,7 @@ struct Store::Impl {
   std::unique_ptr<detail::Writer> writer;  // null when read-only
   detail::UserDatabases user_databases;     // writer thread only
   detail::ForeignRowsCache foreign_rows;    // writer thread only
+  std::shared_ptr<detail::LookupCache> lookup_cache = detail::make_lookup_cache();  // cached_lookups()
 
   std::mutex readers_mu;
   std::vector<std::unique_ptr<detail::Connection>> idle_readers;

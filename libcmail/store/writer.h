@@ -11,11 +11,15 @@
 // one for every transaction) and returns false to ask that the batch be committed first (the
 // job is then prepared again in the next batch).
 //
-// Checkpoints: the writer never copies the WAL back into the database file itself while the
-// WAL is of moderate size; a checkpointer thread with its own connection does that (PASSIVE,
-// so it never blocks the writer or readers) whenever the WAL has grown by kCheckpointPages.
-// Only past kWriterCheckpointPages, if the checkpointer cannot keep up, does the writer
-// checkpoint in line, which bounds the WAL.
+// Checkpoints: a checkpointer thread with its own connection copies the WAL back into the
+// database file (PASSIVE, so it never blocks the writer or readers) whenever the WAL holds
+// kCheckpointPages or more. That alone never shortens the WAL under steady load: SQLite starts
+// the WAL over only when a write transaction begins with every frame already copied, and the
+// writer commits again before the checkpointer is done. So at kWriterCheckpointPages the writer
+// checkpoints in line (PASSIVE too), which finds most of the work done and lets its next
+// transaction start the WAL over. A short WAL matters beyond its size: SQLite finds a page in
+// it through a hash chain that grows with every write of that page since the WAL began, and a
+// folder row or an index root is written by every delivery (docs/performance.md).
 //
 // Thread-safety: submit() and run() from any thread; the destructor drains the queue.
 // Callbacks run on the writer thread and must not call run() (that would deadlock).
@@ -43,7 +47,7 @@ struct Job {
 class Writer {
  public:
   static constexpr int kCheckpointPages = 1000;        // SQLite's own default threshold
-  static constexpr int kWriterCheckpointPages = 20000;
+  static constexpr int kWriterCheckpointPages = 2000;
 
   // `checkpointer` is a second connection to the same file (may be null: then the writer
   // checkpoints in line as SQLite does by default).

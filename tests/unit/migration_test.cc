@@ -68,7 +68,7 @@ std::vector<std::string> v9_content(store::detail::Connection& c) {
       "SELECT user_name, user_authdata, user_database, user_alias FROM users ORDER BY rowid",
       "SELECT address_expression, address_order, address_router, address_route FROM addresses ORDER BY address_order",
       "SELECT mail_id, mail_user, mail_read, mail_ident, mail_envelopeto, mail_envelopefrom, mail_submission, mail_submitter, mail_proto, mail_data FROM mailbox ORDER BY mail_id",
-      "SELECT key, value FROM meta WHERE key <> 'schema_version' ORDER BY key",
+      "SELECT key, value FROM meta WHERE key NOT IN ('schema_version', 'directory_generation') ORDER BY key",
       "SELECT smtpd_user, smtpd_router, smtpd_route FROM smtpd ORDER BY smtpd_user",
       "SELECT mail_id, mail_remote, mail_envelopefrom, mail_envelopeto, mail_submission, mail_submitter, mail_data FROM outbox ORDER BY mail_id",
       "SELECT pop_user, pop_lock FROM popd ORDER BY pop_user",
@@ -331,7 +331,8 @@ TEST_CASE("migration: version 10 databases gain POP3's columns in version 11, lo
   auto store = store::Store::open(path);
   REQUIRE_MESSAGE(store.has_value(), store.error().to_string());
   auto c = raw(path);
-  CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "11");
+  CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") ==
+        std::to_string(store::Store::current_schema_version()));
   // Every stored message knows its size on the wire (CRLF line ends, a final CRLF) and the
   // unique-id the original cmail-popd showed for it.
   std::vector<std::string> got;
@@ -357,7 +358,8 @@ TEST_CASE("migration: version 10 databases gain POP3's columns in version 11, lo
   CHECK((*msgs)[1].wire_size == 12);  // 9 octets, a bare LF, no final CRLF
   CHECK((*msgs)[1].legacy_uidl == std::optional<std::string>("U1"));
   auto u = raw(userdb);
-  CHECK(u->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "11");
+  CHECK(u->query_text("SELECT value FROM meta WHERE key = 'schema_version'") ==
+        std::to_string(store::Store::current_schema_version()));
   auto problems = (*store)->check();
   REQUIRE(problems.has_value());
   CHECK(problems->empty());
@@ -370,4 +372,44 @@ TEST_CASE("migration: version 10 databases gain POP3's columns in version 11, lo
   REQUIRE((*store)->deliver_sync(d).ok());
   CHECK(count(*c, "SELECT mail_wiresize FROM mailbox WHERE mail_ident = 'new'") == 19);
   CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_ident = 'new' AND mail_uidl IS NULL") == 1);
+}
+
+TEST_CASE("migration: version 12 counts every change to users, addresses and smtpd, by any program") {
+  TempDir dir;
+  const std::string path = dir.file("master.db3");
+  make_v9(path);
+  auto store = store::Store::open(path);
+  REQUIRE_MESSAGE(store.has_value(), store.error().to_string());
+  auto c = raw(path);  // another connection, as cmail's own tools or sqlite3 would write
+  auto generation = [&] { return count(*c, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'directory_generation'"); };
+  std::int64_t g = generation();
+  CHECK(g >= 1);
+  const char* const changes[] = {
+      "INSERT INTO users (user_name) VALUES ('gen')",
+      "UPDATE users SET user_alias = 'other' WHERE user_name = 'gen'",
+      "INSERT INTO addresses (address_expression, address_order, address_router, address_route) VALUES ('gen@x', 900, 'store', 'gen')",
+      "UPDATE addresses SET address_route = 'other' WHERE address_order = 900",
+      "DELETE FROM addresses WHERE address_order = 900",
+      "INSERT INTO smtpd (smtpd_user, smtpd_router) VALUES ('gen', 'any')",
+      "UPDATE smtpd SET smtpd_router = 'drop' WHERE smtpd_user = 'gen'",
+      "DELETE FROM smtpd WHERE smtpd_user = 'gen'",
+      "DELETE FROM users WHERE user_name = 'gen'",
+  };
+  for (const char* sql : changes) {
+    INFO(sql);
+    c->exec(sql);
+    CHECK(generation() == g + 1);
+    g = generation();
+  }
+  // Changes elsewhere leave it alone: a POP3 lock, a message, the queue.
+  c->exec("UPDATE popd SET pop_lock = 1 - pop_lock");
+  REQUIRE((*store)->deliver_sync([] {
+    store::Delivery d;
+    d.ident = "G1";
+    d.envelope_from = "a@b.test";
+    d.data = "Subject: g\r\n\r\nx\r\n";
+    d.queued.push_back({std::nullopt, "r@remote.test", {}});
+    return d;
+  }()).ok());
+  CHECK(generation() == g);
 }

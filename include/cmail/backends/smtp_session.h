@@ -86,6 +86,8 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   std::function<void(const Status&)> transaction_log(const smtp::SessionInfo& info, const store::Delivery& d) const;
 
   store::Store& store_;
+  // Routing lookups, refreshed at every MAIL: a transaction's RCPTs reuse what MAIL found current.
+  std::unique_ptr<store::CachedLookups> lookups_;
   SmtpBackendOptions options_;
   proto::PeerInfo peer_;
   proto::Executor executor_;

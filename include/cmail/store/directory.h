@@ -95,12 +95,40 @@ struct Identity {
   std::string authorized;
 };
 
-class CMAIL_EXPORT Directory {
+// The lookups routing makes (cmail/store/routing.h): a user by name, the address rows a path
+// matches, the winning one, a user's origination rule. Directory answers them from the
+// database; Store::cached_lookups() from a cache in front of it.
+class CMAIL_EXPORT DirectoryLookups {
  public:
-  virtual ~Directory() = default;
-
-  // Users.
+  virtual ~DirectoryLookups() = default;
   virtual Result<std::optional<User>> find_user(std::string_view name) = 0;
+  // Addresses (docs/compatibility.md#routing-address-matching): matches are ordered by
+  // address_order, highest first.
+  virtual Result<std::vector<Address>> match_addresses(std::string_view path) = 0;
+  virtual Result<std::optional<Address>> route_address(std::string_view path) = 0;
+  virtual Result<std::optional<SmtpdEntry>> find_smtpd(std::string_view user) = 0;
+};
+
+// The routing lookups through a cache that all CachedLookups of one Store share, for a session
+// that makes the same few lookups over and over (an SMTP transaction: MAIL and every RCPT). It
+// answers as of its last refresh() or newer: every change to users, addresses or smtpd, by
+// cmail or by any other program, bumps a counter in the master database (a trigger, schema
+// version 12), and refresh() reads that counter; when it moved, the shared cache starts over
+// (docs/store.md#the-directory-cache). Each map holds at most 4,096 entries and starts over
+// when full, so that unknown addresses cannot grow it without bound.
+//
+// Thread-safety: one object per session, used by one thread at a time; the shared cache is
+// guarded by a mutex. Obtain it from Store::cached_lookups(); the Store must outlive it.
+class CMAIL_EXPORT CachedLookups : public DirectoryLookups {
+ public:
+  // One read of the directory generation. Until it succeeds, lookups go to the database.
+  virtual Status refresh() = 0;
+};
+
+class CMAIL_EXPORT Directory : public DirectoryLookups {
+ public:
+  // Users.
+  Result<std::optional<User>> find_user(std::string_view name) override = 0;
   virtual Result<std::vector<UserSummary>> list_users(std::string_view like = "%") = 0;
   // Verifies credentials (argon2id or legacy, docs/compatibility.md#users-password-verification).
   // A legacy hash is replaced by an argon2id one after a successful check. NotFound for an unknown
@@ -121,8 +149,8 @@ class CMAIL_EXPORT Directory {
 
   // Addresses (docs/compatibility.md#routing-address-matching): matches are ordered by
   // address_order, highest first.
-  virtual Result<std::vector<Address>> match_addresses(std::string_view path) = 0;
-  virtual Result<std::optional<Address>> route_address(std::string_view path) = 0;
+  Result<std::vector<Address>> match_addresses(std::string_view path) override = 0;
+  Result<std::optional<Address>> route_address(std::string_view path) override = 0;
   virtual Result<std::vector<Address>> list_addresses(std::string_view like = "%") = 0;
   // Adds a row; returns its order (given, or max+1). InvalidArgument for an unknown router
   // or a malformed expression; AlreadyExists for a taken order.
@@ -137,7 +165,7 @@ class CMAIL_EXPORT Directory {
   virtual Status swap_addresses(std::int64_t first, std::int64_t second) = 0;
 
   // smtpd origination table.
-  virtual Result<std::optional<SmtpdEntry>> find_smtpd(std::string_view user) = 0;
+  Result<std::optional<SmtpdEntry>> find_smtpd(std::string_view user) override = 0;
   virtual Result<std::vector<SmtpdEntry>> list_smtpd(std::string_view like = "%") = 0;
   // Router nullopt = the column default ('drop').
   virtual Status enable_smtpd(std::string_view user, std::optional<std::string_view> router,

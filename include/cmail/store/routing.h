@@ -49,11 +49,11 @@ struct Recipient {
 
 // Checks MAIL FROM. Returns the Sender or the reply refusing it.
 CMAIL_EXPORT Result<std::variant<Sender, smtp::Reply>> check_sender(
-    Directory& dir, const std::optional<std::string>& authorized_user, const smtp::Path& from);
+    DirectoryLookups& dir, const std::optional<std::string>& authorized_user, const smtp::Path& from);
 
 // Decides one RCPT TO. Returns the plan or the reply refusing the recipient.
 CMAIL_EXPORT Result<std::variant<Recipient, smtp::Reply>> route_recipient(
-    Directory& dir, const Sender& sender, const smtp::Path& to, const smtp::RcptParams& params);
+    DirectoryLookups& dir, const Sender& sender, const smtp::Path& to, const smtp::RcptParams& params);
 
 // (to-local) (to-domain) (from-local) (from-domain), every occurrence
 // (docs/compatibility.md#routing-redirect-placeholders).
@@ -69,6 +69,6 @@ CMAIL_EXPORT void plan_delivery(const Sender& sender, const std::vector<Recipien
 // these out through DNS even for local senders, docs/compatibility.md#dispatchd-bounces); any
 // other address is queued for MX delivery with NOTIFY=NEVER. Adds to `report` (its envelope_from
 // stays as it is). Returns false when the local address's routing refuses mail.
-CMAIL_EXPORT Result<bool> plan_report(Directory& dir, const std::string& to, Delivery& report);
+CMAIL_EXPORT Result<bool> plan_report(DirectoryLookups& dir, const std::string& to, Delivery& report);
 
 }  // namespace cmail::store::routing

@@ -28,6 +28,7 @@
 namespace cmail::store {
 
 class Directory;
+class CachedLookups;
 class Queue;
 class Mailboxes;
 class Spool;
@@ -146,6 +147,9 @@ class CMAIL_EXPORT Store {
   Status deliver_sync(Delivery delivery);
 
   Directory& directory();
+  // The routing lookups of directory() through the cache this Store's sessions share
+  // (cmail/store/directory.h: CachedLookups). One per session.
+  std::unique_ptr<CachedLookups> cached_lookups();
   Queue& queue();
   Mailboxes& mailboxes();
 
