@@ -262,7 +262,7 @@ std::uint64_t message_size(const Delivery& d) { return d.data.size() + (d.spool 
 // Binds the message to parameter i: its text, or room for it when it is spooled (then
 // write_spooled() fills the row in after the insert).
 Stmt& bind_message(Stmt& s, int i, const Delivery& d) {
-  return d.spool ? s.bind_zeroblob(i, message_size(d)) : s.bind(i, d.data);
+  return d.spool ? s.bind_zeroblob(i, message_size(d)) : s.bind_static(i, d.data);  // d outlives run()
 }
 
 // Copies a spooled message into the row just inserted, a chunk at a time (one chunk in memory).
@@ -307,13 +307,14 @@ void insert_local(Connection& c, detail::ForeignRowsCache& foreign, const std::s
   }
   const detail::NewMessage m = detail::allocate_message(c, copy.user, copy.folder);
   Stmt s = c.prepare(insert_sql(schema));
-  s.bind(1, copy.user)
-      .bind(2, d.ident)
-      .bind(3, copy.envelope_to)
-      .bind(4, d.envelope_from.value_or(""))
+  // Every value bound without a copy lives in d or copy until run().
+  s.bind_static(1, copy.user)
+      .bind_static(2, d.ident)
+      .bind_static(3, copy.envelope_to)
+      .bind_static(4, d.envelope_from ? std::string_view(*d.envelope_from) : std::string_view(""))
       .bind(5, std::to_string(now))
       .bind(6, d.submitter)
-      .bind(7, d.protocol);
+      .bind_static(7, d.protocol);
   bind_message(s, 8, d)
       .bind(9, m.folder)
       .bind(10, m.uid)

@@ -58,6 +58,10 @@ Stmt& Stmt::bind(int i, std::string_view text) {
              s_);
   return *this;
 }
+Stmt& Stmt::bind_static(int i, std::string_view text) {
+  check_bind(sqlite3_bind_text64(s_, i, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8), s_);
+  return *this;
+}
 Stmt& Stmt::bind(int i, const std::optional<std::string>& text) {
   return text ? bind(i, std::string_view(*text)) : bind(i, std::nullopt);
 }

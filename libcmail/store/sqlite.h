@@ -45,6 +45,9 @@ class Stmt {
   Stmt& bind(int i, const char* text) { return bind(i, std::string_view(text)); }
   Stmt& bind(int i, const std::string& text) { return bind(i, std::string_view(text)); }
   Stmt& bind(int i, const std::optional<std::string>& text);
+  // Bound as TEXT without a copy: `text` must stay as it is until the statement is reset
+  // (run(), or the Stmt's end). For the large values of an INSERT.
+  Stmt& bind_static(int i, std::string_view text);
   Stmt& bind(int i, const std::optional<std::int64_t>& v);
   Stmt& bind_blob(int i, std::string_view bytes);
   Stmt& bind_zeroblob(int i, std::uint64_t size);  // room for incremental blob I/O

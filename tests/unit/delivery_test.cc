@@ -1,5 +1,6 @@
 // Outbound delivery policy: portprio, remote specs, retry schedule, failure records, bounces.
 #include <cmail/mail/delivery.h>
+#include <cmail/mail/fields.h>
 
 #include <doctest/doctest.h>
 
@@ -178,4 +179,13 @@ TEST_CASE("delivery: a bounce is an RFC 3464 report with the original headers") 
   CHECK(wants_success_report("SUCCESS,FAILURE"));
   CHECK_FALSE(wants_success_report(std::nullopt));
   CHECK_FALSE(wants_success_report("FAILURE"));
+}
+
+TEST_CASE("rfc5322_date: RFC 5322 3.3 dates in UTC, each second its own") {
+  // 2026-12-01 23:42:38 UTC was a Tuesday; the same second twice, then the next, then earlier.
+  CHECK(cmail::mail::rfc5322_date(1796168558) == "Tue, 1 Dec 2026 23:42:38 +0000");
+  CHECK(cmail::mail::rfc5322_date(1796168558) == "Tue, 1 Dec 2026 23:42:38 +0000");
+  CHECK(cmail::mail::rfc5322_date(1796168559) == "Tue, 1 Dec 2026 23:42:39 +0000");
+  CHECK(cmail::mail::rfc5322_date(0) == "Thu, 1 Jan 1970 00:00:00 +0000");
+  CHECK(cmail::mail::rfc5322_date(1796168559 + 86400 * 31) == "Fri, 1 Jan 2027 23:42:39 +0000");
 }
