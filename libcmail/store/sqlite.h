@@ -45,8 +45,10 @@ class Stmt {
   Stmt& bind(int i, const char* text) { return bind(i, std::string_view(text)); }
   Stmt& bind(int i, const std::string& text) { return bind(i, std::string_view(text)); }
   Stmt& bind(int i, const std::optional<std::string>& text);
-  // Bound as TEXT without a copy: `text` must stay as it is until the statement is reset
-  // (run(), or the Stmt's end). For the large values of an INSERT.
+  // Bound as TEXT without a copy (SQLITE_STATIC): `text` must stay as it is while the
+  // statement runs. SQLite keeps the pointer until the parameter is bound again, so use it only
+  // in statements that bind every parameter at each use (the cache hands the same statement
+  // out again). For the large values of an INSERT.
   Stmt& bind_static(int i, std::string_view text);
   Stmt& bind(int i, const std::optional<std::int64_t>& v);
   Stmt& bind_blob(int i, std::string_view bytes);
