@@ -113,37 +113,38 @@ std::pair<std::int64_t, std::int64_t> folder_counters(Connection& c, std::int64_
 // trigger program and a temporary table, which costs more than the read and the write together
 // (about 28,000 instructions against 12,000 here, docs/performance.md). The writer's transaction
 // holds the write lock, so nothing can change the row between the two.
-std::pair<std::int64_t, std::int64_t> allocate_uid(Connection& c, std::int64_t folder_id) {
-  auto [uid, modseq] = folder_counters(c, folder_id);
+namespace {
+// Takes UID `uid` and modseq `modseq + 1` of a folder whose counters were read as {uid, modseq}.
+NewMessage take_counters(Connection& c, std::int64_t folder, std::int64_t uid, std::int64_t modseq) {
   c.prepare("UPDATE main.folders SET folder_uidnext = ?2, folder_highestmodseq = ?3 WHERE folder_id = ?1")
-      .bind(1, folder_id)
+      .bind(1, folder)
       .bind(2, uid + 1)
       .bind(3, modseq + 1)
       .run();
-  return {uid, modseq + 1};
+  return {folder, uid, modseq + 1};
+}
+}  // namespace
+
+std::pair<std::int64_t, std::int64_t> allocate_uid(Connection& c, std::int64_t folder_id) {
+  auto [uid, modseq] = folder_counters(c, folder_id);
+  const NewMessage m = take_counters(c, folder_id, uid, modseq);
+  return {m.uid, m.modseq};
 }
 
 NewMessage allocate_message(Connection& c, std::string_view user, std::string_view name) {
-  NewMessage m;
   Stmt s = c.prepare(
       "SELECT folder_id, folder_uidnext, folder_highestmodseq FROM main.folders "
       "WHERE folder_user = ?1 AND folder_name = ?2");
   s.bind(1, user).bind(2, name);
-  if (s.step()) {
-    m = {s.int64(0), s.int64(1), s.int64(2)};
+  if (!s.step()) {
     s.run();
-  } else {
-    s.run();
-    m.folder = ensure_folder_id(c, user, name);
-    std::tie(m.uid, m.modseq) = folder_counters(c, m.folder);
+    const std::int64_t folder = ensure_folder_id(c, user, name);
+    auto [uid, modseq] = folder_counters(c, folder);
+    return take_counters(c, folder, uid, modseq);
   }
-  m.modseq += 1;
-  c.prepare("UPDATE main.folders SET folder_uidnext = ?2, folder_highestmodseq = ?3 WHERE folder_id = ?1")
-      .bind(1, m.folder)
-      .bind(2, m.uid + 1)
-      .bind(3, m.modseq)
-      .run();
-  return m;
+  const std::int64_t folder = s.int64(0), uid = s.int64(1), modseq = s.int64(2);
+  s.run();
+  return take_counters(c, folder, uid, modseq);
 }
 
 bool ForeignRowsCache::clean(Connection& c, const std::string& user) {
