@@ -108,6 +108,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   std::string peer;
   std::size_t queued = 0;  // bytes handed to uv_write and not yet written
   bool reading = false;
+  bool write_now = true;  // send_raw may write synchronously (false in drive()'s last round)
   bool closing = false;
   bool close_after_flush = false;
   bool notified = false;     // the TLS close_notify was sent
@@ -157,6 +158,20 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
   void send_raw(std::string data) {
     if (data.empty() || closing) return;
+    // Nothing queued ahead: write now. What the socket takes leaves without a write request,
+    // which libuv would finish by re-arming the socket's poll (an epoll_ctl for every reply).
+    // Not in drive()'s last round: its write request's completion drives again, after the
+    // loop has served the other connections.
+    if (queued == 0 && write_now) {
+      uv_buf_t now = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+      int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp), &now, 1);
+      if (n == static_cast<int>(data.size())) return;
+      if (n > 0) {
+        data.erase(0, static_cast<std::size_t>(n));
+      } else if (n != UV_EAGAIN) {
+        return close(uv_strerror(n));
+      }
+    }
     auto* w = new WriteReq;
     w->data = std::move(data);
     w->req.data = this;
@@ -184,7 +199,9 @@ struct Conn : std::enable_shared_from_this<Conn> {
   void drive() {
     if (closing) return;
     auto self = shared_from_this();
-    for (int guard = 0; guard < 64; ++guard) {
+    constexpr int kRounds = 64;
+    for (int round = 0; round < kRounds; ++round) {
+      write_now = round + 1 < kRounds;
       bool progress = false;
       // Engine output. While a TLS handshake runs it waits (implicit TLS: the greeting), and
       // while the socket is behind (backpressure: an engine that makes its output as it is
@@ -221,6 +238,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
       }
       if (!progress) break;
     }
+    write_now = true;
     if (close_after_flush) {
       if (tls && !notified) {  // once: every write completion comes back here
         notified = true;

@@ -6,8 +6,8 @@
 #
 # Two runs of cmail-smtpd under `valgrind --tool=callgrind`, each on a fresh master database:
 # LOW (200) and HIGH (1200) messages of SIZE (4096) body octets over SESSIONS (4) keep-alive
-# sessions (smtp_load.py keep), then SIGTERM, so that callgrind writes its totals for every
-# thread at exit. (HIGH - LOW) / (HIGH - LOW messages) is the cost of one message with start-up
+# sessions (smtp_load.py keep; MODE=conn: a connection per message), then SIGTERM, so that
+# callgrind writes its totals for every thread at exit. (HIGH - LOW) / (HIGH - LOW messages) is the cost of one message with start-up
 # and shutdown cancelled. Prints both totals, the figure, and the top inclusive functions of
 # the HIGH run (callgrind_annotate); the output files stay in $STATE/callgrind/.
 set -euo pipefail
@@ -18,6 +18,7 @@ LOW=${LOW:-200}
 HIGH=${HIGH:-1200}
 SIZE=${SIZE:-4096}
 SESSIONS=${SESSIONS:-4}
+MODE=${MODE:-keep}
 OUT=$STATE/callgrind
 command -v valgrind >/dev/null || die "valgrind missing: tests/bench/peers/install.sh"
 rm -rf "$OUT"
@@ -43,7 +44,7 @@ count() {
         sleep 0.05
     done
     [[ -n $port ]] || { cat "$dir/stderr" >&2; die "cmail-smtpd under callgrind did not listen"; }
-    "$PY" "$HERE/smtp_load.py" --port "$port" --sessions "$SESSIONS" --messages "$n" --size "$SIZE" --mode keep \
+    "$PY" "$HERE/smtp_load.py" --port "$port" --sessions "$SESSIONS" --messages "$n" --size "$SIZE" --mode "$MODE" \
         --limit 600 >"$dir/load" || die "load failed: $(cat "$dir/load")"
     kill -TERM "$pid"
     wait "$pid" || die "cmail-smtpd exited $? (see $dir/stderr)"
