@@ -422,6 +422,7 @@ void Store::deliver(Delivery delivery, Done done) {
     if (!d.queued.empty()) impl->note_queue_change();
   };
   job.done = std::move(done);
+  job.rerunnable = true;  // state is only read (the spool file too)
   impl_->writer->submit(std::move(job));
 }
 

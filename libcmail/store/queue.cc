@@ -154,6 +154,7 @@ class QueueImpl final : public Queue {
       }
     };
     job.done = std::move(done);
+    job.rerunnable = true;
     if (!impl_.writer) {
       if (job.done) job.done(Status::read_only(impl_.path + " is open read-only"));
       return;

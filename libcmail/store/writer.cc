@@ -125,23 +125,38 @@ void Writer::commit_batch(std::deque<Job>& batch) {
     results.resize(n);
   }
 
+  // Without savepoints first, when that is safe: a batch of one (its failure rolls back the
+  // transaction, which is what ROLLBACK TO would have done) or jobs that may run again. A
+  // savepoint copies every page the job touches into the statement journal first (about
+  // 15,000 instructions for a delivery, docs/performance.md). If a job of a larger batch
+  // fails, the transaction is rolled back and the batch runs again with a savepoint per job.
+  bool plain = batch.size() == 1;
+  if (!plain) {
+    plain = true;
+    for (std::size_t i = 0; i < batch.size(); ++i) plain = plain && (batch[i].rerunnable || !results[i].ok());
+  }
+  const std::vector<Status> prepared = results;
   Status txn = guarded([&] { conn_->exec("BEGIN IMMEDIATE"); });
   bool rolled_back = false;  // a batch of one whose job failed: nothing to commit
-  if (txn.ok()) {
+  if (txn.ok() && plain) {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (!results[i].ok()) continue;
+      results[i] = guarded([&] { batch[i].apply(*conn_); });
+      if (results[i].ok()) continue;
+      if (!sqlite3_get_autocommit(conn_->raw())) guarded([&] { conn_->exec("ROLLBACK"); }).ok();
       if (batch.size() == 1) {
-        // Alone in its transaction, a job needs no savepoint: its failure rolls back the
-        // transaction, which is what ROLLBACK TO would have done. A savepoint copies every page
-        // the job touches into the statement journal first (about 15,000 instructions for a
-        // delivery, docs/performance.md), so a batch of one skips it.
-        results[i] = guarded([&] { batch[i].apply(*conn_); });
-        if (!results[i].ok()) {
-          if (!sqlite3_get_autocommit(conn_->raw())) guarded([&] { conn_->exec("ROLLBACK"); }).ok();
-          rolled_back = true;
-        }
-        continue;
+        rolled_back = true;
+      } else {
+        plain = false;  // again, each job in its savepoint
+        results = prepared;
+        txn = guarded([&] { conn_->exec("BEGIN IMMEDIATE"); });
       }
+      break;
+    }
+  }
+  if (txn.ok() && !plain) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!results[i].ok()) continue;
       results[i] = guarded([&] {
         conn_->exec("SAVEPOINT job");
         try {
@@ -160,7 +175,9 @@ void Writer::commit_batch(std::deque<Job>& batch) {
         break;
       }
     }
-    if (txn.ok() && !rolled_back) txn = guarded([&] { conn_->exec("COMMIT"); });
+  }
+  if (txn.ok()) {
+    if (!rolled_back) txn = guarded([&] { conn_->exec("COMMIT"); });
     if (!txn.ok() && !sqlite3_get_autocommit(conn_->raw())) guarded([&] { conn_->exec("ROLLBACK"); }).ok();
   }
   if (txn.ok() && !rolled_back && after_commit_) after_commit_();

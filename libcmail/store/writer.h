@@ -4,7 +4,8 @@
 // its own SAVEPOINT of one BEGIN IMMEDIATE transaction, commits once (one fsync of the WAL for
 // the whole batch), then calls each job's done(Status): OK only if its changes are committed.
 // A job that throws SqlError is rolled back alone and fails alone; a failed COMMIT fails the
-// whole batch and nothing of it is applied.
+// whole batch and nothing of it is applied. A batch of one, or of jobs marked rerunnable, runs
+// without the savepoints; if one of its jobs fails, it is rolled back and run again with them.
 //
 // A job may have a prepare step, run on the writer connection outside any transaction, for
 // work SQLite forbids inside one (ATTACH of a user database). It gets the batch number (a new
@@ -42,6 +43,9 @@ struct Job {
   std::function<bool(Connection&, std::uint64_t batch)> prepare;  // optional
   std::function<void(Connection&)> apply;    // inside the transaction; throws SqlError
   std::function<void(Status)> done;          // optional
+  // apply changes nothing outside the transaction, so it may run again after a rollback: a
+  // batch of such jobs runs without a savepoint each, and again with them if one fails.
+  bool rerunnable = false;
 };
 
 class Writer {

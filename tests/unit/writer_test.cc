@@ -1,3 +1,4 @@
+#include "store/writer.h"
 #include "testutil.h"
 
 #include <cmail/store/store.h>
@@ -5,8 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -25,7 +28,71 @@ store::Delivery small(const std::string& ident, const std::string& user) {
   return d;
 }
 
+// Jobs 1..5 in one batch (job 0 holds the writer while they are submitted); job 3 inserts a
+// value that is already there. Returns how often each job's apply ran, and each one's result.
+struct BatchRun {
+  std::array<int, 6> applied{};
+  std::array<bool, 6> ok{};
+  std::int64_t rows = 0;
+};
+
+BatchRun run_batch_with_a_failure(const std::string& path, bool rerunnable) {
+  BatchRun r;
+  auto conn = store::detail::Connection::open(path, store::detail::Connection::Mode::Create, 5000);
+  REQUIRE(conn);
+  (*conn)->exec("CREATE TABLE t (x INTEGER UNIQUE); INSERT INTO t VALUES (3)");
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> holding;
+  std::atomic<int> done{0};
+  {
+    store::detail::Writer w(std::move(*conn), nullptr, 16);
+    for (int i = 0; i < 6; ++i) {
+      store::detail::Job job;
+      job.rerunnable = rerunnable;
+      job.apply = [&, i](store::detail::Connection& c) {
+        ++r.applied[i];
+        if (i == 0) {
+          holding.set_value();
+          released.wait();
+        }
+        c.prepare("INSERT INTO t VALUES (?1)").bind(1, i == 0 ? 100 : i).run();
+      };
+      job.done = [&, i](Status st) {
+        r.ok[i] = st.ok();
+        ++done;
+      };
+      w.submit(std::move(job));
+      if (i == 0) holding.get_future().wait();  // the writer is inside job 0's transaction
+    }
+    release.set_value();
+  }  // the destructor completes every job
+  CHECK(done == 6);
+  auto c = store::detail::Connection::open(path, store::detail::Connection::Mode::ReadOnly, 5000);
+  REQUIRE(c);
+  r.rows = *(*c)->query_int("SELECT COUNT(*) FROM t");
+  return r;
+}
+
+
 }  // namespace
+
+TEST_CASE("writer: a failing job in a batch of rerunnable jobs fails alone, the batch run again with savepoints") {
+  TempDir dir;
+  BatchRun r = run_batch_with_a_failure(dir.file("w"), true);
+  CHECK(r.ok == std::array<bool, 6>{true, true, true, false, true, true});
+  CHECK(r.rows == 1 + 5);  // the value there before, job 0's, and jobs 1, 2, 4 and 5
+  // Without savepoints the batch ran as far as job 3, then again from the start with them.
+  CHECK(r.applied == std::array<int, 6>{1, 2, 2, 2, 1, 1});
+}
+
+TEST_CASE("writer: jobs that may not run twice run once, each in its savepoint") {
+  TempDir dir;
+  BatchRun r = run_batch_with_a_failure(dir.file("w"), false);
+  CHECK(r.ok == std::array<bool, 6>{true, true, true, false, true, true});
+  CHECK(r.rows == 1 + 5);
+  CHECK(r.applied == std::array<int, 6>{1, 1, 1, 1, 1, 1});
+}
 
 TEST_CASE("writer: concurrent producers lose nothing and share commits") {
   TempDir dir;
