@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     path = p;
     return cfg.common;
   };
-  d.listen = [&](net::Runtime& rt, store::Store& store, std::function<void(int, std::string_view)> log) {
+  d.listen = [&](net::Runtime& rt, store::Store& store, LogSink log) {
     // This daemon's own guard (docs/logging.md#authentication-penalties).
     auto guard = std::make_shared<backends::AuthGuard>(cfg.auth_guard.value_or(backends::AuthGuardOptions{}));
     return daemon::add_pop3_listeners(rt, store, cfg.listeners, path, guard, std::move(log));

@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
     guard_options = *parsed;
   }
   auto guard = std::make_shared<backends::AuthGuard>(guard_options);
-  auto log = [&](int level, std::string_view l) { logger.log(level, l); };
+  LogSink log([&](int level, std::string_view l) { logger.log(level, l); }, verbosity);
   net::Runtime runtime;
   auto bound = daemon::add_smtp_listeners(runtime, **store, cfg.listeners, config_name, guard, log, cfg.max_in_flight);
   if (!bound) {

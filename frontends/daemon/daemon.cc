@@ -158,7 +158,7 @@ int run_listening_daemon(const ListeningDaemon& d, int argc, char** argv) {
   auto store = start_daemon(d.name, *common, logger, !common->logfile.empty() && !nodetach);
   if (!store) return 1;
   net::Runtime runtime;
-  auto bound = d.listen(runtime, *store, [&](int level, std::string_view l) { logger.log(level, l); });
+  auto bound = d.listen(runtime, *store, LogSink([&](int level, std::string_view l) { logger.log(level, l); }, common->verbosity));
   if (!bound) {
     logger.log(0, bound.error().message());
     return 1;

@@ -78,7 +78,7 @@ struct ListeningDaemon {
   // Adds the listeners; `log` lines go to the daemon's log at their level (shown when the
   // `verbosity` is at least that).
   std::function<Result<std::vector<net::BoundListener>>(net::Runtime&, store::Store&,
-                                                        std::function<void(int level, std::string_view line)> log)>
+                                                        LogSink log)>
       listen;
 };
 int run_listening_daemon(const ListeningDaemon& d, int argc, char** argv);

@@ -13,7 +13,7 @@ Result<std::vector<net::BoundListener>> add_pop3_listeners(net::Runtime& rt, sto
                                                       const std::vector<config::PopdListener>& listeners,
                                                       const std::string& config_name,
                                                       std::shared_ptr<backends::AuthGuard> guard,
-                                                      std::function<void(int, std::string_view)> log) {
+                                                      LogSink log) {
   std::vector<net::BoundListener> bound;
   net::TlsServerContexts contexts;
   for (const config::PopdListener& l : listeners) {

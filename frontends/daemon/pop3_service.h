@@ -28,6 +28,6 @@ namespace cmail::daemon {
 Result<std::vector<net::BoundListener>> add_pop3_listeners(
     net::Runtime& runtime, store::Store& store, const std::vector<config::PopdListener>& listeners,
     const std::string& config_name, std::shared_ptr<backends::AuthGuard> guard,
-    std::function<void(int level, std::string_view line)> log);
+    LogSink log);
 
 }  // namespace cmail::daemon

@@ -13,7 +13,7 @@ Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, sto
                                                       const std::vector<config::SmtpdListener>& listeners,
                                                       const std::string& config_name,
                                                       std::shared_ptr<backends::AuthGuard> guard,
-                                                      std::function<void(int, std::string_view)> log,
+                                                      LogSink log,
                                                       std::uint64_t max_in_flight) {
   std::vector<net::BoundListener> bound;
   auto budget = max_in_flight ? std::make_shared<backends::DataBudget>(max_in_flight) : nullptr;

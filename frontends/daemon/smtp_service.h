@@ -30,6 +30,6 @@ namespace cmail::daemon {
 Result<std::vector<net::BoundListener>> add_smtp_listeners(
     net::Runtime& runtime, store::Store& store, const std::vector<config::SmtpdListener>& listeners,
     const std::string& config_name, std::shared_ptr<backends::AuthGuard> guard,
-    std::function<void(int level, std::string_view line)> log, std::uint64_t max_in_flight);
+    LogSink log, std::uint64_t max_in_flight);
 
 }  // namespace cmail::daemon

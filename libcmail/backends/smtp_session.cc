@@ -67,7 +67,7 @@ Verdict StoreSmtpSession::auth(const smtp::SessionInfo&, const sasl::Credentials
         };
         if (id) {
           if (guard) guard->succeeded(addr, user);
-          if (logger) logger(1, auth_log("auth ok", "smtp", addr, user).add("identity", id->authorized).str());
+          if (logger.shows(1)) logger(1, auth_log("auth ok", "smtp", addr, user).add("identity", id->authorized).str());
           // The authorized identity (docs/compatibility.md#users-aliases).
           return answer(Verdict::authenticated(id->authorized));
         }
@@ -281,7 +281,7 @@ std::shared_ptr<store::Delivery> StoreSmtpSession::success_report(const store::D
 
 std::function<void(const Status&)> StoreSmtpSession::transaction_log(const smtp::SessionInfo& info,
                                                                       const store::Delivery& d) const {
-  if (!logger_) return [](const Status&) {};
+  if (!logger_.shows(1)) return [](const Status&) {};  // not built to be dropped
   std::set<std::string> to;  // recipients as received, each once (copies and queue entries)
   for (const store::LocalCopy& c : d.local) to.insert(c.envelope_to);
   for (const store::QueuedRecipient& q : d.queued) to.insert(q.envelope_to);

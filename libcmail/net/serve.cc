@@ -20,7 +20,7 @@ struct Served {
   Kick kick;
   int depth = 0;  // calls into the engine in progress on the loop thread
   // The connection's log lines (docs/logging.md): its fields, and when it began.
-  std::function<void(int, std::string_view)> log;
+  LogSink log;
   backends::LogLine fields{""};
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 };
@@ -52,7 +52,7 @@ class ServedHandler final : public Handler {
  public:
   explicit ServedHandler(std::shared_ptr<Served<E, S>> s) : s_(std::move(s)) {}
   ~ServedHandler() override {
-    if (!s_->log || !s_->engine) return;
+    if (!s_->log.shows(1) || !s_->engine) return;
     backends::LogLine l("disconnect" + s_->fields.str());
     describe(l, *s_->engine);
     l.add("duration", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - s_->start));
@@ -125,7 +125,7 @@ Result<int> serve(Runtime& runtime, const ListenerOptions& listener, const Optio
     served->kick = std::move(kick);
     served->session = factory(peer, completion_for<E, S, V>(served, post));
     if (!served->session) return nullptr;
-    if (log) {
+    if (log.shows(1)) {
       served->log = log;
       served->fields.add("proto", kind).add("listener", name.empty() ? kind : name);
       served->fields.add("addr", peer.address).add("port", std::uint64_t{peer.port});

@@ -35,6 +35,7 @@
 
 #include <cmail/backends/auth_guard.h>
 #include <cmail/export.h>
+#include <cmail/log_sink.h>
 #include <cmail/pop3/server.h>
 #include <cmail/proto/transport.h>
 #include <cmail/store/mailbox.h>
@@ -81,7 +82,7 @@ class CMAIL_EXPORT StorePop3Session final : public pop3::Session {
   void set_completion(std::function<void(pop3::Verdict)> complete) { complete_ = std::move(complete); }
   // Where log lines go, with their level (0 errors and warnings, 1 info); called on the
   // connection's thread.
-  void set_logger(std::function<void(int level, std::string_view line)> logger) { logger_ = std::move(logger); }
+  void set_logger(LogSink logger) { logger_ = std::move(logger); }
 
   pop3::Verdict login(const sasl::Credentials& credentials) override;
   pop3::Verdict retrieve(std::size_t index) override;
@@ -96,7 +97,7 @@ class CMAIL_EXPORT StorePop3Session final : public pop3::Session {
   proto::PeerInfo peer_;
   proto::Executor executor_;
   std::function<void(pop3::Verdict)> complete_;
-  std::function<void(int, std::string_view)> logger_;
+  LogSink logger_;
   std::shared_ptr<AuthGuard> guard_;
   std::shared_ptr<StorePop3Session*> alive_;  // guards posted work against a session that is gone
 

@@ -30,6 +30,7 @@
 #include <cmail/backends/budget.h>
 #include <cmail/backends/auth_guard.h>
 #include <cmail/export.h>
+#include <cmail/log_sink.h>
 #include <cmail/smtp/server.h>
 #include <cmail/store/routing.h>
 #include <cmail/store/spool.h>
@@ -73,7 +74,7 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
 
   // Where log lines go, with their level (0 errors and warnings, 1 info); called on the
   // connection's thread.
-  void set_logger(std::function<void(int level, std::string_view line)> logger) { logger_ = std::move(logger); }
+  void set_logger(LogSink logger) { logger_ = std::move(logger); }
 
  private:
   std::string received_header(const smtp::SessionInfo& info, const std::string& id) const;
@@ -92,7 +93,7 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   proto::PeerInfo peer_;
   proto::Executor executor_;
   std::function<void(smtp::Verdict)> complete_;
-  std::function<void(int, std::string_view)> logger_;
+  LogSink logger_;
   // Guards posted work against a session that is gone.
   std::shared_ptr<StoreSmtpSession*> alive_;
 

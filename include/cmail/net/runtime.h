@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/log_sink.h>
 #include <cmail/net/tls.h>
 #include <cmail/proto/transport.h>
 #include <cmail/status.h>
@@ -96,7 +97,7 @@ struct ListenerOptions {
   std::string name;  // for logs, e.g. "smtp"
   // serve_smtp and serve_pop3: where the connect and disconnect lines go (docs/logging.md),
   // with their level (1); empty: not logged. Called on the loop thread.
-  std::function<void(int level, std::string_view line)> log;
+  LogSink log;
 };
 
 // One outbound TCP connection (the dispatcher's SMTP client).
