@@ -287,12 +287,17 @@ void Server::finish_data() {
 
 void Server::ehlo_reply(bool extended) {
   if (!extended) return write("250 " + options_.hostname + "\r\n");
-  std::string lines[14];
+  // Written in place, a line at a time (every connection asks for it).
+  char size[32] = "SIZE ";  // RFC 1870: SIZE, or SIZE and the limit
+  std::size_t size_len = 4;
+  if (options_.max_message_size)
+    size_len = static_cast<std::size_t>(std::to_chars(size + 5, size + sizeof size, options_.max_message_size).ptr - size);
+  std::string auth;
+  std::string_view lines[14];
   std::size_t n = 0;
   lines[n++] = options_.hostname;
   lines[n++] = "PIPELINING";  // RFC 2920
-  lines[n++] = options_.max_message_size ? "SIZE " + std::to_string(options_.max_message_size)
-                                         : std::string("SIZE");  // RFC 1870
+  lines[n++] = std::string_view(size, size_len);
   lines[n++] = "8BITMIME";             // RFC 6152
   lines[n++] = "SMTPUTF8";             // RFC 6531
   lines[n++] = "ENHANCEDSTATUSCODES";  // RFC 2034
@@ -302,9 +307,15 @@ void Server::ehlo_reply(bool extended) {
   }
   if (options_.dsn) lines[n++] = "DSN";  // RFC 3461
   if (options_.starttls_available && !info_.tls) lines[n++] = "STARTTLS";  // RFC 3207
-  if (options_.auth_enabled && (info_.tls || !options_.auth_requires_tls))
-    lines[n++] = "AUTH " + sasl::mechanism_names();  // RFC 4954
-  for (std::size_t i = 0; i < n; ++i) write((i + 1 < n ? "250-" : "250 ") + lines[i] + "\r\n");
+  if (options_.auth_enabled && (info_.tls || !options_.auth_requires_tls)) {
+    auth = "AUTH " + sasl::mechanism_names();  // RFC 4954
+    lines[n++] = auth;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    write(i + 1 < n ? "250-" : "250 ");
+    write(lines[i]);
+    write("\r\n");
+  }
 }
 
 void Server::greet(std::string_view arg, bool extended) {

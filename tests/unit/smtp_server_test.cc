@@ -82,6 +82,21 @@ TEST_CASE("smtp::Server: greeting and EHLO capabilities") {
   CHECK(session.calls == std::vector<std::string>{"HELO client.test", "HELO other.test"});
 }
 
+TEST_CASE("smtp::Server: EHLO without a size limit, and with AUTH inside TLS") {
+  RecordingSession session;
+  ServerOptions o = opts();
+  o.max_message_size = 0;  // RFC 1870 4: SIZE alone, no limit announced
+  o.auth_enabled = true;
+  o.auth_requires_tls = false;
+  o.chunking = false;
+  o.dsn = false;
+  Server s(o, session);
+  take_output(s);
+  feed(s, "EHLO client.test\r\n");
+  CHECK(take_output(s) == "250-mx.test\r\n250-PIPELINING\r\n250-SIZE\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
+                          "250-ENHANCEDSTATUSCODES\r\n250 AUTH " + sasl::mechanism_names() + "\r\n");
+}
+
 TEST_CASE("smtp::Server: a pipelined transaction, replies in order, dot-unstuffed data") {
   SPLIT_SUBCASES();
   RecordingSession session;
