@@ -44,7 +44,7 @@ std::optional<Braces> split_braces(std::string_view s, std::size_t open) {
   if (s.size() < open + 3 || s.back() != '}') return std::nullopt;
   std::string_view in = s.substr(open + 1, s.size() - open - 2);
   Braces b;
-  if (!in.empty() && in.back() == '+') {  // RFC 7888 8: literal = "{" number64 ["+"] "}"
+  if (!in.empty() && in.back() == '+') {  // RFC 7888: literal = "{" number64 ["+"] "}"
     b.plus = true;
     in.remove_suffix(1);
   }
@@ -54,7 +54,7 @@ std::optional<Braces> split_braces(std::string_view s, std::size_t open) {
 }
 
 std::string literal_form(std::string_view s, bool binary) {
-  std::string out = binary ? "~{" : "{";  // RFC 3516 4.2: literal8 = "~{" number64 "}" CRLF *OCTET
+  std::string out = binary ? "~{" : "{";  // RFC 3516 4: literal8 = "~{" number64 "}" CRLF *OCTET
   out += std::to_string(s.size());
   out += "}\r\n";
   out += s;
@@ -111,7 +111,7 @@ std::optional<LiteralAnnouncement> trailing_literal(std::string_view line) {
   if (!n) return std::nullopt;
   LiteralAnnouncement a{*n, b->plus, false};
   std::size_t start = open;
-  if (start > 0 && line[start - 1] == '~') {  // RFC 3516 4.2: literal8
+  if (start > 0 && line[start - 1] == '~') {  // RFC 3516 4: literal8
     a.binary = true;
     --start;
   }
@@ -259,7 +259,7 @@ Parser::State Parser::feed_line(std::string_view p) {
       current().push_back(Value::quoted(s));
       continue;
     }
-    bool binary = c == '~' && i + 1 < p.size() && p[i + 1] == '{';  // RFC 3516 4.2: literal8
+    bool binary = c == '~' && i + 1 < p.size() && p[i + 1] == '{';  // RFC 3516 4: literal8
     if (c == '{' || binary) {  // RFC 9051 9: literal = "{" number64 ["+"] "}" CRLF *CHAR8
       std::size_t open = binary ? i + 1 : i;
       auto b = split_braces(p, open);
@@ -270,7 +270,7 @@ Parser::State Parser::feed_line(std::string_view p) {
       auto n = parse_number64(b->digits);
       if (!n || *n > lim.max_literal) return fail(ErrorKind::LiteralTooLarge, "literal too large");
       announced_ = LiteralAnnouncement{*n, b->plus, binary};
-      if (options_.literal_minus && literal_minus_refuses(announced_))  // RFC 7888 5
+      if (options_.literal_minus && literal_minus_refuses(announced_))  // RFC 7888: LITERAL-
         return fail(ErrorKind::LiteralMinus, "non-synchronizing literal over 4096 octets");
       current().push_back(Value::literal("", binary));
       remaining_ = *n;

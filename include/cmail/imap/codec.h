@@ -90,8 +90,8 @@ struct LiteralAnnouncement {
 // after a line it refused, whether the peer will send a literal anyway (a non-synchronizing
 // one) that it has to read and discard.
 CMAIL_EXPORT std::optional<LiteralAnnouncement> trailing_literal(std::string_view line);
-// RFC 7888 5 (LITERAL-): a non-synchronizing literal over 4096 octets is refused with a tagged
-// BAD, and its octets must then be read and discarded (or the connection closed).
+// RFC 7888, LITERAL-: a non-synchronizing literal over 4096 octets is refused with a tagged BAD
+// ([TOOBIG]), and its octets must then be read and discarded (or the connection closed).
 constexpr std::uint64_t kLiteralMinusMax = 4096;
 constexpr bool literal_minus_refuses(const LiteralAnnouncement& a) {
   return a.non_synchronizing && a.size > kLiteralMinusMax;
@@ -123,7 +123,7 @@ struct Value {
 };
 
 // Why a line does not parse. The engine answers BAD with `message` (LiteralMinus: BAD [TOOBIG]
-// per RFC 7888 5).
+// per RFC 7888).
 enum class ErrorKind {
   Syntax,           // not IMAP's syntax: a stray character, a missing or double SP, "{" without
                     // "}", an unterminated quoted string or section, an unbalanced ")", ...
@@ -153,7 +153,7 @@ struct Limits {
 struct Options {
   Limits limits;
   bool utf8 = false;           // UTF-8 in quoted strings (RFC 9051 9, RFC 6855 UTF8=ACCEPT)
-  bool literal_minus = false;  // refuse "{N+}" over 4096 octets (RFC 7888 5)
+  bool literal_minus = false;  // refuse "{N+}" over 4096 octets (RFC 7888 LITERAL-)
 };
 
 // Parses one line, fed in the pieces LineReader delivers (the header comment). Values are
@@ -165,15 +165,18 @@ class CMAIL_EXPORT Parser {
     Literal,  // wants the octets of literal(): feed_literal(); send "+ " first unless the
               // announcement is non-synchronizing
     Done,     // the line is complete: values()
-    Failed,   // error(); feed nothing more until reset()
+    Failed,   // error(); feed nothing more until reset(). If the failing piece announced a
+              // literal, trailing_literal(piece) says whether its octets follow regardless
   };
 
   explicit Parser(Options options = {}) : options_(options) {}
 
   // A piece of the line without its line end. REQUIRES: state() == Line.
   State feed_line(std::string_view piece);
-  // Octets of the announced literal, any split; the state stays Literal until all arrived.
-  // REQUIRES: state() == Literal and octets.size() <= literal_remaining().
+  // Octets of the announced literal, any split; the state stays Literal until all arrived
+  // ("{0}" too: feed_literal("") ends it). Then Line: the rest of the line comes next, maybe
+  // empty. REQUIRES: state() == Literal and octets.size() <= literal_remaining() (otherwise
+  // Failed, as is feed_line() in another state than Line).
   State feed_literal(std::string_view octets);
 
   State state() const { return state_; }
@@ -233,7 +236,7 @@ struct SequenceSet {
   // for L the largest number in use ("*" alone: L only), nothing when L is 0.
   bool star = false;
   std::uint32_t star_low = 0, star_high = 0;
-  bool saved = false;  // "$" alone: the engine's saved search result (RFC 5182 2.1)
+  bool saved = false;  // "$" alone: the engine's saved search result (RFC 5182)
 
   // Whether n is in the set when `largest` is the largest number in use. False for "$".
   bool contains(std::uint32_t n, std::uint32_t largest) const;
