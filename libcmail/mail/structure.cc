@@ -6,6 +6,7 @@
 #include <cmail/proto/ascii.h>
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 
 namespace cmail::mail {
@@ -129,7 +130,7 @@ struct Lexer {
           else if (s[i] == '(') ++depth;
           else if (s[i] == ')' && --depth == 0) break;
         }
-        if (i < s.size()) ++i;
+        i = std::min(i + 1, s.size());  // past the ")", or at the end (unterminated)
       } else {
         break;
       }
@@ -420,7 +421,9 @@ std::vector<Address> parse_address_list(std::string_view value) {
       // RFC 5322 4.4: obs-route = obs-domain-list ":"
       if (i < toks.size() && is_special(toks[i], '@')) {
         std::size_t k = i;
-        while (k < toks.size() && !is_special(toks[k], ':') && !is_special(toks[k], '>')) ++k;
+        while (k < toks.size() && !is_special(toks[k], ':') && !is_special(toks[k], '>') &&
+               !is_special(toks[k], '<') && !is_special(toks[k], ';'))
+          ++k;
         if (k < toks.size() && is_special(toks[k], ':')) {
           for (; i < k; ++i) a.adl += toks[i].text;
           ++i;
@@ -471,6 +474,8 @@ std::string base64_decode(std::string_view s) {
 // decoded UTF-8 and its length, or nullopt.
 std::optional<std::pair<std::string, std::size_t>> encoded_word(std::string_view s, std::size_t i) {
   if (s.substr(i, 2) != "=?") return std::nullopt;
+  // RFC 2047 2: a word is at most 75 characters; mailers write longer ones, never past a line.
+  s = s.substr(0, i + std::min<std::size_t>(s.size() - i, 998));
   std::size_t q1 = s.find('?', i + 2);
   if (q1 == std::string_view::npos || q1 + 3 >= s.size() || s[q1 + 2] != '?') return std::nullopt;
   std::string_view charset = s.substr(i + 2, q1 - i - 2);
@@ -536,12 +541,17 @@ namespace {
 
 // The Content-* fields of a header block into `p`; the envelope too for a message.
 void apply_header(std::string_view block, bool digest_child, bool message, Part& p) {
+  static constexpr std::string_view kNames[] = {
+      "content-type", "content-transfer-encoding", "content-id", "content-description", "content-md5",
+      "content-location", "content-disposition", "content-language", "date", "subject", "in-reply-to",
+      "message-id", "from", "sender", "reply-to", "to", "cc", "bcc"};
+  bool seen[std::size(kNames)] = {};  // a field's first occurrence wins
   bool have_type = false;
-  std::vector<std::string> seen;  // first occurrence wins
   Envelope env;
   for_each_field(block, [&](const std::string& name, std::string_view value) {
-    if (std::find(seen.begin(), seen.end(), name) != seen.end()) return;
-    seen.push_back(name);
+    auto known = std::find(std::begin(kNames), std::end(kNames), name);
+    if (known == std::end(kNames) || seen[known - std::begin(kNames)]) return;
+    seen[known - std::begin(kNames)] = true;
     if (name == "content-type") {
       if (auto ct = parse_content_type(value)) {
         p.type = std::move(ct->type);

@@ -330,6 +330,11 @@ TEST_CASE("mime structure: RFC 2231 parameters, quoted strings and comments") {
   CHECK(p.param("dup") == "1");                        // names lower-cased, first wins
   CHECK(p.param("gap") == "a");                        // a missing section ends the value
   CHECK(p.param("boundary") == "----=_Part_1");
+  // An unterminated comment ending in a backslash, an unterminated quoted string.
+  Part c = parse("Content-Type: text/html; a=\"b (c\\\r\nContent-Disposition: inline (x\\\r\n\r\n");
+  CHECK(c.subtype == "html");
+  CHECK(c.param("a") == "b (c\\");  // the lone backslash is kept
+  CHECK(c.disposition == "inline");
   // RFC 2045 5.2: a Content-Type without a subtype is no Content-Type.
   Part q = parse(crlf("Content-Type: text\n\nx"));
   CHECK(q.subtype == "plain");
@@ -350,6 +355,10 @@ TEST_CASE("mime structure: RFC 2047 encoded words") {
   CHECK(decode_encoded_words("plain =? text ?=") == "plain =? text ?=");
   CHECK(decode_encoded_words("x=?utf-8?Q?y?=z") == "xyz");  // inside an atom, as readers do
   CHECK(decode_encoded_words("") == "");
+  // Long runs of word starts stay linear (each word is looked for within one line's length).
+  std::string starts;
+  for (int i = 0; i < 20000; ++i) starts += "=?x";
+  CHECK(decode_encoded_words(starts) == starts);
 }
 
 TEST_CASE("mime structure: addresses, groups and obsolete routes") {
@@ -391,6 +400,9 @@ TEST_CASE("mime structure: addresses, groups and obsolete routes") {
   REQUIRE(g.size() == 3);
   CHECK(g[2].kind == Address::Kind::GroupEnd);
   CHECK(parse_address_list("").empty());
+  std::string routes;
+  for (int i = 0; i < 20000; ++i) routes += "<@a,";
+  CHECK(parse_address_list(routes).size() == 20000);
   CHECK(parse_address_list(" , ,").empty());
   auto u = parse_address_list("=?utf-8?q?J=C3=B6rg?= <j@x.test>, \"\xC3\xA9\" <\xC3\xA9@x.test>");
   REQUIRE(u.size() == 2);
