@@ -8,7 +8,7 @@
 //
 // A StructureParser is fed the message in pieces of any size and returns the tree at finish();
 // it never holds the whole message, only the header block being read (up to
-// Limits::max_header octets each), the boundaries of the open multiparts, the first octets of
+// StructureLimits::max_header octets each), the boundaries of the open multiparts, the first octets of
 // the current line and the parts built so far. The tree is the same whatever the pieces.
 // Offsets and lengths count octets of the message as fed; line ends may be CRLF or bare LF.
 //
@@ -21,9 +21,12 @@
 // Malformed mail gives a tree, never an error: a missing boundary leaves a multipart without
 // children, a missing close delimiter ends the multipart at the end of its parent, a header
 // without a blank line ends where the part ends (the body is then empty). Past
-// Limits::max_depth nested multiparts and messages a container is kept as a leaf (its body is
-// text); past Limits::max_parts parts in all, no part is opened any more and the rest of the
+// StructureLimits::max_depth nested multiparts and messages a container is kept as a leaf (its body is
+// text); past StructureLimits::max_parts parts in all, no part is opened any more and the rest of the
 // message is the body of the deepest open part.
+//
+// Only the empty line ends a header (RFC 5322 2.1); a line in it that is neither a field nor
+// a continuation is skipped. Content-* fields count without MIME-Version, as mailers expect.
 //
 // encode_structure and decode_structure give the tree a compact, versioned binary form for a
 // database column. The decoders (Base64Decoder, QuotedPrintableDecoder, TransferDecoder) and
