@@ -4,6 +4,7 @@
 #include <cmail/mail/structure.h>
 
 #include <cmail/proto/ascii.h>
+#include <cmail/proto/sasl.h>
 
 #include <algorithm>
 #include <iterator>
@@ -809,22 +810,9 @@ Part parse_structure(std::string_view message, StructureLimits limits) {
 
 // ---- Transfer decoders --------------------------------------------------------------------------
 
-namespace {
-
-int base64_value(char c) {  // RFC 2045 6.8: Table 1
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-}  // namespace
-
 void Base64Decoder::feed(std::string_view in, std::string& out) {
   for (char c : in) {
-    int v = base64_value(c);
+    int v = sasl::base64_value(c);  // RFC 2045 6.8: Table 1
     if (v < 0) {
       if (c == '=') finish(out);  // RFC 2045 6.8: "=" pads the last quantum
       else if (!is_wsp(c) && c != '\r' && c != '\n') damaged_ = true;  // ignored, RFC 2045 6.8

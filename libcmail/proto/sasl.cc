@@ -15,15 +15,6 @@ bool iequals(std::string_view a, std::string_view b) {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-int decode_char(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 }  // namespace
 
 std::optional<Mechanism> parse_mechanism(std::string_view name) {
@@ -180,14 +171,14 @@ std::optional<std::string> base64_decode(std::string_view in) {
   out.reserve(in.size() / 4 * 3);
   for (std::size_t i = 0; i < in.size(); i += 4) {
     bool last = i + 4 == in.size();
-    int a = decode_char(in[i]), b = decode_char(in[i + 1]);
+    int a = base64_value(in[i]), b = base64_value(in[i + 1]);
     if (a < 0 || b < 0) return std::nullopt;
     if (last && in[i + 2] == '=') {
       if (in[i + 3] != '=' || (b & 15) != 0) return std::nullopt;  // canonical: unused bits 0
       out += static_cast<char>((a << 2) | (b >> 4));
       break;
     }
-    int c = decode_char(in[i + 2]);
+    int c = base64_value(in[i + 2]);
     if (c < 0) return std::nullopt;
     if (last && in[i + 3] == '=') {
       if ((c & 3) != 0) return std::nullopt;
@@ -195,7 +186,7 @@ std::optional<std::string> base64_decode(std::string_view in) {
       out += static_cast<char>(((b & 15) << 4) | (c >> 2));
       break;
     }
-    int d = decode_char(in[i + 3]);
+    int d = base64_value(in[i + 3]);
     if (d < 0) return std::nullopt;
     out += static_cast<char>((a << 2) | (b >> 4));
     out += static_cast<char>(((b & 15) << 4) | (c >> 2));
