@@ -18,8 +18,6 @@ namespace cmail {
 
 class LogSink {
  public:
-  using Write = std::function<void(int level, std::string_view line)>;
-
   LogSink() = default;
   // From any callable taking (int level, std::string_view line); every level is shown unless
   // `verbosity` says otherwise.
@@ -33,10 +31,9 @@ class LogSink {
     if (shows(level)) write_(level, line);
   }
   explicit operator bool() const { return static_cast<bool>(write_); }
-  int verbosity() const { return verbosity_; }
 
  private:
-  Write write_;
+  std::function<void(int level, std::string_view line)> write_;
   int verbosity_ = 4;
 };
 

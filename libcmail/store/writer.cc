@@ -130,12 +130,10 @@ void Writer::commit_batch(std::deque<Job>& batch) {
   // savepoint copies every page the job touches into the statement journal first (about
   // 15,000 instructions for a delivery, docs/performance.md). If a job of a larger batch
   // fails, the transaction is rolled back and the batch runs again with a savepoint per job.
-  bool plain = batch.size() == 1;
-  if (!plain) {
-    plain = true;
+  bool plain = true;
+  if (batch.size() > 1)
     for (std::size_t i = 0; i < batch.size(); ++i) plain = plain && (batch[i].rerunnable || !results[i].ok());
-  }
-  const std::vector<Status> prepared = results;
+  const std::vector<Status> prepared = plain && batch.size() > 1 ? results : std::vector<Status>{};  // for a rerun
   Status txn = guarded([&] { conn_->exec("BEGIN IMMEDIATE"); });
   bool rolled_back = false;  // a batch of one whose job failed: nothing to commit
   if (txn.ok() && plain) {

@@ -137,6 +137,7 @@ constexpr int base64_value(char c) {
   if (c == '/') return 63;
   return -1;
 }
+
 // RFC 4648 section 4 base64, strict: padding required, no whitespace, canonical trailing bits.
 CMAIL_EXPORT std::string base64_encode(std::string_view bytes);
 CMAIL_EXPORT std::optional<std::string> base64_decode(std::string_view text);
