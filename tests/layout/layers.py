@@ -12,7 +12,7 @@ Usage: layers.py SOURCE_ROOT. Exits 1 and names every violation.
 import os, re, sys
 
 ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")
-RANK = {"": 0, "proto": 1, "smtp": 2, "pop3": 2, "imap": 2, "mail": 3, "store": 4, "backends": 5, "net": 6, "daemon": 7}
+RANK = {"": 0, "proto": 1, "smtp": 2, "pop3": 2, "mail": 3, "imap": 4, "store": 5, "backends": 6, "net": 7, "daemon": 8}
 CORE = {"", "proto", "smtp", "pop3", "imap", "mail"}
 THIRD_PARTY = re.compile(r"^(sqlite3\.h|uv\.h|uv/|mbedtls/|ares|argon2\.h|CLI/)")
 SYSTEM_IO = re.compile(r"^(sys/socket\.h|netinet/|arpa/|netdb\.h|poll\.h|sys/epoll\.h)")
