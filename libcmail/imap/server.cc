@@ -1,0 +1,461 @@
+// The IMAP server engine (RFC 9051, RFC 3501): see cmail/imap/server.h.
+#include <cmail/imap/server.h>
+
+#include <cmail/proto/ascii.h>
+
+namespace cmail::imap {
+
+namespace {
+
+// RFC 9051 6: a command's name is an atom, compared without regard to case.
+std::string upper(std::string_view s) {
+  std::string u(s);
+  for (char& c : u)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return u;
+}
+
+Options parser_options(const ServerOptions& o) {
+  Options p;
+  p.limits = o.limits;
+  p.utf8 = true;  // RFC 9051 9: QUOTED-CHAR takes UTF-8; rev1 clients never send it
+  return p;
+}
+
+// The tag a command piece starts with, when it has one (for the response to a refused line).
+std::string leading_tag(std::string_view piece) {
+  std::string_view t = piece.substr(0, piece.find(' '));
+  return is_tag(t) ? std::string(t) : std::string();
+}
+
+}  // namespace
+
+// RFC 9051 6: the commands and the states they are valid in (not authenticated,
+// authenticated, selected). Elsewhere: BAD.
+const Server::Command Server::kCommands[] = {
+    {"CAPABILITY", true, true, true, &Server::cmd_capability},  // RFC 9051 6.1.1
+    {"NOOP", true, true, true, &Server::cmd_noop},              // RFC 9051 6.1.2
+    {"LOGOUT", true, true, true, &Server::cmd_logout},          // RFC 9051 6.1.3
+    {"STARTTLS", true, false, false, &Server::cmd_starttls},    // RFC 9051 6.2.1
+    {"AUTHENTICATE", true, false, false, &Server::cmd_authenticate},  // RFC 9051 6.2.2
+    {"LOGIN", true, false, false, &Server::cmd_login},          // RFC 9051 6.2.3
+    {"ENABLE", false, true, false, &Server::cmd_enable},        // RFC 9051 6.3.1, RFC 5161 3.1
+    {"ID", true, true, true, &Server::cmd_id},                  // RFC 2971 3.1: any state
+    {"NAMESPACE", false, true, true, &Server::cmd_namespace},   // RFC 9051 6.3.10
+};
+
+std::string_view to_string(RespCode c) {
+  switch (c) {
+    case RespCode::None: return "";
+    case RespCode::AuthenticationFailed: return "AUTHENTICATIONFAILED";  // RFC 9051 7.1
+    case RespCode::AuthorizationFailed: return "AUTHORIZATIONFAILED";    // RFC 9051 7.1
+    case RespCode::Unavailable: return "UNAVAILABLE";                    // RFC 9051 7.1
+    case RespCode::ContactAdmin: return "CONTACTADMIN";                  // RFC 9051 7.1
+    case RespCode::Limit: return "LIMIT";                                // RFC 9051 7.1
+  }
+  return "";
+}
+
+const char* to_string(Server::State s) {
+  switch (s) {
+    case Server::State::NotAuthenticated: return "NotAuthenticated";
+    case Server::State::Authenticated: return "Authenticated";
+    case Server::State::Selected: return "Selected";
+    case Server::State::Logout: return "Logout";
+  }
+  return "?";
+}
+
+Verdict Verdict::user(std::string identity) {
+  Verdict v(Kind::Accept);
+  v.text_ = std::move(identity);
+  return v;
+}
+
+Verdict Verdict::reject(RespCode code, std::string text) {
+  Verdict v(Kind::Reject);
+  v.code_ = code;
+  v.text_ = std::move(text);
+  return v;
+}
+
+Server::Server(const ServerOptions& options, Session& session)
+    : Conversation(proto::LineEnd::CrLfOrLf, options.max_buffered_input),
+      options_(options),
+      session_(session),
+      tls_(options.tls_active),
+      parser_(parser_options(options)) {
+  // RFC 9051 7.1.1: the greeting, with the capabilities so that a client need not ask.
+  untagged("OK [CAPABILITY " + capabilities() + "] " + options_.hostname + " IMAP server ready");
+}
+
+Server::~Server() = default;
+
+void Server::untagged(std::string_view text) {
+  std::string& out = output();
+  out += "* ";
+  out += text;
+  out += "\r\n";
+}
+
+void Server::tagged(std::string_view tag, std::string_view status, std::string_view text) {
+  std::string& out = output();
+  out += tag;
+  out += ' ';
+  out += status;
+  out += ' ';
+  out += text;
+  out += "\r\n";
+}
+
+void Server::bad(std::string_view tag, std::string_view text) {
+  // RFC 9051 7.1.3: BAD, tagged when the tag could be read, untagged otherwise.
+  if (tag.empty()) untagged(std::string("BAD ") + std::string(text));
+  else tagged(tag, "BAD", text);
+  if (++errors_ >= options_.max_errors) bye_and_close("Too many invalid commands");
+}
+
+void Server::bye_and_close(std::string_view text) {
+  if (state_ == State::Logout) return;
+  untagged(std::string("BYE ") + std::string(text));  // RFC 9051 7.1.5
+  state_ = State::Logout;
+  close();
+}
+
+std::string Server::capabilities() const {
+  // RFC 9051 6.1.1: what works now, in this state.
+  std::string c = "IMAP4rev2 IMAP4rev1 LITERAL+ SASL-IR ENABLE ID NAMESPACE";
+  if (state_ == State::NotAuthenticated) {
+    if (options_.starttls_available && !tls_) c += " STARTTLS";
+    if (login_allowed()) {
+      for (auto m : sasl::all_mechanisms()) {
+        c += " AUTH=";
+        c += sasl::mechanism_name(m);
+      }
+    } else {
+      c += " LOGINDISABLED";  // RFC 9051 6.2.3
+    }
+  }
+  return c;
+}
+
+bool Server::wants_read() const { return state_ != State::Logout && reading(); }
+
+void Server::receive(std::string_view bytes) {
+  if (state_ == State::Logout) return;
+  if (accept_input(bytes)) process();
+}
+
+void Server::receive_eof() {
+  if (state_ == State::Logout) return;
+  state_ = State::Logout;
+  close();
+}
+
+void Server::timed_out() { bye_and_close("Autologout; idle for too long"); }  // RFC 9051 5.4
+
+void Server::tls_established(const TlsInfo&) {
+  tls_ = true;
+  if (!finish_tls()) return;  // implicit TLS: nothing to forget
+  // RFC 9051 6.2.1: the client discards what it knew of the server; nothing received before
+  // the handshake is parsed (the conversation dropped it), and STARTTLS is not offered again.
+  reset_parser();
+  input_ = Input::Line;
+  options_.starttls_available = false;
+}
+
+proto::Deadline Server::deadline() const {
+  // 2n while waiting for a command after the n-th, 2n+1 once part of it arrived.
+  if (state_ == State::Logout || (!in_.mid_line() && !mid_command_ && input_ == Input::Line))
+    return {2 * phase_, std::chrono::milliseconds(0)};
+  return {2 * phase_ + 1, options_.idle_timeout};
+}
+
+void Server::reset_parser() {
+  parser_.reset();
+  mid_command_ = false;
+}
+
+void Server::process() {
+  while (state_ != State::Logout && !awaiting_.active() && !tls_pending()) {
+    if (input_ == Input::Literal || input_ == Input::DropLiteral) {
+      std::uint64_t want = input_ == Input::Literal ? parser_.literal_remaining() : drop_remaining_;
+      std::string_view chunk = in_.peek(static_cast<std::size_t>(std::min<std::uint64_t>(want, 1 << 20)));
+      if (chunk.empty() && want > 0) return;
+      if (input_ == Input::Literal) {
+        parser_.feed_literal(chunk);  // state Line once the last octet arrived
+        if (parser_.state() == Parser::State::Line) input_ = Input::Line;
+      } else if ((drop_remaining_ -= chunk.size()) == 0) {
+        input_ = Input::DropLine;
+      }
+      in_.consume(chunk.size());
+      continue;
+    }
+    const bool sasl = input_ == Input::Sasl;
+    std::string_view line;
+    switch (next_command_line(options_.max_command_line, options_.max_auth_line, sasl, line)) {
+      case proto::LineReader::Result::NeedMore:
+        return;
+      case proto::LineReader::Result::TooLong:
+        // RFC 9051 4: a line over the server's limit is refused; the rest of it is dropped as
+        // it arrives (a literal it might announce is lost with it, so the client is told).
+        ++phase_;
+        if (sasl) {
+          sasl_.reset();
+          input_ = Input::Line;
+          bad(sasl_tag_, "Authentication response too long");
+        } else {
+          input_ = Input::Line;
+          reset_parser();
+          bad("", "Command line too long");
+        }
+        continue;
+      case proto::LineReader::Result::Line:
+        break;
+    }
+    if (sasl) {
+      input_ = Input::Line;
+      ++phase_;
+      sasl_step(sasl_.respond(line));
+    } else {
+      take_piece(line);
+    }
+  }
+}
+
+void Server::take_piece(std::string_view piece) {
+  if (input_ == Input::DropLine) {
+    // The rest of a refused command: it may announce another non-synchronizing literal.
+    auto more = trailing_literal(piece);
+    if (more && more->non_synchronizing) {
+      drop_remaining_ = more->size;
+      input_ = drop_remaining_ ? Input::DropLiteral : Input::DropLine;
+      return;
+    }
+    input_ = Input::Line;
+    reset_parser();
+    ++phase_;
+    return bad(refused_tag_, refused_text_);
+  }
+  if (!mid_command_) refused_tag_ = leading_tag(piece);
+  mid_command_ = true;
+  switch (parser_.feed_line(piece)) {
+    case Parser::State::Done: {
+      Values values = parser_.take_values();
+      reset_parser();
+      ++phase_;
+      return command(std::move(values));
+    }
+    case Parser::State::Literal:
+      // RFC 9051 7.5: a continuation request for a synchronizing literal; RFC 7888 3: none for
+      // "{N+}".
+      if (!parser_.literal().non_synchronizing) write("+ Ready for literal data\r\n");
+      input_ = parser_.literal_remaining() ? Input::Literal : Input::Line;
+      if (input_ == Input::Line) parser_.feed_literal("");
+      return;
+    case Parser::State::Failed: {
+      const ErrorKind k = parser_.error().kind;
+      const bool too_big = k == ErrorKind::LiteralTooLarge || k == ErrorKind::LiteralMinus;
+      return refuse(piece, parser_.error().message, too_big);
+    }
+    case Parser::State::Line:
+      return;  // cannot happen after a whole piece
+  }
+}
+
+void Server::refuse(std::string_view piece, std::string text, bool too_big) {
+  // RFC 7888 4: a literal over the limit gets BAD [TOOBIG]; its octets still arrive when it
+  // was non-synchronizing and are read and dropped with the rest of the command.
+  refused_text_ = too_big ? "[TOOBIG] " + text : std::move(text);
+  auto lit = trailing_literal(piece);
+  if (lit && lit->non_synchronizing) {
+    drop_remaining_ = lit->size;
+    input_ = drop_remaining_ ? Input::DropLiteral : Input::DropLine;
+    return;
+  }
+  reset_parser();
+  ++phase_;
+  input_ = Input::Line;
+  bad(refused_tag_, refused_text_);
+}
+
+void Server::command(Values values) {
+  auto t = values.empty() ? std::nullopt : tag(values[0]);
+  if (!t) return bad("", "Missing or invalid tag");
+  if (values.size() < 2 || !atom(values[1])) return bad(*t, "Missing command name");
+  const std::string name = upper(values[1].text);
+  for (const Command& c : kCommands) {
+    if (c.name != name) continue;
+    const bool allowed = state_ == State::NotAuthenticated ? c.not_authenticated
+                         : state_ == State::Authenticated  ? c.authenticated
+                                                           : c.selected;
+    if (!allowed) {
+      return bad(*t, state_ == State::NotAuthenticated ? name + " needs a logged-in session"
+                                                       : name + " is not valid in this state");
+    }
+    values.erase(values.begin(), values.begin() + 2);
+    return (this->*c.run)(*t, values);
+  }
+  bad(*t, "Unknown command " + name);
+}
+
+void Server::cmd_capability(const std::string& tag, const Values& args) {
+  if (!args.empty()) return bad(tag, "CAPABILITY takes no arguments");
+  untagged("CAPABILITY " + capabilities());
+  tagged(tag, "OK", "CAPABILITY completed");
+}
+
+void Server::cmd_noop(const std::string& tag, const Values& args) {
+  if (!args.empty()) return bad(tag, "NOOP takes no arguments");
+  tagged(tag, "OK", "NOOP completed");
+}
+
+void Server::cmd_logout(const std::string& tag, const Values& args) {
+  if (!args.empty()) return bad(tag, "LOGOUT takes no arguments");
+  // RFC 9051 6.1.3: BYE first, then the tagged OK, then the server closes.
+  untagged("BYE " + options_.hostname + " logging out");
+  tagged(tag, "OK", "LOGOUT completed");
+  state_ = State::Logout;
+  close();
+}
+
+void Server::cmd_starttls(const std::string& tag, const Values& args) {
+  if (!args.empty()) return bad(tag, "STARTTLS takes no arguments");
+  if (tls_) return bad(tag, "TLS is already active");
+  if (!options_.starttls_available) return bad(tag, "STARTTLS is not available");
+  tagged(tag, "OK", "Begin TLS negotiation now");  // RFC 9051 6.2.1
+  start_tls();
+}
+
+void Server::cmd_login(const std::string& tag, const Values& args) {
+  if (args.size() != 2) return bad(tag, "LOGIN needs a user name and a password");
+  auto name = astring(args[0]);
+  auto password = astring(args[1]);
+  if (!name || !password) return bad(tag, "LOGIN needs a user name and a password");
+  // RFC 9051 6.2.3: with LOGINDISABLED advertised, LOGIN is refused; RFC 9051 7.1:
+  // PRIVACYREQUIRED.
+  if (!login_allowed())
+    return tagged(tag, "NO", "[PRIVACYREQUIRED] Log-in is disabled until STARTTLS has been used");
+  start_login(tag, sasl::Credentials{"", *name, *password});
+}
+
+void Server::cmd_authenticate(const std::string& tag, const Values& args) {
+  if (args.empty() || args.size() > 2 || !atom(args[0]))
+    return bad(tag, "AUTHENTICATE needs a mechanism and at most an initial response");
+  if (!login_allowed())
+    return tagged(tag, "NO", "[PRIVACYREQUIRED] Authentication is disabled until STARTTLS has been used");
+  std::string argument = args[0].text;
+  if (args.size() == 2) {  // RFC 4959 3: SASL-IR, "=" for an empty one
+    auto ir = atom(args[1]);
+    if (!ir) return bad(tag, "The initial response must be base64 or \"=\"");
+    argument += ' ';
+    argument += *ir;
+  }
+  sasl_tag_ = tag;
+  sasl_step(sasl_.start(argument));
+}
+
+void Server::sasl_step(const sasl::ServerAuth::Step& step) {
+  using A = sasl::ServerAuth;
+  const std::string tag = sasl_tag_;
+  if (auto* c = std::get_if<A::Challenge>(&step)) {
+    write(c->line);
+    input_ = Input::Sasl;
+  } else if (auto* d = std::get_if<A::Done>(&step)) {
+    start_login(tag, d->credentials);
+  } else if (std::holds_alternative<A::Cancelled>(step)) {
+    bad(tag, "Authentication cancelled");  // RFC 9051 6.2.2: BAD
+  } else if (std::holds_alternative<A::UnknownMechanism>(step)) {
+    tagged(tag, "NO", "Unsupported authentication mechanism");  // RFC 9051 6.2.2: NO
+  } else if (std::holds_alternative<A::BadSyntax>(step) || std::holds_alternative<A::BadBase64>(step)) {
+    bad(tag, "Malformed authentication data");
+  } else if (std::holds_alternative<A::Failed>(step)) {
+    tagged(tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+    if (++login_failures_ >= options_.max_login_failures) bye_and_close("Too many failed log-ins");
+  }
+}
+
+void Server::start_login(const std::string& tag, const sasl::Credentials& creds) {
+  pending_tag_ = tag;
+  awaiting_.begin(Decision::Login);
+  apply(session_.login(creds));
+}
+
+void Server::apply(Verdict v) {
+  if (v.kind() == Verdict::Kind::Pending) return;
+  awaiting_.end();
+  const std::string tag = std::move(pending_tag_);
+  switch (v.kind()) {
+    case Verdict::Kind::Accept:
+      user_ = v.text();
+      state_ = State::Authenticated;
+      // RFC 9051 6.2.3: the capabilities may change with the log-in; send them with the OK.
+      tagged(tag, "OK", "[CAPABILITY " + capabilities() + "] Logged in");
+      return;
+    case Verdict::Kind::Reject: {
+      std::string text;
+      if (v.code() != RespCode::None) text = "[" + std::string(to_string(v.code())) + "] ";
+      tagged(tag, "NO", text + v.text());
+      break;
+    }
+    case Verdict::Kind::Failed:
+      session_.log("login failed: " + v.status().message());
+      tagged(tag, "NO", "[UNAVAILABLE] Temporary failure, try again later");
+      break;
+    case Verdict::Kind::Pending:
+      return;
+  }
+  if (++login_failures_ >= options_.max_login_failures) bye_and_close("Too many failed log-ins");
+}
+
+Status Server::complete(Verdict v) {
+  if (Status st = proto::check_completion(awaiting_.active(), v.kind()); !st.ok()) return st;
+  apply(std::move(v));
+  process();
+  return Status();
+}
+
+void Server::cmd_enable(const std::string& tag, const Values& args) {
+  if (args.empty()) return bad(tag, "ENABLE needs at least one capability");
+  std::string enabled;
+  for (const Value& a : args) {
+    auto name = atom(a);
+    if (!name) return bad(tag, "ENABLE takes capability names");
+    // RFC 5161 3.1: what this server knows and has not enabled yet; others are ignored.
+    if (upper(*name) == "IMAP4REV2" && !rev2_) {
+      rev2_ = true;
+      enabled += " IMAP4rev2";
+    }
+  }
+  untagged("ENABLED" + enabled);  // RFC 5161 3.1: sent even when nothing was enabled
+  tagged(tag, "OK", "ENABLE completed");
+}
+
+void Server::cmd_id(const std::string& tag, const Values& args) {
+  // RFC 2971 3.1: ID ("field" "value" ...) or ID NIL; at most 30 pairs, fields of at most 30
+  // octets, values of at most 1024 (3.3). What the client says changes nothing here.
+  if (args.size() != 1) return bad(tag, "ID takes one list or NIL");
+  const Value& a = args[0];
+  if (a.kind != Value::Kind::Nil) {
+    if (!a.is_list() || a.items.size() % 2 != 0 || a.items.size() > 60)
+      return bad(tag, "ID takes a list of at most 30 field and value pairs");
+    for (std::size_t i = 0; i < a.items.size(); i += 2) {
+      auto field = string(a.items[i]);
+      auto value = nstring(a.items[i + 1]);
+      if (!field || field->size() > 30 || !value || (*value && (*value)->size() > 1024))
+        return bad(tag, "ID fields are strings of at most 30 octets, values at most 1024");
+    }
+  }
+  untagged("ID (\"name\" " + quote_or_literal(options_.implementation) + ")");
+  tagged(tag, "OK", "ID completed");
+}
+
+void Server::cmd_namespace(const std::string& tag, const Values& args) {
+  if (!args.empty()) return bad(tag, "NAMESPACE takes no arguments");
+  // RFC 2342 5, RFC 9051 6.3.10: one personal namespace with the hierarchy delimiter "/", no
+  // other users' and no shared mailboxes.
+  untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+  tagged(tag, "OK", "NAMESPACE completed");
+}
+
+}  // namespace cmail::imap
