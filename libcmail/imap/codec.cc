@@ -3,6 +3,7 @@
 #include <cmail/imap/codec.h>
 
 #include <cmail/proto/ascii.h>
+#include <cmail/proto/sasl.h>
 
 #include <algorithm>
 #include <limits>
@@ -572,6 +573,141 @@ std::string encode(const std::vector<Value>& values, bool utf8) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (i > 0) out += ' ';
     out += encode(values[i], utf8);
+  }
+  return out;
+}
+
+namespace {
+
+constexpr char kMutf7Digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+
+int mutf7_value(char c) {  // RFC 3501 5.1.3: base64 with "," for "/"
+  if (c == ',') return 63;
+  if (c == '/') return -1;
+  return sasl::base64_value(c);
+}
+
+void put_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// The next code point of well-formed UTF-8 at s[i], advancing i.
+std::uint32_t next_utf8(std::string_view s, std::size_t& i) {
+  auto c = static_cast<unsigned char>(s[i++]);
+  if (c < 0x80) return c;
+  int n = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+  std::uint32_t cp = c & (0x3F >> n);
+  while (n-- > 0 && i < s.size()) cp = (cp << 6) | (static_cast<unsigned char>(s[i++]) & 0x3F);
+  return cp;
+}
+
+}  // namespace
+
+std::string mutf7_encode(std::string_view utf8) {
+  std::string out;
+  for (std::size_t i = 0; i < utf8.size();) {
+    const char c = utf8[i];
+    if (c >= 0x20 && c <= 0x7E) {  // RFC 3501 5.1.3: printable US-ASCII represents itself
+      out += c == '&' ? "&-" : std::string(1, c);
+      ++i;
+      continue;
+    }
+    // A run of other characters, as UTF-16BE in modified base64.
+    std::string units;
+    while (i < utf8.size() && !(utf8[i] >= 0x20 && utf8[i] <= 0x7E)) {
+      std::uint32_t cp = next_utf8(utf8, i);
+      auto unit = [&](std::uint32_t u) {
+        units += static_cast<char>(u >> 8);
+        units += static_cast<char>(u & 0xFF);
+      };
+      if (cp >= 0x10000) {
+        cp -= 0x10000;
+        unit(0xD800 | (cp >> 10));
+        unit(0xDC00 | (cp & 0x3FF));
+      } else {
+        unit(cp);
+      }
+    }
+    out += '&';
+    std::uint32_t bits = 0;
+    int nbits = 0;
+    for (unsigned char b : units) {
+      bits = (bits << 8) | b;
+      nbits += 8;
+      while (nbits >= 6) {
+        nbits -= 6;
+        out += kMutf7Digits[(bits >> nbits) & 0x3F];
+      }
+    }
+    if (nbits > 0) out += kMutf7Digits[(bits << (6 - nbits)) & 0x3F];
+    out += '-';
+  }
+  return out;
+}
+
+std::optional<std::string> mutf7_decode(std::string_view s) {
+  std::string out;
+  bool after_run = false;  // RFC 3501 5.1.3: two encoded runs may not be adjacent
+  for (std::size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    if (c < 0x20 || c > 0x7E) return std::nullopt;
+    if (c != '&') {
+      out += c;
+      ++i;
+      after_run = false;
+      continue;
+    }
+    std::size_t end = s.find('-', i + 1);
+    if (end == std::string_view::npos) return std::nullopt;
+    if (end == i + 1) {  // "&-" is "&"
+      out += '&';
+      i = end + 1;
+      after_run = false;
+      continue;
+    }
+    if (after_run) return std::nullopt;
+    std::uint32_t bits = 0;
+    int nbits = 0;
+    std::uint32_t high = 0;  // a high surrogate waiting for its pair
+    for (std::size_t k = i + 1; k < end; ++k) {
+      int v = mutf7_value(s[k]);
+      if (v < 0) return std::nullopt;
+      bits = (bits << 6) | static_cast<std::uint32_t>(v);
+      nbits += 6;
+      if (nbits < 16) continue;
+      nbits -= 16;
+      const std::uint32_t u = (bits >> nbits) & 0xFFFF;
+      bits &= (1u << nbits) - 1;
+      if (high) {
+        if (u < 0xDC00 || u > 0xDFFF) return std::nullopt;
+        put_utf8(out, 0x10000 + ((high - 0xD800) << 10) + (u - 0xDC00));
+        high = 0;
+      } else if (u >= 0xD800 && u <= 0xDBFF) {
+        high = u;
+      } else if (u >= 0xDC00 && u <= 0xDFFF) {
+        return std::nullopt;
+      } else {
+        if (u >= 0x20 && u <= 0x7E) return std::nullopt;  // printable ASCII must be itself
+        put_utf8(out, u);
+      }
+    }
+    if (high || nbits >= 6 || bits != 0) return std::nullopt;  // a partial character or set bits
+    i = end + 1;
+    after_run = true;
   }
   return out;
 }

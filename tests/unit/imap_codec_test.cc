@@ -527,3 +527,26 @@ TEST_CASE("imap codec: round trips of parsed lines") {
   CHECK(encode(parse_ok("A1 LOGIN {3}\r\nbob {6+}\r\nsecret")) == "A1 LOGIN {3}\r\nbob {6}\r\nsecret");
   CHECK(encode(parse_ok("A (a \"b c\" (d)) NIL")) == "A (a \"b c\" (d)) NIL");
 }
+
+TEST_CASE("imap codec: modified UTF-7 mailbox names (RFC 3501 5.1.3)") {
+  // RFC 3501 5.1.3's example, and its pieces.
+  const std::string jp = "~peter/mail/\xE5\x8F\xB0\xE5\x8C\x97/\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E";
+  CHECK(mutf7_encode(jp) == "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
+  CHECK(mutf7_decode("~peter/mail/&U,BTFw-/&ZeVnLIqe-") == jp);
+  CHECK(mutf7_encode("A&B") == "A&-B");
+  CHECK(mutf7_decode("A&-B") == "A&B");
+  CHECK(mutf7_encode("Entw\xC3\xBCrfe") == "Entw&APw-rfe");
+  CHECK(mutf7_decode("Entw&APw-rfe") == "Entw\xC3\xBCrfe");
+  // Outside the BMP: a surrogate pair. A tab is not printable: encoded.
+  CHECK(mutf7_decode(mutf7_encode("\xF0\x9F\x93\xA7 mail")) == "\xF0\x9F\x93\xA7 mail");
+  CHECK(mutf7_encode("a\tb") == "a&AAk-b");
+  CHECK(mutf7_encode("INBOX") == "INBOX");
+  // What the rule does not allow.
+  CHECK_FALSE(mutf7_decode("&U,BTFw"));        // unterminated
+  CHECK_FALSE(mutf7_decode("&AGE-"));          // "a" must stand for itself
+  CHECK_FALSE(mutf7_decode("&APw-&APw-"));     // adjacent runs
+  CHECK_FALSE(mutf7_decode("&U/BTFw-"));       // "/" is not a digit here
+  CHECK_FALSE(mutf7_decode("&2D0-"));          // a lone high surrogate
+  CHECK_FALSE(mutf7_decode("&APx-"));          // bits left set
+  CHECK_FALSE(mutf7_decode("Entw\xC3\xBCrfe"));  // 8-bit octets
+}

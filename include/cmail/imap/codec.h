@@ -257,6 +257,17 @@ CMAIL_EXPORT std::optional<SequenceSet> parse_sequence_set(std::string_view s);
 // The same for a value: an Atom or Number of that text.
 CMAIL_EXPORT std::optional<SequenceSet> sequence_set(const Value& v);
 
+// Mailbox names in modified UTF-7 (RFC 3501 5.1.3), what IMAP4rev1 clients send and expect;
+// IMAP4rev2 (RFC 9051 5.1) and UTF8=ACCEPT (RFC 6855 3) clients use UTF-8 itself. Printable
+// ASCII stands for itself but "&", which is "&-"; any other run of characters is "&", their
+// UTF-16 in base64 with "," for "/" and without padding, and "-".
+// REQUIRES: utf8 is well-formed UTF-8 (is_utf8).
+CMAIL_EXPORT std::string mutf7_encode(std::string_view utf8);
+// nullopt for what the rule does not allow: 8-bit octets, an unterminated or empty "&...-"
+// run other than "&-", base64 that is not whole UTF-16 characters or leaves bits set, a run
+// that encodes printable ASCII, two runs back to back, lone surrogates.
+CMAIL_EXPORT std::optional<std::string> mutf7_decode(std::string_view mutf7);
+
 // Encoding. A quoted string is used only for text without NUL, CR and LF, 7-bit (or valid
 // UTF-8 when `utf8`), and at most kMaxQuoted octets; anything else is a literal "{N}\r\n"
 // followed by the octets ("~{N}" when it holds NUL, which only literal8 may carry).
