@@ -3,6 +3,9 @@
 
 #include <cmail/proto/ascii.h>
 
+#include <map>
+#include <utility>
+
 namespace cmail::imap {
 
 namespace {
@@ -42,6 +45,14 @@ const Server::Command Server::kCommands[] = {
     {"ENABLE", false, true, false, &Server::cmd_enable},        // RFC 9051 6.3.1, RFC 5161 3.1
     {"ID", true, true, true, &Server::cmd_id},                  // RFC 2971 3.1: any state
     {"NAMESPACE", false, true, true, &Server::cmd_namespace},   // RFC 9051 6.3.10
+    {"LIST", false, true, true, &Server::cmd_list},             // RFC 9051 6.3.9
+    {"LSUB", false, true, true, &Server::cmd_lsub},             // RFC 3501 6.3.9
+    {"STATUS", false, true, true, &Server::cmd_status},         // RFC 9051 6.3.11
+    {"CREATE", false, true, true, &Server::cmd_create},         // RFC 9051 6.3.4
+    {"DELETE", false, true, true, &Server::cmd_delete},         // RFC 9051 6.3.5
+    {"RENAME", false, true, true, &Server::cmd_rename},         // RFC 9051 6.3.6
+    {"SUBSCRIBE", false, true, true, &Server::cmd_subscribe},   // RFC 9051 6.3.7
+    {"UNSUBSCRIBE", false, true, true, &Server::cmd_unsubscribe},  // RFC 9051 6.3.8
 };
 
 std::string_view to_string(RespCode c) {
@@ -52,6 +63,15 @@ std::string_view to_string(RespCode c) {
     case RespCode::Unavailable: return "UNAVAILABLE";                    // RFC 9051 7.1
     case RespCode::ContactAdmin: return "CONTACTADMIN";                  // RFC 9051 7.1
     case RespCode::Limit: return "LIMIT";                                // RFC 9051 7.1
+    case RespCode::TryCreate: return "TRYCREATE";                        // RFC 9051 7.1
+    case RespCode::NonExistent: return "NONEXISTENT";                    // RFC 9051 7.1
+    case RespCode::AlreadyExists: return "ALREADYEXISTS";                // RFC 9051 7.1
+    case RespCode::Cannot: return "CANNOT";                              // RFC 9051 7.1
+    case RespCode::HasChildren: return "HASCHILDREN";                    // RFC 9051 7.1
+    case RespCode::InUse: return "INUSE";                                // RFC 9051 7.1
+    case RespCode::NoPerm: return "NOPERM";                              // RFC 9051 7.1
+    case RespCode::OverQuota: return "OVERQUOTA";                        // RFC 9051 7.1
+    case RespCode::ServerBug: return "SERVERBUG";                        // RFC 9051 7.1
   }
   return "";
 }
@@ -71,6 +91,31 @@ Verdict Verdict::user(std::string identity) {
   v.text_ = std::move(identity);
   return v;
 }
+
+Verdict Verdict::accept() { return Verdict(Kind::Accept); }
+
+Verdict Verdict::mailboxes(std::vector<MailboxInfo> list) {
+  Verdict v(Kind::Accept);
+  v.mailboxes_ = std::move(list);
+  return v;
+}
+
+Verdict Verdict::counts(MailboxStatus counts) {
+  Verdict v(Kind::Accept);
+  v.counts_ = counts;
+  return v;
+}
+
+namespace {
+Verdict cannot() { return Verdict::reject(RespCode::Cannot, "Mailboxes are not available here"); }
+}  // namespace
+
+Verdict Session::list_mailboxes() { return cannot(); }
+Verdict Session::status(const std::string&) { return cannot(); }
+Verdict Session::create(const std::string&) { return cannot(); }
+Verdict Session::remove(const std::string&) { return cannot(); }
+Verdict Session::rename(const std::string&, const std::string&) { return cannot(); }
+Verdict Session::subscribe(const std::string&, bool) { return cannot(); }
 
 Verdict Verdict::reject(RespCode code, std::string text) {
   Verdict v(Kind::Reject);
@@ -135,6 +180,8 @@ std::string Server::capabilities() const {
     } else {
       c += " LOGINDISABLED";  // RFC 9051 6.2.3
     }
+  } else {
+    c += " LIST-EXTENDED SPECIAL-USE CHILDREN STATUS=SIZE";
   }
   return c;
 }
@@ -376,14 +423,36 @@ void Server::sasl_step(const sasl::ServerAuth::Step& step) {
 }
 
 void Server::start_login(const std::string& tag, const sasl::Credentials& creds) {
+  ask(Decision::Login, tag, "", session_.login(creds));
+}
+
+void Server::refused(const std::string& tag, const Verdict& v) {
+  if (v.kind() == Verdict::Kind::Failed) {
+    session_.log("command failed: " + v.status().message());
+    return tagged(tag, "NO", "[UNAVAILABLE] Temporary failure, try again later");
+  }
+  std::string text;
+  if (v.code() != RespCode::None) text = "[" + std::string(to_string(v.code())) + "] ";
+  tagged(tag, "NO", text + v.text());
+}
+
+void Server::ask(Decision d, const std::string& tag, std::string done_text, Verdict v) {
   pending_tag_ = tag;
-  awaiting_.begin(Decision::Login);
-  apply(session_.login(creds));
+  pending_done_ = std::move(done_text);
+  awaiting_.begin(d);
+  apply(std::move(v));
 }
 
 void Server::apply(Verdict v) {
   if (v.kind() == Verdict::Kind::Pending) return;
-  awaiting_.end();
+  const Decision d = awaiting_.end();
+  if (d != Decision::Login) {
+    const std::string tag = std::move(pending_tag_);
+    if (!v.accepted()) return refused(tag, v);
+    if (d == Decision::List) send_list(v.take_mailboxes());
+    else if (d == Decision::Status) send_status(v.counts());
+    return tagged(tag, "OK", pending_done_);
+  }
   const std::string tag = std::move(pending_tag_);
   switch (v.kind()) {
     case Verdict::Kind::Accept:
@@ -456,6 +525,339 @@ void Server::cmd_namespace(const std::string& tag, const Values& args) {
   // other users' and no shared mailboxes.
   untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
   tagged(tag, "OK", "NAMESPACE completed");
+}
+
+// --- Mailbox names ---------------------------------------------------------------------------
+
+namespace {
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && upper(s.substr(0, prefix.size())) == prefix;
+}
+
+// RFC 9051 5.1: INBOX is case-insensitive, also as the first level of a hierarchy.
+std::string canonical_inbox(std::string name) {
+  if (starts_with_ci(name, "INBOX") && (name.size() == 5 || name[5] == '/'))
+    name.replace(0, 5, "INBOX");
+  return name;
+}
+
+// A name the store can hold: not empty, no empty level, no control characters, no wildcards
+// (RFC 9051 5.1: "%" and "*" would make LIST ambiguous).
+bool valid_name(std::string_view name) {
+  if (name.empty() || name.front() == '/' || name.find("//") != std::string_view::npos) return false;
+  for (char c : name)
+    if (is_ctl(c) || c == '%' || c == '*') return false;
+  return true;
+}
+
+// RFC 9051 6.3.9: "*" matches any characters, "%" any but the hierarchy delimiter.
+bool wildcard_match(std::string_view name, std::string_view pattern) {
+  std::size_t n = 0, p = 0, star_p = std::string_view::npos, star_n = 0;
+  std::vector<std::pair<std::size_t, std::size_t>> percents;  // backtracking points for "%"
+  while (true) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star_p = p++;
+      star_n = n;
+      percents.clear();
+      continue;
+    }
+    if (p < pattern.size() && pattern[p] == '%') {
+      percents.push_back({p++, n});
+      continue;
+    }
+    if (n == name.size() && p == pattern.size()) return true;
+    if (n < name.size() && p < pattern.size() && name[n] == pattern[p]) {
+      ++n;
+      ++p;
+      continue;
+    }
+    // Backtrack: let the last "%" take one more character (never a "/"), else the last "*".
+    bool resumed = false;
+    while (!percents.empty()) {
+      auto& [pp, pn] = percents.back();
+      if (pn < name.size() && name[pn] != '/') {
+        n = ++pn;
+        p = pp + 1;
+        resumed = true;
+        break;
+      }
+      percents.pop_back();
+    }
+    if (resumed) continue;
+    if (star_p != std::string_view::npos && star_n < name.size()) {
+      n = ++star_n;
+      p = star_p + 1;
+      continue;
+    }
+    return false;
+  }
+}
+
+// A LIST pattern: an atom of list-chars or a string (RFC 9051 9: list-mailbox).
+std::optional<std::string> list_pattern(const Value& v) {
+  if (v.kind == Value::Kind::Atom || v.kind == Value::Kind::Number || v.kind == Value::Kind::Nil) {
+    for (char c : v.text)
+      if (!is_list_char(c)) return std::nullopt;
+    return v.text;
+  }
+  return string(v);
+}
+
+}  // namespace
+
+std::optional<std::string> Server::mailbox_name(const Value& v) const {
+  auto name = mailbox(v);
+  if (!name) return std::nullopt;
+  if (rev2_ || utf8_) {  // RFC 9051 5.1, RFC 6855 3: UTF-8 itself
+    if (!is_utf8(*name)) return std::nullopt;
+  } else {
+    auto decoded = mutf7_decode(*name);  // RFC 3501 5.1.3
+    if (!decoded) return std::nullopt;
+    name = std::move(decoded);
+  }
+  return canonical_inbox(std::move(*name));
+}
+
+std::string Server::encode_mailbox(const std::string& name) const {
+  if (rev2_ || utf8_) return encode_astring(name, true);
+  return encode_astring(mutf7_encode(name));
+}
+
+// --- LIST, LSUB, STATUS and the changes ---------------------------------------------------------
+
+void Server::cmd_list(const std::string& tag, const Values& args) { list_or_lsub(tag, args, false); }
+void Server::cmd_lsub(const std::string& tag, const Values& args) { list_or_lsub(tag, args, true); }
+
+void Server::list_or_lsub(const std::string& tag, const Values& args, bool lsub) {
+  ListRequest r;
+  r.lsub = lsub;
+  std::size_t i = 0;
+  // RFC 5258 3: LIST [(selection options)] reference patterns [RETURN (return options)].
+  if (!lsub && i < args.size() && args[i].is_list()) {
+    r.extended = true;
+    for (const Value& o : args[i].items) {
+      auto name = atom(o);
+      if (!name) return bad(tag, "LIST selection options are atoms");
+      const std::string u = upper(*name);
+      if (u == "SUBSCRIBED") r.select_subscribed = true;
+      else if (u == "SPECIAL-USE") r.select_special_use = true;  // RFC 6154 3
+      else if (u == "RECURSIVEMATCH") r.recursive = true;
+      else if (u != "REMOTE") return bad(tag, "Unknown LIST selection option " + u);  // RFC 5258 3
+    }
+    // RFC 5258 3: RECURSIVEMATCH only with another selection option.
+    if (r.recursive && !r.select_subscribed) return bad(tag, "RECURSIVEMATCH needs SUBSCRIBED");
+    ++i;
+  }
+  if (args.size() < i + 2) return bad(tag, lsub ? "LSUB needs a reference and a pattern" : "LIST needs a reference and a pattern");
+  auto reference = mailbox(args[i]);
+  if (!reference) return bad(tag, "Invalid reference name");
+  std::vector<std::string> patterns;
+  const Value& p = args[i + 1];
+  if (!lsub && p.is_list()) {  // RFC 5258 3: several patterns
+    r.extended = true;
+    for (const Value& one : p.items) {
+      auto text = list_pattern(one);
+      if (!text) return bad(tag, "Invalid mailbox pattern");
+      patterns.push_back(*text);
+    }
+  } else {
+    auto text = list_pattern(p);
+    if (!text) return bad(tag, "Invalid mailbox pattern");
+    patterns.push_back(*text);
+  }
+  i += 2;
+  if (!lsub && i < args.size()) {
+    auto kw = atom(args[i]);
+    if (!kw || upper(*kw) != "RETURN" || i + 2 != args.size() || !args[i + 1].is_list())
+      return bad(tag, "LIST takes RETURN (options) last");
+    r.extended = true;
+    for (const Value& o : args[i + 1].items) {
+      auto name = atom(o);
+      if (!name) return bad(tag, "LIST return options are atoms");
+      const std::string u = upper(*name);
+      if (u == "SUBSCRIBED") r.return_subscribed = true;
+      else if (u != "CHILDREN" && u != "SPECIAL-USE")  // RFC 3348, RFC 6154: always sent
+        return bad(tag, "Unknown LIST return option " + u);
+    }
+  } else if (i != args.size()) {
+    return bad(tag, "Too many arguments");
+  }
+  if (patterns.size() == 1 && patterns[0].empty() && !r.extended && !lsub) {
+    r.root_only = true;  // RFC 9051 6.3.9: the hierarchy delimiter and the root
+  }
+  for (std::string& pat : patterns) {
+    std::string full = *reference + pat;  // RFC 9051 6.3.9: the reference, then the pattern
+    std::string decoded = full;
+    if (!rev2_ && !utf8_) {
+      auto d = mutf7_decode(full);
+      if (!d) return bad(tag, "The pattern is not modified UTF-7");
+      decoded = std::move(*d);
+    }
+    r.patterns.push_back(canonical_inbox(std::move(decoded)));
+  }
+  list_ = std::move(r);
+  if (list_.root_only) {
+    untagged("LIST (\\Noselect) \"/\" \"\"");
+    return tagged(tag, "OK", "LIST completed");
+  }
+  ask(Decision::List, tag, lsub ? "LSUB completed" : "LIST completed", session_.list_mailboxes());
+}
+
+void Server::send_list(std::vector<MailboxInfo> mailboxes) {
+  const ListRequest& r = list_;
+  struct Entry {
+    bool exists = false, subscribed = false, implied = false;
+    std::string special_use;
+  };
+  std::map<std::string, Entry> names;  // sorted; INBOX goes first below
+  for (MailboxInfo& m : mailboxes) {
+    Entry& e = names[m.name];
+    e.exists = e.exists || m.exists;
+    e.subscribed = e.subscribed || m.subscribed;
+    if (!m.special_use.empty()) e.special_use = m.special_use;
+  }
+  // Parents that exist only as part of a longer name.
+  std::vector<std::string> parents;
+  for (const auto& [name, e] : names) {
+    if (!(r.lsub || r.select_subscribed ? e.subscribed : e.exists)) continue;
+    for (std::size_t slash = name.find('/'); slash != std::string::npos; slash = name.find('/', slash + 1))
+      parents.push_back(name.substr(0, slash));
+  }
+  for (const std::string& p : parents)
+    if (!names.count(p)) names[p].implied = true;
+  auto matches = [&](const std::string& name) {
+    for (const std::string& p : r.patterns)
+      if (wildcard_match(name, p)) return true;
+    return false;
+  };
+  auto descendants = [&](const std::string& name, auto pred) {
+    const std::string prefix = name + "/";
+    for (auto it = names.upper_bound(prefix); it != names.end() && it->first.rfind(prefix, 0) == 0; ++it)
+      if (pred(it->second)) return true;
+    return false;
+  };
+  std::vector<std::string> order;
+  if (names.count("INBOX")) order.push_back("INBOX");
+  for (const auto& [name, e] : names)
+    if (name != "INBOX") order.push_back(name);
+  for (const std::string& name : order) {
+    const Entry& e = names[name];
+    if (!matches(name)) continue;
+    const bool by_subscription = r.lsub || r.select_subscribed;
+    auto chosen = [&](const Entry& d) { return by_subscription ? d.subscribed : d.exists; };
+    std::string childinfo;
+    if (!chosen(e)) {
+      // Not selected itself: listed only as the parent of selected mailboxes.
+      if (!descendants(name, chosen)) continue;
+      if (r.recursive) {
+        childinfo = " (\"CHILDINFO\" (\"SUBSCRIBED\"))";  // RFC 5258 4
+      } else if (r.select_subscribed) {
+        continue;  // RFC 5258 3: parents of subscribed mailboxes only with RECURSIVEMATCH
+      } else {
+        // RFC 9051 6.3.9, RFC 3501 6.3.9 (LSUB): a parent that "%" reaches but its selected
+        // descendants it does not; when the pattern reaches them, they show themselves.
+        bool reached = false;
+        const std::string prefix = name + "/";
+        for (auto it = names.upper_bound(prefix); it != names.end() && it->first.rfind(prefix, 0) == 0; ++it)
+          if (chosen(it->second) && matches(it->first)) reached = true;
+        if (reached) continue;
+      }
+    }
+    std::vector<std::string> attrs;
+    if (!e.exists || (r.lsub && !e.subscribed)) {
+      // RFC 9051 7.3.1, RFC 5258: \NonExistent (which implies \Noselect); IMAP4rev1 clients
+      // without the extended syntax know \Noselect.
+      attrs.push_back((r.extended || rev2_) && !r.lsub ? "\\NonExistent" : "\\Noselect");
+    }
+    if (!r.lsub) {  // RFC 3348: CHILDREN
+      attrs.push_back(descendants(name, [](const Entry& d) { return d.exists; }) ? "\\HasChildren" : "\\HasNoChildren");
+      if (!e.special_use.empty()) attrs.push_back(e.special_use);  // RFC 6154 2
+      if ((r.return_subscribed || r.select_subscribed) && e.subscribed) attrs.push_back("\\Subscribed");
+    }
+    std::string line = r.lsub ? "LSUB (" : "LIST (";
+    for (std::size_t k = 0; k < attrs.size(); ++k) line += (k ? " " : "") + attrs[k];
+    line += ") \"/\" " + encode_mailbox(name) + childinfo;
+    untagged(line);
+  }
+}
+
+void Server::cmd_status(const std::string& tag, const Values& args) {
+  if (args.size() != 2 || !args[1].is_list() || args[1].items.empty())
+    return bad(tag, "STATUS needs a mailbox and a list of items");
+  auto name = mailbox_name(args[0]);
+  if (!name) return bad(tag, "Invalid mailbox name");
+  std::vector<std::string> items;
+  for (const Value& v : args[1].items) {
+    auto item = atom(v);
+    const std::string u = item ? upper(*item) : "";
+    // RFC 9051 6.3.11 (DELETED, SIZE: RFC 8438), RFC 3501 6.3.10 (RECENT), RFC 7162 3.1.3.
+    if (u != "MESSAGES" && u != "UIDNEXT" && u != "UIDVALIDITY" && u != "UNSEEN" && u != "DELETED" &&
+        u != "SIZE" && u != "RECENT" && u != "HIGHESTMODSEQ")
+      return bad(tag, "Unknown STATUS item " + (item ? *item : std::string("")));
+    items.push_back(u);
+  }
+  status_name_ = *name;
+  status_items_ = std::move(items);
+  ask(Decision::Status, tag, "STATUS completed", session_.status(*name));
+}
+
+void Server::send_status(const MailboxStatus& st) {
+  std::string line = "STATUS " + encode_mailbox(status_name_) + " (";
+  for (std::size_t k = 0; k < status_items_.size(); ++k) {
+    const std::string& item = status_items_[k];
+    std::uint64_t n = item == "MESSAGES" ? st.messages : item == "UIDNEXT" ? st.uidnext
+                      : item == "UIDVALIDITY" ? st.uidvalidity : item == "UNSEEN" ? st.unseen
+                      : item == "DELETED" ? st.deleted : item == "SIZE" ? st.size
+                      : item == "RECENT" ? st.recent : st.highest_modseq;
+    line += (k ? " " : "") + item + " " + std::to_string(n);
+  }
+  untagged(line + ")");
+}
+
+void Server::cmd_create(const std::string& tag, const Values& args) {
+  if (args.size() != 1) return bad(tag, "CREATE needs a mailbox name");
+  auto name = mailbox_name(args[0]);
+  // RFC 9051 6.3.4: a trailing hierarchy delimiter is dropped.
+  while (name && name->size() > 1 && name->back() == '/') name->pop_back();
+  if (!name || !valid_name(*name)) return bad(tag, "Invalid mailbox name");
+  if (*name == "INBOX") return tagged(tag, "NO", "[ALREADYEXISTS] INBOX always exists");  // RFC 9051 6.3.4
+  ask(Decision::Change, tag, "CREATE completed", session_.create(*name));
+}
+
+void Server::cmd_delete(const std::string& tag, const Values& args) {
+  if (args.size() != 1) return bad(tag, "DELETE needs a mailbox name");
+  auto name = mailbox_name(args[0]);
+  if (!name || !valid_name(*name)) return bad(tag, "Invalid mailbox name");
+  if (*name == "INBOX") return tagged(tag, "NO", "[CANNOT] INBOX cannot be deleted");  // RFC 9051 6.3.5
+  ask(Decision::Change, tag, "DELETE completed", session_.remove(*name));
+}
+
+void Server::cmd_rename(const std::string& tag, const Values& args) {
+  if (args.size() != 2) return bad(tag, "RENAME needs two mailbox names");
+  auto from = mailbox_name(args[0]);
+  auto to = mailbox_name(args[1]);
+  while (to && to->size() > 1 && to->back() == '/') to->pop_back();
+  if (!from || !to || !valid_name(*from) || !valid_name(*to)) return bad(tag, "Invalid mailbox name");
+  if (*to == "INBOX")
+    return tagged(tag, "NO", "[ALREADYEXISTS] INBOX always exists");  // RFC 9051 6.3.6
+  if (*from == *to) return tagged(tag, "NO", "[ALREADYEXISTS] The mailbox has that name");
+  if (to->rfind(*from + "/", 0) == 0) return tagged(tag, "NO", "[CANNOT] A mailbox cannot move into itself");
+  ask(Decision::Change, tag, "RENAME completed", session_.rename(*from, *to));
+}
+
+void Server::cmd_subscribe(const std::string& tag, const Values& args) {
+  if (args.size() != 1) return bad(tag, "SUBSCRIBE needs a mailbox name");
+  auto name = mailbox_name(args[0]);
+  if (!name || !valid_name(*name)) return bad(tag, "Invalid mailbox name");
+  ask(Decision::Change, tag, "SUBSCRIBE completed", session_.subscribe(*name, true));
+}
+
+void Server::cmd_unsubscribe(const std::string& tag, const Values& args) {
+  if (args.size() != 1) return bad(tag, "UNSUBSCRIBE needs a mailbox name");
+  auto name = mailbox_name(args[0]);
+  if (!name || !valid_name(*name)) return bad(tag, "Invalid mailbox name");
+  ask(Decision::Change, tag, "UNSUBSCRIBE completed", session_.subscribe(*name, false));
 }
 
 }  // namespace cmail::imap

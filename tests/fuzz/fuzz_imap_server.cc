@@ -1,6 +1,7 @@
 // libFuzzer target: the IMAP server engine, one conversation per input (the command loop with
 // synchronizing and non-synchronizing literals, refused literals dropped, LOGIN, AUTHENTICATE
-// with SASL-IR, STARTTLS, ENABLE, ID, NAMESPACE, LOGOUT). The first byte chooses options, the
+// with SASL-IR, STARTTLS, ENABLE, ID, NAMESPACE, LOGOUT, LIST, LSUB, STATUS, CREATE, DELETE, RENAME,
+// SUBSCRIBE). Also: no mailbox call before log-in; never CREATE "", DELETE INBOX, RENAME to INBOX. The first byte chooses options, the
 // second the size of the pieces the rest is fed in. The Session answers at once, later
 // (pending, then complete()) or with a backend failure, by turns. Invariants: no crash; no
 // log-in outside TLS when TLS is required; nothing but Logout after a Close event; output and
@@ -37,6 +38,22 @@ struct Users : cmail::imap::Session {
     }
     return n % 11 == 0 ? Verdict::failed(cmail::Status::io_error("x")) : answer(c);
   }
+  // The mailbox commands: answered at once, refused or failed by turns.
+  Verdict change() {
+    ++n;
+    if (n % 7 == 0) return Verdict::reject(RespCode::NonExistent, "no");
+    return n % 13 == 0 ? Verdict::failed(cmail::Status::io_error("x")) : Verdict::accept();
+  }
+  Verdict list_mailboxes() override {
+    if (server->state() == cmail::imap::Server::State::NotAuthenticated) std::abort();
+    return Verdict::mailboxes({{"INBOX", "", true, true}, {"Sent", "\\Sent", true, false},
+                               {"a/b/c", "", true, true}, {"a/\xC3\xBC", "", true, false}, {"gone/x", "", false, true}});
+  }
+  Verdict status(const std::string&) override { return Verdict::counts({}); }
+  Verdict create(const std::string& m) override { return m.empty() ? std::abort(), change() : change(); }
+  Verdict remove(const std::string& m) override { return m == "INBOX" ? std::abort(), change() : change(); }
+  Verdict rename(const std::string&, const std::string& to) override { return to == "INBOX" ? std::abort(), change() : change(); }
+  Verdict subscribe(const std::string&, bool) override { return change(); }
 };
 
 }  // namespace

@@ -5,6 +5,9 @@
 #include <cmail/imap/server.h>
 #include <cmail/proto/sasl.h>
 
+#include <map>
+#include <set>
+
 using namespace cmail;
 using namespace cmail::imap;
 using namespace cmail::test;
@@ -21,6 +24,49 @@ struct RecordingSession : Session {
     if (c.authcid != "alice" || c.password != "secret")
       return Verdict::reject(RespCode::AuthenticationFailed, "Invalid user name or password");
     return Verdict::user(c.authcid);
+  }
+
+  // Mailboxes in memory: name -> special use; subscriptions apart.
+  std::map<std::string, std::string> boxes{{"INBOX", ""}, {"Sent", "\\Sent"}, {"Work/2026", ""}, {"Work/2025/Q4", ""}};
+  std::set<std::string> subscribed{"INBOX", "Work/2025/Q4", "Gone"};
+  Verdict list_mailboxes() override {
+    calls.push_back("LIST");
+    std::vector<MailboxInfo> out;
+    for (auto& [name, use] : boxes) out.push_back({name, use, true, subscribed.count(name) > 0});
+    for (auto& name : subscribed)
+      if (!boxes.count(name)) out.push_back({name, "", false, true});
+    return Verdict::mailboxes(out);
+  }
+  Verdict status(const std::string& name) override {
+    calls.push_back("STATUS " + name);
+    if (!boxes.count(name)) return Verdict::reject(RespCode::NonExistent, "No such mailbox");
+    MailboxStatus st;
+    st.messages = 3, st.unseen = 1, st.uidnext = 7, st.uidvalidity = 42, st.size = 9000, st.deleted = 1, st.highest_modseq = 12;
+    return Verdict::counts(st);
+  }
+  Verdict create(const std::string& name) override {
+    calls.push_back("CREATE " + name);
+    if (!boxes.emplace(name, "").second) return Verdict::reject(RespCode::AlreadyExists, "It exists");
+    return Verdict::accept();
+  }
+  Verdict remove(const std::string& name) override {
+    calls.push_back("DELETE " + name);
+    if (!boxes.erase(name)) return Verdict::reject(RespCode::NonExistent, "No such mailbox");
+    return Verdict::accept();
+  }
+  Verdict rename(const std::string& from, const std::string& to) override {
+    calls.push_back("RENAME " + from + " " + to);
+    if (pend) return Verdict::pending();
+    if (!boxes.count(from)) return Verdict::reject(RespCode::NonExistent, "No such mailbox");
+    boxes[to] = boxes[from];
+    boxes.erase(from);
+    return Verdict::accept();
+  }
+  Verdict subscribe(const std::string& name, bool on) override {
+    calls.push_back((on ? "SUBSCRIBE " : "UNSUBSCRIBE ") + name);
+    if (on) subscribed.insert(name);
+    else subscribed.erase(name);
+    return Verdict::accept();
   }
 };
 
@@ -73,7 +119,7 @@ TEST_CASE("imap::Server: LOGIN with atoms, quoted strings and literals; failures
   // A synchronizing literal: "+ " only once the text before it parsed.
   CHECK(f.say("a3 LOGIN {5}\r\n") == "+ Ready for literal data\r\n");
   std::string out = f.say("alice {6+}\r\nsecret\r\n");
-  CHECK(out.rfind("a3 OK [CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL+ SASL-IR ENABLE ID NAMESPACE] Logged in\r\n", 0) == 0);
+  CHECK(out.rfind("a3 OK [CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL+ SASL-IR ENABLE ID NAMESPACE LIST-EXTENDED SPECIAL-USE CHILDREN STATUS=SIZE] Logged in\r\n", 0) == 0);
   CHECK(f.server->state() == Server::State::Authenticated);
   CHECK(f.server->user() == "alice");
   CHECK(f.session.calls == std::vector<std::string>{"LOGIN /alice/wrong", "LOGIN /broken/x", "LOGIN /alice/secret"});
@@ -125,7 +171,7 @@ TEST_CASE("imap::Server: a pending log-in holds pipelined commands until complet
   CHECK(f.session.calls.size() == 1);
   CHECK(f.server->complete(Verdict::user("alice")).ok());
   CHECK(take_output(*f.server) ==
-        "a1 OK [CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL+ SASL-IR ENABLE ID NAMESPACE] Logged in\r\n"
+        "a1 OK [CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL+ SASL-IR ENABLE ID NAMESPACE LIST-EXTENDED SPECIAL-USE CHILDREN STATUS=SIZE] Logged in\r\n"
         "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\na2 OK NAMESPACE completed\r\na3 OK NOOP completed\r\n");
   CHECK_FALSE(f.server->complete(Verdict::user("alice")).ok());  // none pending
 }
@@ -224,4 +270,124 @@ TEST_CASE("imap::Server: too many bad commands end the session; autologout; dead
   g.server->timed_out();
   CHECK(take_output(*g.server) == "* BYE Autologout; idle for too long\r\n");
   CHECK(std::holds_alternative<Close>(*g.server->next_event()));
+}
+
+namespace {
+struct LoggedIn : Fixture {
+  LoggedIn() {
+    CHECK(say("l1 LOGIN alice secret\r\n").rfind("l1 OK ", 0) == 0);
+    session.calls.clear();
+  }
+};
+}  // namespace
+
+TEST_CASE("imap::Server: LIST with wildcards, CHILDREN and special-use attributes, parents") {
+  SPLIT_SUBCASES();
+  LoggedIn f;
+  CHECK(f.say("a1 LIST \"\" \"\"\r\n") == "* LIST (\\Noselect) \"/\" \"\"\r\na1 OK LIST completed\r\n");
+  CHECK(f.session.calls.empty());  // the root needs no mailboxes
+  // "*" reaches every mailbox: parents that do not exist are not shown.
+  CHECK(f.say("a2 LIST \"\" *\r\n") ==
+        "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+        "* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"
+        "* LIST (\\HasNoChildren) \"/\" Work/2025/Q4\r\n"
+        "* LIST (\\HasNoChildren) \"/\" Work/2026\r\n"
+        "a2 OK LIST completed\r\n");
+  // "%" stops at the delimiter: the parent that exists only as a name's first level shows, as
+  // \Noselect for an IMAP4rev1 client (RFC 9051 6.3.9).
+  CHECK(f.say("a3 LIST \"\" %\r\n") ==
+        "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+        "* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"
+        "* LIST (\\Noselect \\HasChildren) \"/\" Work\r\n"
+        "a3 OK LIST completed\r\n");
+  CHECK(f.say("a4 LIST Work/ %\r\n") ==
+        "* LIST (\\Noselect \\HasChildren) \"/\" Work/2025\r\n"
+        "* LIST (\\HasNoChildren) \"/\" Work/2026\r\n"
+        "a4 OK LIST completed\r\n");
+  // INBOX in any case (RFC 9051 5.1).
+  CHECK(f.say("a5 LIST \"\" inBox\r\n") == "* LIST (\\HasNoChildren) \"/\" INBOX\r\na5 OK LIST completed\r\n");
+  CHECK(f.say("a6 LIST \"\" Nothing*\r\n") == "a6 OK LIST completed\r\n");
+  CHECK(f.say("a7 LIST \"\"\r\n") == "a7 BAD LIST needs a reference and a pattern\r\n");
+}
+
+TEST_CASE("imap::Server: LIST-EXTENDED selection and return options (RFC 5258, RFC 6154)") {
+  SPLIT_SUBCASES();
+  LoggedIn f;
+  f.say("e1 ENABLE IMAP4rev2\r\n");
+  CHECK(f.say("a1 LIST (SUBSCRIBED) \"\" *\r\n") ==
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" INBOX\r\n"
+        "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" Gone\r\n"
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" Work/2025/Q4\r\n"
+        "a1 OK LIST completed\r\n");
+  CHECK(f.say("a2 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %\r\n") ==
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" INBOX\r\n"
+        "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" Gone\r\n"
+        "* LIST (\\NonExistent \\HasChildren) \"/\" Work (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
+        "a2 OK LIST completed\r\n");
+  CHECK(f.say("a3 LIST (SPECIAL-USE) \"\" *\r\n").find("Sent") != std::string::npos);
+  CHECK(f.say("a4 LIST \"\" (INBOX Sent) RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)\r\n") ==
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" INBOX\r\n"
+        "* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"
+        "a4 OK LIST completed\r\n");
+  CHECK(f.say("a5 LIST (RECURSIVEMATCH) \"\" *\r\n") == "a5 BAD RECURSIVEMATCH needs SUBSCRIBED\r\n");
+  CHECK(f.say("a6 LIST (FROB) \"\" *\r\n") == "a6 BAD Unknown LIST selection option FROB\r\n");
+  CHECK(f.say("a7 LIST \"\" * RETURN (FROB)\r\n") == "a7 BAD Unknown LIST return option FROB\r\n");
+}
+
+TEST_CASE("imap::Server: LSUB for IMAP4rev1 clients") {
+  SPLIT_SUBCASES();
+  LoggedIn f;
+  CHECK(f.say("a1 LSUB \"\" *\r\n") ==
+        "* LSUB () \"/\" INBOX\r\n"
+        "* LSUB (\\Noselect) \"/\" Gone\r\n"
+        "* LSUB () \"/\" Work/2025/Q4\r\n"
+        "a1 OK LSUB completed\r\n");
+  CHECK(f.say("a2 LSUB \"\" %\r\n") ==
+        "* LSUB () \"/\" INBOX\r\n"
+        "* LSUB (\\Noselect) \"/\" Gone\r\n"
+        "* LSUB (\\Noselect) \"/\" Work\r\n"
+        "a2 OK LSUB completed\r\n");
+}
+
+TEST_CASE("imap::Server: STATUS, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE") {
+  SPLIT_SUBCASES();
+  LoggedIn f;
+  CHECK(f.say("a1 STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE HIGHESTMODSEQ RECENT)\r\n") ==
+        "* STATUS INBOX (MESSAGES 3 UIDNEXT 7 UIDVALIDITY 42 UNSEEN 1 DELETED 1 SIZE 9000 HIGHESTMODSEQ 12 RECENT 0)\r\n"
+        "a1 OK STATUS completed\r\n");
+  CHECK(f.say("a2 STATUS Nope (MESSAGES)\r\n") == "a2 NO [NONEXISTENT] No such mailbox\r\n");
+  CHECK(f.say("a3 STATUS INBOX (FROB)\r\n") == "a3 BAD Unknown STATUS item FROB\r\n");
+  CHECK(f.say("a4 CREATE Projects/\r\n") == "a4 OK CREATE completed\r\n");  // the delimiter dropped
+  CHECK(f.say("a5 CREATE Projects\r\n") == "a5 NO [ALREADYEXISTS] It exists\r\n");
+  CHECK(f.say("a6 CREATE inbox\r\n") == "a6 NO [ALREADYEXISTS] INBOX always exists\r\n");
+  CHECK(f.say("a7 CREATE \"a//b\"\r\n") == "a7 BAD Invalid mailbox name\r\n");
+  CHECK(f.say("a8 CREATE \"a*\"\r\n") == "a8 BAD Invalid mailbox name\r\n");
+  CHECK(f.say("a9 RENAME Projects Archive/Projects\r\n") == "a9 OK RENAME completed\r\n");
+  CHECK(f.say("b1 RENAME Sent INBOX\r\n") == "b1 NO [ALREADYEXISTS] INBOX always exists\r\n");
+  CHECK(f.say("b2 RENAME Work Work/Sub\r\n") == "b2 NO [CANNOT] A mailbox cannot move into itself\r\n");
+  CHECK(f.say("b3 DELETE INBOX\r\n") == "b3 NO [CANNOT] INBOX cannot be deleted\r\n");
+  CHECK(f.say("b4 DELETE Archive/Projects\r\n") == "b4 OK DELETE completed\r\n");
+  CHECK(f.say("b5 DELETE Archive/Projects\r\n") == "b5 NO [NONEXISTENT] No such mailbox\r\n");
+  CHECK(f.say("b6 SUBSCRIBE Sent\r\nb7 UNSUBSCRIBE Gone\r\n") ==
+        "b6 OK SUBSCRIBE completed\r\nb7 OK UNSUBSCRIBE completed\r\n");
+  CHECK(f.session.calls == std::vector<std::string>{
+      "STATUS INBOX", "STATUS Nope", "CREATE Projects", "CREATE Projects", "RENAME Projects Archive/Projects",
+      "DELETE Archive/Projects", "DELETE Archive/Projects", "SUBSCRIBE Sent", "UNSUBSCRIBE Gone"});
+  // A pending change holds the commands after it.
+  f.session.pend = true;
+  CHECK(f.say("c1 RENAME Sent Outbox\r\nc2 NOOP\r\n") == "");
+  CHECK(f.server->complete(Verdict::reject(RespCode::InUse, "Busy")).ok());
+  CHECK(take_output(*f.server) == "c1 NO [INUSE] Busy\r\nc2 OK NOOP completed\r\n");
+}
+
+TEST_CASE("imap::Server: mailbox names in modified UTF-7 for IMAP4rev1, UTF-8 for IMAP4rev2") {
+  SPLIT_SUBCASES();
+  LoggedIn f;
+  CHECK(f.say("a1 CREATE Entw&APw-rfe\r\n") == "a1 OK CREATE completed\r\n");
+  CHECK(f.session.boxes.count("Entw\xC3\xBCrfe") == 1);
+  CHECK(f.say("a2 LIST \"\" Entw*\r\n") == "* LIST (\\HasNoChildren) \"/\" Entw&APw-rfe\r\na2 OK LIST completed\r\n");
+  CHECK(f.say("a3 CREATE Entw&APx-\r\n") == "a3 BAD Invalid mailbox name\r\n");
+  f.say("e1 ENABLE IMAP4rev2\r\n");
+  CHECK(f.say("a4 LIST \"\" Entw*\r\n") == "* LIST (\\HasNoChildren) \"/\" \"Entw\xC3\xBCrfe\"\r\na4 OK LIST completed\r\n");
+  CHECK(f.say("a5 STATUS \"Entw\xC3\xBCrfe\" (MESSAGES)\r\n") == "* STATUS \"Entw\xC3\xBCrfe\" (MESSAGES 3)\r\na5 OK STATUS completed\r\n");
 }

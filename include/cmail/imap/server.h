@@ -71,7 +71,26 @@ struct ServerOptions {
 };
 
 // Response codes of a tagged NO the Session chooses (RFC 9051 7.1, RFC 5530).
-enum class RespCode { None, AuthenticationFailed, AuthorizationFailed, Unavailable, ContactAdmin, Limit };
+enum class RespCode {
+  None, AuthenticationFailed, AuthorizationFailed, Unavailable, ContactAdmin, Limit,
+  TryCreate, NonExistent, AlreadyExists, Cannot, HasChildren, InUse, NoPerm, OverQuota, ServerBug,
+};
+
+// One mailbox of the logged-in user, or a subscribed name, as the Session lists them. Names
+// are UTF-8 with "/" as the hierarchy delimiter and "INBOX" in upper case; the engine converts
+// them for IMAP4rev1 clients (modified UTF-7).
+struct MailboxInfo {
+  std::string name;
+  std::string special_use;  // RFC 6154 2: "\\Sent", "\\Drafts", ...; empty for none
+  bool exists = true;       // false: only subscribed (RFC 9051 6.3.7 allows that)
+  bool subscribed = false;
+};
+
+// STATUS (RFC 9051 6.3.11, RFC 8438 STATUS=SIZE, RFC 7162 3.1.3 HIGHESTMODSEQ).
+struct MailboxStatus {
+  std::uint32_t messages = 0, recent = 0, uidnext = 1, uidvalidity = 0, unseen = 0, deleted = 0;
+  std::uint64_t size = 0, highest_modseq = 0;
+};
 CMAIL_EXPORT std::string_view to_string(RespCode c);  // "AUTHENTICATIONFAILED", ... ("" for None)
 
 // A Session's answer to one decision.
@@ -80,17 +99,27 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   // Log-in: the credentials are good and the client is now `identity` (the authorization
   // identity: an alias logs in as its target).
   static Verdict user(std::string identity);
+  // The command's change is done (CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE: durable).
+  static Verdict accept();
+  // LIST and LSUB: every mailbox of the user and every subscribed name, in any order.
+  static Verdict mailboxes(std::vector<MailboxInfo> list);
+  // STATUS.
+  static Verdict counts(MailboxStatus counts);
   // Sent as "tag NO [code] text".
   static Verdict reject(RespCode code, std::string text);
 
   RespCode code() const { return code_; }
   const std::string& text() const { return text_; }
+  std::vector<MailboxInfo> take_mailboxes() { return std::move(mailboxes_); }
+  const MailboxStatus& counts() const { return counts_; }
 
  private:
   friend class proto::VerdictBase<Verdict>;
   explicit Verdict(Kind k) : VerdictBase(k) {}
   RespCode code_ = RespCode::None;
   std::string text_;  // reject: the text; user: the identity
+  std::vector<MailboxInfo> mailboxes_;
+  MailboxStatus counts_;
 };
 
 class CMAIL_EXPORT Session {
@@ -100,6 +129,22 @@ class CMAIL_EXPORT Session {
   // AuthenticationFailed for bad credentials, AuthorizationFailed for a user who may not use
   // IMAP, Unavailable for a temporary failure.
   virtual Verdict login(const sasl::Credentials& credentials) = 0;
+
+  // The mailbox commands of the logged-in user. Names as in MailboxInfo. The defaults refuse
+  // with [CANNOT] (an embedder that serves log-ins only).
+  // LIST, LSUB: Verdict::mailboxes().
+  virtual Verdict list_mailboxes();
+  // STATUS: Verdict::counts(); NonExistent for an unknown mailbox.
+  virtual Verdict status(const std::string& mailbox);
+  // CREATE (RFC 9051 6.3.4): AlreadyExists when it does; parents are the Session's to create.
+  virtual Verdict create(const std::string& mailbox);
+  // DELETE (RFC 9051 6.3.5); never asked for INBOX.
+  virtual Verdict remove(const std::string& mailbox);
+  // RENAME (RFC 9051 6.3.6): children move with it; `from` INBOX moves its messages into a new
+  // mailbox `to` and leaves INBOX empty. Never asked with `to` INBOX.
+  virtual Verdict rename(const std::string& from, const std::string& to);
+  // SUBSCRIBE / UNSUBSCRIBE (RFC 9051 6.3.7, 6.3.8).
+  virtual Verdict subscribe(const std::string& mailbox, bool subscribed);
   // Diagnostics the embedder may log (never sent to the peer).
   virtual void log(std::string_view) {}
 };
@@ -139,7 +184,16 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   bool condstore() const { return condstore_; }
 
  private:
-  enum class Decision { Login };
+  enum class Decision { Login, List, Status, Change };
+  // LIST or LSUB waiting for the mailboxes (RFC 9051 6.3.9, RFC 5258, RFC 3501 6.3.9).
+  struct ListRequest {
+    bool lsub = false;
+    bool extended = false;          // LIST-EXTENDED syntax was used (RFC 5258 3)
+    bool select_subscribed = false, select_special_use = false, recursive = false;
+    bool return_subscribed = false;
+    std::vector<std::string> patterns;  // reference + pattern, UTF-8
+    bool root_only = false;             // LIST "" "": the delimiter (RFC 9051 6.3.9)
+  };
   enum class Input {
     Line,          // the next line piece
     Literal,       // the octets of an announced literal, into the parser
@@ -175,6 +229,26 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void cmd_enable(const std::string& tag, const Values& args);
   void cmd_id(const std::string& tag, const Values& args);
   void cmd_namespace(const std::string& tag, const Values& args);
+  void cmd_list(const std::string& tag, const Values& args);
+  void cmd_lsub(const std::string& tag, const Values& args);
+  void cmd_status(const std::string& tag, const Values& args);
+  void cmd_create(const std::string& tag, const Values& args);
+  void cmd_delete(const std::string& tag, const Values& args);
+  void cmd_rename(const std::string& tag, const Values& args);
+  void cmd_subscribe(const std::string& tag, const Values& args);
+  void cmd_unsubscribe(const std::string& tag, const Values& args);
+  void list_or_lsub(const std::string& tag, const Values& args, bool lsub);
+  void send_list(std::vector<MailboxInfo> mailboxes);
+  void send_status(const MailboxStatus& st);
+  void ask(Decision d, const std::string& tag, std::string done_text, Verdict v);
+  void change_done(Verdict v);
+  void refused(const std::string& tag, const Verdict& v);
+
+  // A mailbox name from the wire (modified UTF-7 for IMAP4rev1 clients), as UTF-8 with INBOX
+  // in upper case; nullopt when it is not one.
+  std::optional<std::string> mailbox_name(const Value& v) const;
+  // A name (UTF-8) for the wire.
+  std::string encode_mailbox(const std::string& name) const;
 
   struct Command {
     std::string_view name;
@@ -201,6 +275,10 @@ class CMAIL_EXPORT Server : public proto::Conversation {
 
   proto::Awaiting<Decision> awaiting_;
   std::string pending_tag_;
+  std::string pending_done_;  // the tagged OK's text once the pending change is done
+  ListRequest list_;
+  std::string status_name_;                 // STATUS: the mailbox, as the client named it
+  std::vector<std::string> status_items_;   // STATUS: the items asked for, upper case
   sasl::ServerAuth sasl_{"+ "};  // RFC 9051 6.2.2: "+" SP base64 challenge
   std::string sasl_tag_;
   std::string user_;
