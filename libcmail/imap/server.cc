@@ -846,18 +846,15 @@ void Server::cmd_rename(const std::string& tag, const Values& args) {
   ask(Decision::Change, tag, "RENAME completed", session_.rename(*from, *to));
 }
 
-void Server::cmd_subscribe(const std::string& tag, const Values& args) {
-  if (args.size() != 1) return bad(tag, "SUBSCRIBE needs a mailbox name");
-  auto name = mailbox_name(args[0]);
-  if (!name || !valid_name(*name)) return bad(tag, "Invalid mailbox name");
-  ask(Decision::Change, tag, "SUBSCRIBE completed", session_.subscribe(*name, true));
-}
+void Server::cmd_subscribe(const std::string& tag, const Values& args) { subscription(tag, args, true); }
+void Server::cmd_unsubscribe(const std::string& tag, const Values& args) { subscription(tag, args, false); }
 
-void Server::cmd_unsubscribe(const std::string& tag, const Values& args) {
-  if (args.size() != 1) return bad(tag, "UNSUBSCRIBE needs a mailbox name");
+void Server::subscription(const std::string& tag, const Values& args, bool on) {
+  const std::string verb = on ? "SUBSCRIBE" : "UNSUBSCRIBE";
+  if (args.size() != 1) return bad(tag, verb + " needs a mailbox name");
   auto name = mailbox_name(args[0]);
   if (!name || !valid_name(*name)) return bad(tag, "Invalid mailbox name");
-  ask(Decision::Change, tag, "UNSUBSCRIBE completed", session_.subscribe(*name, false));
+  ask(Decision::Change, tag, verb + " completed", session_.subscribe(*name, on));
 }
 
 }  // namespace cmail::imap

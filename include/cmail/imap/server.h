@@ -238,6 +238,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void cmd_subscribe(const std::string& tag, const Values& args);
   void cmd_unsubscribe(const std::string& tag, const Values& args);
   void list_or_lsub(const std::string& tag, const Values& args, bool lsub);
+  void subscription(const std::string& tag, const Values& args, bool on);
   void send_list(std::vector<MailboxInfo> mailboxes);
   void send_status(const MailboxStatus& st);
   void ask(Decision d, const std::string& tag, std::string done_text, Verdict v);
