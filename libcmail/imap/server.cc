@@ -3,6 +3,8 @@
 
 #include <cmail/proto/ascii.h>
 
+#include <algorithm>
+#include <limits>
 #include <map>
 #include <utility>
 
@@ -21,6 +23,9 @@ std::string upper(std::string_view s) {
 Options parser_options(const ServerOptions& o) {
   Options p;
   p.limits = o.limits;
+  // The engine holds literals to their limits itself once they are announced (take_piece):
+  // limits.max_literal, or max_append for APPEND's message, which streams past the parser.
+  p.limits.max_literal = std::numeric_limits<std::uint64_t>::max();
   p.utf8 = true;  // RFC 9051 9: QUOTED-CHAR takes UTF-8; rev1 clients never send it
   return p;
 }
@@ -53,6 +58,18 @@ const Server::Command Server::kCommands[] = {
     {"RENAME", false, true, true, &Server::cmd_rename},         // RFC 9051 6.3.6
     {"SUBSCRIBE", false, true, true, &Server::cmd_subscribe},   // RFC 9051 6.3.7
     {"UNSUBSCRIBE", false, true, true, &Server::cmd_unsubscribe},  // RFC 9051 6.3.8
+    {"SELECT", false, true, true, &Server::cmd_select},         // RFC 9051 6.3.2
+    {"EXAMINE", false, true, true, &Server::cmd_examine},       // RFC 9051 6.3.3
+    {"APPEND", false, true, true, &Server::cmd_append},         // RFC 9051 6.3.12
+    {"IDLE", false, true, true, &Server::cmd_idle},             // RFC 2177 3
+    {"CHECK", false, false, true, &Server::cmd_check},          // RFC 3501 6.4.1
+    {"CLOSE", false, false, true, &Server::cmd_close},          // RFC 9051 6.4.1
+    {"UNSELECT", false, false, true, &Server::cmd_unselect},    // RFC 3691 2, RFC 9051 6.4.2
+    {"EXPUNGE", false, false, true, &Server::cmd_expunge},      // RFC 9051 6.4.3
+    {"STORE", false, false, true, &Server::cmd_store},          // RFC 9051 6.4.6
+    {"COPY", false, false, true, &Server::cmd_copy},            // RFC 9051 6.4.7
+    {"MOVE", false, false, true, &Server::cmd_move},            // RFC 6851 3.1, RFC 9051 6.4.8
+    {"UID", false, false, true, &Server::cmd_uid},              // RFC 9051 6.4.9
 };
 
 std::string_view to_string(RespCode c) {
@@ -134,7 +151,9 @@ Server::Server(const ServerOptions& options, Session& session)
   untagged("OK [CAPABILITY " + capabilities() + "] " + options_.hostname + " IMAP server ready");
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  if (input_ == Input::Append || input_ == Input::AppendTail) session_.append_abort();
+}
 
 void Server::untagged(std::string_view text) {
   std::string& out = output();
@@ -162,6 +181,7 @@ void Server::bad(std::string_view tag, std::string_view text) {
 
 void Server::bye_and_close(std::string_view text) {
   if (state_ == State::Logout) return;
+  end_session();
   untagged(std::string("BYE ") + std::string(text));  // RFC 9051 7.1.5
   state_ = State::Logout;
   close();
@@ -181,7 +201,8 @@ std::string Server::capabilities() const {
       c += " LOGINDISABLED";  // RFC 9051 6.2.3
     }
   } else {
-    c += " LIST-EXTENDED SPECIAL-USE CHILDREN STATUS=SIZE";
+    c += " LIST-EXTENDED SPECIAL-USE CHILDREN STATUS=SIZE UIDPLUS MOVE UNSELECT IDLE";
+    c += " APPENDLIMIT=" + std::to_string(options_.max_append);  // RFC 7889 3
   }
   return c;
 }
@@ -193,8 +214,15 @@ void Server::receive(std::string_view bytes) {
   if (accept_input(bytes)) process();
 }
 
+void Server::end_session() {
+  if (input_ == Input::Append || input_ == Input::AppendTail) session_.append_abort();
+  input_ = Input::Line;
+  leave_selected();
+}
+
 void Server::receive_eof() {
   if (state_ == State::Logout) return;
+  end_session();
   state_ = State::Logout;
   close();
 }
@@ -225,6 +253,16 @@ void Server::reset_parser() {
 
 void Server::process() {
   while (state_ != State::Logout && !awaiting_.active() && !tls_pending()) {
+    if (input_ == Input::Append) {
+      // APPEND's message: to the Session as it arrives, never held here.
+      std::string_view chunk = in_.peek(static_cast<std::size_t>(std::min<std::uint64_t>(append_remaining_, 1 << 20)));
+      if (chunk.empty()) return;
+      session_.append_chunk(chunk);
+      append_remaining_ -= chunk.size();
+      in_.consume(chunk.size());
+      if (append_remaining_ == 0) input_ = Input::AppendTail;
+      continue;
+    }
     if (input_ == Input::Literal || input_ == Input::DropLiteral) {
       std::uint64_t want = input_ == Input::Literal ? parser_.literal_remaining() : drop_remaining_;
       std::string_view chunk = in_.peek(static_cast<std::size_t>(std::min<std::uint64_t>(want, 1 << 20)));
@@ -264,6 +302,10 @@ void Server::process() {
       input_ = Input::Line;
       ++phase_;
       sasl_step(sasl_.respond(line));
+    } else if (input_ == Input::Idle) {
+      idle_line(line);
+    } else if (input_ == Input::AppendTail) {
+      append_tail(line);
     } else {
       take_piece(line);
     }
@@ -282,7 +324,7 @@ void Server::take_piece(std::string_view piece) {
     input_ = Input::Line;
     reset_parser();
     ++phase_;
-    return bad(refused_tag_, refused_text_);
+    return refusal_done();
   }
   if (!mid_command_) refused_tag_ = leading_tag(piece);
   mid_command_ = true;
@@ -294,6 +336,9 @@ void Server::take_piece(std::string_view piece) {
       return command(std::move(values));
     }
     case Parser::State::Literal:
+      if (append_intercept(piece)) return;
+      if (parser_.literal().size > options_.limits.max_literal)
+        return refuse(piece, "Literal too large", true);
       // RFC 9051 7.5: a continuation request for a synchronizing literal; RFC 7888 3: none for
       // "{N+}".
       if (!parser_.literal().non_synchronizing) write("+ Ready for literal data\r\n");
@@ -323,7 +368,35 @@ void Server::refuse(std::string_view piece, std::string text, bool too_big) {
   reset_parser();
   ++phase_;
   input_ = Input::Line;
-  bad(refused_tag_, refused_text_);
+  refusal_done();
+}
+
+void Server::refusal_done() {
+  if (!refused_no_) return bad(refused_tag_, refused_text_);
+  refused_no_ = false;
+  tagged(refused_tag_.empty() ? "*" : refused_tag_, "NO", refused_text_);
+}
+
+void Server::append_tail(std::string_view line) {
+  // RFC 9051 6.3.12: the command ends after the message (RFC 3502 MULTIAPPEND is not offered).
+  ++phase_;
+  reset_parser();
+  if (!line.empty()) {
+    session_.append_abort();
+    refused_tag_ = pending_tag_;
+    refused_text_ = "APPEND takes one message";
+    auto more = trailing_literal(line);
+    if (more && more->non_synchronizing && more->size) {
+      drop_remaining_ = more->size;
+      input_ = Input::DropLiteral;
+      return;
+    }
+    input_ = Input::Line;
+    return bad(refused_tag_, refused_text_);
+  }
+  input_ = Input::Line;
+  const std::string tag = std::move(pending_tag_);
+  ask(Decision::AppendEnd, tag, std::move(pending_done_), session_.append_end());
 }
 
 void Server::command(Values values) {
@@ -354,12 +427,14 @@ void Server::cmd_capability(const std::string& tag, const Values& args) {
 
 void Server::cmd_noop(const std::string& tag, const Values& args) {
   if (!args.empty()) return bad(tag, "NOOP takes no arguments");
-  tagged(tag, "OK", "NOOP completed");
+  // RFC 9051 6.1.2: in the selected state, the chance to report changes.
+  finish(tag, "NOOP completed", true, true);
 }
 
 void Server::cmd_logout(const std::string& tag, const Values& args) {
   if (!args.empty()) return bad(tag, "LOGOUT takes no arguments");
   // RFC 9051 6.1.3: BYE first, then the tagged OK, then the server closes.
+  end_session();
   untagged("BYE " + options_.hostname + " logging out");
   tagged(tag, "OK", "LOGOUT completed");
   state_ = State::Logout;
@@ -446,6 +521,8 @@ void Server::ask(Decision d, const std::string& tag, std::string done_text, Verd
 void Server::apply(Verdict v) {
   if (v.kind() == Verdict::Kind::Pending) return;
   const Decision d = awaiting_.end();
+  if (d != Decision::Login && d != Decision::List && d != Decision::Status && d != Decision::Change)
+    return apply_selected(d, std::move(v));
   if (d != Decision::Login) {
     const std::string tag = std::move(pending_tag_);
     if (!v.accepted()) return refused(tag, v);

@@ -185,6 +185,10 @@ class CMAIL_EXPORT Parser {
   const Error& error() const { return error_; }  // in state Failed
   const std::vector<Value>& values() const { return top_; }  // in state Done
   std::vector<Value> take_values() { return std::move(top_); }
+  // In state Literal: the values before the announced literal, and whether a list is still
+  // open around it (the engine streams APPEND's message instead of feeding it here).
+  const std::vector<Value>& partial_values() const { return top_; }
+  bool in_list() const { return !open_.empty(); }
   // For the next line, with the same options.
   void reset();
 

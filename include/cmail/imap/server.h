@@ -1,19 +1,34 @@
 // cmail/imap/server.h: one IMAP server conversation as a sans-I/O state machine.
 //
-// RFC 9051 (IMAP4rev2) and RFC 3501 (IMAP4rev1). This first part of the engine holds what
-// every later command builds on: the command loop over the wire codec (cmail/imap/codec.h)
-// with its literals, the states of RFC 9051 3, and the commands of the not-authenticated and
-// any state: CAPABILITY, NOOP, LOGOUT (RFC 9051 6.1), STARTTLS, AUTHENTICATE, LOGIN (6.2),
-// ENABLE (RFC 5161, RFC 9051 6.3.1), ID (RFC 2971) and NAMESPACE (RFC 2342, RFC 9051 6.3.10).
-// The mailbox commands come with the mailbox store (docs/imap.md says what is there).
+// RFC 9051 (IMAP4rev2) and RFC 3501 (IMAP4rev1). The engine holds the command loop over the
+// wire codec (cmail/imap/codec.h) with its literals, the states of RFC 9051 3, the commands of
+// the not-authenticated and any state: CAPABILITY, NOOP, LOGOUT (RFC 9051 6.1), STARTTLS,
+// AUTHENTICATE, LOGIN (6.2), ENABLE (RFC 5161, RFC 9051 6.3.1), ID (RFC 2971), the mailbox
+// commands of the authenticated state (6.3), and the selected state (6.4): the view of the
+// selected mailbox (its messages by sequence number), SELECT and EXAMINE, CLOSE, UNSELECT
+// (RFC 3691), EXPUNGE and UID EXPUNGE (RFC 4315), STORE (with CONDSTORE's UNCHANGEDSINCE,
+// RFC 7162), COPY and MOVE (RFC 6851) with COPYUID, APPEND streamed with APPENDUID, IDLE
+// (RFC 2177) and the untagged EXISTS, EXPUNGE and FETCH of changes made elsewhere.
+// docs/imap.md says what is there and what is missing.
 //
 // Input: a command is a sequence of line pieces and literals (the codec's Parser). After a
 // piece that announces a synchronizing literal "{N}" the engine sends "+ " and reads exactly N
 // octets; "{N+}" (RFC 7888 LITERAL+) is read without it. A literal over max_literal is refused
-// before its octets are asked for (tagged NO [TOOBIG], RFC 9051 7.1); its octets, when the
+// before its octets are asked for (tagged BAD [TOOBIG], RFC 7888 4); its octets, when the
 // client sends them anyway (non-synchronizing), are read and dropped, so the conversation
 // stays in step. A command line piece over max_command_line is answered BAD and dropped to its
-// end (RFC 9051 4: a server may set limits and answer BAD).
+// end (RFC 9051 4: a server may set limits and answer BAD). The message literal of APPEND is
+// not held: once the text before it parsed, Session::append_begin() decides, and its octets go
+// to append_chunk() as they arrive (up to max_append octets, RFC 7889 APPENDLIMIT).
+//
+// The view (RFC 9051 2.3.1.2): the engine keeps the UIDs of the selected mailbox in sequence
+// order; sequence numbers in commands resolve against it. Changes made by other sessions or
+// processes come from Session::changes() at the points where the engine may report them: NOOP,
+// CHECK, IDLE, and the end of every command in the selected state once the embedder called
+// mailbox_changed() (or the session itself changed the mailbox). RFC 9051 7.5.1: an expunge
+// is not reported while FETCH, STORE or SEARCH (not their UID forms) is answered, nor when no
+// command is in progress; the message then keeps its sequence number until a command that
+// may report it.
 //
 // Server does no I/O, reads no clock and knows no database: bytes go in through receive(),
 // responses come out of pending_output(), and every decision is a call into the Session the
@@ -24,7 +39,7 @@
 // Thread-safety: none; one Server per connection, used by one thread.
 // Ownership: REQUIRES the Session to outlive the Server. The Session must not call the Server
 // from inside its callbacks; it calls complete() later, from the owner's thread. Callbacks run
-// inside receive() and complete().
+// inside receive(), complete() and mailbox_changed().
 #pragma once
 
 #include <cmail/export.h>
@@ -40,6 +55,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace cmail::imap {
@@ -62,6 +78,9 @@ struct ServerOptions {
   // Values, nesting and literal sizes (cmail/imap/codec.h). Literals are held by the parser,
   // so they are kept small; APPEND's message literal will stream instead.
   Limits limits{32, 10000, 8192, 1 << 20};
+  // The largest message APPEND takes (RFC 7889 APPENDLIMIT, advertised); it streams to the
+  // Session and is never held by the engine.
+  std::uint64_t max_append = 64ull << 20;
   // Unparsed input held while a verdict is pending (pipelined commands); then reading stops.
   std::size_t max_buffered_input = proto::LineReader::kDefaultMaxBuffered;
   int max_errors = 20;         // BAD responses, then BYE and close
@@ -74,6 +93,74 @@ struct ServerOptions {
 enum class RespCode {
   None, AuthenticationFailed, AuthorizationFailed, Unavailable, ContactAdmin, Limit,
   TryCreate, NonExistent, AlreadyExists, Cannot, HasChildren, InUse, NoPerm, OverQuota, ServerBug,
+};
+
+// The flags of a message (RFC 9051 2.3.2): system flags as bits, keywords by name (atoms, as
+// the client wrote them; compared without regard to case).
+enum SystemFlag : std::uint32_t {
+  kSeen = 1u << 0,
+  kAnswered = 1u << 1,
+  kFlagged = 1u << 2,
+  kDeleted = 1u << 3,
+  kDraft = 1u << 4,
+};
+struct Flags {
+  std::uint32_t system = 0;
+  std::vector<std::string> keywords;
+  bool operator==(const Flags&) const = default;
+};
+// "(\Seen \Deleted $Label)": system flags in the order of the bits, then the keywords.
+CMAIL_EXPORT std::string encode_flags(const Flags& f);
+// A flag list (RFC 9051 9: flag-list, or a single flag for STORE): nullopt when an item is not
+// a flag, or is "\Recent" or another system flag the server does not know (RFC 9051 2.3.2:
+// clients may not set \Recent; unknown \-flags are refused), or "\*" (only servers send it).
+CMAIL_EXPORT std::optional<Flags> parse_flags(const Value& v);
+
+// One message of the selected mailbox as the Session reports it.
+struct MessageState {
+  std::uint32_t uid = 0;
+  Flags flags;
+  std::uint64_t modseq = 0;  // RFC 7162; 0 when the Session does not keep them
+  bool operator==(const MessageState&) const = default;
+};
+
+// SELECT and EXAMINE (RFC 9051 6.3.2, 6.3.3).
+struct SelectResult {
+  std::uint32_t uidvalidity = 0, uidnext = 1;
+  std::uint64_t highest_modseq = 0;  // 0: the mailbox has no modseqs (NOMODSEQ, RFC 7162 3.1.2.2)
+  std::vector<MessageState> messages;  // every message, in UID order
+  std::vector<std::string> keywords;   // the keywords defined in the mailbox (FLAGS)
+  bool read_only = false;              // the Session may make a SELECT read-only
+};
+
+// What changed in the selected mailbox since `since` (Session::changes()).
+struct MailboxChanges {
+  std::uint32_t uidnext = 1;
+  std::uint64_t highest_modseq = 0;
+  // Messages added or changed since then (new ones have UIDs the view does not hold), in UID
+  // order, with their current flags.
+  std::vector<MessageState> messages;
+  std::vector<std::uint32_t> expunged;  // UIDs expunged since then
+};
+
+// STORE (RFC 9051 6.4.6, RFC 7162 3.1.3).
+enum class StoreOp { Replace, Add, Remove };
+struct StoreResult {
+  // Every message of the set that still exists, with its flags after the change.
+  std::vector<MessageState> messages;
+  // UNCHANGEDSINCE: the messages not changed because their modseq was higher (RFC 7162 3.1.3).
+  std::vector<std::uint32_t> modified;
+};
+
+// COPY and MOVE (RFC 4315 3 COPYUID, RFC 6851 3.3).
+struct CopyResult {
+  std::uint32_t uidvalidity = 0;  // of the target mailbox
+  std::vector<std::uint32_t> source, target;  // UIDs, pairwise; source ascending
+};
+
+// APPEND (RFC 4315 3 APPENDUID).
+struct AppendResult {
+  std::uint32_t uidvalidity = 0, uid = 0;
 };
 
 // One mailbox of the logged-in user, or a subscribed name, as the Session lists them. Names
@@ -105,6 +192,15 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   static Verdict mailboxes(std::vector<MailboxInfo> list);
   // STATUS.
   static Verdict counts(MailboxStatus counts);
+  // SELECT, EXAMINE.
+  static Verdict selected(SelectResult r);
+  // Session::changes().
+  static Verdict changes(MailboxChanges c);
+  // EXPUNGE, UID EXPUNGE, CLOSE: the UIDs expunged.
+  static Verdict expunged(std::vector<std::uint32_t> uids);
+  static Verdict stored(StoreResult r);
+  static Verdict copied(CopyResult r);
+  static Verdict appended(AppendResult r);
   // Sent as "tag NO [code] text".
   static Verdict reject(RespCode code, std::string text);
 
@@ -112,6 +208,13 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   const std::string& text() const { return text_; }
   std::vector<MailboxInfo> take_mailboxes() { return std::move(mailboxes_); }
   const MailboxStatus& counts() const { return counts_; }
+  // The payload of selected(), changes(), expunged(), stored(), copied(), appended(); a
+  // default value when the verdict carries another.
+  template <typename T>
+  T take() {
+    if (T* p = std::get_if<T>(&payload_)) return std::move(*p);
+    return T{};
+  }
 
  private:
   friend class proto::VerdictBase<Verdict>;
@@ -120,6 +223,9 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   std::string text_;  // reject: the text; user: the identity
   std::vector<MailboxInfo> mailboxes_;
   MailboxStatus counts_;
+  std::variant<std::monostate, SelectResult, MailboxChanges, std::vector<std::uint32_t>,
+               StoreResult, CopyResult, AppendResult>
+      payload_;
 };
 
 class CMAIL_EXPORT Session {
@@ -145,6 +251,38 @@ class CMAIL_EXPORT Session {
   virtual Verdict rename(const std::string& from, const std::string& to);
   // SUBSCRIBE / UNSUBSCRIBE (RFC 9051 6.3.7, 6.3.8).
   virtual Verdict subscribe(const std::string& mailbox, bool subscribed);
+
+  // The selected state. UIDs are those of the selected mailbox; the engine names only UIDs of
+  // its view, and the Session skips any that no longer exist.
+  // SELECT (read_only false) and EXAMINE (true): Verdict::selected(); NonExistent for an
+  // unknown mailbox. The Session keeps which mailbox is selected until unselect().
+  virtual Verdict select(const std::string& mailbox, bool read_only);
+  // The mailbox is no longer selected (CLOSE, UNSELECT, another SELECT, the end of the
+  // connection). No verdict.
+  virtual void unselect() {}
+  // Changes since modseq `since` (the highest_modseq of the last SelectResult or
+  // MailboxChanges) and UIDs from `uidnext` on: Verdict::changes().
+  virtual Verdict changes(std::uint64_t since, std::uint32_t uidnext);
+  // EXPUNGE (every message with \Deleted; `uids` empty) or UID EXPUNGE (those of `uids`
+  // with \Deleted), durable: Verdict::expunged() with the UIDs removed.
+  virtual Verdict expunge(const std::vector<std::uint32_t>& uids);
+  // STORE, durable: Verdict::stored().
+  virtual Verdict store(const std::vector<std::uint32_t>& uids, StoreOp op, const Flags& flags,
+                        std::optional<std::uint64_t> unchanged_since);
+  // COPY and MOVE (move: the sources are expunged in the same transaction), durable:
+  // Verdict::copied(); TryCreate when the target does not exist.
+  virtual Verdict copy(const std::vector<std::uint32_t>& uids, const std::string& target, bool move);
+  // APPEND (RFC 9051 6.3.12): a message of `size` octets for `mailbox`. Accept to receive it
+  // through append_chunk() (in order, any split), then append_end() stores it durably:
+  // Verdict::appended(). Reject (TryCreate for an unknown mailbox, Limit, OverQuota) and the
+  // octets are not sent or are dropped. append_abort() ends an accepted one without storing
+  // it (the connection ended, or the command turned out malformed after the literal).
+  // `internal_date`: Unix time, nullopt for "now".
+  virtual Verdict append_begin(const std::string& mailbox, const Flags& flags,
+                               std::optional<std::int64_t> internal_date, std::uint64_t size);
+  virtual void append_chunk(std::string_view) {}
+  virtual Verdict append_end();
+  virtual void append_abort() {}
   // Diagnostics the embedder may log (never sent to the peer).
   virtual void log(std::string_view) {}
 };
@@ -173,6 +311,14 @@ class CMAIL_EXPORT Server : public proto::Conversation {
 
   // Answers the pending verdict. InvalidArgument if none is pending.
   Status complete(Verdict v);
+  // The selected mailbox may have changed (another session or process wrote to it): the
+  // engine asks Session::changes() at once when it is idling (IDLE) and no verdict is
+  // pending, else at the end of the next command that may report changes.
+  void mailbox_changed();
+  bool idling() const { return input_ == Input::Idle; }
+  // The selected mailbox (UTF-8), empty outside the selected state; its size in the view.
+  const std::string& selected_mailbox() const { return view_.name; }
+  std::uint32_t exists() const { return static_cast<std::uint32_t>(view_.uids.size()); }
 
   State state() const { return state_; }
   bool tls() const { return tls_; }
@@ -184,7 +330,10 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   bool condstore() const { return condstore_; }
 
  private:
-  enum class Decision { Login, List, Status, Change };
+  enum class Decision {
+    Login, List, Status, Change,
+    Select, Poll, Expunge, Store, Copy, AppendBegin, AppendEnd,
+  };
   // LIST or LSUB waiting for the mailboxes (RFC 9051 6.3.9, RFC 5258, RFC 3501 6.3.9).
   struct ListRequest {
     bool lsub = false;
@@ -200,6 +349,34 @@ class CMAIL_EXPORT Server : public proto::Conversation {
     DropLiteral,   // the octets of a refused literal, read and dropped
     DropLine,      // the rest of a refused command, up to its end
     Sasl,          // the client's response to an AUTHENTICATE challenge
+    Append,        // the octets of APPEND's message, to the Session
+    AppendTail,    // the rest of the APPEND command after its message
+    Idle,          // IDLE: waiting for "DONE" (RFC 2177 3)
+  };
+  // The selected mailbox (RFC 9051 2.3.1.2: sequence numbers are positions in it).
+  struct View {
+    std::string name;
+    bool read_only = false;
+    std::uint32_t uidvalidity = 0, uidnext = 1;
+    std::uint64_t highest_modseq = 0;
+    std::vector<std::uint32_t> uids;           // ascending; uids[seq - 1]
+    std::vector<std::uint32_t> expunge_later;  // expunged, not reported yet (RFC 9051 7.5.1)
+    // Flag changes this session reported itself (STORE), by UID: their modseq, so that the
+    // next poll does not report them again.
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> reported;
+    bool changed = false;  // mailbox_changed() or an own change: poll at the next chance
+  };
+  // The command whose verdict is pending in the selected state, and what its answer needs.
+  struct Request {
+    bool uid = false;          // a UID command (RFC 9051 6.4.9)
+    bool silent = false;       // STORE .SILENT
+    bool move = false;         // MOVE
+    bool read_only = false;    // EXAMINE
+    bool in_idle = false;      // a poll while idling: no tagged response
+    bool expunge_ok = true;    // the poll may report expunges (RFC 9051 7.5.1)
+    std::string select_name;   // SELECT/EXAMINE: the mailbox
+    std::vector<std::string> modified;  // STORE UNCHANGEDSINCE: [MODIFIED set] text
+    std::uint64_t append_size = 0;
   };
   using Values = std::vector<Value>;
 
@@ -212,6 +389,9 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void start_login(const std::string& tag, const sasl::Credentials& creds);
   void apply(Verdict v);
   void reset_parser();
+  void refusal_done();    // the tagged answer to a refused command, once it is dropped
+  void end_session();     // the connection ends: an APPEND aborted, the mailbox unselected
+  void append_tail(std::string_view line);
 
   void untagged(std::string_view text);
   void tagged(std::string_view tag, std::string_view status, std::string_view text);
@@ -237,6 +417,36 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void cmd_rename(const std::string& tag, const Values& args);
   void cmd_subscribe(const std::string& tag, const Values& args);
   void cmd_unsubscribe(const std::string& tag, const Values& args);
+  void cmd_select(const std::string& tag, const Values& args);
+  void cmd_examine(const std::string& tag, const Values& args);
+  void cmd_close(const std::string& tag, const Values& args);
+  void cmd_unselect(const std::string& tag, const Values& args);
+  void cmd_check(const std::string& tag, const Values& args);
+  void cmd_expunge(const std::string& tag, const Values& args);
+  void cmd_store(const std::string& tag, const Values& args);
+  void cmd_copy(const std::string& tag, const Values& args);
+  void cmd_move(const std::string& tag, const Values& args);
+  void cmd_uid(const std::string& tag, const Values& args);
+  void cmd_append(const std::string& tag, const Values& args);
+  void cmd_idle(const std::string& tag, const Values& args);
+  void select_or_examine(const std::string& tag, const Values& args, bool read_only);
+  void leave_selected();
+  void store(const std::string& tag, const Values& args, bool uid);
+  void copy_or_move(const std::string& tag, const Values& args, bool uid, bool move);
+  void uid_expunge(const std::string& tag, const Values& args);
+  // The UIDs of a sequence set (message numbers, or UIDs when `uid`) in the view; nullopt for
+  // a message number over the view's size (RFC 9051 9: seq-number).
+  std::optional<std::vector<std::uint32_t>> resolve(const SequenceSet& set, bool uid) const;
+  std::uint32_t seq_of(std::uint32_t uid) const;  // 0 when not in the view
+  // The end of a selected-state command: report changes first when there are some to look
+  // for (poll), then the tagged OK.
+  void finish(const std::string& tag, std::string text, bool expunge_ok, bool force_poll = false);
+  void apply_selected(Decision d, Verdict v);
+  void report_changes(MailboxChanges c, bool expunge_ok);
+  void report_expunged(const std::vector<std::uint32_t>& uids);  // sends EXPUNGE, updates the view
+  std::string fetch_flags_line(std::uint32_t seq, const MessageState& m, bool with_uid) const;
+  bool append_intercept(std::string_view piece);
+  void idle_line(std::string_view line);
   void list_or_lsub(const std::string& tag, const Values& args, bool lsub);
   void subscription(const std::string& tag, const Values& args, bool on);
   void send_list(std::vector<MailboxInfo> mailboxes);
@@ -272,6 +482,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   std::string refused_tag_;           // the tag of a command being dropped
   std::string refused_text_;          // its tagged response, sent once it is dropped
   bool refused_too_big_ = false;
+  bool refused_no_ = false;           // the dropped command is answered NO, not BAD
   bool mid_command_ = false;          // part of a command has been taken (deadline())
 
   proto::Awaiting<Decision> awaiting_;
@@ -284,6 +495,12 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   std::string sasl_tag_;
   std::string user_;
   std::uint64_t phase_ = 0;  // counts commands taken (deadline())
+
+  View view_;
+  Request request_;
+  std::uint64_t append_remaining_ = 0;  // Append: octets still to pass to the Session
+  bool append_sync_ = false;             // the APPEND literal was synchronizing
+  std::string idle_tag_;
 };
 
 CMAIL_EXPORT const char* to_string(Server::State s);

@@ -1,0 +1,405 @@
+// imap::Server in the selected state: SELECT and EXAMINE, STORE, EXPUNGE, COPY and MOVE,
+// APPEND streamed to the Session, IDLE, and changes made elsewhere reported at the points
+// RFC 9051 7.5.1 allows. Every conversation is fed whole, byte by byte and in random splits
+// (harness.h), against a Session that keeps mailboxes in memory the way a store does (UIDs,
+// modseqs, an expunge log).
+#include "harness.h"
+
+#include <cmail/imap/server.h>
+
+#include <algorithm>
+#include <map>
+
+using namespace cmail;
+using namespace cmail::imap;
+using namespace cmail::test;
+
+namespace {
+
+struct Message {
+  std::uint32_t uid;
+  Flags flags;
+  std::uint64_t modseq;
+  std::string body;
+};
+
+struct Box {
+  std::uint32_t uidvalidity = 100, uidnext = 1;
+  std::uint64_t modseq = 1;
+  std::vector<Message> messages;
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> expunged;  // uid, modseq
+
+  std::uint32_t add(std::string body, Flags flags = {}) {
+    messages.push_back({uidnext, std::move(flags), ++modseq, std::move(body)});
+    return uidnext++;
+  }
+  Message* find(std::uint32_t uid) {
+    for (Message& m : messages)
+      if (m.uid == uid) return &m;
+    return nullptr;
+  }
+  void set_flags(std::uint32_t uid, Flags f) {
+    Message* m = find(uid);
+    m->flags = std::move(f);
+    m->modseq = ++modseq;
+  }
+  void remove(std::uint32_t uid) {
+    messages.erase(std::remove_if(messages.begin(), messages.end(), [&](const Message& m) { return m.uid == uid; }),
+                   messages.end());
+    expunged.emplace_back(uid, ++modseq);
+  }
+};
+
+// A store in memory, shared by the sessions of one test (another "process" changes it too).
+struct Mailstore {
+  std::map<std::string, Box> boxes;
+};
+
+struct MailSession : Session {
+  Mailstore& db;
+  std::string selected;
+  std::vector<std::string> calls;
+  std::string appended;  // octets given to append_chunk()
+  std::string append_to;
+  Flags append_flags;
+  std::optional<std::int64_t> append_date;
+  bool aborted = false;
+
+  explicit MailSession(Mailstore& s) : db(s) {}
+  Box& box() { return db.boxes.at(selected); }
+
+  Verdict login(const sasl::Credentials& c) override { return Verdict::user(c.authcid); }
+  Verdict select(const std::string& name, bool read_only) override {
+    calls.push_back((read_only ? "EXAMINE " : "SELECT ") + name);
+    auto it = db.boxes.find(name);
+    if (it == db.boxes.end()) return Verdict::reject(RespCode::NonExistent, "No such mailbox");
+    selected = name;
+    SelectResult r;
+    r.uidvalidity = it->second.uidvalidity;
+    r.uidnext = it->second.uidnext;
+    r.highest_modseq = it->second.modseq;
+    for (const Message& m : it->second.messages) r.messages.push_back({m.uid, m.flags, m.modseq});
+    r.keywords = {"$Forwarded"};
+    return Verdict::selected(r);
+  }
+  void unselect() override {
+    calls.push_back("UNSELECT");
+    selected.clear();
+  }
+  Verdict changes(std::uint64_t since, std::uint32_t) override {
+    calls.push_back("CHANGES " + std::to_string(since));
+    MailboxChanges c;
+    c.uidnext = box().uidnext;
+    c.highest_modseq = box().modseq;
+    for (const Message& m : box().messages)
+      if (m.modseq > since) c.messages.push_back({m.uid, m.flags, m.modseq});
+    for (auto [uid, modseq] : box().expunged)
+      if (modseq > since) c.expunged.push_back(uid);
+    return Verdict::changes(c);
+  }
+  Verdict expunge(const std::vector<std::uint32_t>& uids) override {
+    calls.push_back("EXPUNGE " + std::to_string(uids.size()));
+    std::vector<std::uint32_t> gone;
+    for (const Message& m : box().messages)
+      if ((m.flags.system & kDeleted) && (uids.empty() || std::count(uids.begin(), uids.end(), m.uid)))
+        gone.push_back(m.uid);
+    for (std::uint32_t u : gone) box().remove(u);
+    return Verdict::expunged(gone);
+  }
+  Verdict store(const std::vector<std::uint32_t>& uids, StoreOp op, const Flags& flags,
+                std::optional<std::uint64_t> unchanged_since) override {
+    calls.push_back("STORE " + std::to_string(uids.size()));
+    StoreResult r;
+    for (std::uint32_t uid : uids) {
+      Message* m = box().find(uid);
+      if (!m) continue;
+      if (unchanged_since && m->modseq > *unchanged_since) {
+        r.modified.push_back(uid);
+        continue;
+      }
+      Flags f = m->flags;
+      if (op == StoreOp::Replace) f = flags;
+      else if (op == StoreOp::Add) f.system |= flags.system;
+      else f.system &= ~flags.system;
+      if (op == StoreOp::Add)
+        for (const std::string& k : flags.keywords)
+          if (!std::count(f.keywords.begin(), f.keywords.end(), k)) f.keywords.push_back(k);
+      if (op == StoreOp::Remove)
+        for (const std::string& k : flags.keywords) std::erase(f.keywords, k);
+      if (!(f == m->flags)) box().set_flags(uid, f);
+      r.messages.push_back({m->uid, m->flags, m->modseq});
+    }
+    return Verdict::stored(r);
+  }
+  Verdict copy(const std::vector<std::uint32_t>& uids, const std::string& target, bool move) override {
+    calls.push_back((move ? "MOVE " : "COPY ") + target);
+    auto it = db.boxes.find(target);
+    if (it == db.boxes.end()) return Verdict::reject(RespCode::TryCreate, "No such mailbox");
+    CopyResult r;
+    r.uidvalidity = it->second.uidvalidity;
+    std::vector<Message> sources;
+    for (std::uint32_t uid : uids)
+      if (Message* m = box().find(uid)) sources.push_back(*m);
+    for (const Message& m : sources) {
+      r.source.push_back(m.uid);
+      r.target.push_back(it->second.add(m.body, m.flags));
+      if (move) box().remove(m.uid);
+    }
+    return Verdict::copied(r);
+  }
+  Verdict append_begin(const std::string& name, const Flags& flags, std::optional<std::int64_t> date,
+                       std::uint64_t size) override {
+    calls.push_back("APPEND " + name + " " + std::to_string(size));
+    if (!db.boxes.count(name)) return Verdict::reject(RespCode::TryCreate, "No such mailbox");
+    append_to = name;
+    append_flags = flags;
+    append_date = date;
+    appended.clear();
+    return Verdict::accept();
+  }
+  void append_chunk(std::string_view bytes) override { appended += bytes; }
+  Verdict append_end() override {
+    Box& b = db.boxes.at(append_to);
+    AppendResult r{b.uidvalidity, b.add(appended, append_flags)};
+    return Verdict::appended(r);
+  }
+  void append_abort() override { aborted = true; }
+};
+
+struct Fixture {
+  Mailstore store;
+  MailSession session{store};
+  ServerOptions options;
+  std::unique_ptr<Server> server;
+  Fixture() {
+    Box& inbox = store.boxes["INBOX"];
+    inbox.add("one", Flags{kSeen, {}});
+    inbox.add("two", Flags{});
+    inbox.add("three", Flags{kSeen | kFlagged, {"$Forwarded"}});
+    store.boxes["Archive"].uidvalidity = 200;
+    options.max_append = 4 << 20;
+    server = std::make_unique<Server>(options, session);
+    take_output(*server);
+    say("l LOGIN alice pw\r\n");
+  }
+  std::string say(std::string_view bytes) {
+    feed(*server, bytes);
+    return take_output(*server);
+  }
+  void select() {
+    std::string out = say("s SELECT INBOX\r\n");
+    REQUIRE(out.find("s OK [READ-WRITE] SELECT completed\r\n") != std::string::npos);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("imap::Server: SELECT and EXAMINE send the mailbox's state (RFC 9051 6.3.2, RFC 3501 6.3.1)") {
+  SPLIT_SUBCASES();
+  Fixture f;
+  CHECK(f.say("a1 SELECT inbox\r\n") ==
+        "* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Forwarded)\r\n"
+        "* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Forwarded \\*)] Flags permitted\r\n"
+        "* 3 EXISTS\r\n"
+        "* 0 RECENT\r\n"
+        "* OK [UNSEEN 2] First unseen\r\n"
+        "* OK [UIDVALIDITY 100] UIDs valid\r\n"
+        "* OK [UIDNEXT 4] Predicted next UID\r\n"
+        "a1 OK [READ-WRITE] SELECT completed\r\n");
+  CHECK(f.server->state() == Server::State::Selected);
+  CHECK(f.server->exists() == 3);
+  // EXAMINE: read-only, no permanent flags; RFC 7162 3.1.8: (CONDSTORE) adds HIGHESTMODSEQ.
+  std::string out = f.say("a2 EXAMINE Archive (CONDSTORE)\r\n");
+  CHECK(out.find("* OK [PERMANENTFLAGS ()] Flags permitted\r\n") != std::string::npos);
+  CHECK(out.find("* 0 EXISTS\r\n") != std::string::npos);
+  CHECK(out.find("* OK [HIGHESTMODSEQ 1] Highest\r\n") != std::string::npos);
+  CHECK(out.find("a2 OK [READ-ONLY] EXAMINE completed\r\n") != std::string::npos);
+  CHECK(f.server->selected_mailbox() == "Archive");
+  CHECK(f.say("a3 STORE 1 +FLAGS (\\Seen)\r\n") == "a3 BAD Invalid message sequence number\r\n");
+  CHECK(f.say("a4 EXPUNGE\r\n") == "a4 NO [READ-ONLY] The mailbox is read-only\r\n");
+  // A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2).
+  CHECK(f.say("a5 SELECT Nowhere\r\n") == "a5 NO [NONEXISTENT] No such mailbox\r\n");
+  CHECK(f.server->state() == Server::State::Authenticated);
+  CHECK(f.say("a6 STORE 1 FLAGS ()\r\n") == "a6 BAD STORE is not valid in this state\r\n");
+  CHECK(f.session.calls == std::vector<std::string>{"SELECT INBOX", "UNSELECT", "EXAMINE Archive", "UNSELECT", "SELECT Nowhere"});
+}
+
+TEST_CASE("imap::Server: IMAP4rev2 SELECT sends LIST and no RECENT; CLOSED when another is selected") {
+  SPLIT_SUBCASES();
+  Fixture f;
+  f.say("e ENABLE IMAP4rev2\r\n");
+  std::string out = f.say("a1 SELECT INBOX\r\n");
+  CHECK(out.find("RECENT") == std::string::npos);
+  CHECK(out.find("UNSEEN") == std::string::npos);
+  CHECK(out.find("* LIST () \"/\" INBOX\r\n") != std::string::npos);
+  out = f.say("a2 SELECT Archive\r\n");
+  CHECK(out.rfind("* OK [CLOSED] Previous mailbox closed\r\n", 0) == 0);  // RFC 9051 7.1
+  CHECK(out.find("a2 OK [READ-WRITE] SELECT completed\r\n") != std::string::npos);
+}
+
+TEST_CASE("imap::Server: STORE and UID STORE, .SILENT, UNCHANGEDSINCE (RFC 9051 6.4.6, RFC 7162 3.1.3)") {
+  SPLIT_SUBCASES();
+  Fixture f;
+  f.select();
+  CHECK(f.say("a1 STORE 2 +FLAGS (\\Deleted $Label)\r\n") ==
+        "* 2 FETCH (FLAGS (\\Deleted $Label))\r\na1 OK STORE completed\r\n");
+  CHECK(f.say("a2 STORE 1:* -FLAGS.SILENT \\Seen\r\n") == "a2 OK STORE completed\r\n");
+  CHECK(f.say("a3 UID STORE 3 FLAGS (\\Answered)\r\n") ==
+        "* 3 FETCH (UID 3 FLAGS (\\Answered))\r\na3 OK UID STORE completed\r\n");
+  CHECK(f.store.boxes["INBOX"].find(1)->flags.system == 0);
+  // UNCHANGEDSINCE turns CONDSTORE on: MODSEQ in FETCH; the message changed since is MODIFIED.
+  const std::uint64_t m1 = f.store.boxes["INBOX"].find(1)->modseq;
+  CHECK(f.say("a4 STORE 1,3 (UNCHANGEDSINCE " + std::to_string(m1) + ") +FLAGS (\\Flagged)\r\n") ==
+        "* 1 FETCH (FLAGS (\\Flagged) MODSEQ (" + std::to_string(m1 + 3) + "))\r\n"
+        "a4 OK [MODIFIED 3] Conditional STORE failed\r\n");
+  CHECK(f.say("a5 STORE 9 FLAGS ()\r\n") == "a5 BAD Invalid message sequence number\r\n");
+  CHECK(f.say("a6 STORE 1 FLAGS (\\Recent)\r\n") == "a6 BAD Invalid flag\r\n");
+  CHECK(f.say("a7 STORE 1 BOGUS (\\Seen)\r\n") == "a7 BAD Unknown STORE item BOGUS\r\n");
+  CHECK(f.say("a8 UID STORE 50:60 +FLAGS (\\Seen)\r\n") == "a8 OK UID STORE completed\r\n");
+  // The poll after our own changes does not report them again.
+  CHECK(f.say("a9 NOOP\r\n") == "a9 OK NOOP completed\r\n");
+}
+
+TEST_CASE("imap::Server: EXPUNGE, UID EXPUNGE, CLOSE and UNSELECT") {
+  SPLIT_SUBCASES();
+  Fixture f;
+  f.store.boxes["INBOX"].add("four");
+  f.select();
+  f.say("a1 STORE 1,2,4 +FLAGS.SILENT (\\Deleted)\r\n");
+  // UID EXPUNGE only the named ones (RFC 4315 2.1).
+  CHECK(f.say("a2 UID EXPUNGE 2:3\r\n") == "* 2 EXPUNGE\r\na2 OK UID EXPUNGE completed\r\n");
+  // Highest first: each number is the one the client still has (RFC 9051 7.5.1).
+  CHECK(f.say("a3 EXPUNGE\r\n") == "* 3 EXPUNGE\r\n* 1 EXPUNGE\r\na3 OK EXPUNGE completed\r\n");
+  CHECK(f.server->exists() == 1);
+  CHECK(f.say("a4 UID STORE 3 +FLAGS.SILENT (\\Deleted)\r\n") == "a4 OK UID STORE completed\r\n");
+  // CLOSE expunges without responses; UNSELECT does not expunge.
+  CHECK(f.say("a5 CLOSE\r\n") == "a5 OK CLOSE completed\r\n");
+  CHECK(f.server->state() == Server::State::Authenticated);
+  CHECK(f.store.boxes["INBOX"].messages.empty());
+  f.store.boxes["INBOX"].add("five", Flags{kDeleted, {}});
+  f.select();
+  CHECK(f.say("a6 UNSELECT\r\n") == "a6 OK UNSELECT completed\r\n");
+  CHECK(f.store.boxes["INBOX"].messages.size() == 1);
+  CHECK(f.say("a7 EXPUNGE\r\n") == "a7 BAD EXPUNGE is not valid in this state\r\n");
+}
+
+TEST_CASE("imap::Server: changes made elsewhere: EXISTS, FETCH, and EXPUNGE only when allowed (RFC 9051 7.5.1)") {
+  SPLIT_SUBCASES();
+  Fixture f;
+  f.select();
+  Box& inbox = f.store.boxes["INBOX"];
+  // Another process: a new message, a flag change, an expunge.
+  inbox.add("four");
+  inbox.set_flags(2, Flags{kFlagged, {}});
+  inbox.remove(1);
+  f.server->mailbox_changed();
+  CHECK(f.say("").empty());  // nothing without a command in progress
+  // STORE may not report the expunge: message 1 keeps its number.
+  CHECK(f.say("a1 STORE 3 +FLAGS.SILENT (\\Draft)\r\n") ==
+        "* 4 EXISTS\r\n* 2 FETCH (UID 2 FLAGS (\\Flagged))\r\na1 OK STORE completed\r\n");
+  CHECK(f.server->exists() == 4);
+  CHECK(f.say("a2 STORE 3 -FLAGS (\\Draft)\r\n") ==
+        "* 3 FETCH (FLAGS (\\Seen \\Flagged $Forwarded))\r\na2 OK STORE completed\r\n");
+  // NOOP may: the expunge arrives, and the numbers shift.
+  CHECK(f.say("a3 NOOP\r\n") == "* 1 EXPUNGE\r\na3 OK NOOP completed\r\n");
+  CHECK(f.server->exists() == 3);
+  CHECK(f.say("a4 STORE 3 +FLAGS (\\Seen)\r\n") == "* 3 FETCH (FLAGS (\\Seen))\r\na4 OK STORE completed\r\n");
+  // A UID command may report an expunge (RFC 9051 7.5.1).
+  inbox.remove(2);
+  f.server->mailbox_changed();
+  CHECK(f.say("a5 UID STORE 4 -FLAGS.SILENT (\\Seen)\r\n") == "* 1 EXPUNGE\r\na5 OK UID STORE completed\r\n");
+  CHECK(f.say("a6 CHECK\r\n") == "a6 OK CHECK completed\r\n");
+}
+
+TEST_CASE("imap::Server: COPY and MOVE with COPYUID (RFC 4315 3, RFC 6851 3.3)") {
+  SPLIT_SUBCASES();
+  Fixture f;
+  f.select();
+  CHECK(f.say("a1 COPY 1:2 Archive\r\n") == "a1 OK [COPYUID 200 1,2 1,2] COPY completed\r\n");
+  CHECK(f.say("a2 UID MOVE 3 Archive\r\n") ==
+        "* OK [COPYUID 200 3 3] Moved\r\n* 3 EXPUNGE\r\na2 OK UID MOVE completed\r\n");
+  CHECK(f.say("a3 MOVE 1 Archive\r\n") ==
+        "* OK [COPYUID 200 1 4] Moved\r\n* 1 EXPUNGE\r\na3 OK MOVE completed\r\n");
+  CHECK(f.server->exists() == 1);
+  CHECK(f.say("a4 COPY 1 Nowhere\r\n") == "a4 NO [TRYCREATE] No such mailbox\r\n");
+  CHECK(f.say("a5 COPY 7 Archive\r\n") == "a5 BAD Invalid message sequence number\r\n");
+  CHECK(f.say("a6 UID COPY 99 Archive\r\n") == "a6 OK UID COPY completed\r\n");
+  // A copy into the selected mailbox shows up as a new message.
+  CHECK(f.say("a7 COPY 1 INBOX\r\n") == "* 2 EXISTS\r\na7 OK [COPYUID 100 2 4] COPY completed\r\n");
+  CHECK(f.store.boxes["Archive"].messages.size() == 4);
+}
+
+TEST_CASE("imap::Server: APPEND streams its message to the Session (RFC 9051 6.3.12, RFC 4315, RFC 7889)") {
+  SPLIT_SUBCASES();
+  Fixture f;
+  const std::string msg = "Subject: hi\r\n\r\nhello\r\n";
+  const std::string n = std::to_string(msg.size());
+  CHECK(f.say("a1 APPEND Archive (\\Seen $Work) \" 7-Feb-1994 21:52:25 -0800\" {" + n + "}\r\n") ==
+        "+ Ready for literal data\r\n");
+  CHECK(f.say(msg + "\r\n") == "a1 OK [APPENDUID 200 1] APPEND completed\r\n");
+  CHECK(f.session.appended == msg);
+  CHECK(f.session.append_flags == Flags{kSeen, {"$Work"}});
+  CHECK(f.session.append_date == std::optional<std::int64_t>(760686745));
+  // Non-synchronizing; the mailbox name as a literal too.
+  CHECK(f.say("a2 APPEND {7+}\r\nArchive {" + n + "+}\r\n" + msg + "\r\n") ==
+        "a2 OK [APPENDUID 200 2] APPEND completed\r\n");
+  // Refused before the octets: no "+" for a synchronizing literal.
+  CHECK(f.say("a3 APPEND Nowhere {" + n + "}\r\n") == "a3 NO [TRYCREATE] No such mailbox\r\n");
+  // ... and dropped when they come anyway, the next command understood.
+  CHECK(f.say("a4 APPEND Nowhere {" + n + "+}\r\n" + msg + "\r\na5 NOOP\r\n") ==
+        "a4 NO [TRYCREATE] No such mailbox\r\na5 OK NOOP completed\r\n");
+  CHECK(f.say("a6 APPEND INBOX {9999999}\r\n") == "a6 NO [TOOBIG] The message is larger than the server takes\r\n");
+  CHECK(f.say("a7 APPEND INBOX (\\Bogus) {3}\r\n") == "a7 BAD Invalid APPEND arguments\r\n");
+  CHECK(f.say("a8 APPEND INBOX \"bad date\" {3}\r\n") == "a8 BAD Invalid APPEND arguments\r\n");
+  CHECK(f.say("a9 APPEND INBOX\r\n") == "a9 BAD APPEND needs a mailbox and a message literal\r\n");
+  // A message larger than the limit of other literals (1 MiB) streams.
+  const std::string big(3 << 20, 'x');
+  CHECK(f.say("b1 APPEND INBOX {" + std::to_string(big.size()) + "+}\r\n" + big + "\r\n") ==
+        "b1 OK [APPENDUID 100 4] APPEND completed\r\n");
+  CHECK(f.session.appended.size() == big.size());
+  // Into the selected mailbox: EXISTS before the OK.
+  f.select();
+  CHECK(f.say("b2 APPEND INBOX {" + n + "+}\r\n" + msg + "\r\n") ==
+        "* 5 EXISTS\r\nb2 OK [APPENDUID 100 5] APPEND completed\r\n");
+  // MULTIAPPEND is not offered: the second message is refused and the first not stored.
+  CHECK(f.say("b3 APPEND INBOX {1+}\r\nx {1+}\r\ny\r\n") == "b3 BAD APPEND takes one message\r\n");
+  CHECK(f.session.aborted);
+  CHECK(f.store.boxes["INBOX"].messages.size() == 5);
+}
+
+TEST_CASE("imap::Server: an APPEND cut off by the end of the connection is aborted") {
+  Fixture f;
+  f.say("a1 APPEND INBOX {10+}\r\nabc");
+  CHECK(f.session.appended == "abc");
+  f.server->receive_eof();
+  CHECK(f.session.aborted);
+  CHECK(f.store.boxes["INBOX"].messages.size() == 3);
+}
+
+TEST_CASE("imap::Server: IDLE reports changes as they happen, until DONE (RFC 2177)") {
+  SPLIT_SUBCASES();
+  Fixture f;
+  f.select();
+  CHECK(f.say("a1 IDLE\r\n") == "+ idling\r\n");
+  CHECK(f.server->idling());
+  f.store.boxes["INBOX"].add("four");
+  f.server->mailbox_changed();
+  CHECK(take_output(*f.server) == "* 4 EXISTS\r\n");
+  f.store.boxes["INBOX"].remove(1);
+  f.server->mailbox_changed();
+  CHECK(take_output(*f.server) == "* 1 EXPUNGE\r\n");
+  CHECK(f.say("done\r\n") == "a1 OK IDLE terminated\r\n");
+  CHECK(!f.server->idling());
+  CHECK(f.say("a2 IDLE\r\n") == "+ idling\r\n");
+  CHECK(f.say("NOOP\r\n") == "a2 BAD IDLE ends with DONE\r\n");
+  // IDLE in the authenticated state: nothing to report, DONE ends it.
+  f.say("a3 UNSELECT\r\n");
+  CHECK(f.say("a4 IDLE\r\nDONE\r\n") == "+ idling\r\na4 OK IDLE terminated\r\n");
+}
+
+TEST_CASE("imap::Server: capabilities of the selected state are advertised after log-in") {
+  Fixture f;
+  std::string caps = f.say("c CAPABILITY\r\n");
+  for (const char* c : {" UIDPLUS", " MOVE", " UNSELECT", " IDLE", " APPENDLIMIT=4194304"})
+    CHECK(caps.find(c) != std::string::npos);
+}
