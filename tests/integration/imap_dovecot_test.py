@@ -43,9 +43,26 @@ DIFFERENCES = {
     "lf": "bare LF line ends: Dovecot converts them to CRLF (sizes, lines and BODY[] octets), "
           "cmail serves the stored octets; compared on the message with CRLF, and the stored "
           "octets checked apart",
-    "leaf-multipart": "a multipart without a usable boundary: Dovecot writes it as text/plain "
-                      "(its body one text part), cmail as the multipart type with no parts",
+    "leaf-multipart": "a multipart without a usable boundary: Dovecot writes a multipart with one "
+                      "empty text/plain part (BODY[1] empty), cmail one part of the multipart's "
+                      "type whose body is the text (BODY[1] that text)",
+    "multipart-end": "a part that is itself a multipart, or a message/rfc822 holding one, before "
+                     "the next delimiter of its parent: Dovecot counts the line end before that "
+                     "delimiter as the part's, cmail as the delimiter's (RFC 2046 5.1.1), so "
+                     "Dovecot's octets are two more (the CRLF)",
+    "rfc2231": "RFC 2231 extended parameters (name*=charset'lang'value): Dovecot sends them as "
+               "written, cmail decoded under the plain name (the structure parser's contract); "
+               "compared after decoding Dovecot's",
+    "bad-base64": "BINARY of damaged base64: Dovecot answers NO [PARSE], cmail sends what the "
+                  "lenient decoder of RFC 2045 6.8 gives",
+    "binary-container": "BINARY of a multipart part: Dovecot undoes the encodings of the parts "
+                        "inside (NO [UNKNOWN-CTE] for one it cannot), cmail sends the multipart "
+                        "as stored (its own encoding is 7bit, 8bit or binary)",
+    "literal8": "BINARY content: Dovecot sends a literal8 (~{N}) when it is not 7-bit text, "
+                "cmail only when it holds NUL (RFC 3516 4.2: a literal carries any other "
+                "octet); checked for every message",
 }
+GLOBAL = {"literal8"}
 
 CRLF = "\r\n"
 
@@ -87,7 +104,7 @@ MESSAGES = [
                           "Message-ID: <o1@b.example>",
                           "Content-Type: multipart/alternative; boundary=a", "", "--a", "Content-Type: text/plain",
                           "", "original text", "--a", "Content-Type: text/html", "", "<b>original</b>", "--a--",
-                          "--o--", ""), {"lines"},
+                          "--o--", ""), {"lines", "multipart-end"},
      ["BODY.PEEK[2.HEADER]", "BODY.PEEK[2.TEXT]", "BODY.PEEK[2.1]", "BODY.PEEK[2.2]", "BODY.PEEK[2.2.MIME]",
       "BODY.PEEK[2.HEADER.FIELDS (SUBJECT)]", "BODY.PEEK[2.3]", "BINARY.PEEK[2.1]"]),
     ("digest", msg("From: list@l.example", "Subject: digest", "Content-Type: multipart/digest; boundary=d", "",
@@ -98,7 +115,7 @@ MESSAGES = [
                     "--p", "Content-Type: application/pdf; name*0=\"a very long \"; name*1=\"name.pdf\"",
                     "Content-Disposition: attachment; filename*=utf-8''na%C3%AFve%20file.pdf", "", "%PDF", "--p",
                     "Content-Type: text/plain; charset*=us-ascii'en'us-ascii", "", "x", "--p--", ""),
-     {"lines"}, []),
+     {"lines", "rfc2231"}, []),
     ("encoded-words", msg("From: =?utf-8?q?Ren=C3=A9?= <rene@a.example>",
                           "To: =?iso-8859-1?q?J=F6rg?= <joerg@b.example>",
                           "Subject: =?utf-8?b?Y2Fmw6k=?= and =?utf-8?q?cr=C3=A8me?=", "", "body", ""), set(), []),
@@ -113,7 +130,7 @@ MESSAGES = [
                           "", "--m", "Content-Type: text/plain", "", "first", "--m", "Content-Type: text/plain", "",
                           "second and no close delimiter", ""), {"lines"}, []),
     ("bad-base64", msg("From: ann@a.example", "Subject: b64", "Content-Type: application/octet-stream",
-                       "Content-Transfer-Encoding: base64", "", "AAE*CAw=", "==xx", ""), set(), []),
+                       "Content-Transfer-Encoding: base64", "", "AAE*CAw=", "==xx", ""), {"bad-base64"}, []),
     ("8bit-headers", ("From: Ren\u00e9 <rene@a.example>\r\nSubject: caf\u00e9 cr\u00e8me\r\n"
                       "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
                       "d\u00e9j\u00e0 vu\r\n").encode("utf-8"), set(), []),
@@ -132,7 +149,7 @@ MESSAGES = [
                  "--x1", "Content-Type: multipart/mixed; boundary=x2", "", "--x2", "Content-Type: text/plain", "",
                  "leaf", "--x2", "Content-Type: text/plain", "Content-Transfer-Encoding: x-uuencode", "",
                  "begin 644 f", "--x2--", "--x1", "Content-Type: text/plain", "", "", "--x1--", ""),
-     {"lines"}, ["BODY.PEEK[1.1]", "BODY.PEEK[1.2.MIME]", "BINARY.PEEK[1.2]", "BINARY.SIZE[1.2]", "BODY.PEEK[1.3]",
+     {"lines", "multipart-end", "binary-container"}, ["BODY.PEEK[1.1]", "BODY.PEEK[1.2.MIME]", "BINARY.PEEK[1.2]", "BINARY.SIZE[1.2]", "BODY.PEEK[1.3]",
                  "BINARY.PEEK[2]"]),
 ]
 
@@ -215,8 +232,9 @@ service anvil {{
             os.chown(d, uid, gid)
             for name in files:
                 os.chown(os.path.join(d, name), uid, gid)
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", path], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(root, "stderr"), "wb"))
+        with open(os.path.join(root, "stderr"), "wb") as err:
+            self.proc = subprocess.Popen([DOVECOT, "-F", "-c", path], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 15
         while True:
             if self.proc.poll() is not None:
@@ -256,16 +274,30 @@ def dovecot_item(im, seq, item):
         text = data[0].decode("utf-8", "replace") if data and data[0] else ""
         m = re.match(r"\[([A-Z-]+)\]", text)
         return ("NO " + m.group(1) if m else "NO").encode()
-    raw = b""
+    # imaplib gives the untagged FETCH responses in pieces: a (head, literal) pair and the text
+    # after it, or a line. Dovecot may add other FETCH responses (UID n) before the one asked.
+    responses = []
     for part in data:
         if isinstance(part, tuple):
-            raw += part[0] + b"\r\n" + part[1]
+            if responses and (part[0].startswith(b" ") or part[0].startswith(b")")):
+                responses[-1] += part[0] + b"\r\n" + part[1]
+            else:
+                responses.append(part[0] + b"\r\n" + part[1])
         elif part is not None:
-            raw += part
-    m = re.match(rb"^%d \((.*)\)$" % seq, raw, re.S)
-    if not m:
-        raise AssertionError("unexpected FETCH response %r" % raw)
-    return m.group(1)
+            if responses and (part.startswith(b")") or part.startswith(b" ")):
+                responses[-1] += part
+            else:
+                responses.append(part)
+    found = []
+    for raw in responses:
+        m = re.match(rb"^%d \((.*)\)$" % seq, raw, re.S)
+        if not m:
+            raise AssertionError("unexpected FETCH response %r" % raw)
+        if not re.match(rb"^UID \d+$", m.group(1)):
+            found.append(m.group(1))
+    if len(found) != 1:
+        raise AssertionError("FETCH responses %r" % responses)
+    return found[0]
 
 
 def cmail_items(path, items):
@@ -340,7 +372,25 @@ def lower(v):
     return v.lower() if isinstance(v, bytes) else v
 
 
+def decode_2231(params):
+    """Dovecot's parameters with RFC 2231 extended values decoded, the first of a name kept."""
+    import urllib.parse
+    out, seen = [], set()
+    for i in range(0, len(params), 2):
+        name, value = params[i], params[i + 1]
+        if name.endswith(b"*") and value.count(b"'") >= 2:
+            charset, _, rest = value.split(b"'", 2)
+            name = name[:-1]
+            value = urllib.parse.unquote_to_bytes(rest).decode(charset.decode() or "us-ascii").encode("utf-8")
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            out += [name, value]
+    return out
+
+
 def compare_params(a, b, tags, where):
+    if "rfc2231" in tags and isinstance(b, list):
+        b = decode_2231(b)
     if "case" in tags and isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         # names (even places) without case; values as they are but for the charset's
         for i in range(len(a)):
@@ -355,6 +405,9 @@ def compare_body(ours, theirs, tags, where="body"):
     """None when equal up to the tags' differences, else a description."""
     if not isinstance(ours, list) or not isinstance(theirs, list):
         return None if ours == theirs else "%s: %r != %r" % (where, ours, theirs)
+    if "leaf-multipart" in tags and ours and lower(ours[0]) == b"multipart" and theirs and isinstance(theirs[0], list):
+        subtype = [x for x in theirs if not isinstance(x, list)][0]
+        return None if lower(ours[1]) == lower(subtype) else "%s: %r against %r" % (where, ours, theirs)
     if ours and isinstance(ours[0], list):  # multipart
         if not (theirs and isinstance(theirs[0], list)):
             return "%s: multipart against %r" % (where, theirs)
@@ -385,6 +438,13 @@ def compare_body(ours, theirs, tags, where="body"):
     for i, (a, b) in enumerate(zip(ours, theirs)):
         if i in (0, 1) and "case" in tags:
             a, b = lower(a), lower(b)
+        if i == 6 and is_msg and "multipart-end" in tags and a.isdigit() and b.isdigit() and int(a) + 2 == int(b):
+            continue
+        if i == 8 and not is_text and not is_msg and isinstance(a, list) and isinstance(b, list) and len(a) == 2:
+            d = compare_params(a[1], b[1], tags, where)  # body-fld-dsp of a basic part
+            if d or a[0] != b[0]:
+                return d or "%s: disposition %r != %r" % (where, a, b)
+            continue
         if i == 2:
             d = compare_params(a, b, tags, where)
             if d:
@@ -403,6 +463,34 @@ def compare_body(ours, theirs, tags, where="body"):
     return None
 
 
+def literal_of(text):
+    m = re.match(rb"^(\S+(?: \([^)]*\))?\]?(?:<\d+>)?) (~?)\{(\d+)\}\r\n(.*)$", text, re.S)
+    return (m.group(1), m.group(2) == b"~", m.group(4)) if m else None
+
+
+def documented(item, mine, theirs, tags):
+    """Whether cmail's `mine` and Dovecot's `theirs` differ only as the tags allow."""
+    if item in ("BODYSTRUCTURE", "BODY"):
+        return compare_body(parse_values(mine)[1], parse_values(theirs)[1], tags)
+    binary = item.startswith("BINARY")
+    part1 = re.match(r"^[A-Z.]+\[1[].]", item) is not None
+    if binary and "bad-base64" in tags and theirs == b"NO PARSE":
+        return None
+    if binary and "binary-container" in tags and theirs == b"NO UNKNOWN-CTE" and mine.startswith(b"BINARY"):
+        return None
+    if "leaf-multipart" in tags and part1 and item.startswith("BINARY.SIZE") and theirs.endswith(b" 0"):
+        return None
+    a, b = literal_of(mine), literal_of(theirs)
+    if a and b and a[0] == b[0]:
+        if binary and not a[1] and b[1] and a[2] == b[2] and b"\0" not in a[2]:
+            return None  # literal8
+        if "multipart-end" in tags and b[2] == a[2] + b"\r\n":
+            return None
+        if "leaf-multipart" in tags and part1 and b[2] == b"" and a[2] != b"":
+            return None
+    return "\n  cmail   %r\n  Dovecot %r" % (mine[:300], theirs[:300])
+
+
 def to_crlf(data):
     return re.sub(rb"\r?\n", b"\r\n", data)
 
@@ -411,6 +499,7 @@ class DovecotComparison(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="cmail-dovecot-")
+        os.chmod(cls.tmp, 0o755)  # the mail user may be another (Dovecot below)
         cls.files = []
         for i, (name, data, tags, _) in enumerate(MESSAGES):
             path = os.path.join(cls.tmp, "%02d-%s.eml" % (i + 1, name))
@@ -423,7 +512,7 @@ class DovecotComparison(unittest.TestCase):
             cls.im = imaplib.IMAP4("127.0.0.1", cls.dovecot.port, timeout=10)
             cls.im.login("test", "pw")
             typ, data = cls.im.select("INBOX", readonly=True)
-            assert typ == "OK" and int(data[0]) == len(MESSAGES), data
+            assert typ == "OK" and int(data[0]) == len(MESSAGES), (data, cls.dovecot.log())
         except BaseException:
             cls.tearDownClass()
             raise
@@ -459,13 +548,9 @@ class DovecotComparison(unittest.TestCase):
                 theirs = dovecot_item(self.im, seq, item)
                 if mine == theirs:
                     continue
-                if item in ("BODYSTRUCTURE", "BODY"):
-                    d = compare_body(parse_values(mine)[1], parse_values(theirs)[1], tags)
-                    if d is None:
-                        continue
+                d = documented(item, mine, theirs, tags | GLOBAL)
+                if d is not None:
                     failures.append("%s %s: %s" % (name, item, d))
-                    continue
-                failures.append("%s %s:\n  cmail   %r\n  Dovecot %r" % (name, item, mine[:300], theirs[:300]))
         self.assertEqual(failures, [], "\n".join(failures))
 
     def test_bare_lf_served_as_stored(self):
