@@ -241,8 +241,8 @@ void encode_part(std::string& out, const mail::Part& p, bool ext, bool utf8) {
   // RFC 9051 9: body-fields = body-fld-param SP body-fld-id SP body-fld-desc SP body-fld-enc SP
   // body-fld-octets.
   std::vector<mail::Param> params = p.params;
-  // RFC 2045 5.2: a text part without a charset is us-ascii; written out as Dovecot does.
-  if (p.type == "text" && !p.param("charset")) params.insert(params.begin(), mail::Param{"charset", "us-ascii"});
+  // RFC 2045 5.2: a text part without a charset is us-ascii; written out last, as Dovecot does.
+  if (p.type == "text" && !p.param("charset")) params.push_back(mail::Param{"charset", "us-ascii"});
   out += str(p.type, utf8) + ' ' + str(p.subtype, utf8) + ' ' + encode_params(params, utf8) + ' ' +
          nstr(p.id, utf8) + ' ' + nstr(p.description, utf8) + ' ' + str(p.encoding, utf8) + ' ' +
          std::to_string(p.body_length);

@@ -142,6 +142,8 @@ MESSAGES = [
                            "Content-Language: en, fr", "Content-Location: http://a.example/t.txt",
                            "Content-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==", "Content-Disposition: inline; filename=t.txt",
                            "Content-ID: <t@a.example>", "", "text", ""), set(), []),
+    ("one-language", msg("From: ann@a.example", "Subject: lang", "Content-Type: text/plain; format=flowed",
+                         "Content-Language: en", "Content-Disposition: attachment", "", "text", ""), set(), []),
     ("top-rfc822", msg("From: ann@a.example", "Subject: outer", "Content-Type: message/rfc822", "",
                        "From: bob@b.example", "Subject: inner", "", "inner body", ""), set(),
      ["BODY.PEEK[1.1]", "BODY.PEEK[1.HEADER]", "BODY.PEEK[1.TEXT]"]),

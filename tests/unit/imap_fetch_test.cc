@@ -302,11 +302,11 @@ TEST_CASE("imap fetch: BODY and BODYSTRUCTURE of a plain message") {
   CHECK(encode_body_structure(root, false, false) == "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 20 2)");
   CHECK(encode_body_structure(root, true, false) ==
         "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 20 2 NIL NIL NIL NIL)");
-  // A Content-Type without charset still says us-ascii (RFC 2045 5.2), before the other parameters.
+  // A Content-Type without charset still says us-ascii (RFC 2045 5.2), after the other parameters.
   msg = crlf("Content-Type: text/plain; format=flowed\n\nx\n");
   root = mail::parse_structure(msg);
   CHECK(encode_body_structure(root, false, false) ==
-        "(\"text\" \"plain\" (\"charset\" \"us-ascii\" \"format\" \"flowed\") NIL NIL \"7bit\" 3 1)");
+        "(\"text\" \"plain\" (\"format\" \"flowed\" \"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 1)");
   // Not text: no lines, no charset.
   msg = crlf("Content-Type: image/png\nContent-Transfer-Encoding: base64\n\nAAAA\n");
   root = mail::parse_structure(msg);
