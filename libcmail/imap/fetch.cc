@@ -153,7 +153,9 @@ std::string section_text(const Section& s) {
     out += " (";
     for (std::size_t i = 0; i < s.fields.size(); ++i) {
       if (i > 0) out += ' ';
-      out += encode_astring(ascii_upper(s.fields[i]));
+      std::string name = ascii_upper(s.fields[i]);
+      // A "]" would end the section for the reader: such a name is quoted.
+      out += name.find(']') == std::string::npos ? encode_astring(name) : quote_or_literal(name);
     }
     out += ')';
   }
@@ -491,9 +493,11 @@ std::string filter_header(std::string_view block, const std::vector<std::string>
     std::size_t next = eol == std::string_view::npos ? block.size() : eol + 1;
     std::string_view line = block.substr(at, next - at);
     at = next;
-    std::string_view bare = line.substr(0, line.find_first_of("\r\n"));
+    std::string_view bare = line;  // without its line end
+    if (!bare.empty() && bare.back() == '\n') bare.remove_suffix(1);
+    if (!bare.empty() && bare.back() == '\r') bare.remove_suffix(1);
     if (bare.empty()) {  // RFC 5322 2.1: the empty line ends the header
-      end_line = line;
+      if (line.back() == '\n') end_line = line;
       break;
     }
     if (is_line_start_field_char(line[0])) {
