@@ -542,7 +542,10 @@ std::string format_internal_date(std::int64_t unix_time) {
                                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   std::time_t t = static_cast<std::time_t>(unix_time);
   std::tm tm{};
-  gmtime_r(&t, &tm);
+  if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {  // out of date-year's range
+    t = 0;
+    gmtime_r(&t, &tm);
+  }
   // RFC 9051 9: date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE
   char buf[40];
   std::snprintf(buf, sizeof buf, "\"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday, kMonths[tm.tm_mon],

@@ -504,6 +504,8 @@ TEST_CASE("imap fetch: the other items of a message") {
   CHECK(item(kMixed, root, "BODYSTRUCTURE") == "BODYSTRUCTURE " + encode_body_structure(root, true, false));
   CHECK(format_internal_date(0) == "\"01-Jan-1970 00:00:00 +0000\"");
   CHECK(format_internal_date(951782400) == "\"29-Feb-2000 00:00:00 +0000\"");
+  CHECK(format_internal_date(-86400) == "\"31-Dec-1969 00:00:00 +0000\"");
+  CHECK(format_internal_date(INT64_MAX) == "\"01-Jan-1970 00:00:00 +0000\"");  // out of range: the epoch
 
   MessageData empty;
   empty.structure = &root;

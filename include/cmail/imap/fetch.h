@@ -145,7 +145,8 @@ struct MessageData {
   std::uint64_t modseq = 0;
 };
 
-// RFC 9051 9 date-time in UTC: "\"03-Dec-2026 07:35:00 +0000\"" (quoted).
+// RFC 9051 9 date-time in UTC: "\"03-Dec-2026 07:35:00 +0000\"" (quoted). A time outside the
+// years 0 to 9999 is written as the epoch.
 CMAIL_EXPORT std::string format_internal_date(std::int64_t unix_time);
 
 // The whole text of one data item: "UID 7", "BODY[1]<0> {5}\r\nhello", "BINARY[2] ~{3}\r\n..."
