@@ -600,6 +600,7 @@ void StoredMessageText::add_body(const mail::Part& p, std::size_t depth) {
   if (!p.children.empty()) {
     if (p.is_message()) {  // the encapsulated message's header is text of the body
       const mail::Part& inner = p.children.front();
+      if (!body_->empty()) body_->push_back('\n');
       body_->append(decoded_header(slice(octets_, inner.header_offset, inner.header_length)));
     }
     for (const mail::Part& c : p.children) add_body(c, depth + 1);
