@@ -444,6 +444,32 @@ TEST_CASE("imap search: stored messages (base64, quoted-printable, ISO-8859-1, m
   CHECK(search("TEXT \"a@example.org\"", m));
 }
 
+TEST_CASE("imap search: repeated fields, other charsets, non-text roots") {
+  Stored twice(
+      "Received: from a.example\r\n"
+      "Received: from b.example\r\n"
+      "Content-Type: text/plain; charset=koi8-r\r\n"
+      "\r\n"
+      "plain words\r\n");
+  MessageView m;
+  m.text = &twice.text;
+  CHECK(search("HEADER Received b.example", m));  // any occurrence of the field
+  CHECK(search("HEADER Received a.example", m));
+  CHECK(search("BODY \"plain words\"", m));  // an unknown charset is searched as it is
+  CHECK(twice.text.body().data() == twice.text.body().data());  // decoded once, then kept
+
+  Stored pdf(
+      "Subject: scan\r\n"
+      "Content-Type: application/pdf\r\n"
+      "\r\n"
+      "%PDF-1.4 hidden\r\n");
+  m.text = &pdf.text;
+  CHECK(pdf.text.body().empty());
+  CHECK_FALSE(search("BODY hidden", m));
+  CHECK_FALSE(search("TEXT hidden", m));
+  CHECK(search("TEXT scan", m));
+}
+
 TEST_CASE("imap search: SEARCH responses") {
   std::vector<SearchMatch> hits = {{2, 20, 5}, {5, 50, 9}, {7, 70, 3}};
   SearchResponse r = encode_search_response(parse_ok("ALL"), hits, "a1");
