@@ -49,13 +49,16 @@ std::string latin1_to_utf8(std::string_view s) {
   return out;
 }
 
-// Octets in `charset` to UTF-8, for the charsets this module knows; nullopt for the others.
+}  // namespace
+
 std::optional<std::string> to_utf8(std::string_view charset, std::string_view octets) {
   std::string cs = ascii_lower(charset);
   if (cs == "utf-8" || cs == "us-ascii" || cs.empty()) return std::string(octets);
   if (cs == "iso-8859-1") return latin1_to_utf8(octets);
   return std::nullopt;
 }
+
+namespace {
 
 // ---- Header blocks ----------------------------------------------------------------------------
 
@@ -91,6 +94,15 @@ void for_each_field(std::string_view block, Fn fn) {
   }
   flush();
 }
+
+}  // namespace
+
+void for_each_header_field(std::string_view block,
+                           const std::function<void(std::string_view, std::string_view)>& fn) {
+  for_each_field(block, [&](const std::string& name, std::string_view value) { fn(name, value); });
+}
+
+namespace {
 
 // ---- MIME structured values (RFC 2045 5.1) -------------------------------------------------------
 

@@ -40,6 +40,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -197,6 +198,17 @@ CMAIL_EXPORT std::vector<Address> parse_address_list(std::string_view value);
 // two encoded words is dropped (RFC 2047 6.2). A word is taken wherever it appears, also
 // inside an atom, as mail readers do.
 CMAIL_EXPORT std::string decode_encoded_words(std::string_view text);
+
+// Octets in `charset` (any case; empty is us-ascii) as UTF-8: utf-8 and us-ascii pass through
+// as they are, iso-8859-1 is converted; nullopt for another charset. What RFC 2047 words, RFC
+// 2231 parameters and IMAP SEARCH (body text) are decoded with.
+CMAIL_EXPORT std::optional<std::string> to_utf8(std::string_view charset, std::string_view octets);
+
+// Calls fn(lower-cased name, value) for each field of a header block, in order, values unfolded
+// (RFC 5322 2.2.3) and trimmed; the empty line ends the block (RFC 5322 2.1), and a line that
+// neither continues a field nor holds a colon is skipped. The parser the part tree uses.
+CMAIL_EXPORT void for_each_header_field(std::string_view block,
+                                        const std::function<void(std::string_view, std::string_view)>& fn);
 
 // The streaming transfer decoders: feed() appends the decoded octets of each piece to `out`,
 // finish() what the end of the input completes; size() is the count of decoded octets so far
