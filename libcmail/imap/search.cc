@@ -166,11 +166,11 @@ struct KeyParser {
       std::uint32_t flags;
     };
     static constexpr FlagKey kFlagKeys[] = {
-        {"ANSWERED", K::Flag, kFlagAnswered},   {"DELETED", K::Flag, kFlagDeleted},
-        {"DRAFT", K::Flag, kFlagDraft},         {"FLAGGED", K::Flag, kFlagFlagged},
-        {"SEEN", K::Flag, kFlagSeen},           {"UNANSWERED", K::NoFlag, kFlagAnswered},
-        {"UNDELETED", K::NoFlag, kFlagDeleted}, {"UNDRAFT", K::NoFlag, kFlagDraft},
-        {"UNFLAGGED", K::NoFlag, kFlagFlagged}, {"UNSEEN", K::NoFlag, kFlagSeen},
+        {"ANSWERED", K::Flag, kAnswered},   {"DELETED", K::Flag, kDeleted},
+        {"DRAFT", K::Flag, kDraft},         {"FLAGGED", K::Flag, kFlagged},
+        {"SEEN", K::Flag, kSeen},           {"UNANSWERED", K::NoFlag, kAnswered},
+        {"UNDELETED", K::NoFlag, kDeleted}, {"UNDRAFT", K::NoFlag, kDraft},
+        {"UNFLAGGED", K::NoFlag, kFlagged}, {"UNSEEN", K::NoFlag, kSeen},
         {"RECENT", K::Recent, 0},               {"NEW", K::New, 0},
         {"OLD", K::Old, 0},                     {"ALL", K::And, 0},
     };
@@ -530,7 +530,7 @@ bool matches(const SearchKey& key, const MessageView& m, const SearchContext& c)
     case K::Recent:
       return m.recent;
     case K::New:  // RFC 3501 6.4.4: NEW is (RECENT UNSEEN)
-      return m.recent && (m.flags & kFlagSeen) == 0;
+      return m.recent && (m.flags & kSeen) == 0;
     case K::Old:  // RFC 3501 6.4.4: OLD is NOT RECENT
       return !m.recent;
     case K::Keyword:

@@ -15,26 +15,6 @@ using proto::ascii_upper;
 
 namespace {
 
-// RFC 9051 2.3.2: the system flags, in the order of their bits.
-constexpr std::pair<std::uint32_t, std::string_view> kSystemFlags[] = {
-    {kSeen, "\\Seen"}, {kAnswered, "\\Answered"}, {kFlagged, "\\Flagged"},
-    {kDeleted, "\\Deleted"}, {kDraft, "\\Draft"},
-};
-
-std::string uid_set_text(const std::vector<std::uint32_t>& numbers) {
-  // RFC 9051 9: sequence-set, ascending ranges.
-  std::vector<std::uint32_t> n = numbers;
-  std::sort(n.begin(), n.end());
-  SequenceSet set;
-  for (std::size_t i = 0; i < n.size();) {
-    std::size_t j = i;
-    while (j + 1 < n.size() && n[j + 1] <= n[j] + 1) ++j;
-    set.ranges.push_back({n[i], n[j]});
-    i = j + 1;
-  }
-  return set.to_string();
-}
-
 // The UIDs of `source` in the order of `target`'s pairs, as COPYUID writes them (RFC 4315 3:
 // the two sets correspond element by element).
 std::string copyuid_text(const CopyResult& r) {
@@ -91,52 +71,6 @@ std::optional<std::int64_t> parse_date_time(std::string_view s) {
 
 }  // namespace
 
-std::string encode_flags(const Flags& f) {
-  std::string out = "(";
-  for (const auto& [bit, name] : kSystemFlags) {
-    if (!(f.system & bit)) continue;
-    if (out.size() > 1) out += ' ';
-    out += name;
-  }
-  for (const std::string& k : f.keywords) {
-    if (out.size() > 1) out += ' ';
-    out += k;
-  }
-  return out + ")";
-}
-
-std::optional<Flags> parse_flags(const Value& v) {
-  Flags f;
-  auto take = [&](const Value& item) {
-    auto a = atom(item);
-    if (!a && item.kind == Value::Kind::Atom) a = item.text;  // "\Seen": "\" is no ATOM-CHAR
-    if (!a || a->empty()) return false;
-    if ((*a)[0] == '\\') {
-      // RFC 9051 9: flag = "\Answered" / "\Flagged" / "\Deleted" / "\Seen" / "\Draft" /
-      // flag-keyword / flag-extension; an unknown flag-extension is refused here.
-      for (const auto& [bit, name] : kSystemFlags) {
-        if (ascii_upper(*a) == ascii_upper(name)) {
-          f.system |= bit;
-          return true;
-        }
-      }
-      return false;
-    }
-    if (!is_atom(*a)) return false;  // RFC 9051 9: flag-keyword = atom
-    for (const std::string& k : f.keywords)
-      if (ascii_upper(k) == ascii_upper(*a)) return true;
-    f.keywords.push_back(*a);
-    return true;
-  };
-  if (v.is_list()) {
-    for (const Value& item : v.items)
-      if (!take(item)) return std::nullopt;
-    return f;
-  }
-  if (!take(v)) return std::nullopt;
-  return f;
-}
-
 Verdict Verdict::selected(SelectResult r) {
   Verdict v(Kind::Accept);
   v.payload_ = std::move(r);
@@ -183,6 +117,21 @@ Verdict Session::append_begin(const std::string&, const Flags&, std::optional<st
   return no_mailboxes();
 }
 Verdict Session::append_end() { return no_mailboxes(); }
+Verdict Session::fetch(const std::vector<std::uint32_t>&, const FetchNeeds&) { return no_mailboxes(); }
+Verdict Session::search(const SearchKey&, const std::vector<std::uint32_t>&, const std::vector<std::uint32_t>&) {
+  return no_mailboxes();
+}
+
+Verdict Verdict::fetched(std::vector<FetchedMessage> messages) {
+  Verdict v(Kind::Accept);
+  v.payload_ = std::move(messages);
+  return v;
+}
+Verdict Verdict::found(std::vector<SearchMatch> matches) {
+  Verdict v(Kind::Accept);
+  v.payload_ = std::move(matches);
+  return v;
+}
 
 // --- The view ----------------------------------------------------------------------------------
 
@@ -203,6 +152,20 @@ std::optional<std::vector<std::uint32_t>> Server::resolve(const SequenceSet& set
       out.push_back(*it);
   }
   return out;
+}
+
+std::optional<std::vector<std::uint32_t>> Server::message_set(const Value& v, bool uid) const {
+  auto set = sequence_set(v);
+  if (!set) return std::nullopt;
+  if (set->saved) {
+    // RFC 5182 2.1: "$" is the saved result, the messages of it still in the view, in the
+    // UID and in the message number forms of a command alike.
+    std::vector<std::uint32_t> out;
+    for (std::uint32_t u : saved_)
+      if (seq_of(u)) out.push_back(u);
+    return out;
+  }
+  return resolve(*set, uid);
 }
 
 std::uint32_t Server::seq_of(std::uint32_t uid) const {
@@ -230,6 +193,8 @@ void Server::report_expunged(const std::vector<std::uint32_t>& uids) {
     untagged(std::to_string(seq) + " EXPUNGE");
     view_.uids.erase(view_.uids.begin() + (seq - 1));
   }
+  // RFC 5182 2.1: expunged messages leave the saved result.
+  saved_.erase(std::remove_if(saved_.begin(), saved_.end(), [&](std::uint32_t u) { return !seq_of(u); }), saved_.end());
   auto& later = view_.expunge_later;
   later.erase(std::remove_if(later.begin(), later.end(), [&](std::uint32_t u) { return !seq_of(u); }),
               later.end());
@@ -357,10 +322,9 @@ void Server::cmd_expunge(const std::string& tag, const Values& args) {
 
 void Server::uid_expunge(const std::string& tag, const Values& args) {
   if (args.size() != 1) return bad(tag, "UID EXPUNGE needs a UID set");
-  auto set = sequence_set(args[0]);
-  if (!set || set->saved) return bad(tag, "Invalid UID set");
+  if (!sequence_set(args[0])) return bad(tag, "Invalid UID set");
   if (view_.read_only) return tagged(tag, "NO", "[READ-ONLY] The mailbox is read-only");
-  auto uids = resolve(*set, true);
+  auto uids = message_set(args[0], true);
   // RFC 4315 2.1: only the named messages; none named, nothing to do.
   if (uids->empty()) return finish(tag, "UID EXPUNGE completed", true);
   request_ = Request{};
@@ -373,8 +337,7 @@ void Server::cmd_store(const std::string& tag, const Values& args) { store(tag, 
 void Server::store(const std::string& tag, const Values& args, bool uid) {
   // RFC 9051 6.4.6: STORE sequence-set [store-modifiers] store-att-flags.
   if (args.size() < 3) return bad(tag, "STORE needs a message set, an item and flags");
-  auto set = sequence_set(args[0]);
-  if (!set || set->saved) return bad(tag, "Invalid message set");
+  if (!sequence_set(args[0])) return bad(tag, "Invalid message set");
   std::size_t i = 1;
   std::optional<std::uint64_t> unchanged_since;
   if (args[i].is_list()) {
@@ -410,7 +373,7 @@ void Server::store(const std::string& tag, const Values& args, bool uid) {
       for (std::string& kw : f->keywords) flags.keywords.push_back(std::move(kw));
     }
   }
-  auto uids = resolve(*set, uid);
+  auto uids = message_set(args[0], uid);
   if (!uids) return bad(tag, "Invalid message sequence number");
   if (view_.read_only) return tagged(tag, "NO", "[READ-ONLY] The mailbox is read-only");
   const std::string done = uid ? "UID STORE completed" : "STORE completed";
@@ -427,11 +390,10 @@ void Server::cmd_move(const std::string& tag, const Values& args) { copy_or_move
 void Server::copy_or_move(const std::string& tag, const Values& args, bool uid, bool move) {
   const std::string verb = std::string(uid ? "UID " : "") + (move ? "MOVE" : "COPY");
   if (args.size() != 2) return bad(tag, verb + " needs a message set and a mailbox");
-  auto set = sequence_set(args[0]);
-  if (!set || set->saved) return bad(tag, "Invalid message set");
+  if (!sequence_set(args[0])) return bad(tag, "Invalid message set");
   auto target = mailbox_name(args[1]);
   if (!target) return bad(tag, "Invalid mailbox name");
-  auto uids = resolve(*set, uid);
+  auto uids = message_set(args[0], uid);
   if (!uids) return bad(tag, "Invalid message sequence number");
   if (move && view_.read_only) return tagged(tag, "NO", "[READ-ONLY] The mailbox is read-only");
   if (uids->empty()) return finish(tag, verb + " completed", true);
@@ -451,6 +413,8 @@ void Server::cmd_uid(const std::string& tag, const Values& args) {
   if (sub == "MOVE") return copy_or_move(tag, rest, true, true);
   if (sub == "STORE") return store(tag, rest, true);
   if (sub == "EXPUNGE") return uid_expunge(tag, rest);
+  if (sub == "FETCH") return fetch(tag, rest, true);
+  if (sub == "SEARCH") return search(tag, rest, true);
   bad(tag, "Unknown UID command " + sub);
 }
 
@@ -528,6 +492,146 @@ void Server::idle_line(std::string_view line) {
   finish(tag, "IDLE terminated", true);
 }
 
+// --- FETCH and SEARCH ------------------------------------------------------------------------------
+
+void Server::cmd_fetch(const std::string& tag, const Values& args) { fetch(tag, args, false); }
+void Server::cmd_search(const std::string& tag, const Values& args) { search(tag, args, false); }
+
+void Server::fetch(const std::string& tag, const Values& args, bool uid) {
+  using K = FetchItem::Kind;
+  if (args.size() < 2) return bad(tag, "FETCH needs a message set and items");
+  if (!sequence_set(args[0])) return bad(tag, "Invalid message set");
+  auto uids = message_set(args[0], uid);
+  if (!uids) return bad(tag, "Invalid message sequence number");
+  auto parsed = parse_fetch(Values(args.begin() + 1, args.end()));
+  if (auto* error = std::get_if<std::string>(&parsed)) return bad(tag, *error);
+  FetchState f;
+  f.request = std::get<FetchRequest>(std::move(parsed));
+  // RFC 7162 3.2.6: VANISHED needs QRESYNC, which is not offered.
+  if (f.request.vanished) return bad(tag, "VANISHED needs QRESYNC");
+  auto& items = f.request.items;
+  auto has = [&](K k) { return std::any_of(items.begin(), items.end(), [&](const FetchItem& i) { return i.kind == k; }); };
+  if (f.request.changed_since || has(K::ModSeq)) condstore_ = true;  // RFC 7162 3.1
+  // RFC 9051 6.4.9: UID FETCH answers with the UID of each message.
+  if (uid && !has(K::Uid)) items.insert(items.begin(), FetchItem{K::Uid, {}, std::nullopt, false});
+  for (const FetchItem& i : items) {
+    const bool content = i.kind == K::BodySection || i.kind == K::Binary || i.kind == K::BinarySize ||
+                         i.kind == K::Rfc822 || i.kind == K::Rfc822Header || i.kind == K::Rfc822Text;
+    f.needs.content = f.needs.content || content;
+    f.needs.structure = f.needs.structure || content || i.kind == K::Envelope || i.kind == K::Body ||
+                        i.kind == K::BodyStructure;
+  }
+  f.needs.set_seen = sets_seen(f.request) && !view_.read_only;
+  f.needs.changed_since = f.request.changed_since;
+  f.uid = uid;
+  f.uids = std::move(*uids);
+  fetch_ = std::move(f);
+  pending_tag_ = tag;
+  pending_done_ = uid ? "UID FETCH completed" : "FETCH completed";
+  fetch_continue();
+}
+
+void Server::fetch_continue() {
+  while (true) {
+    if (fetch_.next >= fetch_.uids.size()) {
+      const std::string tag = std::move(pending_tag_);
+      const bool uid = fetch_.uid, unknown = fetch_.unknown_cte;
+      fetch_ = FetchState{};
+      if (unknown) return tagged(tag, "NO", "[UNKNOWN-CTE] A part has an encoding cmail cannot undo");  // RFC 3516 4.3
+      return finish(tag, std::move(pending_done_), uid);
+    }
+    if (output_size() > kFetchOutputHigh) {
+      fetch_.waiting = true;  // consume_output() goes on
+      return;
+    }
+    const std::size_t n = std::min<std::size_t>(fetch_.needs.content ? 16 : 256, fetch_.uids.size() - fetch_.next);
+    std::vector<std::uint32_t> batch(fetch_.uids.begin() + fetch_.next, fetch_.uids.begin() + fetch_.next + n);
+    fetch_.next += n;
+    Verdict v = session_.fetch(batch, fetch_.needs);
+    if (v.kind() == Verdict::Kind::Pending) return awaiting_.begin(Decision::Fetch);
+    if (!v.accepted()) {
+      const std::string tag = std::move(pending_tag_);
+      fetch_ = FetchState{};
+      return refused(tag, v);
+    }
+    send_fetched(v.take<std::vector<FetchedMessage>>());
+  }
+}
+
+void Server::consume_output(std::size_t n) {
+  Conversation::consume_output(n);
+  if (!fetch_.waiting || output_size() > kFetchOutputLow) return;
+  fetch_.waiting = false;
+  fetch_continue();
+  if (!busy()) process();
+}
+
+void Server::send_fetched(std::vector<FetchedMessage> messages) {
+  using K = FetchItem::Kind;
+  static const mail::Part kNoStructure;
+  std::sort(messages.begin(), messages.end(),
+            [](const FetchedMessage& a, const FetchedMessage& b) { return a.state.uid < b.state.uid; });
+  const bool utf8 = rev2_ || utf8_;
+  for (const FetchedMessage& m : messages) {
+    const std::uint32_t seq = seq_of(m.state.uid);
+    if (!seq) continue;
+    MessageData data;
+    data.structure = m.structure ? &*m.structure : &kNoStructure;
+    data.octets = m.content;
+    data.uid = m.state.uid;
+    data.flags = flag_names(m.state.flags);
+    data.internal_date = m.internal_date;
+    data.modseq = m.state.modseq;
+    std::string line = std::to_string(seq) + " FETCH (";
+    bool first = true, flags_sent = false, modseq_sent = false;
+    auto add = [&](std::string_view item) {
+      if (!first) line += ' ';
+      line += item;
+      first = false;
+    };
+    for (const FetchItem& item : fetch_.request.items) {
+      if (item.kind == K::Rfc822Size) {
+        add("RFC822.SIZE " + std::to_string(m.size));  // the Session's count, content or not
+        continue;
+      }
+      flags_sent = flags_sent || item.kind == K::Flags;
+      modseq_sent = modseq_sent || item.kind == K::ModSeq;
+      auto text = encode_message_item(item, data, utf8);
+      if (std::holds_alternative<UnknownCte>(text)) {
+        fetch_.unknown_cte = true;
+        continue;
+      }
+      add(std::get<std::string>(text));
+    }
+    if (m.seen_set) {
+      // RFC 9051 6.4.5: the \Seen flag set by the fetch goes with it; RFC 7162 3.1.4: with
+      // its new modseq.
+      if (!flags_sent) add("FLAGS " + encode_flags(m.state.flags));
+      if (condstore_ && !modseq_sent) add("MODSEQ (" + std::to_string(m.state.modseq) + ")");
+      auto own = std::find_if(view_.reported.begin(), view_.reported.end(),
+                              [&](const auto& e) { return e.first == m.state.uid; });
+      if (own == view_.reported.end()) view_.reported.emplace_back(m.state.uid, m.state.modseq);
+      else own->second = std::max(own->second, m.state.modseq);
+    }
+    untagged(line + ")");
+  }
+}
+
+void Server::search(const std::string& tag, const Values& args, bool uid) {
+  auto parsed = parse_search(args, uid);
+  if (auto* error = std::get_if<SearchError>(&parsed)) {
+    // RFC 9051 6.4.4: an unknown charset is NO [BADCHARSET (...)], anything else BAD.
+    if (error->bad_charset) return tagged(tag, "NO", "[BADCHARSET " + std::string(kSearchCharsets) + "] " + error->text);
+    return bad(tag, error->text);
+  }
+  search_ = std::get<SearchRequest>(std::move(parsed));
+  if (search_.modseq) condstore_ = true;  // RFC 7162 3.1
+  request_ = Request{};
+  request_.uid = uid;
+  ask(Decision::Search, tag, uid ? "UID SEARCH completed" : "SEARCH completed",
+      session_.search(search_.key, view_.uids, saved_));
+}
+
 // --- Verdicts of the selected state --------------------------------------------------------------------
 
 void Server::apply_selected(Decision d, Verdict v) {
@@ -570,7 +674,21 @@ void Server::apply_selected(Decision d, Verdict v) {
     input_ = drop_remaining_ ? Input::DropLiteral : Input::DropLine;
     return;
   }
-  if (!v.accepted()) return refused(tag, v);
+  if (d == Decision::Fetch) {
+    if (!v.accepted()) {
+      fetch_ = FetchState{};
+      return refused(tag, v);
+    }
+    pending_tag_ = tag;
+    pending_done_ = std::move(done);
+    send_fetched(v.take<std::vector<FetchedMessage>>());
+    return fetch_continue();
+  }
+  if (!v.accepted()) {
+    // RFC 5182 2.1: a failed SEARCH ... SAVE leaves the saved result empty.
+    if (d == Decision::Search && (search_.returns & kReturnSave)) saved_.clear();
+    return refused(tag, v);
+  }
   switch (d) {
     case Decision::Select: {
       SelectResult r = v.take<SelectResult>();
@@ -636,7 +754,8 @@ void Server::apply_selected(Decision d, Verdict v) {
         std::vector<std::uint32_t> names;
         for (std::uint32_t u : r.modified)
           if (const std::uint32_t seq = seq_of(u)) names.push_back(request_.uid ? u : seq);
-        if (!names.empty()) done = "[MODIFIED " + uid_set_text(names) + "] Conditional STORE failed";
+        std::sort(names.begin(), names.end());
+        if (!names.empty()) done = "[MODIFIED " + compress_numbers(names) + "] Conditional STORE failed";
       }
       return finish(tag, std::move(done), request_.uid);
     }
@@ -652,6 +771,18 @@ void Server::apply_selected(Decision d, Verdict v) {
       if (have_uids) untagged("OK " + copyuid_text(r) + " Moved");
       report_expunged(r.source);
       return finish(tag, std::move(done), true);
+    }
+    case Decision::Search: {
+      std::vector<SearchMatch> found = v.take<std::vector<SearchMatch>>();
+      std::vector<SearchMatch> matches;
+      for (SearchMatch& m : found)
+        if ((m.seq = seq_of(m.uid))) matches.push_back(m);
+      std::sort(matches.begin(), matches.end(), [](const SearchMatch& a, const SearchMatch& b) { return a.seq < b.seq; });
+      // RFC 9051 6.4.4: IMAP4rev2 answers ESEARCH; RFC 4731 3.1 with RETURN.
+      SearchResponse r = encode_search_response(search_, matches, tag, rev2_);
+      write(r.line);
+      if (r.saved) saved_ = std::move(*r.saved);
+      return finish(tag, std::move(done), request_.uid);
     }
     case Decision::AppendEnd: {
       AppendResult r = v.take<AppendResult>();

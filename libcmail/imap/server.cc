@@ -70,6 +70,8 @@ const Server::Command Server::kCommands[] = {
     {"COPY", false, false, true, &Server::cmd_copy},            // RFC 9051 6.4.7
     {"MOVE", false, false, true, &Server::cmd_move},            // RFC 6851 3.1, RFC 9051 6.4.8
     {"UID", false, false, true, &Server::cmd_uid},              // RFC 9051 6.4.9
+    {"FETCH", false, false, true, &Server::cmd_fetch},          // RFC 9051 6.4.5
+    {"SEARCH", false, false, true, &Server::cmd_search},        // RFC 9051 6.4.4
 };
 
 std::string_view to_string(RespCode c) {
@@ -202,6 +204,7 @@ std::string Server::capabilities() const {
     }
   } else {
     c += " LIST-EXTENDED SPECIAL-USE CHILDREN STATUS=SIZE UIDPLUS MOVE UNSELECT IDLE";
+    c += " CONDSTORE ESEARCH SEARCHRES BINARY";
     c += " APPENDLIMIT=" + std::to_string(options_.max_append);  // RFC 7889 3
   }
   return c;
@@ -252,7 +255,7 @@ void Server::reset_parser() {
 }
 
 void Server::process() {
-  while (state_ != State::Logout && !awaiting_.active() && !tls_pending()) {
+  while (state_ != State::Logout && !busy() && !tls_pending()) {
     if (input_ == Input::Append) {
       // APPEND's message: to the Session as it arrives, never held here.
       std::string_view chunk = in_.peek(static_cast<std::size_t>(std::min<std::uint64_t>(append_remaining_, 1 << 20)));
@@ -571,6 +574,9 @@ void Server::cmd_enable(const std::string& tag, const Values& args) {
     if (upper(*name) == "IMAP4REV2" && !rev2_) {
       rev2_ = true;
       enabled += " IMAP4rev2";
+    } else if (upper(*name) == "CONDSTORE" && !condstore_) {  // RFC 7162 3.1
+      condstore_ = true;
+      enabled += " CONDSTORE";
     }
   }
   untagged("ENABLED" + enabled);  // RFC 5161 3.1: sent even when nothing was enabled

@@ -92,9 +92,9 @@ TEST_CASE("imap search: every key parses to its kind") {
     CAPTURE(c.wire);
     CHECK(one(c.wire).kind == c.kind);
   }
-  CHECK(one("UNSEEN").flags == kFlagSeen);
-  CHECK(one("ANSWERED").flags == kFlagAnswered);
-  CHECK(one("UNDRAFT").flags == kFlagDraft);
+  CHECK(one("UNSEEN").flags == kSeen);
+  CHECK(one("ANSWERED").flags == kAnswered);
+  CHECK(one("UNDRAFT").flags == kDraft);
   CHECK(one("ALL").children.empty());
   CHECK(one("FROM bob").name == "from");
   CHECK(one("FROM bob").text == "bob");
@@ -235,7 +235,7 @@ TEST_CASE("imap search: flags, keywords, sizes, numbers, modseq") {
   MessageView m;
   m.seq = 3;
   m.uid = 30;
-  m.flags = kFlagSeen | kFlagFlagged;
+  m.flags = kSeen | kFlagged;
   m.keywords = kws;
   m.size = 1000;
   m.modseq = 77;

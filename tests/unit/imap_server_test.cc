@@ -119,7 +119,7 @@ TEST_CASE("imap::Server: LOGIN with atoms, quoted strings and literals; failures
   // A synchronizing literal: "+ " only once the text before it parsed.
   CHECK(f.say("a3 LOGIN {5}\r\n") == "+ Ready for literal data\r\n");
   std::string out = f.say("alice {6+}\r\nsecret\r\n");
-  CHECK(out.rfind("a3 OK [CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL+ SASL-IR ENABLE ID NAMESPACE LIST-EXTENDED SPECIAL-USE CHILDREN STATUS=SIZE UIDPLUS MOVE UNSELECT IDLE APPENDLIMIT=67108864] Logged in\r\n", 0) == 0);
+  CHECK(out.rfind("a3 OK [CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL+ SASL-IR ENABLE ID NAMESPACE LIST-EXTENDED SPECIAL-USE CHILDREN STATUS=SIZE UIDPLUS MOVE UNSELECT IDLE CONDSTORE ESEARCH SEARCHRES BINARY APPENDLIMIT=67108864] Logged in\r\n", 0) == 0);
   CHECK(f.server->state() == Server::State::Authenticated);
   CHECK(f.server->user() == "alice");
   CHECK(f.session.calls == std::vector<std::string>{"LOGIN /alice/wrong", "LOGIN /broken/x", "LOGIN /alice/secret"});
@@ -171,7 +171,7 @@ TEST_CASE("imap::Server: a pending log-in holds pipelined commands until complet
   CHECK(f.session.calls.size() == 1);
   CHECK(f.server->complete(Verdict::user("alice")).ok());
   CHECK(take_output(*f.server) ==
-        "a1 OK [CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL+ SASL-IR ENABLE ID NAMESPACE LIST-EXTENDED SPECIAL-USE CHILDREN STATUS=SIZE UIDPLUS MOVE UNSELECT IDLE APPENDLIMIT=67108864] Logged in\r\n"
+        "a1 OK [CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL+ SASL-IR ENABLE ID NAMESPACE LIST-EXTENDED SPECIAL-USE CHILDREN STATUS=SIZE UIDPLUS MOVE UNSELECT IDLE CONDSTORE ESEARCH SEARCHRES BINARY APPENDLIMIT=67108864] Logged in\r\n"
         "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\na2 OK NAMESPACE completed\r\na3 OK NOOP completed\r\n");
   CHECK_FALSE(f.server->complete(Verdict::user("alice")).ok());  // none pending
 }

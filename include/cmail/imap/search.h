@@ -18,6 +18,7 @@
 
 #include <cmail/export.h>
 #include <cmail/imap/codec.h>
+#include <cmail/imap/flags.h>
 #include <cmail/mail/structure.h>
 
 #include <cstddef>
@@ -31,16 +32,9 @@
 
 namespace cmail::imap {
 
-// The system flags of a message as bits: the values of cmail/store/mailbox.h (kFlagSeen ...),
-// which is above this layer and not included here.
-constexpr std::uint32_t kFlagSeen = 1u << 0;
-constexpr std::uint32_t kFlagAnswered = 1u << 1;
-constexpr std::uint32_t kFlagFlagged = 1u << 2;
-constexpr std::uint32_t kFlagDeleted = 1u << 3;
-constexpr std::uint32_t kFlagDraft = 1u << 4;
 
 // One search key. Keys that are the negation of another are kept as what they test:
-// UNSEEN is NoFlag with kFlagSeen, NEW is New, OLD is Old (RFC 3501 6.4.4).
+// UNSEEN is NoFlag with kSeen, NEW is New, OLD is Old (RFC 3501 6.4.4).
 struct SearchKey {
   enum class Kind : std::uint8_t {
     And,         // children: all hold (ALL is an And without children; a parenthesized list)
@@ -164,7 +158,7 @@ class CMAIL_EXPORT StoredMessageText final : public MessageText {
 // What evaluation needs of one message.
 struct MessageView {
   std::uint32_t seq = 0, uid = 0;
-  std::uint32_t flags = 0;  // kFlag* bits
+  std::uint32_t flags = 0;  // SystemFlag bits (cmail/imap/flags.h)
   std::span<const std::string> keywords;
   bool recent = false;
   std::int64_t internal_date = 0;  // Unix seconds

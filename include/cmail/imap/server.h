@@ -44,6 +44,10 @@
 
 #include <cmail/export.h>
 #include <cmail/imap/codec.h>
+#include <cmail/imap/fetch.h>
+#include <cmail/imap/flags.h>
+#include <cmail/imap/search.h>
+#include <cmail/mail/structure.h>
 #include <cmail/proto/conversation.h>
 #include <cmail/proto/sasl.h>
 #include <cmail/proto/transport.h>
@@ -95,27 +99,6 @@ enum class RespCode {
   TryCreate, NonExistent, AlreadyExists, Cannot, HasChildren, InUse, NoPerm, OverQuota, ServerBug,
 };
 
-// The flags of a message (RFC 9051 2.3.2): system flags as bits, keywords by name (atoms, as
-// the client wrote them; compared without regard to case).
-enum SystemFlag : std::uint32_t {
-  kSeen = 1u << 0,
-  kAnswered = 1u << 1,
-  kFlagged = 1u << 2,
-  kDeleted = 1u << 3,
-  kDraft = 1u << 4,
-};
-struct Flags {
-  std::uint32_t system = 0;
-  std::vector<std::string> keywords;
-  bool operator==(const Flags&) const = default;
-};
-// "(\Seen \Deleted $Label)": system flags in the order of the bits, then the keywords.
-CMAIL_EXPORT std::string encode_flags(const Flags& f);
-// A flag list (RFC 9051 9: flag-list, or a single flag for STORE): nullopt when an item is not
-// a flag, or is "\Recent" or another system flag the server does not know (RFC 9051 2.3.2:
-// clients may not set \Recent; unknown \-flags are refused), or "\*" (only servers send it).
-CMAIL_EXPORT std::optional<Flags> parse_flags(const Value& v);
-
 // One message of the selected mailbox as the Session reports it.
 struct MessageState {
   std::uint32_t uid = 0;
@@ -156,6 +139,23 @@ struct StoreResult {
 struct CopyResult {
   std::uint32_t uidvalidity = 0;  // of the target mailbox
   std::vector<std::uint32_t> source, target;  // UIDs, pairwise; source ascending
+};
+
+// FETCH (RFC 9051 6.4.5): what the engine needs of each message to answer the items asked.
+struct FetchNeeds {
+  bool structure = false;  // ENVELOPE, BODY, BODYSTRUCTURE, sections, BINARY: the part tree
+  bool content = false;    // sections, BINARY, RFC822*: the stored octets
+  bool set_seen = false;   // set \Seen first, durably (RFC 9051 6.4.5); never when read-only
+  // RFC 7162 3.1.4.1: only the messages whose modseq is higher.
+  std::optional<std::uint64_t> changed_since;
+};
+struct FetchedMessage {
+  MessageState state;  // its flags after set_seen
+  std::int64_t internal_date = 0;  // Unix time
+  std::uint64_t size = 0;          // RFC822.SIZE: the octets of `content` when it is given
+  std::optional<mail::Part> structure;  // when FetchNeeds::structure
+  std::string content;                  // when FetchNeeds::content
+  bool seen_set = false;  // set_seen changed its flags: FLAGS is sent with the answer
 };
 
 // APPEND (RFC 4315 3 APPENDUID).
@@ -201,6 +201,10 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   static Verdict stored(StoreResult r);
   static Verdict copied(CopyResult r);
   static Verdict appended(AppendResult r);
+  // FETCH: the messages of the request that exist (any order; missing ones are skipped).
+  static Verdict fetched(std::vector<FetchedMessage> messages);
+  // SEARCH: the messages that match, with their sequence numbers in the view given.
+  static Verdict found(std::vector<SearchMatch> matches);
   // Sent as "tag NO [code] text".
   static Verdict reject(RespCode code, std::string text);
 
@@ -224,7 +228,8 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   std::vector<MailboxInfo> mailboxes_;
   MailboxStatus counts_;
   std::variant<std::monostate, SelectResult, MailboxChanges, std::vector<std::uint32_t>,
-               StoreResult, CopyResult, AppendResult>
+               StoreResult, CopyResult, AppendResult, std::vector<FetchedMessage>,
+               std::vector<SearchMatch>>
       payload_;
 };
 
@@ -283,6 +288,14 @@ class CMAIL_EXPORT Session {
   virtual void append_chunk(std::string_view) {}
   virtual Verdict append_end();
   virtual void append_abort() {}
+  // FETCH and UID FETCH, in batches of at most 256 messages (16 when content is needed):
+  // Verdict::fetched().
+  virtual Verdict fetch(const std::vector<std::uint32_t>& uids, const FetchNeeds& needs);
+  // SEARCH and UID SEARCH: evaluate `key` (imap::matches, cmail/imap/search.h) on the messages
+  // of `view` (the view's UIDs in sequence order, for SearchContext::of with `saved`):
+  // Verdict::found().
+  virtual Verdict search(const SearchKey& key, const std::vector<std::uint32_t>& view,
+                         const std::vector<std::uint32_t>& saved);
   // Diagnostics the embedder may log (never sent to the peer).
   virtual void log(std::string_view) {}
 };
@@ -301,6 +314,8 @@ class CMAIL_EXPORT Server : public proto::Conversation {
 
   void receive(std::string_view bytes);
   void receive_eof();
+  // Also asks for more of a long FETCH answer once its output has been taken.
+  void consume_output(std::size_t n);
   void tls_established(const TlsInfo& info);
   void timed_out();  // RFC 9051 5.4: BYE Autologout, then Close
   bool wants_read() const;
@@ -332,7 +347,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
  private:
   enum class Decision {
     Login, List, Status, Change,
-    Select, Poll, Expunge, Store, Copy, AppendBegin, AppendEnd,
+    Select, Poll, Expunge, Store, Copy, AppendBegin, AppendEnd, Fetch, Search,
   };
   // LIST or LSUB waiting for the mailboxes (RFC 9051 6.3.9, RFC 5258, RFC 3501 6.3.9).
   struct ListRequest {
@@ -429,6 +444,15 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void cmd_uid(const std::string& tag, const Values& args);
   void cmd_append(const std::string& tag, const Values& args);
   void cmd_idle(const std::string& tag, const Values& args);
+  void cmd_fetch(const std::string& tag, const Values& args);
+  void cmd_search(const std::string& tag, const Values& args);
+  void fetch(const std::string& tag, const Values& args, bool uid);
+  void fetch_batch();
+  void send_fetched(std::vector<FetchedMessage> messages);
+  void search(const std::string& tag, const Values& args, bool uid);
+  // A sequence set argument: its UIDs in the view ("$": the saved result, RFC 5182); nullopt
+  // for a set that is not one (BAD) or a message number over the view's size.
+  std::optional<std::vector<std::uint32_t>> message_set(const Value& v, bool uid) const;
   void select_or_examine(const std::string& tag, const Values& args, bool read_only);
   void leave_selected();
   void store(const std::string& tag, const Values& args, bool uid);
@@ -501,6 +525,22 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   std::uint64_t append_remaining_ = 0;  // Append: octets still to pass to the Session
   bool append_sync_ = false;             // the APPEND literal was synchronizing
   std::string idle_tag_;
+  // FETCH in progress: the request, the UIDs still to ask for, what is needed.
+  struct FetchState {
+    FetchRequest request;
+    std::vector<std::uint32_t> uids;
+    std::size_t next = 0;
+    FetchNeeds needs;
+    bool uid = false;
+    bool unknown_cte = false;  // RFC 3516 4.3: the command ends NO [UNKNOWN-CTE]
+    bool waiting = false;      // stopped until the output drains below kFetchOutputLow
+  };
+  static constexpr std::size_t kFetchOutputHigh = 1 << 20, kFetchOutputLow = 256 << 10;
+  bool busy() const { return awaiting_.active() || fetch_.waiting; }
+  void fetch_continue();
+  FetchState fetch_;
+  SearchRequest search_;
+  std::vector<std::uint32_t> saved_;  // RFC 5182: the saved search result, UIDs ascending
 };
 
 CMAIL_EXPORT const char* to_string(Server::State s);
