@@ -436,7 +436,7 @@ TEST_CASE("imap fetch: filter_header keeps continuation lines, ignores case, end
   CHECK(filter_header("A: 1\nB: 2\n\n", {"b"}, false) == "B: 2\n\n");  // bare LF as stored
   CHECK(filter_header("A: 1\r\nB: 2", {"B"}, false) == "B: 2\r\n");   // no empty line: CRLF added
   CHECK(filter_header("", {"B"}, false) == "\r\n");
-  CHECK(filter_header("B: 1\r", {"B"}, false) == "\r\n");  // a lone CR is no empty line
+  CHECK(filter_header("B: 1\r", {"B"}, false) == "B: 1\r\r\n");  // a lone CR is no line end
   CHECK(filter_header("B: 1\n\rC: 2\n", {"B", "C"}, false) == "B: 1\n\r\n");  // "\rC" is no name asked
   CHECK(section(kMixed, "BODY.PEEK[HEADER.FIELDS (subject FROM)]") ==
         "BODY[HEADER.FIELDS (SUBJECT FROM)] {45}\r\nFrom: Ann <ann@a.example>\r\nSubject: parts\r\n\r\n");
