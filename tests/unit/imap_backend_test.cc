@@ -147,7 +147,7 @@ TEST_CASE("imap backend: LIST shows INBOX always and the user's folders, never a
   {
     Client c(m);  // no mail yet, no folder row: INBOX still there
     REQUIRE(has(c.say("a1", "LOGIN alice wonderland"), "a1 OK"));
-    CHECK(c.say("a2", "LIST \"\" \"*\"") == "* LIST () \"/\" INBOX\r\na2 OK LIST completed\r\n");
+    CHECK(c.say("a2", "LIST \"\" \"*\"") == "* LIST (\\HasNoChildren) \"/\" INBOX\r\na2 OK LIST completed\r\n");
   }
   REQUIRE(m.store->mailboxes().ensure_folder("alice", "Archive").has_value());
   REQUIRE(m.store->mailboxes().ensure_folder("alice", "Archive/2026").has_value());
