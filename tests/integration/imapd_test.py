@@ -223,12 +223,10 @@ class ImapdTest(unittest.TestCase):
         s = socket.create_connection(("127.0.0.1", self.m.imap), timeout=10)
         recv_until(s, b"\r\n")
         s.sendall(b"a1 STARTTLS\r\na2 LOGIN bob builder\r\n")  # injected into the TLS handshake
-        got = recv_until(s, b"a1 ", timeout=5)
-        got += recv_until(s, b"\r\n", timeout=2)
-        self.assertIn(b"a1 OK", got)
-        rest, closed = read_until_closed(s)  # the "handshake" fails: the connection ends unanswered
+        got, closed = read_until_closed(s, timeout=10)  # the "handshake" fails: the connection ends
         self.assertTrue(closed)
-        self.assertEqual(rest.find(b"a2 "), -1)
+        self.assertIn(b"a1 OK", got)
+        self.assertNotIn(b"a2 ", got)  # never answered
         s.close()
 
     def test_imaps_with_the_self_signed_certificate(self):
@@ -302,11 +300,11 @@ class ImapdTest(unittest.TestCase):
         r = subprocess.run(base + ["--ssl-reqd", f"imap://127.0.0.1:{self.m.required}/"], capture_output=True,
                            text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout, '* LIST (\\HasNoChildren) "/" INBOX\r\n')
+        self.assertEqual(r.stdout.strip(), '* LIST (\\HasNoChildren) "/" INBOX')
         r = subprocess.run(base + [f"imaps://127.0.0.1:{self.m.imaps}/"], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("INBOX", r.stdout)
-        r = subprocess.run(base + ["-v", "-X", "CAPABILITY", f"imaps://127.0.0.1:{self.m.imaps}/"], capture_output=True,
+        r = subprocess.run(base + ["-X", "CAPABILITY", f"imaps://127.0.0.1:{self.m.imaps}/"], capture_output=True,
                            text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("* CAPABILITY IMAP4rev2 IMAP4rev1", r.stdout)
