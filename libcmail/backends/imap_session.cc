@@ -153,6 +153,7 @@ Verdict StoreImapSession::login(const sasl::Credentials& creds) {
           if (logger) {
             LogLine l = auth_log(out->denied.empty() ? "auth ok" : "login denied", "imap", addr, user);
             if (!out->denied.empty()) l.add("reason", out->denied);
+            else if (out->user != user) l.add("identity", out->user);  // an alias logs in as its target
             logger(1, l.str());
           }
         }

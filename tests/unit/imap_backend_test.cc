@@ -102,6 +102,9 @@ TEST_CASE("imap backend: who may log in: credentials, the imapd row, aliases, pr
     CHECK(has(c.say("d1", "LOGIN al alias-pw"), "d1 OK "));
     CHECK(c.server->user() == "alice");
     CHECK(c.session->user() == "alice");
+    bool ok_line = false;
+    for (const auto& l : c.logged) ok_line |= has(l, "auth ok proto=imap") && has(l, "user=al ") && has(l, "identity=alice");
+    CHECK(ok_line);
   }
   {
     Client c(m);  // AUTHENTICATE PLAIN with an authzid that is someone else: refused
