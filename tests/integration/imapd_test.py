@@ -10,7 +10,6 @@ their stdout); every wait is bounded. Every test case gets its own copy of a tem
 database and its own daemons, stopped (and checked for a clean exit) after the case whatever
 its outcome.
 """
-import base64
 import imaplib
 import os
 import re
