@@ -89,6 +89,7 @@ bind 127.0.0.1 0 announce=slow.local.test timeout=1 maxperip=2
         except Exception:
             stop_daemon(self.smtpd)
             raise
+        self.imapd_result = None
         self.imap, self.required, self.slow = ports["imap"]
         self.imaps = ports["imaps"][0]
 
@@ -104,8 +105,14 @@ bind 127.0.0.1 0 announce=slow.local.test timeout=1 maxperip=2
             s.ehlo("client.test")
             s.sendmail("sender@remote.test", [to], f"Subject: {subject}\r\nFrom: sender@remote.test\r\n\r\n{body}")
 
+    def stop_imapd(self):
+        """Stops cmail-imapd once: (exit code, stderr)."""
+        if self.imapd_result is None:
+            self.imapd_result = stop_daemon(self.imapd)
+        return self.imapd_result
+
     def stop(self):
-        return [stop_daemon(self.imapd), stop_daemon(self.smtpd)]
+        return [self.stop_imapd(), stop_daemon(self.smtpd)]
 
 
 def status_of(imap, mailbox="INBOX", items=STATUS_ITEMS):
@@ -255,6 +262,25 @@ class ImapdTest(unittest.TestCase):
         self.assertTrue(closed)
         self.assertIn(b"* BYE", rest)
         imap.shutdown()
+
+    def test_log_lines(self):
+        imap = imaplib.IMAP4_SSL("127.0.0.1", self.m.imaps, ssl_context=TLS, timeout=30)
+        login_error(imap, "carol", "singer")
+        login_error(imap, "bob", "wrong")
+        self.assertEqual(imap.login("al", "aliaspw")[0], "OK")
+        imap.logout()
+        code, err = self.m.stop_imapd()
+        self.assertEqual(code, 0, err)
+        lines = err.splitlines()
+
+        def logged(*parts):
+            return [l for l in lines if all(p in l for p in parts)]
+        self.assertEqual(len(logged("login denied proto=imap addr=127.0.0.1 user=carol reason=imap-not-enabled")), 1, err)
+        self.assertEqual(len(logged("auth failed proto=imap addr=127.0.0.1 user=bob reason=bad-credentials")), 1, err)
+        self.assertEqual(len(logged("auth ok proto=imap addr=127.0.0.1 user=al identity=alice")), 1, err)
+        self.assertEqual(len(logged(" connect proto=imap listener=imaps addr=127.0.0.1")), 1, err)
+        self.assertEqual(len(logged("disconnect proto=imap listener=imaps", "tls=yes user=alice")), 1, err)
+        self.assertFalse(logged("aliaspw") or logged("singer"), err)  # never a password
 
     def test_idle_timeout_and_trickled_command(self):
         s = socket.create_connection(("127.0.0.1", self.m.slow), timeout=10)
