@@ -358,6 +358,42 @@ class ConfigAndServeTest(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn("Provide IMAP access to mailboxes", r.stdout)
 
+    def test_cmail_serve_with_config_files(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "master.db3")
+            subprocess.run([ADMIN, "-d", db, "init"], check=True, capture_output=True, timeout=30)
+            for args in (["user", "add", "dora", "explorer"], ["imapd", "enable", "dora"]):
+                subprocess.run([ADMIN, "-d", db, *args], check=True, capture_output=True, timeout=30)
+            smtpd_conf, imapd_conf = os.path.join(tmp, "smtpd.conf"), os.path.join(tmp, "imapd.conf")
+            with open(smtpd_conf, "w") as f:
+                f.write(f"database {db}\nbind 127.0.0.1 0\n")
+            with open(imapd_conf, "w") as f:
+                f.write(f"database {db}\nbind 127.0.0.1 0 announce=files.local.test\n")
+            # Without --imapd-config, --config runs no IMAP; with it, the file's listeners.
+            p = subprocess.Popen([CMAIL, "serve", "--config", smtpd_conf, "--imapd-config", imapd_conf],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                ports = read_ports(p, 2)
+                self.assertEqual(sorted(ports), ["imap", "smtp"])
+                imap = imaplib.IMAP4("127.0.0.1", ports["imap"][0], timeout=30)
+                self.assertIn(b"files.local.test IMAP server ready", imap.welcome)
+                self.assertEqual(imap.login("dora", "explorer")[0], "OK")
+                imap.logout()
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=15), 0)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stdout.close()
+                p.stderr.close()
+            with open(imapd_conf, "w") as f:
+                f.write(f"database {os.path.join(tmp, 'other.db3')}\nbind 127.0.0.1 0\n")
+            r = subprocess.run([CMAIL, "serve", "--config", smtpd_conf, "--imapd-config", imapd_conf],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"{imapd_conf} names database", r.stderr)
+
     def test_cmail_serve_zero_config_imap(self):
         with tempfile.TemporaryDirectory() as tmp:
             data = os.path.join(tmp, "data")
