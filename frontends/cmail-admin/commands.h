@@ -55,6 +55,7 @@ int run_user(Context& ctx);
 int run_address(Context& ctx);
 int run_smtpd(Context& ctx);
 int run_popd(Context& ctx);
+int run_imapd(Context& ctx);
 int run_permissions(Context& ctx);
 int run_queue(Context& ctx);
 int run_database(Context& ctx);  // init, migrate, check, backup
@@ -63,6 +64,7 @@ void usage_user();
 void usage_address();
 void usage_smtpd();
 void usage_popd();
+void usage_imapd();
 void usage_permissions();
 void usage_queue();
 void usage_main();

@@ -10,7 +10,8 @@ void usage_main() {
   std::printf(
       "cmail-admin - administer a cmail master database\n"
       "Usage: cmail-admin [-d DBPATH] [-v N] [--no-upgrade] MODULE COMMAND [ARGS]\n"
-      "Modules (also runnable as cmail-admin-MODULE): user, address, smtpd, popd, permissions\n"
+      "Modules (also runnable as cmail-admin-MODULE): user, address, smtpd, popd, imapd,\n"
+      "  permissions\n"
       "  queue: list | show ID | retry [ID] | flush | delete ID   the delivery queue\n"
       "Database commands:\n"
       "  init            create a new master database at DBPATH\n"

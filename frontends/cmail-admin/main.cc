@@ -1,5 +1,6 @@
 // cmail-admin: the administration tool for the master database. Also runs as cmail's original
-// tool names (cmail-admin-user, -address, -smtpd, -popd, -permissions) by looking at argv[0].
+// tool names (cmail-admin-user, -address, -smtpd, -popd, -permissions, and
+// cmail-admin-imapd, which the original did not have) by looking at argv[0].
 #include "commands.h"
 
 #include <CLI/CLI.hpp>
@@ -26,6 +27,7 @@ const Module kModules[] = {
     {"address", run_address, usage_address, kExitUsage, kExitUsage},
     {"smtpd", run_smtpd, usage_smtpd, 10, 10},
     {"popd", run_popd, usage_popd, kExitUsage, kExitUsage},
+    {"imapd", run_imapd, usage_imapd, kExitUsage, kExitUsage},  // new: no original tool
     {"permissions", run_permissions, usage_permissions, kExitUsage, 10},
     {"queue", run_queue, usage_queue, kExitUsage, kExitUsage},  // new: no original tool
 };

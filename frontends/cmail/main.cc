@@ -2,6 +2,7 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/dispatch_service.h"
+#include "daemon/imap_service.h"
 #include "daemon/pop3_service.h"
 #include "daemon/smtp_service.h"
 
@@ -22,11 +23,12 @@ namespace fs = std::filesystem;
 int main(int argc, char** argv) {
   CLI::App app{"cmail: an embeddable mail server"};
   app.require_subcommand(1);
-  auto* serve = app.add_subcommand("serve", "run the mail server: SMTP intake and submission, outbound delivery, POP3");
+  auto* serve = app.add_subcommand("serve", "run the mail server: SMTP intake and submission, outbound delivery, POP3, IMAP");
   std::string data = "cmail-data", config_file, host = "127.0.0.1", hostname = "localhost";
   std::uint16_t smtp_port = 2525, submission_port = 2587, smtps_port = 2465;
   std::uint16_t pop3_port = 2110, pop3s_port = 2995;
-  std::string popd_config_file;
+  std::uint16_t imap_port = 2143, imaps_port = 2993;
+  std::string popd_config_file, imapd_config_file;
   int verbosity = 1;
   std::vector<std::string> resolvers;
   std::string dispatchd_config;
@@ -40,12 +42,16 @@ int main(int argc, char** argv) {
   serve->add_option("--smtps-port", smtps_port, "submission over implicit TLS, AUTH required");
   serve->add_option("--pop3-port", pop3_port, "POP3 with STLS, login only inside TLS");
   serve->add_option("--pop3s-port", pop3s_port, "POP3 over implicit TLS");
+  serve->add_option("--imap-port", imap_port, "IMAP with STARTTLS, login only inside TLS");
+  serve->add_option("--imaps-port", imaps_port, "IMAP over implicit TLS");
   serve->add_option("--popd-config", popd_config_file, "a cmail-popd config file (with --config: POP3 only if given)");
+  serve->add_option("--imapd-config", imapd_config_file, "a cmail-imapd config file (with --config: IMAP only if given)");
   serve->add_option("--resolver", resolvers, "DNS server HOST[:PORT] for outbound delivery (repeatable; default: the system's)");
   serve->add_option("--dispatchd-config", dispatchd_config, "a cmail-dispatchd config file for outbound delivery");
   serve->add_option("--authguard", authguard,
                     "failed log-in penalties: 'off' or 'delay=MS maxdelay=MS ipfailures=N userfailures=N forget=S "
-                    "entries=N' (default: the --config or --popd-config file's authguard line, else the defaults)");
+                    "entries=N' (default: the --config, --popd-config or --imapd-config file's authguard line, else the "
+                    "defaults)");
   serve->add_option("-v,--verbosity", verbosity, "0 errors and warnings, 1 info (connections, messages), 3 debug");
   try {
     app.parse(argc, argv);
@@ -57,7 +63,8 @@ int main(int argc, char** argv) {
   daemon::return_large_blocks();
   daemon::config::Smtpd cfg;
   daemon::config::Popd popd;
-  std::string popd_config_name = "defaults";
+  daemon::config::Imapd imapd;
+  std::string popd_config_name = "defaults", imapd_config_name = "defaults";
   if (!popd_config_file.empty()) {
     auto loaded = daemon::config::load_popd(popd_config_file);
     if (!loaded) {
@@ -66,6 +73,15 @@ int main(int argc, char** argv) {
     }
     popd = *loaded;
     popd_config_name = popd_config_file;
+  }
+  if (!imapd_config_file.empty()) {
+    auto loaded = daemon::config::load_imapd(imapd_config_file);
+    if (!loaded) {
+      std::fprintf(stderr, "cmail: %s\n", loaded.error().message().c_str());
+      return 1;
+    }
+    imapd = *loaded;
+    imapd_config_name = imapd_config_file;
   }
   std::string config_name = "defaults";
   if (!config_file.empty()) {
@@ -125,11 +141,32 @@ int main(int argc, char** argv) {
       add_pop3(pop3_port, false);  // POP3 with STLS (RFC 2595)
       add_pop3(pop3s_port, true);  // POP3S (RFC 8314)
     }
+    if (imapd_config_file.empty()) {
+      auto add_imap = [&](std::uint16_t port, bool tlsonly) {
+        daemon::config::ImapdListener l;
+        l.host = host;
+        l.port = port;
+        l.announce = hostname;
+        l.cert = cert;
+        l.key = key;
+        l.tlsonly = tlsonly;
+        l.tlsrequire = true;  // passwords only inside TLS, as for POP3 and submission
+        imapd.listeners.push_back(l);
+      };
+      add_imap(imap_port, false);  // IMAP with STARTTLS (RFC 9051 6.2.1)
+      add_imap(imaps_port, true);  // IMAPS (RFC 8314)
+    }
   }
   if (!popd_config_file.empty() &&
       fs::weakly_canonical(popd.common.database) != fs::weakly_canonical(cfg.common.database)) {
     std::fprintf(stderr, "cmail: %s names database %s, but cmail serve uses %s\n", popd_config_file.c_str(),
                  popd.common.database.c_str(), cfg.common.database.c_str());
+    return 1;
+  }
+  if (!imapd_config_file.empty() &&
+      fs::weakly_canonical(imapd.common.database) != fs::weakly_canonical(cfg.common.database)) {
+    std::fprintf(stderr, "cmail: %s names database %s, but cmail serve uses %s\n", imapd_config_file.c_str(),
+                 imapd.common.database.c_str(), cfg.common.database.c_str());
     return 1;
   }
   store::StoreOptions so;
@@ -140,9 +177,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cmail: %s\n", store.error().message().c_str());
     return 1;
   }
-  // One guard for every listener: a guesser's SMTP failures count for POP3 too
+  // One guard for every listener: a guesser's SMTP failures count for POP3 and IMAP too
   // (docs/logging.md#authentication-penalties).
-  backends::AuthGuardOptions guard_options = cfg.auth_guard.value_or(popd.auth_guard.value_or(backends::AuthGuardOptions{}));
+  backends::AuthGuardOptions guard_options = cfg.auth_guard.value_or(
+      popd.auth_guard.value_or(imapd.auth_guard.value_or(backends::AuthGuardOptions{})));
   if (!authguard.empty()) {
     auto parsed = daemon::config::parse_authguard(authguard);
     if (!parsed) {
@@ -165,6 +203,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   bound->insert(bound->end(), pop3_bound->begin(), pop3_bound->end());
+  auto imap_bound = daemon::add_imap_listeners(runtime, **store, imapd.listeners, imapd_config_name, guard, log);
+  if (!imap_bound) {
+    std::fprintf(stderr, "cmail: %s\n", imap_bound.error().message().c_str());
+    return 1;
+  }
+  bound->insert(bound->end(), imap_bound->begin(), imap_bound->end());
   // Outbound delivery in the same loop: mail for other hosts, redirects, handoffs, bounces.
   daemon::config::Dispatchd dcfg;
   if (!dispatchd_config.empty()) {
@@ -199,9 +243,10 @@ int main(int argc, char** argv) {
     std::printf(
         "database %s\n"
         "add a user: cmail-admin -d %s user add alice && cmail-admin -d %s address add alice@%s store alice "
-        "&& cmail-admin -d %s smtpd enable alice any && cmail-admin -d %s popd enable alice\n",
+        "&& cmail-admin -d %s smtpd enable alice any && cmail-admin -d %s popd enable alice "
+        "&& cmail-admin -d %s imapd enable alice\n",
         cfg.common.database.c_str(), cfg.common.database.c_str(), cfg.common.database.c_str(), hostname.c_str(),
-        cfg.common.database.c_str(), cfg.common.database.c_str());
+        cfg.common.database.c_str(), cfg.common.database.c_str(), cfg.common.database.c_str());
   std::fflush(stdout);
   runtime.run();
   return 0;

@@ -394,7 +394,11 @@ Result<Dispatchd> load_dispatchd(const std::string& path, bool database_required
   return parse_dispatchd(*text, path, database_required);
 }
 
-Result<Popd> parse_popd(std::string_view text, const std::string& name) {
+namespace {
+
+// cmail-popd's syntax, which cmail-imapd takes too (docs/imapd.md#configuration); `announce`
+// is the daemon's default greeting name.
+Result<Popd> parse_mail_access(std::string_view text, const std::string& name, const std::string& announce) {
   Popd cfg;
   for (const Line& l : split_lines(text)) {
     auto handled = common(cfg.common, l, name);
@@ -404,6 +408,7 @@ Result<Popd> parse_popd(std::string_view text, const std::string& name) {
     if (!guard) return guard.error();
     if (*guard) continue;
     PopdListener b;
+    b.announce = announce;
     auto w = bind_line(l, name, b);
     if (!w) return w.error();
     for (std::size_t i = 2; i < w->size(); ++i) {
@@ -449,12 +454,26 @@ Result<Popd> parse_popd(std::string_view text, const std::string& name) {
   return cfg;
 }
 
+}  // namespace
+
+Result<Popd> parse_popd(std::string_view text, const std::string& name) {
+  return parse_mail_access(text, name, "cmail-popd");
+}
+
 Result<Popd> load_popd(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::not_found("cannot read config file " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_popd(ss.str(), path);
+  auto text = read_config(path);
+  if (!text) return text.error();
+  return parse_popd(*text, path);
+}
+
+Result<Imapd> parse_imapd(std::string_view text, const std::string& name) {
+  return parse_mail_access(text, name, "cmail-imapd");
+}
+
+Result<Imapd> load_imapd(const std::string& path) {
+  auto text = read_config(path);
+  if (!text) return text.error();
+  return parse_imapd(*text, path);
 }
 
 }  // namespace cmail::daemon::config

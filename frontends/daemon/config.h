@@ -128,6 +128,14 @@ struct Popd {
 Result<Popd> parse_popd(std::string_view text, const std::string& name);
 Result<Popd> load_popd(const std::string& path);
 
+// cmail-imapd takes cmail-popd's syntax exactly (docs/imapd.md#configuration): the same common
+// directives, `authguard`, and `bind` lines with the same options; announce defaults to
+// "cmail-imapd", and timeout=0 means RFC 9051 5.4's 30 minutes.
+using ImapdListener = PopdListener;
+using Imapd = Popd;
+Result<Imapd> parse_imapd(std::string_view text, const std::string& name);
+Result<Imapd> load_imapd(const std::string& path);
+
 // The parameters of an `authguard` line (also `cmail serve --authguard`): `off`, or any of
 // delay=MS maxdelay=MS ipfailures=N userfailures=N forget=SECONDS entries=N (0 failures: never
 // refuse). Errors name the bad word, without a file or line.

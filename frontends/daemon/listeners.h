@@ -1,4 +1,4 @@
-// daemon/listeners.h: what cmail-smtpd's and cmail-popd's `bind` lines share on the way to a
+// daemon/listeners.h: what the `bind` lines of cmail-smtpd, cmail-popd and cmail-imapd share on the way to a
 // runtime listener: the certificate (loaded once per file pair), implicit TLS, the address,
 // the per-address limit, and error messages that name the config line.
 //

@@ -35,6 +35,10 @@ void describe(backends::LogLine& l, const pop3::Server& e) {
   l.add("tls", e.tls() ? "yes" : "no");
   if (!e.user().empty()) l.add("user", e.user());
 }
+void describe(backends::LogLine& l, const imap::Server& e) {
+  l.add("tls", e.tls() ? "yes" : "no");
+  if (!e.user().empty()) l.add("user", e.user());
+}
 
 // Counts a call into the engine, so that a Completion called from inside it posts instead of
 // re-entering the engine (a Session must never call its engine from its callbacks).
@@ -146,6 +150,11 @@ Result<int> serve_smtp(Runtime& runtime, const ListenerOptions& listener, const 
 Result<int> serve_pop3(Runtime& runtime, const ListenerOptions& listener, const pop3::ServerOptions& options,
                        Pop3SessionFactory factory) {
   return serve<pop3::Server, pop3::Session, pop3::Verdict>(runtime, listener, options, std::move(factory), "pop3");
+}
+
+Result<int> serve_imap(Runtime& runtime, const ListenerOptions& listener, const imap::ServerOptions& options,
+                       ImapSessionFactory factory) {
+  return serve<imap::Server, imap::Session, imap::Verdict>(runtime, listener, options, std::move(factory), "imap");
 }
 
 }  // namespace cmail::net

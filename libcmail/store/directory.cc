@@ -317,6 +317,32 @@ class DirectoryImpl final : public Directory {
     return delete_one("DELETE FROM smtpd WHERE smtpd_user = ?1", user, "no smtpd entry for '");
   }
 
+  // imapd.
+  Result<std::optional<ImapdEntry>> find_imapd(std::string_view user) override {
+    auto all = imapd("SELECT imap_user FROM imapd WHERE imap_user = ?1", user);
+    if (!all) return all.error();
+    if (all->empty()) return std::optional<ImapdEntry>();
+    return std::optional<ImapdEntry>((*all)[0]);
+  }
+  Result<std::vector<ImapdEntry>> list_imapd(std::string_view like) override {
+    return imapd("SELECT imap_user FROM imapd WHERE imap_user LIKE ?1 ORDER BY imap_user", like);
+  }
+  Status enable_imapd(std::string_view user) override {
+    std::string u(user);
+    return impl_.write([&](Connection& c) {
+      require_user(c, u);
+      Stmt s = c.prepare("SELECT 1 FROM imapd WHERE imap_user = ?1");
+      s.bind(1, u);
+      bool exists = s.step();
+      s.run();
+      if (exists) throw SqlError{Status::already_exists("IMAP is already enabled for '" + u + "'")};
+      c.prepare("INSERT INTO imapd (imap_user) VALUES (?1)").bind(1, u).run();
+    });
+  }
+  Status disable_imapd(std::string_view user) override {
+    return delete_one("DELETE FROM imapd WHERE imap_user = ?1", user, "no imapd entry for '");
+  }
+
   // popd.
   Result<std::optional<PopdEntry>> find_popd(std::string_view user) override {
     auto all = popd("SELECT pop_user, pop_lock FROM popd WHERE pop_user = ?1", user);
@@ -501,6 +527,17 @@ class DirectoryImpl final : public Directory {
       Stmt s = c.prepare(sql);
       s.bind(1, arg);
       while (s.step()) out.push_back({s.text(0), s.text(1), s.opt_text(2)});
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Result<std::vector<ImapdEntry>> imapd(const char* sql, std::string_view arg) {
+    std::vector<ImapdEntry> out;
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare(sql);
+      s.bind(1, arg);
+      while (s.step()) out.push_back({s.text(0)});
     });
     if (!st.ok()) return st;
     return out;

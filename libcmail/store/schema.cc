@@ -207,6 +207,14 @@ INSERT OR REPLACE INTO meta (key, value) VALUES ('directory_generation', '1');
 )sql";
 constexpr const char* kGenerationTables[] = {"users", "addresses", "smtpd"};
 
+// Version 13, master only, the IMAP part: who may use cmail-imapd, as popd says who may use
+// POP3 (docs/imapd.md#access). A row follows its user's renames and goes with the user.
+constexpr std::string_view kMasterV13Imapd = R"sql(
+CREATE TABLE imapd (
+  imap_user TEXT PRIMARY KEY NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE
+);
+)sql";
+
 std::string expand(std::string_view tmpl, std::string_view schema) {
   std::string out;
   out.reserve(tmpl.size() + 64);
@@ -264,6 +272,13 @@ void to_v12(Connection& c, DbKind kind, std::string_view) {
   }
 }
 
+// Version 13's IMAP access table (master only).
+void v13_imapd(Connection& c, DbKind kind) {
+  if (kind == DbKind::Master) c.exec(kMasterV13Imapd);
+}
+
+void to_v13(Connection& c, DbKind kind, std::string_view) { v13_imapd(c, kind); }
+
 struct Migration {
   int version;  // the version this step produces
   Step step;
@@ -272,6 +287,7 @@ const Migration kMigrations[] = {
     {10, to_v10},
     {11, to_v11},
     {12, to_v12},
+    {13, to_v13},
 };
 
 }  // namespace

@@ -364,6 +364,7 @@ Result<std::vector<std::string>> Store::check() {
         {"folders", "folder_uidnext"},  {"expunged", "exp_uid"},
         {"mailbox", "mail_wiresize"},   {"mailbox", "mail_uidl"},
         {"popd", "pop_lock_owner"},     {"popd", "pop_lock_time"},
+        {"imapd", "imap_user"},
     };
     for (auto& [table, column] : kColumns)
       if (!c.column_exists("main", table, column))

@@ -22,7 +22,7 @@ BIN = os.path.join(BUILD, "frontends", "cmail-admin")
 ADMIN = os.path.join(BIN, "cmail-admin")
 
 V9 = harness.v9_install_sql()  # made with Python's sqlite3, as the original tools left databases
-CURRENT = 12  # this build's schema version
+CURRENT = 13  # this build's schema version
 
 
 def file_bytes(path):
@@ -173,6 +173,7 @@ class AdminTest(unittest.TestCase):
         self.ok("user", "alias", "bob", "alice")
         self.ok("smtpd", "enable", "alice", "any")
         self.ok("popd", "enable", "alice")
+        self.ok("imapd", "enable", "alice")
         self.ok("permissions", "grant", "alice", "admin")
         self.ok("address", "add", "alice@x.test", "store", "alice")
         self.ok("user", "delete", "alice")
@@ -180,6 +181,7 @@ class AdminTest(unittest.TestCase):
         self.assertEqual(self.q("SELECT user_alias FROM users WHERE user_name = 'bob'"), [(None,)])
         self.assertEqual(self.q("SELECT COUNT(*) FROM smtpd"), [(0,)])
         self.assertEqual(self.q("SELECT COUNT(*) FROM popd"), [(0,)])
+        self.assertEqual(self.q("SELECT COUNT(*) FROM imapd"), [(0,)])
         self.assertEqual(self.q("SELECT COUNT(*) FROM api_access"), [(0,)])
         self.assertEqual(self.q("SELECT COUNT(*) FROM addresses"), [(1,)])
 
@@ -280,6 +282,27 @@ class AdminTest(unittest.TestCase):
         self.refused(2, "popd", "disable", "alice", message="POPD entry not found.")
         r = self.refused(20, "popd", "bogus")
         self.assertIn("Invalid or no arguments.", r.stdout)
+
+        # imapd (schema 13): its own table, POP3 access is not IMAP access.
+        self.ok("popd", "enable", "alice")
+        self.assertEqual(self.q("SELECT COUNT(*) FROM imapd"), [(0,)])
+        self.ok("imapd", "enable", "alice")
+        self.ok("enable", "bob", tool="imapd")  # also under its own name, as the original tools
+        self.assertEqual(self.q("SELECT imap_user FROM imapd ORDER BY imap_user"), [("alice",), ("bob",)])
+        out = self.ok("imapd", "list").splitlines()
+        self.assertEqual(out[0], "%20s" % "User")
+        self.assertEqual(out[2:], ["%20s" % "alice", "%20s" % "bob"])
+        self.assertEqual(self.ok("list", "b%", tool="imapd").splitlines()[2:], ["%20s" % "bob"])
+        self.refused(5, "imapd", "enable", "alice")  # already enabled
+        self.refused(2, "imapd", "enable", "nobody", message="no such user")
+        self.ok("imapd", "disable", "bob")
+        self.assertEqual(self.q("SELECT imap_user FROM imapd"), [("alice",)])
+        self.refused(2, "imapd", "disable", "bob", message="IMAPD entry not found.")
+        r = self.refused(20, "imapd", "unlock", "alice")  # IMAP has no maildrop lock
+        self.assertIn("Invalid or no arguments.", r.stdout)
+        self.refused(20, "imapd", "enable")
+        self.ok("popd", "disable", "alice")
+        self.assertEqual(self.q("SELECT imap_user FROM imapd"), [("alice",)])
 
         self.ok("permissions", "grant", "alice", "admin")
         self.ok("permissions", "grant", "alice", "delegate")
@@ -452,6 +475,7 @@ class AdminTest(unittest.TestCase):
             ("smtpd", ("enable", "other", "defined"), "SELECT COUNT(*) FROM smtpd WHERE smtpd_router = 'defined'",
              ("list",), "cbdev"),
             ("popd", ("enable", "other"), "SELECT COUNT(*) FROM popd WHERE pop_user = 'other'", ("list",), "cbdev"),
+            ("imapd", ("enable", "other"), "SELECT COUNT(*) FROM imapd WHERE imap_user = 'other'", ("list",), "User"),
             ("permissions", ("grant", "other", "delegate"), "SELECT COUNT(*) FROM api_access WHERE api_user = 'other'",
              ("list",), "admin"),
             (None, ("queue", "delete", "1"), "SELECT COUNT(*) + 1 FROM outbox", ("queue", "list"), "far@remote.test"),
@@ -565,7 +589,7 @@ class AdminTest(unittest.TestCase):
     def test_help_and_names(self):
         r = self.admin()
         self.assertEqual(r.returncode, 1)
-        for tool in ("user", "address", "smtpd", "popd", "permissions"):
+        for tool in ("user", "address", "smtpd", "popd", "imapd", "permissions"):
             self.assertTrue(os.path.islink(os.path.join(BIN, "cmail-admin-" + tool)))
         r = self.admin("-h", tool="address")
         self.assertEqual(r.returncode, 1)

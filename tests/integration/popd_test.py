@@ -543,7 +543,8 @@ class ConfigAndServeTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             data = os.path.join(tmp, "data")
             p = subprocess.Popen([CMAIL, "serve", "--data", data, "--smtp-port", "0", "--submission-port", "0",
-                                  "--smtps-port", "0", "--pop3-port", "0", "--pop3s-port", "0"],
+                                  "--smtps-port", "0", "--pop3-port", "0", "--pop3s-port", "0", "--imap-port", "0",
+                                  "--imaps-port", "0"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 ports = read_ports(p, 5)

@@ -26,7 +26,7 @@ CMAIL = os.path.join(BUILD, "frontends", "cmail", "cmail")
 HERE = os.path.dirname(os.path.abspath(__file__))
 README = os.path.join(HERE, "..", "..", "README.md")
 DNS_SERVER = os.path.join(HERE, "..", "dns_server.py")
-DEFAULT_PORTS = {"smtp": 2525, "submission": 2587, "smtps": 2465, "pop3": 2110, "pop3s": 2995}
+DEFAULT_PORTS = {"smtp": 2525, "submission": 2587, "smtps": 2465, "pop3": 2110, "pop3s": 2995, "imap": 2143, "imaps": 2993}
 
 
 def quick_start():
@@ -84,6 +84,7 @@ class ReadmeTest(unittest.TestCase):
         self.assertIn("250 2.0.0 OK queued as", out)  # swaks
         self.assertRegex(out, r"alice \|\s+1 \|\s+\|\s+1 \|\s+1 \|")  # user list: a password, an address, a mail
         self.assertIn("This is a test mailing", out)  # curl: RETR 1, swaks's default body
+        self.assertIn('* LIST (\\HasNoChildren) "/" INBOX', out)  # curl: LIST over IMAP after STARTTLS
         out = self.run_block(blocks[1].replace("queue show 1", "queue show 1 >/dev/null; true"))
         self.assertIn("someone@example.org", out)  # queue list
 

@@ -1,6 +1,8 @@
 // net::serve_smtp and its Completion: verdicts answered later, from another thread, or from
 // inside a Session callback, reach the engine in order on the loop thread. The client is our
-// own smtp::Client engine over Runtime::connect, on the same loop, on loopback.
+// own smtp::Client engine over Runtime::connect, on the same loop, on loopback; for
+// net::serve_imap, a client that sends its command lines after the greeting.
+#include <cmail/imap/server.h>
 #include <cmail/net/runtime.h>
 #include <cmail/net/serve.h>
 #include <cmail/smtp/client.h>
@@ -155,4 +157,86 @@ TEST_CASE("net::serve_smtp: a Completion called after its connection closed does
   CHECK(destroyed);  // the connection released its Session; the Completion did not keep it
   kept(smtp::Verdict::accept());   // and the runtime is gone too
   CHECK(results.empty());          // the client never got its MAIL answered
+}
+
+namespace {
+
+// An imap::Session that answers the log-in from a worker thread and LIST at once.
+struct ImapDeferred : imap::Session {
+  net::Completion<imap::Verdict> done;
+  std::vector<std::thread>* threads;
+  ImapDeferred(net::Completion<imap::Verdict> d, std::vector<std::thread>* t) : done(std::move(d)), threads(t) {}
+  imap::Verdict login(const sasl::Credentials& c) override {
+    threads->emplace_back([d = done, ok = c.authcid == "alice" && c.password == "pw"] {
+      d(ok ? imap::Verdict::user("alice") : imap::Verdict::reject(imap::RespCode::AuthenticationFailed, "No"));
+    });
+    return imap::Verdict::pending();
+  }
+  imap::Verdict list_mailboxes() override {
+    imap::MailboxInfo inbox;
+    inbox.name = "INBOX";
+    return imap::Verdict::mailboxes({inbox});
+  }
+};
+
+// Sends its commands once the greeting is in, and records what came back.
+class LineClient final : public net::Handler {
+ public:
+  LineClient(std::string commands, std::string* got) : commands_(std::move(commands)), got_(got) {}
+  void receive(std::string_view b) override {
+    *got_ += b;
+    if (!sent_ && got_->find("\r\n") != std::string::npos) {
+      sent_ = true;
+      out_ += commands_;
+    }
+  }
+  void receive_eof() override { eof_ = true; }
+  std::string_view pending_output() const override { return out_; }
+  void consume_output(std::size_t n) override { out_.erase(0, n); }
+  std::optional<proto::Event> next_event() override { return std::nullopt; }
+  void tls_established(const proto::TlsInfo&) override {}
+  void timed_out() override { eof_ = true; }
+  bool wants_read() const override { return !eof_; }
+  std::chrono::milliseconds timeout() const override { return 10s; }
+
+ private:
+  std::string commands_, out_;
+  std::string* got_;
+  bool sent_ = false, eof_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("net::serve_imap: a log-in answered from a worker thread, pipelined commands after it, then LOGOUT closes") {
+  net::Runtime rt;
+  std::vector<std::thread> threads;
+  imap::ServerOptions io;
+  io.hostname = "imap.test";
+  auto id = net::serve_imap(rt, {}, io, [&](const proto::PeerInfo&, net::Completion<imap::Verdict> done) {
+    return std::make_shared<ImapDeferred>(std::move(done), &threads);
+  });
+  REQUIRE(id.has_value());
+  net::ConnectOptions co;
+  co.address = "127.0.0.1";
+  co.port = rt.port(*id);
+  std::string got;
+  bool closed = false;
+  rt.connect(co, std::make_unique<LineClient>("a1 LOGIN alice pw\r\na2 LIST \"\" *\r\na3 LOGOUT\r\n", &got),
+             [](Status st) { REQUIRE(st.ok()); },
+             [&](std::string) {
+               closed = true;
+               rt.shutdown(1s);
+             });
+  CHECK(run_bounded(rt, 20s));
+  for (auto& t : threads) t.join();
+  CHECK(closed);  // the server closed after LOGOUT
+  CHECK(got.starts_with("* OK [CAPABILITY IMAP4rev2 "));
+  const auto login = got.find("a1 OK ["), list = got.find("* LIST (\\HasNoChildren) \"/\" INBOX\r\na2 OK LIST completed\r\n");
+  const auto bye = got.find("* BYE"), logout = got.find("a3 OK LOGOUT completed\r\n");
+  REQUIRE(login != std::string::npos);
+  REQUIRE(list != std::string::npos);
+  REQUIRE(logout != std::string::npos);
+  CHECK(login < list);  // LIST waited for the log-in's answer
+  CHECK(list < bye);
+  CHECK(bye < logout);
 }

@@ -104,3 +104,37 @@ TEST_CASE("directory: deleting a user cascades like cmail") {
   // Addresses are kept (docs/compatibility.md#admin-tools-user).
   CHECK(d.list_addresses()->size() == 1);
 }
+
+TEST_CASE("directory: the imapd table: enable, find, list, disable, and it goes with its user") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  store::Directory& d = s->directory();
+  REQUIRE(d.add_user("alice", std::nullopt).ok());
+  REQUIRE(d.add_user("bob", std::nullopt).ok());
+  REQUIRE(d.add_user("carol", std::nullopt).ok());
+  CHECK_FALSE(d.find_imapd("alice")->has_value());
+  REQUIRE(d.enable_imapd("bob").ok());
+  REQUIRE(d.enable_imapd("alice").ok());
+  CHECK(d.enable_imapd("alice").code() == Status::Code::AlreadyExists);
+  CHECK(d.enable_imapd("nobody").is_not_found());  // only users have rows
+  auto a = d.find_imapd("alice");
+  REQUIRE(a.has_value());
+  REQUIRE(a->has_value());
+  CHECK((*a)->user == "alice");
+  auto all = d.list_imapd();
+  REQUIRE(all.has_value());
+  REQUIRE(all->size() == 2);
+  CHECK((*all)[0].user == "alice");  // ordered by name
+  CHECK((*all)[1].user == "bob");
+  CHECK(d.list_imapd("b%")->size() == 1);
+  // IMAP access is its own: POP3 rows neither give nor take it.
+  REQUIRE(d.enable_popd("carol").ok());
+  CHECK_FALSE(d.find_imapd("carol")->has_value());
+  REQUIRE(d.disable_imapd("bob").ok());
+  CHECK(d.disable_imapd("bob").is_not_found());
+  CHECK_FALSE(d.find_imapd("bob")->has_value());
+  CHECK(d.find_popd("carol")->has_value());
+  // ON DELETE CASCADE.
+  REQUIRE(d.delete_user("alice").ok());
+  CHECK(d.list_imapd()->empty());
+}

@@ -413,3 +413,24 @@ TEST_CASE("migration: version 12 counts every change to users, addresses and smt
   }()).ok());
   CHECK(generation() == g);
 }
+
+TEST_CASE("migration: version 13 adds the imapd table, empty: nobody has IMAP after the upgrade") {
+  TempDir dir;
+  const std::string path = dir.file("master.db3");
+  make_v9(path);
+  auto store = store::Store::open(path);
+  REQUIRE_MESSAGE(store.has_value(), store.error().to_string());
+  auto c = raw(path);
+  REQUIRE(c->table_exists("main", "imapd"));
+  CHECK(count(*c, "SELECT COUNT(*) FROM imapd") == 0);
+  CHECK(count(*c, "SELECT COUNT(*) FROM popd") > 0);  // POP3 access is not IMAP access
+  // The row follows renames and deletions of its user (ON UPDATE / ON DELETE CASCADE).
+  REQUIRE((*store)->directory().add_user("imap13", std::nullopt).ok());
+  REQUIRE((*store)->directory().enable_imapd("imap13").ok());
+  c->exec("PRAGMA foreign_keys = ON");
+  c->exec("UPDATE users SET user_name = 'renamed' WHERE user_name = 'imap13'");
+  CHECK(c->query_text("SELECT imap_user FROM imapd") == "renamed");
+  c->exec("DELETE FROM users WHERE user_name = 'renamed'");
+  CHECK(count(*c, "SELECT COUNT(*) FROM imapd") == 0);
+  CHECK((*store)->check()->empty());
+}

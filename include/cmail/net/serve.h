@@ -1,7 +1,7 @@
 // cmail/net/serve.h: serve an engine with your own Session on a Runtime, in one call.
 //
-// serve_smtp() and serve_pop3() listen (Runtime::listen) and give every accepted connection an
-// engine (smtp::Server, pop3::Server) and the Session your factory makes for it. The factory
+// serve_smtp(), serve_pop3() and serve_imap() listen (Runtime::listen) and give every accepted
+// connection an engine (smtp::Server, pop3::Server, imap::Server) and the Session your factory makes for it. The factory
 // also gets that connection's Completion: the way to answer a verdict the Session returned as
 // pending, later, from any thread. A Completion posts the verdict to the loop thread (or
 // applies it at once when called there outside the engine's own calls), completes the engine
@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/imap/server.h>
 #include <cmail/net/runtime.h>
 #include <cmail/pop3/server.h>
 #include <cmail/proto/transport.h>
@@ -52,6 +53,8 @@ using SmtpSessionFactory =
     std::function<std::shared_ptr<smtp::Session>(const proto::PeerInfo&, Completion<smtp::Verdict>)>;
 using Pop3SessionFactory =
     std::function<std::shared_ptr<pop3::Session>(const proto::PeerInfo&, Completion<pop3::Verdict>)>;
+using ImapSessionFactory =
+    std::function<std::shared_ptr<imap::Session>(const proto::PeerInfo&, Completion<imap::Verdict>)>;
 
 // Listens and serves SMTP; returns the listener's index (Runtime::port() tells its port). A
 // factory that returns null refuses the connection (it is closed at once).
@@ -60,5 +63,8 @@ CMAIL_EXPORT Result<int> serve_smtp(Runtime& runtime, const ListenerOptions& lis
 // The same for POP3.
 CMAIL_EXPORT Result<int> serve_pop3(Runtime& runtime, const ListenerOptions& listener,
                                     const pop3::ServerOptions& options, Pop3SessionFactory factory);
+// The same for IMAP (the engine's idle timeout and per-command deadline() apply).
+CMAIL_EXPORT Result<int> serve_imap(Runtime& runtime, const ListenerOptions& listener,
+                                    const imap::ServerOptions& options, ImapSessionFactory factory);
 
 }  // namespace cmail::net

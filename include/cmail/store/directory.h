@@ -1,7 +1,7 @@
 // cmail/store/directory.h: who exists and who may do what, from the master database.
 //
 // Users and credentials, address expressions and their routers, the smtpd origination table, the
-// popd table and the API permissions and delegations, with the original's meanings
+// popd and imapd tables and the API permissions and delegations, with the original's meanings
 // (docs/compatibility.md#users-and-authentication, docs/compatibility.md#routing). Reads run on a
 // pooled read connection and see the latest commit; writes go through the Store's writer, one
 // transaction each, and return after the commit.
@@ -63,6 +63,11 @@ struct SmtpdEntry {
   std::string user;
   std::string router;
   std::optional<std::string> route;
+};
+
+// One imapd row (schema version 13): the user may log in to cmail-imapd.
+struct ImapdEntry {
+  std::string user;
 };
 
 struct PopdEntry {
@@ -191,6 +196,13 @@ class CMAIL_EXPORT Directory : public DirectoryLookups {
       const std::function<bool(const std::optional<std::string>& holder)>& holder_gone) = 0;
   // Releases the lock if `owner` still holds it; does nothing after a take-over or an unlock.
   virtual Status release_popd(std::string_view user, std::string_view owner) = 0;
+
+  // imapd table (docs/imapd.md#access): who may log in over IMAP. As for popd, enabling a user
+  // who has a row is AlreadyExists, disabling one without is NotFound.
+  virtual Result<std::optional<ImapdEntry>> find_imapd(std::string_view user) = 0;
+  virtual Result<std::vector<ImapdEntry>> list_imapd(std::string_view like = "%") = 0;
+  virtual Status enable_imapd(std::string_view user) = 0;
+  virtual Status disable_imapd(std::string_view user) = 0;
 
   // API permissions and delegations.
   virtual Result<std::vector<Permission>> list_permissions(std::string_view user_like = "%") = 0;

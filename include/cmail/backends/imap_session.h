@@ -1,0 +1,88 @@
+// cmail/backends/imap_session.h: the imap::Session backed by the Store: what cmail-imapd runs.
+//
+// StoreImapSession serves one IMAP connection from the master database. Log-in checks the
+// password with the Directory (argon2id; a legacy hash is upgraded after a good check;
+// aliases resolve to their target, docs/compatibility.md#users-aliases, and the client is then
+// that target) and requires an imapd row for the authorized user (schema version 13,
+// docs/imapd.md#access), else the log-in is refused with [AUTHORIZATIONFAILED]. LIST and LSUB
+// show the user's folders (Mailboxes::list_folders) and INBOX always; STATUS counts a folder's
+// messages (Mailboxes::list_messages). CREATE, DELETE, RENAME and SUBSCRIBE keep the engine's
+// default (refused with [CANNOT]) until the store has them.
+//
+// Authentication abuse: with an AuthGuard (cmail/backends/auth_guard.h), as StorePop3Session:
+// each log-in is admitted by the guard first (refused at once with [UNAVAILABLE] without a
+// password check, or checked after the guard's wait) and its outcome counted; failures and
+// refusals are logged at level 0 ("auth failed", "auth blocked", docs/logging.md), successes and
+// "login denied" at level 1.
+//
+// Asynchrony, ownership and threads as for StorePop3Session (cmail/backends/pop3_session.h):
+// every database read goes through Executor::run_blocking, the answer comes back through
+// Executor::post and reaches the engine through set_completion(). A session destroyed while
+// work is in flight drops that work's answer. REQUIRES: the Store outlives every function the
+// session posted. Not thread-safe: one session per connection, used on its thread.
+#pragma once
+
+#include <cmail/backends/auth_guard.h>
+#include <cmail/export.h>
+#include <cmail/imap/server.h>
+#include <cmail/log_sink.h>
+#include <cmail/proto/transport.h>
+#include <cmail/store/mailbox.h>
+#include <cmail/store/store.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cmail::backends {
+
+// LIST's view of a user's folders: every folder as the store names it, INBOX always (first,
+// in upper case, whatever case the store has), with its subscription.
+CMAIL_EXPORT std::vector<imap::MailboxInfo> imap_mailboxes(const std::vector<store::Folder>& folders);
+
+// STATUS of a folder from its row and its messages (RFC 9051 6.3.11): MESSAGES, UNSEEN (no
+// \Seen), DELETED (RFC 9051 7.3.1: \Deleted), SIZE (RFC 8438: the octets a client fetches, with
+// CRLF line ends), UIDNEXT, UIDVALIDITY, HIGHESTMODSEQ; RECENT is always 0 (RFC 9051 has no
+// \Recent).
+CMAIL_EXPORT imap::MailboxStatus imap_status(const store::Folder& folder,
+                                             const std::vector<store::MessageInfo>& messages);
+
+class CMAIL_EXPORT StoreImapSession final : public imap::Session {
+ public:
+  // `guard` null: no counting, delays or refusals.
+  StoreImapSession(store::Store& store, proto::PeerInfo peer, proto::Executor executor,
+                   std::shared_ptr<AuthGuard> guard = nullptr);
+  ~StoreImapSession() override;
+
+  // How a pending verdict is delivered; called on the connection's thread.
+  void set_completion(std::function<void(imap::Verdict)> complete) { complete_ = std::move(complete); }
+  // Where log lines go, with their level (0 errors and warnings, 1 info); called on the
+  // connection's thread.
+  void set_logger(LogSink logger) { logger_ = std::move(logger); }
+
+  imap::Verdict login(const sasl::Credentials& credentials) override;
+  imap::Verdict list_mailboxes() override;
+  imap::Verdict status(const std::string& mailbox) override;
+  void log(std::string_view line) override;
+
+  // The authorized user, empty before log-in.
+  const std::string& user() const { return user_; }
+
+ private:
+  // Runs `work` on a worker thread and completes the engine with its verdict on the
+  // connection's thread; `what` names the work in the log when it fails.
+  imap::Verdict off_loop(std::string what, std::function<imap::Verdict()> work);
+
+  store::Store& store_;
+  proto::PeerInfo peer_;
+  proto::Executor executor_;
+  std::function<void(imap::Verdict)> complete_;
+  LogSink logger_;
+  std::shared_ptr<AuthGuard> guard_;
+  std::shared_ptr<StoreImapSession*> alive_;  // guards posted work against a session that is gone
+  std::string user_;
+};
+
+}  // namespace cmail::backends

@@ -1,0 +1,441 @@
+#!/usr/bin/python3
+"""cmail-imapd and IMAP in `cmail serve` with real IMAP clients on loopback: Python's imaplib
+and curl. Mail arrives through the real cmail-smtpd (or `cmail serve`'s SMTP listener), so the
+whole path (SMTP in, store, IMAP STATUS out) is tested.
+
+Usage: imapd_test.py BUILD_DIR
+
+The daemons listen on ephemeral ports (port 0 in their configs, the bound ports read from
+their stdout); every wait is bounded. Every test case gets its own copy of a template master
+database and its own daemons, stopped (and checked for a clean exit) after the case whatever
+its outcome.
+"""
+import imaplib
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import copy_database, make_cert, read_ports, read_until_closed, recv_until, start_daemon, stop_daemon
+
+BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
+SMTPD = os.path.join(BUILD, "frontends", "cmail-smtpd", "cmail-smtpd")
+IMAPD = os.path.join(BUILD, "frontends", "cmail-imapd", "cmail-imapd")
+CMAIL = os.path.join(BUILD, "frontends", "cmail", "cmail")
+ADMIN = os.path.join(BUILD, "frontends", "cmail-admin", "cmail-admin")
+
+TLS = ssl.create_default_context()
+TLS.check_hostname = False
+TLS.verify_mode = ssl.CERT_NONE
+
+STATUS_ITEMS = "(MESSAGES UNSEEN DELETED SIZE UIDNEXT UIDVALIDITY HIGHESTMODSEQ RECENT)"
+
+
+class Template:
+    """The master database every case starts from, and the certificate (made once per class)."""
+
+    USERS = (("alice", "wonderland"), ("bob", "builder"), ("carol", "singer"), ("al", "aliaspw"))
+
+    def __init__(self, tmp):
+        self.db = os.path.join(tmp, "master.db3")
+        self.admin("init")
+        for user, pw in self.USERS:
+            self.admin("user", "add", user, pw)
+            self.admin("address", "add", f"{user}@local.test", "store", user)
+        self.admin("user", "alias", "al", "alice")
+        for user in ("alice", "bob"):
+            self.admin("imapd", "enable", user)
+        self.admin("popd", "enable", "carol")  # POP3 only: no IMAP
+        self.cert, self.key = make_cert(tmp, "imap.local.test")
+
+    def admin(self, *args):
+        subprocess.run([ADMIN, "-d", self.db, *args], check=True, capture_output=True, timeout=30)
+
+
+class Mail:
+    """A master database, a cmail-smtpd that stores into it and a cmail-imapd that serves it."""
+
+    def __init__(self, tmp, template):
+        self.db = os.path.join(tmp, "master.db3")
+        copy_database(template.db, self.db)
+        smtpd_conf = os.path.join(tmp, "smtpd.conf")
+        with open(smtpd_conf, "w") as f:
+            f.write(f"database {self.db}\nbind 127.0.0.1 0 announce=mx.local.test\n")
+        self.smtpd, ports = start_daemon(SMTPD, smtpd_conf, 1)
+        self.smtp = ports["smtp"][0]
+        tls = f"cert={template.cert} key={template.key}"
+        conf = os.path.join(tmp, "imapd.conf")
+        with open(conf, "w") as f:
+            f.write(f"""# test configuration: STARTTLS, STARTTLS with tlsrequire, IMAPS, a 1 s idle timeout
+verbosity 1
+database {self.db}
+bind 127.0.0.1 0 announce=imap.local.test {tls} ciphers=NORMAL
+bind 127.0.0.1 0 announce=imap.local.test {tls} tlsrequire
+bind 127.0.0.1 0 announce=imap.local.test {tls} tlsonly dhparams=/nonexistent/dh.pem
+bind 127.0.0.1 0 announce=slow.local.test timeout=1 maxperip=2
+""")
+        try:
+            self.imapd, ports = start_daemon(IMAPD, conf, 4)
+        except Exception:
+            stop_daemon(self.smtpd)
+            raise
+        self.imapd_result = None
+        self.imap, self.required, self.slow = ports["imap"]
+        self.imaps = ports["imaps"][0]
+
+    def q(self, sql, *args):
+        c = sqlite3.connect(self.db, timeout=30)
+        try:
+            return c.execute(sql, args).fetchall()
+        finally:
+            c.close()
+
+    def send(self, to, body, subject="test"):
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=60) as s:
+            s.ehlo("client.test")
+            s.sendmail("sender@remote.test", [to], f"Subject: {subject}\r\nFrom: sender@remote.test\r\n\r\n{body}")
+
+    def stop_imapd(self):
+        """Stops cmail-imapd once: (exit code, stderr)."""
+        if self.imapd_result is None:
+            self.imapd_result = stop_daemon(self.imapd)
+        return self.imapd_result
+
+    def stop(self):
+        return [self.stop_imapd(), stop_daemon(self.smtpd)]
+
+
+def status_of(imap, mailbox="INBOX", items=STATUS_ITEMS):
+    """STATUS as a dict {item: number}."""
+    typ, dat = imap.status(mailbox, items)
+    assert typ == "OK", (typ, dat)
+    inside = re.search(rb"\((.*)\)", dat[0]).group(1).split()
+    return {inside[i].decode(): int(inside[i + 1]) for i in range(0, len(inside), 2)}
+
+
+def expected_status(m, user):
+    """What STATUS INBOX must say, from the database."""
+    (count, unseen, size), = m.q("SELECT COUNT(*), SUM(mail_read = 0), COALESCE(SUM(mail_wiresize), 0) FROM mailbox "
+                                 "WHERE mail_user = ?", user)
+    (uidvalidity, uidnext, modseq), = m.q("SELECT folder_uidvalidity, folder_uidnext, folder_highestmodseq "
+                                          "FROM folders WHERE folder_user = ? AND folder_name = 'INBOX'", user)
+    return {"MESSAGES": count, "UNSEEN": unseen or 0, "DELETED": 0, "SIZE": size, "UIDNEXT": uidnext,
+            "UIDVALIDITY": uidvalidity, "HIGHESTMODSEQ": modseq, "RECENT": 0}
+
+
+def login_error(imap, user, password):
+    """The text of a refused LOGIN."""
+    try:
+        imap.login(user, password)
+    except imaplib.IMAP4.error as e:
+        return str(e)
+    raise AssertionError(f"LOGIN {user} was accepted")
+
+
+class ImapdTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.template_dir = tempfile.mkdtemp(prefix="cmail-imapd-template-")
+        cls.template = Template(cls.template_dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.template_dir, ignore_errors=True)
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="cmail-imapd-test-")
+        self.addCleanup(tmp.cleanup)
+        self.m = Mail(tmp.name, self.template)
+        self.addCleanup(self.stop_daemons)  # runs before tmp.cleanup, also after a failure
+
+    def stop_daemons(self):
+        (icode, ierr), (scode, serr) = self.m.stop()
+        self.assertEqual(icode, 0, f"cmail-imapd exited {icode}: {ierr}")
+        self.assertEqual(scode, 0, f"cmail-smtpd exited {scode}: {serr}")
+
+    def test_capability_login_list_status_logout(self):
+        for i in range(3):
+            self.m.send("alice@local.test", f"message {i}\r\n", f"imap {i}")
+        imap = imaplib.IMAP4("127.0.0.1", self.m.imap, timeout=30)
+        self.assertIn(b"imap.local.test IMAP server ready", imap.welcome)
+        for cap in ("IMAP4REV2", "IMAP4REV1", "STARTTLS", "AUTH=PLAIN", "AUTH=LOGIN", "LITERAL+", "ID"):
+            self.assertIn(cap, imap.capabilities)
+        self.assertNotIn("LOGINDISABLED", imap.capabilities)  # no tlsrequire on this listener
+        self.assertIn("[AUTHENTICATIONFAILED]", login_error(imap, "alice", "wrong"))
+        self.assertIn("[AUTHENTICATIONFAILED]", login_error(imap, "nobody", "x"))
+        imap.logout()
+        imap = imaplib.IMAP4("127.0.0.1", self.m.imap, timeout=30)
+        # A right password without an imapd row (carol may use POP3 only).
+        self.assertIn("[AUTHORIZATIONFAILED] IMAP access is not enabled for this account",
+                      login_error(imap, "carol", "singer"))
+        typ, dat = imap.login("alice", "wonderland")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"Logged in", dat[0])
+        typ, dat = imap.capability()
+        self.assertIn(b"STATUS=SIZE", dat[0])
+        typ, dat = imap.list()
+        self.assertEqual((typ, dat), ("OK", [b'(\\HasNoChildren) "/" INBOX']))
+        st = status_of(imap)
+        self.assertEqual(st["MESSAGES"], 3)
+        self.assertEqual(st, expected_status(self.m, "alice"))
+        self.assertEqual(st["UNSEEN"], 3)
+        self.assertEqual(status_of(imap, "inbox", "(MESSAGES)"), {"MESSAGES": 3})  # INBOX in any case
+        typ, dat = imap.status("Nowhere", "(MESSAGES)")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[NONEXISTENT]", dat[0])
+        typ, dat = imap.create("Archive")  # not there yet: the engine's refusal
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[CANNOT]", dat[0])
+        # Mail that arrives during the session is counted at the next STATUS.
+        self.m.send("alice@local.test", "one more\r\n", "later")
+        self.assertEqual(status_of(imap)["MESSAGES"], 4)
+        typ, dat = imap.logout()
+        self.assertEqual(typ, "BYE")
+        self.assertEqual(self.m.q("SELECT COUNT(*) FROM mailbox WHERE mail_user = 'alice'"), [(4,)])  # nothing changed
+
+    def test_starttls_and_tlsrequire(self):
+        imap = imaplib.IMAP4("127.0.0.1", self.m.required, timeout=30)
+        self.assertIn("LOGINDISABLED", imap.capabilities)  # RFC 9051 6.2.3
+        self.assertIn("STARTTLS", imap.capabilities)
+        self.assertFalse([c for c in imap.capabilities if c.startswith("AUTH=")])
+        self.assertIn("[PRIVACYREQUIRED]", login_error(imap, "bob", "builder"))
+        typ, _ = imap.starttls(ssl_context=TLS)
+        self.assertEqual(typ, "OK")
+        self.assertNotIn("LOGINDISABLED", imap.capabilities)
+        self.assertNotIn("STARTTLS", imap.capabilities)
+        self.assertIn("AUTH=PLAIN", imap.capabilities)
+        self.assertEqual(imap.login("bob", "builder")[0], "OK")
+        self.assertEqual(status_of(imap, items="(MESSAGES UIDNEXT)"), {"MESSAGES": 0, "UIDNEXT": 1})
+        imap.logout()
+        # STARTTLS on the listener without tlsrequire, then LOGIN.
+        self.m.send("bob@local.test", "over tls\r\n")
+        imap = imaplib.IMAP4("127.0.0.1", self.m.imap, timeout=30)
+        imap.starttls(ssl_context=TLS)
+        self.assertEqual(imap.login("bob", "builder")[0], "OK")
+        self.assertEqual(status_of(imap), expected_status(self.m, "bob"))
+        imap.logout()
+
+    def test_starttls_command_injection(self):
+        s = socket.create_connection(("127.0.0.1", self.m.imap), timeout=10)
+        recv_until(s, b"\r\n")
+        s.sendall(b"a1 STARTTLS\r\na2 LOGIN bob builder\r\n")  # injected into the TLS handshake
+        got, closed = read_until_closed(s, timeout=10)  # the "handshake" fails: the connection ends
+        self.assertTrue(closed)
+        self.assertIn(b"a1 OK", got)
+        self.assertNotIn(b"a2 ", got)  # never answered
+        s.close()
+
+    def test_imaps_with_the_self_signed_certificate(self):
+        self.m.send("alice@local.test", "for the alias\r\n")
+        verified = ssl.create_default_context(cafile=self.template.cert)  # verifies the chain, not the name
+        verified.check_hostname = False
+        imap = imaplib.IMAP4_SSL("127.0.0.1", self.m.imaps, ssl_context=verified, timeout=30)
+        self.assertIn(b"imap.local.test IMAP server ready", imap.welcome)
+        self.assertNotIn("STARTTLS", imap.capabilities)  # already inside TLS
+        self.assertIn("AUTH=PLAIN", imap.capabilities)
+        self.assertEqual(imap.login("al", "aliaspw")[0], "OK")  # an alias logs in as its target
+        self.assertEqual(status_of(imap), expected_status(self.m, "alice"))
+        self.assertEqual(status_of(imap)["MESSAGES"], 1)
+        imap.logout()
+
+    def test_authenticate_plain_and_three_failures(self):
+        imap = imaplib.IMAP4_SSL("127.0.0.1", self.m.imaps, ssl_context=TLS, timeout=30)
+        typ, _ = imap.authenticate("PLAIN", lambda _: b"\0bob\0builder")
+        self.assertEqual(typ, "OK")
+        imap.logout()
+        imap = imaplib.IMAP4_SSL("127.0.0.1", self.m.imaps, ssl_context=TLS, timeout=30)
+        for _ in range(2):
+            self.assertIn("[AUTHENTICATIONFAILED]", login_error(imap, "bob", "wrong"))
+        # The third failure ends the connection (BYE, then close).
+        imap.send(b"a3 LOGIN bob wrong\r\n")
+        rest, closed = read_until_closed(imap.sock, timeout=10)
+        self.assertTrue(closed)
+        self.assertIn(b"* BYE", rest)
+        imap.shutdown()
+
+    def test_log_lines(self):
+        imap = imaplib.IMAP4_SSL("127.0.0.1", self.m.imaps, ssl_context=TLS, timeout=30)
+        login_error(imap, "carol", "singer")
+        login_error(imap, "bob", "wrong")
+        self.assertEqual(imap.login("al", "aliaspw")[0], "OK")
+        imap.logout()
+        code, err = self.m.stop_imapd()
+        self.assertEqual(code, 0, err)
+        lines = err.splitlines()
+
+        def logged(*parts):
+            return [l for l in lines if all(p in l for p in parts)]
+        self.assertEqual(len(logged("login denied proto=imap addr=127.0.0.1 user=carol reason=imap-not-enabled")), 1, err)
+        self.assertEqual(len(logged("auth failed proto=imap addr=127.0.0.1 user=bob reason=bad-credentials")), 1, err)
+        self.assertEqual(len(logged("auth ok proto=imap addr=127.0.0.1 user=al identity=alice")), 1, err)
+        self.assertEqual(len(logged(" connect proto=imap listener=imaps addr=127.0.0.1")), 1, err)
+        self.assertEqual(len(logged("disconnect proto=imap listener=imaps", "tls=yes user=alice")), 1, err)
+        self.assertFalse(logged("aliaspw") or logged("singer"), err)  # never a password
+
+    def test_idle_timeout_and_trickled_command(self):
+        s = socket.create_connection(("127.0.0.1", self.m.slow), timeout=10)
+        self.assertIn(b"slow.local.test IMAP server ready", recv_until(s, b"\r\n"))
+        start = time.time()
+        rest, closed = read_until_closed(s, timeout=10)
+        self.assertTrue(closed)
+        self.assertIn(b"* BYE", rest)  # RFC 9051 5.4: autologout
+        self.assertLess(time.time() - start, 8)
+        s.close()
+        # A byte before every timeout still does not keep a command open past its deadline.
+        s = socket.create_connection(("127.0.0.1", self.m.slow), timeout=10)
+        recv_until(s, b"\r\n")
+        start, closed = time.time(), False
+        for ch in b"a1 NOOP and more and more":
+            try:
+                s.sendall(bytes([ch]))
+            except OSError:
+                closed = True
+                break
+            got, closed = read_until_closed(s, timeout=0.4)
+            if closed:
+                break
+        self.assertTrue(closed)
+        self.assertLess(time.time() - start, 8)
+        s.close()
+
+    def test_connections_per_address(self):
+        first = socket.create_connection(("127.0.0.1", self.m.slow), timeout=10)
+        second = socket.create_connection(("127.0.0.1", self.m.slow), timeout=10)
+        self.assertIn(b"IMAP server ready", recv_until(first, b"\r\n"))
+        self.assertIn(b"IMAP server ready", recv_until(second, b"\r\n"))
+        third = socket.create_connection(("127.0.0.1", self.m.slow), timeout=10)
+        got, closed = read_until_closed(third, timeout=5)  # maxperip=2: refused
+        self.assertTrue(closed)
+        self.assertNotIn(b"IMAP server ready", got)
+        for s in (first, second, third):
+            s.close()
+
+    def test_curl_capability_and_list(self):
+        base = ["curl", "-sS", "--max-time", "30", "-k", "--user", "alice:wonderland"]
+        r = subprocess.run(base + ["--ssl-reqd", f"imap://127.0.0.1:{self.m.required}/"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), '* LIST (\\HasNoChildren) "/" INBOX')
+        r = subprocess.run(base + [f"imaps://127.0.0.1:{self.m.imaps}/"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("INBOX", r.stdout)
+        r = subprocess.run(base + ["-X", "CAPABILITY", f"imaps://127.0.0.1:{self.m.imaps}/"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("* CAPABILITY IMAP4rev2 IMAP4rev1", r.stdout)
+        self.assertIn("STATUS=SIZE", r.stdout)  # asked after the log-in
+        # A right password without the row: curl fails the log-in.
+        r = subprocess.run(["curl", "-sS", "--max-time", "30", "-k", "--user", "carol:singer",
+                            f"imaps://127.0.0.1:{self.m.imaps}/"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 67, r.stderr)  # CURLE_LOGIN_DENIED
+
+
+class ConfigAndServeTest(unittest.TestCase):
+    def test_bad_config_line_names_file_and_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            conf = os.path.join(tmp, "bad.conf")
+            with open(conf, "w") as f:
+                f.write("database /nonexistent\nbind 127.0.0.1 0 size=5\n")
+            r = subprocess.run([IMAPD, conf, "nodetach"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"{conf}:2: unknown bind option 'size=5'", r.stderr)
+            with open(conf, "w") as f:
+                f.write("database /nonexistent\nbind 127.0.0.1 0 tlsrequire\n")
+            r = subprocess.run([IMAPD, conf, "nodetach"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"{conf}:2: tlsrequire needs cert= and key=", r.stderr)
+            r = subprocess.run([IMAPD], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("Provide IMAP access to mailboxes", r.stdout)
+
+    def test_cmail_serve_with_config_files(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "master.db3")
+            subprocess.run([ADMIN, "-d", db, "init"], check=True, capture_output=True, timeout=30)
+            for args in (["user", "add", "dora", "explorer"], ["imapd", "enable", "dora"]):
+                subprocess.run([ADMIN, "-d", db, *args], check=True, capture_output=True, timeout=30)
+            smtpd_conf, imapd_conf = os.path.join(tmp, "smtpd.conf"), os.path.join(tmp, "imapd.conf")
+            with open(smtpd_conf, "w") as f:
+                f.write(f"database {db}\nbind 127.0.0.1 0\n")
+            with open(imapd_conf, "w") as f:
+                f.write(f"database {db}\nbind 127.0.0.1 0 announce=files.local.test\n")
+            # Without --imapd-config, --config runs no IMAP; with it, the file's listeners.
+            p = subprocess.Popen([CMAIL, "serve", "--config", smtpd_conf, "--imapd-config", imapd_conf],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                ports = read_ports(p, 2)
+                self.assertEqual(sorted(ports), ["imap", "smtp"])
+                imap = imaplib.IMAP4("127.0.0.1", ports["imap"][0], timeout=30)
+                self.assertIn(b"files.local.test IMAP server ready", imap.welcome)
+                self.assertEqual(imap.login("dora", "explorer")[0], "OK")
+                imap.logout()
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=15), 0)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stdout.close()
+                p.stderr.close()
+            with open(imapd_conf, "w") as f:
+                f.write(f"database {os.path.join(tmp, 'other.db3')}\nbind 127.0.0.1 0\n")
+            r = subprocess.run([CMAIL, "serve", "--config", smtpd_conf, "--imapd-config", imapd_conf],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"{imapd_conf} names database", r.stderr)
+
+    def test_cmail_serve_zero_config_imap(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "data")
+            p = subprocess.Popen([CMAIL, "serve", "--data", data, "--smtp-port", "0", "--submission-port", "0",
+                                  "--smtps-port", "0", "--pop3-port", "0", "--pop3s-port", "0", "--imap-port", "0",
+                                  "--imaps-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                ports = read_ports(p, 7)
+                self.assertEqual(sorted(ports), ["imap", "imaps", "pop3", "pop3s", "smtp", "smtps", "submission"])
+                self.assertTrue(all(port != 0 for v in ports.values() for port in v), ports)
+                rest = p.stdout.readline()
+                self.assertTrue(rest.startswith("database "), rest)
+                self.assertIn("imapd enable alice", p.stdout.readline())  # how to add a user
+                db = os.path.join(data, "master.db3")
+                for args in (["user", "add", "carol", "pw"], ["address", "add", "carol@localhost", "store", "carol"],
+                             ["imapd", "enable", "carol"]):
+                    subprocess.run([ADMIN, "-d", db, *args], check=True, capture_output=True, timeout=30)
+                with smtplib.SMTP("127.0.0.1", ports["smtp"][0], timeout=10) as s:
+                    s.sendmail("x@remote.test", ["carol@localhost"], "Subject: serve\r\n\r\nzero config\r\n")
+                imap = imaplib.IMAP4("127.0.0.1", ports["imap"][0], timeout=30)
+                self.assertIn("LOGINDISABLED", imap.capabilities)  # passwords only inside TLS
+                imap.starttls(ssl_context=TLS)
+                self.assertEqual(imap.login("carol", "pw")[0], "OK")
+                self.assertEqual(status_of(imap, items="(MESSAGES UNSEEN)"), {"MESSAGES": 1, "UNSEEN": 1})
+                imap.logout()
+                imap = imaplib.IMAP4_SSL("127.0.0.1", ports["imaps"][0], ssl_context=TLS, timeout=30)
+                self.assertEqual(imap.login("carol", "pw")[0], "OK")
+                self.assertEqual(imap.list(), ("OK", [b'(\\HasNoChildren) "/" INBOX']))
+                imap.logout()
+                r = subprocess.run(["curl", "-sS", "--max-time", "30", "-k", "--ssl-reqd", "--user", "carol:pw",
+                                    f"imap://127.0.0.1:{ports['imap'][0]}/"], capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("INBOX", r.stdout)
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=15), 0)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stdout.close()
+                p.stderr.close()
+
+
+if __name__ == "__main__":
+    harness.main()
