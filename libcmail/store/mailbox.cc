@@ -1049,7 +1049,7 @@ class MailboxesImpl final : public Mailboxes {
             const std::uint32_t new_flags =
                 op == FlagOp::Add ? (r.flags | flags) : op == FlagOp::Remove ? (r.flags & ~flags) : flags;
             const std::string new_keywords = apply_keywords(r.keywords, op, keywords);
-            // RFC 7162 3.1.3: a STORE that changes nothing gives no new modseq.
+            // RFC 7162 3.1: only a change of metadata takes a new modseq.
             if (new_flags == r.flags && new_keywords == r.keywords) continue;
             const std::int64_t modseq = next_modseq(c, f->id);
             c.prepare("UPDATE \"" + r.schema +
@@ -1266,7 +1266,7 @@ class MailboxesImpl final : public Mailboxes {
     return out;
   }
 
-  // Logs a UID removed from a folder with a new modseq of the folder (RFC 7162 3.2.5.1).
+  // Logs a UID removed from a folder with a new modseq of the folder (RFC 7162 3.2.10, VANISHED).
   static void log_expunged(Connection& c, std::int64_t folder, std::uint32_t uid) {
     c.prepare("INSERT OR REPLACE INTO main.expunged (exp_folder, exp_uid, exp_modseq) VALUES (?1, ?2, ?3)")
         .bind(1, folder)

@@ -214,7 +214,7 @@ constexpr const char* kGenerationTables[] = {"users", "addresses", "smtpd"};
 //     range of this index, not a scan of the folder.
 // Master only: subscriptions, names a user subscribed to, which need not exist as folders
 // (RFC 9051 6.3.7), filled from folder_subscribed; idx_expunged_modseq, the UIDs expunged
-// since a modseq (RFC 7162 3.2.5.1); meta.uidvalidity_last, the largest
+// since a modseq (RFC 7162 3.2.10); meta.uidvalidity_last, the largest
 // UIDVALIDITY ever handed out, so that one of a deleted folder is never given again
 // (RFC 9051 2.3.1.1).
 constexpr std::string_view kMailboxColumnsV13 = R"sql(

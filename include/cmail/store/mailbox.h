@@ -117,7 +117,7 @@ struct MessageInfo {
   std::string envelope_to;
 };
 
-// What changed in a folder since a modseq (RFC 7162 3.1.4 CHANGEDSINCE, RFC 7162 3.2.5.1
+// What changed in a folder since a modseq (RFC 7162 3.1.4 CHANGEDSINCE, RFC 7162 3.2.10
 // VANISHED): the folder's state now, the messages with a greater modseq (UID order), and the
 // UIDs expunged with a greater modseq (ascending).
 struct Changes {
