@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <cmail/mail/structure.h>
+#include <cmail/store/directory.h>
 #include <cmail/store/mailbox.h>
 #include <cmail/store/spool.h>
 #include <cmail/store/store.h>
@@ -315,7 +316,7 @@ TEST_CASE("mailbox: a large append goes through a spool, is stored byte-exact wi
   auto& mb = s->mailboxes();
   REQUIRE(mb.ensure_folder("alice", "INBOX").has_value());
   std::string big = "Subject: big\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\n\r\n";
-  for (int i = 0; i < 20000; ++i) big += "line " + std::to_string(i) + " of a long first part\r\n";
+  for (int i = 0; i < 30000; ++i) big += "line " + std::to_string(i) + " of a long first part\r\n";
   big += "--zz\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--zz--\r\n";
   REQUIRE(big.size() > 3 * 256 * 1024);
   PieceSource src(big, 7000);
