@@ -68,7 +68,7 @@ std::vector<std::string> v9_content(store::detail::Connection& c) {
       "SELECT user_name, user_authdata, user_database, user_alias FROM users ORDER BY rowid",
       "SELECT address_expression, address_order, address_router, address_route FROM addresses ORDER BY address_order",
       "SELECT mail_id, mail_user, mail_read, mail_ident, mail_envelopeto, mail_envelopefrom, mail_submission, mail_submitter, mail_proto, mail_data FROM mailbox ORDER BY mail_id",
-      "SELECT key, value FROM meta WHERE key NOT IN ('schema_version', 'directory_generation') ORDER BY key",
+      "SELECT key, value FROM meta WHERE key NOT IN ('schema_version', 'directory_generation', 'uidvalidity_last') ORDER BY key",
       "SELECT smtpd_user, smtpd_router, smtpd_route FROM smtpd ORDER BY smtpd_user",
       "SELECT mail_id, mail_remote, mail_envelopefrom, mail_envelopeto, mail_submission, mail_submitter, mail_data FROM outbox ORDER BY mail_id",
       "SELECT pop_user, pop_lock FROM popd ORDER BY pop_user",
