@@ -1382,19 +1382,36 @@ class MailboxesImpl final : public Mailboxes {
             auto [uid, modseq] = detail::allocate_uid(c, t->id);
             // RFC 9051 6.4.7: the copy keeps flags, keywords and internal date. mail_uidl stays
             // with the original (a POP3 unique-id is never shown twice).
-            c.prepare("INSERT INTO \"" + r.schema +
-                      "\".mailbox (mail_user, mail_read, mail_ident, mail_envelopeto, mail_envelopefrom, "
+            const std::string table = "\"" + r.schema + "\".mailbox";
+            std::int64_t blob_size = 0;  // a large BLOB is copied in chunks, not held whole
+            {
+              Stmt t = c.prepare("SELECT CASE WHEN typeof(mail_data) = 'blob' THEN length(mail_data) ELSE 0 END FROM " +
+                                 table + " WHERE mail_id = ?1");
+              t.bind(1, r.id);
+              if (t.step()) blob_size = t.int64(0);
+              t.run();
+            }
+            const bool chunked = blob_size > static_cast<std::int64_t>(kAppendChunk);
+            Stmt insert = c.prepare("INSERT INTO " + table +
+                      " (mail_user, mail_read, mail_ident, mail_envelopeto, mail_envelopefrom, "
                       "mail_submission, mail_submitter, mail_proto, mail_folder, mail_uid, mail_modseq, mail_flags, "
                       "mail_keywords, mail_internaldate, mail_size, mail_wiresize, mail_structure, mail_data) "
                       "SELECT mail_user, mail_read, mail_ident, mail_envelopeto, mail_envelopefrom, mail_submission, "
                       "mail_submitter, mail_proto, ?1, ?2, ?3, mail_flags, mail_keywords, mail_internaldate, "
-                      "mail_size, mail_wiresize, mail_structure, mail_data FROM \"" + r.schema +
-                      "\".mailbox WHERE mail_id = ?4")
-                .bind(1, t->id)
-                .bind(2, uid)
-                .bind(3, modseq)
-                .bind(4, r.id)
-                .run();
+                      "mail_size, mail_wiresize, mail_structure, " +
+                      std::string(chunked ? "zeroblob(?5)" : "mail_data") + " FROM " + table + " WHERE mail_id = ?4");
+            insert.bind(1, t->id).bind(2, uid).bind(3, modseq).bind(4, r.id);
+            if (chunked) insert.bind(5, blob_size);
+            insert.run();
+            if (chunked) {
+              detail::Blob into(c, r.schema, "mailbox", "mail_data", c.last_insert_rowid(), true);
+              detail::Blob from_blob(c, r.schema, "mailbox", "mail_data", r.id, false);
+              std::string chunk;
+              for (std::uint64_t off = 0; off < static_cast<std::uint64_t>(blob_size); off += chunk.size()) {
+                from_blob.read(off, static_cast<std::size_t>(std::min<std::uint64_t>(kAppendChunk, blob_size - off)), chunk);
+                into.write(off, chunk);
+              }
+            }
             out.uids.emplace_back(r.uid, static_cast<std::uint32_t>(uid));
             if (move) {
               // RFC 6851 3.3: the originals are expunged in the same transaction.

@@ -332,6 +332,17 @@ TEST_CASE("mailbox: a large append goes through a spool, is stored byte-exact wi
   REQUIRE(tree.has_value());
   CHECK(*tree == mail::parse_structure(big));
   CHECK(tree->children.size() == 2);
+  // Copied and moved a chunk at a time, byte-exact.
+  REQUIRE(mb.create_folder("alice", "Big").has_value());
+  auto cp = mb.copy("alice", "INBOX", {a->uid}, "Big");
+  REQUIRE_MESSAGE(cp.has_value(), cp.error().to_string());
+  auto mv = mb.move("alice", "Big", {cp->uids[0].second}, "INBOX");
+  REQUIRE_MESSAGE(mv.has_value(), mv.error().to_string());
+  auto inbox = mb.list_messages("alice");
+  REQUIRE(inbox->size() == 2);
+  CHECK(*mb.read_message((*inbox)[1].ref) == big);
+  CHECK((*inbox)[1].size == static_cast<std::int64_t>(big.size()));
+  CHECK(*mb.read_structure((*inbox)[1].ref) == *tree);
   // Nothing is left next to the database.
   for (auto& e : std::filesystem::directory_iterator(dir.path()))
     CHECK(e.path().filename().string().find("spool") == std::string::npos);
