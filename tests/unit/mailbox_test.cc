@@ -661,3 +661,23 @@ TEST_CASE("mailbox: the notify file changes after a delivery, a flag change, an 
   CHECK(changed());
   CHECK(store::notify_path("") == "");
 }
+
+TEST_CASE("mailbox: an unusable user database: append falls back to the master, changes to mail fail whole") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  insert_user(dir.file("m"), "dave", dir.file("missing.db3").c_str());
+  auto& mb = s->mailboxes();
+  REQUIRE(mb.create_folder("dave", "Keep").has_value());
+  auto a = mb.append("dave", "Keep", std::string_view("Subject: x\r\n\r\n"));
+  REQUIRE_MESSAGE(a.has_value(), a.error().to_string());  // as delivery does (docs/store.md)
+  auto c = raw(dir.file("m"));
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_user = 'dave'") == 1);
+  CHECK_FALSE(std::filesystem::exists(dir.file("missing.db3")));
+  // Messages there might be missed: nothing is changed rather than a part.
+  auto fl = mb.update_flags("dave", "Keep", {a->uid}, store::FlagOp::Add, store::kFlagSeen, {});
+  CHECK(fl.error().code() == Status::Code::IoError);
+  CHECK(mb.move("dave", "Keep", {a->uid}, "Keep").error().code() == Status::Code::IoError);
+  CHECK(mb.delete_folder("dave", "Keep").code() == Status::Code::IoError);
+  CHECK(count(*c, "SELECT mail_flags FROM mailbox WHERE mail_user = 'dave'") == 0);
+  CHECK(mb.folder_state("dave", "Keep").has_value());
+}
