@@ -1244,21 +1244,40 @@ class MailboxesImpl final : public Mailboxes {
     std::uint32_t flags = 0;
     std::string keywords;
   };
-  // The messages of `folder` with these UIDs (ascending, each once; missing ones left out),
-  // one seek on idx_mailbox_folder_uid per UID and database.
+  // The messages of `folder` with these UIDs (ascending, each once; missing ones left out):
+  // one seek on idx_mailbox_folder_uid per UID and database for a few UIDs, one range of it
+  // from the lowest to the highest per database for many (a client's "1:*").
   static std::vector<Row> rows_by_uid(Connection& c, const std::vector<std::string>& schemas, std::int64_t folder,
                                       std::vector<std::uint32_t> uids) {
     std::sort(uids.begin(), uids.end());
     uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
     std::vector<Row> out;
+    if (uids.empty()) return out;
+    constexpr const char* kColumns = "mail_id, mail_uid, mail_modseq, mail_flags, COALESCE(mail_keywords, '')";
+    auto row = [](const Stmt& s, const std::string& schema) {
+      return Row{schema, s.int64(0), static_cast<std::uint32_t>(s.int64(1)), s.int64(2),
+                 static_cast<std::uint32_t>(s.int64(3)), s.text(4)};
+    };
+    if (uids.size() > 32) {
+      for (const std::string& schema : schemas) {
+        Stmt s = c.prepare(std::string("SELECT ") + kColumns + " FROM \"" + schema +
+                           "\".mailbox WHERE mail_folder = ?1 AND mail_uid BETWEEN ?2 AND ?3");
+        s.bind(1, folder).bind(2, static_cast<std::int64_t>(uids.front())).bind(3, static_cast<std::int64_t>(uids.back()));
+        while (s.step()) {
+          const auto uid = static_cast<std::uint32_t>(s.int64(1));
+          if (std::binary_search(uids.begin(), uids.end(), uid)) out.push_back(row(s, schema));
+        }
+      }
+      std::sort(out.begin(), out.end(), [](const Row& a, const Row& b) { return a.uid < b.uid; });
+      return out;
+    }
     for (std::uint32_t uid : uids) {
       for (const std::string& schema : schemas) {
-        Stmt s = c.prepare("SELECT mail_id, mail_modseq, mail_flags, COALESCE(mail_keywords, '') FROM \"" + schema +
+        Stmt s = c.prepare(std::string("SELECT ") + kColumns + " FROM \"" + schema +
                            "\".mailbox WHERE mail_folder = ?1 AND mail_uid = ?2");
         s.bind(1, folder).bind(2, static_cast<std::int64_t>(uid));
         const bool found = s.step();
-        if (found)
-          out.push_back({schema, s.int64(0), uid, s.int64(1), static_cast<std::uint32_t>(s.int64(2)), s.text(3)});
+        if (found) out.push_back(row(s, schema));
         s.run();
         if (found) break;
       }

@@ -681,3 +681,31 @@ TEST_CASE("mailbox: an unusable user database: append falls back to the master, 
   CHECK(count(*c, "SELECT mail_flags FROM mailbox WHERE mail_user = 'dave'") == 0);
   CHECK(mb.folder_state("dave", "Keep").has_value());
 }
+
+TEST_CASE("mailbox: many UIDs at once (a client's 1:*) are found by one range, gaps and all") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  insert_user(dir.file("m"), "alice");
+  auto& mb = s->mailboxes();
+  REQUIRE(mb.ensure_folder("alice", "INBOX").has_value());
+  for (int i = 0; i < 60; ++i) REQUIRE(mb.append("alice", "INBOX", std::string_view("Subject: n\r\n\r\n")).has_value());
+  std::vector<std::uint32_t> odd;
+  for (std::uint32_t uid = 1; uid <= 60; uid += 2) odd.push_back(uid);
+  REQUIRE(mb.expunge_uids("alice", "INBOX", odd).has_value());
+  std::vector<std::uint32_t> all;
+  for (std::uint32_t uid = 1; uid <= 100; ++uid) all.push_back(uid);
+  all.push_back(4000000000u);
+  auto r = mb.update_flags("alice", "INBOX", all, store::FlagOp::Add, store::kFlagSeen, {});
+  REQUIRE(r.has_value());
+  REQUIRE(r->changed.size() == 30);
+  CHECK(r->changed.front().uid == 2);
+  CHECK(r->changed.back().uid == 60);
+  CHECK(std::is_sorted(r->changed.begin(), r->changed.end(),
+                       [](const store::FlagChange& a, const store::FlagChange& b) { return a.uid < b.uid; }));
+  // A sparse set beyond the seek threshold picks exactly its members.
+  std::vector<std::uint32_t> some{60, 2, 58};
+  for (std::uint32_t uid = 1; uid <= 80; uid += 2) some.push_back(uid);  // expunged or never given
+  auto cp = mb.copy("alice", "INBOX", some, "INBOX");
+  REQUIRE(cp.has_value());
+  CHECK(cp->uids == std::vector<std::pair<std::uint32_t, std::uint32_t>>{{2, 61}, {58, 62}, {60, 63}});
+}
