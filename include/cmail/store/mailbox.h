@@ -66,8 +66,8 @@ struct Appended {
   std::uint64_t modseq = 0;
 };
 
-// What copy() and move() stored (RFC 4315 COPYUID): the target's UIDVALIDITY and, in the order
-// of the source UIDs asked for (those that exist), each source UID with its new UID.
+// What copy() and move() stored (RFC 4315 COPYUID): the target's UIDVALIDITY and, in ascending
+// order of the source UIDs (those that exist, each once), each source UID with its new UID.
 struct Copied {
   std::uint32_t uidvalidity = 0;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> uids;  // {source uid, new uid}
@@ -196,9 +196,10 @@ class CMAIL_EXPORT Mailboxes {
   virtual Result<Appended> append(std::string_view user, std::string_view folder, std::string_view message,
                                   std::uint32_t flags = 0, std::string_view keywords = "",
                                   std::int64_t internal_date = 0) = 0;
-  // Copies messages (RFC 9051 6.4.7) with flags, keywords and internal date into `to` (new
-  // UIDs, ascending in the order given), each copy in the database of its original. UIDs that
-  // do not exist are skipped. NotFound when either folder is missing.
+  // Copies messages (RFC 9051 6.4.7) with flags, keywords, internal date and structure into
+  // `to`, in ascending order of their UIDs (new UIDs ascending with them), each copy in the
+  // database of its original. UIDs that do not exist are skipped. NotFound when either folder
+  // is missing; IoError when the user database cannot be used.
   virtual Result<Copied> copy(std::string_view user, std::string_view from,
                               const std::vector<std::uint32_t>& uids, std::string_view to) = 0;
   // copy() and the expunge of the originals, logged with their modseq, in one transaction
