@@ -168,6 +168,7 @@ class DirectoryImpl final : public Directory {
     return impl_.write([&](Connection& c) {
       if (c.prepare("DELETE FROM users WHERE user_name = ?1").bind(1, n).run() == 0)
         throw SqlError{Status::not_found("no such user '" + n + "'")};
+      impl_.note_mail_change();  // their master mail went with them (ON DELETE CASCADE)
     });
   }
 

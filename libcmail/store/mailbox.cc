@@ -1,6 +1,9 @@
 // Stored mail: delivery into mailboxes and the queue, folders, UIDs, flags, expunge.
 #include "store_impl.h"
 
+#include <cmail/mail/fields.h>
+#include <cmail/mail/structure.h>
+#include <cmail/proto/ascii.h>
 #include <cmail/proto/message.h>
 #include <cmail/store/spool.h>
 
@@ -78,6 +81,38 @@ Result<std::string> UserDatabases::attach(Connection& c, const std::string& path
   return name;
 }
 
+std::int64_t insert_folder(Connection& c, std::string_view user, std::string_view name,
+                           std::string_view special_use, bool subscribed) {
+  // RFC 9051 2.3.1.1: UIDVALIDITY must change whenever a name is reused: take the clock, or one
+  // more than any value ever handed out (meta.uidvalidity_last remembers those of deleted
+  // folders), whichever is larger.
+  Stmt v = c.prepare(
+      "SELECT MAX(CAST(strftime('%s', 'now') AS INTEGER), "
+      "COALESCE((SELECT MAX(folder_uidvalidity) FROM main.folders), 0) + 1, "
+      "COALESCE((SELECT CAST(value AS INTEGER) FROM main.meta WHERE key = 'uidvalidity_last'), 0) + 1)");
+  if (!v.step()) throw SqlError{Status::internal("no UIDVALIDITY")};
+  const std::int64_t uidvalidity = v.int64(0);
+  v.run();
+  c.prepare("INSERT OR REPLACE INTO main.meta (key, value) VALUES ('uidvalidity_last', ?1)")
+      .bind(1, std::to_string(uidvalidity))
+      .run();
+  c.prepare("INSERT INTO main.folders (folder_user, folder_name, folder_uidvalidity, folder_subscribed, "
+            "folder_special) VALUES (?1, ?2, ?3, ?4, ?5)")
+      .bind(1, user)
+      .bind(2, name)
+      .bind(3, uidvalidity)
+      .bind(4, subscribed ? 1 : 0)
+      .bind(5, special_use.empty() ? std::optional<std::string>() : std::optional<std::string>(std::string(special_use)))
+      .run();
+  const std::int64_t id = c.last_insert_rowid();
+  if (subscribed)
+    c.prepare("INSERT OR IGNORE INTO main.subscriptions (sub_user, sub_name) VALUES (?1, ?2)")
+        .bind(1, user)
+        .bind(2, name)
+        .run();
+  return id;
+}
+
 std::int64_t ensure_folder_id(Connection& c, std::string_view user, std::string_view name) {
   Stmt find = c.prepare(
       "SELECT folder_id FROM main.folders WHERE folder_user = ?1 AND folder_name = ?2");
@@ -87,16 +122,7 @@ std::int64_t ensure_folder_id(Connection& c, std::string_view user, std::string_
     find.run();
     return id;
   }
-  // UIDVALIDITY (RFC 9051 2.3.1.1) must change whenever a name is reused: take the clock, or
-  // one more than any value ever handed out, whichever is larger.
-  c.prepare(
-       "INSERT INTO main.folders (folder_user, folder_name, folder_uidvalidity) VALUES (?1, ?2, "
-       "(SELECT MAX(CAST(strftime('%s', 'now') AS INTEGER), "
-       "COALESCE(MAX(folder_uidvalidity), 0) + 1) FROM main.folders))")
-      .bind(1, user)
-      .bind(2, name)
-      .run();
-  return c.last_insert_rowid();
+  return insert_folder(c, user, name, "", true);  // subscribed, as folder_subscribed's default
 }
 
 // A folder's UIDNEXT and HIGHESTMODSEQ.
@@ -287,7 +313,8 @@ const std::string& insert_sql(const std::string& schema) {
   static const std::string kInto =
       " (mail_user, mail_ident, mail_envelopeto, mail_envelopefrom, mail_submission, mail_submitter, "
       "mail_proto, mail_data, mail_folder, mail_uid, mail_modseq, mail_internaldate, mail_size, "
-      "mail_wiresize) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+      "mail_wiresize, mail_structure, mail_flags, mail_keywords, mail_read) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
   static const std::string kMain = "INSERT INTO \"main\".mailbox" + kInto;
   thread_local std::string other;
   if (schema == "main") return kMain;
@@ -295,8 +322,18 @@ const std::string& insert_sql(const std::string& schema) {
   return other;
 }
 
-void insert_local(Connection& c, detail::ForeignRowsCache& foreign, const std::string& schema,
-                  const Delivery& d, const LocalCopy& copy, std::int64_t now, std::int64_t wsize) {
+// What a stored copy carries besides the delivery: its structure (encode_structure()), and for
+// an IMAP APPEND its flags, keywords and internal date.
+struct StoredExtras {
+  std::string structure;
+  std::uint32_t flags = 0;
+  std::optional<std::string> keywords;
+  std::int64_t internal_date = 0;  // 0 = the delivery's time
+};
+
+detail::NewMessage insert_local(Connection& c, detail::ForeignRowsCache& foreign, const std::string& schema,
+                                const Delivery& d, const LocalCopy& copy, std::int64_t now, std::int64_t wsize,
+                                const StoredExtras& extras) {
   // Rows other programs wrote for this user come first in UID order, as they came first.
   if (schema == "main") {
     if (!foreign.clean(c, copy.user)) {
@@ -320,11 +357,82 @@ void insert_local(Connection& c, detail::ForeignRowsCache& foreign, const std::s
       .bind(9, m.folder)
       .bind(10, m.uid)
       .bind(11, m.modseq)
-      .bind(12, now)
+      .bind(12, extras.internal_date ? extras.internal_date : now)
       .bind(13, static_cast<std::int64_t>(message_size(d)))
-      .bind(14, wsize)
+      .bind(14, wsize);
+  if (extras.structure.empty()) s.bind(15, std::nullopt);
+  else s.bind_blob(15, extras.structure);
+  s.bind(16, static_cast<std::int64_t>(extras.flags))
+      .bind(17, extras.keywords)
+      .bind(18, (extras.flags & kFlagSeen) ? 1 : 0)
       .run();
   write_spooled(c, schema, "mailbox", d);
+  return m;
+}
+
+bool is_inbox(std::string_view name) { return name.size() == 5 && proto::ascii_lower(name) == "inbox"; }
+// RFC 9051 5.1: INBOX in any case is INBOX.
+std::string folder_key(std::string_view name) { return is_inbox(name) ? std::string("INBOX") : std::string(name); }
+
+constexpr std::size_t kAppendChunk = 256 * 1024;
+
+void shift_part(mail::Part& p, std::uint64_t n) {
+  p.header_offset += n;
+  p.body_offset += n;
+  for (mail::Part& child : p.children) shift_part(child, n);
+}
+
+// Whether `start` is only header fields (continuations included) that the part tree does not
+// read: not Content-*, MIME-Version or an envelope field (RFC 9051 7.5.2). Then the tree of
+// start + rest is the tree of rest with its offsets moved and the root's header grown (the
+// Received field the SMTP session puts before a spooled message).
+bool inert_header_lines(std::string_view start) {
+  if (start.size() > 16 * 1024 || start.back() != '\n') return false;
+  static const char* const kRead[] = {"mime-version", "date", "subject", "from", "sender", "reply-to",
+                                      "to", "cc", "bcc", "in-reply-to", "message-id"};
+  bool first = true;
+  for (std::size_t pos = 0; pos < start.size();) {
+    std::size_t eol = start.find('\n', pos);
+    std::string_view line = start.substr(pos, eol - pos);
+    pos = eol + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) return false;  // the end of the header
+    if (line.front() == ' ' || line.front() == '\t') {
+      if (first) return false;
+      continue;
+    }
+    first = false;
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    const std::string name = proto::ascii_lower(line.substr(0, colon));
+    if (name.find_first_of(" \t") != std::string::npos || name.rfind("content-", 0) == 0) return false;
+    for (const char* r : kRead)
+      if (name == r) return false;
+  }
+  return true;
+}
+
+// The stored structure of a delivered message (mailbox.mail_structure), from what was parsed
+// as it arrived: `data` parsed here, a spool's own parse (Spool::structure()) taken over. Only
+// when `data` holds more than inert header lines before a spool is the spool read again.
+std::string delivery_structure(const Delivery& d) {
+  if (!d.spool) return mail::encode_structure(mail::parse_structure(d.data));
+  if (d.data.empty()) return mail::encode_structure(d.spool->structure());
+  if (inert_header_lines(d.data)) {
+    mail::Part root = d.spool->structure();
+    shift_part(root, d.data.size());
+    root.header_offset = 0;
+    root.header_length += d.data.size();
+    return mail::encode_structure(root);
+  }
+  mail::StructureParser parser;
+  parser.feed(d.data);
+  std::string chunk;
+  for (std::uint64_t off = 0; off < d.spool->size(); off += chunk.size()) {
+    if (!d.spool->read(off, 256 * 1024, chunk).ok() || chunk.empty()) return {};  // none: parsed when read
+    parser.feed(chunk);
+  }
+  return mail::encode_structure(parser.finish());
 }
 
 }  // namespace
@@ -338,6 +446,7 @@ void Store::deliver(Delivery delivery, Done done) {
     Delivery d;
     std::vector<std::string> schemas;  // per local copy
     std::int64_t wire_size = 0;        // computed here, on the caller's thread, not the writer's
+    StoredExtras extras;               // the structure, likewise
   };
   const Delivery& d = delivery;
   if (d.spool && !d.data.empty() && d.data.back() != '\n') {
@@ -348,7 +457,8 @@ void Store::deliver(Delivery delivery, Done done) {
     if (done) done(Status::invalid_argument("message of " + std::to_string(message_size(d)) + " octets is too large to store"));
     return;
   }
-  auto state = std::make_shared<State>(State{std::move(delivery), {}, 0});
+  auto state = std::make_shared<State>(State{std::move(delivery), {}, 0, {}});
+  state->extras.structure = delivery_structure(state->d);
   // data ends with a line end, so the spooled rest counts as if it stood alone.
   state->wire_size = static_cast<std::int64_t>(proto::wire_size(state->d.data) +
                                                (state->d.spool ? state->d.spool->wire_size().total() : 0));
@@ -377,20 +487,22 @@ void Store::deliver(Delivery delivery, Done done) {
     for (std::size_t i = 0; i < d.local.size(); ++i) {
       const std::string& schema = state->schemas[i];
       if (schema == "main") {
-        insert_local(c, impl->foreign_rows, schema, d, d.local[i], now, state->wire_size);
+        insert_local(c, impl->foreign_rows, schema, d, d.local[i], now, state->wire_size, state->extras);
         continue;
       }
       c.exec("SAVEPOINT userdb");
-      Status st = detail::guarded([&] { insert_local(c, impl->foreign_rows, schema, d, d.local[i], now, state->wire_size); });
+      Status st = detail::guarded(
+          [&] { insert_local(c, impl->foreign_rows, schema, d, d.local[i], now, state->wire_size, state->extras); });
       if (st.ok()) {
         c.exec("RELEASE userdb");
       } else {
         c.exec("ROLLBACK TO userdb");
         c.exec("RELEASE userdb");
         // Retry once in the master (docs/compatibility.md#database-user-databases).
-        insert_local(c, impl->foreign_rows, "main", d, d.local[i], now, state->wire_size);
+        insert_local(c, impl->foreign_rows, "main", d, d.local[i], now, state->wire_size, state->extras);
       }
     }
+    if (!d.local.empty()) impl->note_mail_change();
     for (const QueuedRecipient& q : d.queued) {
       Stmt s = c.prepare(
           "INSERT INTO main.outbox (mail_remote, mail_envelopefrom, mail_envelopeto, "
@@ -468,12 +580,15 @@ Folder read_folder(const Stmt& s) {
   f.uidnext = static_cast<std::uint32_t>(s.int64(4));
   f.highest_modseq = static_cast<std::uint64_t>(s.int64(5));
   f.subscribed = s.int64(6) != 0;
+  f.special_use = s.text(7);
   return f;
 }
 
+// A folder is subscribed when its name is in subscriptions (RFC 9051 6.3.7: names, not folders).
 constexpr const char* kFolderColumns =
     "folder_id, folder_user, folder_name, folder_uidvalidity, folder_uidnext, "
-    "folder_highestmodseq, folder_subscribed";
+    "folder_highestmodseq, EXISTS (SELECT 1 FROM subscriptions WHERE sub_user = folder_user AND "
+    "sub_name = folder_name), COALESCE(folder_special, '')";
 
 // A stored message read in chunks straight from its row (sqlite3_blob_read): what
 // Mailboxes::open_message() returns.
@@ -554,36 +669,11 @@ class MailboxesImpl final : public Mailboxes {
   Result<std::vector<MessageInfo>> list_messages(std::string_view user,
                                                  std::string_view folder) override {
     const std::string u(user);
-    std::optional<std::string> db;  // the user database, if any
-    bool found = false, foreign = false;
-    Status st = impl_.read([&](Connection& c) {
-      Stmt s = c.prepare("SELECT user_database FROM users WHERE user_name = ?1");
-      s.bind(1, u);
-      if (s.step()) {
-        found = true;
-        db = s.opt_text(0);
-      }
-      s.run();
-      if (found) foreign = detail::has_foreign_rows(c, "main", u);
-    });
-    if (!st.ok()) return st;
-    if (!found) return Status::not_found("no such user '" + u + "'");
-    if (db && db->size() <= 1) db.reset();
-    std::unique_ptr<Connection> udb;
-    if (db) {
-      auto conn = Connection::open(*db, Connection::Mode::ReadOnly, impl_.options.busy_timeout_ms);
-      if (!conn) return Status::io_error("cannot read the user database of " + u + ": " + conn.error().message());
-      udb = std::move(*conn);
-      // A file to upgrade, or rows other programs wrote: through the writer, which attaches it.
-      st = detail::guarded([&] {
-        foreign = foreign || detail::read_schema_version(*udb) != detail::kSchemaVersion ||
-                  detail::has_foreign_rows(*udb, "main", u);
-      });
-      if (!st.ok()) foreign = true;  // the writer's attach says what is wrong with the file
-    }
-    if (foreign) {
-      if (Status a = adopt_foreign(u); !a.ok()) return a;
-    }
+    auto reader = user_reader(u);
+    if (!reader) return reader.error();
+    std::unique_ptr<Connection>& udb = reader->conn;
+    const std::string* db = &reader->path;
+    Status st;
     std::vector<MessageInfo> out;
     std::int64_t folder_id = -1;
     st = impl_.read([&](Connection& c) {
@@ -677,6 +767,7 @@ class MailboxesImpl final : public Mailboxes {
               .bind(4, static_cast<std::int64_t>(modseq))
               .bind(5, ref.id)
               .run();
+          impl_.note_mail_change();
         },
         schema_resolver(ref, schema));
     if (!st.ok()) return st;
@@ -709,6 +800,7 @@ class MailboxesImpl final : public Mailboxes {
             c.prepare("DELETE FROM \"" + schema + "\".mailbox WHERE mail_id = ?1")
                 .bind(1, ref.id)
                 .run();
+            impl_.note_mail_change();
           }
         },
         [this, schemas, refs](Connection& w, std::uint64_t batch) {
@@ -725,7 +817,676 @@ class MailboxesImpl final : public Mailboxes {
         });
   }
 
+  // --- IMAP ---
+
+  Result<Folder> create_folder(std::string_view user, std::string_view name, std::string_view special_use) override {
+    if (name.empty()) return Status::invalid_argument("a folder needs a name");
+    if (is_inbox(name)) return Status::already_exists("INBOX always exists");
+    const std::string u(user), n(name), special(special_use);
+    Status st = impl_.write([&](Connection& c) {
+      require_user(c, u);
+      if (find_folder_row(c, u, n)) throw SqlError{Status::already_exists("folder '" + n + "' exists")};
+      detail::insert_folder(c, u, n, special, false);
+    });
+    if (!st.ok()) return st;
+    return folder_state(user, name);
+  }
+
+  Status delete_folder(std::string_view user, std::string_view name) override {
+    // RFC 9051 6.3.5: deleting INBOX is an error.
+    if (is_inbox(name)) return Status::invalid_argument("INBOX cannot be deleted");
+    const std::string u(user), n(name);
+    auto dbs = std::make_shared<UserSchemas>();
+    return impl_.write(
+        [&](Connection& c) {
+          dbs->require();
+          auto f = find_folder_row(c, u, n);
+          if (!f) throw SqlError{Status::not_found("no folder '" + n + "'")};
+          for (const std::string& schema : dbs->schemas)
+            c.prepare("DELETE FROM \"" + schema + "\".mailbox WHERE mail_folder = ?1").bind(1, f->id).run();
+          c.prepare("DELETE FROM main.folders WHERE folder_id = ?1").bind(1, f->id).run();  // and its expunge log
+          impl_.note_mail_change();
+        },
+        user_resolver(u, dbs));
+  }
+
+  Status rename_folder(std::string_view user, std::string_view from, std::string_view to) override {
+    if (to.empty()) return Status::invalid_argument("a folder needs a name");
+    if (is_inbox(to)) return Status::already_exists("INBOX exists");
+    const std::string u(user), src = is_inbox(from) ? std::string("INBOX") : std::string(from), dst(to);
+    if (dst.size() > src.size() && dst.compare(0, src.size() + 1, src + "/") == 0 && src != "INBOX")
+      return Status::invalid_argument("a folder cannot be renamed into itself");
+    auto dbs = std::make_shared<UserSchemas>();
+    return impl_.write(
+        [&](Connection& c) {
+          if (find_folder_row(c, u, dst)) throw SqlError{Status::already_exists("folder '" + dst + "' exists")};
+          if (src == "INBOX") {
+            // RFC 9051 6.3.6: renaming INBOX moves all its messages into a new folder with the
+            // new name and leaves INBOX empty; its inferiors are not renamed.
+            dbs->require();
+            require_user(c, u);
+            const std::int64_t inbox = detail::ensure_folder_id(c, u, "INBOX");
+            const std::int64_t target = detail::insert_folder(c, u, dst, "", false);
+            std::vector<Row> rows;
+            for (const std::string& schema : dbs->schemas) {
+              Stmt s = c.prepare("SELECT mail_id, mail_uid FROM \"" + schema +
+                                 "\".mailbox WHERE mail_folder = ?1 ORDER BY mail_uid");
+              s.bind(1, inbox);
+              while (s.step()) rows.push_back({schema, s.int64(0), static_cast<std::uint32_t>(s.int64(1)), 0, 0, {}});
+            }
+            std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.uid < b.uid; });
+            for (const Row& r : rows) {
+              auto [uid, modseq] = detail::allocate_uid(c, target);
+              c.prepare("UPDATE \"" + r.schema +
+                        "\".mailbox SET mail_folder = ?1, mail_uid = ?2, mail_modseq = ?3 WHERE mail_id = ?4")
+                  .bind(1, target)
+                  .bind(2, uid)
+                  .bind(3, modseq)
+                  .bind(4, r.id)
+                  .run();
+              log_expunged(c, inbox, r.uid);
+            }
+            impl_.note_mail_change();
+            return;
+          }
+          auto f = find_folder_row(c, u, src);
+          if (!f) throw SqlError{Status::not_found("no folder '" + src + "'")};
+          // The folder and its inferiors ("from/..."), keeping UIDs and UIDVALIDITY.
+          std::vector<std::pair<std::int64_t, std::string>> moving;
+          {
+            Stmt s = c.prepare(
+                "SELECT folder_id, folder_name FROM main.folders WHERE folder_user = ?1 AND "
+                "(folder_name = ?2 OR substr(folder_name, 1, length(?2) + 1) = ?2 || '/')");
+            s.bind(1, u).bind(2, src);
+            while (s.step()) moving.emplace_back(s.int64(0), s.text(1));
+          }
+          for (auto& [id, name] : moving) {
+            const std::string renamed = dst + name.substr(src.size());
+            if (find_folder_row(c, u, renamed))
+              throw SqlError{Status::already_exists("folder '" + renamed + "' exists")};
+            c.prepare("UPDATE main.folders SET folder_name = ?1 WHERE folder_id = ?2").bind(1, renamed).bind(2, id).run();
+          }
+          impl_.note_mail_change();
+        },
+        src == "INBOX" ? user_resolver(u, dbs) : nullptr);
+  }
+
+  Status set_subscribed(std::string_view user, std::string_view name, bool subscribed) override {
+    const std::string u(user), n = is_inbox(name) ? std::string("INBOX") : std::string(name);
+    if (n.empty()) return Status::invalid_argument("an empty name cannot be subscribed");
+    return impl_.write([&](Connection& c) {
+      require_user(c, u);
+      if (subscribed)
+        c.prepare("INSERT OR IGNORE INTO main.subscriptions (sub_user, sub_name) VALUES (?1, ?2)").bind(1, u).bind(2, n).run();
+      else
+        c.prepare("DELETE FROM main.subscriptions WHERE sub_user = ?1 AND sub_name = ?2").bind(1, u).bind(2, n).run();
+      // cmail's own column follows, for programs that read it.
+      c.prepare("UPDATE main.folders SET folder_subscribed = ?3 WHERE folder_user = ?1 AND folder_name = ?2")
+          .bind(1, u)
+          .bind(2, n)
+          .bind(3, subscribed ? 1 : 0)
+          .run();
+    });
+  }
+
+  Result<std::vector<std::string>> subscriptions(std::string_view user) override {
+    std::vector<std::string> out;
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare("SELECT sub_name FROM subscriptions WHERE sub_user = ?1 ORDER BY sub_name");
+      s.bind(1, user);
+      while (s.step()) out.push_back(s.text(0));
+    }, true);
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Status ensure_special_folders(std::string_view user) override {
+    // RFC 6154 2: the special-use attributes, with the names clients expect.
+    static const std::pair<const char*, const char*> kSpecial[] = {
+        {"Sent", "\\Sent"}, {"Drafts", "\\Drafts"}, {"Trash", "\\Trash"}, {"Junk", "\\Junk"}, {"Archive", "\\Archive"}};
+    const std::string u(user);
+    auto missing = [&](Connection& c) {
+      std::set<std::string> uses;
+      Stmt s = c.prepare("SELECT folder_special FROM main.folders WHERE folder_user = ?1 AND folder_special IS NOT NULL");
+      s.bind(1, u);
+      while (s.step()) uses.insert(s.text(0));
+      std::vector<std::pair<std::string, std::string>> out;
+      for (auto& [name, use] : kSpecial)
+        if (!uses.count(use)) out.emplace_back(name, use);
+      return out;
+    };
+    bool complete = false;
+    Status st = impl_.read([&](Connection& c) { complete = missing(c).empty(); }, true);
+    if (!st.ok() || complete) return st;
+    return impl_.write([&](Connection& c) {
+      require_user(c, u);
+      for (auto& [name, use] : missing(c)) {
+        if (auto f = find_folder_row(c, u, name)) {
+          // A folder of that name without the attribute: give it the attribute.
+          c.prepare("UPDATE main.folders SET folder_special = ?1 WHERE folder_id = ?2 AND folder_special IS NULL")
+              .bind(1, use)
+              .bind(2, f->id)
+              .run();
+        } else {
+          detail::insert_folder(c, u, name, use, true);
+        }
+      }
+    });
+  }
+
+  Result<Folder> folder_state(std::string_view user, std::string_view name) override {
+    auto f = find_folder(user, is_inbox(name) ? std::string_view("INBOX") : name);
+    if (!f) return f.error();
+    if (!*f) return Status::not_found("no folder '" + std::string(name) + "'");
+    return **f;
+  }
+
+  Result<Appended> append(std::string_view user, std::string_view folder, proto::Source& message,
+                          std::uint32_t flags, std::string_view keywords, std::int64_t internal_date) override {
+    Delivery d;
+    std::shared_ptr<Spool> spool;
+    std::string chunk;
+    for (;;) {
+      chunk.clear();
+      if (Status st = message.read(kAppendChunk, chunk); !st.ok()) return st;
+      if (chunk.empty()) break;
+      if (!spool && d.data.size() + chunk.size() <= kAppendChunk) {
+        d.data += chunk;
+        continue;
+      }
+      if (!spool) {
+        // Too large to hold: the rest goes to a spool file, and so does what came so far.
+        auto created = Spool::create(std::filesystem::path(impl_.path).parent_path().string());
+        if (!created) return created.error();
+        spool = std::move(*created);
+        if (Status st = spool->append(d.data); !st.ok()) return st;
+        d.data.clear();
+        d.data.shrink_to_fit();
+      }
+      if (spool->size() + chunk.size() > kMaxStoredMessage)
+        return Status::invalid_argument("message too large to store");
+      if (Status st = spool->append(chunk); !st.ok()) return st;
+    }
+    d.spool = std::move(spool);
+    return store_appended(std::move(d), user, folder, flags, keywords, internal_date);
+  }
+
+  Result<Appended> append(std::string_view user, std::string_view folder, std::string_view message,
+                          std::uint32_t flags, std::string_view keywords, std::int64_t internal_date) override {
+    Delivery d;
+    d.data = std::string(message);
+    return store_appended(std::move(d), user, folder, flags, keywords, internal_date);
+  }
+
+  Result<Copied> copy(std::string_view user, std::string_view from, const std::vector<std::uint32_t>& uids,
+                      std::string_view to) override {
+    return copy_or_move(user, from, uids, to, false);
+  }
+
+  Result<Copied> move(std::string_view user, std::string_view from, const std::vector<std::uint32_t>& uids,
+                      std::string_view to) override {
+    return copy_or_move(user, from, uids, to, true);
+  }
+
+  Result<FlagUpdate> update_flags(std::string_view user, std::string_view folder, const std::vector<std::uint32_t>& uids,
+                                  FlagOp op, std::uint32_t flags, std::vector<std::string> keywords,
+                                  std::optional<std::uint64_t> unchanged_since) override {
+    const std::string u(user), n = folder_key(folder);
+    auto dbs = std::make_shared<UserSchemas>();
+    FlagUpdate out;
+    Status st = impl_.write(
+        [&](Connection& c) {
+          out = {};
+          dbs->require();
+          auto f = find_folder_row(c, u, n);
+          if (!f) throw SqlError{Status::not_found("no folder '" + n + "'")};
+          for (const Row& r : rows_by_uid(c, dbs->schemas, f->id, uids)) {
+            // RFC 7162 3.1.3: a message changed since UNCHANGEDSINCE is not stored to.
+            if (unchanged_since && static_cast<std::uint64_t>(r.modseq) > *unchanged_since) {
+              out.modified.push_back(r.uid);
+              continue;
+            }
+            const std::uint32_t new_flags =
+                op == FlagOp::Add ? (r.flags | flags) : op == FlagOp::Remove ? (r.flags & ~flags) : flags;
+            const std::string new_keywords = apply_keywords(r.keywords, op, keywords);
+            // RFC 7162 3.1: only a change of metadata takes a new modseq.
+            if (new_flags == r.flags && new_keywords == r.keywords) continue;
+            const std::int64_t modseq = next_modseq(c, f->id);
+            c.prepare("UPDATE \"" + r.schema +
+                      "\".mailbox SET mail_flags = ?1, mail_keywords = ?2, mail_read = ?3, mail_modseq = ?4 "
+                      "WHERE mail_id = ?5")
+                .bind(1, static_cast<std::int64_t>(new_flags))
+                .bind(2, new_keywords.empty() ? std::optional<std::string>() : std::optional<std::string>(new_keywords))
+                .bind(3, (new_flags & kFlagSeen) ? 1 : 0)
+                .bind(4, modseq)
+                .bind(5, r.id)
+                .run();
+            out.changed.push_back({r.uid, static_cast<std::uint64_t>(modseq), new_flags, new_keywords});
+          }
+          if (!out.changed.empty()) impl_.note_mail_change();
+        },
+        user_resolver(u, dbs));
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Result<std::vector<std::uint32_t>> expunge_uids(std::string_view user, std::string_view folder,
+                                                  const std::vector<std::uint32_t>& uids) override {
+    const std::string u(user), n = folder_key(folder);
+    auto dbs = std::make_shared<UserSchemas>();
+    std::vector<std::uint32_t> out;
+    Status st = impl_.write(
+        [&](Connection& c) {
+          out.clear();
+          dbs->require();
+          auto f = find_folder_row(c, u, n);
+          if (!f) throw SqlError{Status::not_found("no folder '" + n + "'")};
+          for (const Row& r : rows_by_uid(c, dbs->schemas, f->id, uids)) {
+            log_expunged(c, f->id, r.uid);
+            c.prepare("DELETE FROM \"" + r.schema + "\".mailbox WHERE mail_id = ?1").bind(1, r.id).run();
+            out.push_back(r.uid);
+          }
+          if (!out.empty()) impl_.note_mail_change();
+        },
+        user_resolver(u, dbs));
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Result<Changes> changes_since(std::string_view user, std::string_view folder, std::uint64_t modseq) override {
+    const std::string u(user), n = folder_key(folder);
+    auto udb = user_reader(u);
+    if (!udb) return udb.error();
+    Changes out;
+    bool found = false;
+    const std::string sql = std::string("SELECT ") + kMessageColumns +
+                            " FROM mailbox WHERE mail_folder = ?1 AND mail_modseq > ?2";  // idx_mailbox_modseq
+    Status st = impl_.read([&](Connection& c) {
+      Stmt f = c.prepare(std::string("SELECT ") + kFolderColumns + " FROM folders WHERE folder_user = ?1 AND folder_name = ?2");
+      f.bind(1, u).bind(2, n);
+      if (f.step()) {
+        out.folder = read_folder(f);
+        found = true;
+      }
+      f.run();
+      if (!found) return;
+      Stmt s = c.prepare(sql);
+      s.bind(1, out.folder.id).bind(2, static_cast<std::int64_t>(modseq));
+      while (s.step()) out.messages.push_back(read_info(s, ""));
+      Stmt e = c.prepare("SELECT exp_uid FROM expunged WHERE exp_folder = ?1 AND exp_modseq > ?2 ORDER BY exp_uid");
+      e.bind(1, out.folder.id).bind(2, static_cast<std::int64_t>(modseq));
+      while (e.step()) out.expunged.push_back(static_cast<std::uint32_t>(e.int64(0)));
+    });
+    if (!st.ok()) return st;
+    if (!found) return Status::not_found("no folder '" + n + "'");
+    if (udb->conn) {
+      st = detail::guarded([&] {
+        Stmt s = udb->conn->prepare(sql);
+        s.bind(1, out.folder.id).bind(2, static_cast<std::int64_t>(modseq));
+        while (s.step()) out.messages.push_back(read_info(s, udb->path));
+      });
+      if (!st.ok()) return st;
+    }
+    std::sort(out.messages.begin(), out.messages.end(),
+              [](const MessageInfo& a, const MessageInfo& b) { return a.uid < b.uid; });
+    return out;
+  }
+
+  Result<mail::Part> read_structure(const MessageRef& ref) override {
+    std::optional<std::string> stored;
+    bool exists = false;
+    auto body = [&](Connection& c) {
+      Stmt s = c.prepare("SELECT mail_structure FROM mailbox WHERE mail_id = ?1");
+      s.bind(1, ref.id);
+      if (s.step()) {
+        exists = true;
+        if (!s.is_null(0)) stored = s.text(0);
+      }
+      s.run();
+    };
+    Status st;
+    if (ref.database.empty()) {
+      st = impl_.read(body, true);
+    } else {
+      auto conn = Connection::open(ref.database, Connection::Mode::ReadOnly, impl_.options.busy_timeout_ms);
+      if (!conn) return conn.error();
+      st = detail::guarded([&] { body(**conn); });
+    }
+    if (!st.ok()) return st;
+    if (!exists) return Status::not_found("no such message");
+    if (stored) {
+      if (auto part = mail::decode_structure(*stored)) return std::move(*part);
+    }
+    // Stored without one (or by another version): parse it as it is read, then keep it.
+    auto source = open_message(ref);
+    if (!source) return source.error();
+    mail::StructureParser parser;
+    std::string chunk;
+    for (;;) {
+      chunk.clear();
+      if (Status r = (*source)->read(kAppendChunk, chunk); !r.ok()) return r;
+      if (chunk.empty()) break;
+      parser.feed(chunk);
+    }
+    source->reset();
+    mail::Part root = parser.finish();
+    if (impl_.writer) {
+      const std::string encoded = mail::encode_structure(root);
+      auto schema = std::make_shared<std::string>("main");
+      Status w = impl_.write(
+          [&](Connection& c) {
+            c.prepare("UPDATE \"" + *schema + "\".mailbox SET mail_structure = ?1 WHERE mail_id = ?2")
+                .bind_blob(1, encoded)
+                .bind(2, ref.id)
+                .run();
+          },
+          schema_resolver(ref, schema));
+      if (!w.ok()) impl_.log("cannot store the structure of message " + std::to_string(ref.id) + ": " + w.to_string());
+    }
+    return root;
+  }
+
+
  private:
+  // Where a user's messages are, for a write: resolved by user_resolver() on the writer.
+  struct UserSchemas {
+    std::vector<std::string> schemas{"main"};  // the master's, then the user database's if any
+    std::string store_in = "main";               // where new mail goes
+    Status error;                                // why the user database could not be attached
+    // Writes that touch existing messages need every database holding them.
+    void require() const {
+      if (!error.ok()) throw SqlError{Status::io_error("cannot use the user database: " + error.message())};
+    }
+  };
+
+  std::function<bool(Connection&, std::uint64_t)> user_resolver(const std::string& user,
+                                                                std::shared_ptr<UserSchemas> out) {
+    return [this, user, out](Connection& w, std::uint64_t batch) {
+      auto s = impl_.user_schema(w, user, batch);
+      if (s && s->empty()) return false;  // no free slot in this batch
+      *out = UserSchemas{};
+      if (!s) out->error = s.error();
+      else if (*s != "main") {
+        out->schemas.push_back(*s);
+        out->store_in = *s;
+      }
+      return true;
+    };
+  }
+
+  struct FolderRow {
+    std::int64_t id = 0;
+    std::uint32_t uidvalidity = 0;
+  };
+  static std::optional<FolderRow> find_folder_row(Connection& c, const std::string& user, const std::string& name) {
+    Stmt s = c.prepare("SELECT folder_id, folder_uidvalidity FROM main.folders WHERE folder_user = ?1 AND folder_name = ?2");
+    s.bind(1, user).bind(2, name);
+    std::optional<FolderRow> out;
+    if (s.step()) out = FolderRow{s.int64(0), static_cast<std::uint32_t>(s.int64(1))};
+    s.run();
+    return out;
+  }
+
+  static void require_user(Connection& c, const std::string& user) {
+    Stmt s = c.prepare("SELECT 1 FROM main.users WHERE user_name = ?1");
+    s.bind(1, user);
+    const bool exists = s.step();
+    s.run();
+    if (!exists) throw SqlError{Status::not_found("no such user '" + user + "'")};
+  }
+
+  // One stored message of a folder, as the writer found it.
+  struct Row {
+    std::string schema;
+    std::int64_t id = 0;
+    std::uint32_t uid = 0;
+    std::int64_t modseq = 0;
+    std::uint32_t flags = 0;
+    std::string keywords;
+  };
+  // The messages of `folder` with these UIDs (ascending, each once; missing ones left out):
+  // one seek on idx_mailbox_folder_uid per UID and database for a few UIDs, one range of it
+  // from the lowest to the highest per database for many (a client's "1:*").
+  static std::vector<Row> rows_by_uid(Connection& c, const std::vector<std::string>& schemas, std::int64_t folder,
+                                      std::vector<std::uint32_t> uids) {
+    std::sort(uids.begin(), uids.end());
+    uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+    std::vector<Row> out;
+    if (uids.empty()) return out;
+    constexpr const char* kColumns = "mail_id, mail_uid, mail_modseq, mail_flags, COALESCE(mail_keywords, '')";
+    auto row = [](const Stmt& s, const std::string& schema) {
+      return Row{schema, s.int64(0), static_cast<std::uint32_t>(s.int64(1)), s.int64(2),
+                 static_cast<std::uint32_t>(s.int64(3)), s.text(4)};
+    };
+    if (uids.size() > 32) {
+      for (const std::string& schema : schemas) {
+        Stmt s = c.prepare(std::string("SELECT ") + kColumns + " FROM \"" + schema +
+                           "\".mailbox WHERE mail_folder = ?1 AND mail_uid BETWEEN ?2 AND ?3");
+        s.bind(1, folder).bind(2, static_cast<std::int64_t>(uids.front())).bind(3, static_cast<std::int64_t>(uids.back()));
+        while (s.step()) {
+          const auto uid = static_cast<std::uint32_t>(s.int64(1));
+          if (std::binary_search(uids.begin(), uids.end(), uid)) out.push_back(row(s, schema));
+        }
+      }
+      std::sort(out.begin(), out.end(), [](const Row& a, const Row& b) { return a.uid < b.uid; });
+      return out;
+    }
+    for (std::uint32_t uid : uids) {
+      for (const std::string& schema : schemas) {
+        Stmt s = c.prepare(std::string("SELECT ") + kColumns + " FROM \"" + schema +
+                           "\".mailbox WHERE mail_folder = ?1 AND mail_uid = ?2");
+        s.bind(1, folder).bind(2, static_cast<std::int64_t>(uid));
+        const bool found = s.step();
+        if (found) out.push_back(row(s, schema));
+        s.run();
+        if (found) break;
+      }
+    }
+    return out;
+  }
+
+  // Logs a UID removed from a folder with a new modseq of the folder (RFC 7162 3.2.10, VANISHED).
+  static void log_expunged(Connection& c, std::int64_t folder, std::uint32_t uid) {
+    c.prepare("INSERT OR REPLACE INTO main.expunged (exp_folder, exp_uid, exp_modseq) VALUES (?1, ?2, ?3)")
+        .bind(1, folder)
+        .bind(2, static_cast<std::int64_t>(uid))
+        .bind(3, next_modseq(c, folder))
+        .run();
+  }
+
+  // Keywords after a STORE; RFC 9051 2.3.2: keywords are compared without regard to case.
+  static std::string apply_keywords(const std::string& current, FlagOp op, const std::vector<std::string>& given) {
+    std::vector<std::string> now;
+    for (std::size_t pos = 0; pos < current.size();) {
+      std::size_t end = current.find(' ', pos);
+      if (end == std::string::npos) end = current.size();
+      if (end > pos) now.push_back(current.substr(pos, end - pos));
+      pos = end + 1;
+    }
+    auto has = [](const std::vector<std::string>& v, const std::string& k) {
+      return std::any_of(v.begin(), v.end(), [&](const std::string& x) { return proto::ascii_lower(x) == proto::ascii_lower(k); });
+    };
+    std::vector<std::string> out;
+    if (op == FlagOp::Replace) {
+      for (const std::string& k : given)
+        if (!k.empty() && !has(out, k)) out.push_back(k);
+    } else if (op == FlagOp::Add) {
+      out = now;
+      for (const std::string& k : given)
+        if (!k.empty() && !has(out, k)) out.push_back(k);
+    } else {
+      for (const std::string& k : now)
+        if (!has(given, k)) out.push_back(k);
+    }
+    std::string joined;
+    for (const std::string& k : out) joined += (joined.empty() ? "" : " ") + k;
+    return joined;
+  }
+
+  Result<Appended> store_appended(Delivery d, std::string_view user, std::string_view folder, std::uint32_t flags,
+                                  std::string_view keywords, std::int64_t internal_date) {
+    if (message_size(d) > kMaxStoredMessage) return Status::invalid_argument("message too large to store");
+    const std::string u(user), n = folder_key(folder);
+    d.ident = mail::new_queue_id();
+    d.envelope_from = "";
+    d.protocol = "imap";
+    d.local.push_back({u, u, n});
+    StoredExtras extras;
+    extras.structure = delivery_structure(d);
+    extras.flags = flags;
+    const std::string kw = apply_keywords("", FlagOp::Replace, split_words(keywords));
+    if (!kw.empty()) extras.keywords = kw;
+    extras.internal_date = internal_date;
+    const auto wire = static_cast<std::int64_t>(proto::wire_size(d.data) + (d.spool ? d.spool->wire_size().total() : 0));
+    auto dbs = std::make_shared<UserSchemas>();
+    Appended out;
+    Status st = impl_.write(
+        [&](Connection& c) {
+          require_user(c, u);
+          auto f = find_folder_row(c, u, n);
+          // RFC 9051 6.3.12: no such folder; the caller answers with TRYCREATE.
+          if (!f) throw SqlError{Status::not_found("no folder '" + n + "'")};
+          const std::int64_t now = detail::unix_now();
+          detail::NewMessage m;
+          if (dbs->store_in == "main") {
+            if (!dbs->error.ok())
+              impl_.log("user database of " + u + " unusable, storing in the master: " + dbs->error.to_string());
+            m = insert_local(c, impl_.foreign_rows, "main", d, d.local[0], now, wire, extras);
+          } else {
+            c.exec("SAVEPOINT userdb");
+            Status in_user = detail::guarded(
+                [&] { m = insert_local(c, impl_.foreign_rows, dbs->store_in, d, d.local[0], now, wire, extras); });
+            if (in_user.ok()) {
+              c.exec("RELEASE userdb");
+            } else {
+              c.exec("ROLLBACK TO userdb");
+              c.exec("RELEASE userdb");
+              m = insert_local(c, impl_.foreign_rows, "main", d, d.local[0], now, wire, extras);
+            }
+          }
+          out = {f->uidvalidity, static_cast<std::uint32_t>(m.uid), static_cast<std::uint64_t>(m.modseq)};
+          impl_.note_mail_change();
+        },
+        user_resolver(u, dbs));
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  static std::vector<std::string> split_words(std::string_view text) {
+    std::vector<std::string> out;
+    for (std::size_t pos = 0; pos < text.size();) {
+      std::size_t end = text.find(' ', pos);
+      if (end == std::string_view::npos) end = text.size();
+      if (end > pos) out.emplace_back(text.substr(pos, end - pos));
+      pos = end + 1;
+    }
+    return out;
+  }
+
+  Result<Copied> copy_or_move(std::string_view user, std::string_view from, const std::vector<std::uint32_t>& uids,
+                              std::string_view to, bool move) {
+    const std::string u(user), src = folder_key(from), dst = folder_key(to);
+    auto dbs = std::make_shared<UserSchemas>();
+    Copied out;
+    Status st = impl_.write(
+        [&](Connection& c) {
+          out = {};
+          dbs->require();
+          auto f = find_folder_row(c, u, src);
+          if (!f) throw SqlError{Status::not_found("no folder '" + src + "'")};
+          auto t = find_folder_row(c, u, dst);
+          if (!t) throw SqlError{Status::not_found("no folder '" + dst + "'")};
+          out.uidvalidity = t->uidvalidity;
+          for (const Row& r : rows_by_uid(c, dbs->schemas, f->id, uids)) {
+            auto [uid, modseq] = detail::allocate_uid(c, t->id);
+            // RFC 9051 6.4.7: the copy keeps flags, keywords and internal date. mail_uidl stays
+            // with the original (a POP3 unique-id is never shown twice).
+            const std::string table = "\"" + r.schema + "\".mailbox";
+            std::int64_t blob_size = 0;  // a large BLOB is copied in chunks, not held whole
+            {
+              Stmt t = c.prepare("SELECT CASE WHEN typeof(mail_data) = 'blob' THEN length(mail_data) ELSE 0 END FROM " +
+                                 table + " WHERE mail_id = ?1");
+              t.bind(1, r.id);
+              if (t.step()) blob_size = t.int64(0);
+              t.run();
+            }
+            const bool chunked = blob_size > static_cast<std::int64_t>(kAppendChunk);
+            Stmt insert = c.prepare("INSERT INTO " + table +
+                      " (mail_user, mail_read, mail_ident, mail_envelopeto, mail_envelopefrom, "
+                      "mail_submission, mail_submitter, mail_proto, mail_folder, mail_uid, mail_modseq, mail_flags, "
+                      "mail_keywords, mail_internaldate, mail_size, mail_wiresize, mail_structure, mail_data) "
+                      "SELECT mail_user, mail_read, mail_ident, mail_envelopeto, mail_envelopefrom, mail_submission, "
+                      "mail_submitter, mail_proto, ?1, ?2, ?3, mail_flags, mail_keywords, mail_internaldate, "
+                      "mail_size, mail_wiresize, mail_structure, " +
+                      std::string(chunked ? "zeroblob(?5)" : "mail_data") + " FROM " + table + " WHERE mail_id = ?4");
+            insert.bind(1, t->id).bind(2, uid).bind(3, modseq).bind(4, r.id);
+            if (chunked) insert.bind(5, blob_size);
+            insert.run();
+            if (chunked) {
+              detail::Blob into(c, r.schema, "mailbox", "mail_data", c.last_insert_rowid(), true);
+              detail::Blob from_blob(c, r.schema, "mailbox", "mail_data", r.id, false);
+              std::string chunk;
+              for (std::uint64_t off = 0; off < static_cast<std::uint64_t>(blob_size); off += chunk.size()) {
+                from_blob.read(off, static_cast<std::size_t>(std::min<std::uint64_t>(kAppendChunk, blob_size - off)), chunk);
+                into.write(off, chunk);
+              }
+            }
+            out.uids.emplace_back(r.uid, static_cast<std::uint32_t>(uid));
+            if (move) {
+              // RFC 6851 3.3: the originals are expunged in the same transaction.
+              log_expunged(c, f->id, r.uid);
+              c.prepare("DELETE FROM \"" + r.schema + "\".mailbox WHERE mail_id = ?1").bind(1, r.id).run();
+            }
+          }
+          if (!out.uids.empty()) impl_.note_mail_change();
+        },
+        user_resolver(u, dbs));
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  // A read connection to the user database of `user` (none when the user has none), after the
+  // rows other programs wrote are numbered. NotFound for an unknown user, IoError when the
+  // user database cannot be read.
+  struct UserReader {
+    std::string path;
+    std::unique_ptr<Connection> conn;
+  };
+  Result<UserReader> user_reader(const std::string& u) {
+    std::optional<std::string> db;  // the user database, if any
+    bool found = false, foreign = false;
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare("SELECT user_database FROM users WHERE user_name = ?1");
+      s.bind(1, u);
+      if (s.step()) {
+        found = true;
+        db = s.opt_text(0);
+      }
+      s.run();
+      if (found) foreign = detail::has_foreign_rows(c, "main", u);
+    });
+    if (!st.ok()) return st;
+    if (!found) return Status::not_found("no such user '" + u + "'");
+    if (db && db->size() <= 1) db.reset();
+    UserReader out;
+    if (db) {
+      auto conn = Connection::open(*db, Connection::Mode::ReadOnly, impl_.options.busy_timeout_ms);
+      if (!conn) return Status::io_error("cannot read the user database of " + u + ": " + conn.error().message());
+      out.path = *db;
+      out.conn = std::move(*conn);
+      // A file to upgrade, or rows other programs wrote: through the writer, which attaches it.
+      st = detail::guarded([&] {
+        foreign = foreign || detail::read_schema_version(*out.conn) != detail::kSchemaVersion ||
+                  detail::has_foreign_rows(*out.conn, "main", u);
+      });
+      if (!st.ok()) foreign = true;  // the writer's attach says what is wrong with the file
+    }
+    if (foreign) {
+      if (Status a = adopt_foreign(u); !a.ok()) return a;
+    }
+    return out;
+  }
+
   std::function<bool(Connection&, std::uint64_t)> schema_resolver(
       const MessageRef& ref, std::shared_ptr<std::string> schema) {
     if (ref.database.empty()) return nullptr;
@@ -744,7 +1505,10 @@ class MailboxesImpl final : public Mailboxes {
   Status adopt_foreign(const std::string& user) {
     Status attach_status;
     std::vector<std::string> schemas;
-    Status st = impl_.write([&](Connection& c) { detail::adopt_foreign_rows(c, user, schemas); },
+    Status st = impl_.write([&](Connection& c) {
+                              detail::adopt_foreign_rows(c, user, schemas);
+                              impl_.note_mail_change();  // mail appeared for IMAP and POP3
+                            },
                             [&](Connection& w, std::uint64_t batch) {
                               auto s = impl_.user_schema(w, user, batch);
                               if (s && s->empty()) return false;  // no free slot in this batch

@@ -215,6 +215,33 @@ CREATE TABLE imapd (
 );
 )sql";
 
+// Version 13, the mail part (IMAP), master and user databases:
+//   mail_structure: mail::encode_structure() of the message (cmail/mail/structure.h), written
+//     when the message is stored and, for older rows, when first read (NULL until then);
+//   idx_mailbox_modseq: what changed in a folder since a modseq (RFC 7162 3.1.4, 3.2.5) is one
+//     range of this index, not a scan of the folder.
+// Master only: subscriptions, names a user subscribed to, which need not exist as folders
+// (RFC 9051 6.3.7), filled from folder_subscribed; idx_expunged_modseq, the UIDs expunged
+// since a modseq (RFC 7162 3.2.10); meta.uidvalidity_last, the largest
+// UIDVALIDITY ever handed out, so that one of a deleted folder is never given again
+// (RFC 9051 2.3.1.1).
+constexpr std::string_view kMailboxColumnsV13 = R"sql(
+ALTER TABLE {s}.mailbox ADD COLUMN mail_structure BLOB;
+CREATE INDEX {s}.idx_mailbox_modseq ON mailbox (mail_folder, mail_modseq);
+)sql";
+constexpr std::string_view kMasterV13Mail = R"sql(
+CREATE TABLE subscriptions (
+  sub_user TEXT NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  sub_name TEXT NOT NULL,
+  PRIMARY KEY (sub_user, sub_name)
+);
+CREATE INDEX idx_expunged_modseq ON expunged (exp_folder, exp_modseq);
+INSERT OR IGNORE INTO subscriptions (sub_user, sub_name)
+  SELECT folder_user, folder_name FROM folders WHERE folder_subscribed;
+INSERT OR REPLACE INTO meta (key, value)
+  VALUES ('uidvalidity_last', (SELECT CAST(COALESCE(MAX(folder_uidvalidity), 0) AS TEXT) FROM folders));
+)sql";
+
 std::string expand(std::string_view tmpl, std::string_view schema) {
   std::string out;
   out.reserve(tmpl.size() + 64);
@@ -277,7 +304,17 @@ void v13_imapd(Connection& c, DbKind kind) {
   if (kind == DbKind::Master) c.exec(kMasterV13Imapd);
 }
 
-void to_v13(Connection& c, DbKind kind, std::string_view) { v13_imapd(c, kind); }
+
+// The mail part of version 13 (the IMAP store).
+void v13_mail(Connection& c, DbKind kind, std::string_view schema) {
+  c.exec(expand(kMailboxColumnsV13, schema));
+  if (kind == DbKind::Master) c.exec(kMasterV13Mail);
+}
+
+void to_v13(Connection& c, DbKind kind, std::string_view schema) {
+  v13_imapd(c, kind);
+  v13_mail(c, kind, schema);
+}
 
 struct Migration {
   int version;  // the version this step produces

@@ -35,6 +35,7 @@ Spool::~Spool() { ::close(fd_); }
 Status Spool::append(std::string_view bytes) {
   if (failed_) return Status::io_error("the spool file failed earlier");
   wire_.add(bytes);
+  parser_.feed(bytes);
   while (!bytes.empty()) {
     ssize_t n = ::write(fd_, bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) continue;
@@ -46,6 +47,11 @@ Status Spool::append(std::string_view bytes) {
     size_ += static_cast<std::uint64_t>(n);
   }
   return Status();
+}
+
+mail::Part Spool::structure() const {
+  mail::StructureParser copy = parser_;  // finish() ends a parse; this one may go on
+  return copy.finish();
 }
 
 Status Spool::read(std::uint64_t offset, std::size_t n, std::string& out) const {

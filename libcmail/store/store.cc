@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -53,7 +55,47 @@ void touch_notify(const std::string& path, const std::string& db_path) {
   ::close(fd);
 }
 
+namespace {
+// Opens (creating) a notify file, given to the database's owner when created by root.
+int open_notify(const std::string& path, const std::string& db_path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
+  if (fd < 0) return fd;
+  struct stat db{}, self{};
+  if (::stat(db_path.c_str(), &db) == 0 && ::fstat(fd, &self) == 0 && self.st_uid != db.st_uid &&
+      geteuid() == 0 && ::fchown(fd, db.st_uid, db.st_gid) != 0) {
+    // not given away: only root can write it; watchers poll
+  }
+  return fd;
+}
+}  // namespace
+
+void bump_notify(const std::string& path, const std::string& db_path,
+                 const std::function<void(const std::string&)>& log) {
+  if (path.empty()) return;
+  int fd = open_notify(path, db_path);
+  if (fd < 0) {
+    if (log) log("cannot open " + path + ": " + std::strerror(errno));
+    return;
+  }
+  // A read-modify-write that two processes may race: either way the file changes, and a
+  // watcher only needs the inotify IN_MODIFY, never the value.
+  unsigned char buf[8] = {};
+  std::uint64_t n = 0;
+  if (::pread(fd, buf, sizeof buf, 0) == static_cast<ssize_t>(sizeof buf))
+    for (int i = 7; i >= 0; --i) n = (n << 8) | buf[i];
+  ++n;
+  for (int i = 0; i < 8; ++i) buf[i] = static_cast<unsigned char>(n >> (8 * i));
+  if (::pwrite(fd, buf, sizeof buf, 0) != static_cast<ssize_t>(sizeof buf) && log)
+    log("cannot write " + path + ": " + std::strerror(errno));
+  ::close(fd);
+}
+
 }  // namespace detail
+
+std::string notify_path(std::string_view db_path) {
+  if (db_path.empty() || db_path == ":memory:") return {};
+  return std::string(db_path) + "-notify";
+}
 
 namespace {
 
@@ -282,6 +324,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
         std::move(*conn), std::move(*checkpointer), options.max_batch, [raw] {
           if (raw->queue_changed.exchange(false))
             detail::touch_notify(detail::queue_notify_path(raw->path), raw->path);
+          if (raw->mail_changed.exchange(false))
+            detail::bump_notify(notify_path(raw->path), raw->path, raw->options.logger);
         });
   }
   impl->directory = detail::make_directory(*impl);
@@ -365,6 +409,8 @@ Result<std::vector<std::string>> Store::check() {
         {"mailbox", "mail_wiresize"},   {"mailbox", "mail_uidl"},
         {"popd", "pop_lock_owner"},     {"popd", "pop_lock_time"},
         {"imapd", "imap_user"},
+        {"mailbox", "mail_structure"},  {"subscriptions", "sub_user"},
+        {"subscriptions", "sub_name"},
     };
     for (auto& [table, column] : kColumns)
       if (!c.column_exists("main", table, column))

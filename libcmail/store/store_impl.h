@@ -42,6 +42,12 @@ std::string queue_notify_path(const std::string& db_path);
 // watchers see a change. Best effort: a failure only delays the watcher until its next poll.
 void touch_notify(const std::string& path, const std::string& db_path);
 
+// Adds one to the 8-octet counter at offset 0 of `path` (the mail notify file, creating it with
+// the owner and group of `db_path`), so that watchers see a change. Best effort: a failure is
+// logged and only delays the watchers until their next poll.
+void bump_notify(const std::string& path, const std::string& db_path,
+                 const std::function<void(const std::string&)>& log);
+
 // The user databases attached to the writer connection. Used on the writer thread only.
 class UserDatabases {
  public:
@@ -75,6 +81,10 @@ NewMessage allocate_message(Connection& c, std::string_view user, std::string_vi
 // Finds or creates the folder of a user (inside a write transaction); returns folder_id.
 // Throws SqlError (Constraint) for an unknown user.
 std::int64_t ensure_folder_id(Connection& c, std::string_view user, std::string_view name);
+// Creates a folder with a UIDVALIDITY never handed out before (RFC 9051 2.3.1.1) and, when
+// `subscribed`, its subscription (inside a write transaction). Returns folder_id.
+std::int64_t insert_folder(Connection& c, std::string_view user, std::string_view name,
+                           std::string_view special_use, bool subscribed);
 
 // Rows written by other programs (docs/compatibility.md#database-rows-written-by-other-programs):
 // a mailbox row without a folder is one that a program knowing only cmail's version-9 columns
@@ -126,6 +136,11 @@ struct Store::Impl {
   // commit (Writer's after_commit hook) and clears it.
   std::atomic<bool> queue_changed{false};
   void note_queue_change() { queue_changed.store(true, std::memory_order_relaxed); }
+
+  // Set by a write that changed some user's mail (stored, flagged, moved, expunged, deleted);
+  // the writer bumps the mail notify file (notify_path()) after the commit and clears it.
+  std::atomic<bool> mail_changed{false};
+  void note_mail_change() { mail_changed.store(true, std::memory_order_relaxed); }
 
   std::unique_ptr<Directory> directory;
   std::unique_ptr<Queue> queue;

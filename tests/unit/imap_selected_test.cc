@@ -164,6 +164,54 @@ struct MailSession : Session {
     return Verdict::appended(r);
   }
   void append_abort() override { aborted = true; }
+
+  std::vector<FetchNeeds> fetch_needs;  // one per fetch() call
+  Verdict fetch(const std::vector<std::uint32_t>& uids, const FetchNeeds& needs) override {
+    fetch_needs.push_back(needs);
+    std::vector<FetchedMessage> out;
+    for (std::uint32_t uid : uids) {
+      Message* m = box().find(uid);
+      if (!m) continue;
+      if (needs.changed_since && m->modseq <= *needs.changed_since) continue;
+      FetchedMessage f;
+      if (needs.set_seen && !(m->flags.system & kSeen)) {
+        Flags seen = m->flags;
+        seen.system |= kSeen;
+        box().set_flags(uid, seen);
+        f.seen_set = true;
+      }
+      f.state = {m->uid, m->flags, m->modseq};
+      f.internal_date = 1700000000 + uid;
+      f.size = m->body.size();
+      if (needs.structure) f.structure = mail::parse_structure(m->body);
+      if (needs.content) f.content = m->body;
+      out.push_back(std::move(f));
+    }
+    return Verdict::fetched(out);
+  }
+  Verdict search(const SearchKey& key, const std::vector<std::uint32_t>& view,
+                 const std::vector<std::uint32_t>& saved) override {
+    calls.push_back("SEARCH");
+    SearchContext ctx = SearchContext::of(view, saved);
+    std::vector<SearchMatch> out;
+    for (std::size_t i = 0; i < view.size(); ++i) {
+      Message* m = box().find(view[i]);
+      if (!m) continue;
+      mail::Part tree = mail::parse_structure(m->body);
+      StoredMessageText text(m->body, tree);
+      MessageView v;
+      v.seq = static_cast<std::uint32_t>(i + 1);
+      v.uid = m->uid;
+      v.flags = m->flags.system;
+      v.keywords = m->flags.keywords;
+      v.internal_date = 1700000000 + m->uid;
+      v.size = m->body.size();
+      v.modseq = m->modseq;
+      v.text = &text;
+      if (matches(key, v, ctx)) out.push_back({v.seq, v.uid, v.modseq});
+    }
+    return Verdict::found(out);
+  }
 };
 
 struct Fixture {
@@ -173,9 +221,10 @@ struct Fixture {
   std::unique_ptr<Server> server;
   Fixture() {
     Box& inbox = store.boxes["INBOX"];
-    inbox.add("one", Flags{kSeen, {}});
-    inbox.add("two", Flags{});
-    inbox.add("three", Flags{kSeen | kFlagged, {"$Forwarded"}});
+    inbox.add("Subject: one\r\n\r\nfirst\r\n", Flags{kSeen, {}});
+    inbox.add("Subject: two\r\nFrom: Bob <bob@example.org>\r\n\r\nsecond body\r\n", Flags{});
+    inbox.add("Subject: three\r\nContent-Transfer-Encoding: bogus\r\n\r\nthird\r\n",
+              Flags{kSeen | kFlagged, {"$Forwarded"}});
     store.boxes["Archive"].uidvalidity = 200;
     options.max_append = 4 << 20;
     server = std::make_unique<Server>(options, session);
@@ -402,4 +451,85 @@ TEST_CASE("imap::Server: capabilities of the selected state are advertised after
   std::string caps = f.say("c CAPABILITY\r\n");
   for (const char* c : {" UIDPLUS", " MOVE", " UNSELECT", " IDLE", " APPENDLIMIT=4194304"})
     CHECK(caps.find(c) != std::string::npos);
+}
+
+TEST_CASE("imap::Server: FETCH and UID FETCH (RFC 9051 6.4.5, 6.4.9)") {
+  SPLIT_SUBCASES();
+  Fixture f;
+  f.select();
+  CHECK(f.say("a1 FETCH 1:2 (FLAGS RFC822.SIZE)\r\n") ==
+        "* 1 FETCH (FLAGS (\\Seen) RFC822.SIZE 23)\r\n"
+        "* 2 FETCH (FLAGS () RFC822.SIZE 58)\r\n"
+        "a1 OK FETCH completed\r\n");
+  CHECK(f.session.fetch_needs.back().content == false);
+  CHECK(f.session.fetch_needs.back().structure == false);
+  // UID FETCH answers with the UID; BODY.PEEK does not set \Seen.
+  CHECK(f.say("a2 UID FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n") ==
+        "* 2 FETCH (UID 2 BODY[HEADER.FIELDS (SUBJECT)] {16}\r\nSubject: two\r\n\r\n)\r\n"
+        "a2 OK UID FETCH completed\r\n");
+  CHECK(f.store.boxes["INBOX"].find(2)->flags.system == 0);
+  // BODY[TEXT] sets \Seen, and the new flags go with the answer.
+  CHECK(f.say("a3 FETCH 2 BODY[TEXT]\r\n") ==
+        "* 2 FETCH (BODY[TEXT] {13}\r\nsecond body\r\n FLAGS (\\Seen))\r\na3 OK FETCH completed\r\n");
+  CHECK(f.session.fetch_needs.back().set_seen);
+  CHECK(f.say("a4 FETCH 2 ENVELOPE\r\n").find("((\"Bob\" NIL \"bob\" \"example.org\"))") != std::string::npos);
+  // BINARY of a part in an encoding that cannot be undone (RFC 3516 4.3).
+  CHECK(f.say("a5 FETCH 3 BINARY.PEEK[1]\r\n") == "a5 NO [UNKNOWN-CTE] A part has an encoding cmail cannot undo\r\n");
+  CHECK(f.say("a6 FETCH 4 FLAGS\r\n") == "a6 BAD Invalid message sequence number\r\n");
+  CHECK(f.say("a7 FETCH 1 (FLAGS BOGUS)\r\n").rfind("a7 BAD ", 0) == 0);
+  CHECK(f.say("a8 UID FETCH 10:* FLAGS\r\n") == "* 3 FETCH (UID 3 FLAGS (\\Seen \\Flagged $Forwarded))\r\na8 OK UID FETCH completed\r\n");
+  // CHANGEDSINCE (RFC 7162 3.1.4.1): only what changed, with MODSEQ.
+  const std::uint64_t m2 = f.store.boxes["INBOX"].find(2)->modseq;
+  CHECK(f.say("a9 FETCH 1:* (FLAGS) (CHANGEDSINCE " + std::to_string(m2 - 1) + ")\r\n") ==
+        "* 2 FETCH (FLAGS (\\Seen) MODSEQ (" + std::to_string(m2) + "))\r\na9 OK FETCH completed\r\n");
+  // EXAMINE: nothing sets \Seen.
+  f.say("b1 EXAMINE INBOX\r\n");
+  f.store.boxes["INBOX"].set_flags(1, Flags{});
+  f.say("b2 NOOP\r\n");
+  f.say("b3 FETCH 1 BODY[]\r\n");
+  CHECK(!f.session.fetch_needs.back().set_seen);
+  CHECK(f.store.boxes["INBOX"].find(1)->flags.system == 0);
+}
+
+TEST_CASE("imap::Server: a long FETCH answer waits for its output to be taken") {
+  Fixture f;
+  Box& inbox = f.store.boxes["INBOX"];
+  const std::string big = "Subject: big\r\n\r\n" + std::string(200 << 10, 'x') + "\r\n";
+  for (int i = 0; i < 40; ++i) inbox.add(big);
+  f.select();
+  feed(*f.server, "a1 FETCH 1:* BODY.PEEK[]\r\na2 NOOP\r\n");
+  // Batches of 16 while less than 1 MiB is waiting: not 43 messages at once.
+  std::string out(f.server->pending_output());
+  CHECK(out.size() < (4u << 20));
+  CHECK(out.find("a1 OK") == std::string::npos);
+  std::string all;
+  for (int rounds = 0; rounds < 100 && all.find("a2 OK NOOP completed\r\n") == std::string::npos; ++rounds) {
+    std::string chunk(f.server->pending_output());
+    f.server->consume_output(chunk.size());
+    all += chunk;
+  }
+  CHECK(all.find("* 43 FETCH (BODY[] {") != std::string::npos);
+  CHECK(all.find("a1 OK FETCH completed\r\na2 OK NOOP completed\r\n") != std::string::npos);
+}
+
+TEST_CASE("imap::Server: SEARCH, UID SEARCH, ESEARCH and SAVE (RFC 9051 6.4.4, RFC 4731, RFC 5182)") {
+  SPLIT_SUBCASES();
+  Fixture f;
+  f.select();
+  CHECK(f.say("a1 SEARCH SEEN\r\n") == "* SEARCH 1 3\r\na1 OK SEARCH completed\r\n");
+  CHECK(f.say("a2 UID SEARCH FROM bob\r\n") == "* SEARCH 2\r\na2 OK UID SEARCH completed\r\n");
+  CHECK(f.say("a3 SEARCH RETURN (MIN MAX COUNT) ALL\r\n") ==
+        "* ESEARCH (TAG \"a3\") MIN 1 MAX 3 COUNT 3\r\na3 OK SEARCH completed\r\n");
+  CHECK(f.say("a4 SEARCH CHARSET KOI8-R BODY x\r\n").rfind("a4 NO [BADCHARSET (UTF-8 US-ASCII)] ", 0) == 0);
+  CHECK(f.say("a5 SEARCH BOGUS\r\n").rfind("a5 BAD ", 0) == 0);
+  // SAVE, then "$" in FETCH and STORE (RFC 5182 2.1).
+  CHECK(f.say("a6 SEARCH RETURN (SAVE) BODY body\r\n") == "a6 OK SEARCH completed\r\n");
+  CHECK(f.say("a7 FETCH $ (UID)\r\n") == "* 2 FETCH (UID 2)\r\na7 OK FETCH completed\r\n");
+  CHECK(f.say("a8 STORE $ +FLAGS (\\Deleted)\r\n") == "* 2 FETCH (FLAGS (\\Deleted))\r\na8 OK STORE completed\r\n");
+  CHECK(f.say("a9 EXPUNGE\r\n") == "* 2 EXPUNGE\r\na9 OK EXPUNGE completed\r\n");
+  CHECK(f.say("b1 FETCH $ (UID)\r\n") == "b1 OK FETCH completed\r\n");  // the saved message is gone
+  // IMAP4rev2 answers ESEARCH.
+  f.say("b2 UNSELECT\r\nb3 ENABLE IMAP4rev2\r\n");
+  f.select();
+  CHECK(f.say("b4 UID SEARCH ALL\r\n") == "* ESEARCH (TAG \"b4\") UID ALL 1,3\r\nb4 OK UID SEARCH completed\r\n");
 }

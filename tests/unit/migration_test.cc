@@ -68,7 +68,7 @@ std::vector<std::string> v9_content(store::detail::Connection& c) {
       "SELECT user_name, user_authdata, user_database, user_alias FROM users ORDER BY rowid",
       "SELECT address_expression, address_order, address_router, address_route FROM addresses ORDER BY address_order",
       "SELECT mail_id, mail_user, mail_read, mail_ident, mail_envelopeto, mail_envelopefrom, mail_submission, mail_submitter, mail_proto, mail_data FROM mailbox ORDER BY mail_id",
-      "SELECT key, value FROM meta WHERE key NOT IN ('schema_version', 'directory_generation') ORDER BY key",
+      "SELECT key, value FROM meta WHERE key NOT IN ('schema_version', 'directory_generation', 'uidvalidity_last') ORDER BY key",
       "SELECT smtpd_user, smtpd_router, smtpd_route FROM smtpd ORDER BY smtpd_user",
       "SELECT mail_id, mail_remote, mail_envelopefrom, mail_envelopeto, mail_submission, mail_submitter, mail_data FROM outbox ORDER BY mail_id",
       "SELECT pop_user, pop_lock FROM popd ORDER BY pop_user",
@@ -433,4 +433,48 @@ TEST_CASE("migration: version 13 adds the imapd table, empty: nobody has IMAP af
   c->exec("DELETE FROM users WHERE user_name = 'renamed'");
   CHECK(count(*c, "SELECT COUNT(*) FROM imapd") == 0);
   CHECK((*store)->check()->empty());
+}
+
+TEST_CASE("migration: version 12 databases gain the IMAP store in version 13: structures, subscriptions, indexes") {
+  TempDir dir;
+  const std::string path = dir.file("master.db3");
+  make_v9(path);
+  {
+    auto c = raw(path);
+    REQUIRE(store::detail::migrate(*c, store::detail::DbKind::Master, "main", 12).ok());
+    CHECK_FALSE(c->column_exists("main", "mailbox", "mail_structure"));
+    CHECK_FALSE(c->table_exists("main", "subscriptions"));
+    c->exec("INSERT INTO folders (folder_user, folder_name, folder_uidvalidity, folder_subscribed) "
+            "VALUES ('cbdev', 'Hidden', 2000000000, 0)");
+  }
+  auto store = store::Store::open(path);
+  REQUIRE_MESSAGE(store.has_value(), store.error().to_string());
+  REQUIRE((*store)->upgrade().has_value());
+  CHECK((*store)->upgrade()->from == 12);
+  auto c = raw(path);
+  CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "13");
+  // Old rows have no structure yet; subscriptions come from folder_subscribed.
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_structure IS NULL") == 4);
+  auto& mb = (*store)->mailboxes();
+  CHECK(*mb.subscriptions("cbdev") == std::vector<std::string>{"INBOX"});
+  CHECK(*mb.subscriptions("other") == std::vector<std::string>{"INBOX"});
+  CHECK_FALSE(mb.folder_state("cbdev", "Hidden")->subscribed);
+  CHECK(c->query_text("SELECT value FROM meta WHERE key = 'uidvalidity_last'") == "2000000000");
+  CHECK(count(*c, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('idx_mailbox_modseq', 'idx_expunged_modseq')") == 2);
+  // A new folder's UIDVALIDITY comes after every one handed out.
+  auto f = mb.create_folder("cbdev", "New");
+  REQUIRE(f.has_value());
+  CHECK(f->uidvalidity == 2000000001u);
+  // The structure of an old row is parsed when first read, and kept.
+  auto msgs = mb.list_messages("cbdev");
+  REQUIRE(msgs.has_value());
+  REQUIRE(!msgs->empty());
+  auto tree = mb.read_structure((*msgs)[0].ref);
+  REQUIRE(tree.has_value());
+  REQUIRE(tree->envelope.has_value());
+  CHECK(tree->envelope->subject == std::optional<std::string>("one"));
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_structure IS NULL") == 3);
+  auto problems = (*store)->check();
+  REQUIRE(problems.has_value());
+  CHECK(problems->empty());
 }

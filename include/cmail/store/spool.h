@@ -3,7 +3,9 @@
 // An SMTP session appends a large message to a Spool as it arrives (so that a 30 MB message
 // costs a few hundred KiB of memory, not 30 MB); Store::deliver() then copies it into every
 // row it writes in chunks (SQLite incremental blob I/O), and the Spool goes away with the
-// Delivery. The file is created unlinked (O_TMPFILE, else mkstemp + unlink) in the database's
+// Delivery. The MIME structure of what is appended is parsed as it arrives
+// (mail::StructureParser, cmail/mail/structure.h), so that storing the message needs no second
+// read of it to fill mailbox.mail_structure. The file is created unlinked (O_TMPFILE, else mkstemp + unlink) in the database's
 // directory, so nothing is left behind by a crash and no other process can open it. It needs
 // no fsync: the store's commit makes the message durable, and the 250 waits for that commit.
 //
@@ -12,6 +14,7 @@
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/mail/structure.h>
 #include <cmail/proto/message.h>
 #include <cmail/status.h>
 
@@ -38,12 +41,15 @@ class CMAIL_EXPORT Spool {
   std::uint64_t size() const { return size_; }
   // proto::wire_size() of everything appended, as if it came after a line end.
   const proto::WireSize& wire_size() const { return wire_; }
+  // The part tree of everything appended so far, as mail::parse_structure() of it would give.
+  mail::Part structure() const;
 
  private:
   explicit Spool(int fd) : fd_(fd) {}
   int fd_;
   std::uint64_t size_ = 0;
   proto::WireSize wire_;
+  mail::StructureParser parser_;
   bool failed_ = false;
 };
 
