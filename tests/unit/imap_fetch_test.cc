@@ -521,3 +521,13 @@ TEST_CASE("imap fetch: bare LF messages are served as stored") {
   CHECK(item(msg, root, "RFC822.SIZE") == "RFC822.SIZE 42");
   CHECK(encode_body_structure(root, false, false) == "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11 2)");
 }
+
+TEST_CASE("imap fetch: message/global is an encapsulated message like message/rfc822 (RFC 6532)") {
+  std::string msg = crlf("Content-Type: message/global\n\nSubject: caf\xC3\xA9\n\nx\n");
+  mail::Part root = mail::parse_structure(msg);
+  CHECK(encode_body_structure(root, false, true) ==
+        "(\"message\" \"global\" NIL NIL NIL \"7bit\" 21 (NIL \"caf\xC3\xA9\" NIL NIL NIL NIL NIL NIL NIL NIL) "
+        "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 1) 3)");
+  CHECK(section(msg, "BODY[1.HEADER]") == "BODY[1.HEADER] {18}\r\nSubject: caf\xC3\xA9\r\n\r\n");
+  CHECK(section(msg, "BODY[1.1]") == "BODY[1.1] {3}\r\nx\r\n");
+}
