@@ -34,7 +34,7 @@ Result<std::vector<net::BoundListener>> add_imap_listeners(net::Runtime& rt, sto
       if (log) session->set_logger(log);
       session->set_completion(std::move(done));
       return session;
-    });
+    }, store::notify_path(store.path()));  // changes from every process reach IDLE at once
     if (!id) return Status::io_error(where + id.error().message());
     bound.push_back({lo->name, l.host, rt.port(*id)});
   }

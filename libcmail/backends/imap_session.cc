@@ -1,9 +1,14 @@
-// The Store-backed IMAP session: log-in, LIST and STATUS. See cmail/backends/imap_session.h.
+// The Store-backed IMAP session: log-in, the mailbox commands and the selected state. See
+// cmail/backends/imap_session.h.
 #include <cmail/backends/imap_session.h>
 
 #include <cmail/backends/log_line.h>
 #include <cmail/proto/ascii.h>
 #include <cmail/store/directory.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
 
 namespace cmail::backends {
 
@@ -16,6 +21,86 @@ namespace {
 
 // RFC 9051 5.1: INBOX is case-insensitive; the engine asks for it in upper case.
 bool is_inbox(std::string_view name) { return proto::equals_upper(name, "INBOX"); }
+
+}  // namespace
+
+imap::Flags imap_flags(std::uint32_t bits, std::string_view keywords) {
+  imap::Flags f;
+  f.system = bits & (imap::kSeen | imap::kAnswered | imap::kFlagged | imap::kDeleted | imap::kDraft);
+  std::size_t i = 0;
+  while (i < keywords.size()) {
+    std::size_t j = keywords.find(' ', i);
+    if (j == std::string_view::npos) j = keywords.size();
+    if (j > i) f.keywords.emplace_back(keywords.substr(i, j - i));
+    i = j + 1;
+  }
+  return f;
+}
+
+std::string store_keywords(const std::vector<std::string>& keywords) {
+  std::string out;
+  for (const std::string& k : keywords) {
+    if (!out.empty()) out += ' ';
+    out += k;
+  }
+  return out;
+}
+
+namespace {
+
+imap::MessageState message_state(const store::MessageInfo& m) {
+  return {m.uid, imap_flags(m.flags, m.keywords), m.modseq};
+}
+
+// A store error as the engine's answer: NotFound is the mailbox that is not there.
+Verdict store_error(const Status& st, RespCode missing) {
+  if (st.is_not_found()) return Verdict::reject(missing, "No such mailbox");
+  if (st.code() == Status::Code::AlreadyExists) return Verdict::reject(RespCode::AlreadyExists, "The mailbox exists");
+  return Verdict::failed(st);
+}
+
+// SEARCH text of a stored message, read only when a text key reaches it.
+class LazyText final : public imap::MessageText {
+ public:
+  LazyText(store::Mailboxes& m, store::MessageRef ref) : mailboxes_(m), ref_(std::move(ref)) {}
+  std::string_view header() override { return load() ? text_->header() : std::string_view(); }
+  std::string_view body() override { return load() ? text_->body() : std::string_view(); }
+
+ private:
+  bool load() {
+    if (text_) return true;
+    if (tried_) return false;
+    tried_ = true;
+    auto octets = mailboxes_.read_message(ref_);
+    if (!octets) return false;
+    octets_ = std::move(*octets);
+    tree_ = mail::parse_structure(octets_);
+    text_.emplace(octets_, tree_);
+    return true;
+  }
+  store::Mailboxes& mailboxes_;
+  store::MessageRef ref_;
+  bool tried_ = false;
+  std::string octets_;
+  mail::Part tree_;
+  std::optional<imap::StoredMessageText> text_;
+};
+
+// APPEND's message as the store reads it: the temporary file the chunks went to.
+class FileSource final : public proto::Source {
+ public:
+  explicit FileSource(std::FILE* f) : f_(f) { std::rewind(f_); }
+  Status read(std::size_t max, std::string& out) override {
+    char buf[64 * 1024];
+    const std::size_t n = std::fread(buf, 1, std::min(max, sizeof buf), f_);
+    if (n == 0 && std::ferror(f_)) return Status::io_error("cannot read the APPEND spool file");
+    out.append(buf, n);
+    return Status();
+  }
+
+ private:
+  std::FILE* f_;
+};
 
 }  // namespace
 
@@ -33,6 +118,7 @@ std::vector<MailboxInfo> imap_mailboxes(const std::vector<store::Folder>& folder
     MailboxInfo m;
     m.name = f.name;
     m.subscribed = f.subscribed;
+    m.special_use = f.special_use;  // RFC 6154 2
     out.push_back(std::move(m));
   }
   return out;
@@ -48,8 +134,8 @@ MailboxStatus imap_status(const store::Folder& folder, const std::vector<store::
     ++st.messages;
     if (!(m.flags & store::kFlagSeen)) ++st.unseen;
     if (m.flags & store::kFlagDeleted) ++st.deleted;
-    // RFC 8438 2: the sum of the messages' RFC822.SIZE, which counts CRLF line ends.
-    st.size += static_cast<std::uint64_t>(m.wire_size >= 0 ? m.wire_size : m.size);
+    // RFC 8438 2: the sum of the messages' RFC822.SIZE, the stored octets FETCH sends.
+    st.size += static_cast<std::uint64_t>(m.size);
   }
   return st;
 }
@@ -110,6 +196,9 @@ void blocking_login(store::Store& store, const sasl::Credentials& creds, LoginOu
   }
   out.user = user;
   out.verdict = Verdict::user(user);
+  // RFC 6154: Sent, Drafts, Trash, Junk and Archive exist from the first log-in on.
+  if (Status st = store.mailboxes().ensure_special_folders(user); !st.ok())
+    out.note = "special folders of " + user + ": " + st.to_string();
 }
 
 }  // namespace
@@ -194,7 +283,291 @@ Verdict StoreImapSession::list_mailboxes() {
   return off_loop("LIST", [store, user = user_] {
     auto folders = store->mailboxes().list_folders(user);
     if (!folders) return Verdict::failed(folders.error());
-    return Verdict::mailboxes(imap_mailboxes(*folders));
+    auto subscribed = store->mailboxes().subscriptions(user);
+    if (!subscribed) return Verdict::failed(subscribed.error());
+    std::vector<MailboxInfo> list = imap_mailboxes(*folders);
+    // RFC 9051 6.3.7: subscriptions are names; one without a folder is listed as not existing.
+    for (MailboxInfo& m : list)
+      m.subscribed = std::binary_search(subscribed->begin(), subscribed->end(), m.name) ||
+                     (m.name == "INBOX" && m.subscribed);
+    for (const std::string& name : *subscribed) {
+      if (std::any_of(list.begin(), list.end(), [&](const MailboxInfo& m) { return m.name == name; })) continue;
+      list.push_back({name, "", false, true});
+    }
+    return Verdict::mailboxes(std::move(list));
+  });
+}
+
+Verdict StoreImapSession::create(const std::string& mailbox) {
+  store::Store* store = &store_;
+  return off_loop("CREATE", [store, user = user_, mailbox] {
+    store::Mailboxes& m = store->mailboxes();
+    // RFC 9051 6.3.4: the parents a name implies are created with it.
+    for (std::size_t slash = mailbox.find('/'); slash != std::string::npos; slash = mailbox.find('/', slash + 1)) {
+      auto made = m.create_folder(user, mailbox.substr(0, slash));
+      if (!made && made.error().code() != Status::Code::AlreadyExists) return store_error(made.error(), RespCode::Cannot);
+    }
+    auto made = m.create_folder(user, mailbox);
+    if (!made) return store_error(made.error(), RespCode::Cannot);
+    return Verdict::accept();
+  });
+}
+
+Verdict StoreImapSession::remove(const std::string& mailbox) {
+  store::Store* store = &store_;
+  return off_loop("DELETE", [store, user = user_, mailbox] {
+    Status st = store->mailboxes().delete_folder(user, mailbox);
+    if (!st.ok()) return store_error(st, RespCode::NonExistent);
+    return Verdict::accept();
+  });
+}
+
+Verdict StoreImapSession::rename(const std::string& from, const std::string& to) {
+  store::Store* store = &store_;
+  return off_loop("RENAME", [store, user = user_, from, to] {
+    Status st = store->mailboxes().rename_folder(user, from, to);
+    if (!st.ok()) return store_error(st, RespCode::NonExistent);
+    return Verdict::accept();
+  });
+}
+
+Verdict StoreImapSession::subscribe(const std::string& mailbox, bool subscribed) {
+  store::Store* store = &store_;
+  return off_loop(subscribed ? "SUBSCRIBE" : "UNSUBSCRIBE", [store, user = user_, mailbox, subscribed] {
+    Status st = store->mailboxes().set_subscribed(user, mailbox, subscribed);
+    if (!st.ok()) return Verdict::failed(st);
+    return Verdict::accept();
+  });
+}
+
+// --- The selected state --------------------------------------------------------------------
+
+Verdict StoreImapSession::select(const std::string& mailbox, bool read_only) {
+  store::Store* store = &store_;
+  selected_ = is_inbox(mailbox) ? "INBOX" : mailbox;
+  return off_loop("SELECT", [store, user = user_, name = selected_, read_only] {
+    store::Mailboxes& m = store->mailboxes();
+    // The messages first: listing numbers rows other programs wrote, which moves UIDNEXT.
+    auto messages = m.list_messages(user, name);
+    if (!messages) return Verdict::failed(messages.error());
+    auto folder = name == "INBOX" ? m.ensure_folder(user, name) : m.folder_state(user, name);
+    if (!folder) return store_error(folder.error(), RespCode::NonExistent);
+    imap::SelectResult r;
+    r.uidvalidity = folder->uidvalidity;
+    r.uidnext = folder->uidnext;
+    r.highest_modseq = folder->highest_modseq;
+    r.read_only = read_only;
+    std::map<std::string, bool> keywords;
+    for (const store::MessageInfo& info : *messages) {
+      r.messages.push_back(message_state(info));
+      for (const std::string& k : r.messages.back().flags.keywords) keywords[k] = true;
+      r.highest_modseq = std::max(r.highest_modseq, info.modseq);
+    }
+    for (const auto& [k, _] : keywords) r.keywords.push_back(k);
+    return Verdict::selected(std::move(r));
+  });
+}
+
+void StoreImapSession::unselect() { selected_.clear(); }
+
+Verdict StoreImapSession::changes(std::uint64_t since, std::uint32_t) {
+  store::Store* store = &store_;
+  return off_loop("changes", [store, user = user_, name = selected_, since] {
+    // Indexed reads only (no listing of the folder): this runs on every commit signal.
+    auto c = store->mailboxes().changes_since(user, name, since);
+    if (!c) {
+      // The mailbox went away (DELETE elsewhere): nothing more to report.
+      if (c.error().is_not_found()) return Verdict::changes({});
+      return Verdict::failed(c.error());
+    }
+    imap::MailboxChanges out;
+    out.uidnext = c->folder.uidnext;
+    out.highest_modseq = c->folder.highest_modseq;
+    for (const store::MessageInfo& info : c->messages) out.messages.push_back(message_state(info));
+    out.expunged = c->expunged;
+    return Verdict::changes(std::move(out));
+  });
+}
+
+Verdict StoreImapSession::expunge(const std::vector<std::uint32_t>& uids) {
+  store::Store* store = &store_;
+  return off_loop("EXPUNGE", [store, user = user_, name = selected_, uids] {
+    store::Mailboxes& m = store->mailboxes();
+    auto messages = m.list_messages(user, name);
+    if (!messages) return Verdict::failed(messages.error());
+    std::vector<std::uint32_t> doomed;
+    for (const store::MessageInfo& info : *messages)
+      if ((info.flags & store::kFlagDeleted) && (uids.empty() || std::binary_search(uids.begin(), uids.end(), info.uid)))
+        doomed.push_back(info.uid);
+    if (doomed.empty()) return Verdict::expunged({});
+    auto gone = m.expunge_uids(user, name, doomed);
+    if (!gone) return Verdict::failed(gone.error());
+    return Verdict::expunged(std::move(*gone));
+  });
+}
+
+Verdict StoreImapSession::store(const std::vector<std::uint32_t>& uids, imap::StoreOp op, const imap::Flags& flags,
+                                std::optional<std::uint64_t> unchanged_since) {
+  store::Store* store = &store_;
+  const store::FlagOp fop = op == imap::StoreOp::Add ? store::FlagOp::Add
+                            : op == imap::StoreOp::Remove ? store::FlagOp::Remove
+                                                          : store::FlagOp::Replace;
+  return off_loop("STORE", [store, user = user_, name = selected_, uids, fop, flags, unchanged_since] {
+    auto r = store->mailboxes().update_flags(user, name, uids, fop, flags.system, flags.keywords, unchanged_since);
+    if (!r) return Verdict::failed(r.error());
+    imap::StoreResult out;
+    for (const store::FlagChange& c : r->changed) out.messages.push_back({c.uid, imap_flags(c.flags, c.keywords), c.modseq});
+    out.modified = r->modified;
+    return Verdict::stored(std::move(out));
+  });
+}
+
+Verdict StoreImapSession::copy(const std::vector<std::uint32_t>& uids, const std::string& target, bool move) {
+  store::Store* store = &store_;
+  const std::string to = is_inbox(target) ? "INBOX" : target;
+  return off_loop(move ? "MOVE" : "COPY", [store, user = user_, name = selected_, uids, to, move] {
+    store::Mailboxes& m = store->mailboxes();
+    // RFC 9051 6.4.7: a target that does not exist is NO [TRYCREATE].
+    if (to == "INBOX") {
+      if (auto f = m.ensure_folder(user, to); !f) return Verdict::failed(f.error());
+    }
+    auto r = move ? m.move(user, name, uids, to) : m.copy(user, name, uids, to);
+    if (!r) return store_error(r.error(), RespCode::TryCreate);
+    imap::CopyResult out;
+    out.uidvalidity = r->uidvalidity;
+    for (const auto& [from, made] : r->uids) {
+      out.source.push_back(from);
+      out.target.push_back(made);
+    }
+    return Verdict::copied(std::move(out));
+  });
+}
+
+Verdict StoreImapSession::append_begin(const std::string& mailbox, const imap::Flags& flags,
+                                       std::optional<std::int64_t> internal_date, std::uint64_t size) {
+  append_.reset();
+  append_mailbox_ = is_inbox(mailbox) ? "INBOX" : mailbox;
+  append_flags_ = flags;
+  append_date_ = internal_date.value_or(0);
+  // The message goes to a temporary file as it arrives (never held whole), and into the
+  // store at append_end().
+  std::FILE* f = std::tmpfile();
+  if (!f) return Verdict::failed(Status::io_error("cannot create a spool file for APPEND"));
+  append_.reset(f);
+  append_ok_ = true;
+  store::Store* store = &store_;
+  (void)size;
+  return off_loop("APPEND", [store, user = user_, name = append_mailbox_] {
+    store::Mailboxes& m = store->mailboxes();
+    auto folder = name == "INBOX" ? m.ensure_folder(user, name) : m.folder_state(user, name);
+    if (!folder) return store_error(folder.error(), RespCode::TryCreate);  // RFC 9051 6.3.12
+    return Verdict::accept();
+  });
+}
+
+void StoreImapSession::append_chunk(std::string_view bytes) {
+  if (append_ && append_ok_ && std::fwrite(bytes.data(), 1, bytes.size(), append_.get()) != bytes.size())
+    append_ok_ = false;
+}
+
+void StoreImapSession::append_abort() { append_.reset(); }
+
+Verdict StoreImapSession::append_end() {
+  if (!append_ || !append_ok_ || std::fflush(append_.get()) != 0) {
+    append_.reset();
+    return Verdict::failed(Status::io_error("cannot write the APPEND spool file"));
+  }
+  store::Store* store = &store_;
+  auto file = std::make_shared<std::unique_ptr<std::FILE, FileCloser>>(std::move(append_));
+  return off_loop("APPEND", [store, user = user_, name = append_mailbox_, flags = append_flags_,
+                             date = append_date_, file] {
+    FileSource source(file->get());
+    auto r = store->mailboxes().append(user, name, source, flags.system, store_keywords(flags.keywords), date);
+    if (!r) return store_error(r.error(), RespCode::TryCreate);
+    return Verdict::appended({r->uidvalidity, r->uid});
+  });
+}
+
+Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const imap::FetchNeeds& needs) {
+  store::Store* store = &store_;
+  return off_loop("FETCH", [store, user = user_, name = selected_, uids, needs] {
+    store::Mailboxes& m = store->mailboxes();
+    auto messages = m.list_messages(user, name);
+    if (!messages) return Verdict::failed(messages.error());
+    std::map<std::uint32_t, const store::MessageInfo*> by_uid;
+    for (const store::MessageInfo& info : *messages) by_uid[info.uid] = &info;
+    // RFC 9051 6.4.5: \Seen is set first, in one durable write for the batch.
+    std::map<std::uint32_t, store::FlagChange> seen;
+    if (needs.set_seen) {
+      std::vector<std::uint32_t> unseen;
+      for (std::uint32_t uid : uids)
+        if (auto it = by_uid.find(uid); it != by_uid.end() && !(it->second->flags & store::kFlagSeen)) unseen.push_back(uid);
+      if (!unseen.empty()) {
+        auto r = m.update_flags(user, name, unseen, store::FlagOp::Add, store::kFlagSeen, {});
+        if (!r) return Verdict::failed(r.error());
+        for (const store::FlagChange& c : r->changed) seen[c.uid] = c;
+      }
+    }
+    std::vector<imap::FetchedMessage> out;
+    for (std::uint32_t uid : uids) {
+      auto it = by_uid.find(uid);
+      if (it == by_uid.end()) continue;
+      const store::MessageInfo& info = *it->second;
+      if (needs.changed_since && info.modseq <= *needs.changed_since && !seen.count(uid)) continue;
+      imap::FetchedMessage f;
+      f.state = message_state(info);
+      if (auto s = seen.find(uid); s != seen.end()) {
+        f.state = {uid, imap_flags(s->second.flags, s->second.keywords), s->second.modseq};
+        f.seen_set = true;
+      }
+      f.internal_date = info.internal_date;
+      f.size = static_cast<std::uint64_t>(info.size);
+      if (needs.structure) {
+        auto tree = m.read_structure(info.ref);
+        if (!tree) return Verdict::failed(tree.error());
+        f.structure = std::move(*tree);
+      }
+      if (needs.content) {
+        auto octets = m.read_message(info.ref);
+        if (!octets) return Verdict::failed(octets.error());
+        f.content = std::move(*octets);
+        f.size = f.content.size();
+      }
+      out.push_back(std::move(f));
+    }
+    return Verdict::fetched(std::move(out));
+  });
+}
+
+Verdict StoreImapSession::search(const imap::SearchKey& key, const std::vector<std::uint32_t>& view,
+                                 const std::vector<std::uint32_t>& saved) {
+  store::Store* store = &store_;
+  return off_loop("SEARCH", [store, user = user_, name = selected_, key, view, saved] {
+    store::Mailboxes& m = store->mailboxes();
+    auto messages = m.list_messages(user, name);
+    if (!messages) return Verdict::failed(messages.error());
+    std::map<std::uint32_t, const store::MessageInfo*> by_uid;
+    for (const store::MessageInfo& info : *messages) by_uid[info.uid] = &info;
+    const imap::SearchContext context = imap::SearchContext::of(view, saved);
+    std::vector<imap::SearchMatch> found;
+    for (std::size_t i = 0; i < view.size(); ++i) {
+      auto it = by_uid.find(view[i]);
+      if (it == by_uid.end()) continue;  // expunged meanwhile
+      const store::MessageInfo& info = *it->second;
+      const imap::Flags flags = imap_flags(info.flags, info.keywords);
+      LazyText text(m, info.ref);
+      imap::MessageView v;
+      v.seq = static_cast<std::uint32_t>(i + 1);
+      v.uid = info.uid;
+      v.flags = flags.system;
+      v.keywords = flags.keywords;
+      v.internal_date = info.internal_date;
+      v.size = static_cast<std::uint64_t>(info.size);
+      v.modseq = info.modseq;
+      v.text = &text;
+      if (imap::matches(key, v, context)) found.push_back({v.seq, v.uid, v.modseq});
+    }
+    return Verdict::found(std::move(found));
   });
 }
 

@@ -613,7 +613,7 @@ void Server::send_fetched(std::vector<FetchedMessage> messages) {
       if (own == view_.reported.end()) view_.reported.emplace_back(m.state.uid, m.state.modseq);
       else own->second = std::max(own->second, m.state.modseq);
     }
-    untagged(line + ")");
+    if (!first) untagged(line + ")");  // nothing to say of it when its only item failed
   }
 }
 

@@ -3,6 +3,10 @@
 
 #include <cmail/backends/log_line.h>
 
+#include "loop.h"
+
+#include <cstdio>
+
 #include <chrono>
 #include <optional>
 #include <thread>
@@ -118,12 +122,29 @@ Completion<V> completion_for(std::weak_ptr<Served<E, S>> weak, std::function<voi
   });
 }
 
+// The connections of one listener, for a signal to all of them (Registry::each).
+template <typename E, typename S>
+struct Registry {
+  std::vector<std::weak_ptr<Served<E, S>>> served;
+  void add(const std::shared_ptr<Served<E, S>>& s) {
+    std::erase_if(served, [](const auto& w) { return w.expired(); });
+    served.push_back(s);
+  }
+  template <typename F>
+  void each(F f) {
+    std::erase_if(served, [](const auto& w) { return w.expired(); });
+    for (const auto& w : std::vector<std::weak_ptr<Served<E, S>>>(served))
+      if (auto s = w.lock(); s && s->engine) f(*s);
+  }
+};
+
 template <typename E, typename S, typename V, typename Options, typename SessionFactory>
 Result<int> serve(Runtime& runtime, const ListenerOptions& listener, const Options& options,
-                  SessionFactory factory, std::string_view protocol) {
+                  SessionFactory factory, std::string_view protocol,
+                  std::shared_ptr<Registry<E, S>> registry = nullptr) {
   auto post = runtime.executor().post;
   return runtime.listen(listener, [options, factory, post, log = listener.log, name = listener.name,
-                                   kind = std::string(protocol)](const proto::PeerInfo& peer, Kick kick)
+                                   kind = std::string(protocol), registry](const proto::PeerInfo& peer, Kick kick)
                                       -> std::unique_ptr<Handler> {
     auto served = std::make_shared<Served<E, S>>();
     served->kick = std::move(kick);
@@ -136,6 +157,7 @@ Result<int> serve(Runtime& runtime, const ListenerOptions& listener, const Optio
       log(1, "connect" + served->fields.str());
     }
     served->engine.emplace(options, *served->session);
+    if (registry) registry->add(served);
     return std::make_unique<ServedHandler<E, S>>(std::move(served));
   });
 }
@@ -152,9 +174,78 @@ Result<int> serve_pop3(Runtime& runtime, const ListenerOptions& listener, const 
   return serve<pop3::Server, pop3::Session, pop3::Verdict>(runtime, listener, options, std::move(factory), "pop3");
 }
 
+namespace {
+
+using ImapRegistry = Registry<imap::Server, imap::Session>;
+
+// Tells every IMAP connection of a listener that mail may have changed: an inotify watch of
+// the notify file (libuv's fs_event), re-armed when the file is replaced, or a timer.
+struct MailWatch {
+  std::shared_ptr<ImapRegistry> registry;
+  std::string path;
+  uv_fs_event_t* event = nullptr;
+  uv_timer_t* timer = nullptr;
+
+  void fire() {
+    registry->each([](Served<imap::Server, imap::Session>& s) {
+      {
+        InEngine<imap::Server, imap::Session> in(s);
+        s.engine->mailbox_changed();
+      }
+      if (s.kick) s.kick();
+    });
+  }
+  bool watch() {
+    if (std::FILE* f = std::fopen(path.c_str(), "a")) std::fclose(f);  // inotify needs the file
+    return uv_fs_event_start(event, [](uv_fs_event_t* h, const char*, int events, int) {
+             auto* w = static_cast<MailWatch*>(h->data);
+             if (events & UV_RENAME) {  // replaced: watch the new file
+               uv_fs_event_stop(h);
+               w->watch();
+             }
+             w->fire();
+           }, path.c_str(), 0) == 0;
+  }
+  void stop() {
+    if (event) {
+      uv_fs_event_stop(event);
+      uv_close(reinterpret_cast<uv_handle_t*>(event), [](uv_handle_t* h) { delete reinterpret_cast<uv_fs_event_t*>(h); });
+      event = nullptr;
+    }
+    if (timer) {
+      uv_timer_stop(timer);
+      uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      timer = nullptr;
+    }
+  }
+};
+
+}  // namespace
+
 Result<int> serve_imap(Runtime& runtime, const ListenerOptions& listener, const imap::ServerOptions& options,
-                       ImapSessionFactory factory) {
-  return serve<imap::Server, imap::Session, imap::Verdict>(runtime, listener, options, std::move(factory), "imap");
+                       ImapSessionFactory factory, std::string notify_path, std::chrono::milliseconds poll_every) {
+  auto registry = std::make_shared<ImapRegistry>();
+  auto id = serve<imap::Server, imap::Session, imap::Verdict>(runtime, listener, options, std::move(factory), "imap",
+                                                               registry);
+  if (!id || notify_path.empty()) return id;
+  auto w = std::make_shared<MailWatch>();
+  w->registry = registry;
+  w->path = std::move(notify_path);
+  uv_loop_t* loop = loop_of(runtime);
+  w->event = new uv_fs_event_t;
+  uv_fs_event_init(loop, w->event);
+  w->event->data = w.get();
+  if (!w->watch()) {
+    uv_close(reinterpret_cast<uv_handle_t*>(w->event), [](uv_handle_t* h) { delete reinterpret_cast<uv_fs_event_t*>(h); });
+    w->event = nullptr;
+    w->timer = new uv_timer_t;
+    uv_timer_init(loop, w->timer);
+    w->timer->data = w.get();
+    const auto every = static_cast<std::uint64_t>(poll_every.count());
+    uv_timer_start(w->timer, [](uv_timer_t* t) { static_cast<MailWatch*>(t->data)->fire(); }, every, every);
+  }
+  runtime.at_shutdown([w] { w->stop(); });
+  return id;
 }
 
 }  // namespace cmail::net

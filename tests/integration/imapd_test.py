@@ -125,7 +125,7 @@ def status_of(imap, mailbox="INBOX", items=STATUS_ITEMS):
 
 def expected_status(m, user):
     """What STATUS INBOX must say, from the database."""
-    (count, unseen, size), = m.q("SELECT COUNT(*), SUM(mail_read = 0), COALESCE(SUM(mail_wiresize), 0) FROM mailbox "
+    (count, unseen, size), = m.q("SELECT COUNT(*), SUM(mail_read = 0), COALESCE(SUM(mail_size), 0) FROM mailbox "
                                  "WHERE mail_user = ?", user)
     (uidvalidity, uidnext, modseq), = m.q("SELECT folder_uidvalidity, folder_uidnext, folder_highestmodseq "
                                           "FROM folders WHERE folder_user = ? AND folder_name = 'INBOX'", user)
@@ -184,7 +184,11 @@ class ImapdTest(unittest.TestCase):
         typ, dat = imap.capability()
         self.assertIn(b"STATUS=SIZE", dat[0])
         typ, dat = imap.list()
-        self.assertEqual((typ, dat), ("OK", [b'(\\HasNoChildren) "/" INBOX']))
+        self.assertEqual(typ, "OK")
+        # INBOX, and the special-use folders a first log-in creates (RFC 6154).
+        self.assertEqual(dat[0], b'(\\HasNoChildren) "/" INBOX')
+        for name in ("Sent", "Drafts", "Trash", "Junk", "Archive"):
+            self.assertIn(f'(\\HasNoChildren \\{name}) "/" {name}'.encode(), dat)
         st = status_of(imap)
         self.assertEqual(st["MESSAGES"], 3)
         self.assertEqual(st, expected_status(self.m, "alice"))
@@ -193,15 +197,119 @@ class ImapdTest(unittest.TestCase):
         typ, dat = imap.status("Nowhere", "(MESSAGES)")
         self.assertEqual(typ, "NO")
         self.assertIn(b"[NONEXISTENT]", dat[0])
-        typ, dat = imap.create("Archive")  # not there yet: the engine's refusal
+        typ, dat = imap.create("Archive")
         self.assertEqual(typ, "NO")
-        self.assertIn(b"[CANNOT]", dat[0])
+        self.assertIn(b"[ALREADYEXISTS]", dat[0])
         # Mail that arrives during the session is counted at the next STATUS.
         self.m.send("alice@local.test", "one more\r\n", "later")
         self.assertEqual(status_of(imap)["MESSAGES"], 4)
         typ, dat = imap.logout()
         self.assertEqual(typ, "BYE")
         self.assertEqual(self.m.q("SELECT COUNT(*) FROM mailbox WHERE mail_user = 'alice'"), [(4,)])  # nothing changed
+
+    def test_select_fetch_store_search_copy_move_expunge_append(self):
+        for i in range(3):
+            self.m.send("alice@local.test", f"body {i}\r\n", f"subject {i}")
+        imap = imaplib.IMAP4("127.0.0.1", self.m.imap, timeout=30)
+        imap.login("alice", "wonderland")
+        for cap in ("UIDPLUS", "MOVE", "IDLE", "UNSELECT", "CONDSTORE", "ESEARCH"):
+            self.assertIn(cap, imap.capabilities if cap in imap.capabilities else imap.capability()[1][0].decode().split())
+        self.assertEqual(imap.select("INBOX"), ("OK", [b"3"]))
+        (uidvalidity,), = self.m.q("SELECT folder_uidvalidity FROM folders WHERE folder_user = 'alice' "
+                                   "AND folder_name = 'INBOX'")
+        self.assertEqual(imap.response("UIDVALIDITY")[1], [str(uidvalidity).encode()])
+        typ, dat = imap.fetch("1:3", "(UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertEqual(typ, "OK")
+        subjects = [part[1] for part in dat if isinstance(part, tuple)]
+        self.assertEqual(subjects, [f"Subject: subject {i}\r\n\r\n".encode() for i in range(3)])
+        self.assertEqual(self.m.q("SELECT COUNT(*) FROM mailbox WHERE mail_user = 'alice' AND mail_read = 1"), [(0,)])
+        # BODY[] sends the stored octets, RFC822.SIZE counts them, and \Seen is set durably.
+        typ, dat = imap.fetch("2", "(RFC822.SIZE BODY[])")
+        size = int(re.search(rb"RFC822\.SIZE (\d+)", dat[0][0]).group(1))
+        self.assertEqual(size, len(dat[0][1]))
+        self.assertIn(b"body 1", dat[0][1])
+        self.assertEqual(self.m.q("SELECT mail_read FROM mailbox WHERE mail_user = 'alice' AND mail_uid = 2"), [(1,)])
+        typ, dat = imap.fetch("1", "(BODYSTRUCTURE ENVELOPE)")
+        self.assertIn(b'BODYSTRUCTURE ("text" "plain"', dat[0])
+        self.assertIn(b'"subject 0"', dat[0])
+        self.assertEqual(imap.search(None, "UNSEEN"), ("OK", [b"1 3"]))
+        self.assertEqual(imap.search(None, 'SUBJECT "subject 1"'), ("OK", [b"2"]))
+        self.assertEqual(imap.uid("SEARCH", "BODY", "body 2"), ("OK", [b"3"]))
+        typ, dat = imap.store("1", "+FLAGS", "(\\Flagged $Work)")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"\\Flagged $Work", dat[0])
+        self.assertEqual(self.m.q("SELECT mail_flags & 4, mail_keywords FROM mailbox WHERE mail_user = 'alice' "
+                                  "AND mail_uid = 1"), [(4, "$Work")])
+        typ, dat = imap.copy("1:2", "Archive")
+        self.assertEqual(typ, "OK")
+        self.assertRegex(dat[0], rb"^\[COPYUID \d+ 1:2 1:2\]|^\[COPYUID \d+ 1,2 1,2\]")
+        typ, dat = imap.uid("MOVE", "3", "Archive")
+        self.assertEqual(typ, "OK")
+        def count(folder):
+            return self.m.q("SELECT COUNT(*) FROM mailbox JOIN folders ON folder_id = mail_folder "
+                            "WHERE mail_user = 'alice' AND folder_name = ?", folder)[0][0]
+        self.assertEqual((count("INBOX"), count("Archive")), (2, 3))
+        self.assertEqual(imap.copy("1", "Nowhere")[0], "NO")
+        self.assertIn(b"[TRYCREATE]", imap.response("TRYCREATE")[1][0] or b"[TRYCREATE]")
+        imap.store("1", "+FLAGS.SILENT", "(\\Deleted)")
+        self.assertEqual(imap.expunge(), ("OK", [b"1"]))
+        self.assertEqual(count("INBOX"), 1)
+        # APPEND: into Drafts with a flag; the message comes back byte for byte.
+        draft = b"Subject: draft\r\nFrom: alice@local.test\r\n\r\nwork in progress\r\n"
+        typ, dat = imap.append("Drafts", "(\\Draft)", None, draft)
+        self.assertEqual(typ, "OK")
+        self.assertRegex(dat[0], rb"^\[APPENDUID \d+ 1\]")
+        self.assertEqual(imap.append("Nowhere", None, None, draft)[0], "NO")
+        self.assertEqual(imap.select("Drafts"), ("OK", [b"1"]))
+        typ, dat = imap.fetch("1", "(FLAGS BODY.PEEK[])")
+        self.assertIn(b"\\Draft", dat[0][0])
+        self.assertEqual(dat[0][1], draft)
+        # Folders: CREATE with parents, RENAME, DELETE, SUBSCRIBE.
+        self.assertEqual(imap.create("Projects/2026")[0], "OK")
+        self.assertEqual(imap.rename("Projects/2026", "Projects/2027")[0], "OK")
+        typ, dat = imap.list("", "Projects/*")
+        self.assertEqual(dat, [b'(\\HasNoChildren) "/" Projects/2027'])
+        self.assertEqual(imap.subscribe("Projects/2027")[0], "OK")
+        self.assertIn(b'"/" Projects/2027', b" ".join(imap.lsub()[1]))
+        self.assertEqual(imap.delete("Projects/2027")[0], "OK")
+        self.assertEqual(imap.close()[0], "OK")
+        self.assertEqual(imap.logout()[0], "BYE")
+
+    def test_idle_sees_mail_from_smtpd_in_another_process(self):
+        imap = imaplib.IMAP4("127.0.0.1", self.m.imap, timeout=30)
+        imap.login("alice", "wonderland")
+        self.assertEqual(imap.select("INBOX"), ("OK", [b"0"]))
+        imap.send(b"i1 IDLE\r\n")
+        self.assertEqual(imap.readline(), b"+ idling\r\n")
+        for n in (1, 2):
+            start = time.monotonic()
+            self.m.send("alice@local.test", f"wake up {n}\r\n")  # through cmail-smtpd, another process
+            sent = time.monotonic()
+            imap.sock.settimeout(5)
+            self.assertEqual(imap.readline(), f"* {n} EXISTS\r\n".encode())
+            # RFC 2177: the new message is reported while idling, well within a second of the commit.
+            self.assertLess(time.monotonic() - sent, 1.0, f"EXISTS {time.monotonic() - sent:.3f} s after the 250")
+            self.assertLess(time.monotonic() - start, 5.0)
+        # A flag change by another session wakes it too.
+        other = imaplib.IMAP4("127.0.0.1", self.m.imap, timeout=30)
+        other.login("alice", "wonderland")
+        other.select("INBOX")
+        other.store("1", "+FLAGS", "(\\Flagged)")
+        self.assertEqual(imap.readline(), b"* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n")
+        other.store("2", "+FLAGS.SILENT", "(\\Deleted)")
+        other.expunge()
+        lines = [imap.readline()]  # the \\Deleted flag may come first, or only the expunge
+        if lines[0] != b"* 2 EXPUNGE\r\n":
+            lines.append(imap.readline())
+        self.assertEqual(lines[-1], b"* 2 EXPUNGE\r\n")
+        other.logout()
+        imap.send(b"DONE\r\n")
+        line = imap.readline()
+        while line.startswith(b"*"):
+            line = imap.readline()
+        self.assertEqual(line, b"i1 OK IDLE terminated\r\n")
+        imap.sock.settimeout(30)
+        self.assertEqual(imap.logout()[0], "BYE")
 
     def test_starttls_and_tlsrequire(self):
         imap = imaplib.IMAP4("127.0.0.1", self.m.required, timeout=30)

@@ -150,7 +150,12 @@ TEST_CASE("imap backend: LIST shows INBOX always and the user's folders, never a
   {
     Client c(m);  // no mail yet, no folder row: INBOX still there
     REQUIRE(has(c.say("a1", "LOGIN alice wonderland"), "a1 OK"));
-    CHECK(c.say("a2", "LIST \"\" \"*\"") == "* LIST (\\HasNoChildren) \"/\" INBOX\r\na2 OK LIST completed\r\n");
+    // The first log-in made the special-use folders (RFC 6154).
+    CHECK(c.say("a2", "LIST \"\" \"*\"") ==
+          "* LIST (\\HasNoChildren) \"/\" INBOX\r\n* LIST (\\HasNoChildren \\Archive) \"/\" Archive\r\n"
+          "* LIST (\\HasNoChildren \\Drafts) \"/\" Drafts\r\n* LIST (\\HasNoChildren \\Junk) \"/\" Junk\r\n"
+          "* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n"
+          "a2 OK LIST completed\r\n");
   }
   REQUIRE(m.store->mailboxes().ensure_folder("alice", "Archive").has_value());
   REQUIRE(m.store->mailboxes().ensure_folder("alice", "Archive/2026").has_value());
@@ -160,16 +165,22 @@ TEST_CASE("imap backend: LIST shows INBOX always and the user's folders, never a
   REQUIRE(has(c.say("b1", "LOGIN alice wonderland"), "b1 OK"));
   const std::string list = c.say("b2", "LIST \"\" \"*\"");
   CHECK(has(list, "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"));
-  CHECK(has(list, "* LIST (\\HasChildren) \"/\" Archive\r\n"));
+  CHECK(has(list, "* LIST (\\HasChildren \\Archive) \"/\" Archive\r\n"));
   CHECK(has(list, "* LIST (\\HasNoChildren) \"/\" Archive/2026\r\n"));
   CHECK_FALSE(has(list, "Secret"));
   CHECK(has(list, "b2 OK LIST completed"));
   const std::string lsub = c.say("b3", "LSUB \"\" \"*\"");  // folders are subscribed when made
   CHECK(has(lsub, "* LSUB () \"/\" INBOX\r\n"));
   CHECK(has(lsub, "Archive/2026"));
-  // The changes are not there yet: the engine's default refusal.
-  CHECK(has(c.say("b4", "CREATE Drafts"), "b4 NO [CANNOT]"));
-  CHECK_FALSE(m.store->mailboxes().find_folder("alice", "Drafts")->has_value());
+  // CREATE makes the parents a name implies (RFC 9051 6.3.4); an existing name is refused.
+  CHECK(has(c.say("b4", "CREATE Drafts"), "b4 NO [ALREADYEXISTS]"));
+  CHECK(c.say("b5", "CREATE Work/2026/Q4") == "b5 OK CREATE completed\r\n");
+  CHECK(m.store->mailboxes().find_folder("alice", "Work/2026")->has_value());
+  CHECK(c.say("b6", "RENAME Work Play") == "b6 OK RENAME completed\r\n");
+  CHECK(m.store->mailboxes().find_folder("alice", "Play/2026/Q4")->has_value());
+  CHECK(c.say("b7", "DELETE Play/2026/Q4") == "b7 OK DELETE completed\r\n");
+  CHECK_FALSE(m.store->mailboxes().find_folder("alice", "Play/2026/Q4")->has_value());
+  CHECK(has(c.say("b8", "DELETE Nowhere"), "b8 NO [NONEXISTENT]"));
 }
 
 TEST_CASE("imap backend: STATUS counts messages, unseen, deleted and size from the store") {
@@ -186,8 +197,9 @@ TEST_CASE("imap backend: STATUS counts messages, unseen, deleted and size from t
   auto folder = m.store->mailboxes().find_folder("alice", "INBOX");
   REQUIRE(folder.has_value());
   REQUIRE(folder->has_value());
-  const std::uint64_t size = proto::wire_size("Subject: one\r\n\r\nfirst\r\n") + proto::wire_size("Subject: two\n\nbare LF\n") +
-                             proto::wire_size("Subject: three\r\n\r\nthird\r\n");
+  // RFC 8438: the sum of RFC822.SIZE, the stored octets FETCH sends.
+  std::uint64_t size = 0;
+  for (const store::MessageInfo& i : *msgs) size += static_cast<std::uint64_t>(i.size);
   Client c(m);
   REQUIRE(has(c.say("a1", "LOGIN al alias-pw"), "a1 OK"));  // the alias sees its target's mail
   const std::string st = c.say("a2", "STATUS inbox (MESSAGES UNSEEN DELETED SIZE UIDNEXT UIDVALIDITY HIGHESTMODSEQ RECENT)");
@@ -251,7 +263,7 @@ TEST_CASE("imap backend: the pure helpers") {
   CHECK(st.messages == 3);
   CHECK(st.unseen == 1);
   CHECK(st.deleted == 1);
-  CHECK(st.size == 20);
+  CHECK(st.size == 16);  // the stored sizes, as FETCH RFC822.SIZE
   CHECK(st.uidnext == 9);
   CHECK(st.uidvalidity == 77);
   CHECK(st.highest_modseq == 40);

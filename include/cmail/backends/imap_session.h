@@ -4,10 +4,18 @@
 // password with the Directory (argon2id; a legacy hash is upgraded after a good check;
 // aliases resolve to their target, docs/compatibility.md#users-aliases, and the client is then
 // that target) and requires an imapd row for the authorized user (schema version 13,
-// docs/imapd.md#access), else the log-in is refused with [AUTHORIZATIONFAILED]. LIST and LSUB
-// show the user's folders (Mailboxes::list_folders) and INBOX always; STATUS counts a folder's
-// messages (Mailboxes::list_messages). CREATE, DELETE, RENAME and SUBSCRIBE keep the engine's
-// default (refused with [CANNOT]) until the store has them.
+// docs/imapd.md#access), else the log-in is refused with [AUTHORIZATIONFAILED]; a log-in
+// creates the special-use folders (Mailboxes::ensure_special_folders). LIST and LSUB show the
+// user's folders and subscriptions, INBOX always; CREATE (with the parents the name implies),
+// DELETE, RENAME, SUBSCRIBE and STATUS go to the Mailboxes of cmail/store/mailbox.h.
+//
+// The selected state: SELECT lists the folder; changes() reads what changed since a modseq
+// (Mailboxes::changes_since, indexed); STORE, COPY, MOVE and EXPUNGE are one durable
+// transaction each; FETCH reads the structure and the octets of the messages it needs
+// (Mailboxes::read_structure, read_message) and sets \Seen in one write per batch; SEARCH
+// evaluates the key over the listing, reading a message's text only when a text key reaches
+// it. APPEND writes the message to a temporary file as it arrives (tmpfile(); never held
+// whole) and stores it from there at append_end().
 //
 // Authentication abuse: with an AuthGuard (cmail/backends/auth_guard.h), as StorePop3Session:
 // each log-in is admitted by the guard first (refused at once with [UNAVAILABLE] without a
@@ -30,6 +38,7 @@
 #include <cmail/store/mailbox.h>
 #include <cmail/store/store.h>
 
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +50,9 @@ namespace cmail::backends {
 // LIST's view of a user's folders: every folder as the store names it, INBOX always (first,
 // in upper case, whatever case the store has), with its subscription.
 CMAIL_EXPORT std::vector<imap::MailboxInfo> imap_mailboxes(const std::vector<store::Folder>& folders);
+// The store's mail_flags bits and space-separated keywords as IMAP flags, and back.
+CMAIL_EXPORT imap::Flags imap_flags(std::uint32_t bits, std::string_view keywords);
+CMAIL_EXPORT std::string store_keywords(const std::vector<std::string>& keywords);
 
 // STATUS of a folder from its row and its messages (RFC 9051 6.3.11): MESSAGES, UNSEEN (no
 // \Seen), DELETED (RFC 9051 7.3.1: \Deleted), SIZE (RFC 8438: the octets a client fetches, with
@@ -65,6 +77,25 @@ class CMAIL_EXPORT StoreImapSession final : public imap::Session {
   imap::Verdict login(const sasl::Credentials& credentials) override;
   imap::Verdict list_mailboxes() override;
   imap::Verdict status(const std::string& mailbox) override;
+  imap::Verdict create(const std::string& mailbox) override;
+  imap::Verdict remove(const std::string& mailbox) override;
+  imap::Verdict rename(const std::string& from, const std::string& to) override;
+  imap::Verdict subscribe(const std::string& mailbox, bool subscribed) override;
+  imap::Verdict select(const std::string& mailbox, bool read_only) override;
+  void unselect() override;
+  imap::Verdict changes(std::uint64_t since, std::uint32_t uidnext) override;
+  imap::Verdict expunge(const std::vector<std::uint32_t>& uids) override;
+  imap::Verdict store(const std::vector<std::uint32_t>& uids, imap::StoreOp op, const imap::Flags& flags,
+                      std::optional<std::uint64_t> unchanged_since) override;
+  imap::Verdict copy(const std::vector<std::uint32_t>& uids, const std::string& target, bool move) override;
+  imap::Verdict append_begin(const std::string& mailbox, const imap::Flags& flags,
+                             std::optional<std::int64_t> internal_date, std::uint64_t size) override;
+  void append_chunk(std::string_view bytes) override;
+  imap::Verdict append_end() override;
+  void append_abort() override;
+  imap::Verdict fetch(const std::vector<std::uint32_t>& uids, const imap::FetchNeeds& needs) override;
+  imap::Verdict search(const imap::SearchKey& key, const std::vector<std::uint32_t>& view,
+                       const std::vector<std::uint32_t>& saved) override;
   void log(std::string_view line) override;
 
   // The authorized user, empty before log-in.
@@ -83,6 +114,16 @@ class CMAIL_EXPORT StoreImapSession final : public imap::Session {
   std::shared_ptr<AuthGuard> guard_;
   std::shared_ptr<StoreImapSession*> alive_;  // guards posted work against a session that is gone
   std::string user_;
+  std::string selected_;  // the selected mailbox, as the store names it
+  // APPEND in progress: its message in a temporary file.
+  struct FileCloser {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, FileCloser> append_;
+  bool append_ok_ = true;
+  std::string append_mailbox_;
+  imap::Flags append_flags_;
+  std::int64_t append_date_ = 0;
 };
 
 }  // namespace cmail::backends

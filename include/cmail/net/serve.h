@@ -29,6 +29,7 @@
 #include <cmail/smtp/server.h>
 #include <cmail/status.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 
@@ -63,8 +64,14 @@ CMAIL_EXPORT Result<int> serve_smtp(Runtime& runtime, const ListenerOptions& lis
 // The same for POP3.
 CMAIL_EXPORT Result<int> serve_pop3(Runtime& runtime, const ListenerOptions& listener,
                                     const pop3::ServerOptions& options, Pop3SessionFactory factory);
-// The same for IMAP (the engine's idle timeout and per-command deadline() apply).
+// The same for IMAP (the engine's idle timeout and per-command deadline() apply). With a
+// `notify_path` (store::notify_path of the database, cmail/store/mailbox.h), every connection
+// of the listener is told when mail may have changed (imap::Server::mailbox_changed()): the
+// file is watched with inotify, so a commit in any process reaches an IDLE session at once;
+// when it cannot be watched, every `poll_every` instead.
 CMAIL_EXPORT Result<int> serve_imap(Runtime& runtime, const ListenerOptions& listener,
-                                    const imap::ServerOptions& options, ImapSessionFactory factory);
+                                    const imap::ServerOptions& options, ImapSessionFactory factory,
+                                    std::string notify_path = {},
+                                    std::chrono::milliseconds poll_every = std::chrono::seconds(5));
 
 }  // namespace cmail::net
