@@ -234,7 +234,7 @@ class ImapdTest(unittest.TestCase):
         self.assertIn(b'"subject 0"', dat[0])
         self.assertEqual(imap.search(None, "UNSEEN"), ("OK", [b"1 3"]))
         self.assertEqual(imap.search(None, 'SUBJECT "subject 1"'), ("OK", [b"2"]))
-        self.assertEqual(imap.uid("SEARCH", "BODY", "body 2"), ("OK", [b"3"]))
+        self.assertEqual(imap.uid("SEARCH", "BODY", '"body 2"'), ("OK", [b"3"]))
         typ, dat = imap.store("1", "+FLAGS", "(\\Flagged $Work)")
         self.assertEqual(typ, "OK")
         self.assertIn(b"\\Flagged $Work", dat[0])
@@ -245,6 +245,7 @@ class ImapdTest(unittest.TestCase):
         self.assertRegex(dat[0], rb"^\[COPYUID \d+ 1:2 1:2\]|^\[COPYUID \d+ 1,2 1,2\]")
         typ, dat = imap.uid("MOVE", "3", "Archive")
         self.assertEqual(typ, "OK")
+        self.assertEqual(imap.response("EXPUNGE"), ("EXPUNGE", [b"3"]))  # RFC 6851 3.3
         def count(folder):
             return self.m.q("SELECT COUNT(*) FROM mailbox JOIN folders ON folder_id = mail_folder "
                             "WHERE mail_user = 'alice' AND folder_name = ?", folder)[0][0]
@@ -267,7 +268,7 @@ class ImapdTest(unittest.TestCase):
         # Folders: CREATE with parents, RENAME, DELETE, SUBSCRIBE.
         self.assertEqual(imap.create("Projects/2026")[0], "OK")
         self.assertEqual(imap.rename("Projects/2026", "Projects/2027")[0], "OK")
-        typ, dat = imap.list("", "Projects/*")
+        typ, dat = imap.list('""', "Projects/*")
         self.assertEqual(dat, [b'(\\HasNoChildren) "/" Projects/2027'])
         self.assertEqual(imap.subscribe("Projects/2027")[0], "OK")
         self.assertIn(b'"/" Projects/2027', b" ".join(imap.lsub()[1]))
@@ -433,7 +434,9 @@ class ImapdTest(unittest.TestCase):
         r = subprocess.run(base + ["--ssl-reqd", f"imap://127.0.0.1:{self.m.required}/"], capture_output=True,
                            text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout.strip(), '* LIST (\\HasNoChildren) "/" INBOX')
+        lines = r.stdout.strip().splitlines()
+        self.assertEqual(lines[0], '* LIST (\\HasNoChildren) "/" INBOX')
+        self.assertIn('* LIST (\\HasNoChildren \\Sent) "/" Sent', lines)
         r = subprocess.run(base + [f"imaps://127.0.0.1:{self.m.imaps}/"], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("INBOX", r.stdout)
@@ -529,7 +532,9 @@ class ConfigAndServeTest(unittest.TestCase):
                 imap.logout()
                 imap = imaplib.IMAP4_SSL("127.0.0.1", ports["imaps"][0], ssl_context=TLS, timeout=30)
                 self.assertEqual(imap.login("carol", "pw")[0], "OK")
-                self.assertEqual(imap.list(), ("OK", [b'(\\HasNoChildren) "/" INBOX']))
+                typ, dat = imap.list()
+                self.assertEqual((typ, dat[0]), ("OK", b'(\\HasNoChildren) "/" INBOX'))
+                self.assertIn(b'(\\HasNoChildren \\Trash) "/" Trash', dat)
                 imap.logout()
                 r = subprocess.run(["curl", "-sS", "--max-time", "30", "-k", "--ssl-reqd", "--user", "carol:pw",
                                     f"imap://127.0.0.1:{ports['imap'][0]}/"], capture_output=True, text=True, timeout=60)
