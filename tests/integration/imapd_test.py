@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""cmail-imapd and IMAP in `cmail serve` with real IMAP clients on loopback: Python's imaplib
-and curl. Mail arrives through the real cmail-smtpd (or `cmail serve`'s SMTP listener), so the
+"""cmail-imapd and IMAP in `cmail serve` with real IMAP clients on loopback: Python's imaplib,
+curl, isync's mbsync (two-way sync with a Maildir) and fetchmail in IMAP mode. Mail arrives through the real cmail-smtpd (or `cmail serve`'s SMTP listener), so the
 whole path (SMTP in, store, IMAP STATUS out) is tested.
 
 Usage: imapd_test.py BUILD_DIR
@@ -56,7 +56,8 @@ class Template:
         for user in ("alice", "bob"):
             self.admin("imapd", "enable", user)
         self.admin("popd", "enable", "carol")  # POP3 only: no IMAP
-        self.cert, self.key = make_cert(tmp, "imap.local.test")
+        # 127.0.0.1 as a DNS name too: mbsync matches the host it was given against DNS names.
+        self.cert, self.key = make_cert(tmp, "imap.local.test", san="DNS:imap.local.test,DNS:127.0.0.1,IP:127.0.0.1")
 
     def admin(self, *args):
         subprocess.run([ADMIN, "-d", self.db, *args], check=True, capture_output=True, timeout=30)
@@ -311,6 +312,115 @@ class ImapdTest(unittest.TestCase):
         self.assertEqual(line, b"i1 OK IDLE terminated\r\n")
         imap.sock.settimeout(30)
         self.assertEqual(imap.logout()[0], "BYE")
+
+    def test_mbsync_two_way_sync_with_flags_and_deletions(self):
+        """isync's mbsync over IMAPS against a local Maildir: mail, flags and deletions both ways."""
+        for i in range(3):
+            self.m.send("alice@local.test", f"sync body {i}\r\n", f"sync {i}")
+        work = tempfile.mkdtemp(prefix="cmail-mbsync-")
+        self.addCleanup(shutil.rmtree, work, True)
+        maildir = os.path.join(work, "mail")
+        os.makedirs(maildir)
+        conf = os.path.join(work, "mbsyncrc")
+        with open(conf, "w") as f:
+            f.write(f"""IMAPAccount cmail
+Host 127.0.0.1
+Port {self.m.imaps}
+User alice
+Pass wonderland
+SSLType IMAPS
+CertificateFile {self.template.cert}
+SystemCertificates no
+
+IMAPStore remote
+Account cmail
+
+MaildirStore local
+Path {maildir}/
+Inbox {maildir}/INBOX
+SubFolders Verbatim
+
+Channel sync
+Far :remote:
+Near :local:
+Patterns INBOX Archive
+Create Both
+Expunge Both
+SyncState *
+Sync All
+""")
+
+        def mbsync():
+            r = subprocess.run(["mbsync", "-c", conf, "-a"], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+        def local(folder="INBOX"):
+            files = []
+            for sub in ("cur", "new"):
+                d = os.path.join(maildir, folder, sub)
+                files += [os.path.join(d, n) for n in sorted(os.listdir(d))] if os.path.isdir(d) else []
+            return files
+
+        mbsync()
+        files = local()
+        self.assertEqual(len(files), 3)
+        def body(path):  # mbsync stores Maildir files with LF line ends
+            with open(path, "rb") as f:
+                return f.read().replace(b"\r\n", b"\n").split(b"\n\n", 1)[1]
+        self.assertEqual(sorted(body(p) for p in files), [f"sync body {i}\n".encode() for i in range(3)])
+        # Locally: one message read and flagged, one deleted; remotely: a new message.
+        by_body = {body(p): p for p in files}
+        seen = by_body[b"sync body 0\n"]
+        os.rename(seen, os.path.join(maildir, "INBOX", "cur", os.path.basename(seen).split(":")[0] + ":2,FS"))
+        os.unlink(by_body[b"sync body 1\n"])
+        self.m.send("alice@local.test", "from the server\r\n", "later")
+        mbsync()
+        rows = self.m.q("SELECT mail_uid, mail_flags FROM mailbox JOIN folders ON folder_id = mail_folder "
+                        "WHERE mail_user = 'alice' AND folder_name = 'INBOX' ORDER BY mail_uid")
+        self.assertEqual([r[0] for r in rows], [1, 3, 4])  # the local deletion was expunged on the server
+        self.assertEqual(rows[0][1] & 5, 5, rows)  # \\Seen and \\Flagged of "sync body 0" arrived
+        self.assertEqual(len(local()), 3)
+        # A flag set and a message expunged on the server reach the Maildir.
+        imap = imaplib.IMAP4_SSL("127.0.0.1", self.m.imaps, ssl_context=TLS, timeout=30)
+        imap.login("alice", "wonderland")
+        imap.select("INBOX")
+        self.assertEqual(imap.uid("SEARCH", "BODY", '"sync body 2"')[1], [b"3"])
+        imap.uid("STORE", "3", "+FLAGS", "(\\Answered)")
+        imap.uid("STORE", "4", "+FLAGS", "(\\Deleted)")
+        imap.expunge()
+        imap.logout()
+        mbsync()
+        names = [os.path.basename(p) for p in local()]
+        self.assertEqual(len(names), 2, names)
+        self.assertTrue(any(":2," in n and "R" in n.split(":2,")[1] for n in names), names)
+
+    def test_fetchmail_imap_fetches_and_deletes(self):
+        """fetchmail in IMAP mode over STARTTLS (tlsrequire): every message fetched, then expunged."""
+        import getpass
+        for i in range(3):
+            self.m.send("bob@local.test", f"imap fetch body {i}\r\n", f"imap fetch {i}")
+        home = tempfile.mkdtemp(prefix="cmail-fetchmail-")
+        self.addCleanup(shutil.rmtree, home, True)
+        mbox = os.path.join(home, "mbox")
+        rc = os.path.join(home, "fetchmailrc")
+        with open(rc, "w") as f:
+            f.write(f"""set no syslog
+poll 127.0.0.1 service {self.m.required} proto IMAP auth password timeout 30
+  user "bob" there with password "builder" is "{getpass.getuser()}" here
+  options no sslcertck sslproto "TLS1.2+" fetchall nokeep
+  mda "/bin/sh -c 'cat >> {mbox}'"
+""")
+        os.chmod(rc, 0o600)
+        env = dict(os.environ, FETCHMAILHOME=home, HOME=home)
+        r = subprocess.run(["fetchmail", "-f", rc, "-N", "-v"], capture_output=True, text=True, timeout=120, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("STARTTLS", r.stdout + r.stderr)  # tlsrequire: fetchmail had to use TLS
+        with open(mbox, "rb") as f:
+            got = f.read().replace(b"\r\n", b"\n")
+        for i in range(3):
+            self.assertIn(f"Subject: imap fetch {i}\n".encode(), got)
+            self.assertIn(f"\nimap fetch body {i}\n".encode(), got)
+        self.assertEqual(self.m.q("SELECT COUNT(*) FROM mailbox WHERE mail_user = 'bob'"), [(0,)])
 
     def test_starttls_and_tlsrequire(self):
         imap = imaplib.IMAP4("127.0.0.1", self.m.required, timeout=30)
