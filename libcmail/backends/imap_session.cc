@@ -24,6 +24,12 @@ bool is_inbox(std::string_view name) { return proto::equals_upper(name, "INBOX")
 
 }  // namespace
 
+// The engine's flag bits are the store's mail_flags bits (cmail/imap/flags.h).
+constexpr bool same_bit(std::uint32_t a, std::uint32_t b) { return a == b; }
+static_assert(same_bit(imap::kSeen, store::kFlagSeen) && same_bit(imap::kAnswered, store::kFlagAnswered) &&
+              same_bit(imap::kFlagged, store::kFlagFlagged) && same_bit(imap::kDeleted, store::kFlagDeleted) &&
+              same_bit(imap::kDraft, store::kFlagDraft));
+
 imap::Flags imap_flags(std::uint32_t bits, std::string_view keywords) {
   imap::Flags f;
   f.system = bits & (imap::kSeen | imap::kAnswered | imap::kFlagged | imap::kDeleted | imap::kDraft);

@@ -71,67 +71,14 @@ std::optional<std::int64_t> parse_date_time(std::string_view s) {
 
 }  // namespace
 
-Verdict Verdict::selected(SelectResult r) {
-  Verdict v(Kind::Accept);
-  v.payload_ = std::move(r);
-  return v;
-}
-Verdict Verdict::changes(MailboxChanges c) {
-  Verdict v(Kind::Accept);
-  v.payload_ = std::move(c);
-  return v;
-}
-Verdict Verdict::expunged(std::vector<std::uint32_t> uids) {
-  Verdict v(Kind::Accept);
-  v.payload_ = std::move(uids);
-  return v;
-}
-Verdict Verdict::stored(StoreResult r) {
-  Verdict v(Kind::Accept);
-  v.payload_ = std::move(r);
-  return v;
-}
-Verdict Verdict::copied(CopyResult r) {
-  Verdict v(Kind::Accept);
-  v.payload_ = std::move(r);
-  return v;
-}
-Verdict Verdict::appended(AppendResult r) {
-  Verdict v(Kind::Accept);
-  v.payload_ = r;
-  return v;
-}
-
-namespace {
-Verdict no_mailboxes() { return Verdict::reject(RespCode::Cannot, "Mailboxes are not available here"); }
-}  // namespace
-
-Verdict Session::select(const std::string&, bool) { return no_mailboxes(); }
-Verdict Session::changes(std::uint64_t, std::uint32_t) { return Verdict::changes({}); }
-Verdict Session::expunge(const std::vector<std::uint32_t>&) { return no_mailboxes(); }
-Verdict Session::store(const std::vector<std::uint32_t>&, StoreOp, const Flags&, std::optional<std::uint64_t>) {
-  return no_mailboxes();
-}
-Verdict Session::copy(const std::vector<std::uint32_t>&, const std::string&, bool) { return no_mailboxes(); }
-Verdict Session::append_begin(const std::string&, const Flags&, std::optional<std::int64_t>, std::uint64_t) {
-  return no_mailboxes();
-}
-Verdict Session::append_end() { return no_mailboxes(); }
-Verdict Session::fetch(const std::vector<std::uint32_t>&, const FetchNeeds&) { return no_mailboxes(); }
-Verdict Session::search(const SearchKey&, const std::vector<std::uint32_t>&, const std::vector<std::uint32_t>&) {
-  return no_mailboxes();
-}
-
-Verdict Verdict::fetched(std::vector<FetchedMessage> messages) {
-  Verdict v(Kind::Accept);
-  v.payload_ = std::move(messages);
-  return v;
-}
-Verdict Verdict::found(std::vector<SearchMatch> matches) {
-  Verdict v(Kind::Accept);
-  v.payload_ = std::move(matches);
-  return v;
-}
+Verdict Verdict::selected(SelectResult r) { return carrying(std::move(r)); }
+Verdict Verdict::changes(MailboxChanges c) { return carrying(std::move(c)); }
+Verdict Verdict::expunged(std::vector<std::uint32_t> uids) { return carrying(std::move(uids)); }
+Verdict Verdict::stored(StoreResult r) { return carrying(std::move(r)); }
+Verdict Verdict::copied(CopyResult r) { return carrying(std::move(r)); }
+Verdict Verdict::appended(AppendResult r) { return carrying(r); }
+Verdict Verdict::fetched(std::vector<FetchedMessage> messages) { return carrying(std::move(messages)); }
+Verdict Verdict::found(std::vector<SearchMatch> matches) { return carrying(std::move(matches)); }
 
 // --- The view ----------------------------------------------------------------------------------
 

@@ -135,6 +135,21 @@ Verdict Session::create(const std::string&) { return cannot(); }
 Verdict Session::remove(const std::string&) { return cannot(); }
 Verdict Session::rename(const std::string&, const std::string&) { return cannot(); }
 Verdict Session::subscribe(const std::string&, bool) { return cannot(); }
+Verdict Session::select(const std::string&, bool) { return cannot(); }
+Verdict Session::changes(std::uint64_t, std::uint32_t) { return Verdict::changes({}); }
+Verdict Session::expunge(const std::vector<std::uint32_t>&) { return cannot(); }
+Verdict Session::store(const std::vector<std::uint32_t>&, StoreOp, const Flags&, std::optional<std::uint64_t>) {
+  return cannot();
+}
+Verdict Session::copy(const std::vector<std::uint32_t>&, const std::string&, bool) { return cannot(); }
+Verdict Session::append_begin(const std::string&, const Flags&, std::optional<std::int64_t>, std::uint64_t) {
+  return cannot();
+}
+Verdict Session::append_end() { return cannot(); }
+Verdict Session::fetch(const std::vector<std::uint32_t>&, const FetchNeeds&) { return cannot(); }
+Verdict Session::search(const SearchKey&, const std::vector<std::uint32_t>&, const std::vector<std::uint32_t>&) {
+  return cannot();
+}
 
 Verdict Verdict::reject(RespCode code, std::string text) {
   Verdict v(Kind::Reject);

@@ -223,6 +223,12 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
  private:
   friend class proto::VerdictBase<Verdict>;
   explicit Verdict(Kind k) : VerdictBase(k) {}
+  template <typename T>
+  static Verdict carrying(T payload) {  // an Accept with its payload
+    Verdict v(Kind::Accept);
+    v.payload_ = std::move(payload);
+    return v;
+  }
   RespCode code_ = RespCode::None;
   std::string text_;  // reject: the text; user: the identity
   std::vector<MailboxInfo> mailboxes_;
