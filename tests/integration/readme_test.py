@@ -85,6 +85,8 @@ class ReadmeTest(unittest.TestCase):
         self.assertRegex(out, r"alice \|\s+1 \|\s+\|\s+1 \|\s+1 \|")  # user list: a password, an address, a mail
         self.assertIn("This is a test mailing", out)  # curl: RETR 1, swaks's default body
         self.assertIn('* LIST (\\HasNoChildren) "/" INBOX', out)  # curl: LIST over IMAP after STARTTLS
+        # swaks shows the body it sends, curl POP3 RETR 1, and curl IMAP: SELECT INBOX, UID FETCH 1 BODY[].
+        self.assertEqual(out.count("This is a test mailing"), 3)
         out = self.run_block(blocks[1].replace("queue show 1", "queue show 1 >/dev/null; true"))
         self.assertIn("someone@example.org", out)  # queue list
 
