@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """cmail-imapd and IMAP in `cmail serve` with real IMAP clients on loopback: Python's imaplib,
-curl, isync's mbsync (two-way sync with a Maildir) and fetchmail in IMAP mode. Mail arrives through the real cmail-smtpd (or `cmail serve`'s SMTP listener), so the
+curl, isync's mbsync and offlineimap3 (two-way sync with a Maildir) and fetchmail in IMAP mode. Mail arrives through the real cmail-smtpd (or `cmail serve`'s SMTP listener), so the
 whole path (SMTP in, store, IMAP STATUS out) is tested.
 
 Usage: imapd_test.py BUILD_DIR
@@ -393,6 +393,66 @@ Sync All
         names = [os.path.basename(p) for p in local()]
         self.assertEqual(len(names), 2, names)
         self.assertTrue(any(":2," in n and "R" in n.split(":2,")[1] for n in names), names)
+
+    def test_offlineimap_sync_with_flags_and_deletions(self):
+        """offlineimap3 against a local Maildir: mail down, a local \\Seen and a local deletion up."""
+        for i in range(3):
+            self.m.send("alice@local.test", f"offline body {i}\r\n", f"offline {i}")
+        work = tempfile.mkdtemp(prefix="cmail-offlineimap-")
+        self.addCleanup(shutil.rmtree, work, True)
+        maildir = os.path.join(work, "mail")
+        rc = os.path.join(work, "offlineimaprc")
+        with open(rc, "w") as f:
+            f.write(f"""[general]
+accounts = cmail
+metadata = {work}/meta
+ui = quiet
+
+[Account cmail]
+localrepository = local
+remoterepository = remote
+
+[Repository local]
+type = Maildir
+localfolders = {maildir}
+
+[Repository remote]
+type = IMAP
+remotehost = 127.0.0.1
+remoteport = {self.m.imap}
+remoteuser = alice
+remotepass = wonderland
+ssl = no
+starttls = no
+folderfilter = lambda name: name == 'INBOX'
+""")
+
+        def offlineimap():
+            r = subprocess.run(["offlineimap", "-c", rc, "-o", "-u", "quiet"], capture_output=True, text=True,
+                               timeout=120, env=dict(os.environ, HOME=work))
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+        def files():
+            out = []
+            for sub in ("cur", "new"):
+                d = os.path.join(maildir, "INBOX", sub)
+                out += [os.path.join(d, n) for n in sorted(os.listdir(d))] if os.path.isdir(d) else []
+            return out
+
+        offlineimap()
+        self.assertEqual(len(files()), 3)
+        by_body = {}
+        for p in files():
+            with open(p, "rb") as f:
+                by_body[f.read().replace(b"\r\n", b"\n").split(b"\n\n", 1)[1]] = p
+        first = by_body[b"offline body 0\n"]
+        base = os.path.basename(first).split(":2,")[0]
+        os.rename(first, os.path.join(maildir, "INBOX", "cur", base + ":2,S"))
+        os.unlink(by_body[b"offline body 1\n"])
+        offlineimap()
+        rows = self.m.q("SELECT mail_uid, mail_flags FROM mailbox WHERE mail_user = 'alice' ORDER BY mail_uid")
+        self.assertEqual([r[0] for r in rows], [1, 3], rows)  # the local deletion expunged on the server
+        self.assertEqual(rows[0][1] & 1, 1, rows)  # \\Seen arrived
 
     def test_fetchmail_imap_fetches_and_deletes(self):
         """fetchmail in IMAP mode over STARTTLS (tlsrequire): every message fetched, then expunged."""
