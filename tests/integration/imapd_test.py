@@ -277,7 +277,7 @@ class ImapdTest(unittest.TestCase):
         self.assertEqual(imap.close()[0], "OK")
         self.assertEqual(imap.logout()[0], "BYE")
 
-    def test_idle_sees_mail_from_smtpd_in_another_process(self):
+    def test_idle_sees_changes_made_by_other_processes(self):
         imap = imaplib.IMAP4("127.0.0.1", self.m.imap, timeout=30)
         imap.login("alice", "wonderland")
         self.assertEqual(imap.select("INBOX"), ("OK", [b"0"]))
@@ -292,8 +292,13 @@ class ImapdTest(unittest.TestCase):
             # RFC 2177: the new message is reported while idling, well within a second of the commit.
             self.assertLess(time.monotonic() - sent, 1.0, f"EXISTS {time.monotonic() - sent:.3f} s after the 250")
             self.assertLess(time.monotonic() - start, 5.0)
-        # A flag change by another session wakes it too.
-        other = imaplib.IMAP4("127.0.0.1", self.m.imap, timeout=30)
+        # A flag change and an expunge by a session of another cmail-imapd process wake it too.
+        conf = os.path.join(os.path.dirname(self.m.db), "second-imapd.conf")
+        with open(conf, "w") as f:
+            f.write(f"database {self.m.db}\nbind 127.0.0.1 0\n")
+        second, ports = start_daemon(IMAPD, conf, 1, "nodrop")
+        self.addCleanup(lambda: self.assertEqual(stop_daemon(second)[0], 0))
+        other = imaplib.IMAP4("127.0.0.1", ports["imap"][0], timeout=30)
         other.login("alice", "wonderland")
         other.select("INBOX")
         other.store("1", "+FLAGS", "(\\Flagged)")
