@@ -464,9 +464,12 @@ void Server::fetch(const std::string& tag, const Values& args, bool uid) {
   for (const FetchItem& i : items) {
     const bool content = i.kind == K::BodySection || i.kind == K::Binary || i.kind == K::BinarySize ||
                          i.kind == K::Rfc822 || i.kind == K::Rfc822Header || i.kind == K::Rfc822Text;
+    // The whole message (BODY[], RFC822) is its octets: no part tree needed for it.
+    const bool whole = i.kind == K::Rfc822 || (i.kind == K::BodySection && i.section.part.empty() &&
+                                                i.section.text == Section::Text::None);
     f.needs.content = f.needs.content || content;
-    f.needs.structure = f.needs.structure || content || i.kind == K::Envelope || i.kind == K::Body ||
-                        i.kind == K::BodyStructure;
+    f.needs.structure = f.needs.structure || (content && !whole) || i.kind == K::Envelope ||
+                        i.kind == K::Body || i.kind == K::BodyStructure;
   }
   f.needs.set_seen = sets_seen(f.request) && !view_.read_only;
   f.needs.changed_since = f.request.changed_since;
@@ -515,7 +518,7 @@ void Server::consume_output(std::size_t n) {
 
 void Server::send_fetched(std::vector<FetchedMessage> messages) {
   using K = FetchItem::Kind;
-  static const mail::Part kNoStructure;
+  mail::Part whole;  // without a part tree: the message as one body, for BODY[] and RFC822
   std::sort(messages.begin(), messages.end(),
             [](const FetchedMessage& a, const FetchedMessage& b) { return a.state.uid < b.state.uid; });
   const bool utf8 = rev2_ || utf8_;
@@ -523,7 +526,8 @@ void Server::send_fetched(std::vector<FetchedMessage> messages) {
     const std::uint32_t seq = seq_of(m.state.uid);
     if (!seq) continue;
     MessageData data;
-    data.structure = m.structure ? &*m.structure : &kNoStructure;
+    whole.body_length = m.content.size();
+    data.structure = m.structure ? &*m.structure : &whole;
     data.octets = m.content;
     data.uid = m.state.uid;
     data.flags = flag_names(m.state.flags);

@@ -488,6 +488,8 @@ TEST_CASE("imap::Server: FETCH and UID FETCH (RFC 9051 6.4.5, 6.4.9)") {
   f.say("b2 NOOP\r\n");
   f.say("b3 FETCH 1 BODY[]\r\n");
   CHECK(!f.session.fetch_needs.back().set_seen);
+  CHECK(!f.session.fetch_needs.back().structure);  // the whole message needs no part tree
+  CHECK(f.session.fetch_needs.back().content);
   CHECK(f.store.boxes["INBOX"].find(1)->flags.system == 0);
 }
 
