@@ -450,7 +450,7 @@ Verdict StoreImapSession::copy(const std::vector<std::uint32_t>& uids, const std
 }
 
 Verdict StoreImapSession::append_begin(const std::string& mailbox, const imap::Flags& flags,
-                                       std::optional<std::int64_t> internal_date, std::uint64_t size) {
+                                       std::optional<std::int64_t> internal_date, std::uint64_t) {
   append_.reset();
   append_mailbox_ = is_inbox(mailbox) ? "INBOX" : mailbox;
   append_flags_ = flags;
@@ -462,7 +462,6 @@ Verdict StoreImapSession::append_begin(const std::string& mailbox, const imap::F
   append_.reset(f);
   append_ok_ = true;
   store::Store* store = &store_;
-  (void)size;
   return off_loop("APPEND", [store, user = user_, name = append_mailbox_] {
     store::Mailboxes& m = store->mailboxes();
     auto folder = name == "INBOX" ? m.ensure_folder(user, name) : m.folder_state(user, name);

@@ -396,7 +396,6 @@ class CMAIL_EXPORT Server : public proto::Conversation {
     bool in_idle = false;      // a poll while idling: no tagged response
     bool expunge_ok = true;    // the poll may report expunges (RFC 9051 7.5.1)
     std::string select_name;   // SELECT/EXAMINE: the mailbox
-    std::vector<std::string> modified;  // STORE UNCHANGEDSINCE: [MODIFIED set] text
     std::uint64_t append_size = 0;
   };
   using Values = std::vector<Value>;
@@ -511,7 +510,6 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   std::uint64_t drop_remaining_ = 0;  // DropLiteral: octets still to drop
   std::string refused_tag_;           // the tag of a command being dropped
   std::string refused_text_;          // its tagged response, sent once it is dropped
-  bool refused_too_big_ = false;
   bool refused_no_ = false;           // the dropped command is answered NO, not BAD
   bool mid_command_ = false;          // part of a command has been taken (deadline())
 
