@@ -497,7 +497,10 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
   store::Store* store = &store_;
   return off_loop("FETCH", [store, user = user_, name = selected_, uids, needs] {
     store::Mailboxes& m = store->mailboxes();
-    auto messages = m.list_messages(user, name);
+    if (uids.empty()) return Verdict::fetched({});
+    // A batch is a run of the view (UIDs ascending): only its UID range is read.
+    const auto [lo, hi] = std::minmax_element(uids.begin(), uids.end());
+    auto messages = m.list_messages(user, name, *lo, *hi);
     if (!messages) return Verdict::failed(messages.error());
     std::map<std::uint32_t, const store::MessageInfo*> by_uid;
     for (const store::MessageInfo& info : *messages) by_uid[info.uid] = &info;

@@ -668,6 +668,19 @@ class MailboxesImpl final : public Mailboxes {
 
   Result<std::vector<MessageInfo>> list_messages(std::string_view user,
                                                  std::string_view folder) override {
+    return select_messages(user, folder, std::nullopt);
+  }
+
+  Result<std::vector<MessageInfo>> list_messages(std::string_view user, std::string_view folder,
+                                                 std::uint32_t first_uid, std::uint32_t last_uid) override {
+    if (first_uid > last_uid) return std::vector<MessageInfo>{};
+    return select_messages(user, folder, std::make_pair(first_uid, last_uid));
+  }
+
+  // The messages of a folder in UID order, all or those with a UID in `range` (inclusive),
+  // through the unique index on (mail_folder, mail_uid).
+  Result<std::vector<MessageInfo>> select_messages(std::string_view user, std::string_view folder,
+                                                   std::optional<std::pair<std::uint32_t, std::uint32_t>> range) {
     const std::string u(user);
     auto reader = user_reader(u);
     if (!reader) return reader.error();
@@ -676,23 +689,27 @@ class MailboxesImpl final : public Mailboxes {
     Status st;
     std::vector<MessageInfo> out;
     std::int64_t folder_id = -1;
+    const std::string where = range ? "mail_folder = ?1 AND mail_user = ?2 AND mail_uid BETWEEN ?3 AND ?4"
+                                    : "mail_folder = ?1 AND mail_user = ?2";
+    auto bind = [&](Stmt& s) {
+      s.bind(1, folder_id).bind(2, user);
+      if (range) s.bind(3, static_cast<std::int64_t>(range->first)).bind(4, static_cast<std::int64_t>(range->second));
+    };
     st = impl_.read([&](Connection& c) {
       Stmt f = c.prepare("SELECT folder_id FROM folders WHERE folder_user = ?1 AND folder_name = ?2");
       f.bind(1, user).bind(2, folder);
       if (f.step()) folder_id = f.int64(0);
       f.run();
       if (folder_id < 0) return;
-      Stmt s = c.prepare(std::string("SELECT ") + kMessageColumns +
-                         " FROM mailbox WHERE mail_folder = ?1 AND mail_user = ?2");
-      s.bind(1, folder_id).bind(2, user);
+      Stmt s = c.prepare(std::string("SELECT ") + kMessageColumns + " FROM mailbox WHERE " + where);
+      bind(s);
       while (s.step()) out.push_back(read_info(s, ""));
     });
     if (!st.ok()) return st;
     if (udb && folder_id >= 0) {
       st = detail::guarded([&] {
-        Stmt s = udb->prepare(std::string("SELECT ") + kMessageColumns +
-                              " FROM mailbox WHERE mail_folder = ?1 AND mail_user = ?2");
-        s.bind(1, folder_id).bind(2, user);
+        Stmt s = udb->prepare(std::string("SELECT ") + kMessageColumns + " FROM mailbox WHERE " + where);
+        bind(s);
         while (s.step()) out.push_back(read_info(s, *db));
       });
       if (!st.ok()) return st;

@@ -14,23 +14,20 @@ answers for the same file. They must be identical, or differ only as DIFFERENCES
 list is in docs/imap-fetch.md). Every socket and process wait is bounded; Dovecot is stopped
 at the end whatever happens.
 """
-import getpass
-import grp
 import imaplib
 import os
-import pwd
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dovecot import Dovecot  # noqa: E402
+
 DUMP = sys.argv.pop(1) if len(sys.argv) > 1 else "build/tests/imap-fetch-dump"
-DOVECOT = "/usr/sbin/dovecot"
 
 # The documented differences (docs/imap-fetch.md), by tag. A message lists the tags that apply
 # to it; the comparison allows exactly those.
@@ -159,114 +156,6 @@ ITEMS = ["BODYSTRUCTURE", "BODY", "ENVELOPE", "RFC822.SIZE", "BODY.PEEK[]", "BOD
          "BODY.PEEK[1]", "BODY.PEEK[1.MIME]", "BODY.PEEK[2]", "BODY.PEEK[2.MIME]", "BODY.PEEK[9]",
          "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]", "BODY.PEEK[HEADER.FIELDS.NOT (from subject)]",
          "BINARY.PEEK[1]", "BINARY.SIZE[1]", "BODY.PEEK[]<10.20>", "BODY.PEEK[1]<2.1000>", "BODY.PEEK[]<5000.10>"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Dovecot:
-    """Dovecot in the foreground in a temporary directory; stop() always, bounded."""
-
-    def __init__(self, root, messages):
-        self.root = root
-        self.port = free_port()
-        user = getpass.getuser()
-        # Dovecot refuses to run its login process and mail access as root: when the test runs
-        # as root, they use Debian's dovenull and dovecot users.
-        if os.getuid() == 0:
-            login_user, mail = "dovenull", pwd.getpwnam("dovecot")
-            uid, gid = mail.pw_uid, mail.pw_gid
-        else:
-            login_user, uid, gid = user, os.getuid(), os.getgid()
-        maildir = os.path.join(root, "Maildir")
-        for sub in ("cur", "new", "tmp"):
-            os.makedirs(os.path.join(maildir, sub))
-        for i, data in enumerate(messages):
-            with open(os.path.join(maildir, "cur", "%d.M%dP1.cmail:2," % (1700000000 + i, i)), "wb") as f:
-                f.write(data)
-        with open(os.path.join(root, "passwd"), "w") as f:
-            f.write("test:{PLAIN}pw:%d:%d::%s\n" % (uid, gid, root))
-        conf = f"""
-base_dir = {root}/run
-state_dir = {root}/state
-log_path = {root}/dovecot.log
-info_log_path = {root}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-default_internal_user = {user}
-default_internal_group = {grp.getgrgid(os.getgid()).gr_name}
-default_login_user = {login_user}
-first_valid_uid = 1
-mail_location = maildir:{maildir}
-passdb {{
-  driver = passwd-file
-  args = {root}/passwd
-}}
-userdb {{
-  driver = passwd-file
-  args = {root}/passwd
-}}
-service imap-login {{
-  chroot =
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {self.port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service anvil {{
-  chroot =
-}}
-"""
-        path = os.path.join(root, "dovecot.conf")
-        with open(path, "w") as f:
-            f.write(conf)
-        os.chmod(root, 0o755)
-        for d, _, files in os.walk(maildir):
-            os.chown(d, uid, gid)
-            for name in files:
-                os.chown(os.path.join(d, name), uid, gid)
-        with open(os.path.join(root, "stderr"), "wb") as err:
-            self.proc = subprocess.Popen([DOVECOT, "-F", "-c", path], stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + 15
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("dovecot exited: " + self.log())
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("dovecot did not listen: " + self.log())
-                time.sleep(0.05)
-
-    def log(self):
-        out = ""
-        for name in ("dovecot.log", "stderr"):
-            try:
-                with open(os.path.join(self.root, name), errors="replace") as f:
-                    out += f.read()[-4000:]
-            except OSError:
-                pass
-        return out
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
 
 
 def dovecot_item(im, seq, item):

@@ -12,6 +12,8 @@ its outcome.
 """
 import imaplib
 import os
+import poplib
+import random
 import re
 import shutil
 import signal
@@ -22,6 +24,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -31,6 +34,7 @@ from harness import copy_database, make_cert, read_ports, read_until_closed, rec
 BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
 SMTPD = os.path.join(BUILD, "frontends", "cmail-smtpd", "cmail-smtpd")
 IMAPD = os.path.join(BUILD, "frontends", "cmail-imapd", "cmail-imapd")
+POPD = os.path.join(BUILD, "frontends", "cmail-popd", "cmail-popd")
 CMAIL = os.path.join(BUILD, "frontends", "cmail", "cmail")
 ADMIN = os.path.join(BUILD, "frontends", "cmail-admin", "cmail-admin")
 
@@ -56,6 +60,7 @@ class Template:
         for user in ("alice", "bob"):
             self.admin("imapd", "enable", user)
         self.admin("popd", "enable", "carol")  # POP3 only: no IMAP
+        self.admin("popd", "enable", "bob")  # IMAP and POP3 on one mailbox
         # 127.0.0.1 as a DNS name too: mbsync matches the host it was given against DNS names.
         self.cert, self.key = make_cert(tmp, "imap.local.test", san="DNS:imap.local.test,DNS:127.0.0.1,IP:127.0.0.1")
 
@@ -317,6 +322,106 @@ class ImapdTest(unittest.TestCase):
         self.assertEqual(line, b"i1 OK IDLE terminated\r\n")
         imap.sock.settimeout(30)
         self.assertEqual(imap.logout()[0], "BYE")
+
+    def test_pop3_deletion_shows_as_expunge_in_idle(self):
+        for i in (1, 2, 3):
+            self.m.send("bob@local.test", f"body {i}\r\n", f"both {i}")
+        imap = imaplib.IMAP4("127.0.0.1", self.m.imap, timeout=30)
+        imap.login("bob", "builder")
+        self.assertEqual(imap.select("INBOX"), ("OK", [b"3"]))
+        imap.send(b"i1 IDLE\r\n")
+        self.assertEqual(imap.readline(), b"+ idling\r\n")
+        conf = os.path.join(os.path.dirname(self.m.db), "popd.conf")
+        with open(conf, "w") as f:
+            f.write(f"database {self.m.db}\nbind 127.0.0.1 0\n")
+        popd, ports = start_daemon(POPD, conf, 1, "nodrop")
+        self.addCleanup(lambda: self.assertEqual(stop_daemon(popd)[0], 0))
+        pop = poplib.POP3("127.0.0.1", ports["pop3"][0], timeout=30)
+        pop.user("bob")
+        pop.pass_("builder")
+        self.assertEqual(pop.stat()[0], 3)  # POP3 sees what IMAP sees
+        self.assertTrue(pop.dele(2).startswith(b"+OK"))
+        self.assertTrue(pop.quit().startswith(b"+OK"))  # RFC 1939 6: the deletion happens here
+        imap.sock.settimeout(5)
+        self.assertEqual(imap.readline(), b"* 2 EXPUNGE\r\n")  # within the IDLE, another process
+        imap.send(b"DONE\r\n")
+        self.assertEqual(imap.readline(), b"i1 OK IDLE terminated\r\n")
+        imap.sock.settimeout(30)
+        typ, dat = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        subjects = [p[1].strip() for p in dat if isinstance(p, tuple)]
+        self.assertEqual(subjects, [b"Subject: both 1", b"Subject: both 3"])  # nothing lost, nothing twice
+        imap.logout()
+
+    def test_kill_during_append_and_expunge_keeps_every_ok(self):
+        """SIGKILL cmail-imapd during APPEND and EXPUNGE load: every OK'd change is there after."""
+        seed = int(os.environ.get("CMAIL_TEST_SEED", random.randrange(1 << 30)))
+        rng = random.Random(seed)
+        appended, expunged, stop = [], [], threading.Event()
+
+        def appender():
+            try:
+                c = imaplib.IMAP4("127.0.0.1", self.m.imap, timeout=30)
+                c.login("alice", "wonderland")
+                for k in range(100000):
+                    if stop.is_set():
+                        return
+                    typ, dat = c.append("INBOX", None, None, f"Subject: load {k}\r\n\r\nbody {k}\r\n".encode())
+                    if typ == "OK":  # [APPENDUID validity uid] (RFC 4315 3)
+                        appended.append((int(re.search(rb"APPENDUID \d+ (\d+)", dat[0]).group(1)), k))
+            except (OSError, imaplib.IMAP4.abort, imaplib.IMAP4.error):
+                return  # the kill
+
+        def expunger():
+            try:
+                c = imaplib.IMAP4("127.0.0.1", self.m.imap, timeout=30)
+                c.login("alice", "wonderland")
+                c.select("INBOX")
+                while not stop.is_set():
+                    candidates = [uid for uid, _ in appended[:-1] if uid % 3 == 0 and uid not in expunged]
+                    if not candidates:
+                        c.noop()
+                        continue
+                    uid = candidates[0]
+                    c.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)")
+                    typ, _ = c.uid("EXPUNGE", str(uid))  # UIDPLUS: only this one
+                    if typ == "OK":
+                        expunged.append(uid)
+            except (OSError, imaplib.IMAP4.abort, imaplib.IMAP4.error):
+                return
+
+        threads = [threading.Thread(target=appender), threading.Thread(target=expunger)]
+        for t in threads:
+            t.start()
+        delay = rng.uniform(0.5, 1.5)
+        time.sleep(delay)  # the kill moment is the point: random, from the printed seed
+        self.m.imapd.send_signal(signal.SIGKILL)
+        self.m.imapd.wait(timeout=10)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        self.m.imapd_result = stop_daemon(self.m.imapd)
+        self.assertEqual(self.m.imapd_result[0], -signal.SIGKILL)
+        self.m.imapd_result = (0, "")  # killed on purpose: the cleanup checks the restarted one
+        msg = f"seed {seed} (CMAIL_TEST_SEED={seed}), killed after {delay:.3f} s"
+        self.assertGreater(len(appended), 0, msg)
+        self.assertGreater(len(expunged), 0, msg)
+        self.assertEqual(self.m.q("PRAGMA integrity_check"), [("ok",)], msg)
+        conf = os.path.join(os.path.dirname(self.m.db), "imapd.conf")
+        again, ports = start_daemon(IMAPD, conf, 4)
+        self.addCleanup(lambda: self.assertEqual(stop_daemon(again)[0], 0))
+        c = imaplib.IMAP4("127.0.0.1", ports["imap"][0], timeout=30)
+        c.login("alice", "wonderland")
+        c.select("INBOX")
+        typ, dat = c.uid("SEARCH", "ALL")
+        present = {int(x) for x in dat[0].split()}
+        for uid, k in appended:
+            if uid in expunged:
+                self.assertNotIn(uid, present, msg)
+                continue
+            self.assertIn(uid, present, f"APPEND {k} (UID {uid}) was OK'd and is gone; {msg}")
+            typ, dat = c.uid("FETCH", str(uid), "(BODY.PEEK[TEXT])")
+            self.assertEqual(dat[0][1], f"body {k}\r\n".encode(), msg)
+        c.logout()
 
     def test_mbsync_two_way_sync_with_flags_and_deletions(self):
         """isync's mbsync over IMAPS against a local Maildir: mail, flags and deletions both ways."""

@@ -123,6 +123,26 @@ TEST_CASE("mailbox: a re-created folder never gets the UIDVALIDITY of a deleted 
   CHECK(again->uidvalidity > *seen.rbegin());
 }
 
+TEST_CASE("mailbox: list_messages of a UID range reads only that range, in UID order") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  insert_user(dir.file("m"), "alice");
+  auto& mb = s->mailboxes();
+  REQUIRE(mb.create_folder("alice", "Box").has_value());
+  for (int i = 0; i < 6; ++i)
+    REQUIRE(mb.append("alice", "Box", std::string_view("Subject: r\r\n\r\nx\r\n")).has_value());
+  REQUIRE(mb.ensure_folder("alice", "INBOX").has_value());
+  REQUIRE(mb.append("alice", "INBOX", std::string_view("Subject: other\r\n\r\ny\r\n")).has_value());
+  REQUIRE(mb.expunge_uids("alice", "Box", {3}).has_value());
+  auto r = mb.list_messages("alice", "Box", 2, 5);
+  REQUIRE_MESSAGE(r.has_value(), r.error().to_string());
+  CHECK(uids_of(*r) == std::vector<std::uint32_t>{2, 4, 5});  // 3 is expunged; 1 and 6 outside
+  CHECK(uids_of(*mb.list_messages("alice", "Box", 6, 100)) == std::vector<std::uint32_t>{6});
+  CHECK(mb.list_messages("alice", "Box", 5, 2)->empty());
+  CHECK(uids_of(*mb.list_messages("alice", "INBOX", 1, 1)) == std::vector<std::uint32_t>{1});
+  CHECK(mb.list_messages("alice", "Missing", 1, 10)->empty());
+}
+
 TEST_CASE("mailbox: delete_folder removes its messages and expunge log; INBOX is refused") {
   TempDir dir;
   auto s = open_store(dir.file("m"));

@@ -143,6 +143,10 @@ class CMAIL_EXPORT Mailboxes {
   // an IoError (never silently an empty folder).
   virtual Result<std::vector<MessageInfo>> list_messages(std::string_view user,
                                                          std::string_view folder = "INBOX") = 0;
+  // The same for the UIDs first_uid..last_uid (inclusive) only, through the folder's UID index:
+  // what a FETCH or SEARCH batch reads, without listing the folder.
+  virtual Result<std::vector<MessageInfo>> list_messages(std::string_view user, std::string_view folder,
+                                                         std::uint32_t first_uid, std::uint32_t last_uid) = 0;
   virtual Result<std::string> read_message(const MessageRef& ref) = 0;
   // The message read in chunks as it is consumed (a large one is never held whole), on a
   // connection of its own that keeps one snapshot until the Source is destroyed. Opening it
