@@ -516,12 +516,26 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
         for (const store::FlagChange& c : r->changed) seen[c.uid] = c;
       }
     }
-    std::vector<imap::FetchedMessage> out;
+    std::vector<const store::MessageInfo*> wanted;
     for (std::uint32_t uid : uids) {
       auto it = by_uid.find(uid);
       if (it == by_uid.end()) continue;
       const store::MessageInfo& info = *it->second;
       if (needs.changed_since && info.modseq <= *needs.changed_since && !seen.count(uid)) continue;
+      wanted.push_back(&info);
+    }
+    std::vector<std::string> contents;
+    if (needs.content) {
+      std::vector<store::MessageRef> refs;
+      for (const store::MessageInfo* info : wanted) refs.push_back(info->ref);
+      auto octets = m.read_messages(refs);
+      if (!octets) return Verdict::failed(octets.error());
+      contents = std::move(*octets);
+    }
+    std::vector<imap::FetchedMessage> out;
+    for (std::size_t k = 0; k < wanted.size(); ++k) {
+      const store::MessageInfo& info = *wanted[k];
+      const std::uint32_t uid = info.uid;
       imap::FetchedMessage f;
       f.state = message_state(info);
       if (auto s = seen.find(uid); s != seen.end()) {
@@ -536,9 +550,7 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
         f.structure = std::move(*tree);
       }
       if (needs.content) {
-        auto octets = m.read_message(info.ref);
-        if (!octets) return Verdict::failed(octets.error());
-        f.content = std::move(*octets);
+        f.content = std::move(contents[k]);
         f.size = f.content.size();
       }
       out.push_back(std::move(f));

@@ -741,6 +741,35 @@ class MailboxesImpl final : public Mailboxes {
     return std::move(*data);
   }
 
+  Result<std::vector<std::string>> read_messages(const std::vector<MessageRef>& refs) override {
+    std::vector<std::string> out(refs.size());
+    // One read transaction per database for the whole batch, rather than a transaction and its
+    // locks per message.
+    std::map<std::string, std::vector<std::size_t>> by_db;
+    for (std::size_t i = 0; i < refs.size(); ++i) by_db[refs[i].database].push_back(i);
+    for (const auto& [database, indexes] : by_db) {
+      auto bodies = [&, &indexes = indexes](Connection& c) {
+        for (std::size_t i : indexes) {
+          Stmt s = c.prepare("SELECT mail_data FROM mailbox WHERE mail_id = ?1");  // cached
+          s.bind(1, refs[i].id);
+          if (!s.step()) throw SqlError{Status::not_found("no such message")};
+          out[i] = s.text(0);
+          s.run();
+        }
+      };
+      Status st;
+      if (database.empty()) {
+        st = impl_.read(bodies);
+      } else {
+        auto conn = Connection::open(database, Connection::Mode::ReadOnly, impl_.options.busy_timeout_ms);
+        if (!conn) return conn.error();
+        st = detail::guarded([&] { bodies(**conn); });
+      }
+      if (!st.ok()) return st;
+    }
+    return out;
+  }
+
   Result<std::unique_ptr<proto::Source>> open_message(const MessageRef& ref) override {
     // A connection of its own: the blob handle keeps one read transaction (one snapshot) open
     // for as long as the message is being read, and the read pool is not tied up by it.

@@ -143,6 +143,24 @@ TEST_CASE("mailbox: list_messages of a UID range reads only that range, in UID o
   CHECK(mb.list_messages("alice", "Missing", 1, 10)->empty());
 }
 
+TEST_CASE("mailbox: read_messages gives the octets in the order asked; a missing one is NotFound") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  insert_user(dir.file("m"), "alice");
+  auto& mb = s->mailboxes();
+  REQUIRE(mb.ensure_folder("alice", "INBOX").has_value());
+  const std::vector<std::string> texts = {"Subject: 1\r\n\r\none\r\n", "Subject: 2\r\n\r\ntwo\r\n", ""};
+  for (const std::string& t : texts) REQUIRE(mb.append("alice", "INBOX", std::string_view(t)).has_value());
+  auto list = mb.list_messages("alice", "INBOX");
+  REQUIRE(list->size() == 3);
+  auto got = mb.read_messages({(*list)[2].ref, (*list)[0].ref, (*list)[1].ref});
+  REQUIRE_MESSAGE(got.has_value(), got.error().to_string());
+  CHECK(*got == std::vector<std::string>{texts[2], texts[0], texts[1]});
+  CHECK(mb.read_messages({})->empty());
+  REQUIRE(mb.expunge_uids("alice", "INBOX", {1}).has_value());
+  CHECK(mb.read_messages({(*list)[1].ref, (*list)[0].ref}).error().is_not_found());
+}
+
 TEST_CASE("mailbox: delete_folder removes its messages and expunge log; INBOX is refused") {
   TempDir dir;
   auto s = open_store(dir.file("m"));

@@ -148,6 +148,9 @@ class CMAIL_EXPORT Mailboxes {
   virtual Result<std::vector<MessageInfo>> list_messages(std::string_view user, std::string_view folder,
                                                          std::uint32_t first_uid, std::uint32_t last_uid) = 0;
   virtual Result<std::string> read_message(const MessageRef& ref) = 0;
+  // The octets of several messages, in the order of `refs`, in one read transaction per
+  // database. NotFound when one of them is gone.
+  virtual Result<std::vector<std::string>> read_messages(const std::vector<MessageRef>& refs) = 0;
   // The message read in chunks as it is consumed (a large one is never held whole), on a
   // connection of its own that keeps one snapshot until the Source is destroyed. Opening it
   // blocks (a file open); each read() is a short blocking read of database pages.
