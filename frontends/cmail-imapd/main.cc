@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   d.listen = [&](net::Runtime& rt, store::Store& store, LogSink log) {
     // This daemon's own guard (docs/logging.md#authentication-penalties).
     auto guard = std::make_shared<backends::AuthGuard>(cfg.auth_guard.value_or(backends::AuthGuardOptions{}));
-    return daemon::add_imap_listeners(rt, store, cfg.listeners, path, guard, std::move(log));
+    return daemon::add_imap_listeners(rt, store, cfg.listeners, path, guard, std::move(log), cfg.max_per_user);
   };
   return daemon::run_listening_daemon(d, argc, argv);
 }

@@ -203,7 +203,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   bound->insert(bound->end(), pop3_bound->begin(), pop3_bound->end());
-  auto imap_bound = daemon::add_imap_listeners(runtime, **store, imapd.listeners, imapd_config_name, guard, log);
+  auto imap_bound = daemon::add_imap_listeners(runtime, **store, imapd.listeners, imapd_config_name, guard, log,
+                                               imapd_config_file.empty() ? daemon::config::kImapMaxPerUser
+                                                                         : imapd.max_per_user);
   if (!imap_bound) {
     std::fprintf(stderr, "cmail: %s\n", imap_bound.error().message().c_str());
     return 1;

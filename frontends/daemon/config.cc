@@ -398,8 +398,11 @@ namespace {
 
 // cmail-popd's syntax, which cmail-imapd takes too (docs/imapd.md#configuration); `announce`
 // is the daemon's default greeting name.
-Result<Popd> parse_mail_access(std::string_view text, const std::string& name, const std::string& announce) {
+Result<Popd> parse_mail_access(std::string_view text, const std::string& name, const std::string& announce,
+                               bool imap) {
   Popd cfg;
+  if (imap) cfg.max_per_user = kImapMaxPerUser;
+  bool per_user_seen = false;
   for (const Line& l : split_lines(text)) {
     auto handled = common(cfg.common, l, name);
     if (!handled) return handled.error();
@@ -407,6 +410,16 @@ Result<Popd> parse_mail_access(std::string_view text, const std::string& name, c
     auto guard = authguard_line(cfg, l, name);
     if (!guard) return guard.error();
     if (*guard) continue;
+    if (imap && l.directive == "maxperuser") {
+      if (per_user_seen) return bad(name, l.number, "a second 'maxperuser' directive");
+      per_user_seen = true;
+      std::uint32_t v = 0;
+      auto [p, ec] = std::from_chars(l.params.data(), l.params.data() + l.params.size(), v);
+      if (l.params.empty() || ec != std::errc() || p != l.params.data() + l.params.size())
+        return bad(name, l.number, "maxperuser must be a number (0: no limit)");
+      cfg.max_per_user = v;
+      continue;
+    }
     PopdListener b;
     b.announce = announce;
     auto w = bind_line(l, name, b);
@@ -457,7 +470,7 @@ Result<Popd> parse_mail_access(std::string_view text, const std::string& name, c
 }  // namespace
 
 Result<Popd> parse_popd(std::string_view text, const std::string& name) {
-  return parse_mail_access(text, name, "cmail-popd");
+  return parse_mail_access(text, name, "cmail-popd", false);
 }
 
 Result<Popd> load_popd(const std::string& path) {
@@ -467,7 +480,7 @@ Result<Popd> load_popd(const std::string& path) {
 }
 
 Result<Imapd> parse_imapd(std::string_view text, const std::string& name) {
-  return parse_mail_access(text, name, "cmail-imapd");
+  return parse_mail_access(text, name, "cmail-imapd", true);
 }
 
 Result<Imapd> load_imapd(const std::string& path) {

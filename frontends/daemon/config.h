@@ -123,6 +123,9 @@ struct Popd {
   Common common;
   std::vector<PopdListener> listeners;
   std::optional<backends::AuthGuardOptions> auth_guard;  // as for Smtpd
+  // `maxperuser N` (cmail-imapd only; 0: no limit): sessions one user may have at once in this
+  // process. cmail-popd has no such line: its maildrop lock allows one session per user.
+  std::uint32_t max_per_user = 0;
 };
 
 Result<Popd> parse_popd(std::string_view text, const std::string& name);
@@ -130,7 +133,9 @@ Result<Popd> load_popd(const std::string& path);
 
 // cmail-imapd takes cmail-popd's syntax exactly (docs/imapd.md#configuration): the same common
 // directives, `authguard`, and `bind` lines with the same options; announce defaults to
-// "cmail-imapd", and timeout=0 means RFC 9051 5.4's 30 minutes.
+// "cmail-imapd", and timeout=0 means RFC 9051 5.4's 30 minutes; one more directive,
+// `maxperuser N` (default kImapMaxPerUser, 0: no limit).
+inline constexpr std::uint32_t kImapMaxPerUser = 32;
 using ImapdListener = PopdListener;
 using Imapd = Popd;
 Result<Imapd> parse_imapd(std::string_view text, const std::string& name);

@@ -12,8 +12,10 @@ namespace cmail::daemon {
 Result<std::vector<net::BoundListener>> add_imap_listeners(net::Runtime& rt, store::Store& store,
                                                            const std::vector<config::ImapdListener>& listeners,
                                                            const std::string& config_name,
-                                                           std::shared_ptr<backends::AuthGuard> guard, LogSink log) {
+                                                           std::shared_ptr<backends::AuthGuard> guard, LogSink log,
+                                                           std::uint32_t max_per_user) {
   std::vector<net::BoundListener> bound;
+  auto limit = backends::SessionLimit::create(max_per_user);  // shared by every listener
   net::TlsServerContexts contexts;
   for (const config::ImapdListener& l : listeners) {
     const std::string where = config_name + ":" + std::to_string(l.line) + ": ";
@@ -28,10 +30,11 @@ Result<std::vector<net::BoundListener>> add_imap_listeners(net::Runtime& rt, sto
     if (l.timeout) io.idle_timeout = std::chrono::seconds(l.timeout);  // else the engine's 30 minutes
     store::Store* st = &store;
     proto::Executor executor = rt.executor();
-    auto id = net::serve_imap(rt, *lo, io, [st, executor, log, guard](const proto::PeerInfo& peer,
-                                                                      net::Completion<imap::Verdict> done) {
+    auto id = net::serve_imap(rt, *lo, io, [st, executor, log, guard, limit](const proto::PeerInfo& peer,
+                                                                             net::Completion<imap::Verdict> done) {
       auto session = std::make_shared<backends::StoreImapSession>(*st, peer, executor, guard);
       if (log) session->set_logger(log);
+      if (limit->max() != 0) session->set_session_limit(limit);
       session->set_completion(std::move(done));
       return session;
     }, store::notify_path(store.path()));  // changes from every process reach IDLE at once

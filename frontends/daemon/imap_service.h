@@ -6,7 +6,8 @@
 // timeout is RFC 9051 5.4's 30 minutes unless the line sets timeout=, and every command must
 // arrive whole within it (imap::Server::deadline()). Used by cmail-imapd and by `cmail serve`.
 // Log-ins are counted in `guard` (null: none) and lines go to `log` with their level, as for
-// add_pop3_listeners.
+// add_pop3_listeners. A user may hold `max_per_user` sessions at once over all these listeners
+// (0: no limit; backends::SessionLimit).
 //
 // Thread-safety: call on the Runtime's loop thread before run(). REQUIRES: the Store outlives
 // the Runtime's connections.
@@ -29,6 +30,7 @@ namespace cmail::daemon {
 // line) if a certificate cannot be loaded or an address cannot be bound.
 Result<std::vector<net::BoundListener>> add_imap_listeners(
     net::Runtime& runtime, store::Store& store, const std::vector<config::ImapdListener>& listeners,
-    const std::string& config_name, std::shared_ptr<backends::AuthGuard> guard, LogSink log);
+    const std::string& config_name, std::shared_ptr<backends::AuthGuard> guard, LogSink log,
+    std::uint32_t max_per_user = config::kImapMaxPerUser);
 
 }  // namespace cmail::daemon

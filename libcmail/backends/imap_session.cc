@@ -254,10 +254,22 @@ Verdict StoreImapSession::login(const sasl::Credentials& creds) {
         }
         if (!out->note.empty() && logger) logger(0, out->note);
         // A failure's reply waits for the guard's further delay.
-        run_after(ex, more, [weak, out] {
+        run_after(ex, more, [weak, out, addr] {
           auto alive = weak.lock();
           if (!alive || !*alive || !(**alive).complete_) return;  // the connection ended meanwhile
           StoreImapSession& self = **alive;
+          if (out->verdict.accepted() && self.limit_ && !out->user.empty()) {
+            self.ticket_ = self.limit_->acquire(out->user);
+            if (!self.ticket_) {  // RFC 5530 3: LIMIT, a limit of the server's was reached
+              if (self.logger_)
+                self.logger_(0, auth_log("login refused", "imap", addr, out->user)
+                                    .add("reason", "sessions-per-user")
+                                    .add("max", std::to_string(self.limit_->max()))
+                                    .str());
+              self.complete_(Verdict::reject(RespCode::Limit, "Too many sessions of this user at once"));
+              return;
+            }
+          }
           if (!out->user.empty()) self.user_ = out->user;
           self.complete_(std::move(out->verdict));
         });

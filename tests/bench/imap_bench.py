@@ -165,7 +165,7 @@ class CmailServer:
         self.smtp = ports["smtp"][0]
         conf = os.path.join(root, "imapd.conf")
         with open(conf, "w") as f:
-            f.write(f"database {self.db}\nbind 127.0.0.1 0 maxperip={IDLERS + CLIENTS + 10}\n")
+            f.write(f"database {self.db}\nmaxperuser 0\nbind 127.0.0.1 0 maxperip={IDLERS + CLIENTS + 10}\n")
         self.imapd, ports = start_daemon(IMAPD, conf, 1, "nodrop")
         self.port = ports["imap"][0]
 

@@ -709,6 +709,33 @@ poll 127.0.0.1 service {self.m.required} proto IMAP auth password timeout 30
         for s in (first, second, third):
             s.close()
 
+    def test_sessions_per_user(self):
+        conf = os.path.join(os.path.dirname(self.m.db), "peruser-imapd.conf")
+        with open(conf, "w") as f:
+            f.write(f"database {self.m.db}\nmaxperuser 2\nbind 127.0.0.1 0\nbind 127.0.0.1 0\n")
+        imapd, ports = start_daemon(IMAPD, conf, 2, "nodrop")
+        self.addCleanup(lambda: self.assertEqual(stop_daemon(imapd)[0], 0))
+        first, second = ports["imap"]
+        a = imaplib.IMAP4("127.0.0.1", first, timeout=30)
+        a.login("alice", "wonderland")
+        b = imaplib.IMAP4("127.0.0.1", second, timeout=30)  # the limit spans the listeners
+        b.login("al", "aliaspw")  # an alias counts as its target
+        c = imaplib.IMAP4("127.0.0.1", first, timeout=30)
+        self.assertIn("[LIMIT]", login_error(c, "alice", "wonderland"))  # RFC 5530 3
+        bob = imaplib.IMAP4("127.0.0.1", first, timeout=30)
+        self.assertEqual(bob.login("bob", "builder")[0], "OK")  # another user's places
+        a.logout()
+        deadline = time.monotonic() + 5  # the place comes back when the session has ended
+        while True:
+            try:
+                self.assertEqual(c.login("alice", "wonderland")[0], "OK")
+                break
+            except imaplib.IMAP4.error:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+        for k in (b, c, bob):
+            k.logout()
+
     def test_curl_capability_and_list(self):
         base = ["curl", "-sS", "--max-time", "30", "-k", "--user", "alice:wonderland"]
         r = subprocess.run(base + ["--ssl-reqd", f"imap://127.0.0.1:{self.m.required}/"], capture_output=True,

@@ -53,6 +53,9 @@ TEST_CASE("config: imapd.conf mistakes name the file and line, as for popd") {
       {"database /x\nlisten * 143\n", "imapd.conf:2: unknown directive 'listen'"},
       {"bind * 143\n", "no 'database' directive"},
       {"database /x\n", "no 'bind' directive"},
+      {"database /x\nmaxperuser many\nbind * 143\n", "imapd.conf:2: maxperuser must be a number (0: no limit)"},
+      {"database /x\nmaxperuser\nbind * 143\n", "imapd.conf:2: maxperuser must be a number"},
+      {"database /x\nmaxperuser 4\nmaxperuser 5\nbind * 143\n", "imapd.conf:3: a second 'maxperuser' directive"},
   };
   for (const Case& k : cases) {
     INFO(k.text);
@@ -60,4 +63,18 @@ TEST_CASE("config: imapd.conf mistakes name the file and line, as for popd") {
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error().message().find(k.message) != std::string::npos);
   }
+}
+
+TEST_CASE("config: maxperuser is cmail-imapd's (default 32, 0 for no limit); cmail-popd has no such line") {
+  auto d = daemon::config::parse_imapd("database /x\nbind * 143\n", "imapd.conf");
+  REQUIRE(d.has_value());
+  CHECK(d->max_per_user == daemon::config::kImapMaxPerUser);
+  CHECK(daemon::config::kImapMaxPerUser == 32);
+  auto c = daemon::config::parse_imapd("database /x\nmaxperuser 3\nbind * 143\n", "imapd.conf");
+  REQUIRE(c.has_value());
+  CHECK(c->max_per_user == 3);
+  CHECK(daemon::config::parse_imapd("database /x\nmaxperuser 0\nbind * 143\n", "i")->max_per_user == 0);
+  auto p = daemon::config::parse_popd("database /x\nmaxperuser 3\nbind * 110\n", "popd.conf");
+  REQUIRE_FALSE(p.has_value());
+  CHECK(p.error().message().find("popd.conf:2: unknown directive 'maxperuser'") != std::string::npos);
 }

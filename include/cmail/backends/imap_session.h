@@ -31,6 +31,7 @@
 #pragma once
 
 #include <cmail/backends/auth_guard.h>
+#include <cmail/backends/session_limit.h>
 #include <cmail/export.h>
 #include <cmail/imap/server.h>
 #include <cmail/log_sink.h>
@@ -73,6 +74,9 @@ class CMAIL_EXPORT StoreImapSession final : public imap::Session {
   // Where log lines go, with their level (0 errors and warnings, 1 info); called on the
   // connection's thread.
   void set_logger(LogSink logger) { logger_ = std::move(logger); }
+  // Sessions per user (null: no limit): a log-in of a user who has the limit's maximum already
+  // is refused with NO [LIMIT]; a successful one holds a place until the session ends.
+  void set_session_limit(std::shared_ptr<SessionLimit> limit) { limit_ = std::move(limit); }
 
   imap::Verdict login(const sasl::Credentials& credentials) override;
   imap::Verdict list_mailboxes() override;
@@ -112,6 +116,8 @@ class CMAIL_EXPORT StoreImapSession final : public imap::Session {
   std::function<void(imap::Verdict)> complete_;
   LogSink logger_;
   std::shared_ptr<AuthGuard> guard_;
+  std::shared_ptr<SessionLimit> limit_;
+  std::unique_ptr<SessionLimit::Ticket> ticket_;  // after a log-in, with limit_
   std::shared_ptr<StoreImapSession*> alive_;  // guards posted work against a session that is gone
   std::string user_;
   std::string selected_;  // the selected mailbox, as the store names it
