@@ -536,6 +536,14 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
       if (needs.changed_since && info.modseq <= *needs.changed_since && !seen.count(uid)) continue;
       wanted.push_back(&info);
     }
+    std::vector<mail::Part> structures;
+    if (needs.structure) {
+      std::vector<store::MessageRef> refs;
+      for (const store::MessageInfo* info : wanted) refs.push_back(info->ref);
+      auto trees = m.read_structures(refs);
+      if (!trees) return Verdict::failed(trees.error());
+      structures = std::move(*trees);
+    }
     std::vector<std::string> contents;
     if (needs.content) {
       std::vector<store::MessageRef> refs;
@@ -556,11 +564,7 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
       }
       f.internal_date = info.internal_date;
       f.size = static_cast<std::uint64_t>(info.size);
-      if (needs.structure) {
-        auto tree = m.read_structure(info.ref);
-        if (!tree) return Verdict::failed(tree.error());
-        f.structure = std::move(*tree);
-      }
+      if (needs.structure) f.structure = std::move(structures[k]);
       if (needs.content) {
         f.content = std::move(contents[k]);
         f.size = f.content.size();

@@ -1178,6 +1178,46 @@ class MailboxesImpl final : public Mailboxes {
     return out;
   }
 
+  Result<std::vector<mail::Part>> read_structures(const std::vector<MessageRef>& refs) override {
+    std::vector<std::optional<std::string>> stored(refs.size());
+    std::map<std::string, std::vector<std::size_t>> by_db;
+    for (std::size_t i = 0; i < refs.size(); ++i) by_db[refs[i].database].push_back(i);
+    for (const auto& [database, indexes] : by_db) {
+      auto rows = [&, &indexes = indexes](Connection& c) {
+        for (std::size_t i : indexes) {
+          Stmt s = c.prepare("SELECT mail_structure FROM mailbox WHERE mail_id = ?1");  // cached
+          s.bind(1, refs[i].id);
+          if (!s.step()) throw SqlError{Status::not_found("no such message")};
+          if (!s.is_null(0)) stored[i] = s.text(0);
+          s.run();
+        }
+      };
+      Status st;
+      if (database.empty()) {
+        st = impl_.read(rows, true);
+      } else {
+        auto conn = Connection::open(database, Connection::Mode::ReadOnly, impl_.options.busy_timeout_ms);
+        if (!conn) return conn.error();
+        st = detail::guarded([&] { rows(**conn); });
+      }
+      if (!st.ok()) return st;
+    }
+    std::vector<mail::Part> out;
+    out.reserve(refs.size());
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+      if (stored[i]) {
+        if (auto part = mail::decode_structure(*stored[i])) {
+          out.push_back(std::move(*part));
+          continue;
+        }
+      }
+      auto part = read_structure(refs[i]);  // parsed and kept, one at a time (older rows)
+      if (!part) return part.error();
+      out.push_back(std::move(*part));
+    }
+    return out;
+  }
+
   Result<mail::Part> read_structure(const MessageRef& ref) override {
     std::optional<std::string> stored;
     bool exists = false;

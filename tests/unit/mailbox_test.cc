@@ -159,6 +159,14 @@ TEST_CASE("mailbox: read_messages gives the octets in the order asked; a missing
   CHECK(mb.read_messages({})->empty());
   REQUIRE(mb.expunge_uids("alice", "INBOX", {1}).has_value());
   CHECK(mb.read_messages({(*list)[1].ref, (*list)[0].ref}).error().is_not_found());
+  // read_structures: the same trees read_structure() gives, in the order asked.
+  auto trees = mb.read_structures({(*list)[2].ref, (*list)[1].ref});
+  REQUIRE_MESSAGE(trees.has_value(), trees.error().to_string());
+  REQUIRE(trees->size() == 2);
+  CHECK((*trees)[0] == *mb.read_structure((*list)[2].ref));
+  CHECK((*trees)[1] == *mb.read_structure((*list)[1].ref));
+  CHECK((*trees)[1].body_length == 5);  // "two\r\n"
+  CHECK(mb.read_structures({(*list)[0].ref}).error().is_not_found());
 }
 
 TEST_CASE("mailbox: delete_folder removes its messages and expunge log; INBOX is refused") {

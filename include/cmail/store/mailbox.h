@@ -230,6 +230,9 @@ class CMAIL_EXPORT Mailboxes {
   // The stored structure of a message; for a row stored without one (before schema 13, or by
   // another program) it is parsed from the message read in chunks and written back.
   virtual Result<mail::Part> read_structure(const MessageRef& ref) = 0;
+  // The same for several messages, in the order of `refs`: the stored ones read in one read
+  // transaction per database, the others as read_structure() does. NotFound when one is gone.
+  virtual Result<std::vector<mail::Part>> read_structures(const std::vector<MessageRef>& refs) = 0;
 };
 
 }  // namespace cmail::store
