@@ -316,16 +316,17 @@ Verdict StoreImapSession::list_mailboxes() {
   });
 }
 
-Verdict StoreImapSession::create(const std::string& mailbox) {
+Verdict StoreImapSession::create(const std::string& mailbox, const std::string& special_use) {
   store::Store* store = &store_;
-  return off_loop("CREATE", [store, user = user_, mailbox] {
+  return off_loop("CREATE", [store, user = user_, mailbox, special_use] {
     store::Mailboxes& m = store->mailboxes();
     // RFC 9051 6.3.4: the parents a name implies are created with it.
     for (std::size_t slash = mailbox.find('/'); slash != std::string::npos; slash = mailbox.find('/', slash + 1)) {
       auto made = m.create_folder(user, mailbox.substr(0, slash));
       if (!made && made.error().code() != Status::Code::AlreadyExists) return store_error(made.error(), RespCode::Cannot);
     }
-    auto made = m.create_folder(user, mailbox);
+    // RFC 6154 3: CREATE-SPECIAL-USE, the attribute on the mailbox itself (folders.folder_special).
+    auto made = m.create_folder(user, mailbox, special_use);
     if (!made) return store_error(made.error(), RespCode::Cannot);
     return Verdict::accept();
   });

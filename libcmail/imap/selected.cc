@@ -376,12 +376,27 @@ bool Server::append_intercept(std::string_view piece) {
   if (state_ != State::Authenticated && state_ != State::Selected) return false;
   // The values so far end with the announced literal (still empty).
   const Values& all = parser_.partial_values();
-  const Values v(all.begin(), all.end() - (all.empty() ? 0 : 1));
+  Values v(all.begin(), all.end() - (all.empty() ? 0 : 1));
+  // RFC 6855 4: append-data =/ "UTF8" SP "(" literal8 ")": the message is the first item of a
+  // list after the atom UTF8.
+  bool utf8_data = false;
+  if (parser_.in_list()) {
+    if (all.size() < 2 || !all.back().is_list() || all.back().items.size() != 1 ||
+        all.back().items[0].kind != Value::Kind::Literal || !atom(v.back()) || ascii_upper(v.back().text) != "UTF8")
+      return false;
+    utf8_data = true;
+    v.pop_back();
+  }
   // RFC 9051 6.3.12: tag APPEND mailbox [flag-list] [date-time] literal. A literal earlier in
   // the command (the mailbox name) is an ordinary one.
-  if (v.size() < 3 || parser_.in_list() || !atom(v[1]) || ascii_upper(v[1].text) != "APPEND") return false;
+  if (v.size() < 3 || !atom(v[1]) || ascii_upper(v[1].text) != "APPEND") return false;
   const std::string tag = refused_tag_;
   const LiteralAnnouncement lit = parser_.literal();
+  if (utf8_data && (!utf8_ || !lit.binary)) {
+    // RFC 6855 4: UTF8 only once ENABLE UTF8=ACCEPT was given, with a literal8.
+    refuse(piece, utf8_ ? "APPEND UTF8 takes a literal8 (~{N})" : "APPEND UTF8 needs ENABLE UTF8=ACCEPT", false);
+    return true;
+  }
   auto name = mailbox_name(v[2]);
   std::optional<Flags> flags = Flags{};
   std::optional<std::int64_t> date;
@@ -408,6 +423,7 @@ bool Server::append_intercept(std::string_view piece) {
     return true;
   }
   append_sync_ = !lit.non_synchronizing;
+  append_utf8_ = utf8_data;
   request_ = Request{};
   request_.select_name = *name;
   request_.append_size = lit.size;
@@ -571,11 +587,15 @@ void Server::send_fetched(std::vector<FetchedMessage> messages) {
 void Server::search(const std::string& tag, const Values& args, bool uid) {
   auto parsed = parse_search(args, uid);
   if (auto* error = std::get_if<SearchError>(&parsed)) {
+    // RFC 6855 3: after ENABLE UTF8=ACCEPT a SEARCH with CHARSET is BAD, whichever charset.
+    if (utf8_ && error->bad_charset) return bad(tag, "SEARCH takes no CHARSET after ENABLE UTF8=ACCEPT");
     // RFC 9051 6.4.4: an unknown charset is NO [BADCHARSET (...)], anything else BAD.
     if (error->bad_charset) return tagged(tag, "NO", "[BADCHARSET " + std::string(kSearchCharsets) + "] " + error->text);
     return bad(tag, error->text);
   }
   search_ = std::get<SearchRequest>(std::move(parsed));
+  if (utf8_ && !search_.charset.empty())  // RFC 6855 3
+    return bad(tag, "SEARCH takes no CHARSET after ENABLE UTF8=ACCEPT");
   if (search_.modseq) condstore_ = true;  // RFC 7162 3.1
   request_ = Request{};
   request_.uid = uid;

@@ -27,6 +27,7 @@ Options parser_options(const ServerOptions& o) {
   // limits.max_literal, or max_append for APPEND's message, which streams past the parser.
   p.limits.max_literal = std::numeric_limits<std::uint64_t>::max();
   p.utf8 = true;  // RFC 9051 9: QUOTED-CHAR takes UTF-8; rev1 clients never send it
+  p.literal_minus = o.literal_minus;  // RFC 7888 4: "{N+}" over 4096 octets is refused
   return p;
 }
 
@@ -91,6 +92,7 @@ std::string_view to_string(RespCode c) {
     case RespCode::NoPerm: return "NOPERM";                              // RFC 9051 7.1
     case RespCode::OverQuota: return "OVERQUOTA";                        // RFC 9051 7.1
     case RespCode::ServerBug: return "SERVERBUG";                        // RFC 9051 7.1
+    case RespCode::UseAttr: return "USEATTR";                            // RFC 6154 3
   }
   return "";
 }
@@ -131,7 +133,7 @@ Verdict cannot() { return Verdict::reject(RespCode::Cannot, "Mailboxes are not a
 
 Verdict Session::list_mailboxes() { return cannot(); }
 Verdict Session::status(const std::string&) { return cannot(); }
-Verdict Session::create(const std::string&) { return cannot(); }
+Verdict Session::create(const std::string&, const std::string&) { return cannot(); }
 Verdict Session::remove(const std::string&) { return cannot(); }
 Verdict Session::rename(const std::string&, const std::string&) { return cannot(); }
 Verdict Session::subscribe(const std::string&, bool) { return cannot(); }
@@ -206,7 +208,9 @@ void Server::bye_and_close(std::string_view text) {
 
 std::string Server::capabilities() const {
   // RFC 9051 6.1.1: what works now, in this state.
-  std::string c = "IMAP4rev2 IMAP4rev1 LITERAL+ SASL-IR ENABLE ID NAMESPACE";
+  // RFC 7888 5: LITERAL+ or LITERAL-, never both.
+  std::string c = options_.literal_minus ? "IMAP4rev2 IMAP4rev1 LITERAL-" : "IMAP4rev2 IMAP4rev1 LITERAL+";
+  c += " SASL-IR ENABLE ID NAMESPACE";
   if (state_ == State::NotAuthenticated) {
     if (options_.starttls_available && !tls_) c += " STARTTLS";
     if (login_allowed()) {
@@ -218,7 +222,8 @@ std::string Server::capabilities() const {
       c += " LOGINDISABLED";  // RFC 9051 6.2.3
     }
   } else {
-    c += " LIST-EXTENDED SPECIAL-USE CHILDREN STATUS=SIZE UIDPLUS MOVE UNSELECT IDLE";
+    c += " LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE CHILDREN STATUS=SIZE UIDPLUS MOVE";
+    c += " UNSELECT IDLE UTF8=ACCEPT";
     c += " CONDSTORE ESEARCH SEARCHRES BINARY";
     c += " APPENDLIMIT=" + std::to_string(options_.max_append);  // RFC 7889 3
   }
@@ -308,9 +313,14 @@ void Server::process() {
           input_ = Input::Line;
           bad(sasl_tag_, "Authentication response too long");
         } else {
+          // The tag is known when the piece continues a command (after a literal, or the rest
+          // of a refused one): that command ends here and gets its tagged BAD.
+          const bool known = mid_command_ || input_ == Input::DropLine;
+          if (input_ == Input::AppendTail) session_.append_abort();  // not stored
           input_ = Input::Line;
           reset_parser();
-          bad("", "Command line too long");
+          refused_no_ = false;
+          bad(known ? refused_tag_ : std::string(), "Command line too long");
         }
         continue;
       case proto::LineReader::Result::Line:
@@ -396,13 +406,20 @@ void Server::refusal_done() {
 }
 
 void Server::append_tail(std::string_view line) {
-  // RFC 9051 6.3.12: the command ends after the message (RFC 3502 MULTIAPPEND is not offered).
+  // RFC 9051 6.3.12: the command ends after the message (RFC 3502 MULTIAPPEND is not offered);
+  // RFC 6855 4: after "UTF8 (~{N}" message, its ")".
   ++phase_;
   reset_parser();
-  if (!line.empty()) {
+  bool unclosed = false;
+  if (append_utf8_) {
+    append_utf8_ = false;
+    unclosed = line.empty() || line.front() != ')';
+    if (!unclosed) line.remove_prefix(1);
+  }
+  if (unclosed || !line.empty()) {
     session_.append_abort();
     refused_tag_ = pending_tag_;
-    refused_text_ = "APPEND takes one message";
+    refused_text_ = unclosed ? "APPEND UTF8 data ends with \")\"" : "APPEND takes one message";
     auto more = trailing_literal(line);
     if (more && more->non_synchronizing && more->size) {
       drop_remaining_ = more->size;
@@ -539,13 +556,23 @@ void Server::ask(Decision d, const std::string& tag, std::string done_text, Verd
 void Server::apply(Verdict v) {
   if (v.kind() == Verdict::Kind::Pending) return;
   const Decision d = awaiting_.end();
-  if (d != Decision::Login && d != Decision::List && d != Decision::Status && d != Decision::Change)
+  if (d != Decision::Login && d != Decision::List && d != Decision::ListStatus && d != Decision::Status &&
+      d != Decision::Change)
     return apply_selected(d, std::move(v));
+  if (d == Decision::ListStatus) {
+    // RFC 5819 2: a mailbox whose status cannot be had gets no STATUS; the LIST goes on.
+    if (v.accepted()) send_status(v.counts());
+    else if (v.kind() == Verdict::Kind::Failed) session_.log("LIST-STATUS failed: " + v.status().message());
+    return list_continue();
+  }
+  if (d == Decision::List && v.accepted()) {
+    send_list(v.take_mailboxes());
+    return list_continue();
+  }
   if (d != Decision::Login) {
     const std::string tag = std::move(pending_tag_);
     if (!v.accepted()) return refused(tag, v);
-    if (d == Decision::List) send_list(v.take_mailboxes());
-    else if (d == Decision::Status) send_status(v.counts());
+    if (d == Decision::Status) send_status(v.counts());
     return tagged(tag, "OK", pending_done_);
   }
   const std::string tag = std::move(pending_tag_);
@@ -592,6 +619,9 @@ void Server::cmd_enable(const std::string& tag, const Values& args) {
     } else if (upper(*name) == "CONDSTORE" && !condstore_) {  // RFC 7162 3.1
       condstore_ = true;
       enabled += " CONDSTORE";
+    } else if (upper(*name) == "UTF8=ACCEPT" && !utf8_) {  // RFC 6855 3
+      utf8_ = true;
+      enabled += " UTF8=ACCEPT";
     }
   }
   untagged("ENABLED" + enabled);  // RFC 5161 3.1: sent even when nothing was enabled
@@ -646,6 +676,15 @@ bool valid_name(std::string_view name) {
   if (name.empty() || name.front() == '/' || name.find("//") != std::string_view::npos) return false;
   for (char c : name)
     if (is_ctl(c) || c == '%' || c == '*') return false;
+  // RFC 6855 3, RFC 9051 5.1: Net-Unicode (RFC 5198 2) without the C1 controls U+0080-U+009F,
+  // the line separator U+2028 and the paragraph separator U+2029.
+  for (std::size_t i = 0; i + 1 < name.size(); ++i) {
+    const auto b0 = static_cast<unsigned char>(name[i]), b1 = static_cast<unsigned char>(name[i + 1]);
+    if (b0 == 0xC2 && b1 >= 0x80 && b1 <= 0x9F) return false;
+    if (b0 == 0xE2 && b1 == 0x80 && i + 2 < name.size() &&
+        (static_cast<unsigned char>(name[i + 2]) == 0xA8 || static_cast<unsigned char>(name[i + 2]) == 0xA9))
+      return false;
+  }
   return true;
 }
 
@@ -770,13 +809,23 @@ void Server::list_or_lsub(const std::string& tag, const Values& args, bool lsub)
     if (!kw || upper(*kw) != "RETURN" || i + 2 != args.size() || !args[i + 1].is_list())
       return bad(tag, "LIST takes RETURN (options) last");
     r.extended = true;
-    for (const Value& o : args[i + 1].items) {
-      auto name = atom(o);
+    const Values& opts = args[i + 1].items;
+    for (std::size_t k = 0; k < opts.size(); ++k) {
+      auto name = atom(opts[k]);
       if (!name) return bad(tag, "LIST return options are atoms");
       const std::string u = upper(*name);
-      if (u == "SUBSCRIBED") r.return_subscribed = true;
-      else if (u != "CHILDREN" && u != "SPECIAL-USE")  // RFC 3348, RFC 6154: always sent
+      if (u == "SUBSCRIBED") {
+        r.return_subscribed = true;
+      } else if (u == "STATUS") {  // RFC 5819 2: return-option =/ "STATUS" SP "(" status-att-list ")"
+        if (r.return_status || k + 1 >= opts.size() || !opts[k + 1].is_list() || opts[k + 1].items.empty())
+          return bad(tag, "LIST RETURN STATUS needs one list of STATUS items");
+        auto items = status_items(tag, opts[++k]);
+        if (!items) return;
+        r.return_status = true;
+        status_items_ = std::move(*items);
+      } else if (u != "CHILDREN" && u != "SPECIAL-USE") {  // RFC 3348, RFC 6154: always sent
         return bad(tag, "Unknown LIST return option " + u);
+      }
     }
   } else if (i != args.size()) {
     return bad(tag, "Too many arguments");
@@ -809,6 +858,8 @@ void Server::send_list(std::vector<MailboxInfo> mailboxes) {
     std::string special_use;
   };
   std::map<std::string, Entry> names;  // sorted; INBOX goes first below
+  list_out_.clear();
+  list_next_ = 0;
   for (MailboxInfo& m : mailboxes) {
     Entry& e = names[m.name];
     e.exists = e.exists || m.exists;
@@ -842,6 +893,8 @@ void Server::send_list(std::vector<MailboxInfo> mailboxes) {
   for (const std::string& name : order) {
     const Entry& e = names[name];
     if (!matches(name)) continue;
+    // RFC 6154 3: the SPECIAL-USE selection option lists only mailboxes with a special use.
+    if (r.select_special_use && e.special_use.empty()) continue;
     const bool by_subscription = r.lsub || r.select_subscribed;
     auto chosen = [&](const Entry& d) { return by_subscription ? d.subscribed : d.exists; };
     std::string childinfo;
@@ -876,8 +929,29 @@ void Server::send_list(std::vector<MailboxInfo> mailboxes) {
     std::string line = r.lsub ? "LSUB (" : "LIST (";
     for (std::size_t k = 0; k < attrs.size(); ++k) line += (k ? " " : "") + attrs[k];
     line += ") \"/\" " + encode_mailbox(name) + childinfo;
-    untagged(line);
+    // RFC 5819 2: STATUS only for a mailbox that can be selected (no \NonExistent, \Noselect).
+    list_out_.emplace_back(std::move(line), r.return_status && !r.lsub && e.exists ? name : std::string());
   }
+}
+
+void Server::list_continue() {
+  while (list_next_ < list_out_.size()) {
+    auto [line, name] = std::move(list_out_[list_next_++]);
+    untagged(line);
+    if (name.empty()) continue;
+    // RFC 5819 2: the STATUS of a mailbox follows its LIST line.
+    status_name_ = std::move(name);
+    awaiting_.begin(Decision::ListStatus);
+    Verdict v = session_.status(status_name_);
+    if (v.kind() == Verdict::Kind::Pending) return;  // complete() goes on from apply()
+    awaiting_.end();
+    if (v.accepted()) send_status(v.counts());
+    else if (v.kind() == Verdict::Kind::Failed) session_.log("LIST-STATUS failed: " + v.status().message());
+  }
+  list_out_.clear();
+  list_next_ = 0;
+  const std::string tag = std::move(pending_tag_);
+  tagged(tag, "OK", pending_done_);
 }
 
 void Server::cmd_status(const std::string& tag, const Values& args) {
@@ -885,19 +959,27 @@ void Server::cmd_status(const std::string& tag, const Values& args) {
     return bad(tag, "STATUS needs a mailbox and a list of items");
   auto name = mailbox_name(args[0]);
   if (!name) return bad(tag, "Invalid mailbox name");
+  auto items = status_items(tag, args[1]);
+  if (!items) return;
+  status_name_ = *name;
+  status_items_ = std::move(*items);
+  ask(Decision::Status, tag, "STATUS completed", session_.status(*name));
+}
+
+std::optional<std::vector<std::string>> Server::status_items(const std::string& tag, const Value& list) {
   std::vector<std::string> items;
-  for (const Value& v : args[1].items) {
+  for (const Value& v : list.items) {
     auto item = atom(v);
     const std::string u = item ? upper(*item) : "";
     // RFC 9051 6.3.11 (DELETED, SIZE: RFC 8438), RFC 3501 6.3.10 (RECENT), RFC 7162 3.1.3.
     if (u != "MESSAGES" && u != "UIDNEXT" && u != "UIDVALIDITY" && u != "UNSEEN" && u != "DELETED" &&
-        u != "SIZE" && u != "RECENT" && u != "HIGHESTMODSEQ")
-      return bad(tag, "Unknown STATUS item " + (item ? *item : std::string("")));
+        u != "SIZE" && u != "RECENT" && u != "HIGHESTMODSEQ") {
+      bad(tag, "Unknown STATUS item " + (item ? *item : std::string("")));
+      return std::nullopt;
+    }
     items.push_back(u);
   }
-  status_name_ = *name;
-  status_items_ = std::move(items);
-  ask(Decision::Status, tag, "STATUS completed", session_.status(*name));
+  return items;
 }
 
 void Server::send_status(const MailboxStatus& st) {
@@ -914,13 +996,50 @@ void Server::send_status(const MailboxStatus& st) {
 }
 
 void Server::cmd_create(const std::string& tag, const Values& args) {
-  if (args.size() != 1) return bad(tag, "CREATE needs a mailbox name");
+  // RFC 4466 2.2: CREATE mailbox [SP "(" create-param *(SP create-param) ")"].
+  if (args.size() != 1 && (args.size() != 2 || !args[1].is_list() || args[1].items.empty()))
+    return bad(tag, "CREATE needs a mailbox name and may have a list of parameters");
   auto name = mailbox_name(args[0]);
   // RFC 9051 6.3.4: a trailing hierarchy delimiter is dropped.
   while (name && name->size() > 1 && name->back() == '/') name->pop_back();
   if (!name || !valid_name(*name)) return bad(tag, "Invalid mailbox name");
+  std::vector<std::string> uses;
+  bool use_seen = false;
+  if (args.size() == 2) {
+    const Values& params = args[1].items;
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      auto param = atom(params[k]);
+      // RFC 4466 2.2: an unknown parameter is BAD. RFC 6154 6: create-param =/ "USE" SP "("
+      // [use-attr *(SP use-attr)] ")".
+      if (!param || upper(*param) != "USE") return bad(tag, "Unknown CREATE parameter");
+      if (use_seen || k + 1 >= params.size() || !params[k + 1].is_list())
+        return bad(tag, "CREATE USE needs one list of special-use attributes");
+      use_seen = true;
+      for (const Value& a : params[++k].items) {
+        // RFC 6154 6: use-attr = "\\All" / ... / use-attr-ext, use-attr-ext = "\\" atom.
+        const std::string& attr = a.text;
+        if (a.kind != Value::Kind::Atom || attr.size() < 2 || attr[0] != '\\' || !is_atom(attr.substr(1)))
+          return bad(tag, "Special-use attributes are \\ and an atom");
+        uses.push_back(attr);
+      }
+    }
+  }
   if (*name == "INBOX") return tagged(tag, "NO", "[ALREADYEXISTS] INBOX always exists");  // RFC 9051 6.3.4
-  ask(Decision::Change, tag, "CREATE completed", session_.create(*name));
+  // RFC 6154 3: a special use the server cannot give is NO [USEATTR], and nothing is created.
+  // The store keeps one per mailbox, of those it can implement (\All and \Flagged are virtual
+  // mailboxes, which cmail does not have).
+  std::string special_use;
+  for (const std::string& u : uses) {
+    static const char* const kUses[] = {"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"};
+    std::string canonical;
+    for (const char* k : kUses)
+      if (upper(k) == upper(u)) canonical = k;
+    if (canonical.empty()) return tagged(tag, "NO", "[USEATTR] " + u + " is not supported");
+    if (!special_use.empty() && special_use != canonical)
+      return tagged(tag, "NO", "[USEATTR] A mailbox has at most one special use here");
+    special_use = canonical;
+  }
+  ask(Decision::Change, tag, "CREATE completed", session_.create(*name, special_use));
 }
 
 void Server::cmd_delete(const std::string& tag, const Values& args) {

@@ -54,7 +54,7 @@ struct Users : cmail::imap::Session {
                                {"a/b/c", "", true, true}, {"a/\xC3\xBC", "", true, false}, {"gone/x", "", false, true}});
   }
   Verdict status(const std::string&) override { return Verdict::counts({}); }
-  Verdict create(const std::string& m) override { return m.empty() ? std::abort(), change() : change(); }
+  Verdict create(const std::string& m, const std::string&) override { return m.empty() ? std::abort(), change() : change(); }
   Verdict remove(const std::string& m) override { return m == "INBOX" ? std::abort(), change() : change(); }
   Verdict rename(const std::string&, const std::string& to) override { return to == "INBOX" ? std::abort(), change() : change(); }
   Verdict subscribe(const std::string&, bool) override { return change(); }

@@ -211,6 +211,32 @@ TEST_CASE("imap backend: STATUS counts messages, unseen, deleted and size from t
   CHECK(has(c.say("a4", "STATUS Empty (MESSAGES UNSEEN UIDNEXT)"), "* STATUS Empty (MESSAGES 0 UNSEEN 0 UIDNEXT 1)\r\n"));
 }
 
+TEST_CASE("imap backend: CREATE-SPECIAL-USE keeps the attribute in the store; LIST-STATUS counts from it") {
+  Mailstore m;
+  m.deliver("alice", "Subject: one\r\n\r\nfirst\r\n");
+  Client c(m);
+  REQUIRE(has(c.say("a1", "LOGIN alice wonderland"), "a1 OK"));
+  // RFC 6154 3: the attribute goes on the mailbox itself, not on the parents made with it.
+  CHECK(c.say("a2", "CREATE Old/Mail (USE (\\Archive))") == "a2 OK CREATE completed\r\n");
+  auto made = m.store->mailboxes().find_folder("alice", "Old/Mail");
+  REQUIRE(made.has_value());
+  REQUIRE(made->has_value());
+  CHECK((*made)->special_use == "\\Archive");
+  auto parent = m.store->mailboxes().find_folder("alice", "Old");
+  REQUIRE(parent.has_value());
+  REQUIRE(parent->has_value());
+  CHECK((*parent)->special_use.empty());
+  CHECK(c.say("a3", "LIST \"\" Old/*") == "* LIST (\\HasNoChildren \\Archive) \"/\" Old/Mail\r\na3 OK LIST completed\r\n");
+  CHECK(has(c.say("a4", "CREATE Sent (USE (\\Sent))"), "a4 NO [ALREADYEXISTS]"));
+  CHECK(has(c.say("a5", "CREATE Starred (USE (\\Flagged))"), "a5 NO [USEATTR]"));
+  CHECK_FALSE(m.store->mailboxes().find_folder("alice", "Starred")->has_value());
+  // RFC 5819: STATUS after each selectable mailbox's LIST line, from the store.
+  const std::string out = c.say("a6", "LIST \"\" \"%\" RETURN (STATUS (MESSAGES UNSEEN))");
+  CHECK(has(out, "* LIST (\\HasNoChildren) \"/\" INBOX\r\n* STATUS INBOX (MESSAGES 1 UNSEEN 1)\r\n"));
+  CHECK(has(out, "* LIST (\\HasChildren) \"/\" Old\r\n* STATUS Old (MESSAGES 0 UNSEEN 0)\r\n"));
+  CHECK(has(out, "a6 OK LIST completed"));
+}
+
 TEST_CASE("imap backend: STATUS INBOX before any delivery makes the folder, with a UIDVALIDITY") {
   Mailstore m;
   Client c(m);

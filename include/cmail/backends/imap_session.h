@@ -6,7 +6,8 @@
 // that target) and requires an imapd row for the authorized user (schema version 13,
 // docs/imapd.md#access), else the log-in is refused with [AUTHORIZATIONFAILED]; a log-in
 // creates the special-use folders (Mailboxes::ensure_special_folders). LIST and LSUB show the
-// user's folders and subscriptions, INBOX always; CREATE (with the parents the name implies),
+// user's folders and subscriptions, INBOX always; CREATE (with the parents the name implies,
+// and a special use, RFC 6154 3),
 // DELETE, RENAME, SUBSCRIBE and STATUS go to the Mailboxes of cmail/store/mailbox.h.
 //
 // The selected state: SELECT lists the folder; changes() reads what changed since a modseq
@@ -81,7 +82,7 @@ class CMAIL_EXPORT StoreImapSession final : public imap::Session {
   imap::Verdict login(const sasl::Credentials& credentials) override;
   imap::Verdict list_mailboxes() override;
   imap::Verdict status(const std::string& mailbox) override;
-  imap::Verdict create(const std::string& mailbox) override;
+  imap::Verdict create(const std::string& mailbox, const std::string& special_use) override;
   imap::Verdict remove(const std::string& mailbox) override;
   imap::Verdict rename(const std::string& from, const std::string& to) override;
   imap::Verdict subscribe(const std::string& mailbox, bool subscribed) override;

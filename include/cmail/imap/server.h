@@ -8,12 +8,15 @@
 // selected mailbox (its messages by sequence number), SELECT and EXAMINE, CLOSE, UNSELECT
 // (RFC 3691), EXPUNGE and UID EXPUNGE (RFC 4315), STORE (with CONDSTORE's UNCHANGEDSINCE,
 // RFC 7162), COPY and MOVE (RFC 6851) with COPYUID, APPEND streamed with APPENDUID, IDLE
-// (RFC 2177) and the untagged EXISTS, EXPUNGE and FETCH of changes made elsewhere.
+// (RFC 2177) and the untagged EXISTS, EXPUNGE and FETCH of changes made elsewhere. Extensions
+// of those commands: LIST-EXTENDED (RFC 5258) with LIST-STATUS (RFC 5819), CREATE-SPECIAL-USE
+// (RFC 6154 3), UTF8=ACCEPT (RFC 6855: UTF-8 names, APPEND's UTF8 data, no SEARCH CHARSET).
 // docs/imap.md says what is there and what is missing.
 //
 // Input: a command is a sequence of line pieces and literals (the codec's Parser). After a
 // piece that announces a synchronizing literal "{N}" the engine sends "+ " and reads exactly N
-// octets; "{N+}" (RFC 7888 LITERAL+) is read without it. A literal over max_literal is refused
+// octets; "{N+}" (RFC 7888 LITERAL+, or LITERAL- up to 4096 octets with
+// ServerOptions::literal_minus) is read without it. A literal over max_literal is refused
 // before its octets are asked for (tagged BAD [TOOBIG], RFC 7888 4); its octets, when the
 // client sends them anyway (non-synchronizing), are read and dropped, so the conversation
 // stays in step. A command line piece over max_command_line is answered BAD and dropped to its
@@ -82,6 +85,11 @@ struct ServerOptions {
   // Values, nesting and literal sizes (cmail/imap/codec.h). Literals are held by the parser,
   // so they are kept small; APPEND's message literal will stream instead.
   Limits limits{32, 10000, 8192, 1 << 20};
+  // RFC 7888 5: a server advertises LITERAL+ or LITERAL-, not both; LITERAL+ allows all that
+  // LITERAL- does. false (the default): LITERAL+, a "{N+}" up to limits.max_literal (APPEND's
+  // message up to max_append). true: LITERAL- (RFC 7888 4), a "{N+}" over 4096 octets is
+  // refused with a tagged BAD [TOOBIG] and its octets are read and dropped.
+  bool literal_minus = false;
   // The largest message APPEND takes (RFC 7889 APPENDLIMIT, advertised); it streams to the
   // Session and is never held by the engine.
   std::uint64_t max_append = 64ull << 20;
@@ -97,6 +105,7 @@ struct ServerOptions {
 enum class RespCode {
   None, AuthenticationFailed, AuthorizationFailed, Unavailable, ContactAdmin, Limit,
   TryCreate, NonExistent, AlreadyExists, Cannot, HasChildren, InUse, NoPerm, OverQuota, ServerBug,
+  UseAttr,  // RFC 6154 3: CREATE with a special use that cannot be given to the mailbox
 };
 
 // One message of the selected mailbox as the Session reports it.
@@ -254,7 +263,10 @@ class CMAIL_EXPORT Session {
   // STATUS: Verdict::counts(); NonExistent for an unknown mailbox.
   virtual Verdict status(const std::string& mailbox);
   // CREATE (RFC 9051 6.3.4): AlreadyExists when it does; parents are the Session's to create.
-  virtual Verdict create(const std::string& mailbox);
+  // `special_use`: CREATE-SPECIAL-USE (RFC 6154 3), one of "\\Archive", "\\Drafts", "\\Junk",
+  // "\\Sent", "\\Trash" (the engine refuses others with [USEATTR]) for the mailbox itself,
+  // not its parents; empty for none. UseAttr when it cannot be given (nothing is created then).
+  virtual Verdict create(const std::string& mailbox, const std::string& special_use);
   // DELETE (RFC 9051 6.3.5); never asked for INBOX.
   virtual Verdict remove(const std::string& mailbox);
   // RENAME (RFC 9051 6.3.6): children move with it; `from` INBOX moves its messages into a new
@@ -352,7 +364,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
 
  private:
   enum class Decision {
-    Login, List, Status, Change,
+    Login, List, ListStatus, Status, Change,
     Select, Poll, Expunge, Store, Copy, AppendBegin, AppendEnd, Fetch, Search,
   };
   // LIST or LSUB waiting for the mailboxes (RFC 9051 6.3.9, RFC 5258, RFC 3501 6.3.9).
@@ -361,6 +373,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
     bool extended = false;          // LIST-EXTENDED syntax was used (RFC 5258 3)
     bool select_subscribed = false, select_special_use = false, recursive = false;
     bool return_subscribed = false;
+    bool return_status = false;         // RFC 5819 LIST-STATUS: STATUS after each selectable one
     std::vector<std::string> patterns;  // reference + pattern, UTF-8
     bool root_only = false;             // LIST "" "": the delimiter (RFC 9051 6.3.9)
   };
@@ -479,7 +492,13 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void list_or_lsub(const std::string& tag, const Values& args, bool lsub);
   void subscription(const std::string& tag, const Values& args, bool on);
   void send_list(std::vector<MailboxInfo> mailboxes);
+  // LIST-STATUS (RFC 5819): the LIST lines left to send and, for a selectable mailbox, its name
+  // to ask Session::status() for after its line; then the tagged OK.
+  void list_continue();
   void send_status(const MailboxStatus& st);
+  // The STATUS items of a list (RFC 9051 6.3.11), upper case; nullopt (and a BAD) for one
+  // that is not known.
+  std::optional<std::vector<std::string>> status_items(const std::string& tag, const Value& list);
   void ask(Decision d, const std::string& tag, std::string done_text, Verdict v);
   void change_done(Verdict v);
   void refused(const std::string& tag, const Verdict& v);
@@ -517,6 +536,8 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   std::string pending_tag_;
   std::string pending_done_;  // the tagged OK's text once the pending change is done
   ListRequest list_;
+  std::vector<std::pair<std::string, std::string>> list_out_;  // LIST-STATUS: line, mailbox
+  std::size_t list_next_ = 0;
   std::string status_name_;                 // STATUS: the mailbox, as the client named it
   std::vector<std::string> status_items_;   // STATUS: the items asked for, upper case
   sasl::ServerAuth sasl_{"+ "};  // RFC 9051 6.2.2: "+" SP base64 challenge
@@ -528,6 +549,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   Request request_;
   std::uint64_t append_remaining_ = 0;  // Append: octets still to pass to the Session
   bool append_sync_ = false;             // the APPEND literal was synchronizing
+  bool append_utf8_ = false;             // RFC 6855 4: "UTF8 (~{N}...)": ")" follows the message
   std::string idle_tag_;
   // FETCH in progress: the request, the UIDs still to ask for, what is needed.
   struct FetchState {
