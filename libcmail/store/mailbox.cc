@@ -743,31 +743,38 @@ class MailboxesImpl final : public Mailboxes {
 
   Result<std::vector<std::string>> read_messages(const std::vector<MessageRef>& refs) override {
     std::vector<std::string> out(refs.size());
-    // One read transaction per database for the whole batch, rather than a transaction and its
-    // locks per message.
+    Status st = read_by_database(refs, [&](Connection& c, const std::vector<std::size_t>& indexes) {
+      for (std::size_t i : indexes) {
+        Stmt s = c.prepare("SELECT mail_data FROM mailbox WHERE mail_id = ?1");  // cached
+        s.bind(1, refs[i].id);
+        if (!s.step()) throw SqlError{Status::not_found("no such message")};
+        out[i] = s.text(0);
+        s.run();
+      }
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  // Runs fn with the indexes of `refs` in each database they name (the master's pooled read
+  // connection, or the user database opened read-only), in one read transaction per database:
+  // a batch costs one transaction and its locks, not one per message.
+  Status read_by_database(const std::vector<MessageRef>& refs,
+                          const std::function<void(Connection&, const std::vector<std::size_t>&)>& fn) {
     std::map<std::string, std::vector<std::size_t>> by_db;
     for (std::size_t i = 0; i < refs.size(); ++i) by_db[refs[i].database].push_back(i);
     for (const auto& [database, indexes] : by_db) {
-      auto bodies = [&, &indexes = indexes](Connection& c) {
-        for (std::size_t i : indexes) {
-          Stmt s = c.prepare("SELECT mail_data FROM mailbox WHERE mail_id = ?1");  // cached
-          s.bind(1, refs[i].id);
-          if (!s.step()) throw SqlError{Status::not_found("no such message")};
-          out[i] = s.text(0);
-          s.run();
-        }
-      };
       Status st;
       if (database.empty()) {
-        st = impl_.read(bodies);
+        st = impl_.read([&, &indexes = indexes](Connection& c) { fn(c, indexes); });
       } else {
         auto conn = Connection::open(database, Connection::Mode::ReadOnly, impl_.options.busy_timeout_ms);
         if (!conn) return conn.error();
-        st = detail::guarded([&] { bodies(**conn); });
+        st = detail::guarded([&, &indexes = indexes] { fn(**conn, indexes); });
       }
       if (!st.ok()) return st;
     }
-    return out;
+    return Status();
   }
 
   Result<std::unique_ptr<proto::Source>> open_message(const MessageRef& ref) override {
@@ -1180,28 +1187,16 @@ class MailboxesImpl final : public Mailboxes {
 
   Result<std::vector<mail::Part>> read_structures(const std::vector<MessageRef>& refs) override {
     std::vector<std::optional<std::string>> stored(refs.size());
-    std::map<std::string, std::vector<std::size_t>> by_db;
-    for (std::size_t i = 0; i < refs.size(); ++i) by_db[refs[i].database].push_back(i);
-    for (const auto& [database, indexes] : by_db) {
-      auto rows = [&, &indexes = indexes](Connection& c) {
-        for (std::size_t i : indexes) {
-          Stmt s = c.prepare("SELECT mail_structure FROM mailbox WHERE mail_id = ?1");  // cached
-          s.bind(1, refs[i].id);
-          if (!s.step()) throw SqlError{Status::not_found("no such message")};
-          if (!s.is_null(0)) stored[i] = s.text(0);
-          s.run();
-        }
-      };
-      Status st;
-      if (database.empty()) {
-        st = impl_.read(rows, true);
-      } else {
-        auto conn = Connection::open(database, Connection::Mode::ReadOnly, impl_.options.busy_timeout_ms);
-        if (!conn) return conn.error();
-        st = detail::guarded([&] { rows(**conn); });
+    Status st = read_by_database(refs, [&](Connection& c, const std::vector<std::size_t>& indexes) {
+      for (std::size_t i : indexes) {
+        Stmt s = c.prepare("SELECT mail_structure FROM mailbox WHERE mail_id = ?1");  // cached
+        s.bind(1, refs[i].id);
+        if (!s.step()) throw SqlError{Status::not_found("no such message")};
+        if (!s.is_null(0)) stored[i] = s.text(0);
+        s.run();
       }
-      if (!st.ok()) return st;
-    }
+    });
+    if (!st.ok()) return st;
     std::vector<mail::Part> out;
     out.reserve(refs.size());
     for (std::size_t i = 0; i < refs.size(); ++i) {
