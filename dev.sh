@@ -46,6 +46,21 @@ install_missing() {
   fi
 }
 
+install_npm_test_deps() {  # imapflow, a test-only client (docs/dependencies.md), from its lock file
+  local dir=tests/integration/imapflow
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    say "installing Debian's nodejs and npm (imapflow test client)"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    run env DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  if [ -d "$dir/node_modules/imapflow" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    say "imapflow present"
+  else
+    say "installing imapflow from $dir/package-lock.json (npm ci)"
+    (cd "$dir" && run npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 build() {  # build DIR [meson options...]: set up (or bring an existing DIR to) the options
   local dir=$1; shift
   if [ ! -f "$dir/build.ninja" ]; then
@@ -66,6 +81,7 @@ case "$cmd" in
     ;;
   test)
     install_missing
+    install_npm_test_deps
     say "release build (-O3, assertions off, warnings are errors)"
     build build-release -Dbuildtype=release
     say "running the test suite"
@@ -84,6 +100,7 @@ case "$cmd" in
     ;;
   builds)
     install_missing
+    install_npm_test_deps
     for compiler in gcc clang; do
       for buildtype in release plain; do
         dir=build-matrix/$compiler-$buildtype
