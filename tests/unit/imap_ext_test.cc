@@ -2,6 +2,7 @@
 // LIST-STATUS (RFC 5819) and UTF8=ACCEPT (RFC 6855). Every conversation is fed whole, byte by
 // byte and in random splits (harness.h).
 #include "harness.h"
+#include "imap_fake_session.h"
 
 #include <cmail/imap/server.h>
 
@@ -14,28 +15,13 @@ using namespace cmail::test;
 
 namespace {
 
-struct ExtSession : Session {
-  std::vector<std::string> calls;
-  std::map<std::string, std::string> boxes{{"INBOX", ""}, {"Sent", "\\Sent"}, {"Work/2026", ""}};
-  std::set<std::string> subscribed{"Gone"};
+struct ExtSession : MemoryMailboxSession {
   std::set<std::string> status_fails;  // STATUS of these is refused
   bool pend_status = false;
   std::string appended;
   bool aborted = false;
 
-  Verdict login(const sasl::Credentials& c) override {
-    if (c.authcid != "alice" || c.password != "secret")
-      return Verdict::reject(RespCode::AuthenticationFailed, "Invalid user name or password");
-    return Verdict::user(c.authcid);
-  }
-  Verdict list_mailboxes() override {
-    calls.push_back("LIST");
-    std::vector<MailboxInfo> out;
-    for (auto& [name, use] : boxes) out.push_back({name, use, true, subscribed.count(name) > 0});
-    for (auto& name : subscribed)
-      if (!boxes.count(name)) out.push_back({name, "", false, true});
-    return Verdict::mailboxes(out);
-  }
+  ExtSession() { subscribed = {"Gone"}; }
   Verdict status(const std::string& name) override {
     calls.push_back("STATUS " + name);
     if (pend_status) return Verdict::pending();
@@ -45,10 +31,11 @@ struct ExtSession : Session {
     return Verdict::counts(st);
   }
   Verdict create(const std::string& name, const std::string& use) override {
-    calls.push_back("CREATE " + name + (use.empty() ? "" : " " + use));
-    if (use == "\\Junk") return Verdict::reject(RespCode::UseAttr, "Only one junk mailbox");
-    if (!boxes.emplace(name, use).second) return Verdict::reject(RespCode::AlreadyExists, "It exists");
-    return Verdict::accept();
+    if (use == "\\Junk") {
+      calls.push_back("CREATE " + name + " " + use);
+      return Verdict::reject(RespCode::UseAttr, "Only one junk mailbox");
+    }
+    return MemoryMailboxSession::create(name, use);
   }
   Verdict select(const std::string& name, bool read_only) override {
     if (!boxes.count(name)) return Verdict::reject(RespCode::NonExistent, "No such mailbox");

@@ -1,6 +1,7 @@
 // imap::Server: the command loop, literals and the commands of the not-authenticated state,
 // each conversation fed whole, byte by byte and in random splits (harness.h).
 #include "harness.h"
+#include "imap_fake_session.h"
 
 #include <cmail/imap/server.h>
 #include <cmail/proto/sasl.h>
@@ -14,28 +15,17 @@ using namespace cmail::test;
 
 namespace {
 
-struct RecordingSession : Session {
-  std::vector<std::string> calls;
+struct RecordingSession : MemoryMailboxSession {
   bool pend = false;
+  RecordingSession() {
+    boxes.emplace("Work/2025/Q4", "");
+    subscribed = {"INBOX", "Work/2025/Q4", "Gone"};
+  }
   Verdict login(const sasl::Credentials& c) override {
     calls.push_back("LOGIN " + c.authzid + "/" + c.authcid + "/" + c.password);
     if (pend) return Verdict::pending();
     if (c.authcid == "broken") return Verdict::failed(Status::io_error("disk gone"));
-    if (c.authcid != "alice" || c.password != "secret")
-      return Verdict::reject(RespCode::AuthenticationFailed, "Invalid user name or password");
-    return Verdict::user(c.authcid);
-  }
-
-  // Mailboxes in memory: name -> special use; subscriptions apart.
-  std::map<std::string, std::string> boxes{{"INBOX", ""}, {"Sent", "\\Sent"}, {"Work/2026", ""}, {"Work/2025/Q4", ""}};
-  std::set<std::string> subscribed{"INBOX", "Work/2025/Q4", "Gone"};
-  Verdict list_mailboxes() override {
-    calls.push_back("LIST");
-    std::vector<MailboxInfo> out;
-    for (auto& [name, use] : boxes) out.push_back({name, use, true, subscribed.count(name) > 0});
-    for (auto& name : subscribed)
-      if (!boxes.count(name)) out.push_back({name, "", false, true});
-    return Verdict::mailboxes(out);
+    return MemoryMailboxSession::login(c);
   }
   Verdict status(const std::string& name) override {
     calls.push_back("STATUS " + name);
@@ -43,11 +33,6 @@ struct RecordingSession : Session {
     MailboxStatus st;
     st.messages = 3, st.unseen = 1, st.uidnext = 7, st.uidvalidity = 42, st.size = 9000, st.deleted = 1, st.highest_modseq = 12;
     return Verdict::counts(st);
-  }
-  Verdict create(const std::string& name, const std::string& use) override {
-    calls.push_back("CREATE " + name + (use.empty() ? "" : " " + use));
-    if (!boxes.emplace(name, use).second) return Verdict::reject(RespCode::AlreadyExists, "It exists");
-    return Verdict::accept();
   }
   Verdict remove(const std::string& name) override {
     calls.push_back("DELETE " + name);
