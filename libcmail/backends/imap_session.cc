@@ -537,18 +537,16 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
       if (needs.changed_since && info.modseq <= *needs.changed_since && !seen.count(uid)) continue;
       wanted.push_back(&info);
     }
+    std::vector<store::MessageRef> refs;
+    for (const store::MessageInfo* info : wanted) refs.push_back(info->ref);
     std::vector<mail::Part> structures;
     if (needs.structure) {
-      std::vector<store::MessageRef> refs;
-      for (const store::MessageInfo* info : wanted) refs.push_back(info->ref);
       auto trees = m.read_structures(refs);
       if (!trees) return Verdict::failed(trees.error());
       structures = std::move(*trees);
     }
     std::vector<std::string> contents;
     if (needs.content) {
-      std::vector<store::MessageRef> refs;
-      for (const store::MessageInfo* info : wanted) refs.push_back(info->ref);
       auto octets = m.read_messages(refs);
       if (!octets) return Verdict::failed(octets.error());
       contents = std::move(*octets);
