@@ -413,11 +413,7 @@ Result<Popd> parse_mail_access(std::string_view text, const std::string& name, c
     if (imap && l.directive == "maxperuser") {
       if (per_user_seen) return bad(name, l.number, "a second 'maxperuser' directive");
       per_user_seen = true;
-      std::uint32_t v = 0;
-      auto [p, ec] = std::from_chars(l.params.data(), l.params.data() + l.params.size(), v);
-      if (l.params.empty() || ec != std::errc() || p != l.params.data() + l.params.size())
-        return bad(name, l.number, "maxperuser must be a number (0: no limit)");
-      cfg.max_per_user = v;
+      if (!number(l.params, cfg.max_per_user)) return bad(name, l.number, "maxperuser must be a number (0: no limit)");
       continue;
     }
     PopdListener b;

@@ -560,9 +560,7 @@ void Server::apply(Verdict v) {
       d != Decision::Change)
     return apply_selected(d, std::move(v));
   if (d == Decision::ListStatus) {
-    // RFC 5819 2: a mailbox whose status cannot be had gets no STATUS; the LIST goes on.
-    if (v.accepted()) send_status(v.counts());
-    else if (v.kind() == Verdict::Kind::Failed) session_.log("LIST-STATUS failed: " + v.status().message());
+    list_status(v);
     return list_continue();
   }
   if (d == Decision::List && v.accepted()) {
@@ -934,6 +932,12 @@ void Server::send_list(std::vector<MailboxInfo> mailboxes) {
   }
 }
 
+void Server::list_status(const Verdict& v) {
+  // RFC 5819 2: a mailbox whose status cannot be had gets no STATUS; the LIST goes on.
+  if (v.accepted()) send_status(v.counts());
+  else if (v.kind() == Verdict::Kind::Failed) session_.log("LIST-STATUS failed: " + v.status().message());
+}
+
 void Server::list_continue() {
   while (list_next_ < list_out_.size()) {
     auto [line, name] = std::move(list_out_[list_next_++]);
@@ -945,8 +949,7 @@ void Server::list_continue() {
     Verdict v = session_.status(status_name_);
     if (v.kind() == Verdict::Kind::Pending) return;  // complete() goes on from apply()
     awaiting_.end();
-    if (v.accepted()) send_status(v.counts());
-    else if (v.kind() == Verdict::Kind::Failed) session_.log("LIST-STATUS failed: " + v.status().message());
+    list_status(v);
   }
   list_out_.clear();
   list_next_ = 0;

@@ -720,25 +720,9 @@ class MailboxesImpl final : public Mailboxes {
   }
 
   Result<std::string> read_message(const MessageRef& ref) override {
-    std::optional<std::string> data;
-    auto body = [&](Connection& c) {
-      Stmt s = c.prepare("SELECT mail_data FROM mailbox WHERE mail_id = ?1");
-      s.bind(1, ref.id);
-      if (s.step()) data = s.text(0);
-      s.run();
-    };
-    Status st;
-    if (ref.database.empty()) {
-      st = impl_.read(body);
-    } else {
-      auto conn = Connection::open(ref.database, Connection::Mode::ReadOnly,
-                                   impl_.options.busy_timeout_ms);
-      if (!conn) return conn.error();
-      st = detail::guarded([&] { body(**conn); });
-    }
-    if (!st.ok()) return st;
-    if (!data) return Status::not_found("no such message");
-    return std::move(*data);
+    auto one = read_messages({ref});
+    if (!one) return one.error();
+    return std::move(one->front());
   }
 
   Result<std::vector<std::string>> read_messages(const std::vector<MessageRef>& refs) override {

@@ -494,6 +494,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void send_list(std::vector<MailboxInfo> mailboxes);
   // LIST-STATUS (RFC 5819): the LIST lines left to send and, for a selectable mailbox, its name
   // to ask Session::status() for after its line; then the tagged OK.
+  void list_status(const Verdict& v);  // one LIST-STATUS answer sent (or logged)
   void list_continue();
   void send_status(const MailboxStatus& st);
   // The STATUS items of a list (RFC 9051 6.3.11), upper case; nullopt (and a BAD) for one

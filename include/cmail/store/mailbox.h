@@ -144,7 +144,7 @@ class CMAIL_EXPORT Mailboxes {
   virtual Result<std::vector<MessageInfo>> list_messages(std::string_view user,
                                                          std::string_view folder = "INBOX") = 0;
   // The same for the UIDs first_uid..last_uid (inclusive) only, through the folder's UID index:
-  // what a FETCH or SEARCH batch reads, without listing the folder.
+  // what a FETCH batch reads, without listing the folder.
   virtual Result<std::vector<MessageInfo>> list_messages(std::string_view user, std::string_view folder,
                                                          std::uint32_t first_uid, std::uint32_t last_uid) = 0;
   virtual Result<std::string> read_message(const MessageRef& ref) = 0;
