@@ -22,6 +22,9 @@ namespace {
 // RFC 9051 5.1: INBOX is case-insensitive; the engine asks for it in upper case.
 bool is_inbox(std::string_view name) { return proto::equals_upper(name, "INBOX"); }
 
+// The stored octets one FETCH answer holds at most (a batch's first message excepted).
+constexpr std::uint64_t kFetchBatchOctets = 4 << 20;
+
 }  // namespace
 
 // The engine's flag bits are the store's mail_flags bits (cmail/imap/flags.h).
@@ -517,26 +520,35 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
     if (!messages) return Verdict::failed(messages.error());
     std::map<std::uint32_t, const store::MessageInfo*> by_uid;
     for (const store::MessageInfo& info : *messages) by_uid[info.uid] = &info;
-    // RFC 9051 6.4.5: \Seen is set first, in one durable write for the batch.
+    // The messages of the batch, up to kFetchBatchOctets of stored octets when they are read
+    // (one message is always taken): the engine asks for the UIDs left with its next batch.
+    std::vector<const store::MessageInfo*> wanted;
+    std::size_t answered = 0;
+    std::uint64_t octets = 0;
+    for (; answered < uids.size(); ++answered) {
+      auto it = by_uid.find(uids[answered]);
+      if (it == by_uid.end()) continue;
+      octets += needs.content ? static_cast<std::uint64_t>(it->second->size) : 0;
+      if (octets > kFetchBatchOctets && !wanted.empty()) break;
+      wanted.push_back(it->second);
+    }
+    // RFC 9051 6.4.5: \Seen is set first, in one durable write for what is answered.
     std::map<std::uint32_t, store::FlagChange> seen;
     if (needs.set_seen) {
       std::vector<std::uint32_t> unseen;
-      for (std::uint32_t uid : uids)
-        if (auto it = by_uid.find(uid); it != by_uid.end() && !(it->second->flags & store::kFlagSeen)) unseen.push_back(uid);
+      for (const store::MessageInfo* info : wanted)
+        if (!(info->flags & store::kFlagSeen)) unseen.push_back(info->uid);
       if (!unseen.empty()) {
         auto r = m.update_flags(user, name, unseen, store::FlagOp::Add, store::kFlagSeen, {});
         if (!r) return Verdict::failed(r.error());
         for (const store::FlagChange& c : r->changed) seen[c.uid] = c;
       }
     }
-    std::vector<const store::MessageInfo*> wanted;
-    for (std::uint32_t uid : uids) {
-      auto it = by_uid.find(uid);
-      if (it == by_uid.end()) continue;
-      const store::MessageInfo& info = *it->second;
-      if (needs.changed_since && info.modseq <= *needs.changed_since && !seen.count(uid)) continue;
-      wanted.push_back(&info);
-    }
+    // RFC 7162 3.1.4.1: CHANGEDSINCE leaves out what did not change (\Seen set now is a change).
+    if (needs.changed_since)
+      std::erase_if(wanted, [&](const store::MessageInfo* info) {
+        return info->modseq <= *needs.changed_since && !seen.count(info->uid);
+      });
     std::vector<store::MessageRef> refs;
     for (const store::MessageInfo* info : wanted) refs.push_back(info->ref);
     std::vector<mail::Part> structures;
@@ -570,7 +582,7 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
       }
       out.push_back(std::move(f));
     }
-    return Verdict::fetched(std::move(out));
+    return Verdict::fetched(std::move(out), answered);
   });
 }
 

@@ -77,7 +77,9 @@ Verdict Verdict::expunged(std::vector<std::uint32_t> uids) { return carrying(std
 Verdict Verdict::stored(StoreResult r) { return carrying(std::move(r)); }
 Verdict Verdict::copied(CopyResult r) { return carrying(std::move(r)); }
 Verdict Verdict::appended(AppendResult r) { return carrying(r); }
-Verdict Verdict::fetched(std::vector<FetchedMessage> messages) { return carrying(std::move(messages)); }
+Verdict Verdict::fetched(std::vector<FetchedMessage> messages, std::size_t answered) {
+  return carrying(FetchedBatch{std::move(messages), answered});
+}
 Verdict Verdict::found(std::vector<SearchMatch> matches) { return carrying(std::move(matches)); }
 
 // --- The view ----------------------------------------------------------------------------------
@@ -497,31 +499,61 @@ void Server::fetch(const std::string& tag, const Values& args, bool uid) {
   fetch_continue();
 }
 
-void Server::fetch_continue() {
+// Asks for the next batch before `ready` (the batch just answered, if any) is encoded: a
+// Session that answers from another thread reads the next batch while this one is encoded.
+// Not when the output, with `ready` in it, would be over kFetchOutputHigh: a Session that
+// answers at once would then put two batches in memory.
+void Server::fetch_continue(std::optional<std::vector<FetchedMessage>> ready) {
   while (true) {
-    if (fetch_.next >= fetch_.uids.size()) {
+    std::size_t coming = 0;
+    if (ready)
+      for (const FetchedMessage& m : *ready) coming += m.content.size();
+    std::optional<Verdict> next;
+    if (fetch_.next < fetch_.uids.size() && output_size() + coming <= kFetchOutputHigh) {
+      const std::size_t n = std::min<std::size_t>(fetch_.needs.content ? 16 : 256, fetch_.uids.size() - fetch_.next);
+      std::vector<std::uint32_t> batch(fetch_.uids.begin() + fetch_.next, fetch_.uids.begin() + fetch_.next + n);
+      fetch_.next += n;
+      fetch_.asked = n;
+      Verdict v = session_.fetch(batch, fetch_.needs);
+      if (v.kind() == Verdict::Kind::Pending) {
+        awaiting_.begin(Decision::Fetch);
+      } else {
+        next = std::move(v);
+      }
+    }
+    if (ready) send_fetched(std::move(*ready));
+    if (awaiting_.active()) return;  // apply() goes on with the next batch
+    if (!next) {
+      if (fetch_.next < fetch_.uids.size()) {
+        fetch_.waiting = true;  // consume_output() goes on
+        return;
+      }
       const std::string tag = std::move(pending_tag_);
       const bool uid = fetch_.uid, unknown = fetch_.unknown_cte;
       fetch_ = FetchState{};
       if (unknown) return tagged(tag, "NO", "[UNKNOWN-CTE] A part has an encoding cmail cannot undo");  // RFC 3516 4.3
       return finish(tag, std::move(pending_done_), uid);
     }
-    if (output_size() > kFetchOutputHigh) {
-      fetch_.waiting = true;  // consume_output() goes on
-      return;
-    }
-    const std::size_t n = std::min<std::size_t>(fetch_.needs.content ? 16 : 256, fetch_.uids.size() - fetch_.next);
-    std::vector<std::uint32_t> batch(fetch_.uids.begin() + fetch_.next, fetch_.uids.begin() + fetch_.next + n);
-    fetch_.next += n;
-    Verdict v = session_.fetch(batch, fetch_.needs);
-    if (v.kind() == Verdict::Kind::Pending) return awaiting_.begin(Decision::Fetch);
-    if (!v.accepted()) {
+    if (!next->accepted()) {
       const std::string tag = std::move(pending_tag_);
       fetch_ = FetchState{};
-      return refused(tag, v);
+      return refused(tag, *next);
     }
-    send_fetched(v.take<std::vector<FetchedMessage>>());
+    ready = fetch_answer(*next);
   }
+}
+
+// The messages of a batch's answer. What the Session left unanswered is asked for again with
+// the next batch; a message beyond what it answered is dropped (it comes again then).
+std::vector<FetchedMessage> Server::fetch_answer(Verdict& v) {
+  FetchedBatch b = v.take<FetchedBatch>();
+  const std::size_t answered = std::clamp<std::size_t>(b.answered, 1, fetch_.asked);
+  if (answered == fetch_.asked) return std::move(b.messages);
+  const auto rest = fetch_.uids.begin() + static_cast<std::ptrdiff_t>(fetch_.next - (fetch_.asked - answered));
+  const auto end = fetch_.uids.begin() + static_cast<std::ptrdiff_t>(fetch_.next);
+  std::erase_if(b.messages, [&](const FetchedMessage& m) { return std::find(rest, end, m.state.uid) != end; });
+  fetch_.next -= fetch_.asked - answered;
+  return std::move(b.messages);
 }
 
 void Server::consume_output(std::size_t n) {
@@ -652,8 +684,7 @@ void Server::apply_selected(Decision d, Verdict v) {
     }
     pending_tag_ = tag;
     pending_done_ = std::move(done);
-    send_fetched(v.take<std::vector<FetchedMessage>>());
-    return fetch_continue();
+    return fetch_continue(fetch_answer(v));
   }
   if (!v.accepted()) {
     // RFC 5182 2.1: a failed SEARCH ... SAVE leaves the saved result empty.

@@ -100,21 +100,26 @@ class Client:
         return self.until(tag)
 
     def until(self, tag):
-        out, at = [], 0
+        # A bytearray grows in place: reading a response of many megabytes stays linear, so
+        # that the figures are the server's and not this client's copying.
+        buf, at = bytearray(self.buf), 0
         mark = b"\r\n" + tag + b" "
         while True:
-            i = self.buf.find(mark, at)
-            if i >= 0:
-                j = self.buf.find(b"\r\n", i + 2)
-                if j >= 0:
-                    resp, self.buf = self.buf[:j + 2], self.buf[j + 2:]
-                    out.append(resp)
-                    return b"".join(out)
-            if self.buf.startswith(tag + b" ") and b"\r\n" in self.buf:
-                line, _, self.buf = self.buf.partition(b"\r\n")
-                return b"".join(out) + line + b"\r\n"
-            at = max(0, len(self.buf) - len(mark) - 2)
-            self.fill()
+            end = -1
+            if buf.startswith(tag + b" "):
+                end = buf.find(b"\r\n")
+            else:
+                i = buf.find(mark, at)
+                if i >= 0:
+                    end = buf.find(b"\r\n", i + 2)
+            if end >= 0:
+                self.buf = bytes(buf[end + 2:])
+                return bytes(buf[:end + 2])
+            at = max(0, len(buf) - len(mark) - 2)
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise RuntimeError("connection closed")
+            buf += data
 
     def ok(self, text):
         resp = self.command(text)

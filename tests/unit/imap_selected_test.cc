@@ -166,8 +166,10 @@ struct MailSession : Session {
   void append_abort() override { aborted = true; }
 
   std::vector<FetchNeeds> fetch_needs;  // one per fetch() call
-  Verdict fetch(const std::vector<std::uint32_t>& uids, const FetchNeeds& needs) override {
+  std::size_t fetch_at_most = SIZE_MAX;  // answer the first UIDs of each batch only
+  Verdict fetch(const std::vector<std::uint32_t>& asked, const FetchNeeds& needs) override {
     fetch_needs.push_back(needs);
+    const std::vector<std::uint32_t> uids(asked.begin(), asked.begin() + std::min(fetch_at_most, asked.size()));
     std::vector<FetchedMessage> out;
     for (std::uint32_t uid : uids) {
       Message* m = box().find(uid);
@@ -187,7 +189,7 @@ struct MailSession : Session {
       if (needs.content) f.content = m->body;
       out.push_back(std::move(f));
     }
-    return Verdict::fetched(out);
+    return Verdict::fetched(out, uids.size());
   }
   Verdict search(const SearchKey& key, const std::vector<std::uint32_t>& view,
                  const std::vector<std::uint32_t>& saved) override {
@@ -534,4 +536,68 @@ TEST_CASE("imap::Server: SEARCH, UID SEARCH, ESEARCH and SAVE (RFC 9051 6.4.4, R
   f.say("b2 UNSELECT\r\nb3 ENABLE IMAP4rev2\r\n");
   f.select();
   CHECK(f.say("b4 UID SEARCH ALL\r\n") == "* ESEARCH (TAG \"b4\") UID ALL 1,3\r\nb4 OK UID SEARCH completed\r\n");
+}
+
+// A Session that answers FETCH later, as a store-backed one does from its worker thread.
+struct LaterSession : MailSession {
+  using MailSession::MailSession;
+  Server* server = nullptr;
+  std::optional<Verdict> held;             // the answer to give next
+  std::vector<std::size_t> output_asked;   // the engine's pending output at each fetch()
+  Verdict fetch(const std::vector<std::uint32_t>& uids, const FetchNeeds& needs) override {
+    output_asked.push_back(server->pending_output().size());
+    held = MailSession::fetch(uids, needs);
+    return Verdict::pending();
+  }
+};
+
+TEST_CASE("imap::Server: a long FETCH asks for the next batch before it encodes the last, and takes partial answers") {
+  SUBCASE("a Session answering part of each batch gives the same answer in more calls") {
+    Fixture f;
+    for (int i = 0; i < 40; ++i) f.store.boxes["INBOX"].add("Subject: m" + std::to_string(i) + "\r\n\r\nbody\r\n");
+    f.select();
+    const std::string whole = f.say("a1 FETCH 1:* (UID RFC822.SIZE BODY.PEEK[HEADER])\r\n");
+    CHECK(f.session.fetch_needs.size() == 3);  // 43 messages with content: 16 + 16 + 11
+    f.session.fetch_at_most = 5;
+    f.session.fetch_needs.clear();
+    CHECK(f.say("a1 FETCH 1:* (UID RFC822.SIZE BODY.PEEK[HEADER])\r\n") == whole);
+    CHECK(f.session.fetch_needs.size() == 9);  // 5 at a time
+    CHECK(whole.find("* 43 FETCH (UID 43 ") != std::string::npos);
+  }
+  SUBCASE("the next batch is asked for while the answered one is not yet encoded") {
+    Mailstore store;
+    Box& inbox = store.boxes["INBOX"];
+    for (int i = 0; i < 40; ++i) inbox.add("Subject: m" + std::to_string(i) + "\r\n\r\nbody\r\n");
+    LaterSession session(store);
+    Server server(ServerOptions{}, session);
+    session.server = &server;
+    server.receive("l LOGIN alice pw\r\ns SELECT INBOX\r\n");
+    REQUIRE(take_output(server).find("s OK [READ-WRITE]") != std::string::npos);
+    server.receive("f FETCH 1:* BODY.PEEK[]\r\n");
+    REQUIRE(session.output_asked.size() == 1);
+    std::string out = take_output(server);
+    CHECK(out.empty());
+    for (std::size_t round = 1; session.held; ++round) {
+      Verdict v = std::move(*session.held);
+      session.held.reset();
+      REQUIRE(server.complete(std::move(v)).ok());
+      // Asked for batch round + 1 before batch `round` was encoded: nothing was pending then.
+      if (round < 3) {
+        REQUIRE(session.output_asked.size() == round + 1);
+        CHECK(session.output_asked[round] == 0);
+      }
+      const std::string part = take_output(server);
+      std::size_t fetched = 0;
+      for (auto at = part.find(" FETCH ("); at != std::string::npos; at = part.find(" FETCH (", at + 1)) ++fetched;
+      CHECK(fetched == (round < 3 ? 16u : 8u));  // batch `round`, encoded after the next was asked
+      out += part;
+    }
+    CHECK(session.output_asked.size() == 3);
+    for (int seq = 1; seq <= 40; ++seq) {
+      const auto at = out.find("* " + std::to_string(seq) + " FETCH (BODY[] ");
+      REQUIRE(at != std::string::npos);
+      if (seq > 1) CHECK(at > out.find("* " + std::to_string(seq - 1) + " FETCH (BODY[] "));
+    }
+    CHECK(out.ends_with(")\r\nf OK FETCH completed\r\n"));
+  }
 }

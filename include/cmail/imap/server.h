@@ -166,6 +166,11 @@ struct FetchedMessage {
   std::string content;                  // when FetchNeeds::content
   bool seen_set = false;  // set_seen changed its flags: FLAGS is sent with the answer
 };
+// The answer to one FETCH batch (Verdict::fetched).
+struct FetchedBatch {
+  std::vector<FetchedMessage> messages;
+  std::size_t answered = SIZE_MAX;  // the batch's UIDs answered, from its first
+};
 
 // APPEND (RFC 4315 3 APPENDUID).
 struct AppendResult {
@@ -210,8 +215,11 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   static Verdict stored(StoreResult r);
   static Verdict copied(CopyResult r);
   static Verdict appended(AppendResult r);
-  // FETCH: the messages of the request that exist (any order; missing ones are skipped).
-  static Verdict fetched(std::vector<FetchedMessage> messages);
+  // FETCH: the messages of the batch that exist (any order; missing ones are skipped). A
+  // Session may answer the first `answered` UIDs of the batch only (at least one is taken as
+  // answered), to bound what one answer holds (the octets of large messages); the engine asks
+  // for the rest with the next batch.
+  static Verdict fetched(std::vector<FetchedMessage> messages, std::size_t answered = SIZE_MAX);
   // SEARCH: the messages that match, with their sequence numbers in the view given.
   static Verdict found(std::vector<SearchMatch> matches);
   // Sent as "tag NO [code] text".
@@ -243,7 +251,7 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   std::vector<MailboxInfo> mailboxes_;
   MailboxStatus counts_;
   std::variant<std::monostate, SelectResult, MailboxChanges, std::vector<std::uint32_t>,
-               StoreResult, CopyResult, AppendResult, std::vector<FetchedMessage>,
+               StoreResult, CopyResult, AppendResult, FetchedBatch,
                std::vector<SearchMatch>>
       payload_;
 };
@@ -307,7 +315,9 @@ class CMAIL_EXPORT Session {
   virtual Verdict append_end();
   virtual void append_abort() {}
   // FETCH and UID FETCH, in batches of at most 256 messages (16 when content is needed):
-  // Verdict::fetched().
+  // Verdict::fetched(), which may answer a first part of the batch only. The next batch is
+  // asked for as soon as one is answered, before that one is encoded: a Session answering
+  // from another thread reads it meanwhile.
   virtual Verdict fetch(const std::vector<std::uint32_t>& uids, const FetchNeeds& needs);
   // SEARCH and UID SEARCH: evaluate `key` (imap::matches, cmail/imap/search.h) on the messages
   // of `view` (the view's UIDs in sequence order, for SearchContext::of with `saved`):
@@ -465,7 +475,6 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void cmd_fetch(const std::string& tag, const Values& args);
   void cmd_search(const std::string& tag, const Values& args);
   void fetch(const std::string& tag, const Values& args, bool uid);
-  void fetch_batch();
   void send_fetched(std::vector<FetchedMessage> messages);
   void search(const std::string& tag, const Values& args, bool uid);
   // A sequence set argument: its UIDs in the view ("$": the saved result, RFC 5182); nullopt
@@ -556,7 +565,8 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   struct FetchState {
     FetchRequest request;
     std::vector<std::uint32_t> uids;
-    std::size_t next = 0;
+    std::size_t next = 0;   // uids[next] is the first not asked for yet
+    std::size_t asked = 0;  // the UIDs of the batch last asked for
     FetchNeeds needs;
     bool uid = false;
     bool unknown_cte = false;  // RFC 3516 4.3: the command ends NO [UNKNOWN-CTE]
@@ -564,7 +574,8 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   };
   static constexpr std::size_t kFetchOutputHigh = 1 << 20, kFetchOutputLow = 256 << 10;
   bool busy() const { return awaiting_.active() || fetch_.waiting; }
-  void fetch_continue();
+  void fetch_continue(std::optional<std::vector<FetchedMessage>> ready = std::nullopt);
+  std::vector<FetchedMessage> fetch_answer(Verdict& v);
   FetchState fetch_;
   SearchRequest search_;
   std::vector<std::uint32_t> saved_;  // RFC 5182: the saved search result, UIDs ascending
