@@ -520,24 +520,58 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
     if (!messages) return Verdict::failed(messages.error());
     std::map<std::uint32_t, const store::MessageInfo*> by_uid;
     for (const store::MessageInfo& info : *messages) by_uid[info.uid] = &info;
-    // The messages of the batch, up to kFetchBatchOctets of stored octets when they are read
-    // (one message is always taken): the engine asks for the UIDs left with its next batch.
-    std::vector<const store::MessageInfo*> wanted;
-    std::size_t answered = 0;
-    std::uint64_t octets = 0;
-    for (; answered < uids.size(); ++answered) {
-      auto it = by_uid.find(uids[answered]);
-      if (it == by_uid.end()) continue;
-      octets += needs.content ? static_cast<std::uint64_t>(it->second->size) : 0;
-      if (octets > kFetchBatchOctets && !wanted.empty()) break;
-      wanted.push_back(it->second);
+    // What is answered: the batch's messages, up to kFetchBatchOctets of octets to read (one
+    // message is always taken); the engine asks for the UIDs left with its next batch. Whole
+    // messages count their size; with a tree, the ranges the items read of it.
+    struct Wanted {
+      const store::MessageInfo* info;
+      std::size_t at;  // in `uids`
+    };
+    std::vector<Wanted> wanted;
+    for (std::size_t i = 0; i < uids.size(); ++i)
+      if (auto it = by_uid.find(uids[i]); it != by_uid.end()) wanted.push_back({it->second, i});
+    auto refs_of = [&wanted] {
+      std::vector<store::MessageRef> refs;
+      for (const Wanted& w : wanted) refs.push_back(w.info->ref);
+      return refs;
+    };
+    std::vector<mail::Part> structures;
+    std::vector<store::Mailboxes::OctetRanges> ranges;
+    std::vector<std::uint64_t> octets;  // what each reads
+    if (needs.structure) {
+      auto trees = m.read_structures(refs_of());
+      if (!trees) return Verdict::failed(trees.error());
+      structures = std::move(*trees);
+    }
+    for (std::size_t k = 0; needs.content && k < wanted.size(); ++k) {
+      if (!needs.structure) {
+        octets.push_back(static_cast<std::uint64_t>(wanted[k].info->size));
+        continue;
+      }
+      ranges.emplace_back();
+      octets.push_back(0);
+      for (const imap::OctetRange& r : imap::content_ranges(structures[k], needs.content_items)) {
+        ranges.back().emplace_back(r.offset, r.length);
+        octets.back() += r.length;
+      }
+    }
+    std::size_t answered = uids.size(), total = 0;
+    for (std::size_t k = 0; k < octets.size(); ++k) {
+      total += octets[k];
+      if (total > kFetchBatchOctets && k > 0) {
+        answered = wanted[k].at;
+        wanted.resize(k);
+        if (needs.structure) structures.resize(k);
+        if (!ranges.empty()) ranges.resize(k);
+        break;
+      }
     }
     // RFC 9051 6.4.5: \Seen is set first, in one durable write for what is answered.
     std::map<std::uint32_t, store::FlagChange> seen;
     if (needs.set_seen) {
       std::vector<std::uint32_t> unseen;
-      for (const store::MessageInfo* info : wanted)
-        if (!(info->flags & store::kFlagSeen)) unseen.push_back(info->uid);
+      for (const Wanted& w : wanted)
+        if (!(w.info->flags & store::kFlagSeen)) unseen.push_back(w.info->uid);
       if (!unseen.empty()) {
         auto r = m.update_flags(user, name, unseen, store::FlagOp::Add, store::kFlagSeen, {});
         if (!r) return Verdict::failed(r.error());
@@ -545,27 +579,39 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
       }
     }
     // RFC 7162 3.1.4.1: CHANGEDSINCE leaves out what did not change (\Seen set now is a change).
-    if (needs.changed_since)
-      std::erase_if(wanted, [&](const store::MessageInfo* info) {
-        return info->modseq <= *needs.changed_since && !seen.count(info->uid);
-      });
-    std::vector<store::MessageRef> refs;
-    for (const store::MessageInfo* info : wanted) refs.push_back(info->ref);
-    std::vector<mail::Part> structures;
-    if (needs.structure) {
-      auto trees = m.read_structures(refs);
-      if (!trees) return Verdict::failed(trees.error());
-      structures = std::move(*trees);
+    std::vector<std::size_t> keep;
+    for (std::size_t k = 0; k < wanted.size(); ++k) {
+      const store::MessageInfo& info = *wanted[k].info;
+      if (!needs.changed_since || info.modseq > *needs.changed_since || seen.count(info.uid)) keep.push_back(k);
     }
-    std::vector<std::string> contents;
-    if (needs.content) {
-      auto octets = m.read_messages(refs);
-      if (!octets) return Verdict::failed(octets.error());
-      contents = std::move(*octets);
+    // The octets: whole messages for BODY[] and RFC822 (no tree asked), else only the ranges
+    // the items read of each tree (a header, a part, a partial window).
+    std::vector<store::MessageRef> refs;
+    std::vector<store::Mailboxes::OctetRanges> kept_ranges;
+    for (std::size_t k : keep) {
+      refs.push_back(wanted[k].info->ref);
+      if (!ranges.empty()) kept_ranges.push_back(std::move(ranges[k]));
+    }
+    std::vector<std::vector<imap::OctetPiece>> contents(needs.content ? refs.size() : 0);
+    std::vector<std::uint64_t> sizes(contents.size());
+    if (needs.content && !needs.structure) {
+      auto read = m.read_messages(refs);
+      if (!read) return Verdict::failed(read.error());
+      for (std::size_t j = 0; j < refs.size(); ++j) {
+        sizes[j] = (*read)[j].size();
+        contents[j].push_back({0, std::move((*read)[j])});
+      }
+    } else if (needs.content) {
+      auto read = m.read_message_ranges(refs, kept_ranges);
+      if (!read) return Verdict::failed(read.error());
+      for (std::size_t j = 0; j < refs.size(); ++j) {
+        sizes[j] = (*read)[j].size;
+        for (auto& [offset, piece] : (*read)[j].pieces) contents[j].push_back({offset, std::move(piece)});
+      }
     }
     std::vector<imap::FetchedMessage> out;
-    for (std::size_t k = 0; k < wanted.size(); ++k) {
-      const store::MessageInfo& info = *wanted[k];
+    for (std::size_t j = 0; j < keep.size(); ++j) {
+      const store::MessageInfo& info = *wanted[keep[j]].info;
       const std::uint32_t uid = info.uid;
       imap::FetchedMessage f;
       f.state = message_state(info);
@@ -575,10 +621,10 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
       }
       f.internal_date = info.internal_date;
       f.size = static_cast<std::uint64_t>(info.size);
-      if (needs.structure) f.structure = std::move(structures[k]);
+      if (needs.structure) f.structure = std::move(structures[keep[j]]);
       if (needs.content) {
-        f.content = std::move(contents[k]);
-        f.size = f.content.size();
+        f.content = std::move(contents[j]);
+        f.size = sizes[j];
       }
       out.push_back(std::move(f));
     }

@@ -162,11 +162,6 @@ std::string section_text(const Section& s) {
   return out;
 }
 
-std::string_view clamp(std::string_view octets, std::uint64_t offset, std::uint64_t length) {
-  if (offset >= octets.size()) return {};
-  return octets.substr(static_cast<std::size_t>(offset),
-                       static_cast<std::size_t>(std::min<std::uint64_t>(length, octets.size() - offset)));
-}
 
 std::string encode_params(const std::vector<mail::Param>& params, bool utf8) {
   if (params.empty()) return "NIL";  // RFC 9051 9: body-fld-param = "(" string SP string ... ")" / nil
@@ -518,21 +513,82 @@ std::string filter_header(std::string_view block, const std::vector<std::string>
   return out;
 }
 
+std::string_view OctetsView::slice(const OctetRange& r) const {
+  auto cut = [&r](std::string_view piece, std::uint64_t at) -> std::string_view {
+    if (r.offset < at || r.offset - at >= piece.size()) return {};
+    const std::uint64_t from = r.offset - at;
+    return piece.substr(static_cast<std::size_t>(from),
+                        static_cast<std::size_t>(std::min<std::uint64_t>(r.length, piece.size() - from)));
+  };
+  if (!pieces_) return cut(whole_, 0);
+  // The last piece starting at or before the range.
+  auto it = std::upper_bound(pieces_->begin(), pieces_->end(), r.offset,
+                             [](std::uint64_t o, const OctetPiece& p) { return o < p.offset; });
+  if (it == pieces_->begin()) return {};
+  --it;
+  return cut(it->octets, it->offset);
+}
+
+std::optional<OctetRange> item_octets(const mail::Part& root, const FetchItem& item) {
+  using K = FetchItem::Kind;
+  switch (item.kind) {
+    case K::BodySection: {
+      auto range = locate_section(root, item.section);
+      if (!range || !item.partial || item.section.text == Section::Text::HeaderFields ||
+          item.section.text == Section::Text::HeaderFieldsNot)
+        return range;  // HEADER.FIELDS: the partial applies to the filtered block
+      // RFC 9051 6.4.5: <origin.size>: from origin, at most size; empty past the end.
+      const std::uint64_t origin = std::min<std::uint64_t>(item.partial->origin, range->length);
+      return OctetRange{range->offset + origin, std::min<std::uint64_t>(item.partial->size, range->length - origin)};
+    }
+    // RFC 3501 6.4.5: RFC822 = BODY[], RFC822.HEADER = BODY.PEEK[HEADER], RFC822.TEXT = BODY[TEXT].
+    case K::Rfc822: return OctetRange{0, root.body_offset + root.body_length};
+    case K::Rfc822Header: return OctetRange{root.header_offset, root.header_length};
+    case K::Rfc822Text: return OctetRange{root.body_offset, root.body_length};
+    case K::Binary:
+    case K::BinarySize: {
+      if (item.section.part.empty()) return OctetRange{0, root.body_offset + root.body_length};
+      const mail::Part* node = find_part(root, item.section.part);
+      if (!node) return std::nullopt;
+      return OctetRange{node->body_offset, node->body_length};
+    }
+    default: return std::nullopt;
+  }
+}
+
+std::vector<OctetRange> content_ranges(const mail::Part& root, const std::vector<FetchItem>& items) {
+  std::vector<OctetRange> ranges;
+  for (const FetchItem& item : items)
+    if (auto r = item_octets(root, item); r && r->length > 0) ranges.push_back(*r);
+  std::sort(ranges.begin(), ranges.end(),
+            [](const OctetRange& a, const OctetRange& b) { return a.offset < b.offset; });
+  std::vector<OctetRange> merged;
+  for (const OctetRange& r : ranges) {
+    if (!merged.empty() && r.offset <= merged.back().offset + merged.back().length) {
+      OctetRange& last = merged.back();
+      last.length = std::max(last.offset + last.length, r.offset + r.length) - last.offset;
+    } else {
+      merged.push_back(r);
+    }
+  }
+  return merged;
+}
+
 std::string_view apply_partial(std::string_view content, std::uint32_t origin, std::uint32_t size) {
   // RFC 9051 6.4.5: an origin past the end gives the empty string; a size past the end stops there.
   if (origin >= content.size()) return {};
   return content.substr(origin, size);
 }
 
-std::variant<std::string, UnknownCte> binary_content(const mail::Part& root, std::string_view octets,
+std::variant<std::string, UnknownCte> binary_content(const mail::Part& root, OctetsView octets,
                                                       const std::vector<std::uint32_t>& part) {
-  if (part.empty()) return std::string(octets);
+  if (part.empty()) return std::string(octets.slice({0, octets.size()}));
   const mail::Part* node = find_part(root, part);
   if (!node) return std::string();
   mail::TransferDecoder decoder(node->encoding);
   if (!decoder.known()) return UnknownCte{};  // RFC 3516 4.3: NO [UNKNOWN-CTE]
   std::string out;
-  decoder.feed(clamp(octets, node->body_offset, node->body_length), out);
+  decoder.feed(octets.slice({node->body_offset, node->body_length}), out);
   decoder.finish(out);
   return out;
 }
@@ -571,21 +627,20 @@ std::variant<std::string, UnknownCte> encode_message_item(const FetchItem& item,
     case K::Body: return name + encode_body_structure(root, false, utf8);
     case K::BodyStructure: return name + encode_body_structure(root, true, utf8);
     case K::BodySection: {
-      auto range = locate_section(root, item.section);
-      std::string_view content = range ? clamp(m.octets, range->offset, range->length) : std::string_view();
+      auto range = item_octets(root, item);
+      std::string_view content = range ? m.octets.slice(*range) : std::string_view();
       std::string filtered;
       if (range && (item.section.text == Section::Text::HeaderFields ||
                     item.section.text == Section::Text::HeaderFieldsNot)) {
         filtered = filter_header(content, item.section.fields, item.section.text == Section::Text::HeaderFieldsNot);
         content = filtered;
+        if (item.partial) content = apply_partial(content, item.partial->origin, item.partial->size);
       }
-      if (item.partial) content = apply_partial(content, item.partial->origin, item.partial->size);
       return name + literal(content, false);
     }
-    // RFC 3501 6.4.5: RFC822 = BODY[], RFC822.HEADER = BODY.PEEK[HEADER], RFC822.TEXT = BODY[TEXT].
-    case K::Rfc822: return name + literal(m.octets, false);
-    case K::Rfc822Header: return name + literal(clamp(m.octets, root.header_offset, root.header_length), false);
-    case K::Rfc822Text: return name + literal(clamp(m.octets, root.body_offset, root.body_length), false);
+    case K::Rfc822:
+    case K::Rfc822Header:
+    case K::Rfc822Text: return name + literal(m.octets.slice(*item_octets(root, item)), false);
     case K::Binary:
     case K::BinarySize: {
       auto content = binary_content(root, m.octets, item.section.part);

@@ -486,6 +486,7 @@ void Server::fetch(const std::string& tag, const Values& args, bool uid) {
     const bool whole = i.kind == K::Rfc822 || (i.kind == K::BodySection && i.section.part.empty() &&
                                                 i.section.text == Section::Text::None);
     f.needs.content = f.needs.content || content;
+    if (content) f.needs.content_items.push_back(i);
     f.needs.structure = f.needs.structure || (content && !whole) || i.kind == K::Envelope ||
                         i.kind == K::Body || i.kind == K::BodyStructure;
   }
@@ -507,7 +508,8 @@ void Server::fetch_continue(std::optional<std::vector<FetchedMessage>> ready) {
   while (true) {
     std::size_t coming = 0;
     if (ready)
-      for (const FetchedMessage& m : *ready) coming += m.content.size();
+      for (const FetchedMessage& m : *ready)
+        for (const OctetPiece& p : m.content) coming += p.octets.size();
     std::optional<Verdict> next;
     if (fetch_.next < fetch_.uids.size() && output_size() + coming <= kFetchOutputHigh) {
       const std::size_t n = std::min<std::size_t>(fetch_.needs.content ? 16 : 256, fetch_.uids.size() - fetch_.next);
@@ -574,9 +576,9 @@ void Server::send_fetched(std::vector<FetchedMessage> messages) {
     const std::uint32_t seq = seq_of(m.state.uid);
     if (!seq) continue;
     MessageData data;
-    whole.body_length = m.content.size();
+    whole.body_length = m.content.empty() ? 0 : m.content.back().offset + m.content.back().octets.size();
     data.structure = m.structure ? &*m.structure : &whole;
-    data.octets = m.content;
+    data.octets = OctetsView(m.structure ? m.size : whole.body_length, m.content);
     data.uid = m.state.uid;
     data.flags = flag_names(m.state.flags);
     data.internal_date = m.internal_date;
@@ -612,7 +614,8 @@ void Server::send_fetched(std::vector<FetchedMessage> messages) {
       if (own == view_.reported.end()) view_.reported.emplace_back(m.state.uid, m.state.modseq);
       else own->second = std::max(own->second, m.state.modseq);
     }
-    if (!first) untagged(line + ")");  // nothing to say of it when its only item failed
+    line += ')';
+    if (!first) untagged(line);  // nothing to say of it when its only item failed
   }
 }
 

@@ -740,6 +740,31 @@ class MailboxesImpl final : public Mailboxes {
     return out;
   }
 
+  Result<std::vector<Pieces>> read_message_ranges(const std::vector<MessageRef>& refs,
+                                                  const std::vector<OctetRanges>& ranges) override {
+    std::vector<Pieces> out(refs.size());
+    Status st = read_by_database(refs, [&](Connection& c, const std::vector<std::size_t>& indexes) {
+      for (std::size_t i : indexes) {
+        Stmt s = c.prepare("SELECT typeof(mail_data) FROM mailbox WHERE mail_id = ?1");  // cached
+        s.bind(1, refs[i].id);
+        if (!s.step()) throw SqlError{Status::not_found("no such message")};
+        const bool empty = s.text(0) == "null";
+        s.run();
+        if (empty) continue;  // no octets: size 0, every piece empty
+        detail::Blob blob(c, "main", "mailbox", "mail_data", refs[i].id, false);
+        out[i].size = blob.size();
+        for (const auto& [offset, length] : ranges[i]) {
+          std::string piece;
+          if (offset < out[i].size)
+            blob.read(offset, static_cast<std::size_t>(std::min<std::uint64_t>(length, out[i].size - offset)), piece);
+          out[i].pieces.emplace_back(offset, std::move(piece));
+        }
+      }
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
   // Runs fn with the indexes of `refs` in each database they name (the master's pooled read
   // connection, or the user database opened read-only), in one read transaction per database:
   // a batch costs one transaction and its locks, not one per message.

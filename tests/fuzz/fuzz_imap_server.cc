@@ -146,7 +146,7 @@ struct Users : cmail::imap::Session {
       m.size = message.size();
       m.seen_set = needs.set_seen && u % 2;
       if (needs.structure) m.structure = cmail::mail::parse_structure(message);
-      if (needs.content) m.content = message;
+      if (needs.content) m.content = {{0, message}};
       out.push_back(std::move(m));
     }
     return Verdict::fetched(out);

@@ -250,6 +250,30 @@ TEST_CASE("imap backend: STATUS INBOX before any delivery makes the folder, with
                   ")\r\na2 OK STATUS completed\r\n");
 }
 
+TEST_CASE("imap backend: FETCH reads sections of large messages, and answers a batch in parts under its octet bound") {
+  Mailstore m;
+  const std::string attachment(3 << 20, 'A');
+  const std::string big = "Subject: big one\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+                          "Content-Type: text/plain\r\n\r\nhello there\r\n--b\r\nContent-Type: application/octet-stream\r\n"
+                          "Content-Transfer-Encoding: base64\r\n\r\n" + attachment + "\r\n--b--\r\n";
+  for (int i = 0; i < 3; ++i) m.deliver("alice", big);
+  Client c(m);
+  REQUIRE(has(c.say("a1", "LOGIN alice wonderland"), "a1 OK "));
+  REQUIRE(has(c.say("a2", "SELECT INBOX"), "a2 OK [READ-WRITE]"));
+  CHECK(c.say("a3", "FETCH 1 (BODY.PEEK[1]<0.5> BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[2]<100.4>)") ==
+        "* 1 FETCH (BODY[1]<0> {5}\r\nhello BODY[HEADER.FIELDS (SUBJECT)] {20}\r\nSubject: big one\r\n\r\n"
+        " BODY[2]<100> {4}\r\nAAAA)\r\na3 OK FETCH completed\r\n");
+  // BODY[1] sets \Seen, and its FLAGS come with it (RFC 9051 6.4.5).
+  CHECK(c.say("a4", "FETCH 2 BODY[1]") == "* 2 FETCH (BODY[1] {11}\r\nhello there FLAGS (\\Seen))\r\na4 OK FETCH completed\r\n");
+  // Three messages of 3 MiB: each answer under 4 MiB, so the batch comes in three parts, whole and in order.
+  const std::string all = c.say("a5", "FETCH 1:3 (RFC822.SIZE BODY.PEEK[])");
+  for (int seq = 1; seq <= 3; ++seq)
+    CHECK(has(all, "* " + std::to_string(seq) + " FETCH (RFC822.SIZE " + std::to_string(big.size()) + " BODY[] {" +
+                       std::to_string(big.size()) + "}\r\n" + big + ")\r\n"));
+  CHECK(all.ends_with("a5 OK FETCH completed\r\n"));
+  CHECK(all.size() < 3 * big.size() + 300);
+}
+
 TEST_CASE("imap backend: a session gone before its answer drops the answer") {
   Mailstore m;
   auto c = std::make_unique<Client>(m);

@@ -531,3 +531,46 @@ TEST_CASE("imap fetch: message/global is an encapsulated message like message/rf
   CHECK(section(msg, "BODY[1.HEADER]") == "BODY[1.HEADER] {18}\r\nSubject: caf\xC3\xA9\r\n\r\n");
   CHECK(section(msg, "BODY[1.1]") == "BODY[1.1] {3}\r\nx\r\n");
 }
+
+TEST_CASE("imap fetch: the ranges a request reads are all the encoders need (content_ranges, OctetsView)") {
+  mail::Part root = mail::parse_structure(kMixed);
+  const std::vector<std::string> texts = {
+      "BODY[]", "RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY[HEADER]", "BODY[TEXT]", "BODY[1]",
+      "BODY[1]<6.100>", "BODY[1]<10.1>", "BODY[2.MIME]", "BODY[4]", "BODY[4.HEADER]", "BODY[4.TEXT]",
+      "BODY[4.2]<3.4>", "BODY[HEADER.FIELDS (Subject)]<9.100>", "BODY[4.HEADER.FIELDS.NOT (From)]",
+      "BINARY[2]", "BINARY.SIZE[3]", "BINARY[4.2]<1.2>", "BINARY[]", "BODY[9]", "BODY[1.TEXT]", "BODY[]<5.10>"};
+  for (const std::string& text : texts) {
+    CAPTURE(text);
+    const std::vector<FetchItem> items{att(text)};
+    const std::vector<OctetRange> ranges = content_ranges(root, items);
+    std::vector<OctetPiece> pieces;
+    std::uint64_t read = 0;
+    for (const OctetRange& r : ranges) {
+      pieces.push_back({r.offset, kMixed.substr(static_cast<std::size_t>(r.offset), static_cast<std::size_t>(r.length))});
+      read += r.length;
+    }
+    // Only a header, a part or a window is read for the items that name one.
+    if (text.find("[]") == std::string::npos && text != "RFC822") CHECK(read < kMixed.size());
+    MessageData whole, parts;
+    whole.structure = parts.structure = &root;
+    whole.octets = kMixed;
+    parts.octets = OctetsView(kMixed.size(), pieces);
+    CHECK(encode_message_item(items[0], parts, false) == encode_message_item(items[0], whole, false));
+  }
+  // Several items: sorted, overlapping and adjacent ranges merged.
+  const auto merged = content_ranges(root, {att("BODY[1]"), att("BODY[HEADER]"), att("BODY[]<0.5>"), att("BODY[1]<2.3>")});
+  REQUIRE(merged.size() == 2);
+  CHECK(merged[0] == OctetRange{0, root.header_length});
+  CHECK(merged[1] == *locate_section(root, Section{{1}, Section::Text::None, {}}));
+  CHECK(content_ranges(root, {att("UID"), att("ENVELOPE"), att("BODY[7]")}).empty());
+  // A view slices within its pieces only; nothing outside them or past the end.
+  std::vector<OctetPiece> two{{2, "cd"}, {10, "klm"}};
+  OctetsView v(20, two);
+  CHECK(v.size() == 20);
+  CHECK(v.slice({10, 2}) == "kl");
+  CHECK(v.slice({11, 9}) == "lm");
+  CHECK(v.slice({0, 2}).empty());
+  CHECK(v.slice({5, 1}).empty());
+  CHECK(OctetsView("abc").slice({1, 10}) == "bc");
+  CHECK(OctetsView("abc").slice({3, 1}).empty());
+}

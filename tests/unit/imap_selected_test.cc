@@ -186,7 +186,7 @@ struct MailSession : Session {
       f.internal_date = 1700000000 + uid;
       f.size = m->body.size();
       if (needs.structure) f.structure = mail::parse_structure(m->body);
-      if (needs.content) f.content = m->body;
+      if (needs.content) f.content = {{0, m->body}};
       out.push_back(std::move(f));
     }
     return Verdict::fetched(out, uids.size());

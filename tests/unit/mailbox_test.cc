@@ -143,6 +143,36 @@ TEST_CASE("mailbox: list_messages of a UID range reads only that range, in UID o
   CHECK(mb.list_messages("alice", "Missing", 1, 10)->empty());
 }
 
+TEST_CASE("mailbox: read_message_ranges reads the ranges asked of each message, cut at its end") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  insert_user(dir.file("m"), "alice");
+  auto& mb = s->mailboxes();
+  REQUIRE(mb.ensure_folder("alice", "INBOX").has_value());
+  const std::string big = "Subject: big\r\n\r\n" + std::string(300000, 'x') + "tail\r\n";
+  const std::vector<std::string> texts = {"Subject: 1\r\n\r\none\r\n", big, ""};
+  for (const std::string& t : texts) REQUIRE(mb.append("alice", "INBOX", std::string_view(t)).has_value());
+  auto list = mb.list_messages("alice", "INBOX");
+  REQUIRE(list->size() == 3);
+  using R = store::Mailboxes::OctetRanges;
+  auto got = mb.read_message_ranges({(*list)[1].ref, (*list)[0].ref, (*list)[2].ref},
+                                    {R{{0, 12}, {big.size() - 6, 100}}, R{{14, 3}, {50, 4}}, R{{0, 10}}});
+  REQUIRE_MESSAGE(got.has_value(), got.error().to_string());
+  REQUIRE(got->size() == 3);
+  CHECK((*got)[0].size == big.size());
+  REQUIRE((*got)[0].pieces.size() == 2);
+  CHECK((*got)[0].pieces[0] == std::pair<std::uint64_t, std::string>{0, "Subject: big"});
+  CHECK((*got)[0].pieces[1] == std::pair<std::uint64_t, std::string>{big.size() - 6, "tail\r\n"});
+  CHECK((*got)[1].size == texts[0].size());
+  REQUIRE((*got)[1].pieces.size() == 2);
+  CHECK((*got)[1].pieces[0].second == "one");
+  CHECK((*got)[1].pieces[1].second.empty());  // past the end
+  CHECK((*got)[2].size == 0);
+  CHECK(std::all_of((*got)[2].pieces.begin(), (*got)[2].pieces.end(), [](const auto& p) { return p.second.empty(); }));
+  REQUIRE(mb.expunge_uids("alice", "INBOX", {1}).has_value());
+  CHECK(mb.read_message_ranges({(*list)[0].ref}, {R{{0, 1}}}).error().is_not_found());
+}
+
 TEST_CASE("mailbox: read_messages gives the octets in the order asked; a missing one is NotFound") {
   TempDir dir;
   auto s = open_store(dir.file("m"));

@@ -10,8 +10,8 @@
 // count and send the octets of the message as fed to the structure parser, whose offsets they
 // are; a message stored with bare LF line ends is sent with bare LF (docs/imap-fetch.md).
 //
-// Who owns what: every result is a value; MessageData only borrows the tree and the octets for
-// the length of a call. The engine decides what a request means for the session (UID FETCH's
+// Who owns what: every result is a value; MessageData and OctetsView only borrow the tree and
+// the octets for the length of a call. The engine decides what a request means for the session (UID FETCH's
 // implied UID item, \Seen, VANISHED's QRESYNC check).
 //
 // Thread-safety: value types and pure functions. Nothing throws out of this API.
@@ -116,6 +116,41 @@ struct OctetRange {
 };
 CMAIL_EXPORT std::optional<OctetRange> locate_section(const mail::Part& root, const Section& section);
 
+// The stored octets of a message an encoder reads: all of them, or the pieces of them a
+// request reads (content_ranges()), each piece at its offset in the message. Non-owning.
+struct OctetPiece {
+  std::uint64_t offset = 0;
+  std::string octets;
+  bool operator==(const OctetPiece&) const = default;
+};
+class CMAIL_EXPORT OctetsView {
+ public:
+  OctetsView() = default;
+  OctetsView(std::string_view whole) : size_(whole.size()), whole_(whole) {}  // NOLINT: implicit
+  OctetsView(const std::string& whole) : OctetsView(std::string_view(whole)) {}  // NOLINT: implicit
+  OctetsView(const char* whole) : OctetsView(std::string_view(whole)) {}  // NOLINT: implicit
+  // REQUIRES: `pieces` ascending by offset, not overlapping, within `size`; outlives the view.
+  OctetsView(std::uint64_t size, const std::vector<OctetPiece>& pieces) : size_(size), pieces_(&pieces) {}
+  std::uint64_t size() const { return size_; }
+  // The octets of `r` cut at the end of the message: what the piece holding r.offset has of
+  // them (all of them for ranges content_ranges() gave); empty when no piece holds it.
+  std::string_view slice(const OctetRange& r) const;
+
+ private:
+  std::uint64_t size_ = 0;
+  std::string_view whole_;
+  const std::vector<OctetPiece>* pieces_ = nullptr;
+};
+
+// The octets one item reads of a message whose tree is `root` (the whole message runs to the
+// end of the root's body): nullopt for items that read none and for sections that do not
+// exist. HEADER.FIELDS[.NOT] read the header block, a partial BODY[section]<o.n> only its
+// window, BINARY[part] the part's body.
+CMAIL_EXPORT std::optional<OctetRange> item_octets(const mail::Part& root, const FetchItem& item);
+// The ranges the items of a request read, ascending, overlapping and adjacent ones merged:
+// what a Session reads of a stored message for them (FetchNeeds::content_items).
+CMAIL_EXPORT std::vector<OctetRange> content_ranges(const mail::Part& root, const std::vector<FetchItem>& items);
+
 // RFC 9051 6.4.5 HEADER.FIELDS / HEADER.FIELDS.NOT: the fields of a header block whose name
 // is (not_: is not) one of `names`, ignoring case, each with its continuation lines, in the
 // order of the block, then the empty line that ends the block (as the block writes it; CRLF
@@ -132,13 +167,13 @@ struct UnknownCte {
 };
 // RFC 3516: the decoded content of a part (BINARY[part]); the whole message for the empty path;
 // an empty string for a part that does not exist.
-CMAIL_EXPORT std::variant<std::string, UnknownCte> binary_content(const mail::Part& root, std::string_view octets,
+CMAIL_EXPORT std::variant<std::string, UnknownCte> binary_content(const mail::Part& root, OctetsView octets,
                                                                    const std::vector<std::uint32_t>& part);
 
 // What the caller knows of one message.
 struct MessageData {
   const mail::Part* structure = nullptr;  // REQUIRES: not null; the tree of `octets`
-  std::string_view octets;                // the stored message
+  OctetsView octets;                      // the stored message, or what the items read of it
   std::uint32_t uid = 0;
   std::vector<std::string> flags;  // as atoms: "\\Seen", "$Junk"
   std::int64_t internal_date = 0;  // Unix time, written in UTC

@@ -153,7 +153,11 @@ struct CopyResult {
 // FETCH (RFC 9051 6.4.5): what the engine needs of each message to answer the items asked.
 struct FetchNeeds {
   bool structure = false;  // ENVELOPE, BODY, BODYSTRUCTURE, sections, BINARY: the part tree
-  bool content = false;    // sections, BINARY, RFC822*: the stored octets
+  // Sections, BINARY, RFC822*: the stored octets these items read. Without `structure` they
+  // read the whole message (BODY[], RFC822); with it, what imap::content_ranges() of the tree
+  // and these items says (cmail/imap/fetch.h), which is all a Session needs to read.
+  bool content = false;
+  std::vector<FetchItem> content_items;
   bool set_seen = false;   // set \Seen first, durably (RFC 9051 6.4.5); never when read-only
   // RFC 7162 3.1.4.1: only the messages whose modseq is higher.
   std::optional<std::uint64_t> changed_since;
@@ -161,9 +165,11 @@ struct FetchNeeds {
 struct FetchedMessage {
   MessageState state;  // its flags after set_seen
   std::int64_t internal_date = 0;  // Unix time
-  std::uint64_t size = 0;          // RFC822.SIZE: the octets of `content` when it is given
+  std::uint64_t size = 0;          // RFC822.SIZE: the octets of the stored message
   std::optional<mail::Part> structure;  // when FetchNeeds::structure
-  std::string content;                  // when FetchNeeds::content
+  // When FetchNeeds::content: the octets at their offsets in the message, ascending; all of
+  // them as one piece, or (with the structure) at least the ranges content_ranges() gives.
+  std::vector<OctetPiece> content;
   bool seen_set = false;  // set_seen changed its flags: FLAGS is sent with the answer
 };
 // The answer to one FETCH batch (Verdict::fetched).

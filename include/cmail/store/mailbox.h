@@ -151,6 +151,16 @@ class CMAIL_EXPORT Mailboxes {
   // The octets of several messages, in the order of `refs`, in one read transaction per
   // database. NotFound when one of them is gone.
   virtual Result<std::vector<std::string>> read_messages(const std::vector<MessageRef>& refs) = 0;
+  // Pieces of several messages: for refs[i], the octets of each (offset, length) of ranges[i]
+  // cut at the end of the message, and the message's size; only those octets are read
+  // (incremental blob I/O), in one read transaction per database. NotFound when one is gone.
+  using OctetRanges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+  struct Pieces {
+    std::uint64_t size = 0;                                      // of the whole message
+    std::vector<std::pair<std::uint64_t, std::string>> pieces;  // (offset, octets), one per range
+  };
+  virtual Result<std::vector<Pieces>> read_message_ranges(const std::vector<MessageRef>& refs,
+                                                          const std::vector<OctetRanges>& ranges) = 0;
   // The message read in chunks as it is consumed (a large one is never held whole), on a
   // connection of its own that keeps one snapshot until the Source is destroyed. Opening it
   // blocks (a file open); each read() is a short blocking read of database pages.
