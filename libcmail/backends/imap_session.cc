@@ -24,6 +24,9 @@ bool is_inbox(std::string_view name) { return proto::equals_upper(name, "INBOX")
 
 // The stored octets one FETCH answer holds at most (a batch's first message excepted).
 constexpr std::uint64_t kFetchBatchOctets = 4 << 20;
+// Messages under this size are read whole for FETCH sections; larger ones only in the ranges
+// the items read.
+constexpr std::int64_t kWholeBelow = 128 << 10;
 
 }  // namespace
 
@@ -602,11 +605,28 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
         contents[j].push_back({0, std::move((*read)[j])});
       }
     } else if (needs.content) {
-      auto read = m.read_message_ranges(refs, kept_ranges);
+      // A small message is read whole (one row read costs less than opening its blob).
+      std::vector<std::size_t> small, large;
+      for (std::size_t j = 0; j < refs.size(); ++j)
+        (wanted[keep[j]].info->size < kWholeBelow ? small : large).push_back(j);
+      auto pick = [&refs](const std::vector<std::size_t>& js) {
+        std::vector<store::MessageRef> out;
+        for (std::size_t j : js) out.push_back(refs[j]);
+        return out;
+      };
+      auto whole = m.read_messages(pick(small));
+      if (!whole) return Verdict::failed(whole.error());
+      for (std::size_t i = 0; i < small.size(); ++i) {
+        sizes[small[i]] = (*whole)[i].size();
+        contents[small[i]].push_back({0, std::move((*whole)[i])});
+      }
+      std::vector<store::Mailboxes::OctetRanges> large_ranges;
+      for (std::size_t j : large) large_ranges.push_back(std::move(kept_ranges[j]));
+      auto read = m.read_message_ranges(pick(large), large_ranges);
       if (!read) return Verdict::failed(read.error());
-      for (std::size_t j = 0; j < refs.size(); ++j) {
-        sizes[j] = (*read)[j].size;
-        for (auto& [offset, piece] : (*read)[j].pieces) contents[j].push_back({offset, std::move(piece)});
+      for (std::size_t i = 0; i < large.size(); ++i) {
+        sizes[large[i]] = (*read)[i].size;
+        for (auto& [offset, piece] : (*read)[i].pieces) contents[large[i]].push_back({offset, std::move(piece)});
       }
     }
     std::vector<imap::FetchedMessage> out;
