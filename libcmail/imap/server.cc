@@ -12,14 +12,6 @@ namespace cmail::imap {
 
 namespace {
 
-// RFC 9051 6: a command's name is an atom, compared without regard to case.
-std::string upper(std::string_view s) {
-  std::string u(s);
-  for (char& c : u)
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  return u;
-}
-
 Options parser_options(const ServerOptions& o) {
   Options p;
   p.limits = o.limits;
@@ -438,7 +430,8 @@ void Server::command(Values values) {
   auto t = values.empty() ? std::nullopt : tag(values[0]);
   if (!t) return bad("", "Missing or invalid tag");
   if (values.size() < 2 || !atom(values[1])) return bad(*t, "Missing command name");
-  const std::string name = upper(values[1].text);
+  // RFC 9051 6: a command's name is an atom, compared without regard to case.
+  const std::string name = proto::ascii_upper(values[1].text);
   for (const Command& c : kCommands) {
     if (c.name != name) continue;
     const bool allowed = state_ == State::NotAuthenticated ? c.not_authenticated
@@ -611,13 +604,13 @@ void Server::cmd_enable(const std::string& tag, const Values& args) {
     auto name = atom(a);
     if (!name) return bad(tag, "ENABLE takes capability names");
     // RFC 5161 3.1: what this server knows and has not enabled yet; others are ignored.
-    if (upper(*name) == "IMAP4REV2" && !rev2_) {
+    if (proto::ascii_upper(*name) == "IMAP4REV2" && !rev2_) {
       rev2_ = true;
       enabled += " IMAP4rev2";
-    } else if (upper(*name) == "CONDSTORE" && !condstore_) {  // RFC 7162 3.1
+    } else if (proto::ascii_upper(*name) == "CONDSTORE" && !condstore_) {  // RFC 7162 3.1
       condstore_ = true;
       enabled += " CONDSTORE";
-    } else if (upper(*name) == "UTF8=ACCEPT" && !utf8_) {  // RFC 6855 3
+    } else if (proto::ascii_upper(*name) == "UTF8=ACCEPT" && !utf8_) {  // RFC 6855 3
       utf8_ = true;
       enabled += " UTF8=ACCEPT";
     }
@@ -657,13 +650,9 @@ void Server::cmd_namespace(const std::string& tag, const Values& args) {
 
 namespace {
 
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && upper(s.substr(0, prefix.size())) == prefix;
-}
-
 // RFC 9051 5.1: INBOX is case-insensitive, also as the first level of a hierarchy.
 std::string canonical_inbox(std::string name) {
-  if (starts_with_ci(name, "INBOX") && (name.size() == 5 || name[5] == '/'))
+  if (proto::starts_with_upper(name, "INBOX") && (name.size() == 5 || name[5] == '/'))
     name.replace(0, 5, "INBOX");
   return name;
 }
@@ -774,7 +763,7 @@ void Server::list_or_lsub(const std::string& tag, const Values& args, bool lsub)
     for (const Value& o : args[i].items) {
       auto name = atom(o);
       if (!name) return bad(tag, "LIST selection options are atoms");
-      const std::string u = upper(*name);
+      const std::string u = proto::ascii_upper(*name);
       if (u == "SUBSCRIBED") r.select_subscribed = true;
       else if (u == "SPECIAL-USE") r.select_special_use = true;  // RFC 6154 3
       else if (u == "RECURSIVEMATCH") r.recursive = true;
@@ -804,14 +793,14 @@ void Server::list_or_lsub(const std::string& tag, const Values& args, bool lsub)
   i += 2;
   if (!lsub && i < args.size()) {
     auto kw = atom(args[i]);
-    if (!kw || upper(*kw) != "RETURN" || i + 2 != args.size() || !args[i + 1].is_list())
+    if (!kw || proto::ascii_upper(*kw) != "RETURN" || i + 2 != args.size() || !args[i + 1].is_list())
       return bad(tag, "LIST takes RETURN (options) last");
     r.extended = true;
     const Values& opts = args[i + 1].items;
     for (std::size_t k = 0; k < opts.size(); ++k) {
       auto name = atom(opts[k]);
       if (!name) return bad(tag, "LIST return options are atoms");
-      const std::string u = upper(*name);
+      const std::string u = proto::ascii_upper(*name);
       if (u == "SUBSCRIBED") {
         r.return_subscribed = true;
       } else if (u == "STATUS") {  // RFC 5819 2: return-option =/ "STATUS" SP "(" status-att-list ")"
@@ -973,7 +962,7 @@ std::optional<std::vector<std::string>> Server::status_items(const std::string& 
   std::vector<std::string> items;
   for (const Value& v : list.items) {
     auto item = atom(v);
-    const std::string u = item ? upper(*item) : "";
+    const std::string u = item ? proto::ascii_upper(*item) : "";
     // RFC 9051 6.3.11 (DELETED, SIZE: RFC 8438), RFC 3501 6.3.10 (RECENT), RFC 7162 3.1.3.
     if (u != "MESSAGES" && u != "UIDNEXT" && u != "UIDVALIDITY" && u != "UNSEEN" && u != "DELETED" &&
         u != "SIZE" && u != "RECENT" && u != "HIGHESTMODSEQ") {
@@ -1014,7 +1003,7 @@ void Server::cmd_create(const std::string& tag, const Values& args) {
       auto param = atom(params[k]);
       // RFC 4466 2.2: an unknown parameter is BAD. RFC 6154 6: create-param =/ "USE" SP "("
       // [use-attr *(SP use-attr)] ")".
-      if (!param || upper(*param) != "USE") return bad(tag, "Unknown CREATE parameter");
+      if (!param || proto::ascii_upper(*param) != "USE") return bad(tag, "Unknown CREATE parameter");
       if (use_seen || k + 1 >= params.size() || !params[k + 1].is_list())
         return bad(tag, "CREATE USE needs one list of special-use attributes");
       use_seen = true;
@@ -1036,7 +1025,7 @@ void Server::cmd_create(const std::string& tag, const Values& args) {
     static const char* const kUses[] = {"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"};
     std::string canonical;
     for (const char* k : kUses)
-      if (upper(k) == upper(u)) canonical = k;
+      if (proto::ascii_upper(k) == proto::ascii_upper(u)) canonical = k;
     if (canonical.empty()) return tagged(tag, "NO", "[USEATTR] " + u + " is not supported");
     if (!special_use.empty() && special_use != canonical)
       return tagged(tag, "NO", "[USEATTR] A mailbox has at most one special use here");

@@ -103,5 +103,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       check(!kept.empty() && kept.back() == '\n' && kept.size() <= block.size() + 2);
     }
   }
+  // The ranges the request reads are all the encoders need: the answers from those pieces
+  // alone are the answers from the whole message.
+  std::vector<OctetPiece> pieces;
+  for (const OctetRange& r : content_ranges(root, req.items)) {
+    check(r.offset <= message.size() && r.length <= message.size() - r.offset);
+    check(pieces.empty() || r.offset > pieces.back().offset + pieces.back().octets.size());  // merged
+    pieces.push_back({r.offset, std::string(message.substr(r.offset, r.length))});
+  }
+  MessageData parts = m;
+  parts.octets = OctetsView(message.size(), pieces);
+  for (const FetchItem& item : req.items) check(encode_message_item(item, parts, false) == encode_message_item(item, m, false));
   return 0;
 }
