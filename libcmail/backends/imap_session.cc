@@ -27,6 +27,8 @@ constexpr std::uint64_t kFetchBatchOctets = 4 << 20;
 // Messages under this size are read whole for FETCH sections; larger ones only in the ranges
 // the items read.
 constexpr std::int64_t kWholeBelow = 128 << 10;
+// BODY[] and RFC822 of messages from this size on stream from the store as they are sent.
+constexpr std::int64_t kStreamFrom = 1 << 20;
 
 }  // namespace
 
@@ -547,8 +549,9 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
       structures = std::move(*trees);
     }
     for (std::size_t k = 0; needs.content && k < wanted.size(); ++k) {
-      if (!needs.structure) {
-        octets.push_back(static_cast<std::uint64_t>(wanted[k].info->size));
+      if (!needs.structure) {  // a streamed message is not held: it does not count
+        const auto size = wanted[k].info->size;
+        octets.push_back(needs.stream && size >= kStreamFrom ? 0 : static_cast<std::uint64_t>(size));
         continue;
       }
       ranges.emplace_back();
@@ -597,12 +600,29 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
     }
     std::vector<std::vector<imap::OctetPiece>> contents(needs.content ? refs.size() : 0);
     std::vector<std::uint64_t> sizes(contents.size());
+    std::vector<std::shared_ptr<proto::Source>> sources(contents.size());
     if (needs.content && !needs.structure) {
-      auto read = m.read_messages(refs);
-      if (!read) return Verdict::failed(read.error());
+      // A large message streams from its blob as the engine sends it (FetchNeeds::stream).
+      std::vector<std::size_t> whole;
       for (std::size_t j = 0; j < refs.size(); ++j) {
-        sizes[j] = (*read)[j].size();
-        contents[j].push_back({0, std::move((*read)[j])});
+        if (needs.stream && wanted[keep[j]].info->size >= kStreamFrom) {
+          auto source = m.open_message(refs[j]);
+          if (!source) return Verdict::failed(source.error());
+          if (auto size = (*source)->size()) {
+            sizes[j] = *size;
+            sources[j] = std::move(*source);
+            continue;
+          }
+        }
+        whole.push_back(j);
+      }
+      std::vector<store::MessageRef> whole_refs;
+      for (std::size_t j : whole) whole_refs.push_back(refs[j]);
+      auto read = m.read_messages(whole_refs);
+      if (!read) return Verdict::failed(read.error());
+      for (std::size_t i = 0; i < whole.size(); ++i) {
+        sizes[whole[i]] = (*read)[i].size();
+        contents[whole[i]].push_back({0, std::move((*read)[i])});
       }
     } else if (needs.content) {
       // A small message is read whole (one row read costs less than opening its blob).
@@ -644,6 +664,7 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
       if (needs.structure) f.structure = std::move(structures[keep[j]]);
       if (needs.content) {
         f.content = std::move(contents[j]);
+        f.source = std::move(sources[j]);
         f.size = sizes[j];
       }
       out.push_back(std::move(f));

@@ -490,6 +490,11 @@ void Server::fetch(const std::string& tag, const Values& args, bool uid) {
     f.needs.structure = f.needs.structure || (content && !whole) || i.kind == K::Envelope ||
                         i.kind == K::Body || i.kind == K::BodyStructure;
   }
+  // One content item, the whole message without a partial: it may stream (FetchNeeds::stream).
+  const std::vector<FetchItem>& ci = f.needs.content_items;
+  f.needs.stream = ci.size() == 1 && !ci[0].partial &&
+                   (ci[0].kind == K::Rfc822 || (ci[0].kind == K::BodySection && ci[0].section.part.empty() &&
+                                                ci[0].section.text == Section::Text::None));
   f.needs.set_seen = sets_seen(f.request) && !view_.read_only;
   f.needs.changed_since = f.request.changed_since;
   f.uid = uid;
@@ -508,8 +513,10 @@ void Server::fetch_continue(std::optional<std::vector<FetchedMessage>> ready) {
   while (true) {
     std::size_t coming = 0;
     if (ready)
-      for (const FetchedMessage& m : *ready)
+      for (const FetchedMessage& m : *ready) {
         for (const OctetPiece& p : m.content) coming += p.octets.size();
+        if (m.source) coming = SIZE_MAX;  // never a batch read ahead while one streams
+      }
     std::optional<Verdict> next;
     if (fetch_.next < fetch_.uids.size() && output_size() + coming <= kFetchOutputHigh) {
       const std::size_t n = std::min<std::size_t>(fetch_.needs.content ? 16 : 256, fetch_.uids.size() - fetch_.next);
@@ -524,6 +531,7 @@ void Server::fetch_continue(std::optional<std::vector<FetchedMessage>> ready) {
       }
     }
     if (ready) send_fetched(std::move(*ready));
+    if (fetch_.out.remaining > 0 || closed()) return;  // consume_output() goes on
     if (awaiting_.active()) return;  // apply() goes on with the next batch
     if (!next) {
       if (fetch_.next < fetch_.uids.size()) {
@@ -560,6 +568,15 @@ std::vector<FetchedMessage> Server::fetch_answer(Verdict& v) {
 
 void Server::consume_output(std::size_t n) {
   Conversation::consume_output(n);
+  if (fetch_.out.remaining > 0) {
+    pump_stream();
+    if (fetch_.out.remaining > 0 || closed()) return;
+    encode_fetched();
+    if (fetch_.out.remaining > 0 || closed()) return;
+    fetch_continue();
+    if (!busy()) process();
+    return;
+  }
   if (!fetch_.waiting || output_size() > kFetchOutputLow) return;
   fetch_.waiting = false;
   fetch_continue();
@@ -567,36 +584,64 @@ void Server::consume_output(std::size_t n) {
 }
 
 void Server::send_fetched(std::vector<FetchedMessage> messages) {
-  using K = FetchItem::Kind;
-  mail::Part whole;  // without a part tree: the message as one body, for BODY[] and RFC822
   std::sort(messages.begin(), messages.end(),
             [](const FetchedMessage& a, const FetchedMessage& b) { return a.state.uid < b.state.uid; });
+  fetch_.out = FetchState::Encoding{};
+  fetch_.out.messages = std::move(messages);
+  encode_fetched();
+}
+
+// Encodes what is left of the answered batch; stops while a message's literal streams from
+// its Source (pump_stream() goes on as the output is taken, then calls this again).
+void Server::encode_fetched() {
+  using K = FetchItem::Kind;
+  FetchState::Encoding& o = fetch_.out;
   const bool utf8 = rev2_ || utf8_;
-  for (const FetchedMessage& m : messages) {
+  for (; o.next < o.messages.size(); ++o.next, o.item = 0) {
+    FetchedMessage& m = o.messages[o.next];
     const std::uint32_t seq = seq_of(m.state.uid);
     if (!seq) continue;
-    MessageData data;
+    if (o.item == 0 && !o.started) {
+      o.line = std::to_string(seq) + " FETCH (";
+      o.first = true, o.flags_sent = false, o.modseq_sent = false;
+    }
+    mail::Part whole;  // without a part tree: the message as one body, for BODY[] and RFC822
     whole.body_length = m.content.empty() ? 0 : m.content.back().offset + m.content.back().octets.size();
+    MessageData data;
     data.structure = m.structure ? &*m.structure : &whole;
     data.octets = OctetsView(m.structure ? m.size : whole.body_length, m.content);
     data.uid = m.state.uid;
     data.flags = flag_names(m.state.flags);
     data.internal_date = m.internal_date;
     data.modseq = m.state.modseq;
-    std::string line = std::to_string(seq) + " FETCH (";
-    bool first = true, flags_sent = false, modseq_sent = false;
     auto add = [&](std::string_view item) {
-      if (!first) line += ' ';
-      line += item;
-      first = false;
+      if (!o.first) o.line += ' ';
+      o.line += item;
+      o.first = false;
     };
-    for (const FetchItem& item : fetch_.request.items) {
+    for (; o.item < fetch_.request.items.size(); ++o.item) {
+      const FetchItem& item = fetch_.request.items[o.item];
       if (item.kind == K::Rfc822Size) {
         add("RFC822.SIZE " + std::to_string(m.size));  // the Session's count, content or not
         continue;
       }
-      flags_sent = flags_sent || item.kind == K::Flags;
-      modseq_sent = modseq_sent || item.kind == K::ModSeq;
+      o.flags_sent = o.flags_sent || item.kind == K::Flags;
+      o.modseq_sent = o.modseq_sent || item.kind == K::ModSeq;
+      if (m.source && (item.kind == K::Rfc822 || item.kind == K::BodySection)) {
+        // The whole message (FetchNeeds::stream): its literal's octets come from the Source.
+        add(response_name(item) + " {" + std::to_string(m.size) + "}\r\n");
+        output() += o.started ? "" : "* ";
+        output() += o.line;
+        o.line.clear();
+        o.started = true;
+        o.remaining = m.size;
+        pump_stream();
+        if (o.remaining > 0 || closed()) {
+          ++o.item;  // resumed after this item
+          return;
+        }
+        continue;  // all out at once (a short message)
+      }
       auto text = encode_message_item(item, data, utf8);
       if (std::holds_alternative<UnknownCte>(text)) {
         fetch_.unknown_cte = true;
@@ -607,16 +652,49 @@ void Server::send_fetched(std::vector<FetchedMessage> messages) {
     if (m.seen_set) {
       // RFC 9051 6.4.5: the \Seen flag set by the fetch goes with it; RFC 7162 3.1.4: with
       // its new modseq.
-      if (!flags_sent) add("FLAGS " + encode_flags(m.state.flags));
-      if (condstore_ && !modseq_sent) add("MODSEQ (" + std::to_string(m.state.modseq) + ")");
+      if (!o.flags_sent) add("FLAGS " + encode_flags(m.state.flags));
+      if (condstore_ && !o.modseq_sent) add("MODSEQ (" + std::to_string(m.state.modseq) + ")");
       auto own = std::find_if(view_.reported.begin(), view_.reported.end(),
                               [&](const auto& e) { return e.first == m.state.uid; });
       if (own == view_.reported.end()) view_.reported.emplace_back(m.state.uid, m.state.modseq);
       else own->second = std::max(own->second, m.state.modseq);
     }
-    line += ')';
-    if (!first) untagged(line);  // nothing to say of it when its only item failed
+    o.line += ')';
+    if (o.started) {
+      output() += o.line;
+      output() += "\r\n";
+    } else if (!o.first) {
+      untagged(o.line);  // nothing to say of it when its only item failed
+    }
+    o.started = false;
   }
+  fetch_.out = FetchState::Encoding{};
+}
+
+// Moves the streamed literal's octets from the Source into the output while little of it
+// waits to be sent.
+void Server::pump_stream() {
+  FetchState::Encoding& o = fetch_.out;
+  while (o.remaining > 0 && output_size() < kFetchOutputLow) {
+    std::string& out = output();
+    const std::size_t before = out.size();
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(o.remaining, 64 << 10));
+    Status st = o.messages[o.next].source->read(n, out);
+    const std::size_t got = std::min(out.size() - before, n);
+    out.resize(before + got);
+    o.remaining -= got;
+    if (!st.ok() || got == 0) {
+      // Part of the literal is out: no response can say so now, and ending the command would
+      // make the client take a truncated message as whole.
+      session_.log("FETCH failed while sending a message: " + (st.ok() ? std::string("it ended early") : st.to_string()));
+      fetch_ = FetchState{};
+      pending_tag_.clear();
+      state_ = State::Logout;
+      close();
+      return;
+    }
+  }
+  if (o.remaining == 0) o.messages[o.next].source.reset();  // read through: let it go
 }
 
 void Server::search(const std::string& tag, const Values& args, bool uid) {

@@ -602,6 +602,8 @@ class BlobSource final : public proto::Source {
     blob_.reset();  // before its connection
   }
 
+  std::optional<std::uint64_t> size() const override { return size_; }
+
   Status read(std::size_t max, std::string& out) override {
     if (!blob_ || offset_ >= size_) return Status();
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(max, size_ - offset_));

@@ -4,13 +4,15 @@ the process's peak memory (VmHWM) grows by a few MiB, not by the message's size.
 
 Usage: large_message_test.py BUILD_DIR
 
-A 30 MB message goes in over SMTP (smtplib) and out over POP3 (poplib); then four go in at
-once. Bodies are spooled to a file as they arrive and copied into the database in chunks, and
+A 30 MB message goes in over SMTP (smtplib) and out over POP3 (poplib) and IMAP (imaplib's
+FETCH BODY.PEEK[], which streams it, and sections, which read only their ranges); then four go
+in at once. Bodies are spooled to a file as they arrive and copied into the database in chunks, and
 RETR reads the row in chunks as the client drains it (docs/store.md#large-messages). The
 daemon runs without AddressSanitizer's quarantine, which holds freed blocks on purpose, so
 that the figure is the allocator's in every build. Every wait is bounded.
 """
 import hashlib
+import imaplib
 import os
 import poplib
 import random
@@ -75,21 +77,26 @@ class LargeMessages(unittest.TestCase):
         cls.db = os.path.join(cls.tmp, "master.db3")
         admin = lambda *a: subprocess.run([ADMIN, "-d", cls.db, *a], check=True, capture_output=True, timeout=30)
         admin("init")
-        for user in ("alice", "bob", "carol", "dave", "erin"):
+        for user in ("alice", "bob", "carol", "dave", "erin", "frank"):
             admin("user", "add", user, user + "-pw")
             admin("address", "add", f"{user}@local.test", "store", user)
             admin("popd", "enable", user)
+        admin("imapd", "enable", "frank")
         smtpd_conf, popd_conf = os.path.join(cls.tmp, "smtpd.conf"), os.path.join(cls.tmp, "popd.conf")
+        imapd_conf = os.path.join(cls.tmp, "imapd.conf")
+        with open(imapd_conf, "w") as f:  # without tlsrequire: LOGIN over plain IMAP on loopback
+            f.write(f"database {cls.db}\nbind 127.0.0.1 0\n")
         with open(smtpd_conf, "w") as f:
             f.write(f"database {cls.db}\nbind 127.0.0.1 0 size=40000000\n")
         with open(popd_conf, "w") as f:
             f.write(f"database {cls.db}\nbind 127.0.0.1 0\n")
         env = dict(os.environ)
         env["ASAN_OPTIONS"] = ":".join(o for o in (env.get("ASAN_OPTIONS"), "quarantine_size_mb=0") if o)
-        cls.proc = subprocess.Popen([CMAIL, "serve", "--config", smtpd_conf, "--popd-config", popd_conf],
+        cls.proc = subprocess.Popen([CMAIL, "serve", "--config", smtpd_conf, "--popd-config", popd_conf,
+                                     "--imapd-config", imapd_conf],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        ports = read_ports(cls.proc, 2)
-        cls.smtp, cls.pop3 = ports["smtp"][0], ports["pop3"][0]
+        ports = read_ports(cls.proc, 3)
+        cls.smtp, cls.pop3, cls.imap = ports["smtp"][0], ports["pop3"][0], ports["imap"][0]
         # Warm up: one small message in and out, so that first-use allocations are not counted.
         cls.send("erin@local.test", body_of(20000, 0))
         cls.retrieve("erin", 1)
@@ -154,6 +161,35 @@ class LargeMessages(unittest.TestCase):
         print(f"30 MB message: peak grew by {grown_in} KiB storing it, {grown_out} KiB sending it", file=sys.stderr)
         self.assertLess(grown_in, GROWTH_LIMIT_KIB)
         self.assertLess(grown_out, GROWTH_LIMIT_KIB)
+
+    def test_30_mb_message_over_imap_streams_and_sections_read_their_ranges(self):
+        body = body_of(30 * MB, 2)
+        self.send("frank@local.test", body)
+        [(data, _, _)] = self.stored("frank")
+        data = bytes(data)
+        imap = imaplib.IMAP4("127.0.0.1", self.imap, timeout=120)
+        try:
+            imap.login("frank", "frank-pw")
+            imap.select("INBOX")
+
+            def fetch(items):
+                reset_peak(self.proc.pid)
+                idle = peak_kib(self.proc.pid)
+                typ, got = imap.fetch("1", items)
+                self.assertEqual(typ, "OK")
+                return [part[1] for part in got if isinstance(part, tuple)], peak_kib(self.proc.pid) - idle
+            [whole], grown_whole = fetch("(BODY.PEEK[])")
+            self.assertEqual(hashlib.sha256(whole).hexdigest(), hashlib.sha256(data).hexdigest())
+            header_end = data.index(b"\r\n\r\n") + 4
+            (header, window), grown_parts = fetch("(BODY.PEEK[HEADER] BODY.PEEK[TEXT]<20000000.100>)")
+            self.assertEqual(header, data[:header_end])
+            self.assertEqual(window, data[header_end + 20000000:header_end + 20000100])
+        finally:
+            imap.logout()
+        print(f"30 MB message over IMAP: peak grew by {grown_whole} KiB for BODY[], {grown_parts} KiB for two sections",
+              file=sys.stderr)
+        self.assertLess(grown_whole, GROWTH_LIMIT_KIB)
+        self.assertLess(grown_parts, GROWTH_LIMIT_KIB)
 
     def test_four_30_mb_messages_at_once(self):
         users = ("bob", "carol", "dave", "erin")

@@ -601,3 +601,94 @@ TEST_CASE("imap::Server: a long FETCH asks for the next batch before it encodes 
     CHECK(out.ends_with(")\r\nf OK FETCH completed\r\n"));
   }
 }
+
+// A message given as a Source (FetchNeeds::stream), read in pieces of at most 1000 octets;
+// `fail_at`: an error once that many octets were given.
+struct MemorySource : proto::Source {
+  std::string text;
+  std::size_t at = 0, fail_at = SIZE_MAX;
+  explicit MemorySource(std::string t) : text(std::move(t)) {}
+  Status read(std::size_t max, std::string& out) override {
+    if (at >= fail_at) return Status::io_error("disk gone");
+    const std::size_t n = std::min({max, std::size_t{1000}, text.size() - at});
+    out.append(text, at, n);
+    at += n;
+    return Status();
+  }
+  std::optional<std::uint64_t> size() const override { return text.size(); }
+};
+
+struct StreamingSession : MailSession {
+  using MailSession::MailSession;
+  std::size_t fail_at = SIZE_MAX;
+  std::vector<bool> streamable;  // FetchNeeds::stream of each fetch()
+  Verdict fetch(const std::vector<std::uint32_t>& uids, const FetchNeeds& needs) override {
+    streamable.push_back(needs.stream);
+    Verdict v = MailSession::fetch(uids, needs);
+    if (!needs.stream) return v;
+    FetchedBatch b = v.take<FetchedBatch>();
+    for (FetchedMessage& m : b.messages) {
+      if (m.content.empty() || m.content[0].octets.size() < 1000) continue;
+      auto source = std::make_shared<MemorySource>(std::move(m.content[0].octets));
+      source->fail_at = fail_at;
+      m.content.clear();
+      m.source = std::move(source);
+    }
+    return Verdict::fetched(std::move(b.messages), b.answered);
+  }
+};
+
+TEST_CASE("imap::Server: BODY[] of a large message streams from the Session's Source as the output is taken") {
+  Mailstore store;
+  Box& inbox = store.boxes["INBOX"];
+  const std::string big = "Subject: big\r\n\r\n" + std::string(5 << 20, 'x') + "\r\n";
+  inbox.add("Subject: small\r\n\r\nhi\r\n");
+  inbox.add(big);
+  inbox.add("Subject: after\r\n\r\nbye\r\n");
+  StreamingSession session(store);
+  Server server(ServerOptions{}, session);
+  server.receive("l LOGIN alice pw\r\ns SELECT INBOX\r\n");
+  REQUIRE(take_output(server).find("s OK [READ-WRITE]") != std::string::npos);
+
+  SUBCASE("the answer is the one content would give, and little of it waits at any time") {
+    server.receive("f FETCH 1:3 (UID BODY.PEEK[] FLAGS)\r\nn NOOP\r\n");
+    std::string out;
+    std::size_t most = 0;
+    for (int round = 0; round < 10000 && out.find("n OK") == std::string::npos; ++round) {
+      std::string_view pending = server.pending_output();
+      most = std::max(most, pending.size());
+      const std::size_t n = std::min<std::size_t>(pending.size(), 100000);  // a slow socket
+      out.append(pending.substr(0, n));
+      server.consume_output(n);
+    }
+    CHECK(most < (512u << 10));  // never the 5 MiB message at once
+    CHECK(session.streamable == std::vector<bool>{true});
+    const std::string want = "* 1 FETCH (UID 1 BODY[] {22}\r\nSubject: small\r\n\r\nhi\r\n FLAGS ())\r\n"
+                             "* 2 FETCH (UID 2 BODY[] {" + std::to_string(big.size()) + "}\r\n" + big + " FLAGS ())\r\n"
+                             "* 3 FETCH (UID 3 BODY[] {23}\r\nSubject: after\r\n\r\nbye\r\n FLAGS ())\r\n"
+                             "f OK FETCH completed\r\nn OK NOOP completed\r\n";
+    const auto differ = std::mismatch(out.begin(), out.end(), want.begin(), want.end());
+    const std::size_t at = static_cast<std::size_t>(differ.first - out.begin());
+    CAPTURE(at);
+    CHECK(out.size() == want.size());
+    CHECK(out.substr(at > 40 ? at - 40 : 0, 80) == want.substr(at > 40 ? at - 40 : 0, 80));
+  }
+  SUBCASE("only a whole message alone streams") {
+    CHECK(take_output(server).empty());
+    server.receive("f FETCH 2 (BODY.PEEK[]<0.10> BODY.PEEK[HEADER])\r\n");
+    CHECK(take_output(server) == "* 2 FETCH (BODY[]<0> {10}\r\nSubject: b BODY[HEADER] {16}\r\nSubject: big\r\n\r\n)\r\n"
+                                 "f OK FETCH completed\r\n");
+    CHECK(session.streamable == std::vector<bool>{false});
+  }
+  SUBCASE("a Source that fails midway closes the connection: no OK for a truncated message") {
+    session.fail_at = 300000;
+    server.receive("f FETCH 2 RFC822\r\n");
+    std::string out;
+    for (int round = 0; round < 1000 && !server.closed(); ++round) out += take_output(server);
+    out += take_output(server);
+    CHECK(server.closed());
+    CHECK(out.starts_with("* 2 FETCH (RFC822 {" + std::to_string(big.size()) + "}\r\nSubject: big"));
+    CHECK(out.find("f OK") == std::string::npos);
+    CHECK(out.size() < big.size());
+  }
+}

@@ -52,6 +52,7 @@
 #include <cmail/imap/search.h>
 #include <cmail/mail/structure.h>
 #include <cmail/proto/conversation.h>
+#include <cmail/proto/message.h>
 #include <cmail/proto/sasl.h>
 #include <cmail/proto/transport.h>
 #include <cmail/proto/verdict.h>
@@ -59,6 +60,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -158,6 +160,9 @@ struct FetchNeeds {
   // and these items says (cmail/imap/fetch.h), which is all a Session needs to read.
   bool content = false;
   std::vector<FetchItem> content_items;
+  // The one content item is the whole message (BODY[], BODY.PEEK[], RFC822, no partial): a
+  // Session may give a large message as FetchedMessage::source, which the engine streams.
+  bool stream = false;
   bool set_seen = false;   // set \Seen first, durably (RFC 9051 6.4.5); never when read-only
   // RFC 7162 3.1.4.1: only the messages whose modseq is higher.
   std::optional<std::uint64_t> changed_since;
@@ -170,6 +175,9 @@ struct FetchedMessage {
   // When FetchNeeds::content: the octets at their offsets in the message, ascending; all of
   // them as one piece, or (with the structure) at least the ranges content_ranges() gives.
   std::vector<OctetPiece> content;
+  // Instead of `content` when FetchNeeds::stream: the message read as its literal is sent,
+  // `size` octets of it (a Source that ends sooner or fails closes the connection).
+  std::shared_ptr<proto::Source> source;
   bool seen_set = false;  // set_seen changed its flags: FLAGS is sent with the answer
 };
 // The answer to one FETCH batch (Verdict::fetched).
@@ -482,6 +490,8 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   void cmd_search(const std::string& tag, const Values& args);
   void fetch(const std::string& tag, const Values& args, bool uid);
   void send_fetched(std::vector<FetchedMessage> messages);
+  void encode_fetched();
+  void pump_stream();
   void search(const std::string& tag, const Values& args, bool uid);
   // A sequence set argument: its UIDs in the view ("$": the saved result, RFC 5182); nullopt
   // for a set that is not one (BAD) or a message number over the view's size.
@@ -577,9 +587,19 @@ class CMAIL_EXPORT Server : public proto::Conversation {
     bool uid = false;
     bool unknown_cte = false;  // RFC 3516 4.3: the command ends NO [UNKNOWN-CTE]
     bool waiting = false;      // stopped until the output drains below kFetchOutputLow
+    // The answered batch being encoded: messages[next] from its item `item` on; while
+    // `remaining` > 0 the octets of that message's literal come from its Source.
+    struct Encoding {
+      std::vector<FetchedMessage> messages;
+      std::size_t next = 0, item = 0;
+      std::string line;               // the message's response so far
+      bool first = true, flags_sent = false, modseq_sent = false;
+      bool started = false;           // "* " and the line before the literal are out
+      std::uint64_t remaining = 0;
+    } out;
   };
   static constexpr std::size_t kFetchOutputHigh = 1 << 20, kFetchOutputLow = 256 << 10;
-  bool busy() const { return awaiting_.active() || fetch_.waiting; }
+  bool busy() const { return awaiting_.active() || fetch_.waiting || fetch_.out.remaining > 0; }
   void fetch_continue(std::optional<std::vector<FetchedMessage>> ready = std::nullopt);
   std::vector<FetchedMessage> fetch_answer(Verdict& v);
   FetchState fetch_;

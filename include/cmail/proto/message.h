@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -79,6 +80,8 @@ class CMAIL_EXPORT Source {
   // Appends up to `max` (> 0) more octets to `out`; appends nothing once at the end. An error
   // means the rest cannot be read.
   virtual Status read(std::size_t max, std::string& out) = 0;
+  // The octets it gives in all, when known beforehand.
+  virtual std::optional<std::uint64_t> size() const { return std::nullopt; }
 };
 
 // Reads dot-stuffed data from an engine's input (RFC 5321 4.5.2, RFC 1939 3): removes the
