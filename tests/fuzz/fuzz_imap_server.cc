@@ -9,18 +9,37 @@
 // second the size of the pieces the rest is fed in. The Session answers at once, later
 // (pending, then complete()) or with a backend failure, by turns. Invariants: no crash; no
 // log-in outside TLS when TLS is required; nothing but Logout after a Close event; output and
-// buffered input bounded.
+// buffered input bounded. FETCH answers come whole, in part (the rest asked again), or as a
+// streamed Source that may fail midway (the connection then closes).
 #include <cmail/imap/server.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
+#include <optional>
 #include <string>
 
 namespace {
 
 using cmail::imap::RespCode;
 using cmail::imap::Verdict;
+
+// A message read in pieces of 7 octets; `fails`: an error after the first piece.
+struct Chunks : cmail::proto::Source {
+  std::string text;
+  std::size_t at = 0;
+  bool fails;
+  Chunks(std::string t, bool f) : text(std::move(t)), fails(f) {}
+  cmail::Status read(std::size_t max, std::string& out) override {
+    if (fails && at > 0) return cmail::Status::io_error("gone");
+    const std::size_t n = std::min({max, std::size_t{7}, text.size() - at});
+    out.append(text, at, n);
+    at += n;
+    return cmail::Status();
+  }
+  std::optional<std::uint64_t> size() const override { return text.size(); }
+};
 
 struct Users : cmail::imap::Session {
   const cmail::imap::ServerOptions* options = nullptr;
@@ -146,10 +165,15 @@ struct Users : cmail::imap::Session {
       m.size = message.size();
       m.seen_set = needs.set_seen && u % 2;
       if (needs.structure) m.structure = cmail::mail::parse_structure(message);
-      if (needs.content) m.content = {{0, message}};
+      if (needs.stream && u % 3 == 0) {
+        m.source = std::make_shared<Chunks>(message, u % 5 == 0);  // streamed; now and then it fails
+      } else if (needs.content) {
+        m.content = {{0, message}};
+      }
       out.push_back(std::move(m));
     }
-    return Verdict::fetched(out);
+    // Now and then only the first of the batch is answered; the engine asks for the rest.
+    return Verdict::fetched(out, ++n % 3 == 0 ? 1 : SIZE_MAX);
   }
   Verdict search(const cmail::imap::SearchKey& key, const std::vector<std::uint32_t>& view,
                  const std::vector<std::uint32_t>& saved) override {
