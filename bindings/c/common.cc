@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 namespace cmail::c {
 
@@ -14,6 +16,41 @@ char* copy_out(std::string_view s) {
   p[s.size()] = '\0';
   return p;
 }
+
+namespace detail {
+namespace {
+struct Registry {
+  std::mutex mu;
+  std::unordered_map<const void*, const std::type_info*> live;
+};
+Registry& registry() {
+  static Registry* r = new Registry;  // never destroyed: handles may be freed during exit
+  return *r;
+}
+}  // namespace
+
+void adopt(const void* h, const std::type_info& type) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  r.live[h] = &type;
+}
+
+bool release(const void* h, const std::type_info& type) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  auto it = r.live.find(h);
+  if (it == r.live.end() || *it->second != type) return false;
+  r.live.erase(it);
+  return true;
+}
+
+bool live(const void* h, const std::type_info& type) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  auto it = r.live.find(h);
+  return it != r.live.end() && *it->second == type;
+}
+}  // namespace detail
 
 int fail(char** errmsg, int code, std::string_view msg) {
   if (errmsg) *errmsg = copy_out(msg);

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 
 namespace cmail::c {
 
@@ -27,7 +28,33 @@ int from_status(const Status& st, char** errmsg);
 // memory runs out.
 char* copy_out(std::string_view s);
 
-inline int null_handle(char** errmsg) { return fail(errmsg, CMAIL_INVALID_ARGUMENT, "NULL handle"); }
+// Live handles: every handle the library made and has not freed, with its type, so that a NULL,
+// freed (double free included) or wrong handle is an error code and never dereferenced. A
+// freed handle's address may be reused by a new handle of the same type; calls through the old
+// pointer then reach the new one, as with a reused file descriptor.
+namespace detail {
+void adopt(const void* h, const std::type_info& type);
+bool release(const void* h, const std::type_info& type);
+bool live(const void* h, const std::type_info& type);
+}  // namespace detail
+// Registers a new handle; returns it.
+template <typename T>
+T* adopt(T* h) {
+  detail::adopt(h, typeid(T));
+  return h;
+}
+// Unregisters a handle about to be freed: false when it was not live (do not free it then).
+template <typename T>
+bool release(const T* h) {
+  return h && detail::release(h, typeid(T));
+}
+template <typename T>
+bool live(const T* h) {
+  return h && detail::live(h, typeid(T));
+}
+inline int bad_handle(char** errmsg) {
+  return fail(errmsg, CMAIL_INVALID_ARGUMENT, "not a live handle of this type (NULL, freed or another kind)");
+}
 
 // Runs f() (which returns a status) and turns an escaping exception into CMAIL_INTERNAL.
 template <typename F>

@@ -60,7 +60,7 @@ struct cmail_pop3_server {
 namespace {
 
 int complete(cmail_pop3_server* s, pop3::Verdict v, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     Status st = s->server.complete(std::move(v));
     return st.ok() ? c::ok(errmsg) : c::fail(errmsg, CMAIL_WRONG_STATE, st.message());
@@ -111,15 +111,17 @@ int cmail_pop3_server_new(const cmail_pop3_server_options* options, cmail_pop3_s
     po.max_errors = o.max_errors;
     po.max_login_failures = o.max_login_failures;
     po.idle_timeout = c::ms(o.idle_timeout_ms);
-    *out = new cmail_pop3_server(po);
+    *out = c::adopt(new cmail_pop3_server(po));
     return c::ok(errmsg);
   });
 }
 
-void cmail_pop3_server_free(cmail_pop3_server* s) { delete s; }
+void cmail_pop3_server_free(cmail_pop3_server* s) {
+  if (c::release(s)) delete s;
+}
 
 int cmail_pop3_server_receive(cmail_pop3_server* s, const char* data, size_t len, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   if (!data && len) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "data is NULL");
   return c::guard(errmsg, [&] {
     s->server.receive(std::string_view(data ? data : "", len));
@@ -128,7 +130,7 @@ int cmail_pop3_server_receive(cmail_pop3_server* s, const char* data, size_t len
 }
 
 int cmail_pop3_server_receive_eof(cmail_pop3_server* s, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     s->server.receive_eof();
     return c::ok(errmsg);
@@ -136,7 +138,7 @@ int cmail_pop3_server_receive_eof(cmail_pop3_server* s, char** errmsg) {
 }
 
 int cmail_pop3_server_pending_output(const cmail_pop3_server* s, const char** data, size_t* len, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   if (!data || !len) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "data or len is NULL");
   std::string_view out = s->server.pending_output();
   *data = out.data();
@@ -145,7 +147,7 @@ int cmail_pop3_server_pending_output(const cmail_pop3_server* s, const char** da
 }
 
 int cmail_pop3_server_consume_output(cmail_pop3_server* s, size_t n, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   if (n > s->server.pending_output().size())
     return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "more consumed than pending");
   return c::guard(errmsg, [&] {
@@ -155,7 +157,7 @@ int cmail_pop3_server_consume_output(cmail_pop3_server* s, size_t n, char** errm
 }
 
 int cmail_pop3_server_next_event(cmail_pop3_server* s, cmail_pop3_event* event, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   if (!event) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "event is NULL");
   return c::guard(errmsg, [&] {
     s->current = Record{};
@@ -191,7 +193,7 @@ int cmail_pop3_server_next_event(cmail_pop3_server* s, cmail_pop3_event* event, 
 
 int cmail_pop3_server_tls_established(cmail_pop3_server* s, const char* version, const char* cipher, int bits,
                                       char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     s->server.tls_established(proto::TlsInfo{c::str(version), c::str(cipher), bits});
     return c::ok(errmsg);
@@ -199,19 +201,19 @@ int cmail_pop3_server_tls_established(cmail_pop3_server* s, const char* version,
 }
 
 int cmail_pop3_server_on_timeout(cmail_pop3_server* s, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     s->server.timed_out();
     return c::ok(errmsg);
   });
 }
 
-int cmail_pop3_server_wants_read(const cmail_pop3_server* s) { return s && s->server.wants_read(); }
-int cmail_pop3_server_is_closed(const cmail_pop3_server* s) { return !s || s->server.closed(); }
-int64_t cmail_pop3_server_timeout_ms(const cmail_pop3_server* s) { return s ? s->server.timeout().count() : -1; }
+int cmail_pop3_server_wants_read(const cmail_pop3_server* s) { return c::live(s) && s->server.wants_read(); }
+int cmail_pop3_server_is_closed(const cmail_pop3_server* s) { return !c::live(s) || s->server.closed(); }
+int64_t cmail_pop3_server_timeout_ms(const cmail_pop3_server* s) { return c::live(s) ? s->server.timeout().count() : -1; }
 
 int cmail_pop3_server_deadline(const cmail_pop3_server* s, uint64_t* phase, int64_t* budget_ms, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   if (!phase || !budget_ms) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "phase or budget_ms is NULL");
   proto::Deadline d = s->server.deadline();
   *phase = d.phase;
@@ -219,7 +221,7 @@ int cmail_pop3_server_deadline(const cmail_pop3_server* s, uint64_t* phase, int6
   return c::ok(errmsg);
 }
 
-int cmail_pop3_server_state(const cmail_pop3_server* s) { return s ? static_cast<int>(s->server.state()) : -1; }
+int cmail_pop3_server_state(const cmail_pop3_server* s) { return c::live(s) ? static_cast<int>(s->server.state()) : -1; }
 
 int cmail_pop3_server_maildrop(cmail_pop3_server* s, const char* identity, const uint64_t* sizes,
                                const char* const* uids, size_t count, char** errmsg) {

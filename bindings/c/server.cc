@@ -240,21 +240,24 @@ int cmail_server_new(const char* data_dir, const char* hostname, cmail_server** 
     }
     srv->lent.store = srv->db.get();
     srv->runtime = std::make_unique<net::Runtime>();
-    *out = srv.release();
+    c::adopt(&srv->lent);
+    *out = c::adopt(srv.release());
     return c::ok(errmsg);
   });
 }
 
 void cmail_server_free(cmail_server* srv) {
-  if (srv && srv->on_loop_thread()) return;  // from a callback: the thread cannot join itself
+  if (!c::live(srv) || srv->on_loop_thread()) return;  // from a callback: the thread cannot join itself
+  c::release(srv);
+  c::release(&srv->lent);
   delete srv;
 }
 
-cmail_store* cmail_server_store(cmail_server* srv) { return srv ? &srv->lent : nullptr; }
+cmail_store* cmail_server_store(cmail_server* srv) { return c::live(srv) ? &srv->lent : nullptr; }
 
 int cmail_server_listen(cmail_server* srv, int protocol, const char* host, uint16_t port, unsigned flags, int* listener,
                         char** errmsg) {
-  if (!srv) return c::null_handle(errmsg);
+  if (!c::live(srv)) return c::bad_handle(errmsg);
   if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "listen before start");
   const unsigned known = CMAIL_LISTEN_STARTTLS | CMAIL_LISTEN_TLS | CMAIL_LISTEN_AUTH | CMAIL_LISTEN_REQUIRE_AUTH |
                          CMAIL_LISTEN_PLAINTEXT_AUTH;
@@ -265,12 +268,12 @@ int cmail_server_listen(cmail_server* srv, int protocol, const char* host, uint1
 }
 
 uint16_t cmail_server_port(const cmail_server* srv, int listener) {
-  if (!srv || listener < 0 || static_cast<std::size_t>(listener) >= srv->ports.size()) return 0;
+  if (!c::live(srv) || listener < 0 || static_cast<std::size_t>(listener) >= srv->ports.size()) return 0;
   return srv->ports[static_cast<std::size_t>(listener)];
 }
 
 int cmail_server_on_delivered(cmail_server* srv, cmail_delivered_fn fn, void* user, char** errmsg) {
-  if (!srv) return c::null_handle(errmsg);
+  if (!c::live(srv)) return c::bad_handle(errmsg);
   if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "callbacks before start");
   srv->hooks->delivered = fn;
   srv->hooks->delivered_user = user;
@@ -278,7 +281,7 @@ int cmail_server_on_delivered(cmail_server* srv, cmail_delivered_fn fn, void* us
 }
 
 int cmail_server_on_rcpt(cmail_server* srv, cmail_rcpt_fn fn, void* user, char** errmsg) {
-  if (!srv) return c::null_handle(errmsg);
+  if (!c::live(srv)) return c::bad_handle(errmsg);
   if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "callbacks before start");
   srv->hooks->rcpt = fn;
   srv->hooks->rcpt_user = user;
@@ -286,7 +289,7 @@ int cmail_server_on_rcpt(cmail_server* srv, cmail_rcpt_fn fn, void* user, char**
 }
 
 int cmail_server_start(cmail_server* srv, char** errmsg) {
-  if (!srv) return c::null_handle(errmsg);
+  if (!c::live(srv)) return c::bad_handle(errmsg);
   if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "started already");
   return c::guard(errmsg, [&] {
     net::Runtime* rt = srv->runtime.get();
@@ -297,7 +300,7 @@ int cmail_server_start(cmail_server* srv, char** errmsg) {
 }
 
 int cmail_server_stop(cmail_server* srv, int64_t grace_ms, char** errmsg) {
-  if (!srv) return c::null_handle(errmsg);
+  if (!c::live(srv)) return c::bad_handle(errmsg);
   if (srv->state != cmail_server::State::Running) return c::fail(errmsg, CMAIL_WRONG_STATE, "not running");
   if (srv->on_loop_thread()) return c::fail(errmsg, CMAIL_WRONG_STATE, "stop from a callback");
   return c::guard(errmsg, [&] {

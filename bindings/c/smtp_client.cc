@@ -116,15 +116,17 @@ int cmail_smtp_client_new(const cmail_smtp_client_options* options, cmail_smtp_c
     co.command_timeout = c::ms(o.command_timeout_ms);
     co.data_block_timeout = c::ms(o.data_block_timeout_ms);
     co.data_end_timeout = c::ms(o.data_end_timeout_ms);
-    *out = new cmail_smtp_client(co);
+    *out = c::adopt(new cmail_smtp_client(co));
     return c::ok(errmsg);
   });
 }
 
-void cmail_smtp_client_free(cmail_smtp_client* cl) { delete cl; }
+void cmail_smtp_client_free(cmail_smtp_client* cl) {
+  if (c::release(cl)) delete cl;
+}
 
 int cmail_smtp_client_receive(cmail_smtp_client* cl, const char* data, size_t len, char** errmsg) {
-  if (!cl) return c::null_handle(errmsg);
+  if (!c::live(cl)) return c::bad_handle(errmsg);
   if (!data && len) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "data is NULL");
   return c::guard(errmsg, [&] {
     cl->client.receive(std::string_view(data ? data : "", len));
@@ -133,7 +135,7 @@ int cmail_smtp_client_receive(cmail_smtp_client* cl, const char* data, size_t le
 }
 
 int cmail_smtp_client_receive_eof(cmail_smtp_client* cl, char** errmsg) {
-  if (!cl) return c::null_handle(errmsg);
+  if (!c::live(cl)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     cl->client.receive_eof();
     return c::ok(errmsg);
@@ -141,7 +143,7 @@ int cmail_smtp_client_receive_eof(cmail_smtp_client* cl, char** errmsg) {
 }
 
 int cmail_smtp_client_pending_output(const cmail_smtp_client* cl, const char** data, size_t* len, char** errmsg) {
-  if (!cl) return c::null_handle(errmsg);
+  if (!c::live(cl)) return c::bad_handle(errmsg);
   if (!data || !len) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "data or len is NULL");
   std::string_view out = cl->client.pending_output();
   *data = out.data();
@@ -150,7 +152,7 @@ int cmail_smtp_client_pending_output(const cmail_smtp_client* cl, const char** d
 }
 
 int cmail_smtp_client_consume_output(cmail_smtp_client* cl, size_t n, char** errmsg) {
-  if (!cl) return c::null_handle(errmsg);
+  if (!c::live(cl)) return c::bad_handle(errmsg);
   if (n > cl->client.pending_output().size())
     return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "more consumed than pending");
   return c::guard(errmsg, [&] {
@@ -160,7 +162,7 @@ int cmail_smtp_client_consume_output(cmail_smtp_client* cl, size_t n, char** err
 }
 
 int cmail_smtp_client_next_event(cmail_smtp_client* cl, cmail_smtp_client_event* event, char** errmsg) {
-  if (!cl) return c::null_handle(errmsg);
+  if (!c::live(cl)) return c::bad_handle(errmsg);
   if (!event) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "event is NULL");
   return c::guard(errmsg, [&] {
     cl->current = Record{};
@@ -181,7 +183,7 @@ int cmail_smtp_client_next_event(cmail_smtp_client* cl, cmail_smtp_client_event*
 
 int cmail_smtp_client_tls_established(cmail_smtp_client* cl, const char* version, const char* cipher, int bits,
                                       char** errmsg) {
-  if (!cl) return c::null_handle(errmsg);
+  if (!c::live(cl)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     cl->client.tls_established(proto::TlsInfo{c::str(version), c::str(cipher), bits});
     return c::ok(errmsg);
@@ -189,20 +191,20 @@ int cmail_smtp_client_tls_established(cmail_smtp_client* cl, const char* version
 }
 
 int cmail_smtp_client_on_timeout(cmail_smtp_client* cl, char** errmsg) {
-  if (!cl) return c::null_handle(errmsg);
+  if (!c::live(cl)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     cl->client.timed_out();
     return c::ok(errmsg);
   });
 }
 
-int cmail_smtp_client_wants_read(const cmail_smtp_client* cl) { return cl && cl->client.wants_read(); }
-int cmail_smtp_client_is_closed(const cmail_smtp_client* cl) { return !cl || cl->client.closed(); }
-int64_t cmail_smtp_client_timeout_ms(const cmail_smtp_client* cl) { return cl ? cl->client.timeout().count() : -1; }
+int cmail_smtp_client_wants_read(const cmail_smtp_client* cl) { return c::live(cl) && cl->client.wants_read(); }
+int cmail_smtp_client_is_closed(const cmail_smtp_client* cl) { return !c::live(cl) || cl->client.closed(); }
+int64_t cmail_smtp_client_timeout_ms(const cmail_smtp_client* cl) { return c::live(cl) ? cl->client.timeout().count() : -1; }
 
 int cmail_smtp_client_send_mail(cmail_smtp_client* cl, const char* from, const char* const* recipients,
                                 size_t recipient_count, const char* message, size_t message_len, char** errmsg) {
-  if (!cl) return c::null_handle(errmsg);
+  if (!c::live(cl)) return c::bad_handle(errmsg);
   if (!recipients || recipient_count == 0) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "no recipients");
   if (!message && message_len) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "message is NULL");
   for (size_t i = 0; i < recipient_count; ++i)
@@ -219,7 +221,7 @@ int cmail_smtp_client_send_mail(cmail_smtp_client* cl, const char* from, const c
 }
 
 int cmail_smtp_client_quit(cmail_smtp_client* cl, char** errmsg) {
-  if (!cl) return c::null_handle(errmsg);
+  if (!c::live(cl)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     cl->client.quit();
     return c::ok(errmsg);

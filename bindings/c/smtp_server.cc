@@ -133,7 +133,7 @@ void fill(const Record& r, cmail_smtp_event* e) {
 }
 
 int complete(cmail_smtp_server* s, smtp::Verdict v, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     Status st = s->server.complete(std::move(v));
     // complete() refuses only a verdict nobody waits for.
@@ -196,15 +196,17 @@ int cmail_smtp_server_new(const cmail_smtp_server_options* options, cmail_smtp_s
     so.command_timeout = c::ms(o.command_timeout_ms);
     so.data_timeout = c::ms(o.data_timeout_ms);
     so.min_data_rate = o.min_data_rate;
-    *out = new cmail_smtp_server(so, o.decisions);
+    *out = c::adopt(new cmail_smtp_server(so, o.decisions));
     return c::ok(errmsg);
   });
 }
 
-void cmail_smtp_server_free(cmail_smtp_server* s) { delete s; }
+void cmail_smtp_server_free(cmail_smtp_server* s) {
+  if (c::release(s)) delete s;
+}
 
 int cmail_smtp_server_receive(cmail_smtp_server* s, const char* data, size_t len, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   if (!data && len) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "data is NULL");
   return c::guard(errmsg, [&] {
     s->server.receive(std::string_view(data ? data : "", len));
@@ -213,7 +215,7 @@ int cmail_smtp_server_receive(cmail_smtp_server* s, const char* data, size_t len
 }
 
 int cmail_smtp_server_receive_eof(cmail_smtp_server* s, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     s->server.receive_eof();
     return c::ok(errmsg);
@@ -221,7 +223,7 @@ int cmail_smtp_server_receive_eof(cmail_smtp_server* s, char** errmsg) {
 }
 
 int cmail_smtp_server_pending_output(const cmail_smtp_server* s, const char** data, size_t* len, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   if (!data || !len) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "data or len is NULL");
   std::string_view out = s->server.pending_output();
   *data = out.data();
@@ -230,7 +232,7 @@ int cmail_smtp_server_pending_output(const cmail_smtp_server* s, const char** da
 }
 
 int cmail_smtp_server_consume_output(cmail_smtp_server* s, size_t n, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   if (n > s->server.pending_output().size())
     return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "more consumed than pending");
   return c::guard(errmsg, [&] {
@@ -240,7 +242,7 @@ int cmail_smtp_server_consume_output(cmail_smtp_server* s, size_t n, char** errm
 }
 
 int cmail_smtp_server_next_event(cmail_smtp_server* s, cmail_smtp_event* event, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   if (!event) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "event is NULL");
   return c::guard(errmsg, [&] {
     s->current = Record{};
@@ -262,7 +264,7 @@ int cmail_smtp_server_next_event(cmail_smtp_server* s, cmail_smtp_event* event, 
 
 int cmail_smtp_server_tls_established(cmail_smtp_server* s, const char* version, const char* cipher, int bits,
                                       char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     s->server.tls_established(proto::TlsInfo{c::str(version), c::str(cipher), bits});
     return c::ok(errmsg);
@@ -270,19 +272,19 @@ int cmail_smtp_server_tls_established(cmail_smtp_server* s, const char* version,
 }
 
 int cmail_smtp_server_on_timeout(cmail_smtp_server* s, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   return c::guard(errmsg, [&] {
     s->server.timed_out();
     return c::ok(errmsg);
   });
 }
 
-int cmail_smtp_server_wants_read(const cmail_smtp_server* s) { return s && s->server.wants_read(); }
-int cmail_smtp_server_is_closed(const cmail_smtp_server* s) { return !s || s->server.closed(); }
-int64_t cmail_smtp_server_timeout_ms(const cmail_smtp_server* s) { return s ? s->server.timeout().count() : -1; }
+int cmail_smtp_server_wants_read(const cmail_smtp_server* s) { return c::live(s) && s->server.wants_read(); }
+int cmail_smtp_server_is_closed(const cmail_smtp_server* s) { return !c::live(s) || s->server.closed(); }
+int64_t cmail_smtp_server_timeout_ms(const cmail_smtp_server* s) { return c::live(s) ? s->server.timeout().count() : -1; }
 
 int cmail_smtp_server_deadline(const cmail_smtp_server* s, uint64_t* phase, int64_t* budget_ms, char** errmsg) {
-  if (!s) return c::null_handle(errmsg);
+  if (!c::live(s)) return c::bad_handle(errmsg);
   if (!phase || !budget_ms) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "phase or budget_ms is NULL");
   proto::Deadline d = s->server.deadline();
   *phase = d.phase;
@@ -290,8 +292,8 @@ int cmail_smtp_server_deadline(const cmail_smtp_server* s, uint64_t* phase, int6
   return c::ok(errmsg);
 }
 
-int cmail_smtp_server_state(const cmail_smtp_server* s) { return s ? static_cast<int>(s->server.state()) : -1; }
-uint64_t cmail_smtp_server_messages(const cmail_smtp_server* s) { return s ? s->server.messages() : 0; }
+int cmail_smtp_server_state(const cmail_smtp_server* s) { return c::live(s) ? static_cast<int>(s->server.state()) : -1; }
+uint64_t cmail_smtp_server_messages(const cmail_smtp_server* s) { return c::live(s) ? s->server.messages() : 0; }
 
 int cmail_smtp_server_accept(cmail_smtp_server* s, const char* text, char** errmsg) {
   if (!c::one_line(text)) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "text holds a line end");

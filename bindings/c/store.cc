@@ -28,7 +28,7 @@ std::optional<std::string_view> password(const char* s) { return s && *s ? opt(s
 // Runs a Directory call on a valid handle with its required string arguments present.
 template <typename F>
 int with_directory(cmail_store* st, std::initializer_list<const char*> required, char** errmsg, F&& f) {
-  if (!st) return c::null_handle(errmsg);
+  if (!c::live(st)) return c::bad_handle(errmsg);
   for (const char* s : required)
     if (!s) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "a required string is NULL");
   return c::guard(errmsg, [&] { return f(st->store->directory()); });
@@ -36,7 +36,7 @@ int with_directory(cmail_store* st, std::initializer_list<const char*> required,
 
 template <typename List>
 const auto* row(const List* l, size_t i) {
-  return l && i < l->rows.size() ? &l->rows[i] : nullptr;
+  return c::live(l) && i < l->rows.size() ? &l->rows[i] : nullptr;
 }
 
 }  // namespace
@@ -59,13 +59,15 @@ int cmail_store_open(const char* path, unsigned flags, cmail_store** out, char**
     auto* h = new cmail_store;
     h->owned = std::move(*opened);
     h->store = h->owned.get();
-    *out = h;
+    *out = c::adopt(h);
     return c::ok(errmsg);
   });
 }
 
 void cmail_store_close(cmail_store* st) {
-  if (st && st->owned) delete st;  // a server's store is the server's to close
+  if (!c::live(st) || !st->owned) return;  // a server's store is the server's to close
+  c::release(st);
+  delete st;
 }
 
 int cmail_store_add_user(cmail_store* st, const char* name, const char* pw, char** errmsg) {
@@ -105,12 +107,12 @@ int cmail_store_list_users(cmail_store* st, const char* like, cmail_user_list** 
   return with_directory(st, {}, errmsg, [&](store::Directory& d) {
     auto users = d.list_users(like ? like : "%");
     if (!users) return c::from_status(users.error(), errmsg);
-    *out = new cmail_user_list{std::move(*users)};
+    *out = c::adopt(new cmail_user_list{std::move(*users)});
     return c::ok(errmsg);
   });
 }
 
-size_t cmail_user_list_count(const cmail_user_list* l) { return l ? l->rows.size() : 0; }
+size_t cmail_user_list_count(const cmail_user_list* l) { return c::live(l) ? l->rows.size() : 0; }
 const char* cmail_user_list_name(const cmail_user_list* l, size_t i) {
   auto* r = row(l, i);
   return r ? r->user.name.c_str() : nullptr;
@@ -131,7 +133,9 @@ int64_t cmail_user_list_mails(const cmail_user_list* l, size_t i) {
   auto* r = row(l, i);
   return r ? r->mails : -1;
 }
-void cmail_user_list_free(cmail_user_list* l) { delete l; }
+void cmail_user_list_free(cmail_user_list* l) {
+  if (c::release(l)) delete l;
+}
 
 int cmail_store_enable_smtp(cmail_store* st, const char* user, const char* router, const char* route, char** errmsg) {
   return with_directory(st, {user, router}, errmsg, [&](store::Directory& d) {
@@ -167,7 +171,7 @@ int cmail_store_list_addresses(cmail_store* st, const char* like, cmail_address_
   return with_directory(st, {}, errmsg, [&](store::Directory& d) {
     auto rows = d.list_addresses(like ? like : "%");
     if (!rows) return c::from_status(rows.error(), errmsg);
-    *out = new cmail_address_list{std::move(*rows)};
+    *out = c::adopt(new cmail_address_list{std::move(*rows)});
     return c::ok(errmsg);
   });
 }
@@ -178,12 +182,12 @@ int cmail_store_route_address(cmail_store* st, const char* path, cmail_address_l
   return with_directory(st, {path}, errmsg, [&](store::Directory& d) {
     auto rows = d.match_addresses(path);
     if (!rows) return c::from_status(rows.error(), errmsg);
-    *out = new cmail_address_list{std::move(*rows)};
+    *out = c::adopt(new cmail_address_list{std::move(*rows)});
     return c::ok(errmsg);
   });
 }
 
-size_t cmail_address_list_count(const cmail_address_list* l) { return l ? l->rows.size() : 0; }
+size_t cmail_address_list_count(const cmail_address_list* l) { return c::live(l) ? l->rows.size() : 0; }
 int64_t cmail_address_list_order(const cmail_address_list* l, size_t i) {
   auto* r = row(l, i);
   return r ? r->order : -1;
@@ -200,6 +204,8 @@ const char* cmail_address_list_route(const cmail_address_list* l, size_t i) {
   auto* r = row(l, i);
   return r ? c::cstr(r->route) : nullptr;
 }
-void cmail_address_list_free(cmail_address_list* l) { delete l; }
+void cmail_address_list_free(cmail_address_list* l) {
+  if (c::release(l)) delete l;
+}
 
 }  // extern "C"

@@ -23,9 +23,11 @@
  * Errors. Every function that can fail returns an int, CMAIL_OK (0) or a cmail_status code, and
  * takes `char** errmsg` as its last parameter: when errmsg is not NULL, *errmsg is set to NULL
  * on success and to a message (for logs, never for a network peer) on failure, which the caller
- * frees with cmail_free(). A NULL handle, a NULL required pointer or a call in the wrong state
- * returns CMAIL_INVALID_ARGUMENT or CMAIL_WRONG_STATE; it never crashes. A freed handle is a
- * dangling pointer, as with free(): do not use it.
+ * frees with cmail_free(). A NULL required pointer or a call in the wrong state returns
+ * CMAIL_INVALID_ARGUMENT or CMAIL_WRONG_STATE; it never crashes. The library knows its live
+ * handles: a NULL, freed or wrong-kind handle is CMAIL_INVALID_ARGUMENT (queries give their
+ * "none" value, -1 or 0), never dereferenced, and freeing one twice does nothing. (The address
+ * of a freed handle may be reused by a new handle of the same kind, as a file descriptor is.)
  *
  * Ownership. A handle is made by a _new() or _open() function and freed by the matching _free()
  * or _close(); every other allocation the library returns (messages, lists) is freed by the
@@ -39,9 +41,10 @@
  * engines on several threads are fine). A cmail_store may be used from any number of threads
  * at once. cmail_server_new, _listen, _on_delivered, _on_rcpt, _start, _stop and _free are
  * called from the embedder's threads (one at a time per server), never from inside a callback;
- * _port and _store from any thread. The server's callbacks run on the server's own thread (its
+ * _port and _store from any thread once _listen returned. The server's callbacks run on the server's own thread (its
  * event loop): keep them short, and do not call _stop or _free from them. No other function of
- * this library calls back.
+ * this library calls back. Creating a server sets SIGPIPE to ignored for the process (a closed
+ * peer is an error on its connection, not a signal).
  *
  * Version: the soname is libcmail.so.0; until 1.0 the ABI may change with the minor version.
  */

@@ -4,8 +4,9 @@
  * conversations fed at once, byte by byte and in random splits (the output must be the same
  * each way), the SMTP client talks to the SMTP server engine in memory, the store is
  * administered on a temporary file, and the in-process server takes mail over SMTP and serves
- * it over POP3 and IMAP on loopback. Bad use (NULL handles, verdicts nobody waits for, a port
- * in use, a read-only data directory) must give an error code and a message.
+ * it over POP3 and IMAP on loopback. Bad use (NULL, freed and wrong-kind handles, verdicts
+ * nobody waits for, a port in use, a read-only data directory) must give an error code and a
+ * message.
  *
  * Random splits come from a seed: CMAIL_TEST_SEED=N, else 1; it is printed.
  * Usage: c_abi_test. Exits 1 after naming every failed check.
@@ -410,6 +411,21 @@ static void test_smtp_server_bad_use(void) {
   CHECK(contains(data, len, "451 4.3.0"));
   CHECK(!contains(data, len, "database gone"));
   cmail_smtp_server_free(s);
+  /* Freed: an error, not a crash; freeing it again does nothing. */
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_receive(s, "x", 1, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_accept(s, NULL, &err));
+  CHECK(cmail_smtp_server_is_closed(s) == 1);
+  CHECK(cmail_smtp_server_state(s) == -1);
+  cmail_smtp_server_free(s);
+  /* Another kind of handle is no SMTP server. */
+  {
+    cmail_pop3_server* pop = NULL;
+    OK(cmail_pop3_server_new(NULL, &pop, NULL));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_receive((cmail_smtp_server*)(void*)pop, "x", 1, &err));
+    cmail_smtp_server_free((cmail_smtp_server*)(void*)pop);  /* not freed: not an SMTP server */
+    CHECK(cmail_pop3_server_state(pop) == 0);
+    cmail_pop3_server_free(pop);
+  }
 }
 
 /* ---- SMTP client engine, against the server engine in memory ---------------------------- */
@@ -587,6 +603,8 @@ static void test_smtp_client(void) {
     OK(cmail_smtp_client_receive(c, "hello\r\n", 7, NULL));
     OK(cmail_smtp_client_next_event(c, &ev, NULL));
     CHECK(ev.type == CMAIL_SMTP_CLIENT_FAILED && ev.fail_kind == CMAIL_FAIL_PROTOCOL);
+    cmail_smtp_client_free(c);
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_quit(c, &err));
     cmail_smtp_client_free(c);
   }
 }
@@ -781,6 +799,8 @@ static void test_pop3_server(void) {
     CHECK(contains(data, len, "-ERR [SYS/TEMP]"));
     CHECK(!contains(data, len, "database gone"));
     cmail_pop3_server_free(s);
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_accept(s, &err));
+    cmail_pop3_server_free(s);
   }
 }
 
@@ -876,6 +896,9 @@ static void test_store(void) {
   cmail_address_list_free(addrs);
   CHECK(cmail_address_list_count(NULL) == 0);
   cmail_address_list_free(NULL);
+  cmail_address_list_free(addrs);  /* freed twice: nothing happens */
+  CHECK(cmail_address_list_count(addrs) == 0);
+  CHECK(cmail_address_list_expression(addrs, 0) == NULL);
 
   OK(cmail_store_enable_smtp(st, "alice", "any", NULL, NULL));
   OK(cmail_store_enable_pop3(st, "alice", NULL));
@@ -911,6 +934,8 @@ static void test_store(void) {
   CHECK(cmail_user_list_count(users) == 1);
   cmail_user_list_free(users);
   FAILS(CMAIL_READ_ONLY, cmail_store_add_user(st, "carol", "x", &err));
+  cmail_store_close(st);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_add_user(st, "carol", "x", &err));
   cmail_store_close(st);
 
   /* Not a database. */
@@ -1120,6 +1145,11 @@ static void test_server(void) {
   CHECK(tcp_connect(smtp_port) < 0);  /* stopped: nothing listens */
   cmail_server_free(srv);
   cmail_server_free(NULL);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_start(srv, &err));
+  CHECK(cmail_server_store(srv) == NULL);
+  CHECK(cmail_server_port(srv, 0) == 0);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_add_user(st, "carol", "x", &err));  /* its store went with it */
+  cmail_server_free(srv);
 
   /* The mail stays in the data directory; a second server there finds it. A server that is
    * never started is freed too. */
