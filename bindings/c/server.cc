@@ -48,12 +48,13 @@ class HookedSmtpSession final : public smtp::Session {
   smtp::Verdict auth(const smtp::SessionInfo& i, const sasl::Credentials& c) override { return inner_.auth(i, c); }
   smtp::Verdict mail(const smtp::SessionInfo& i, const smtp::Path& from, const smtp::MailParams& p) override {
     smtp::Verdict v = inner_.mail(i, from, p);
+    has_mail_ = v.accepted();
     from_ = from.address();
     recipients_.clear();
     return v;
   }
   smtp::Verdict rcpt(const smtp::SessionInfo& i, const smtp::Path& to, const smtp::RcptParams& p) override {
-    if (hooks_->rcpt) {
+    if (hooks_->rcpt && has_mail_) {  // without MAIL the store refuses it anyway
       int code = hooks_->rcpt(hooks_->rcpt_user, from_.c_str(), to.address().c_str());
       if (code != 0) {
         if (code < 400 || code > 599) {
@@ -80,6 +81,7 @@ class HookedSmtpSession final : public smtp::Session {
     return v;
   }
   void reset() override {
+    has_mail_ = false;
     message_.clear();
     inner_.reset();
   }
@@ -91,6 +93,7 @@ class HookedSmtpSession final : public smtp::Session {
   smtp::Verdict settle(smtp::Verdict v) {
     if (awaiting_data_end_) {
       awaiting_data_end_ = false;
+      has_mail_ = false;  // the transaction is over
       if (v.accepted() && hooks_->delivered) {
         std::vector<const char*> to;
         for (const std::string& r : recipients_) to.push_back(r.c_str());
@@ -104,6 +107,7 @@ class HookedSmtpSession final : public smtp::Session {
   backends::StoreSmtpSession inner_;
   std::shared_ptr<const Hooks> hooks_;
   net::Completion<smtp::Verdict> done_;
+  bool has_mail_ = false;
   std::string from_;
   std::vector<std::string> recipients_;  // accepted in this transaction
   std::string message_;                  // as received, while a delivered callback is set
@@ -203,8 +207,7 @@ int listen_on(cmail_server* srv, int protocol, const char* host, uint16_t port, 
       return session;
     }, store::notify_path(st->path()));
   }
-  if (!id) return c::fail(errmsg, protocol >= CMAIL_PROTO_SMTP && protocol <= CMAIL_PROTO_IMAP ? CMAIL_IO_ERROR : CMAIL_INVALID_ARGUMENT,
-                          id.error().message());
+  if (!id) return c::from_status(id.error(), errmsg);  // IoError for an address in use
   srv->ports.push_back(rt.port(*id));
   if (listener) *listener = static_cast<int>(srv->ports.size() - 1);
   return c::ok(errmsg);

@@ -1090,6 +1090,7 @@ static void test_server(void) {
     CHECK(exchange(fd, &b, NULL, "220 mx.example.test"));
     CHECK(exchange(fd, &b, "EHLO client.example\r\n", "250 "));
     CHECK(contains(b.data, b.len, "STARTTLS"));
+    CHECK(exchange(fd, &b, "RCPT TO:<blocked@example.test>\r\n", "503 "));  /* no MAIL: no policy call */
     CHECK(exchange(fd, &b, "MAIL FROM:<sender@remote.test>\r\n", "250 "));
     CHECK(exchange(fd, &b, "RCPT TO:<blocked@example.test>\r\n", "450 4.3.1"));
     CHECK(exchange(fd, &b, "RCPT TO:<odd@example.test>\r\n", "451 "));
@@ -1151,15 +1152,25 @@ static void test_server(void) {
   FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_add_user(st, "carol", "x", &err));  /* its store went with it */
   cmail_server_free(srv);
 
-  /* The mail stays in the data directory; a second server there finds it. A server that is
-   * never started is freed too. */
+  /* The mail stays in the data directory; a second server there finds it. Freeing a running
+   * server stops it. */
   OK(cmail_server_new(dir, NULL, &srv, NULL));
+  OK(cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, 0, &smtp, NULL));
+  smtp_port = cmail_server_port(srv, smtp);
+  OK(cmail_server_start(srv, NULL));
+  fd = tcp_connect(smtp_port);
+  CHECK(fd >= 0 && exchange(fd, &b, NULL, "220 localhost"));
+  if (fd >= 0) close(fd);
   {
     cmail_user_list* users = NULL;
     OK(cmail_store_list_users(cmail_server_store(srv), "alice", &users, NULL));
     CHECK(cmail_user_list_count(users) == 1 && cmail_user_list_mails(users, 0) == 1);
     cmail_user_list_free(users);
   }
+  cmail_server_free(srv);
+  CHECK(tcp_connect(smtp_port) < 0);
+  /* One never started is freed too. */
+  OK(cmail_server_new(dir, NULL, &srv, NULL));
   cmail_server_free(srv);
 
   FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_listen(NULL, CMAIL_PROTO_SMTP, NULL, 0, 0, NULL, &err));
