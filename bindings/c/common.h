@@ -1,7 +1,7 @@
 // bindings/c/common.h: what the C ABI's sources share: status codes from cmail::Status, the
 // errmsg out-parameter, and the guard that keeps C++ exceptions from crossing into C.
 //
-// Thread-safety: pure functions.
+// Thread-safety: the handle table is guarded by a mutex; the rest are pure functions.
 #pragma once
 
 #include <cmail/cmail.h>
