@@ -13,10 +13,15 @@
 4. The program runs briefly: it listens on a free port, takes one message over SMTP and prints
    it. What the test relies on is only the example's contract (`intake ADDRESS PORT`, a line
    "listening on 127.0.0.1:PORT", each accepted message printed to stdout), not its code.
+5. The C ABI: libcmail.so with its soname links, cmail.pc and cmail/cmail.h are installed, and a
+   copy of tests/c_abi/c_abi_test.c is compiled with this build's C compiler as C99 with
+   -Wall -Wextra -Werror and only the flags of `pkg-config --cflags --libs cmail` (plus
+   -pthread, and the sanitizer flags in a sanitized build), then run against the installed
+   library (LD_LIBRARY_PATH): it must pass.
 
 TMP is removed at the end, the program is stopped, and every step has a time limit.
 
-Usage: install_test.py BUILD_ROOT SOURCE_ROOT MESON [--sanitize LIST] -- CXX...
+Usage: install_test.py BUILD_ROOT SOURCE_ROOT MESON [--sanitize LIST] [--cc CC] -- CXX...
 """
 import argparse
 import json
@@ -34,7 +39,7 @@ import threading
 import time
 
 ADDRESS = "me@example.test"
-EXECUTABLES = ["cmail", "cmail-smtpd", "cmail-dispatchd", "cmail-popd", "cmail-admin"]
+EXECUTABLES = ["cmail", "cmail-smtpd", "cmail-dispatchd", "cmail-popd", "cmail-imapd", "cmail-admin"]
 ADMIN_LINKS = ["user", "address", "smtpd", "popd", "permissions"]
 LIBRARIES = ["cmail-core", "cmail-store", "cmail-net"]
 PRIVATE_LIBRARIES = ["cmail-daemon"]
@@ -96,6 +101,10 @@ def check_tree(source, destdir, dirs):
     for lib in LIBRARIES:
         check(os.path.isfile(os.path.join(dirs["libdir"], f"lib{lib}.a")), f"lib{lib}.a installed")
         check(os.path.isfile(os.path.join(dirs["libdir"], "pkgconfig", f"{lib}.pc")), f"{lib}.pc installed")
+    for name in ("libcmail.so", "libcmail.so.0", "libcmail.so.0.1.0"):
+        check(os.path.exists(os.path.join(dirs["libdir"], name)), f"{name} installed")
+    check(os.path.islink(os.path.join(dirs["libdir"], "libcmail.so.0")), "libcmail.so.0 is the soname link")
+    check(os.path.isfile(os.path.join(dirs["libdir"], "pkgconfig", "cmail.pc")), "cmail.pc installed")
     everything = files_under(destdir)
     for lib in PRIVATE_LIBRARIES:
         check(not [f for f in everything if lib in os.path.basename(f)], f"nothing of {lib} installed")
@@ -112,10 +121,15 @@ def check_tree(source, destdir, dirs):
         check(os.path.isfile(os.path.join(dirs["mandir"], "man" + section, page)), f"man page {page} installed")
 
 
-def build_example(source, destdir, dirs, cxx, sanitize, work):
+def pkg_config_env(destdir, dirs):
     env = dict(os.environ)
     env["PKG_CONFIG_PATH"] = os.path.join(dirs["libdir"], "pkgconfig")  # the system's stay after it
     env["PKG_CONFIG_SYSROOT_DIR"] = destdir
+    return env
+
+
+def build_example(source, destdir, dirs, cxx, sanitize, work):
+    env = pkg_config_env(destdir, dirs)
     pc = shlex.split(run(["pkg-config", "--cflags", "--libs", "--static", "cmail-net"], 30, env=env))
     print("pkg-config:", shlex.join(pc))
     check(not [f for f in pc if source in f], "no pkg-config flag points into the source tree")
@@ -126,6 +140,22 @@ def build_example(source, destdir, dirs, cxx, sanitize, work):
     extra = ["-std=c++20"] + ([f"-fsanitize={sanitize}"] if sanitize else [])
     run(cxx + extra + [src, "-o", exe] + pc, 600, cwd=work)
     return exe
+
+
+def build_and_run_c_test(source, destdir, dirs, cc, sanitize, work):
+    env = pkg_config_env(destdir, dirs)
+    pc = shlex.split(run(["pkg-config", "--cflags", "--libs", "cmail"], 30, env=env))
+    print("pkg-config cmail:", shlex.join(pc))
+    check(f"-I{dirs['includedir']}" in pc and f"-L{dirs['libdir']}" in pc, "cmail.pc points into the installed tree")
+    src = os.path.join(work, "c_abi_test.c")
+    shutil.copy(os.path.join(source, "tests", "c_abi", "c_abi_test.c"), src)
+    exe = os.path.join(work, "c_abi_test")
+    extra = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pthread"] + ([f"-fsanitize={sanitize}"] if sanitize else [])
+    run(cc + extra + [src, "-o", exe] + pc, 300, cwd=work)
+    env = dict(os.environ, LD_LIBRARY_PATH=dirs["libdir"], TMPDIR=work)
+    out = run([exe], 120, env=env, cwd=work)
+    print(out.strip().splitlines()[-1] if out.strip() else "(no output)")
+    check(re.search(r"\d+ checks, 0 failed", out) is not None, "the C ABI test passes against the installed library")
 
 
 def run_example(exe):
@@ -181,6 +211,7 @@ def main():
     ap.add_argument("source")
     ap.add_argument("meson")
     ap.add_argument("--sanitize", default="none")
+    ap.add_argument("--cc", default="cc", help="the C compiler command (shell words)")
     a = ap.parse_args(sys.argv[1:split])
     cxx = sys.argv[split + 1:]
     sanitize = "" if a.sanitize == "none" else a.sanitize
@@ -192,12 +223,14 @@ def main():
         check_tree(a.source, destdir, dirs)
         exe = build_example(a.source, destdir, dirs, cxx, sanitize, work)
         run_example(exe)
+        build_and_run_c_test(a.source, destdir, dirs, shlex.split(a.cc), sanitize, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if failures:
         print(f"{len(failures)} check(s) failed")
         return 1
-    print("ok: installed tree complete; examples/intake.cc built from it with pkg-config alone and took a message")
+    print("ok: installed tree complete; examples/intake.cc built from it with pkg-config alone and took a message;"
+          " the C ABI test built with cmail.pc passed against the installed libcmail.so")
     return 0
 
 

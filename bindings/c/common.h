@@ -1,0 +1,83 @@
+// bindings/c/common.h: what the C ABI's sources share: status codes from cmail::Status, the
+// errmsg out-parameter, and the guard that keeps C++ exceptions from crossing into C.
+//
+// Thread-safety: the handle table is guarded by a mutex; the rest are pure functions.
+#pragma once
+
+#include <cmail/cmail.h>
+#include <cmail/status.h>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <typeinfo>
+
+namespace cmail::c {
+
+// Sets *errmsg (when errmsg is not NULL) to a malloc'd copy of msg and returns code.
+int fail(char** errmsg, int code, std::string_view msg);
+// Sets *errmsg to NULL and returns CMAIL_OK.
+int ok(char** errmsg);
+// CMAIL_OK, or the Status's code and message.
+int from_status(const Status& st, char** errmsg);
+// A malloc'd NUL-terminated copy (for strings the caller frees with cmail_free); NULL when
+// memory runs out.
+char* copy_out(std::string_view s);
+
+// Live handles: every handle the library made and has not freed, with its type, so that a NULL,
+// freed (double free included) or wrong handle is an error code and never dereferenced. A
+// freed handle's address may be reused by a new handle of the same type; calls through the old
+// pointer then reach the new one, as with a reused file descriptor.
+namespace detail {
+void adopt(const void* h, const std::type_info& type);
+bool release(const void* h, const std::type_info& type);
+bool live(const void* h, const std::type_info& type);
+}  // namespace detail
+// Registers a new handle; returns it.
+template <typename T>
+T* adopt(T* h) {
+  detail::adopt(h, typeid(T));
+  return h;
+}
+// Unregisters a handle about to be freed: false when it was not live (do not free it then).
+template <typename T>
+bool release(const T* h) {
+  return h && detail::release(h, typeid(T));
+}
+template <typename T>
+bool live(const T* h) {
+  return h && detail::live(h, typeid(T));
+}
+inline int bad_handle(char** errmsg) {
+  return fail(errmsg, CMAIL_INVALID_ARGUMENT, "not a live handle of this type (NULL, freed or another kind)");
+}
+
+// Runs f() (which returns a status) and turns an escaping exception into CMAIL_INTERNAL.
+template <typename F>
+int guard(char** errmsg, F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return fail(errmsg, CMAIL_INTERNAL, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(errmsg, CMAIL_INTERNAL, e.what());
+  } catch (...) {
+    return fail(errmsg, CMAIL_INTERNAL, "unknown exception");
+  }
+}
+
+// A C string argument that may be NULL, as std::string (NULL: `fallback`).
+inline std::string str(const char* s, std::string_view fallback = {}) {
+  return s ? std::string(s) : std::string(fallback);
+}
+// A reply text for the wire: no CR or LF (NULL is fine).
+inline bool one_line(const char* s) { return !s || std::string_view(s).find_first_of("\r\n") == std::string_view::npos; }
+// NULL for nullopt.
+inline const char* cstr(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
+inline std::chrono::milliseconds ms(std::int64_t v) { return std::chrono::milliseconds(v < 0 ? 0 : v); }
+
+}  // namespace cmail::c

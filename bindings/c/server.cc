@@ -1,0 +1,317 @@
+// The C ABI's in-process server: a Store in a data directory and a Runtime on a thread of its
+// own, serving smtp::Server with backends::StoreSmtpSession, pop3::Server with
+// StorePop3Session and imap::Server with StoreImapSession through net::serve_* (as
+// frontends/daemon/*_service.cc do from config lines), plus the embedder's two hooks: a
+// policy call per recipient and a call per stored message.
+#include "common.h"
+#include "store.h"
+
+#include <cmail/backends/auth_guard.h>
+#include <cmail/backends/imap_session.h>
+#include <cmail/backends/pop3_session.h>
+#include <cmail/backends/smtp_session.h>
+#include <cmail/net/runtime.h>
+#include <cmail/net/serve.h>
+#include <cmail/net/tls.h>
+#include <cmail/store/mailbox.h>
+
+#include <filesystem>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+using namespace cmail;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The embedder's callbacks, set before start and read by every connection.
+struct Hooks {
+  cmail_delivered_fn delivered = nullptr;
+  void* delivered_user = nullptr;
+  cmail_rcpt_fn rcpt = nullptr;
+  void* rcpt_user = nullptr;
+};
+
+// StoreSmtpSession with the hooks around it: the policy is asked before the store routes a
+// recipient; once the store's verdict on a message is an acceptance (after the commit), the
+// message goes to the delivered callback, then the verdict to the engine.
+class HookedSmtpSession final : public smtp::Session {
+ public:
+  HookedSmtpSession(store::Store& st, const backends::SmtpBackendOptions& o, const proto::PeerInfo& peer,
+                    proto::Executor ex, std::shared_ptr<const Hooks> hooks, net::Completion<smtp::Verdict> done)
+      : inner_(st, o, peer, std::move(ex)), hooks_(std::move(hooks)), done_(std::move(done)) {
+    inner_.set_completion([this](smtp::Verdict v) { finish(std::move(v)); });
+  }
+
+  smtp::Verdict helo(const smtp::SessionInfo& i) override { return inner_.helo(i); }
+  smtp::Verdict auth(const smtp::SessionInfo& i, const sasl::Credentials& c) override { return inner_.auth(i, c); }
+  smtp::Verdict mail(const smtp::SessionInfo& i, const smtp::Path& from, const smtp::MailParams& p) override {
+    smtp::Verdict v = inner_.mail(i, from, p);
+    has_mail_ = v.accepted();
+    from_ = from.address();
+    recipients_.clear();
+    return v;
+  }
+  smtp::Verdict rcpt(const smtp::SessionInfo& i, const smtp::Path& to, const smtp::RcptParams& p) override {
+    if (hooks_->rcpt && has_mail_) {  // without MAIL the store refuses it anyway
+      int code = hooks_->rcpt(hooks_->rcpt_user, from_.c_str(), to.address().c_str());
+      if (code != 0) {
+        if (code < 400 || code > 599) {
+          inner_.log("rcpt policy callback returned " + std::to_string(code) + ", not 0 or 400-599");
+          code = 451;
+        }
+        return smtp::Verdict::reject(smtp::reply(code, {code / 100, code / 100 == 5 ? 7 : 3, 1},
+                                                 code / 100 == 5 ? "Recipient refused by policy"
+                                                                 : "Recipient deferred by policy"));
+      }
+    }
+    smtp::Verdict v = inner_.rcpt(i, to, p);
+    if (v.accepted()) recipients_.push_back(to.address());
+    return v;
+  }
+  void data_chunk(std::string_view bytes) override {
+    if (hooks_->delivered) message_.append(bytes);
+    inner_.data_chunk(bytes);
+  }
+  smtp::Verdict data_end(const smtp::SessionInfo& i) override {
+    awaiting_data_end_ = true;
+    smtp::Verdict v = inner_.data_end(i);
+    if (v.kind() != proto::VerdictKind::Pending) return settle(std::move(v));
+    return v;
+  }
+  void reset() override {
+    has_mail_ = false;
+    message_.clear();
+    inner_.reset();
+  }
+  void log(std::string_view line) override { inner_.log(line); }
+
+ private:
+  void finish(smtp::Verdict v) { done_(settle(std::move(v))); }
+  // The verdict on the message: after an acceptance (the commit is durable), the callback.
+  smtp::Verdict settle(smtp::Verdict v) {
+    if (awaiting_data_end_) {
+      awaiting_data_end_ = false;
+      has_mail_ = false;  // the transaction is over
+      if (v.accepted() && hooks_->delivered) {
+        std::vector<const char*> to;
+        for (const std::string& r : recipients_) to.push_back(r.c_str());
+        hooks_->delivered(hooks_->delivered_user, from_.c_str(), to.data(), to.size(), message_.data(), message_.size());
+      }
+      message_.clear();
+    }
+    return v;
+  }
+
+  backends::StoreSmtpSession inner_;
+  std::shared_ptr<const Hooks> hooks_;
+  net::Completion<smtp::Verdict> done_;
+  bool has_mail_ = false;
+  std::string from_;
+  std::vector<std::string> recipients_;  // accepted in this transaction
+  std::string message_;                  // as received, while a delivered callback is set
+  bool awaiting_data_end_ = false;
+};
+
+}  // namespace
+
+struct cmail_server {
+  enum class State { Ready, Running, Stopped };
+
+  std::string hostname, cert, key;
+  std::unique_ptr<store::Store> db;
+  cmail_store lent;  // db, for cmail_server_store()
+  std::shared_ptr<Hooks> hooks = std::make_shared<Hooks>();
+  std::shared_ptr<backends::AuthGuard> guard = std::make_shared<backends::AuthGuard>();
+  std::shared_ptr<net::TlsServerContext> tls;  // loaded by the first listener that needs it
+  std::vector<std::uint16_t> ports;            // by listener number
+  State state = State::Ready;
+  std::thread thread;
+  std::unique_ptr<net::Runtime> runtime;  // last: destroyed first, before the Store it serves
+
+  ~cmail_server() {
+    if (thread.joinable()) {
+      runtime->shutdown(std::chrono::milliseconds(0));
+      thread.join();
+    }
+    runtime.reset();
+  }
+  bool on_loop_thread() const { return thread.joinable() && std::this_thread::get_id() == thread.get_id(); }
+};
+
+namespace {
+
+int listen_on(cmail_server* srv, int protocol, const char* host, uint16_t port, unsigned flags, int* listener,
+              char** errmsg) {
+  net::ListenerOptions lo;
+  lo.host = c::str(host, "127.0.0.1");
+  lo.port = port;
+  const bool starttls = flags & CMAIL_LISTEN_STARTTLS, implicit = flags & CMAIL_LISTEN_TLS;
+  const bool plaintext_auth = flags & CMAIL_LISTEN_PLAINTEXT_AUTH;
+  if (starttls || implicit) {
+    if (!srv->tls) {
+      auto loaded = net::TlsServerContext::load({srv->cert, srv->key});
+      if (!loaded) return c::from_status(loaded.error(), errmsg);
+      srv->tls = *loaded;
+    }
+    lo.tls = srv->tls;
+  }
+  lo.implicit_tls = implicit;
+  net::Runtime& rt = *srv->runtime;
+  store::Store* st = srv->db.get();
+  proto::Executor executor = rt.executor();
+  auto guard = srv->guard;
+  Result<int> id = Status::invalid_argument("protocol is not a CMAIL_PROTO_* value");
+  if (protocol == CMAIL_PROTO_SMTP) {
+    lo.name = implicit ? "smtps" : (flags & CMAIL_LISTEN_REQUIRE_AUTH) ? "submission" : "smtp";
+    smtp::ServerOptions so;
+    so.hostname = srv->hostname;
+    so.starttls_available = starttls;
+    so.tls_active = implicit;
+    so.auth_enabled = flags & (CMAIL_LISTEN_AUTH | CMAIL_LISTEN_REQUIRE_AUTH);
+    so.auth_requires_tls = !plaintext_auth;
+    so.require_auth = flags & CMAIL_LISTEN_REQUIRE_AUTH;
+    backends::SmtpBackendOptions bo;
+    bo.hostname = srv->hostname;
+    bo.auth_guard = guard;
+    std::shared_ptr<const Hooks> hooks = srv->hooks;
+    id = net::serve_smtp(rt, lo, so, [st, executor, bo, hooks](const proto::PeerInfo& peer,
+                                                              net::Completion<smtp::Verdict> done) {
+      return std::make_shared<HookedSmtpSession>(*st, bo, peer, executor, hooks, std::move(done));
+    });
+  } else if (protocol == CMAIL_PROTO_POP3) {
+    lo.name = implicit ? "pop3s" : "pop3";
+    pop3::ServerOptions po;
+    po.hostname = srv->hostname;
+    po.starttls_available = starttls;
+    po.tls_active = implicit;
+    po.tls_required = !plaintext_auth;
+    id = net::serve_pop3(rt, lo, po, [st, executor, guard](const proto::PeerInfo& peer,
+                                                          net::Completion<pop3::Verdict> done) {
+      auto session = std::make_shared<backends::StorePop3Session>(*st, peer, executor, guard);
+      session->set_completion(std::move(done));
+      return session;
+    });
+  } else if (protocol == CMAIL_PROTO_IMAP) {
+    lo.name = implicit ? "imaps" : "imap";
+    imap::ServerOptions io;
+    io.hostname = srv->hostname;
+    io.starttls_available = starttls;
+    io.tls_active = implicit;
+    io.tls_required = !plaintext_auth;
+    id = net::serve_imap(rt, lo, io, [st, executor, guard](const proto::PeerInfo& peer,
+                                                          net::Completion<imap::Verdict> done) {
+      auto session = std::make_shared<backends::StoreImapSession>(*st, peer, executor, guard);
+      session->set_completion(std::move(done));
+      return session;
+    }, store::notify_path(st->path()));
+  }
+  if (!id) return c::from_status(id.error(), errmsg);  // IoError for an address in use
+  srv->ports.push_back(rt.port(*id));
+  if (listener) *listener = static_cast<int>(srv->ports.size() - 1);
+  return c::ok(errmsg);
+}
+
+}  // namespace
+
+extern "C" {
+
+int cmail_server_new(const char* data_dir, const char* hostname, cmail_server** out, char** errmsg) {
+  if (!out) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "out is NULL");
+  *out = nullptr;
+  if (!data_dir || !*data_dir) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "data_dir is empty");
+  if (hostname && !smtp::valid_domain(hostname, false))
+    return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "hostname is not a domain name");
+  return c::guard(errmsg, [&] {
+    auto srv = std::make_unique<cmail_server>();
+    srv->hostname = c::str(hostname, "localhost");
+    const fs::path dir(data_dir);
+    std::error_code ec;
+    if (fs::create_directories(dir, ec)) fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+    if (ec) return c::fail(errmsg, CMAIL_IO_ERROR, "cannot create " + dir.string() + ": " + ec.message());
+    srv->cert = (dir / "cert.pem").string();
+    srv->key = (dir / "key.pem").string();
+    store::StoreOptions so;
+    so.create_if_missing = true;
+    auto opened = store::Store::open((dir / "master.db3").string(), so);
+    if (!opened) return c::from_status(opened.error(), errmsg);
+    srv->db = std::move(*opened);
+    if (!fs::exists(srv->cert) || !fs::exists(srv->key)) {
+      if (Status st = net::generate_self_signed(srv->cert, srv->key, srv->hostname); !st.ok())
+        return c::from_status(st, errmsg);
+    }
+    srv->lent.store = srv->db.get();
+    srv->runtime = std::make_unique<net::Runtime>();
+    c::adopt(&srv->lent);
+    *out = c::adopt(srv.release());
+    return c::ok(errmsg);
+  });
+}
+
+void cmail_server_free(cmail_server* srv) {
+  if (!c::live(srv) || srv->on_loop_thread()) return;  // from a callback: the thread cannot join itself
+  c::release(srv);
+  c::release(&srv->lent);
+  delete srv;
+}
+
+cmail_store* cmail_server_store(cmail_server* srv) { return c::live(srv) ? &srv->lent : nullptr; }
+
+int cmail_server_listen(cmail_server* srv, int protocol, const char* host, uint16_t port, unsigned flags, int* listener,
+                        char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "listen before start");
+  const unsigned known = CMAIL_LISTEN_STARTTLS | CMAIL_LISTEN_TLS | CMAIL_LISTEN_AUTH | CMAIL_LISTEN_REQUIRE_AUTH |
+                         CMAIL_LISTEN_PLAINTEXT_AUTH;
+  if (flags & ~known) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "unknown flags");
+  if ((flags & CMAIL_LISTEN_STARTTLS) && (flags & CMAIL_LISTEN_TLS))
+    return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "STARTTLS and implicit TLS exclude each other");
+  return c::guard(errmsg, [&] { return listen_on(srv, protocol, host, port, flags, listener, errmsg); });
+}
+
+uint16_t cmail_server_port(const cmail_server* srv, int listener) {
+  if (!c::live(srv) || listener < 0 || static_cast<std::size_t>(listener) >= srv->ports.size()) return 0;
+  return srv->ports[static_cast<std::size_t>(listener)];
+}
+
+int cmail_server_on_delivered(cmail_server* srv, cmail_delivered_fn fn, void* user, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "callbacks before start");
+  srv->hooks->delivered = fn;
+  srv->hooks->delivered_user = user;
+  return c::ok(errmsg);
+}
+
+int cmail_server_on_rcpt(cmail_server* srv, cmail_rcpt_fn fn, void* user, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "callbacks before start");
+  srv->hooks->rcpt = fn;
+  srv->hooks->rcpt_user = user;
+  return c::ok(errmsg);
+}
+
+int cmail_server_start(cmail_server* srv, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "started already");
+  return c::guard(errmsg, [&] {
+    net::Runtime* rt = srv->runtime.get();
+    srv->thread = std::thread([rt] { rt->run(); });
+    srv->state = cmail_server::State::Running;
+    return c::ok(errmsg);
+  });
+}
+
+int cmail_server_stop(cmail_server* srv, int64_t grace_ms, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (srv->state != cmail_server::State::Running) return c::fail(errmsg, CMAIL_WRONG_STATE, "not running");
+  if (srv->on_loop_thread()) return c::fail(errmsg, CMAIL_WRONG_STATE, "stop from a callback");
+  return c::guard(errmsg, [&] {
+    srv->runtime->shutdown(c::ms(grace_ms));
+    srv->thread.join();
+    srv->state = cmail_server::State::Stopped;
+    return c::ok(errmsg);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,1246 @@
+/* tests/c_abi/c_abi_test.c: drives every function of the C ABI (include/cmail/cmail.h).
+ *
+ * C99 with -Wall -Wextra -Werror, linked against libcmail.so alone. The engines run whole
+ * conversations fed at once, byte by byte and in random splits (the output must be the same
+ * each way), the SMTP client talks to the SMTP server engine in memory, the store is
+ * administered on a temporary file, and the in-process server takes mail over SMTP and serves
+ * it over POP3 and IMAP on loopback. Bad use (NULL, freed and wrong-kind handles, verdicts
+ * nobody waits for, a port in use, a read-only data directory) must give an error code and a
+ * message.
+ *
+ * Random splits come from a seed: CMAIL_TEST_SEED=N, else 1; it is printed.
+ * Usage: c_abi_test. Exits 1 after naming every failed check.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <cmail/cmail.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                  \
+  do {                                                               \
+    ++checks;                                                        \
+    if (!(cond)) {                                                   \
+      ++failures;                                                    \
+      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                \
+  } while (0)
+
+/* A call that must succeed; its message is printed when it does not. */
+#define OK(call)                                                                            \
+  do {                                                                                      \
+    char* ok_err_ = NULL;                                                                   \
+    int ok_rc_ = (call);                                                                    \
+    ++checks;                                                                               \
+    if (ok_rc_ != CMAIL_OK) {                                                               \
+      ++failures;                                                                           \
+      fprintf(stderr, "%s:%d: FAILED: %s: %s: %s\n", __FILE__, __LINE__, #call,            \
+              cmail_status_name(ok_rc_), ok_err_ ? ok_err_ : "(no message)");              \
+    }                                                                                       \
+    cmail_free(ok_err_);                                                                    \
+  } while (0)
+
+/* A call that must fail with `code` and say why. The call takes `&err` as its errmsg. */
+#define FAILS(code, call)                                                                   \
+  do {                                                                                      \
+    char* err = NULL;                                                                       \
+    int fails_rc_ = (call);                                                                 \
+    ++checks;                                                                               \
+    if (fails_rc_ != (code) || err == NULL || err[0] == '\0') {                             \
+      ++failures;                                                                           \
+      fprintf(stderr, "%s:%d: FAILED: %s gave %s (%s), expected %s with a message\n",      \
+              __FILE__, __LINE__, #call, cmail_status_name(fails_rc_), err ? err : "no message", \
+              cmail_status_name(code));                                                     \
+    }                                                                                       \
+    cmail_free(err);                                                                        \
+  } while (0)
+
+static int contains(const char* hay, size_t len, const char* needle) {
+  size_t n = strlen(needle), i;
+  if (n > len) return 0;
+  for (i = 0; i + n <= len; ++i)
+    if (memcmp(hay + i, needle, n) == 0) return 1;
+  return 0;
+}
+
+/* ---- Random splits ---------------------------------------------------------------------- */
+
+static unsigned long rng = 1;
+static unsigned rnd(void) {
+  rng = rng * 1103515245ul + 12345ul;
+  return (unsigned)((rng >> 8) & 0xffffff);
+}
+
+enum { WHOLE, BYTES, RANDOM };
+static const char* const mode_names[] = {"whole", "byte by byte", "random splits"};
+static size_t piece(int mode, size_t left) {
+  size_t max;
+  if (mode == WHOLE) return left;
+  if (mode == BYTES) return 1;
+  max = left < 40 ? left : 40;
+  return 1 + rnd() % max;
+}
+
+/* Output collected from an engine. */
+typedef struct {
+  char data[65536];
+  size_t len;
+} buffer;
+
+static void append(buffer* b, const char* p, size_t n) {
+  if (n > sizeof b->data - 1 - b->len) n = sizeof b->data - 1 - b->len;
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+/* ---- SMTP server engine ----------------------------------------------------------------- */
+
+typedef struct {
+  cmail_smtp_server* s;
+  buffer out;           /* everything the engine sent */
+  buffer message;       /* DATA events */
+  int resets, closed, starttls, data_ends, defer_data_end, deferred;
+  char user[64];        /* the session's user at MAIL */
+  char protocol[16];    /* the session's protocol at DATA_END */
+  char trailing[64];    /* STARTTLS's trailing bytes */
+  size_t forwarded;     /* how much of out went to the client (shuttle) */
+  const char* notify;   /* the NOTIFY expected for me@example.test */
+} smtp_peer;
+
+/* Takes the engine's output, in two steps to exercise partial consumption. */
+static void smtp_take_output(smtp_peer* p) {
+  const char* data;
+  size_t len;
+  OK(cmail_smtp_server_pending_output(p->s, &data, &len, NULL));
+  if (len == 0) return;
+  append(&p->out, data, len / 2);
+  OK(cmail_smtp_server_consume_output(p->s, len / 2, NULL));
+  OK(cmail_smtp_server_pending_output(p->s, &data, &len, NULL));
+  append(&p->out, data, len);
+  OK(cmail_smtp_server_consume_output(p->s, len, NULL));
+}
+
+/* Answers every decision: the one recipient we have is me@example.test. */
+static void smtp_pump(smtp_peer* p) {
+  cmail_smtp_event ev;
+  for (;;) {
+    smtp_take_output(p);
+    OK(cmail_smtp_server_next_event(p->s, &ev, NULL));
+    switch (ev.type) {
+      case CMAIL_EVENT_NONE:
+        return;
+      case CMAIL_SMTP_EVENT_HELO:
+        CHECK(ev.helo && strcmp(ev.helo, "client.example") == 0);
+        CHECK(ev.esmtp == 1);
+        OK(cmail_smtp_server_accept(p->s, NULL, NULL));
+        break;
+      case CMAIL_SMTP_EVENT_AUTH:
+        CHECK(strcmp(ev.authcid, "alice") == 0 && strcmp(ev.authzid, "") == 0);
+        if (strcmp(ev.password, "secret") == 0)
+          OK(cmail_smtp_server_authenticated(p->s, "alice", NULL));
+        else
+          OK(cmail_smtp_server_reject(p->s, 535, "5.7.8", "Bad credentials", NULL));
+        break;
+      case CMAIL_SMTP_EVENT_MAIL:
+        CHECK(strcmp(ev.address, "a@b.example") == 0);
+        CHECK(ev.has_size && ev.size == 42);
+        CHECK(ev.body == 1);
+        snprintf(p->user, sizeof p->user, "%s", ev.user ? ev.user : "");
+        OK(cmail_smtp_server_accept(p->s, "Sender OK", NULL));
+        break;
+      case CMAIL_SMTP_EVENT_RCPT:
+        if (strcmp(ev.address, "me@example.test") == 0) {
+          if (p->notify)
+            CHECK(ev.notify && strcmp(ev.notify, p->notify) == 0);
+          else
+            CHECK(ev.notify == NULL);
+          OK(cmail_smtp_server_accept(p->s, NULL, NULL));
+        } else {
+          CHECK(ev.notify == NULL);
+          OK(cmail_smtp_server_reject(p->s, 550, "5.1.1", "No such user here", NULL));
+        }
+        break;
+      case CMAIL_SMTP_EVENT_DATA:
+        append(&p->message, ev.data, ev.data_len);
+        break;
+      case CMAIL_SMTP_EVENT_DATA_END:
+        ++p->data_ends;
+        snprintf(p->protocol, sizeof p->protocol, "%s", ev.protocol);
+        if (p->defer_data_end) {
+          p->deferred = 1;  /* answered later, by the test */
+        } else {
+          OK(cmail_smtp_server_accept(p->s, "Queued", NULL));
+        }
+        break;
+      case CMAIL_SMTP_EVENT_RESET:
+        ++p->resets;
+        break;
+      case CMAIL_EVENT_STARTTLS:
+        ++p->starttls;
+        snprintf(p->trailing, sizeof p->trailing, "%.*s", (int)ev.data_len, ev.data);
+        break;
+      case CMAIL_EVENT_CLOSE:
+        ++p->closed;
+        break;
+      default:
+        CHECK(!"an unknown SMTP event type");
+        return;
+    }
+  }
+}
+
+static void smtp_feed(smtp_peer* p, const char* input, int mode) {
+  size_t len = strlen(input), at = 0;
+  while (at < len) {
+    size_t n = piece(mode, len - at);
+    OK(cmail_smtp_server_receive(p->s, input + at, n, NULL));
+    at += n;
+    smtp_pump(p);
+  }
+}
+
+static const char smtp_conversation[] =
+    "EHLO client.example\r\n"
+    "MAIL FROM:<a@b.example> SIZE=42 BODY=8BITMIME\r\n"
+    "RCPT TO:<me@example.test> NOTIFY=SUCCESS,FAILURE\r\n"
+    "RCPT TO:<other@example.test>\r\n"
+    "DATA\r\n"
+    "Subject: hi\r\n"
+    "\r\n"
+    "line\r\n"
+    "..dot\r\n"
+    ".\r\n"
+    "QUIT\r\n";
+static const char smtp_message[] = "Subject: hi\r\n\r\nline\r\n.dot\r\n";
+
+static void test_smtp_server_conversation(void) {
+  static smtp_peer first, p;
+  int mode, round;
+  for (round = 0; round < 6; ++round) {
+    mode = round < 2 ? round : RANDOM;
+    memset(&p, 0, sizeof p);
+    p.notify = "SUCCESS,FAILURE";
+    OK(cmail_smtp_server_new(NULL, &p.s, NULL));
+    CHECK(cmail_smtp_server_state(p.s) == 0);
+    CHECK(cmail_smtp_server_wants_read(p.s) == 1);
+    CHECK(cmail_smtp_server_timeout_ms(p.s) == 300000);
+    smtp_feed(&p, smtp_conversation, mode);
+    if (round == 0) {
+      CHECK(contains(p.out.data, p.out.len, "220 localhost"));
+      CHECK(contains(p.out.data, p.out.len, "250 2.1.0 Sender OK\r\n"));
+      CHECK(contains(p.out.data, p.out.len, "250 2.1.5 OK\r\n"));
+      CHECK(contains(p.out.data, p.out.len, "550 5.1.1 No such user here\r\n"));
+      CHECK(contains(p.out.data, p.out.len, "354 "));
+      CHECK(contains(p.out.data, p.out.len, "250 2.0.0 Queued\r\n"));
+      CHECK(contains(p.out.data, p.out.len, "221 2.0.0"));
+      first = p;
+    } else {
+      if (p.out.len != first.out.len || memcmp(p.out.data, first.out.data, p.out.len) != 0)
+        fprintf(stderr, "SMTP output %s differs from whole (seed %lu)\n", mode_names[mode], rng);
+      CHECK(p.out.len == first.out.len && memcmp(p.out.data, first.out.data, p.out.len) == 0);
+    }
+    CHECK(p.message.len == strlen(smtp_message) && memcmp(p.message.data, smtp_message, p.message.len) == 0);
+    CHECK(p.data_ends == 1);
+    CHECK(strcmp(p.protocol, "ESMTP") == 0);
+    CHECK(p.closed == 1);
+    CHECK(cmail_smtp_server_is_closed(p.s) == 1);
+    CHECK(cmail_smtp_server_wants_read(p.s) == 0);
+    CHECK(cmail_smtp_server_messages(p.s) == 1);
+    CHECK(cmail_smtp_server_state(p.s) == 7);
+    cmail_smtp_server_free(p.s);
+  }
+}
+
+/* A verdict given later: pipelined input waits, replies stay in order. */
+static void test_smtp_server_pending(void) {
+  static smtp_peer p;
+  uint64_t phase = 99;
+  int64_t budget = -1;
+  memset(&p, 0, sizeof p);
+  p.defer_data_end = 1;
+  p.notify = "SUCCESS,FAILURE";
+  OK(cmail_smtp_server_new(NULL, &p.s, NULL));
+  OK(cmail_smtp_server_deadline(p.s, &phase, &budget, NULL));
+  CHECK(budget >= 0);
+  smtp_feed(&p, smtp_conversation, WHOLE);
+  CHECK(p.deferred == 1);
+  CHECK(!contains(p.out.data, p.out.len, "Queued"));
+  CHECK(!contains(p.out.data, p.out.len, "221"));
+  CHECK(p.closed == 0);
+  OK(cmail_smtp_server_accept(p.s, "Queued", NULL));
+  smtp_pump(&p);
+  CHECK(contains(p.out.data, p.out.len, "250 2.0.0 Queued\r\n221 2.0.0"));
+  CHECK(p.closed == 1);
+  /* Nobody waits for a verdict now. */
+  FAILS(CMAIL_WRONG_STATE, cmail_smtp_server_accept(p.s, NULL, &err));
+  cmail_smtp_server_free(p.s);
+}
+
+/* AUTH, STARTTLS (its trailing bytes never reach the parser), time-outs, and the options. */
+static void test_smtp_server_auth_tls_timeout(void) {
+  static smtp_peer p;
+  cmail_smtp_server_options o;
+  uint64_t phase = 0, phase2 = 0;
+  int64_t budget = 0;
+  memset(&p, 0, sizeof p);
+  cmail_smtp_server_options_init(&o);
+  CHECK(o.max_message_size == 50u * 1024 * 1024 && o.auth_requires_tls == 1 && o.decisions == CMAIL_SMTP_DECIDE_ALL);
+  o.hostname = "mx.example.test";
+  o.auth_enabled = 1;
+  o.auth_requires_tls = 0;
+  o.starttls_available = 1;
+  o.command_timeout_ms = 1234;
+  OK(cmail_smtp_server_new(&o, &p.s, NULL));
+  CHECK(cmail_smtp_server_timeout_ms(p.s) == 1234);
+  /* PLAIN: NUL alice NUL wrong, then NUL alice NUL secret. */
+  smtp_feed(&p, "EHLO client.example\r\nAUTH PLAIN AGFsaWNlAHdyb25n\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n", RANDOM);
+  CHECK(contains(p.out.data, p.out.len, "AUTH PLAIN LOGIN\r\n"));
+  CHECK(contains(p.out.data, p.out.len, "535 5.7.8 Bad credentials"));
+  CHECK(contains(p.out.data, p.out.len, "235 2.7.0"));
+  smtp_feed(&p, "MAIL FROM:<a@b.example> SIZE=42 BODY=8BITMIME\r\n", WHOLE);
+  CHECK(strcmp(p.user, "alice") == 0);
+  OK(cmail_smtp_server_deadline(p.s, &phase, &budget, NULL));
+  smtp_feed(&p, "RSET\r\nSTARTTLS\r\nEHLO injected\r\n", WHOLE);
+  CHECK(p.resets >= 1);
+  CHECK(p.starttls == 1);
+  CHECK(strcmp(p.trailing, "EHLO injected\r\n") == 0);
+  CHECK(contains(p.out.data, p.out.len, "220 2.0.0 Ready to start TLS"));
+  CHECK(!contains(p.out.data, p.out.len, "injected"));
+  CHECK(cmail_smtp_server_wants_read(p.s) == 0);
+  OK(cmail_smtp_server_tls_established(p.s, "TLSv1.2", "TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384", 256, NULL));
+  CHECK(cmail_smtp_server_wants_read(p.s) == 1);
+  p.out.len = 0;
+  smtp_feed(&p, "EHLO client.example\r\n", BYTES);
+  CHECK(contains(p.out.data, p.out.len, "250-mx.example.test"));
+  CHECK(!contains(p.out.data, p.out.len, "STARTTLS"));
+  OK(cmail_smtp_server_deadline(p.s, &phase2, &budget, NULL));
+  CHECK(phase2 > phase && phase2 % 2 == 0);
+  CHECK(budget == 0);  /* between lines only the time-out bounds the wait */
+  smtp_feed(&p, "NO", WHOLE);
+  OK(cmail_smtp_server_deadline(p.s, &phase, &budget, NULL));
+  CHECK(phase == phase2 + 1);
+  CHECK(budget == 1234);  /* a line begun must end within command_timeout */
+  smtp_feed(&p, "OP\r\n", WHOLE);
+  CHECK(contains(p.out.data, p.out.len, "250 2.0.0 OK\r\n"));
+  OK(cmail_smtp_server_on_timeout(p.s, NULL));
+  smtp_pump(&p);
+  CHECK(contains(p.out.data, p.out.len, "421 4.4.2"));
+  CHECK(p.closed == 1);
+  cmail_smtp_server_free(p.s);
+
+  /* Undecided decisions take the engine's defaults; the peer closing is no crash. */
+  memset(&p, 0, sizeof p);
+  p.notify = "SUCCESS,FAILURE";
+  cmail_smtp_server_options_init(&o);
+  o.decisions = CMAIL_SMTP_DECIDE_RCPT;
+  OK(cmail_smtp_server_new(&o, &p.s, NULL));
+  smtp_feed(&p, smtp_conversation, RANDOM);
+  CHECK(contains(p.out.data, p.out.len, "250 2.0.0 OK\r\n"));
+  CHECK(contains(p.out.data, p.out.len, "550 5.1.1"));
+  OK(cmail_smtp_server_receive_eof(p.s, NULL));
+  cmail_smtp_server_free(p.s);
+}
+
+static void test_smtp_server_bad_use(void) {
+  cmail_smtp_server* s = NULL;
+  cmail_smtp_server_options o;
+  cmail_smtp_event ev;
+  const char* data;
+  size_t len;
+  uint64_t phase;
+  int64_t budget;
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_new(NULL, NULL, &err));
+  cmail_smtp_server_options_init(&o);
+  o.max_recipients = 0;
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_new(&o, &s, &err));
+  CHECK(s == NULL);
+  cmail_smtp_server_options_init(NULL);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_receive(NULL, "x", 1, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_receive_eof(NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_pending_output(NULL, &data, &len, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_consume_output(NULL, 0, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_next_event(NULL, &ev, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_tls_established(NULL, NULL, NULL, 0, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_on_timeout(NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_deadline(NULL, &phase, &budget, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_accept(NULL, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_authenticated(NULL, "x", &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_reject(NULL, 550, NULL, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_fail(NULL, NULL, &err));
+  CHECK(cmail_smtp_server_wants_read(NULL) == 0);
+  CHECK(cmail_smtp_server_is_closed(NULL) == 1);
+  CHECK(cmail_smtp_server_timeout_ms(NULL) == -1);
+  CHECK(cmail_smtp_server_state(NULL) == -1);
+  CHECK(cmail_smtp_server_messages(NULL) == 0);
+  cmail_smtp_server_free(NULL);
+
+  OK(cmail_smtp_server_new(NULL, &s, NULL));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_receive(s, NULL, 3, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_pending_output(s, NULL, &len, &err));
+  OK(cmail_smtp_server_pending_output(s, &data, &len, NULL));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_consume_output(s, len + 1, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_next_event(s, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_deadline(s, NULL, &budget, &err));
+  FAILS(CMAIL_WRONG_STATE, cmail_smtp_server_accept(s, NULL, &err));
+  FAILS(CMAIL_WRONG_STATE, cmail_smtp_server_fail(s, "no", &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_accept(s, "two\r\nlines", &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_authenticated(s, "", &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_reject(s, 250, NULL, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_reject(s, 550, "4.1.1", NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_reject(s, 550, "5.1", NULL, &err));
+  OK(cmail_smtp_server_receive(s, "HELO client.example\r\n", 21, NULL));
+  OK(cmail_smtp_server_next_event(s, &ev, NULL));
+  CHECK(ev.type == CMAIL_SMTP_EVENT_HELO && ev.esmtp == 0);
+  /* A failed backend gets the generic temporary failure. */
+  OK(cmail_smtp_server_fail(s, "database gone", NULL));
+  OK(cmail_smtp_server_pending_output(s, &data, &len, NULL));
+  CHECK(contains(data, len, "451 4.3.0"));
+  CHECK(!contains(data, len, "database gone"));
+  cmail_smtp_server_free(s);
+  /* Freed: an error, not a crash; freeing it again does nothing. */
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_receive(s, "x", 1, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_accept(s, NULL, &err));
+  CHECK(cmail_smtp_server_is_closed(s) == 1);
+  CHECK(cmail_smtp_server_state(s) == -1);
+  cmail_smtp_server_free(s);
+  /* Another kind of handle is no SMTP server. */
+  {
+    cmail_pop3_server* pop = NULL;
+    OK(cmail_pop3_server_new(NULL, &pop, NULL));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_server_receive((cmail_smtp_server*)(void*)pop, "x", 1, &err));
+    cmail_smtp_server_free((cmail_smtp_server*)(void*)pop);  /* not freed: not an SMTP server */
+    CHECK(cmail_pop3_server_state(pop) == 0);
+    cmail_pop3_server_free(pop);
+  }
+}
+
+/* ---- SMTP client engine, against the server engine in memory ---------------------------- */
+
+typedef struct {
+  cmail_smtp_client* c;
+  int ready, rcpt_ok, rcpt_refused, mail_results, failed, closed, starttls, fail_kind;
+  size_t accepted[4];
+  size_t accepted_count;
+  int mail_code;
+} client_peer;
+
+static void client_pump(client_peer* p) {
+  cmail_smtp_client_event ev;
+  for (;;) {
+    OK(cmail_smtp_client_next_event(p->c, &ev, NULL));
+    switch (ev.type) {
+      case CMAIL_EVENT_NONE:
+        return;
+      case CMAIL_SMTP_CLIENT_READY:
+        ++p->ready;
+        break;
+      case CMAIL_SMTP_CLIENT_RCPT_RESULT:
+        if (ev.reply_code == 250) {
+          CHECK(ev.index == 0);
+          ++p->rcpt_ok;
+        } else {
+          CHECK(ev.index == 1 && ev.reply_code == 550 && strcmp(ev.reply_enhanced, "5.1.1") == 0);
+          CHECK(strcmp(ev.reply_text, "No such user here") == 0);
+          ++p->rcpt_refused;
+        }
+        break;
+      case CMAIL_SMTP_CLIENT_MAIL_RESULT:
+        ++p->mail_results;
+        p->mail_code = ev.reply_code;
+        p->accepted_count = ev.accepted_count < 4 ? ev.accepted_count : 4;
+        memcpy(p->accepted, ev.accepted, p->accepted_count * sizeof(size_t));
+        break;
+      case CMAIL_SMTP_CLIENT_FAILED:
+        ++p->failed;
+        p->fail_kind = ev.fail_kind;
+        CHECK(ev.reason != NULL && ev.reason[0] != '\0');
+        break;
+      case CMAIL_EVENT_STARTTLS:
+        ++p->starttls;
+        break;
+      case CMAIL_EVENT_CLOSE:
+        ++p->closed;
+        break;
+      default:
+        CHECK(!"an unknown client event type");
+        return;
+    }
+  }
+}
+
+/* Moves bytes both ways, in pieces, until neither side has output. Each TLS hand-off is
+ * finished on both sides at once (the bytes stay plaintext: this tests the engines). */
+static void shuttle(client_peer* cp, smtp_peer* sp, int mode) {
+  int moved = 1;
+  while (moved) {
+    const char* data;
+    size_t len, n;
+    moved = 0;
+    OK(cmail_smtp_client_pending_output(cp->c, &data, &len, NULL));
+    if (len) {
+      n = piece(mode, len);
+      OK(cmail_smtp_server_receive(sp->s, data, n, NULL));
+      OK(cmail_smtp_client_consume_output(cp->c, n, NULL));
+      moved = 1;
+    }
+    smtp_pump(sp);  /* the server's output goes to sp->out */
+    if (sp->out.len > sp->forwarded) {
+      n = piece(mode, sp->out.len - sp->forwarded);
+      OK(cmail_smtp_client_receive(cp->c, sp->out.data + sp->forwarded, n, NULL));
+      sp->forwarded += n;
+      moved = 1;
+    }
+    client_pump(cp);
+    if (cp->starttls == 1 && sp->starttls == 1) {
+      OK(cmail_smtp_server_tls_established(sp->s, "TLSv1.2", "X", 256, NULL));
+      OK(cmail_smtp_client_tls_established(cp->c, "TLSv1.2", "X", 256, NULL));
+      cp->starttls = sp->starttls = 2;
+      moved = 1;
+    }
+  }
+}
+
+static void test_smtp_client(void) {
+  static smtp_peer sp;
+  static const char* const rcpts[] = {"me@example.test", "other@example.test"};
+  client_peer cp;
+  cmail_smtp_client_options co;
+  cmail_smtp_server_options so;
+  int mode;
+  for (mode = WHOLE; mode <= RANDOM; ++mode) {
+    memset(&sp, 0, sizeof sp);
+    memset(&cp, 0, sizeof cp);
+    cmail_smtp_server_options_init(&so);
+    so.starttls_available = 1;
+    so.auth_enabled = 1;
+    so.decisions = CMAIL_SMTP_DECIDE_ALL & ~(unsigned)CMAIL_SMTP_DECIDE_MAIL;  /* MAIL by default */
+    OK(cmail_smtp_server_new(&so, &sp.s, NULL));
+    cmail_smtp_client_options_init(&co);
+    CHECK(co.tls == CMAIL_TLS_OPPORTUNISTIC && co.chunking == 1);
+    co.helo_name = "client.example";
+    co.auth_user = "alice";
+    co.auth_password = "secret";
+    OK(cmail_smtp_client_new(&co, &cp.c, NULL));
+    CHECK(cmail_smtp_client_timeout_ms(cp.c) == 300000);
+    CHECK(cmail_smtp_client_wants_read(cp.c) == 1);
+    FAILS(CMAIL_WRONG_STATE, cmail_smtp_client_send_mail(cp.c, "a@b.example", rcpts, 2, "x\r\n", 3, &err));
+    shuttle(&cp, &sp, mode);
+    CHECK(cp.starttls == 2);  /* STARTTLS taken, then AUTH inside it */
+    CHECK(cp.ready == 1);
+    OK(cmail_smtp_client_send_mail(cp.c, "a@b.example", rcpts, 2, smtp_message, strlen(smtp_message), NULL));
+    shuttle(&cp, &sp, mode);
+    CHECK(cp.rcpt_ok == 1 && cp.rcpt_refused == 1);
+    CHECK(cp.mail_results == 1 && cp.mail_code == 250);
+    CHECK(cp.accepted_count == 1 && cp.accepted[0] == 0);
+    CHECK(cp.ready == 2);
+    CHECK(strcmp(sp.protocol, "ESMTPSA") == 0);
+    CHECK(sp.message.len == strlen(smtp_message) && memcmp(sp.message.data, smtp_message, sp.message.len) == 0);
+    OK(cmail_smtp_client_quit(cp.c, NULL));
+    shuttle(&cp, &sp, mode);
+    CHECK(cp.closed == 1 && sp.closed == 1);
+    CHECK(cmail_smtp_client_is_closed(cp.c) == 1);
+    OK(cmail_smtp_client_receive_eof(cp.c, NULL));
+    cmail_smtp_client_free(cp.c);
+    cmail_smtp_server_free(sp.s);
+  }
+
+  /* A server that never answers: the time-out is a connection failure. */
+  memset(&cp, 0, sizeof cp);
+  OK(cmail_smtp_client_new(NULL, &cp.c, NULL));
+  OK(cmail_smtp_client_on_timeout(cp.c, NULL));
+  client_pump(&cp);
+  CHECK(cp.failed == 1 && cp.fail_kind == CMAIL_FAIL_CONNECTION);
+  CHECK(cp.closed == 1);
+  cmail_smtp_client_free(cp.c);
+
+  /* Bad use. */
+  {
+    const char* data;
+    size_t len;
+    cmail_smtp_client_event ev;
+    cmail_smtp_client* c = NULL;
+    cmail_smtp_client_options_init(&co);
+    co.tls = 7;
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_new(&co, &c, &err));
+    cmail_smtp_client_options_init(&co);
+    co.auth_user = "alice";
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_new(&co, &c, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_new(NULL, NULL, &err));
+    cmail_smtp_client_options_init(NULL);
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_receive(NULL, "x", 1, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_receive_eof(NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_pending_output(NULL, &data, &len, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_consume_output(NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_next_event(NULL, &ev, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_tls_established(NULL, NULL, NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_on_timeout(NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_send_mail(NULL, "", rcpts, 1, "", 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_quit(NULL, &err));
+    CHECK(cmail_smtp_client_wants_read(NULL) == 0);
+    CHECK(cmail_smtp_client_is_closed(NULL) == 1);
+    CHECK(cmail_smtp_client_timeout_ms(NULL) == -1);
+    cmail_smtp_client_free(NULL);
+    OK(cmail_smtp_client_new(NULL, &c, NULL));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_send_mail(c, "", rcpts, 0, "", 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_consume_output(c, 1, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_next_event(c, NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_receive(c, NULL, 2, &err));
+    /* Garbage from the server is a protocol failure, not a crash. */
+    OK(cmail_smtp_client_receive(c, "hello\r\n", 7, NULL));
+    OK(cmail_smtp_client_next_event(c, &ev, NULL));
+    CHECK(ev.type == CMAIL_SMTP_CLIENT_FAILED && ev.fail_kind == CMAIL_FAIL_PROTOCOL);
+    cmail_smtp_client_free(c);
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_smtp_client_quit(c, &err));
+    cmail_smtp_client_free(c);
+  }
+}
+
+/* ---- POP3 server engine ----------------------------------------------------------------- */
+
+static const char pop3_msg1[] = "Subject: one\r\n\r\nfirst\r\n.dot\r\n";
+static const char pop3_msg2[] = "Subject: two\r\n\r\nbody\r\nmore\r\n";
+
+typedef struct {
+  cmail_pop3_server* s;
+  buffer out;
+  int logins, retrieves, updates, closed, starttls;
+  size_t deleted[4];
+  size_t deleted_count;
+} pop3_peer;
+
+static void pop3_pump(pop3_peer* p) {
+  cmail_pop3_event ev;
+  static const char* const uids[] = {"uid-1", "uid-2"};
+  uint64_t sizes[2];
+  sizes[0] = strlen(pop3_msg1);
+  sizes[1] = strlen(pop3_msg2);
+  for (;;) {
+    const char* data;
+    size_t len;
+    OK(cmail_pop3_server_pending_output(p->s, &data, &len, NULL));
+    append(&p->out, data, len);
+    OK(cmail_pop3_server_consume_output(p->s, len, NULL));
+    OK(cmail_pop3_server_next_event(p->s, &ev, NULL));
+    switch (ev.type) {
+      case CMAIL_EVENT_NONE:
+        OK(cmail_pop3_server_pending_output(p->s, &data, &len, NULL));
+        if (len) continue;  /* consume_output made more of a RETR */
+        return;
+      case CMAIL_POP3_EVENT_LOGIN:
+        ++p->logins;
+        CHECK(strcmp(ev.authzid, "") == 0 && strcmp(ev.authcid, "alice") == 0);
+        if (strcmp(ev.password, "secret") == 0)
+          OK(cmail_pop3_server_maildrop(p->s, "alice", sizes, uids, 2, NULL));
+        else
+          OK(cmail_pop3_server_reject(p->s, CMAIL_POP3_RESP_AUTH, "Bad credentials", NULL));
+        break;
+      case CMAIL_POP3_EVENT_RETRIEVE:
+        ++p->retrieves;
+        CHECK(ev.index < 2);
+        if (ev.index == 0)
+          OK(cmail_pop3_server_message(p->s, pop3_msg1, strlen(pop3_msg1), NULL));
+        else
+          OK(cmail_pop3_server_message(p->s, pop3_msg2, strlen(pop3_msg2), NULL));
+        break;
+      case CMAIL_POP3_EVENT_UPDATE:
+        ++p->updates;
+        p->deleted_count = ev.deleted_count < 4 ? ev.deleted_count : 4;
+        memcpy(p->deleted, ev.deleted, p->deleted_count * sizeof(size_t));
+        OK(cmail_pop3_server_accept(p->s, NULL));
+        break;
+      case CMAIL_EVENT_STARTTLS:
+        ++p->starttls;
+        break;
+      case CMAIL_EVENT_CLOSE:
+        ++p->closed;
+        break;
+      default:
+        CHECK(!"an unknown POP3 event type");
+        return;
+    }
+  }
+}
+
+static void pop3_feed(pop3_peer* p, const char* input, int mode) {
+  size_t len = strlen(input), at = 0;
+  while (at < len) {
+    size_t n = piece(mode, len - at);
+    OK(cmail_pop3_server_receive(p->s, input + at, n, NULL));
+    at += n;
+    pop3_pump(p);
+  }
+}
+
+static const char pop3_conversation[] =
+    "USER alice\r\nPASS wrong\r\nUSER alice\r\nPASS secret\r\nSTAT\r\nLIST\r\nUIDL\r\nRETR 1\r\nTOP 2 0\r\n"
+    "DELE 1\r\nQUIT\r\n";
+
+static void test_pop3_server(void) {
+  static pop3_peer first, p;
+  cmail_pop3_server_options o;
+  int round, mode;
+  for (round = 0; round < 6; ++round) {
+    mode = round < 2 ? round : RANDOM;
+    memset(&p, 0, sizeof p);
+    OK(cmail_pop3_server_new(NULL, &p.s, NULL));
+    CHECK(cmail_pop3_server_state(p.s) == 0);
+    CHECK(cmail_pop3_server_timeout_ms(p.s) == 600000);
+    pop3_feed(&p, pop3_conversation, mode);
+    if (round == 0) {
+      CHECK(contains(p.out.data, p.out.len, "-ERR [AUTH] Bad credentials\r\n"));
+      CHECK(contains(p.out.data, p.out.len, "+OK 2 "));
+      CHECK(contains(p.out.data, p.out.len, "1 uid-1\r\n2 uid-2\r\n.\r\n"));
+      CHECK(contains(p.out.data, p.out.len, "Subject: one\r\n\r\nfirst\r\n..dot\r\n.\r\n"));
+      CHECK(contains(p.out.data, p.out.len, "Subject: two\r\n\r\n.\r\n"));
+      CHECK(!contains(p.out.data, p.out.len, "more"));
+      first = p;
+    } else {
+      if (p.out.len != first.out.len || memcmp(p.out.data, first.out.data, p.out.len) != 0)
+        fprintf(stderr, "POP3 output %s differs from whole (seed %lu)\n", mode_names[mode], rng);
+      CHECK(p.out.len == first.out.len && memcmp(p.out.data, first.out.data, p.out.len) == 0);
+    }
+    CHECK(p.logins == 2 && p.retrieves == 2 && p.updates == 1);
+    CHECK(p.deleted_count == 1 && p.deleted[0] == 0);
+    CHECK(p.closed == 1);
+    CHECK(cmail_pop3_server_is_closed(p.s) == 1);
+    CHECK(cmail_pop3_server_state(p.s) == 4);
+    cmail_pop3_server_free(p.s);
+  }
+
+  /* STLS, then a time-out with a pending login answered too late. */
+  memset(&p, 0, sizeof p);
+  cmail_pop3_server_options_init(&o);
+  CHECK(o.max_login_failures == 3);
+  o.starttls_available = 1;
+  o.tls_required = 1;
+  o.idle_timeout_ms = 5000;
+  OK(cmail_pop3_server_new(&o, &p.s, NULL));
+  CHECK(cmail_pop3_server_timeout_ms(p.s) == 5000);
+  pop3_feed(&p, "CAPA\r\nSTLS\r\n", WHOLE);
+  CHECK(contains(p.out.data, p.out.len, "STLS\r\n"));
+  CHECK(p.starttls == 1);
+  CHECK(cmail_pop3_server_wants_read(p.s) == 0);
+  OK(cmail_pop3_server_tls_established(p.s, "TLSv1.2", "X", 256, NULL));
+  CHECK(cmail_pop3_server_wants_read(p.s) == 1);
+  {
+    uint64_t phase = 0;
+    int64_t budget = 0;
+    OK(cmail_pop3_server_deadline(p.s, &phase, &budget, NULL));
+    CHECK(budget == 0);
+    pop3_feed(&p, "NO", WHOLE);
+    OK(cmail_pop3_server_deadline(p.s, &phase, &budget, NULL));
+    CHECK(budget == 5000 && phase % 2 == 1);
+  }
+  OK(cmail_pop3_server_on_timeout(p.s, NULL));
+  pop3_pump(&p);
+  CHECK(p.closed == 1);
+  OK(cmail_pop3_server_receive_eof(p.s, NULL));
+  cmail_pop3_server_free(p.s);
+
+  /* Bad use. */
+  {
+    cmail_pop3_server* s = NULL;
+    cmail_pop3_event ev;
+    const char* data;
+    size_t len;
+    uint64_t phase, size = 3;
+    int64_t budget;
+    static const char* const bad_uid[] = {"has space"};
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_new(NULL, NULL, &err));
+    cmail_pop3_server_options_init(&o);
+    o.max_errors = 0;
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_new(&o, &s, &err));
+    cmail_pop3_server_options_init(NULL);
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_receive(NULL, "x", 1, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_receive_eof(NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_pending_output(NULL, &data, &len, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_consume_output(NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_next_event(NULL, &ev, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_tls_established(NULL, NULL, NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_on_timeout(NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_deadline(NULL, &phase, &budget, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_maildrop(NULL, "a", NULL, NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_message(NULL, "", 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_accept(NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_reject(NULL, 0, NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_fail(NULL, NULL, &err));
+    CHECK(cmail_pop3_server_wants_read(NULL) == 0);
+    CHECK(cmail_pop3_server_is_closed(NULL) == 1);
+    CHECK(cmail_pop3_server_timeout_ms(NULL) == -1);
+    CHECK(cmail_pop3_server_state(NULL) == -1);
+    cmail_pop3_server_free(NULL);
+    OK(cmail_pop3_server_new(NULL, &s, NULL));
+    FAILS(CMAIL_WRONG_STATE, cmail_pop3_server_accept(s, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_consume_output(s, 1 << 20, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_reject(s, 9, "x", &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_next_event(s, NULL, &err));
+    OK(cmail_pop3_server_receive(s, "USER a\r\nPASS b\r\n", 16, NULL));
+    OK(cmail_pop3_server_next_event(s, &ev, NULL));
+    CHECK(ev.type == CMAIL_POP3_EVENT_LOGIN);
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_maildrop(s, "a", &size, bad_uid, 1, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_maildrop(s, "", &size, bad_uid, 1, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_maildrop(s, "a", NULL, NULL, 1, &err));
+    OK(cmail_pop3_server_fail(s, "database gone", NULL));  /* the decision still waited */
+    OK(cmail_pop3_server_pending_output(s, &data, &len, NULL));
+    CHECK(contains(data, len, "-ERR [SYS/TEMP]"));
+    CHECK(!contains(data, len, "database gone"));
+    cmail_pop3_server_free(s);
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_pop3_server_accept(s, &err));
+    cmail_pop3_server_free(s);
+  }
+}
+
+/* ---- Store administration --------------------------------------------------------------- */
+
+static char tmp_root[256];
+
+static void test_store(void) {
+  char path[512];
+  cmail_store* st = NULL;
+  cmail_user_list* users = NULL;
+  cmail_address_list* addrs = NULL;
+  char* identity = NULL;
+  int64_t order = -1, one = 1;
+  snprintf(path, sizeof path, "%s/admin.db3", tmp_root);
+
+  FAILS(CMAIL_NOT_FOUND, cmail_store_open(path, 0, &st, &err));
+  CHECK(st == NULL);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_open(NULL, CMAIL_STORE_CREATE, &st, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_open(path, 0x80, &st, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_open(path, CMAIL_STORE_CREATE, NULL, &err));
+  OK(cmail_store_open(path, CMAIL_STORE_CREATE, &st, NULL));
+
+  OK(cmail_store_add_user(st, "alice", "secret", NULL));
+  OK(cmail_store_add_user(st, "bob", NULL, NULL));
+  FAILS(CMAIL_ALREADY_EXISTS, cmail_store_add_user(st, "alice", "x", &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_add_user(st, "a b", "x", &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_add_user(st, NULL, "x", &err));
+  OK(cmail_store_authenticate(st, "alice", "secret", &identity, NULL));
+  CHECK(identity && strcmp(identity, "alice") == 0);
+  cmail_free(identity);
+  FAILS(CMAIL_NOT_FOUND, cmail_store_authenticate(st, "alice", "wrong", &identity, &err));
+  CHECK(identity == NULL);
+  FAILS(CMAIL_NOT_FOUND, cmail_store_authenticate(st, "bob", "", &identity, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_authenticate(st, "alice", "secret", NULL, &err));
+  OK(cmail_store_set_password(st, "alice", "better", NULL));
+  FAILS(CMAIL_NOT_FOUND, cmail_store_authenticate(st, "alice", "secret", &identity, &err));
+  OK(cmail_store_authenticate(st, "alice", "better", &identity, NULL));
+  cmail_free(identity);
+  FAILS(CMAIL_NOT_FOUND, cmail_store_set_password(st, "nobody", "x", &err));
+
+  OK(cmail_store_list_users(st, NULL, &users, NULL));
+  CHECK(cmail_user_list_count(users) == 2);
+  CHECK(strcmp(cmail_user_list_name(users, 0), "alice") == 0);
+  CHECK(cmail_user_list_login_enabled(users, 0) == 1);
+  CHECK(cmail_user_list_login_enabled(users, 1) == 0);
+  CHECK(cmail_user_list_alias(users, 0) == NULL);
+  CHECK(cmail_user_list_mails(users, 0) == 0);
+  CHECK(cmail_user_list_name(users, 2) == NULL);
+  CHECK(cmail_user_list_login_enabled(users, 2) == -1);
+  CHECK(cmail_user_list_addresses(users, 2) == -1);
+  CHECK(cmail_user_list_mails(users, 2) == -1);
+  cmail_user_list_free(users);
+  OK(cmail_store_list_users(st, "b%", &users, NULL));
+  CHECK(cmail_user_list_count(users) == 1);
+  cmail_user_list_free(users);
+  CHECK(cmail_user_list_count(NULL) == 0);
+  cmail_user_list_free(NULL);
+
+  /* Addresses in priority order: the higher order is tried first. */
+  OK(cmail_store_add_address(st, "%@example.test", "reject", "No such user here", &one, &order, NULL));
+  CHECK(order == 1);
+  OK(cmail_store_add_address(st, "alice@example.test", "store", "alice", NULL, &order, NULL));
+  CHECK(order == 2);
+  FAILS(CMAIL_ALREADY_EXISTS, cmail_store_add_address(st, "x@example.test", "store", "alice", &one, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_add_address(st, "x@example.test", "teleport", NULL, NULL, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_add_address(st, "a b@example.test", "store", "alice", NULL, NULL, &err));
+  OK(cmail_store_list_addresses(st, NULL, &addrs, NULL));
+  CHECK(cmail_address_list_count(addrs) == 2);
+  cmail_address_list_free(addrs);
+  OK(cmail_store_route_address(st, "alice@example.test", &addrs, NULL));
+  CHECK(cmail_address_list_count(addrs) == 2);
+  CHECK(cmail_address_list_order(addrs, 0) == 2);
+  CHECK(strcmp(cmail_address_list_router(addrs, 0), "store") == 0);
+  CHECK(strcmp(cmail_address_list_route(addrs, 0), "alice") == 0);
+  CHECK(strcmp(cmail_address_list_expression(addrs, 0), "alice@example.test") == 0);
+  CHECK(cmail_address_list_order(addrs, 2) == -1);
+  CHECK(cmail_address_list_expression(addrs, 2) == NULL);
+  CHECK(cmail_address_list_router(addrs, 2) == NULL);
+  CHECK(cmail_address_list_route(addrs, 2) == NULL);
+  cmail_address_list_free(addrs);
+  OK(cmail_store_route_address(st, "carol@example.test", &addrs, NULL));
+  CHECK(cmail_address_list_count(addrs) == 1);
+  CHECK(strcmp(cmail_address_list_router(addrs, 0), "reject") == 0);
+  cmail_address_list_free(addrs);
+  OK(cmail_store_route_address(st, "x@elsewhere.test", &addrs, NULL));
+  CHECK(cmail_address_list_count(addrs) == 0);
+  cmail_address_list_free(addrs);
+  OK(cmail_store_delete_address(st, 2, NULL));
+  FAILS(CMAIL_NOT_FOUND, cmail_store_delete_address(st, 2, &err));
+  OK(cmail_store_route_address(st, "alice@example.test", &addrs, NULL));
+  CHECK(cmail_address_list_count(addrs) == 1 && cmail_address_list_order(addrs, 0) == 1);
+  cmail_address_list_free(addrs);
+  CHECK(cmail_address_list_count(NULL) == 0);
+  cmail_address_list_free(NULL);
+  cmail_address_list_free(addrs);  /* freed twice: nothing happens */
+  CHECK(cmail_address_list_count(addrs) == 0);
+  CHECK(cmail_address_list_expression(addrs, 0) == NULL);
+
+  OK(cmail_store_enable_smtp(st, "alice", "any", NULL, NULL));
+  OK(cmail_store_enable_pop3(st, "alice", NULL));
+  FAILS(CMAIL_ALREADY_EXISTS, cmail_store_enable_pop3(st, "alice", &err));
+  OK(cmail_store_enable_imap(st, "alice", NULL));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_enable_smtp(st, "alice", NULL, NULL, &err));
+  FAILS(CMAIL_NOT_FOUND, cmail_store_enable_imap(st, "nobody", &err));
+
+  OK(cmail_store_delete_user(st, "bob", NULL));
+  FAILS(CMAIL_NOT_FOUND, cmail_store_delete_user(st, "bob", &err));
+
+  /* NULL handles and pointers. */
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_add_user(NULL, "x", NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_set_password(NULL, "x", NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_delete_user(NULL, "x", &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_authenticate(NULL, "x", "y", &identity, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_list_users(NULL, NULL, &users, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_list_users(st, NULL, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_enable_smtp(NULL, "x", "any", NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_enable_pop3(NULL, "x", &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_enable_imap(NULL, "x", &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_add_address(NULL, "x", "store", "y", NULL, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_delete_address(NULL, 1, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_list_addresses(NULL, NULL, &addrs, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_route_address(NULL, "x", &addrs, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_route_address(st, NULL, &addrs, &err));
+  cmail_store_close(NULL);
+  cmail_store_close(st);
+
+  /* Read-only: reads work, every write is refused. */
+  OK(cmail_store_open(path, CMAIL_STORE_READ_ONLY | CMAIL_STORE_NO_UPGRADE, &st, NULL));
+  OK(cmail_store_list_users(st, "%", &users, NULL));
+  CHECK(cmail_user_list_count(users) == 1);
+  cmail_user_list_free(users);
+  FAILS(CMAIL_READ_ONLY, cmail_store_add_user(st, "carol", "x", &err));
+  cmail_store_close(st);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_add_user(st, "carol", "x", &err));
+  cmail_store_close(st);
+
+  /* Not a database. */
+  snprintf(path, sizeof path, "%s/not-a-db", tmp_root);
+  {
+    FILE* f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+      fputs("this is not SQLite\n", f);
+      fclose(f);
+    }
+  }
+  FAILS(CMAIL_CORRUPTION, cmail_store_open(path, CMAIL_STORE_CREATE, &st, &err));
+}
+
+/* ---- In-process server ------------------------------------------------------------------ */
+
+typedef struct {
+  pthread_mutex_t mu;
+  int calls;
+  char from[128];
+  char to[128];
+  size_t recipients;
+  char message[4096];
+  size_t message_len;
+  int stop_status, free_ok;
+  cmail_server* srv;
+  int policy_calls;
+} delivered_log;
+
+static void on_delivered(void* user, const char* from, const char* const* recipients, size_t recipient_count,
+                         const char* message, size_t message_len) {
+  delivered_log* d = (delivered_log*)user;
+  char* err = NULL;
+  pthread_mutex_lock(&d->mu);
+  ++d->calls;
+  snprintf(d->from, sizeof d->from, "%s", from);
+  snprintf(d->to, sizeof d->to, "%s", recipient_count ? recipients[0] : "");
+  d->recipients = recipient_count;
+  d->message_len = message_len < sizeof d->message ? message_len : sizeof d->message;
+  memcpy(d->message, message, d->message_len);
+  /* A callback may not stop (or free) the server it runs on. */
+  d->stop_status = cmail_server_stop(d->srv, 0, &err);
+  cmail_free(err);
+  pthread_mutex_unlock(&d->mu);
+}
+
+static int on_rcpt(void* user, const char* from, const char* to) {
+  delivered_log* d = (delivered_log*)user;
+  pthread_mutex_lock(&d->mu);
+  ++d->policy_calls;
+  pthread_mutex_unlock(&d->mu);
+  (void)from;
+  if (strcmp(to, "blocked@example.test") == 0) return 450;
+  if (strcmp(to, "odd@example.test") == 0) return 42;  /* not a refusal code: 451 */
+  return 0;
+}
+
+static int tcp_connect(uint16_t port) {
+  struct sockaddr_in a;
+  struct timeval tv;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  tv.tv_sec = 10;  /* the bound on every read: a hung server fails the test, it does not hang it */
+  tv.tv_usec = 0;
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Sends `line` (may be NULL), then reads until `expect` arrived (1) or the read timed out or
+ * the peer closed (0). What was read is in b. */
+static int exchange(int fd, buffer* b, const char* line, const char* expect) {
+  b->len = 0;
+  b->data[0] = '\0';
+  if (line && send(fd, line, strlen(line), 0) != (ssize_t)strlen(line)) return 0;
+  while (!contains(b->data, b->len, expect)) {
+    char chunk[4096];
+    ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+    if (n <= 0) return 0;
+    append(b, chunk, (size_t)n);
+  }
+  return 1;
+}
+
+static void test_server(void) {
+  static buffer b;
+  static delivered_log d;
+  char dir[512];
+  cmail_server* srv = NULL;
+  cmail_store* st;
+  int smtp = -1, pop3 = -1, imap = -1, extra = -1, fd;
+  uint16_t smtp_port, pop3_port, imap_port;
+  snprintf(dir, sizeof dir, "%s/server", tmp_root);
+  memset(&d, 0, sizeof d);
+  pthread_mutex_init(&d.mu, NULL);
+
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_new(NULL, NULL, &srv, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_new(dir, "not a host name", &srv, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_new(dir, NULL, NULL, &err));
+  OK(cmail_server_new(dir, "mx.example.test", &srv, NULL));
+  if (!srv) return;
+  d.srv = srv;
+  st = cmail_server_store(srv);
+  CHECK(st != NULL);
+  CHECK(cmail_server_store(NULL) == NULL);
+  OK(cmail_store_add_user(st, "alice", "secret", NULL));
+  OK(cmail_store_add_address(st, "%@example.test", "store", "alice", NULL, NULL, NULL));
+  OK(cmail_store_enable_pop3(st, "alice", NULL));
+  OK(cmail_store_enable_imap(st, "alice", NULL));
+  cmail_store_close(st);  /* the server's: does nothing */
+
+  OK(cmail_server_on_delivered(srv, on_delivered, &d, NULL));
+  OK(cmail_server_on_rcpt(srv, on_rcpt, &d, NULL));
+  OK(cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, CMAIL_LISTEN_STARTTLS, &smtp, NULL));
+  OK(cmail_server_listen(srv, CMAIL_PROTO_POP3, "127.0.0.1", 0, CMAIL_LISTEN_PLAINTEXT_AUTH, &pop3, NULL));
+  OK(cmail_server_listen(srv, CMAIL_PROTO_IMAP, NULL, 0, CMAIL_LISTEN_STARTTLS | CMAIL_LISTEN_PLAINTEXT_AUTH, &imap,
+                         NULL));
+  OK(cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, CMAIL_LISTEN_TLS | CMAIL_LISTEN_REQUIRE_AUTH, &extra,
+                         NULL));
+  CHECK(smtp == 0 && pop3 == 1 && imap == 2 && extra == 3);
+  smtp_port = cmail_server_port(srv, smtp);
+  pop3_port = cmail_server_port(srv, pop3);
+  imap_port = cmail_server_port(srv, imap);
+  CHECK(smtp_port != 0 && pop3_port != 0 && imap_port != 0 && smtp_port != pop3_port);
+  CHECK(cmail_server_port(srv, 4) == 0 && cmail_server_port(srv, -1) == 0 && cmail_server_port(NULL, 0) == 0);
+  /* A port in use. */
+  FAILS(CMAIL_IO_ERROR, cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", smtp_port, 0, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_listen(srv, 9, "127.0.0.1", 0, 0, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, 0x100, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT,
+        cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, CMAIL_LISTEN_TLS | CMAIL_LISTEN_STARTTLS, NULL, &err));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_stop(srv, 0, &err));
+
+  OK(cmail_server_start(srv, NULL));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_start(srv, &err));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, 0, NULL, &err));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_on_delivered(srv, NULL, NULL, &err));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_on_rcpt(srv, NULL, NULL, &err));
+
+  /* SMTP: the callback has run before the 250 after the data arrives. */
+  fd = tcp_connect(smtp_port);
+  CHECK(fd >= 0);
+  if (fd >= 0) {
+    CHECK(exchange(fd, &b, NULL, "220 mx.example.test"));
+    CHECK(exchange(fd, &b, "EHLO client.example\r\n", "250 "));
+    CHECK(contains(b.data, b.len, "STARTTLS"));
+    CHECK(exchange(fd, &b, "RCPT TO:<blocked@example.test>\r\n", "503 "));  /* no MAIL: no policy call */
+    CHECK(exchange(fd, &b, "MAIL FROM:<sender@remote.test>\r\n", "250 "));
+    CHECK(exchange(fd, &b, "RCPT TO:<blocked@example.test>\r\n", "450 4.3.1"));
+    CHECK(exchange(fd, &b, "RCPT TO:<odd@example.test>\r\n", "451 "));
+    CHECK(exchange(fd, &b, "RCPT TO:<alice@example.test>\r\n", "250 "));
+    CHECK(exchange(fd, &b, "DATA\r\n", "354 "));
+    pthread_mutex_lock(&d.mu);
+    CHECK(d.calls == 0);
+    pthread_mutex_unlock(&d.mu);
+    CHECK(exchange(fd, &b, "Subject: intake\r\n\r\nhello\r\n.\r\n", "250 "));
+    pthread_mutex_lock(&d.mu);
+    CHECK(d.calls == 1);
+    CHECK(strcmp(d.from, "sender@remote.test") == 0);
+    CHECK(d.recipients == 1 && strcmp(d.to, "alice@example.test") == 0);
+    CHECK(d.message_len == 26 && memcmp(d.message, "Subject: intake\r\n\r\nhello\r\n", 26) == 0);
+    CHECK(d.stop_status == CMAIL_WRONG_STATE);
+    CHECK(d.policy_calls == 3);
+    pthread_mutex_unlock(&d.mu);
+    CHECK(exchange(fd, &b, "QUIT\r\n", "221 "));
+    close(fd);
+  }
+
+  /* POP3: the stored message (with the Received header the store added). */
+  fd = tcp_connect(pop3_port);
+  CHECK(fd >= 0);
+  if (fd >= 0) {
+    CHECK(exchange(fd, &b, NULL, "+OK"));
+    CHECK(exchange(fd, &b, "USER alice\r\n", "\r\n"));
+    CHECK(exchange(fd, &b, "PASS secret\r\n", "+OK"));
+    CHECK(exchange(fd, &b, "STAT\r\n", "\r\n"));
+    CHECK(contains(b.data, b.len, "+OK 1 "));
+    CHECK(exchange(fd, &b, "RETR 1\r\n", "\r\n.\r\n"));
+    CHECK(contains(b.data, b.len, "Received: from client.example"));
+    CHECK(contains(b.data, b.len, "Subject: intake\r\n\r\nhello\r\n.\r\n"));
+    CHECK(exchange(fd, &b, "QUIT\r\n", "+OK"));
+    close(fd);
+  }
+
+  /* IMAP: log in and see the message. */
+  fd = tcp_connect(imap_port);
+  CHECK(fd >= 0);
+  if (fd >= 0) {
+    CHECK(exchange(fd, &b, NULL, "* OK"));
+    CHECK(exchange(fd, &b, "a LOGIN alice secret\r\n", "a OK"));
+    CHECK(exchange(fd, &b, "b SELECT INBOX\r\n", "b OK"));
+    CHECK(contains(b.data, b.len, "* 1 EXISTS"));
+    CHECK(exchange(fd, &b, "c LOGOUT\r\n", "c OK"));
+    close(fd);
+  }
+
+  OK(cmail_server_stop(srv, 1000, NULL));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_stop(srv, 0, &err));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_start(srv, &err));
+  CHECK(tcp_connect(smtp_port) < 0);  /* stopped: nothing listens */
+  cmail_server_free(srv);
+  cmail_server_free(NULL);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_start(srv, &err));
+  CHECK(cmail_server_store(srv) == NULL);
+  CHECK(cmail_server_port(srv, 0) == 0);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_store_add_user(st, "carol", "x", &err));  /* its store went with it */
+  cmail_server_free(srv);
+
+  /* The mail stays in the data directory; a second server there finds it. Freeing a running
+   * server stops it. */
+  OK(cmail_server_new(dir, NULL, &srv, NULL));
+  OK(cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, 0, &smtp, NULL));
+  smtp_port = cmail_server_port(srv, smtp);
+  OK(cmail_server_start(srv, NULL));
+  fd = tcp_connect(smtp_port);
+  CHECK(fd >= 0 && exchange(fd, &b, NULL, "220 localhost"));
+  if (fd >= 0) close(fd);
+  {
+    cmail_user_list* users = NULL;
+    OK(cmail_store_list_users(cmail_server_store(srv), "alice", &users, NULL));
+    CHECK(cmail_user_list_count(users) == 1 && cmail_user_list_mails(users, 0) == 1);
+    cmail_user_list_free(users);
+  }
+  cmail_server_free(srv);
+  CHECK(tcp_connect(smtp_port) < 0);
+  /* One never started is freed too. */
+  OK(cmail_server_new(dir, NULL, &srv, NULL));
+  cmail_server_free(srv);
+
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_listen(NULL, CMAIL_PROTO_SMTP, NULL, 0, 0, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_on_delivered(NULL, NULL, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_on_rcpt(NULL, NULL, NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_start(NULL, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_stop(NULL, 0, &err));
+  pthread_mutex_destroy(&d.mu);
+}
+
+/* A data directory nobody may write: an error, no server. As root (who may write anywhere)
+ * the directory is /proc/self, which refuses everyone. */
+static void test_server_read_only_dir(void) {
+  char dir[512];
+  cmail_server* srv = NULL;
+  int rc;
+  char* err = NULL;
+  if (geteuid() == 0) {
+    snprintf(dir, sizeof dir, "/proc/self");
+  } else {
+    snprintf(dir, sizeof dir, "%s/read-only", tmp_root);
+    CHECK(mkdir(dir, 0500) == 0);
+  }
+  rc = cmail_server_new(dir, NULL, &srv, &err);
+  CHECK(rc != CMAIL_OK);
+  CHECK(rc == CMAIL_READ_ONLY || rc == CMAIL_IO_ERROR || rc == CMAIL_NOT_FOUND);
+  CHECK(srv == NULL);
+  CHECK(err != NULL && err[0] != '\0');
+  if (rc == CMAIL_OK) cmail_server_free(srv);
+  cmail_free(err);
+}
+
+static void test_library(void) {
+  CHECK(strcmp(cmail_status_name(CMAIL_OK), "OK") == 0);
+  CHECK(strcmp(cmail_status_name(CMAIL_NOT_FOUND), "NotFound") == 0);
+  CHECK(strcmp(cmail_status_name(CMAIL_INTERNAL), "Internal") == 0);
+  CHECK(strcmp(cmail_status_name(CMAIL_WRONG_STATE), "WrongState") == 0);
+  CHECK(strcmp(cmail_status_name(-1), "Unknown") == 0);
+  CHECK(strcmp(cmail_status_name(99), "Unknown") == 0);
+  CHECK(strcmp(cmail_version(), "0.1.0") == 0);
+  cmail_free(NULL);
+}
+
+static void remove_tree(const char* root) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "chmod -R u+w '%s' 2>/dev/null; rm -rf '%s'", root, root);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);
+}
+
+int main(void) {
+  const char* seed = getenv("CMAIL_TEST_SEED");
+  const char* tmp = getenv("TMPDIR");
+  rng = seed ? strtoul(seed, NULL, 10) : 1;
+  printf("seed %lu (CMAIL_TEST_SEED=N for another)\n", rng);
+  snprintf(tmp_root, sizeof tmp_root, "%s/cmail-c-abi-XXXXXX", tmp ? tmp : "/tmp");
+  if (!mkdtemp(tmp_root)) {
+    perror("mkdtemp");
+    return 1;
+  }
+  test_library();
+  test_smtp_server_conversation();
+  test_smtp_server_pending();
+  test_smtp_server_auth_tls_timeout();
+  test_smtp_server_bad_use();
+  test_smtp_client();
+  test_pop3_server();
+  test_store();
+  test_server();
+  test_server_read_only_dir();
+  remove_tree(tmp_root);
+  printf("%d checks, %d failed\n", checks, failures);
+  return failures ? 1 : 0;
+}
