@@ -408,13 +408,14 @@ class AresResolver final : public mail::Resolver {
 // The static tables, keyed by lower-case name without the trailing dot.
 class StaticTables {
  public:
-  StaticTables(uv_loop_t* loop, StaticZone zone) : deferred_(loop) {
+  StaticTables(uv_loop_t* loop, StaticZone zone) : otherwise_(std::move(zone.otherwise)), deferred_(loop) {
     for (auto& [name, r] : zone.mx) mx_[key(name)] = std::move(r);
     for (auto& [name, r] : zone.addresses) addresses_[key(name)] = std::move(r);
   }
 
   void mx(std::string_view domain, std::function<void(mail::MxResult)> done) {
     mail::MxResult r = find(mx_, addresses_, key(domain));
+    if (r.status == mail::DnsStatus::NxDomain && otherwise_) r = {mail::DnsStatus::NoData, {}, "no MX records"};
     deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
@@ -422,6 +423,7 @@ class StaticTables {
     std::string name = without_trailing_dot(host);
     std::optional<mail::AddressResult> literal = numeric_address(name);
     mail::AddressResult r = literal ? std::move(*literal) : find(addresses_, mx_, key(name));
+    if (r.status == mail::DnsStatus::NxDomain && otherwise_) r = *otherwise_;
     deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
@@ -442,6 +444,7 @@ class StaticTables {
 
   std::map<std::string, mail::MxResult> mx_;
   std::map<std::string, mail::AddressResult> addresses_;
+  std::optional<mail::AddressResult> otherwise_;
   Deferred deferred_;
 };
 
