@@ -2,7 +2,8 @@
 // own, serving smtp::Server with backends::StoreSmtpSession, pop3::Server with
 // StorePop3Session and imap::Server with StoreImapSession through net::serve_* (as
 // frontends/daemon/*_service.cc do from config lines), plus the embedder's two hooks: a
-// policy call per recipient and a call per stored message.
+// policy call per recipient and a call per stored message; and outbound delivery with the
+// Dispatcher, to the Internet or to a net::CaptureSink (capture mode).
 #include "common.h"
 #include "store.h"
 
@@ -10,6 +11,9 @@
 #include <cmail/backends/imap_session.h>
 #include <cmail/backends/pop3_session.h>
 #include <cmail/backends/smtp_session.h>
+#include <cmail/net/capture.h>
+#include <cmail/net/dispatcher.h>
+#include <cmail/net/resolver.h>
 #include <cmail/net/runtime.h>
 #include <cmail/net/serve.h>
 #include <cmail/net/tls.h>
@@ -128,6 +132,13 @@ struct cmail_server {
   std::vector<std::uint16_t> ports;            // by listener number
   State state = State::Ready;
   std::thread thread;
+  // Outbound (cmail_server_outbound): mode 0 = none. The zone collects cmail_server_dns_*
+  // entries until _start makes the resolver and the dispatcher.
+  int outbound = 0;
+  net::StaticZone zone = net::capture_zone();
+  std::shared_ptr<net::CaptureSink> sink;
+  std::unique_ptr<mail::Resolver> resolver;
+  std::unique_ptr<net::Dispatcher> dispatcher;
   std::unique_ptr<net::Runtime> runtime;  // last: destroyed first, before the Store it serves
 
   ~cmail_server() {
@@ -135,6 +146,8 @@ struct cmail_server {
       runtime->shutdown(std::chrono::milliseconds(0));
       thread.join();
     }
+    dispatcher.reset();  // before the resolver and the runtime it uses
+    resolver.reset();
     runtime.reset();
   }
   bool on_loop_thread() const { return thread.joinable() && std::this_thread::get_id() == thread.get_id(); }
@@ -295,6 +308,22 @@ int cmail_server_start(cmail_server* srv, char** errmsg) {
   if (!c::live(srv)) return c::bad_handle(errmsg);
   if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "started already");
   return c::guard(errmsg, [&] {
+    if (srv->outbound) {
+      net::DispatcherOptions o;
+      o.announce = srv->hostname;
+      if (srv->outbound == CMAIL_OUTBOUND_CAPTURE) {
+        srv->resolver = net::make_static_resolver(*srv->runtime, srv->zone);
+        o.portprio = {{srv->sink->port(), mail::TlsMode::Opportunistic}};
+      } else {
+        auto r = net::make_resolver(*srv->runtime);
+        if (!r) return c::from_status(r.error(), errmsg);
+        srv->resolver = std::move(*r);
+      }
+      auto d = net::Dispatcher::create(*srv->runtime, *srv->db, *srv->resolver, o);
+      if (!d) return c::from_status(d.error(), errmsg);
+      srv->dispatcher = std::move(*d);
+      srv->dispatcher->start();
+    }
     net::Runtime* rt = srv->runtime.get();
     srv->thread = std::thread([rt] { rt->run(); });
     srv->state = cmail_server::State::Running;
@@ -312,6 +341,159 @@ int cmail_server_stop(cmail_server* srv, int64_t grace_ms, char** errmsg) {
     srv->state = cmail_server::State::Stopped;
     return c::ok(errmsg);
   });
+}
+
+int cmail_server_outbound(cmail_server* srv, int mode, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "outbound before start");
+  if (mode != CMAIL_OUTBOUND_DNS && mode != CMAIL_OUTBOUND_CAPTURE)
+    return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "mode is not a CMAIL_OUTBOUND_* value");
+  if (srv->outbound) return c::fail(errmsg, CMAIL_WRONG_STATE, "outbound delivery is set already");
+  return c::guard(errmsg, [&] {
+    if (mode == CMAIL_OUTBOUND_CAPTURE) {
+      net::CaptureOptions co;
+      co.hostname = "capture." + srv->hostname;
+      auto sink = net::CaptureSink::start(*srv->runtime, co);
+      if (!sink) return c::from_status(sink.error(), errmsg);
+      srv->sink = *sink;
+    }
+    srv->outbound = mode;
+    return c::ok(errmsg);
+  });
+}
+
+namespace {
+// The checks every cmail_server_dns_* call makes; CMAIL_OK when the zone may change.
+int zone_open(cmail_server* srv, const char* name, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (srv->outbound != CMAIL_OUTBOUND_CAPTURE) return c::fail(errmsg, CMAIL_WRONG_STATE, "fake DNS is for capture mode");
+  if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "DNS entries before start");
+  if (!name || !*name) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "the name is empty");
+  return CMAIL_OK;
+}
+}  // namespace
+
+int cmail_server_dns_mx(cmail_server* srv, const char* domain, uint16_t preference, const char* host, char** errmsg) {
+  if (int rc = zone_open(srv, domain, errmsg); rc != CMAIL_OK) return rc;
+  return c::guard(errmsg, [&] {
+    mail::MxResult& r = srv->zone.mx[domain];
+    r.status = mail::DnsStatus::Ok;
+    r.records.push_back({preference, c::str(host)});  // "": the null MX's "." (RFC 7505)
+    return c::ok(errmsg);
+  });
+}
+
+int cmail_server_dns_address(cmail_server* srv, const char* host, const char* address, char** errmsg) {
+  if (int rc = zone_open(srv, host, errmsg); rc != CMAIL_OK) return rc;
+  if (!address || !*address) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "the address is empty");
+  return c::guard(errmsg, [&] {
+    mail::AddressResult& r = srv->zone.addresses[host];
+    r.status = mail::DnsStatus::Ok;
+    r.addresses.push_back(address);
+    return c::ok(errmsg);
+  });
+}
+
+int cmail_server_dns_nxdomain(cmail_server* srv, const char* name, char** errmsg) {
+  if (int rc = zone_open(srv, name, errmsg); rc != CMAIL_OK) return rc;
+  return c::guard(errmsg, [&] {
+    srv->zone.mx[name] = {mail::DnsStatus::NxDomain, {}, std::string("no such domain ") + name};
+    srv->zone.addresses[name] = {mail::DnsStatus::NxDomain, {}, std::string("no such name ") + name};
+    return c::ok(errmsg);
+  });
+}
+
+int cmail_server_fault(cmail_server* srv, int phase, const char* recipient, int code, const char* text, uint32_t times,
+                       char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (!srv->sink) return c::fail(errmsg, CMAIL_WRONG_STATE, "faults are for capture mode");
+  if (phase < CMAIL_PHASE_MAIL || phase > CMAIL_PHASE_DATA)
+    return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "phase is not a CMAIL_PHASE_* value");
+  return c::guard(errmsg, [&] {
+    net::CaptureFault f;
+    f.phase = phase == CMAIL_PHASE_MAIL   ? net::CaptureFault::Phase::Mail
+              : phase == CMAIL_PHASE_RCPT ? net::CaptureFault::Phase::Rcpt
+                                          : net::CaptureFault::Phase::Data;
+    f.recipient = c::str(recipient);
+    f.code = code;
+    if (text) f.text = text;
+    f.times = times == 0 ? SIZE_MAX : times;
+    return c::from_status(srv->sink->add_fault(std::move(f)), errmsg);
+  });
+}
+
+int cmail_server_clear_faults(cmail_server* srv, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (!srv->sink) return c::fail(errmsg, CMAIL_WRONG_STATE, "faults are for capture mode");
+  srv->sink->clear_faults();
+  return c::ok(errmsg);
+}
+
+}  // extern "C"
+
+struct cmail_captured_list {
+  std::vector<net::CapturedMessage> messages;
+};
+
+extern "C" {
+
+int cmail_server_captured(cmail_server* srv, cmail_captured_list** out, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (!out) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "out is NULL");
+  *out = nullptr;
+  if (!srv->sink) return c::fail(errmsg, CMAIL_WRONG_STATE, "nothing is captured without capture mode");
+  return c::guard(errmsg, [&] {
+    *out = c::adopt(new cmail_captured_list{srv->sink->messages()});
+    return c::ok(errmsg);
+  });
+}
+
+size_t cmail_server_wait_captured(cmail_server* srv, size_t count, int64_t timeout_ms) {
+  if (!c::live(srv) || !srv->sink || srv->on_loop_thread()) return 0;
+  return srv->sink->wait(count, c::ms(timeout_ms));
+}
+
+int cmail_server_clear_captured(cmail_server* srv, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (!srv->sink) return c::fail(errmsg, CMAIL_WRONG_STATE, "nothing is captured without capture mode");
+  srv->sink->clear();
+  return c::ok(errmsg);
+}
+
+namespace {
+const net::CapturedMessage* captured_at(const cmail_captured_list* l, size_t i) {
+  return c::live(l) && i < l->messages.size() ? &l->messages[i] : nullptr;
+}
+}  // namespace
+
+size_t cmail_captured_list_count(const cmail_captured_list* l) { return c::live(l) ? l->messages.size() : 0; }
+uint64_t cmail_captured_list_id(const cmail_captured_list* l, size_t i) {
+  const auto* m = captured_at(l, i);
+  return m ? m->id : 0;
+}
+const char* cmail_captured_list_from(const cmail_captured_list* l, size_t i) {
+  const auto* m = captured_at(l, i);
+  return m ? m->from.c_str() : nullptr;
+}
+const char* cmail_captured_list_helo(const cmail_captured_list* l, size_t i) {
+  const auto* m = captured_at(l, i);
+  return m ? m->helo.c_str() : nullptr;
+}
+size_t cmail_captured_list_recipient_count(const cmail_captured_list* l, size_t i) {
+  const auto* m = captured_at(l, i);
+  return m ? m->to.size() : 0;
+}
+const char* cmail_captured_list_recipient(const cmail_captured_list* l, size_t i, size_t j) {
+  const auto* m = captured_at(l, i);
+  return m && j < m->to.size() ? m->to[j].c_str() : nullptr;
+}
+const char* cmail_captured_list_data(const cmail_captured_list* l, size_t i, size_t* len) {
+  const auto* m = captured_at(l, i);
+  if (len) *len = m ? m->data.size() : 0;
+  return m ? m->data.data() : nullptr;
+}
+void cmail_captured_list_free(cmail_captured_list* l) {
+  if (c::release(l)) delete l;
 }
 
 }  // extern "C"

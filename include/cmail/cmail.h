@@ -491,6 +491,54 @@ CMAIL_API int cmail_server_start(cmail_server* srv, char** errmsg);
  * thread. CMAIL_WRONG_STATE when not running or called from a callback. */
 CMAIL_API int cmail_server_stop(cmail_server* srv, int64_t grace_ms, char** errmsg);
 
+/* ---- Outbound delivery and capture -------------------------------------------------------- */
+
+#define CMAIL_OUTBOUND_DNS 1     /* deliver to other hosts: MX lookups with the system's resolver */
+#define CMAIL_OUTBOUND_CAPTURE 2 /* keep it instead: every domain without an entry of its own
+                                    (cmail_server_dns_*) resolves to an SMTP sink inside the
+                                    server, which keeps what it is given (cmail_server_captured) */
+
+/* Outbound delivery, on the server's thread, of the mail its routing queues for other hosts
+ * (before _start; without it that mail stays queued). The dispatcher delivers over SMTP with
+ * its retries, failure records and bounces in either mode: in capture mode it talks to the sink
+ * on a loopback port, so a test sees the envelope and the octets that would have left. */
+CMAIL_API int cmail_server_outbound(cmail_server* srv, int mode, char** errmsg);
+/* Capture mode, before _start: a fake DNS entry. An MX record for `domain` (host NULL or "" with
+ * preference 0: a null MX), an address for `host` (numeric; only 127.0.0.1 reaches the sink, any
+ * other address is a connection that fails), or NXDOMAIN for `name`. */
+CMAIL_API int cmail_server_dns_mx(cmail_server* srv, const char* domain, uint16_t preference, const char* host,
+                                  char** errmsg);
+CMAIL_API int cmail_server_dns_address(cmail_server* srv, const char* host, const char* address, char** errmsg);
+CMAIL_API int cmail_server_dns_nxdomain(cmail_server* srv, const char* name, char** errmsg);
+
+#define CMAIL_PHASE_MAIL 1 /* the reply to MAIL FROM */
+#define CMAIL_PHASE_RCPT 2 /* the reply to RCPT TO of the recipient */
+#define CMAIL_PHASE_DATA 3 /* the reply to the end of data of a message for the recipient */
+
+/* Capture mode, any thread: the sink answers `phase` for `recipient` (NULL or "": any; compared
+ * without regard to case) with `code` (400-599) and `text` (one line; NULL: a default), `times`
+ * times (0: always). A 4xx is retried by the dispatcher, a 5xx bounces. */
+CMAIL_API int cmail_server_fault(cmail_server* srv, int phase, const char* recipient, int code, const char* text,
+                                 uint32_t times, char** errmsg);
+CMAIL_API int cmail_server_clear_faults(cmail_server* srv, char** errmsg);
+
+typedef struct cmail_captured_list cmail_captured_list;
+/* Capture mode, any thread: the messages the sink kept so far, oldest first. */
+CMAIL_API int cmail_server_captured(cmail_server* srv, cmail_captured_list** out, char** errmsg);
+/* Waits up to timeout_ms until the sink keeps at least `count` messages; returns how many it
+ * keeps (0 for a bad handle or without capture). Any thread but the server's. */
+CMAIL_API size_t cmail_server_wait_captured(cmail_server* srv, size_t count, int64_t timeout_ms);
+CMAIL_API int cmail_server_clear_captured(cmail_server* srv, char** errmsg);
+CMAIL_API size_t cmail_captured_list_count(const cmail_captured_list* l);
+CMAIL_API uint64_t cmail_captured_list_id(const cmail_captured_list* l, size_t i);          /* 1, 2, ... */
+CMAIL_API const char* cmail_captured_list_from(const cmail_captured_list* l, size_t i);     /* "" for <> */
+CMAIL_API const char* cmail_captured_list_helo(const cmail_captured_list* l, size_t i);
+CMAIL_API size_t cmail_captured_list_recipient_count(const cmail_captured_list* l, size_t i);
+CMAIL_API const char* cmail_captured_list_recipient(const cmail_captured_list* l, size_t i, size_t j);
+/* The octets as received (CRLF line ends); *len their count. */
+CMAIL_API const char* cmail_captured_list_data(const cmail_captured_list* l, size_t i, size_t* len);
+CMAIL_API void cmail_captured_list_free(cmail_captured_list* l);
+
 #ifdef __cplusplus
 }
 #endif

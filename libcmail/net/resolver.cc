@@ -414,8 +414,9 @@ class StaticTables {
   }
 
   void mx(std::string_view domain, std::function<void(mail::MxResult)> done) {
-    mail::MxResult r = find(mx_, addresses_, key(domain));
-    if (r.status == mail::DnsStatus::NxDomain && otherwise_) r = {mail::DnsStatus::NoData, {}, "no MX records"};
+    const std::string name = key(domain);
+    mail::MxResult r = find(mx_, addresses_, name);
+    if (otherwise_ && unknown(name)) r = {mail::DnsStatus::NoData, {}, "no MX records for " + name};
     deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
@@ -423,7 +424,7 @@ class StaticTables {
     std::string name = without_trailing_dot(host);
     std::optional<mail::AddressResult> literal = numeric_address(name);
     mail::AddressResult r = literal ? std::move(*literal) : find(addresses_, mx_, key(name));
-    if (r.status == mail::DnsStatus::NxDomain && otherwise_) r = *otherwise_;
+    if (!literal && otherwise_ && unknown(key(name))) r = *otherwise_;
     deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
@@ -431,6 +432,8 @@ class StaticTables {
 
  private:
   static std::string key(std::string_view name) { return proto::ascii_lower(without_trailing_dot(name)); }
+  // In neither table: StaticZone::otherwise answers for it, when given.
+  bool unknown(const std::string& name) const { return !mx_.count(name) && !addresses_.count(name); }
 
   // The entry in `table`; NoData when the name is only in `other`; NxDomain otherwise.
   template <typename R, typename Other>

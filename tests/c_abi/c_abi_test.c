@@ -1181,6 +1181,93 @@ static void test_server(void) {
   pthread_mutex_destroy(&d.mu);
 }
 
+/* Capture mode: outbound mail goes through the dispatcher to the server's sink; fake DNS and
+ * faults decide which recipients it reaches. */
+static void test_server_capture(void) {
+  static buffer b;
+  char dir[512];
+  cmail_server* srv = NULL;
+  cmail_store* st;
+  cmail_captured_list* got = NULL;
+  int smtp = -1, fd, ok_smtp;
+  size_t len = 0;
+  const char* data;
+  snprintf(dir, sizeof dir, "%s/capture", tmp_root);
+  OK(cmail_server_new(dir, "mx.local.test", &srv, NULL));
+  if (!srv) return;
+  st = cmail_server_store(srv);
+  OK(cmail_store_add_user(st, "alice", "secret", NULL));
+  OK(cmail_store_add_address(st, "%@local.test", "store", "alice", NULL, NULL, NULL));
+  OK(cmail_store_enable_smtp(st, "alice", "any", NULL, NULL));
+  OK(cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, CMAIL_LISTEN_AUTH | CMAIL_LISTEN_PLAINTEXT_AUTH,
+                         &smtp, NULL));
+
+  /* Before capture mode: no fake DNS, no faults, nothing captured. */
+  FAILS(CMAIL_WRONG_STATE, cmail_server_dns_nxdomain(srv, "gone.test", &err));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_fault(srv, CMAIL_PHASE_RCPT, NULL, 451, NULL, 1, &err));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_captured(srv, &got, &err));
+  CHECK(got == NULL);
+  CHECK(cmail_server_wait_captured(srv, 1, 0) == 0);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_outbound(srv, 7, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_outbound(NULL, CMAIL_OUTBOUND_CAPTURE, &err));
+  OK(cmail_server_outbound(srv, CMAIL_OUTBOUND_CAPTURE, NULL));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_outbound(srv, CMAIL_OUTBOUND_DNS, &err));
+
+  OK(cmail_server_dns_nxdomain(srv, "gone.test", NULL));
+  OK(cmail_server_dns_mx(srv, "far.test", 10, "mx.far.test", NULL));
+  OK(cmail_server_dns_address(srv, "mx.far.test", "127.0.0.1", NULL));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_dns_mx(srv, "", 10, "x", &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_dns_address(srv, "h.test", NULL, &err));
+  OK(cmail_server_fault(srv, CMAIL_PHASE_RCPT, "Dave@far.test", 550, "No such user", 0, NULL));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, 9, NULL, 451, NULL, 1, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, CMAIL_PHASE_DATA, NULL, 250, NULL, 1, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, CMAIL_PHASE_DATA, NULL, 451, "two\r\nlines", 1, &err));
+  OK(cmail_server_start(srv, NULL));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_dns_nxdomain(srv, "late.test", &err));
+
+  /* One message for four recipients: bob (far.test, its MX), erin (far.test), dave (refused by
+   * the fault, 550) and x@gone.test (NXDOMAIN): the sink keeps it once, for bob and erin. */
+  fd = tcp_connect(cmail_server_port(srv, smtp));
+  CHECK(fd >= 0);
+  ok_smtp = fd >= 0 && exchange(fd, &b, NULL, "220 ") && exchange(fd, &b, "EHLO client.test\r\n", "250 ") &&
+            exchange(fd, &b, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n", "235 ") &&
+            exchange(fd, &b, "MAIL FROM:<alice@local.test>\r\n", "250 ") &&
+            exchange(fd, &b, "RCPT TO:<bob@far.test>\r\n", "250 ") &&
+            exchange(fd, &b, "RCPT TO:<erin@far.test>\r\n", "250 ") &&
+            exchange(fd, &b, "RCPT TO:<dave@far.test>\r\n", "250 ") &&
+            exchange(fd, &b, "RCPT TO:<x@gone.test>\r\n", "250 ") && exchange(fd, &b, "DATA\r\n", "354 ") &&
+            exchange(fd, &b, "Subject: out\r\n\r\nto the world\r\n.\r\n", "250 ") &&
+            exchange(fd, &b, "QUIT\r\n", "221 ");
+  CHECK(ok_smtp);
+  if (fd >= 0) close(fd);
+  CHECK(cmail_server_wait_captured(srv, 1, 20000) == 1);
+  OK(cmail_server_captured(srv, &got, NULL));
+  CHECK(cmail_captured_list_count(got) == 1);
+  if (cmail_captured_list_count(got) == 1) {
+    CHECK(cmail_captured_list_id(got, 0) == 1);
+    CHECK(strcmp(cmail_captured_list_from(got, 0), "alice@local.test") == 0);
+    CHECK(strcmp(cmail_captured_list_helo(got, 0), "mx.local.test") == 0);
+    CHECK(cmail_captured_list_recipient_count(got, 0) == 2);
+    CHECK(strcmp(cmail_captured_list_recipient(got, 0, 0), "bob@far.test") == 0);
+    CHECK(strcmp(cmail_captured_list_recipient(got, 0, 1), "erin@far.test") == 0);
+    CHECK(cmail_captured_list_recipient(got, 0, 2) == NULL);
+    data = cmail_captured_list_data(got, 0, &len);
+    CHECK(data != NULL && contains(data, len, "Subject: out\r\n\r\nto the world\r\n"));
+  }
+  CHECK(cmail_captured_list_id(got, 1) == 0);
+  CHECK(cmail_captured_list_from(got, 1) == NULL);
+  CHECK(cmail_captured_list_data(got, 1, &len) == NULL && len == 0);
+  cmail_captured_list_free(got);
+  cmail_captured_list_free(got);  /* twice: nothing */
+  CHECK(cmail_captured_list_count(got) == 0);
+  OK(cmail_server_clear_captured(srv, NULL));
+  CHECK(cmail_server_wait_captured(srv, 1, 0) == 0);
+  OK(cmail_server_clear_faults(srv, NULL));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_clear_faults(NULL, &err));
+  OK(cmail_server_stop(srv, 1000, NULL));
+  cmail_server_free(srv);
+}
+
 /* A data directory nobody may write: an error, no server. As root (who may write anywhere)
  * the directory is /proc/self, which refuses everyone. */
 static void test_server_read_only_dir(void) {
@@ -1239,6 +1326,7 @@ int main(void) {
   test_pop3_server();
   test_store();
   test_server();
+  test_server_capture();
   test_server_read_only_dir();
   remove_tree(tmp_root);
   printf("%d checks, %d failed\n", checks, failures);
