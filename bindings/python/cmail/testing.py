@@ -28,6 +28,7 @@ import tempfile
 import threading
 from collections import namedtuple
 
+from ._lib import INVALID_ARGUMENT, Closed
 from .server import Server
 
 Envelope = namedtuple("Envelope", "mail_from rcpt_to")
@@ -74,17 +75,22 @@ class Harness:
         self.close()
 
     # ---- what the tests use ----
+    def _server(self):
+        if self.server is None:
+            raise Closed("InvalidArgument: this harness is not running (closed, or not started)", INVALID_ARGUMENT)
+        return self.server
+
     @property
     def ports(self):
-        return dict(self.server.ports)
+        return dict(self._server().ports)
 
     @property
     def store(self):
-        return self.server.store
+        return self._server().store
 
     @property
     def data_dir(self):
-        return self.server.data_dir
+        return self._server().data_dir
 
     def add_user(self, name, password, address=None):
         """Adds a user with POP3, IMAP and SMTP (router "any") and an address routed to the
@@ -119,6 +125,7 @@ class Harness:
     def purge(self):
         """Forgets the messages gathered so far and empties the mailboxes of the harness's users
         (each is deleted with its mail and made again with the same password and address)."""
+        self._server()
         with self._cond:
             self._delivered.clear()
         for name, (password, address) in self._users.items():
@@ -127,6 +134,7 @@ class Harness:
 
     def reset(self):
         """purge(), then deletes the users (and their addresses) that add_user made."""
+        self._server()
         with self._cond:
             self._delivered.clear()
         for name, (_, address) in self._users.items():
