@@ -70,6 +70,10 @@ class Engine(_lib.Handle):
         """True once Close was queued, or after close()."""
         return self._ptr is None or bool(self._fn("is_closed")(self._ptr))
 
+
+class ServerQueries:
+    """What the server engines (SMTP and POP3) tell besides the shared plumbing."""
+
     @property
     def state(self):
         """The engine's state number (see cmail.h)."""
@@ -88,4 +92,4 @@ def size_array(ptr, n):
     return tuple(ptr[i] for i in range(n)) if n else ()
 
 
-__all__ = ["Engine", "size_array"]
+__all__ = ["Engine", "ServerQueries", "size_array"]

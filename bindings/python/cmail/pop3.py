@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from . import _lib
-from ._engine import Engine, size_array
+from ._engine import Engine, ServerQueries, size_array
 from .smtp import Close, StartTls
 
 __all__ = ["Server", "Login", "Retrieve", "Update", "StartTls", "Close"]
@@ -45,7 +45,7 @@ class Update:
     deleted: Tuple[int, ...]
 
 
-class Server(Engine):
+class Server(Engine, ServerQueries):
     """One POP3 server conversation. Keyword options are cmail_pop3_server_options' fields
     (hostname, starttls_available, tls_active, tls_required, idle_timeout_ms, ...)."""
 

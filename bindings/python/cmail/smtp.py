@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from . import _lib
-from ._engine import Engine, size_array
+from ._engine import Engine, ServerQueries, size_array
 
 # decisions given as events (the others take the engine's defaults)
 DECIDE_HELO = 0x01
@@ -120,7 +120,7 @@ class Reset:
     session: Session
 
 
-class Server(Engine):
+class Server(Engine, ServerQueries):
     """One SMTP server conversation. Keyword options are cmail_smtp_server_options' fields
     (hostname, max_message_size, starttls_available, auth_enabled, require_auth, decisions, ...);
     the 220 greeting is queued at once."""
@@ -259,13 +259,6 @@ class Client(Engine):
         ptr = ctypes.c_void_p()
         _lib.check(lib.cmail_smtp_client_new, ctypes.byref(opts), ctypes.byref(ptr))
         self._ptr = ptr.value
-
-    @property
-    def state(self):
-        raise AttributeError("the SMTP client engine has no state query")
-
-    def deadline(self):
-        raise AttributeError("the SMTP client engine has no deadline query")
 
     def next_event(self):
         """The next result (copied out), or None: results in order, then transport events."""
