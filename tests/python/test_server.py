@@ -164,3 +164,24 @@ def test_wrong_state_and_closed(server):
         store.list_users()  # the lent store died with its server
     with pytest.raises(cmail.WrongState):
         cmail.Server(server.data_dir).stop()  # never started
+
+
+def test_exit_with_a_running_server(tmp_path):
+    """The interpreter exits cleanly (the atexit hook closes the server) with a client still
+    connected and a callback set."""
+    import os
+    import subprocess
+    import sys
+    from conftest import ROOT
+    code = ("import cmail, socket, sys\n"
+            f"s = cmail.Server({str(tmp_path / 'd')!r})\n"
+            "port = s.listen('smtp')\n"
+            "s.on_rcpt(lambda f, t: None)\n"
+            "s.start()\n"
+            "c = socket.create_connection(('127.0.0.1', port), timeout=10)\n"
+            "assert c.recv(100).startswith(b'220')\n"
+            "print('serving')\n")
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "bindings", "python"))
+    r = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env=env, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "serving\n"), r.stderr

@@ -11,10 +11,15 @@ time, never from inside a callback. The callbacks run on the server's thread: ke
 and guard what they share (the GIL makes single list appends safe). An exception raised by a
 callback is logged (logger "cmail"), counted in callback_errors, kept in last_callback_error,
 and the library gets a safe answer: on_rcpt 451 (try later), on_delivered nothing (the message
-is stored already). Server.store may be used from any thread while the server runs.
+is stored already). Server.store may be used from any thread while the server runs. Servers
+still open when the interpreter exits are closed by an atexit hook, so that no callback runs
+into a finalizing interpreter.
 """
+import atexit
 import logging
+import sys
 import threading
+import weakref
 from ctypes import byref, c_int, c_void_p
 
 from . import _lib
@@ -23,6 +28,14 @@ from .store import Store
 log = logging.getLogger("cmail")
 
 PROTOCOLS = {"smtp": 1, "pop3": 2, "imap": 3}
+_live = weakref.WeakSet()  # servers not closed yet: closed at exit, before the interpreter goes
+
+
+@atexit.register
+def _close_all():
+    for srv in list(_live):
+        srv.close()
+
 STARTTLS, TLS, AUTH, REQUIRE_AUTH, PLAINTEXT_AUTH = 0x01, 0x02, 0x04, 0x08, 0x10
 
 
@@ -46,6 +59,7 @@ class Server(_lib.Handle):
         self._delivered_fn = self._rcpt_fn = None  # ctypes callbacks, alive as long as the server
         self._store = Store(_lib.lib().cmail_server_store(self._ptr), owner=self)
         self.running = False
+        _live.add(self)
 
     @property
     def store(self):
@@ -77,7 +91,6 @@ class Server(_lib.Handle):
     def _callback_failed(self, what):
         with self._errors_lock:
             self.callback_errors += 1
-        import sys
         self.last_callback_error = sys.exc_info()[1]
         log.exception("cmail.Server: the %s callback raised", what)
 
