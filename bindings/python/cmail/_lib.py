@@ -6,7 +6,7 @@ Where the library comes from, first found wins:
   2. the library `meson install` put beside this package (_paths.py, written at install time,
      says where libdir is relative to the package, so a --destdir staging works too);
   3. a build tree of the source checkout this package sits in (build*/bindings/c/), the most
-     recently built one: running from the source tree without installing;
+     recently built one that is not sanitized: running from the source tree without installing;
   4. the system loader (ldconfig's directories, LD_LIBRARY_PATH).
 
 Errors: check() turns a non-zero status into cmail.Error (or its subclass for that status)
@@ -18,6 +18,7 @@ releases the GIL around every call into the library.
 """
 import ctypes
 import glob
+import json
 import os
 import threading
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint,
@@ -278,8 +279,20 @@ def _candidates():
     root = os.path.normpath(os.path.join(here, "..", "..", ".."))  # bindings/python/cmail -> repo
     if os.path.isfile(os.path.join(root, "include", "cmail", "cmail.h")):
         built = glob.glob(os.path.join(root, "build*", "bindings", "c", SONAME))
+        built = [b for b in built if not _sanitized(os.path.dirname(os.path.dirname(os.path.dirname(b))))]
         yield from sorted(built, key=os.path.getmtime, reverse=True)
     yield SONAME  # the system loader
+
+
+def _sanitized(build_dir):
+    """True for a sanitized build tree: its library aborts a process that did not load the
+    sanitizer runtime first (use it with CMAIL_LIBRARY and LD_PRELOAD, as tests/python does)."""
+    try:
+        with open(os.path.join(build_dir, "meson-info", "intro-buildoptions.json")) as f:
+            options = {o["name"]: o["value"] for o in json.load(f)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return options.get("b_sanitize", "none") != "none"
 
 
 def _declare(lib):
