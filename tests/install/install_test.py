@@ -190,7 +190,9 @@ def check_python_package(build, destdir, dirs, cc, sanitize):
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     if "address" in sanitize:
         name = "libclang_rt.asan-x86_64.so" if "clang" in " ".join(cc) else "libasan.so"
-        env["LD_PRELOAD"] = run(cc + [f"-print-file-name={name}"], 30).strip()
+        # libstdc++ too: ASan's __cxa_throw interceptor needs it loaded at start-up (tests/python/meson.build)
+        env["LD_PRELOAD"] = (run(cc + [f"-print-file-name={name}"], 30).strip() + " "
+                             + run(cc + ["-print-file-name=libstdc++.so.6"], 30).strip())
         env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"  # the interpreter's own memory at exit
     out = run(["/usr/bin/python3", "-c", PYTHON_CHECK], 120, env=env, cwd="/")
     print(out.strip())
