@@ -80,7 +80,9 @@ def test_smtp_pop3_imap_round_trip(server):
 def test_implicit_tls_and_submission(server):
     server.store.enable_smtp("alice", "any")
     port = server.listen("smtp", tls=True, require_auth=True)
-    assert server.ports == {"smtps": port}
+    second = server.listen("smtp", tls=True, require_auth=True)
+    named = server.listen("smtp", starttls=True, auth=True, name="submission")
+    assert server.ports == {"smtps": port, "smtps-2": second, "submission": named}
     server.start()
     with smtplib.SMTP_SSL("127.0.0.1", port, timeout=10, context=ssl._create_unverified_context()) as s:
         with pytest.raises(smtplib.SMTPSenderRefused) as e:

@@ -82,9 +82,11 @@ class Server(_lib.Handle):
         _lib.check(lib.cmail_server_listen, self._h(), PROTOCOLS[protocol], _lib.enc(host), port, flags,
                    byref(listener))
         bound = lib.cmail_server_port(self._ptr, listener.value)
-        key = name or (protocol + ("s" if tls else ""))
-        while key in self.ports:
-            key += "'"
+        base = name or (protocol + ("s" if tls else ""))
+        key, n = base, 1
+        while key in self.ports:  # a second listener of a kind: "smtp-2"
+            n += 1
+            key = f"{base}-{n}"
         self.ports[key] = bound
         return bound
 
