@@ -18,6 +18,11 @@
    -Wall -Wextra -Werror and only the flags of `pkg-config --cflags --libs cmail` (plus
    -pthread, and the sanitizer flags in a sanitized build), then run against the installed
    library (LD_LIBRARY_PATH): it must pass.
+6. The Python package: cmail/*.py and its _paths.py are installed in /usr/bin/python3's purelib
+   directory for the prefix, and /usr/bin/python3 with only that directory added to its path
+   (no CMAIL_LIBRARY) imports it, loads the installed libcmail.so.0 through _paths.py, starts a
+   cmail.testing.Harness and gets one message through it (with the ASan runtime preloaded in a
+   sanitized build).
 
 TMP is removed at the end, the program is stopped, and every step has a time limit.
 
@@ -158,6 +163,45 @@ def build_and_run_c_test(source, destdir, dirs, cc, sanitize, work):
     check(re.search(r"\d+ checks, 0 failed", out) is not None, "the C ABI test passes against the installed library")
 
 
+PYTHON_CHECK = r"""
+import smtplib, sys
+import cmail, cmail.testing
+print("library", cmail.library_path())
+with cmail.testing.Harness() as h:
+    a = h.add_user("alice", "pw")
+    with smtplib.SMTP("127.0.0.1", h.ports["smtp"], timeout=10) as s:
+        s.sendmail("a@b.test", [a], "Subject: installed\r\n\r\nx\r\n")
+    print("subject", h.wait_for_messages(1, 10)[0]["Subject"])
+"""
+
+
+def check_python_package(build, destdir, dirs, cc, sanitize):
+    with open(os.path.join(build, "meson-info", "intro-installed.json")) as f:
+        installed = json.load(f).values()
+    init = [p for p in installed if p.endswith("/cmail/__init__.py")]
+    if not check(len(init) == 1, f"the Python package is installed once: {init}"):
+        return
+    package = destdir + os.path.dirname(init[0])
+    for name in ("__init__.py", "_lib.py", "_paths.py", "smtp.py", "pop3.py", "server.py", "store.py", "testing.py",
+                 "pytest_plugin.py"):
+        check(os.path.isfile(os.path.join(package, name)), f"cmail/{name} installed")
+    env = {k: v for k, v in os.environ.items() if k not in ("CMAIL_LIBRARY", "PYTHONPATH", "LD_LIBRARY_PATH")}
+    env["PYTHONPATH"] = os.path.dirname(package)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if "address" in sanitize:
+        name = "libclang_rt.asan-x86_64.so" if "clang" in " ".join(cc) else "libasan.so"
+        # libstdc++ too: ASan's __cxa_throw interceptor needs it loaded at start-up (tests/python/meson.build)
+        env["LD_PRELOAD"] = (run(cc + [f"-print-file-name={name}"], 30).strip() + " "
+                             + run(cc + ["-print-file-name=libstdc++.so.6"], 30).strip())
+        env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"  # the interpreter's own memory at exit
+    out = run(["/usr/bin/python3", "-c", PYTHON_CHECK], 120, env=env, cwd="/")
+    print(out.strip())
+    m = re.search(r"^library (.*)$", out, re.M)
+    check(m is not None and os.path.realpath(m.group(1)) == os.path.realpath(os.path.join(dirs["libdir"], "libcmail.so.0")),
+          "the installed package loads the installed libcmail.so.0")
+    check("subject installed" in out, "the installed package's harness took a message")
+
+
 def run_example(exe):
     p = subprocess.Popen([exe, ADDRESS, "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = queue.Queue()
@@ -224,13 +268,15 @@ def main():
         exe = build_example(a.source, destdir, dirs, cxx, sanitize, work)
         run_example(exe)
         build_and_run_c_test(a.source, destdir, dirs, shlex.split(a.cc), sanitize, work)
+        check_python_package(a.build, destdir, dirs, shlex.split(a.cc), sanitize)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if failures:
         print(f"{len(failures)} check(s) failed")
         return 1
     print("ok: installed tree complete; examples/intake.cc built from it with pkg-config alone and took a message;"
-          " the C ABI test built with cmail.pc passed against the installed libcmail.so")
+          " the C ABI test built with cmail.pc passed against the installed libcmail.so;"
+          " the installed Python package loaded it and its harness took a message")
     return 0
 
 
