@@ -80,4 +80,42 @@ inline bool one_line(const char* s) { return !s || std::string_view(s).find_firs
 inline const char* cstr(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
 inline std::chrono::milliseconds ms(std::int64_t v) { return std::chrono::milliseconds(v < 0 ? 0 : v); }
 
+// The transport calls the three engine handles make alike; `engine` names the handle's engine
+// member (smtp::Server, smtp::Client, pop3::Server), whose contract is cmail/proto/transport.h.
+template <typename H, typename E>
+int receive(H* h, E H::*engine, const char* data, std::size_t len, char** errmsg) {
+  if (!live(h)) return bad_handle(errmsg);
+  if (!data && len) return fail(errmsg, CMAIL_INVALID_ARGUMENT, "data is NULL");
+  return guard(errmsg, [&] {
+    (h->*engine).receive(std::string_view(data ? data : "", len));
+    return ok(errmsg);
+  });
+}
+template <typename H, typename E>
+int receive_eof(H* h, E H::*engine, char** errmsg) {
+  if (!live(h)) return bad_handle(errmsg);
+  return guard(errmsg, [&] {
+    (h->*engine).receive_eof();
+    return ok(errmsg);
+  });
+}
+template <typename H, typename E>
+int pending_output(const H* h, E H::*engine, const char** data, std::size_t* len, char** errmsg) {
+  if (!live(h)) return bad_handle(errmsg);
+  if (!data || !len) return fail(errmsg, CMAIL_INVALID_ARGUMENT, "data or len is NULL");
+  std::string_view out = (h->*engine).pending_output();
+  *data = out.data();
+  *len = out.size();
+  return ok(errmsg);
+}
+template <typename H, typename E>
+int consume_output(H* h, E H::*engine, std::size_t n, char** errmsg) {
+  if (!live(h)) return bad_handle(errmsg);
+  if (n > (h->*engine).pending_output().size()) return fail(errmsg, CMAIL_INVALID_ARGUMENT, "more consumed than pending");
+  return guard(errmsg, [&] {
+    (h->*engine).consume_output(n);
+    return ok(errmsg);
+  });
+}
+
 }  // namespace cmail::c

@@ -121,39 +121,19 @@ void cmail_pop3_server_free(cmail_pop3_server* s) {
 }
 
 int cmail_pop3_server_receive(cmail_pop3_server* s, const char* data, size_t len, char** errmsg) {
-  if (!c::live(s)) return c::bad_handle(errmsg);
-  if (!data && len) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "data is NULL");
-  return c::guard(errmsg, [&] {
-    s->server.receive(std::string_view(data ? data : "", len));
-    return c::ok(errmsg);
-  });
+  return c::receive(s, &cmail_pop3_server::server, data, len, errmsg);
 }
 
 int cmail_pop3_server_receive_eof(cmail_pop3_server* s, char** errmsg) {
-  if (!c::live(s)) return c::bad_handle(errmsg);
-  return c::guard(errmsg, [&] {
-    s->server.receive_eof();
-    return c::ok(errmsg);
-  });
+  return c::receive_eof(s, &cmail_pop3_server::server, errmsg);
 }
 
 int cmail_pop3_server_pending_output(const cmail_pop3_server* s, const char** data, size_t* len, char** errmsg) {
-  if (!c::live(s)) return c::bad_handle(errmsg);
-  if (!data || !len) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "data or len is NULL");
-  std::string_view out = s->server.pending_output();
-  *data = out.data();
-  *len = out.size();
-  return c::ok(errmsg);
+  return c::pending_output(s, &cmail_pop3_server::server, data, len, errmsg);
 }
 
 int cmail_pop3_server_consume_output(cmail_pop3_server* s, size_t n, char** errmsg) {
-  if (!c::live(s)) return c::bad_handle(errmsg);
-  if (n > s->server.pending_output().size())
-    return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "more consumed than pending");
-  return c::guard(errmsg, [&] {
-    s->server.consume_output(n);
-    return c::ok(errmsg);
-  });
+  return c::consume_output(s, &cmail_pop3_server::server, n, errmsg);
 }
 
 int cmail_pop3_server_next_event(cmail_pop3_server* s, cmail_pop3_event* event, char** errmsg) {

@@ -126,39 +126,19 @@ void cmail_smtp_client_free(cmail_smtp_client* cl) {
 }
 
 int cmail_smtp_client_receive(cmail_smtp_client* cl, const char* data, size_t len, char** errmsg) {
-  if (!c::live(cl)) return c::bad_handle(errmsg);
-  if (!data && len) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "data is NULL");
-  return c::guard(errmsg, [&] {
-    cl->client.receive(std::string_view(data ? data : "", len));
-    return c::ok(errmsg);
-  });
+  return c::receive(cl, &cmail_smtp_client::client, data, len, errmsg);
 }
 
 int cmail_smtp_client_receive_eof(cmail_smtp_client* cl, char** errmsg) {
-  if (!c::live(cl)) return c::bad_handle(errmsg);
-  return c::guard(errmsg, [&] {
-    cl->client.receive_eof();
-    return c::ok(errmsg);
-  });
+  return c::receive_eof(cl, &cmail_smtp_client::client, errmsg);
 }
 
 int cmail_smtp_client_pending_output(const cmail_smtp_client* cl, const char** data, size_t* len, char** errmsg) {
-  if (!c::live(cl)) return c::bad_handle(errmsg);
-  if (!data || !len) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "data or len is NULL");
-  std::string_view out = cl->client.pending_output();
-  *data = out.data();
-  *len = out.size();
-  return c::ok(errmsg);
+  return c::pending_output(cl, &cmail_smtp_client::client, data, len, errmsg);
 }
 
 int cmail_smtp_client_consume_output(cmail_smtp_client* cl, size_t n, char** errmsg) {
-  if (!c::live(cl)) return c::bad_handle(errmsg);
-  if (n > cl->client.pending_output().size())
-    return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "more consumed than pending");
-  return c::guard(errmsg, [&] {
-    cl->client.consume_output(n);
-    return c::ok(errmsg);
-  });
+  return c::consume_output(cl, &cmail_smtp_client::client, n, errmsg);
 }
 
 int cmail_smtp_client_next_event(cmail_smtp_client* cl, cmail_smtp_client_event* event, char** errmsg) {
