@@ -590,64 +590,55 @@ Verdict StoreImapSession::fetch(const std::vector<std::uint32_t>& uids, const im
       const store::MessageInfo& info = *wanted[k].info;
       if (!needs.changed_since || info.modseq > *needs.changed_since || seen.count(info.uid)) keep.push_back(k);
     }
-    // The octets: whole messages for BODY[] and RFC822 (no tree asked), else only the ranges
-    // the items read of each tree (a header, a part, a partial window).
     std::vector<store::MessageRef> refs;
     std::vector<store::Mailboxes::OctetRanges> kept_ranges;
     for (std::size_t k : keep) {
       refs.push_back(wanted[k].info->ref);
       if (!ranges.empty()) kept_ranges.push_back(std::move(ranges[k]));
     }
+    // The octets, by how they are read: streamed from the row as they are sent (BODY[] or
+    // RFC822 alone, no tree asked, a large message), whole (no tree asked, or a small message:
+    // one row read costs less than opening its blob), or only the ranges the items read of the
+    // tree (a header, a part, a partial window).
     std::vector<std::vector<imap::OctetPiece>> contents(needs.content ? refs.size() : 0);
     std::vector<std::uint64_t> sizes(contents.size());
     std::vector<std::shared_ptr<proto::Source>> sources(contents.size());
-    if (needs.content && !needs.structure) {
-      // A large message streams from its blob as the engine sends it (FetchNeeds::stream).
-      std::vector<std::size_t> whole;
-      for (std::size_t j = 0; j < refs.size(); ++j) {
-        if (needs.stream && wanted[keep[j]].info->size >= kStreamFrom) {
-          auto source = m.open_message(refs[j]);
-          if (!source) return Verdict::failed(source.error());
-          if (auto size = (*source)->size()) {
-            sizes[j] = *size;
-            sources[j] = std::move(*source);
-            continue;
-          }
+    std::vector<std::size_t> whole, ranged;
+    for (std::size_t j = 0; j < contents.size(); ++j) {
+      const std::int64_t size = wanted[keep[j]].info->size;
+      if (needs.structure && size >= kWholeBelow) {
+        ranged.push_back(j);
+        continue;
+      }
+      if (!needs.structure && needs.stream && size >= kStreamFrom) {
+        auto source = m.open_message(refs[j]);
+        if (!source) return Verdict::failed(source.error());
+        if (auto known = (*source)->size()) {
+          sizes[j] = *known;
+          sources[j] = std::move(*source);
+          continue;
         }
-        whole.push_back(j);
       }
-      std::vector<store::MessageRef> whole_refs;
-      for (std::size_t j : whole) whole_refs.push_back(refs[j]);
-      auto read = m.read_messages(whole_refs);
-      if (!read) return Verdict::failed(read.error());
-      for (std::size_t i = 0; i < whole.size(); ++i) {
-        sizes[whole[i]] = (*read)[i].size();
-        contents[whole[i]].push_back({0, std::move((*read)[i])});
-      }
-    } else if (needs.content) {
-      // A small message is read whole (one row read costs less than opening its blob).
-      std::vector<std::size_t> small, large;
-      for (std::size_t j = 0; j < refs.size(); ++j)
-        (wanted[keep[j]].info->size < kWholeBelow ? small : large).push_back(j);
-      auto pick = [&refs](const std::vector<std::size_t>& js) {
-        std::vector<store::MessageRef> out;
-        for (std::size_t j : js) out.push_back(refs[j]);
-        return out;
-      };
-      auto whole = m.read_messages(pick(small));
-      if (!whole) return Verdict::failed(whole.error());
-      for (std::size_t i = 0; i < small.size(); ++i) {
-        sizes[small[i]] = (*whole)[i].size();
-        contents[small[i]].push_back({0, std::move((*whole)[i])});
-      }
-      std::vector<store::Mailboxes::OctetRanges> large_ranges;
-      for (std::size_t j : large) large_ranges.push_back(std::move(kept_ranges[j]));
-      auto read = m.read_message_ranges(pick(large), large_ranges);
-      if (!read) return Verdict::failed(read.error());
-      for (std::size_t i = 0; i < large.size(); ++i) {
-        sizes[large[i]] = (*read)[i].size;
-        for (auto& [offset, piece] : (*read)[i].pieces) contents[large[i]].push_back({offset, std::move(piece)});
-      }
+      whole.push_back(j);
+    }
+    auto pick = [&refs](const std::vector<std::size_t>& js) {
+      std::vector<store::MessageRef> out;
+      for (std::size_t j : js) out.push_back(refs[j]);
+      return out;
+    };
+    auto read = m.read_messages(pick(whole));
+    if (!read) return Verdict::failed(read.error());
+    for (std::size_t i = 0; i < whole.size(); ++i) {
+      sizes[whole[i]] = (*read)[i].size();
+      contents[whole[i]].push_back({0, std::move((*read)[i])});
+    }
+    std::vector<store::Mailboxes::OctetRanges> ranged_ranges;
+    for (std::size_t j : ranged) ranged_ranges.push_back(std::move(kept_ranges[j]));
+    auto pieces = m.read_message_ranges(pick(ranged), ranged_ranges);
+    if (!pieces) return Verdict::failed(pieces.error());
+    for (std::size_t i = 0; i < ranged.size(); ++i) {
+      sizes[ranged[i]] = (*pieces)[i].size;
+      for (auto& [offset, piece] : (*pieces)[i].pieces) contents[ranged[i]].push_back({offset, std::move(piece)});
     }
     std::vector<imap::FetchedMessage> out;
     for (std::size_t j = 0; j < keep.size(); ++j) {

@@ -162,7 +162,6 @@ std::string section_text(const Section& s) {
   return out;
 }
 
-
 std::string encode_params(const std::vector<mail::Param>& params, bool utf8) {
   if (params.empty()) return "NIL";  // RFC 9051 9: body-fld-param = "(" string SP string ... ")" / nil
   std::string out = "(";

@@ -479,22 +479,22 @@ void Server::fetch(const std::string& tag, const Values& args, bool uid) {
   if (f.request.changed_since || has(K::ModSeq)) condstore_ = true;  // RFC 7162 3.1
   // RFC 9051 6.4.9: UID FETCH answers with the UID of each message.
   if (uid && !has(K::Uid)) items.insert(items.begin(), FetchItem{K::Uid, {}, std::nullopt, false});
+  // The whole message (BODY[], RFC822) is its octets: no part tree needed for it.
+  auto whole = [](const FetchItem& i) {
+    return i.kind == K::Rfc822 ||
+           (i.kind == K::BodySection && i.section.part.empty() && i.section.text == Section::Text::None);
+  };
   for (const FetchItem& i : items) {
     const bool content = i.kind == K::BodySection || i.kind == K::Binary || i.kind == K::BinarySize ||
                          i.kind == K::Rfc822 || i.kind == K::Rfc822Header || i.kind == K::Rfc822Text;
-    // The whole message (BODY[], RFC822) is its octets: no part tree needed for it.
-    const bool whole = i.kind == K::Rfc822 || (i.kind == K::BodySection && i.section.part.empty() &&
-                                                i.section.text == Section::Text::None);
     f.needs.content = f.needs.content || content;
     if (content) f.needs.content_items.push_back(i);
-    f.needs.structure = f.needs.structure || (content && !whole) || i.kind == K::Envelope ||
+    f.needs.structure = f.needs.structure || (content && !whole(i)) || i.kind == K::Envelope ||
                         i.kind == K::Body || i.kind == K::BodyStructure;
   }
   // One content item, the whole message without a partial: it may stream (FetchNeeds::stream).
   const std::vector<FetchItem>& ci = f.needs.content_items;
-  f.needs.stream = ci.size() == 1 && !ci[0].partial &&
-                   (ci[0].kind == K::Rfc822 || (ci[0].kind == K::BodySection && ci[0].section.part.empty() &&
-                                                ci[0].section.text == Section::Text::None));
+  f.needs.stream = ci.size() == 1 && !ci[0].partial && whole(ci[0]);
   f.needs.set_seen = sets_seen(f.request) && !view_.read_only;
   f.needs.changed_since = f.request.changed_since;
   f.uid = uid;

@@ -590,6 +590,17 @@ constexpr const char* kFolderColumns =
     "folder_highestmodseq, EXISTS (SELECT 1 FROM subscriptions WHERE sub_user = folder_user AND "
     "sub_name = folder_name), COALESCE(folder_special, '')";
 
+// Whether message `id` has octets (mail_data is not NULL); NotFound (thrown) when the row is
+// gone. A NULL mail_data is an empty message, which has no blob to open.
+bool has_data(Connection& c, std::int64_t id) {
+  Stmt s = c.prepare("SELECT typeof(mail_data) FROM mailbox WHERE mail_id = ?1");  // cached
+  s.bind(1, id);
+  if (!s.step()) throw SqlError{Status::not_found("no such message")};
+  const bool data = s.text(0) != "null";
+  s.run();
+  return data;
+}
+
 // A stored message read in chunks straight from its row (sqlite3_blob_read): what
 // Mailboxes::open_message() returns.
 class BlobSource final : public proto::Source {
@@ -747,12 +758,7 @@ class MailboxesImpl final : public Mailboxes {
     std::vector<Pieces> out(refs.size());
     Status st = read_by_database(refs, [&](Connection& c, const std::vector<std::size_t>& indexes) {
       for (std::size_t i : indexes) {
-        Stmt s = c.prepare("SELECT typeof(mail_data) FROM mailbox WHERE mail_id = ?1");  // cached
-        s.bind(1, refs[i].id);
-        if (!s.step()) throw SqlError{Status::not_found("no such message")};
-        const bool empty = s.text(0) == "null";
-        s.run();
-        if (empty) continue;  // no octets: size 0, every piece empty
+        if (!has_data(c, refs[i].id)) continue;  // no octets: size 0, every piece empty
         detail::Blob blob(c, "main", "mailbox", "mail_data", refs[i].id, false);
         out[i].size = blob.size();
         for (const auto& [offset, length] : ranges[i]) {
@@ -796,12 +802,7 @@ class MailboxesImpl final : public Mailboxes {
     if (!conn) return conn.error();
     std::unique_ptr<proto::Source> source;
     Status st = detail::guarded([&] {
-      Stmt s = (*conn)->prepare("SELECT typeof(mail_data) FROM mailbox WHERE mail_id = ?1");
-      s.bind(1, ref.id);
-      if (!s.step()) throw SqlError{Status::not_found("no such message")};
-      const bool empty = s.text(0) == "null";
-      s.run();
-      if (empty) source = std::make_unique<BlobSource>();
+      if (!has_data(**conn, ref.id)) source = std::make_unique<BlobSource>();
       else source = std::make_unique<BlobSource>(std::move(*conn), ref.id);
     });
     if (!st.ok()) return st;
