@@ -15,6 +15,7 @@ const char* to_string(Status::Code code) {
     case Status::Code::Unsupported: return "Unsupported";
     case Status::Code::IoError: return "IoError";
     case Status::Code::Internal: return "Internal";
+    case Status::Code::NoSpace: return "NoSpace";
   }
   return "Unknown";
 }

@@ -68,6 +68,7 @@ int from_status(const Status& st, char** errmsg) {
   static_assert(static_cast<int>(Status::Code::Internal) == CMAIL_INTERNAL);
   static_assert(static_cast<int>(Status::Code::IoError) == CMAIL_IO_ERROR);
   static_assert(static_cast<int>(Status::Code::NotFound) == CMAIL_NOT_FOUND);
+  static_assert(static_cast<int>(Status::Code::NoSpace) == CMAIL_NO_SPACE);
   return fail(errmsg, static_cast<int>(st.code()), st.message());
 }
 
@@ -77,7 +78,7 @@ extern "C" {
 
 const char* cmail_status_name(int status) {
   if (status == CMAIL_WRONG_STATE) return "WrongState";
-  if (status < CMAIL_OK || status > CMAIL_INTERNAL) return "Unknown";
+  if (status < CMAIL_OK || status > CMAIL_NO_SPACE) return "Unknown";
   return cmail::to_string(static_cast<cmail::Status::Code>(status));
 }
 

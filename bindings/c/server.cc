@@ -8,6 +8,7 @@
 #include "store.h"
 
 #include <cmail/backends/auth_guard.h>
+#include <cmail/backends/faults.h>
 #include <cmail/backends/imap_session.h>
 #include <cmail/backends/pop3_session.h>
 #include <cmail/backends/smtp_session.h>
@@ -43,7 +44,7 @@ struct Hooks {
 class HookedSmtpSession final : public smtp::Session {
  public:
   HookedSmtpSession(store::Store& st, const backends::SmtpBackendOptions& o, const proto::PeerInfo& peer,
-                    proto::Executor ex, std::shared_ptr<const Hooks> hooks, net::Completion<smtp::Verdict> done)
+                    proto::Executor ex, std::shared_ptr<const Hooks> hooks, std::function<void(smtp::Verdict)> done)
       : inner_(st, o, peer, std::move(ex)), hooks_(std::move(hooks)), done_(std::move(done)) {
     inner_.set_completion([this](smtp::Verdict v) { finish(std::move(v)); });
   }
@@ -110,7 +111,7 @@ class HookedSmtpSession final : public smtp::Session {
 
   backends::StoreSmtpSession inner_;
   std::shared_ptr<const Hooks> hooks_;
-  net::Completion<smtp::Verdict> done_;
+  std::function<void(smtp::Verdict)> done_;
   bool has_mail_ = false;
   std::string from_;
   std::vector<std::string> recipients_;  // accepted in this transaction
@@ -128,6 +129,7 @@ struct cmail_server {
   cmail_store lent;  // db, for cmail_server_store()
   std::shared_ptr<Hooks> hooks = std::make_shared<Hooks>();
   std::shared_ptr<backends::AuthGuard> guard = std::make_shared<backends::AuthGuard>();
+  std::shared_ptr<backends::SmtpFaults> faults = std::make_shared<backends::SmtpFaults>();  // intake
   std::shared_ptr<net::TlsServerContext> tls;  // loaded by the first listener that needs it
   std::vector<std::uint16_t> ports;            // by listener number
   State state = State::Ready;
@@ -189,9 +191,14 @@ int listen_on(cmail_server* srv, int protocol, const char* host, uint16_t port, 
     bo.hostname = srv->hostname;
     bo.auth_guard = guard;
     std::shared_ptr<const Hooks> hooks = srv->hooks;
-    id = net::serve_smtp(rt, lo, so, [st, executor, bo, hooks](const proto::PeerInfo& peer,
-                                                              net::Completion<smtp::Verdict> done) {
-      return std::make_shared<HookedSmtpSession>(*st, bo, peer, executor, hooks, std::move(done));
+    auto faults = srv->faults;
+    id = net::serve_smtp(rt, lo, so, [st, executor, bo, hooks, faults](const proto::PeerInfo& peer,
+                                                                      net::Completion<smtp::Verdict> done) {
+      // The faults (cmail_server_fault) around the hooks around the store's session.
+      auto session = std::make_shared<backends::FaultySmtpSession>(faults, executor);
+      session->set_inner(std::make_unique<HookedSmtpSession>(*st, bo, peer, executor, hooks, session->inner_completion()));
+      session->set_completion(std::move(done));
+      return session;
     });
   } else if (protocol == CMAIL_PROTO_POP3) {
     lo.name = implicit ? "pop3s" : "pop3";
@@ -403,30 +410,63 @@ int cmail_server_dns_nxdomain(cmail_server* srv, const char* name, char** errmsg
   });
 }
 
-int cmail_server_fault(cmail_server* srv, int phase, const char* recipient, int code, const char* text, uint32_t times,
-                       char** errmsg) {
+void cmail_fault_init(cmail_fault* fault) {
+  if (!fault) return;
+  *fault = cmail_fault{};
+  fault->target = CMAIL_FAULT_INTAKE;
+  fault->phase = CMAIL_PHASE_RCPT;
+  fault->action = CMAIL_FAULT_REPLY;
+  fault->code = 451;
+  fault->delay_ms = 1000;
+}
+
+int cmail_server_fault(cmail_server* srv, const cmail_fault* fault, char** errmsg) {
   if (!c::live(srv)) return c::bad_handle(errmsg);
-  if (!srv->sink) return c::fail(errmsg, CMAIL_WRONG_STATE, "faults are for capture mode");
-  if (phase < CMAIL_PHASE_MAIL || phase > CMAIL_PHASE_DATA)
+  if (!fault) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "fault is NULL");
+  if (fault->target != CMAIL_FAULT_INTAKE && fault->target != CMAIL_FAULT_CAPTURE)
+    return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "target is not a CMAIL_FAULT_INTAKE or _CAPTURE");
+  if (fault->target == CMAIL_FAULT_CAPTURE && !srv->sink)
+    return c::fail(errmsg, CMAIL_WRONG_STATE, "capture faults are for capture mode");
+  if (fault->phase < CMAIL_PHASE_MAIL || fault->phase > CMAIL_PHASE_DATA)
     return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "phase is not a CMAIL_PHASE_* value");
+  if (fault->action < CMAIL_FAULT_REPLY || fault->action > CMAIL_FAULT_DELAY)
+    return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "action is not a CMAIL_FAULT_* value");
   return c::guard(errmsg, [&] {
-    net::CaptureFault f;
-    f.phase = phase == CMAIL_PHASE_MAIL   ? net::CaptureFault::Phase::Mail
-              : phase == CMAIL_PHASE_RCPT ? net::CaptureFault::Phase::Rcpt
-                                          : net::CaptureFault::Phase::Data;
-    f.recipient = c::str(recipient);
-    f.code = code;
-    if (text) f.text = text;
-    f.times = times == 0 ? SIZE_MAX : times;
-    return c::from_status(srv->sink->add_fault(std::move(f)), errmsg);
+    using F = backends::SmtpFault;
+    F f;
+    f.phase = fault->phase == CMAIL_PHASE_MAIL ? F::Phase::Mail : fault->phase == CMAIL_PHASE_RCPT ? F::Phase::Rcpt : F::Phase::Data;
+    f.action = fault->action == CMAIL_FAULT_REPLY        ? F::Action::Reply
+               : fault->action == CMAIL_FAULT_DISCONNECT ? F::Action::Disconnect
+                                                         : F::Action::Delay;
+    f.recipient = c::str(fault->recipient);
+    f.code = fault->code;
+    f.text = c::str(fault->text);
+    f.delay = std::chrono::milliseconds(fault->delay_ms);
+    f.times = fault->times == 0 ? SIZE_MAX : fault->times;
+    Status st = fault->target == CMAIL_FAULT_CAPTURE ? srv->sink->add_fault(std::move(f)) : srv->faults->add(std::move(f));
+    return c::from_status(st, errmsg);
   });
 }
 
-int cmail_server_clear_faults(cmail_server* srv, char** errmsg) {
+int cmail_server_clear_faults(cmail_server* srv, int target, char** errmsg) {
   if (!c::live(srv)) return c::bad_handle(errmsg);
-  if (!srv->sink) return c::fail(errmsg, CMAIL_WRONG_STATE, "faults are for capture mode");
-  srv->sink->clear_faults();
+  if (target == CMAIL_FAULT_INTAKE) {
+    srv->faults->clear();
+  } else if (target == CMAIL_FAULT_CAPTURE) {
+    if (!srv->sink) return c::fail(errmsg, CMAIL_WRONG_STATE, "capture faults are for capture mode");
+    srv->sink->clear_faults();
+  } else {
+    return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "target is not a CMAIL_FAULT_INTAKE or _CAPTURE");
+  }
   return c::ok(errmsg);
+}
+
+int cmail_server_disk_full(cmail_server* srv, int on, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  return c::guard(errmsg, [&] {
+    srv->db->fail_writes(on ? Status::no_space("the disk is full (simulated)") : Status());
+    return c::ok(errmsg);
+  });
 }
 
 }  // extern "C"

@@ -78,7 +78,8 @@ typedef enum cmail_status {
   CMAIL_UNSUPPORTED = 8,       /* e.g. a schema newer than this build */
   CMAIL_IO_ERROR = 9,          /* the operating system refused (a port in use, a file) */
   CMAIL_INTERNAL = 10,         /* a bug or an unexpected library error */
-  CMAIL_WRONG_STATE = 11       /* not now: no decision awaits this verdict, server running... */
+  CMAIL_WRONG_STATE = 11,      /* not now: no decision awaits this verdict, server running... */
+  CMAIL_NO_SPACE = 12          /* the disk (or a simulated full disk) has no room: try later */
 } cmail_status;
 
 /* "OK", "NotFound", ... for a cmail_status; "Unknown" for anything else. Static storage. */
@@ -511,16 +512,43 @@ CMAIL_API int cmail_server_dns_mx(cmail_server* srv, const char* domain, uint16_
 CMAIL_API int cmail_server_dns_address(cmail_server* srv, const char* host, const char* address, char** errmsg);
 CMAIL_API int cmail_server_dns_nxdomain(cmail_server* srv, const char* name, char** errmsg);
 
-#define CMAIL_PHASE_MAIL 1 /* the reply to MAIL FROM */
-#define CMAIL_PHASE_RCPT 2 /* the reply to RCPT TO of the recipient */
-#define CMAIL_PHASE_DATA 3 /* the reply to the end of data of a message for the recipient */
+/* ---- Faults on purpose (test harnesses) ------------------------------------------------------ */
 
-/* Capture mode, any thread: the sink answers `phase` for `recipient` (NULL or "": any; compared
- * without regard to case) with `code` (400-599) and `text` (one line; NULL: a default), `times`
- * times (0: always). A 4xx is retried by the dispatcher, a 5xx bounces. */
-CMAIL_API int cmail_server_fault(cmail_server* srv, int phase, const char* recipient, int code, const char* text,
-                                 uint32_t times, char** errmsg);
-CMAIL_API int cmail_server_clear_faults(cmail_server* srv, char** errmsg);
+#define CMAIL_FAULT_INTAKE 1  /* the server's own SMTP listeners: what a client sending to it meets */
+#define CMAIL_FAULT_CAPTURE 2 /* the capture sink: what the server's outbound delivery meets */
+
+#define CMAIL_PHASE_MAIL 1 /* MAIL FROM */
+#define CMAIL_PHASE_RCPT 2 /* RCPT TO of the recipient */
+#define CMAIL_PHASE_DATA 3 /* the end of data of a message for the recipient */
+
+#define CMAIL_FAULT_REPLY 1      /* answer with code and text instead (nothing is stored) */
+#define CMAIL_FAULT_DISCONNECT 2 /* close the connection with no reply (nothing is stored) */
+#define CMAIL_FAULT_DELAY 3      /* give the usual answer delay_ms late */
+
+typedef struct cmail_fault {
+  int target;            /* CMAIL_FAULT_INTAKE or _CAPTURE; CMAIL_FAULT_INTAKE */
+  int phase;             /* CMAIL_PHASE_*; CMAIL_PHASE_RCPT */
+  const char* recipient; /* RCPT, DATA: only for this recipient (any case); NULL or "": any */
+  int action;            /* CMAIL_FAULT_REPLY, _DISCONNECT, _DELAY; CMAIL_FAULT_REPLY */
+  int code;              /* REPLY: 400-599 (a 4xx is retried by a client, a 5xx is final); 451 */
+  const char* text;      /* REPLY: one line; NULL: a text saying it is a fault */
+  uint32_t delay_ms;     /* DELAY: up to 600000; 1000 */
+  uint32_t times;        /* applied this many times, then gone; 0 = always; 0 */
+} cmail_fault;
+
+/* Fills *fault with the defaults above. */
+CMAIL_API void cmail_fault_init(cmail_fault* fault);
+/* Adds a fault, any thread, before or while the server runs. Faults of a target apply in the
+ * order added: the first that matches a command is the one applied. CMAIL_WRONG_STATE for
+ * CMAIL_FAULT_CAPTURE without capture mode; CMAIL_INVALID_ARGUMENT for a bad field. */
+CMAIL_API int cmail_server_fault(cmail_server* srv, const cmail_fault* fault, char** errmsg);
+/* Removes every fault of a target. */
+CMAIL_API int cmail_server_clear_faults(cmail_server* srv, int target, char** errmsg);
+/* A full disk, simulated, any thread: while on is non-zero every write of the server's store
+ * fails with CMAIL_NO_SPACE before it touches the file. SMTP intake answers 452 4.3.1 at the
+ * end of data (the client keeps the message and tries later), POP3 and IMAP answer that the
+ * change failed, and administration through cmail_server_store fails too. */
+CMAIL_API int cmail_server_disk_full(cmail_server* srv, int on, char** errmsg);
 
 typedef struct cmail_captured_list cmail_captured_list;
 /* Capture mode, any thread: the messages the sink kept so far, oldest first. */

@@ -32,6 +32,8 @@ class [[nodiscard]] CMAIL_EXPORT Status {
     Unsupported,      // e.g. a schema newer than this build understands
     IoError,          // the operating system refused a file operation
     Internal,         // a bug or an unexpected library error
+    // 11 is the C ABI's CMAIL_WRONG_STATE, which no Status carries.
+    NoSpace = 12,     // the disk, or the database's size limit, is full: try again later
   };
 
   Status() = default;  // OK
@@ -46,6 +48,7 @@ class [[nodiscard]] CMAIL_EXPORT Status {
   static Status unsupported(std::string_view msg) { return {Code::Unsupported, msg}; }
   static Status io_error(std::string_view msg) { return {Code::IoError, msg}; }
   static Status internal(std::string_view msg) { return {Code::Internal, msg}; }
+  static Status no_space(std::string_view msg) { return {Code::NoSpace, msg}; }
 
   bool ok() const { return state_ == nullptr; }
   Code code() const { return state_ ? state_->code : Code::Ok; }

@@ -192,6 +192,10 @@ Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
   if (!spool_error_.ok()) {
     Status st = spool_error_;
     reset();
+    if (st.code() == Status::Code::NoSpace) {
+      log("spool: " + st.to_string());
+      return Verdict::reject(insufficient_storage());
+    }
     return Verdict::failed(st);  // 451 4.3.0: the client tries again
   }
   store::Delivery d;
@@ -228,6 +232,9 @@ Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
       StoreSmtpSession& self = **alive;
       if (st.ok()) {
         self.complete_(Verdict::accept("OK queued as " + id));
+      } else if (st.code() == Status::Code::NoSpace) {
+        self.log("message " + id + " not stored: " + st.to_string());
+        self.complete_(Verdict::reject(insufficient_storage()));
       } else if (st.code() == Status::Code::Constraint || st.code() == Status::Code::InvalidArgument) {
         self.log("message " + id + " refused by the store: " + st.to_string());
         self.complete_(Verdict::reject(smtp::reply(554, {5, 3, 0}, "Message refused by the mail store")));

@@ -3,7 +3,6 @@
 
 #include <cmail/net/runtime.h>
 #include <cmail/net/serve.h>
-#include <cmail/proto/ascii.h>
 #include <cmail/smtp/server.h>
 
 #include <condition_variable>
@@ -19,23 +18,9 @@ struct CaptureSink::State {
   mutable std::mutex mu;
   mutable std::condition_variable arrived;
   std::deque<CapturedMessage> messages;
-  std::vector<CaptureFault> faults;
+  std::shared_ptr<backends::SmtpFaults> faults = std::make_shared<backends::SmtpFaults>();
   std::function<void(const CapturedMessage&)> on_message;
   std::uint64_t next_id = 1;
-
-  // The reply of the first fault for (phase, recipient), counting it; nullopt for none.
-  std::optional<smtp::Reply> fault(CaptureFault::Phase phase, std::string_view recipient) {
-    std::lock_guard lock(mu);
-    for (auto it = faults.begin(); it != faults.end(); ++it) {
-      if (it->phase != phase) continue;
-      if (!it->recipient.empty() && proto::ascii_lower(it->recipient) != proto::ascii_lower(recipient)) continue;
-      const int code = it->code;
-      smtp::Reply r = smtp::reply(code, {code / 100, 0, 0}, it->text);
-      if (--it->times == 0) faults.erase(it);
-      return r;
-    }
-    return std::nullopt;
-  }
 
   void keep(CapturedMessage m) {
     std::function<void(const CapturedMessage&)> fn;
@@ -53,27 +38,23 @@ struct CaptureSink::State {
 
 namespace {
 
-// One connection to the sink: accepts everything the faults do not refuse.
+// One connection to the sink: accepts everything (the faults are applied around it).
 class CaptureSession final : public smtp::Session {
  public:
   explicit CaptureSession(std::shared_ptr<CaptureSink::State> state) : state_(std::move(state)) {}
 
   smtp::Verdict mail(const smtp::SessionInfo& info, const smtp::Path& from, const smtp::MailParams&) override {
     reset();
-    if (auto r = state_->fault(CaptureFault::Phase::Mail, "")) return smtp::Verdict::reject(*r);
     message_.helo = info.helo;
     message_.from = from.address();
     return smtp::Verdict::accept();
   }
   smtp::Verdict rcpt(const smtp::SessionInfo&, const smtp::Path& to, const smtp::RcptParams&) override {
-    if (auto r = state_->fault(CaptureFault::Phase::Rcpt, to.address())) return smtp::Verdict::reject(*r);
     message_.to.push_back(to.address());
     return smtp::Verdict::accept();
   }
   void data_chunk(std::string_view bytes) override { message_.data.append(bytes); }
   smtp::Verdict data_end(const smtp::SessionInfo&) override {
-    for (const std::string& to : message_.to)
-      if (auto r = state_->fault(CaptureFault::Phase::Data, to)) return smtp::Verdict::reject(*r);
     message_.received = static_cast<std::int64_t>(std::time(nullptr));
     state_->keep(std::move(message_));
     message_ = {};
@@ -98,8 +79,12 @@ Result<std::shared_ptr<CaptureSink>> CaptureSink::start(Runtime& runtime, Captur
   smtp::ServerOptions so;
   so.hostname = state->options.hostname;
   so.max_message_size = state->options.max_message_size;
-  auto id = serve_smtp(runtime, lo, so, [state](const proto::PeerInfo&, Completion<smtp::Verdict>) {
-    return std::make_shared<CaptureSession>(state);
+  auto id = serve_smtp(runtime, lo, so, [state, ex = runtime.executor()](const proto::PeerInfo&,
+                                                                       Completion<smtp::Verdict> done) {
+    auto session = std::make_shared<backends::FaultySmtpSession>(state->faults, ex);
+    session->set_inner(std::make_unique<CaptureSession>(state));
+    session->set_completion(std::move(done));
+    return session;
   });
   if (!id) return id.error();
   state->port = runtime.port(*id);
@@ -126,18 +111,9 @@ void CaptureSink::clear() {
   state_->messages.clear();
 }
 
-Status CaptureSink::add_fault(CaptureFault fault) {
-  if (fault.code < 400 || fault.code > 599) return Status::invalid_argument("a fault's code is 400-599");
-  if (fault.text.find_first_of("\r\n") != std::string::npos) return Status::invalid_argument("a fault's text is one line");
-  std::lock_guard lock(state_->mu);
-  if (fault.times > 0) state_->faults.push_back(std::move(fault));
-  return Status();
-}
+Status CaptureSink::add_fault(backends::SmtpFault fault) { return state_->faults->add(std::move(fault)); }
 
-void CaptureSink::clear_faults() {
-  std::lock_guard lock(state_->mu);
-  state_->faults.clear();
-}
+void CaptureSink::clear_faults() { state_->faults->clear(); }
 
 void CaptureSink::on_message(std::function<void(const CapturedMessage&)> fn) {
   std::lock_guard lock(state_->mu);

@@ -466,10 +466,20 @@ void Server::apply(const Verdict& v) {
   if (v.kind() == Verdict::Kind::Pending) return;  // complete() comes later
   const Decision what = awaiting_.end();
   const bool ok = v.accepted();
+  auto shut = [&] {  // the transaction ends unfinished, nothing more is read
+    if (txn_.has_mail || state_ == State::Data || state_ == State::Bdat) session_.reset();
+    txn_ = Transaction{};
+    state_ = State::Closed;
+    close();
+  };
+  if (v.disconnects()) return shut();
   auto refuse = [&](bool count) {
     if (v.kind() == Verdict::Kind::Failed) {
       session_.log("backend failure: " + v.status().to_string());
       send(451, {4, 3, 0}, "Temporary failure, please try again later");
+    } else if (v.reply().code == 421) {  // RFC 5321 3.8: 421 closes the channel
+      send(v.reply());
+      return shut();
     } else {
       send(v.reply());
     }

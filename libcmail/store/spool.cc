@@ -11,7 +11,11 @@ namespace cmail::store {
 
 namespace {
 
-Status io_error(const std::string& what) { return Status::io_error(what + ": " + std::strerror(errno)); }
+// A full disk (or quota) is NoSpace, which intake answers with 452 (come back later).
+Status io_error(const std::string& what) {
+  const std::string msg = what + ": " + std::strerror(errno);
+  return errno == ENOSPC || errno == EDQUOT ? Status::no_space(msg) : Status::io_error(msg);
+}
 
 }  // namespace
 

@@ -29,9 +29,10 @@ Status sqlite_status(int rc, std::string_view what, sqlite3* db) {
       return Status::corruption(msg);
     case SQLITE_CANTOPEN:
     case SQLITE_IOERR:
-    case SQLITE_FULL:
     case SQLITE_PERM:
       return Status::io_error(msg);
+    case SQLITE_FULL:
+      return Status::no_space(msg);
     case SQLITE_TOOBIG:
     case SQLITE_RANGE:
     case SQLITE_MISMATCH:

@@ -344,6 +344,10 @@ WriterStats Store::writer_stats() const {
   return impl_->writer ? impl_->writer->stats() : WriterStats{};
 }
 
+void Store::fail_writes(Status failure) {
+  if (impl_->writer) impl_->writer->fail_writes(std::move(failure));
+}
+
 Result<std::unique_ptr<Spool>> Store::create_spool() const {
   // Next to the database: the same filesystem, whose free space the store needs anyway.
   return Spool::create(std::filesystem::path(impl_->path).parent_path().string());

@@ -90,9 +90,15 @@ WriterStats Writer::stats() const {
   return stats_;
 }
 
+void Writer::fail_writes(Status failure) {
+  std::lock_guard lock(mu_);
+  failure_ = std::move(failure);
+}
+
 void Writer::loop() {
   for (;;) {
     std::deque<Job> batch;
+    Status failure;
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -101,8 +107,15 @@ void Writer::loop() {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      failure = failure_;
+      if (!failure.ok()) stats_.jobs += batch.size();
     }
-    commit_batch(batch);
+    if (failure.ok()) {
+      commit_batch(batch);
+      continue;
+    }
+    for (Job& job : batch)  // a simulated failure: as if BEGIN had failed, nothing is touched
+      if (job.done) job.done(failure);
   }
 }
 

@@ -66,6 +66,8 @@ class Writer {
   Status run(std::function<void(Connection&)> apply,
              std::function<bool(Connection&, std::uint64_t)> prepare = nullptr);
   WriterStats stats() const;
+  // While `failure` is not OK, every job fails with it untouched (Store::fail_writes).
+  void fail_writes(Status failure);
 
  private:
   void loop();
@@ -80,6 +82,7 @@ class Writer {
   std::condition_variable cv_;
   std::deque<Job> queue_;
   bool stopping_ = false;
+  Status failure_;  // fail_writes
   WriterStats stats_;
   std::uint64_t batch_number_ = 0;
 

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failures = 0;
@@ -1189,6 +1190,7 @@ static void test_server_capture(void) {
   cmail_server* srv = NULL;
   cmail_store* st;
   cmail_captured_list* got = NULL;
+  cmail_fault fault;
   int smtp = -1, fd, ok_smtp;
   size_t len = 0;
   const char* data;
@@ -1204,7 +1206,10 @@ static void test_server_capture(void) {
 
   /* Before capture mode: no fake DNS, no faults, nothing captured. */
   FAILS(CMAIL_WRONG_STATE, cmail_server_dns_nxdomain(srv, "gone.test", &err));
-  FAILS(CMAIL_WRONG_STATE, cmail_server_fault(srv, CMAIL_PHASE_RCPT, NULL, 451, NULL, 1, &err));
+  cmail_fault_init(&fault);
+  fault.target = CMAIL_FAULT_CAPTURE;
+  FAILS(CMAIL_WRONG_STATE, cmail_server_fault(srv, &fault, &err));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_clear_faults(srv, CMAIL_FAULT_CAPTURE, &err));
   FAILS(CMAIL_WRONG_STATE, cmail_server_captured(srv, &got, &err));
   CHECK(got == NULL);
   CHECK(cmail_server_wait_captured(srv, 1, 0) == 0);
@@ -1218,10 +1223,26 @@ static void test_server_capture(void) {
   OK(cmail_server_dns_address(srv, "mx.far.test", "127.0.0.1", NULL));
   FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_dns_mx(srv, "", 10, "x", &err));
   FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_dns_address(srv, "h.test", NULL, &err));
-  OK(cmail_server_fault(srv, CMAIL_PHASE_RCPT, "Dave@far.test", 550, "No such user", 0, NULL));
-  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, 9, NULL, 451, NULL, 1, &err));
-  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, CMAIL_PHASE_DATA, NULL, 250, NULL, 1, &err));
-  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, CMAIL_PHASE_DATA, NULL, 451, "two\r\nlines", 1, &err));
+  fault.recipient = "Dave@far.test";
+  fault.code = 550;
+  fault.text = "No such user";
+  OK(cmail_server_fault(srv, &fault, NULL));
+  fault.recipient = NULL;
+  fault.phase = 9;
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, &fault, &err));
+  fault.phase = CMAIL_PHASE_DATA;
+  fault.code = 250;
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, &fault, &err));
+  fault.code = 451;
+  fault.text = "two\r\nlines";
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, &fault, &err));
+  fault.text = NULL;
+  fault.action = 0;
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, &fault, &err));
+  fault.action = CMAIL_FAULT_REPLY;
+  fault.target = 5;
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, &fault, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, NULL, &err));
   OK(cmail_server_start(srv, NULL));
   FAILS(CMAIL_WRONG_STATE, cmail_server_dns_nxdomain(srv, "late.test", &err));
 
@@ -1262,8 +1283,108 @@ static void test_server_capture(void) {
   CHECK(cmail_captured_list_count(got) == 0);
   OK(cmail_server_clear_captured(srv, NULL));
   CHECK(cmail_server_wait_captured(srv, 1, 0) == 0);
-  OK(cmail_server_clear_faults(srv, NULL));
-  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_clear_faults(NULL, &err));
+  OK(cmail_server_clear_faults(srv, CMAIL_FAULT_CAPTURE, NULL));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_clear_faults(srv, 7, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_clear_faults(NULL, CMAIL_FAULT_INTAKE, &err));
+  OK(cmail_server_stop(srv, 1000, NULL));
+  cmail_server_free(srv);
+}
+
+/* Faults on the server's own SMTP listener, and a full disk: what a client sending to it
+ * meets. */
+static void test_server_intake_faults(void) {
+  static buffer b;
+  char dir[512];
+  cmail_server* srv = NULL;
+  cmail_store* st;
+  cmail_user_list* users = NULL;
+  cmail_fault fault;
+  int smtp = -1, fd;
+  struct timespec t0, t1;
+  double waited;
+  snprintf(dir, sizeof dir, "%s/intake-faults", tmp_root);
+  OK(cmail_server_new(dir, "mx.local.test", &srv, NULL));
+  if (!srv) return;
+  st = cmail_server_store(srv);
+  OK(cmail_store_add_user(st, "alice", "secret", NULL));
+  OK(cmail_store_add_address(st, "%@local.test", "store", "alice", NULL, NULL, NULL));
+  OK(cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, 0, &smtp, NULL));
+  OK(cmail_server_start(srv, NULL));
+
+  /* A 550 for bob, twice; the message for carol is stored, the one for bob alone is not. */
+  cmail_fault_init(&fault);
+  CHECK(fault.target == CMAIL_FAULT_INTAKE && fault.phase == CMAIL_PHASE_RCPT && fault.code == 451);
+  fault.recipient = "BOB@local.test";
+  fault.code = 550;
+  fault.text = "Mailbox unavailable on purpose";
+  fault.times = 2;
+  OK(cmail_server_fault(srv, &fault, NULL));
+  fd = tcp_connect(cmail_server_port(srv, smtp));
+  CHECK(fd >= 0);
+  if (fd >= 0) {
+    CHECK(exchange(fd, &b, NULL, "220 ") && exchange(fd, &b, "EHLO client.test\r\n", "250 "));
+    CHECK(exchange(fd, &b, "MAIL FROM:<x@remote.test>\r\n", "250 "));
+    CHECK(exchange(fd, &b, "RCPT TO:<bob@local.test>\r\n", "\r\n"));
+    CHECK(contains(b.data, b.len, "550 5.0.0 Mailbox unavailable on purpose"));
+    CHECK(exchange(fd, &b, "RCPT TO:<carol@local.test>\r\n", "250 "));
+    CHECK(exchange(fd, &b, "DATA\r\n", "354 ") && exchange(fd, &b, "Subject: a\r\n\r\na\r\n.\r\n", "250 "));
+    CHECK(exchange(fd, &b, "MAIL FROM:<x@remote.test>\r\n", "250 "));
+    CHECK(exchange(fd, &b, "RCPT TO:<bob@local.test>\r\n", "550 "));
+    CHECK(exchange(fd, &b, "RCPT TO:<bob@local.test>\r\n", "250 "));  /* twice only */
+    CHECK(exchange(fd, &b, "RSET\r\n", "250 "));
+    /* The connection dropped at the end of data of a message for dave: no reply, not stored. */
+    fault.recipient = "dave@local.test";
+    fault.phase = CMAIL_PHASE_DATA;
+    fault.action = CMAIL_FAULT_DISCONNECT;
+    fault.times = 1;
+    OK(cmail_server_fault(srv, &fault, NULL));
+    CHECK(exchange(fd, &b, "MAIL FROM:<x@remote.test>\r\n", "250 "));
+    CHECK(exchange(fd, &b, "RCPT TO:<dave@local.test>\r\n", "250 "));
+    CHECK(exchange(fd, &b, "DATA\r\n", "354 "));
+    CHECK(!exchange(fd, &b, "Subject: b\r\n\r\nb\r\n.\r\n", "250 "));
+    CHECK(b.len == 0);  /* closed, nothing said */
+    close(fd);
+  }
+  OK(cmail_store_list_users(st, "alice", &users, NULL));
+  CHECK(cmail_user_list_count(users) == 1 && cmail_user_list_mails(users, 0) == 1);
+  cmail_user_list_free(users);
+
+  /* A slow reply to MAIL: 300 ms late, then the usual 250. */
+  cmail_fault_init(&fault);
+  fault.phase = CMAIL_PHASE_MAIL;
+  fault.action = CMAIL_FAULT_DELAY;
+  fault.delay_ms = 300;
+  fault.times = 1;
+  OK(cmail_server_fault(srv, &fault, NULL));
+  fault.delay_ms = 700000;
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_fault(srv, &fault, &err));
+  fd = tcp_connect(cmail_server_port(srv, smtp));
+  CHECK(fd >= 0);
+  if (fd >= 0) {
+    CHECK(exchange(fd, &b, NULL, "220 ") && exchange(fd, &b, "EHLO client.test\r\n", "250 "));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(exchange(fd, &b, "MAIL FROM:<x@remote.test>\r\n", "250 "));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK(waited >= 0.29);
+    /* A full disk: 452 4.3.1 at the end of data, nothing stored; then it is over. */
+    OK(cmail_server_disk_full(srv, 1, NULL));
+    CHECK(exchange(fd, &b, "RCPT TO:<erin@local.test>\r\n", "250 "));
+    CHECK(exchange(fd, &b, "DATA\r\n", "354 ") && exchange(fd, &b, "Subject: c\r\n\r\nc\r\n.\r\n", "\r\n"));
+    CHECK(contains(b.data, b.len, "452 4.3.1 "));
+    FAILS(CMAIL_NO_SPACE, cmail_store_add_user(st, "frank", "x", &err));
+    OK(cmail_server_disk_full(srv, 0, NULL));
+    CHECK(exchange(fd, &b, "MAIL FROM:<x@remote.test>\r\n", "250 "));
+    CHECK(exchange(fd, &b, "RCPT TO:<erin@local.test>\r\n", "250 "));
+    CHECK(exchange(fd, &b, "DATA\r\n", "354 ") && exchange(fd, &b, "Subject: c\r\n\r\nc\r\n.\r\n", "250 "));
+    CHECK(exchange(fd, &b, "QUIT\r\n", "221 "));
+    close(fd);
+  }
+  OK(cmail_store_list_users(st, "alice", &users, NULL));
+  CHECK(cmail_user_list_count(users) == 1 && cmail_user_list_mails(users, 0) == 2);
+  cmail_user_list_free(users);
+  OK(cmail_server_clear_faults(srv, CMAIL_FAULT_INTAKE, NULL));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_disk_full(NULL, 1, &err));
   OK(cmail_server_stop(srv, 1000, NULL));
   cmail_server_free(srv);
 }
@@ -1295,6 +1416,7 @@ static void test_library(void) {
   CHECK(strcmp(cmail_status_name(CMAIL_NOT_FOUND), "NotFound") == 0);
   CHECK(strcmp(cmail_status_name(CMAIL_INTERNAL), "Internal") == 0);
   CHECK(strcmp(cmail_status_name(CMAIL_WRONG_STATE), "WrongState") == 0);
+  CHECK(strcmp(cmail_status_name(CMAIL_NO_SPACE), "NoSpace") == 0);
   CHECK(strcmp(cmail_status_name(-1), "Unknown") == 0);
   CHECK(strcmp(cmail_status_name(99), "Unknown") == 0);
   CHECK(strcmp(cmail_version(), "0.1.0") == 0);
@@ -1327,6 +1449,7 @@ int main(void) {
   test_store();
   test_server();
   test_server_capture();
+  test_server_intake_faults();
   test_server_read_only_dir();
   remove_tree(tmp_root);
   printf("%d checks, %d failed\n", checks, failures);

@@ -80,10 +80,11 @@ struct Outbound {
 
 TEST_CASE("net::CaptureSink: the dispatcher's outbound mail is kept with its envelope; faults defer and fail") {
   Outbound o;
-  REQUIRE(o.sink->add_fault({net::CaptureFault::Phase::Rcpt, "Carol@far.test", 451, "Try later", 1}).ok());
-  REQUIRE(o.sink->add_fault({net::CaptureFault::Phase::Rcpt, "dave@far.test", 550, "No such user", SIZE_MAX}).ok());
-  CHECK_FALSE(o.sink->add_fault({net::CaptureFault::Phase::Rcpt, "", 250, "no", 1}).ok());
-  CHECK_FALSE(o.sink->add_fault({net::CaptureFault::Phase::Data, "", 451, "two\r\nlines", 1}).ok());
+  using Fault = backends::SmtpFault;
+  REQUIRE(o.sink->add_fault({Fault::Phase::Rcpt, "Carol@far.test", Fault::Action::Reply, 451, "Try later", {}, 1}).ok());
+  REQUIRE(o.sink->add_fault({Fault::Phase::Rcpt, "dave@far.test", Fault::Action::Reply, 550, "No such user", {}, SIZE_MAX}).ok());
+  CHECK_FALSE(o.sink->add_fault({Fault::Phase::Rcpt, "", Fault::Action::Reply, 250, "no", {}, 1}).ok());
+  CHECK_FALSE(o.sink->add_fault({Fault::Phase::Data, "", Fault::Action::Reply, 451, "two\r\nlines", {}, 1}).ok());
   std::vector<net::CapturedMessage> seen;
   o.sink->on_message([&](const net::CapturedMessage& m) { seen.push_back(m); });
   const std::string data = "From: alice@local.test\r\nSubject: out\r\n\r\nhello\r\n";

@@ -123,3 +123,146 @@ def test_harness_closed_is_a_clear_error():
     for call in (lambda: h.add_user("x", "y"), lambda: h.ports, h.purge):
         with pytest.raises(cmail.Closed, match="not running"):
             call()
+
+
+def send_as(h, user, password, to, subject, mail_from=None):
+    """Submits with AUTH (the harness users may send anywhere)."""
+    mail_from = mail_from or f"{user}@{h.hostname}"
+    with smtplib.SMTP("127.0.0.1", h.ports["smtp"], timeout=10) as s:
+        s.login(user, password)
+        return s.sendmail(mail_from, to, f"Subject: {subject}\r\nFrom: {mail_from}\r\n\r\nbody of {subject}\r\n")
+
+
+def wait_until(predicate, timeout=10.0, what="the condition"):
+    """A bounded wait for what no event announces (a bounce stored by the dispatcher)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen in {timeout} s")
+        time.sleep(0.02)
+
+
+def mails(h, user):
+    (u,) = h.store.list_users(user)
+    return u.mails
+
+
+def test_outbound_is_captured_with_fake_dns():
+    with Harness(mx={"far.test": ["mx.far.test"]}, addresses={"mx.far.test": "127.0.0.1"},
+                 nxdomain=["gone.test"]) as h:
+        h.add_user("alice", "pw")
+        refused = send_as(h, "alice", "pw", ["bob@far.test", "Carol@elsewhere.test", "x@gone.test"], "out")
+        assert refused == {}
+        got = h.wait_for_outbound(2, timeout=20)
+        by_rcpt = {m.envelope.rcpt_to: m for m in got}
+        assert set(by_rcpt) == {("bob@far.test",), ("Carol@elsewhere.test",)}  # one per destination
+        for m in got:
+            assert m.envelope.mail_from == "alice@localhost"
+            assert m["Subject"] == "out" and m.helo == "localhost"
+            assert m.raw.endswith(b"body of out\r\n") and b"Received: " in m.raw
+        # x@gone.test does not exist: the bounce comes back to alice's mailbox.
+        wait_until(lambda: mails(h, "alice") == 1, what="the bounce for x@gone.test")
+        assert len(h.messages()) == 1  # what intake accepted: the one message
+        h.purge()
+        assert h.outbound() == [] and h.messages() == []
+
+
+def test_outbound_faults_bounce_at_the_sink():
+    with Harness() as h:
+        h.add_user("alice", "pw")
+        h.fail("rcpt", "dave@far.test", 550, "No such user here", outbound=True)
+        send_as(h, "alice", "pw", ["dave@far.test", "erin@far.test"], "partly")
+        (m,) = h.wait_for_outbound(1, timeout=20)
+        assert m.envelope.rcpt_to == ("erin@far.test",)
+        wait_until(lambda: mails(h, "alice") == 1, what="the bounce for dave")
+        p = poplib.POP3("127.0.0.1", h.ports["pop3"], timeout=10)
+        p.user("alice")
+        p.pass_("pw")
+        bounce = b"\r\n".join(p.retr(1)[1])
+        p.quit()
+        assert b"dave@far.test" in bounce and b"No such user here" in bounce
+        with pytest.raises(ValueError, match="phase"):
+            h.fail("helo", outbound=True)
+
+
+def test_intake_replies_and_disconnects_on_purpose():
+    with Harness() as h:
+        a = h.add_user("alice", "pw")
+        b = h.add_user("bob", "pw")
+        h.fail("rcpt", "BOB@localhost", 550, "Mailbox disabled on purpose", times=1)
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
+            send(h, [b], "refused")
+        assert e.value.recipients[b] == (550, b"5.0.0 Mailbox disabled on purpose")
+        assert send(h, [b], "accepted") == {}  # times=1: once only
+        h.fail("data", a, 451, times=1)
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            send(h, [a], "deferred")
+        assert e.value.smtp_code == 451
+        h.fail("mail", code=421, text="Going away", times=1)
+        with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPServerDisconnected)):
+            send(h, [a], "closed")
+        h.disconnect("data", a, times=1)
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            send(h, [a], "dropped")
+        assert send(h, [a], "fine") == {}
+        assert [m["Subject"] for m in h.wait_for_messages(2)] == ["accepted", "fine"]
+        assert mails(h, "alice") == 1 and mails(h, "bob") == 1  # nothing refused was stored
+        h.fail("rcpt", code=450)
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            send(h, [a], "always")
+        h.clear_faults()
+        assert send(h, [a], "cleared") == {}
+        with pytest.raises(cmail.InvalidArgument):
+            h.fail("rcpt", code=250)
+
+
+def test_slow_replies():
+    with Harness() as h:
+        a = h.add_user("alice", "pw")
+        h.slow("rcpt", 0.4, a, times=1)
+        t0 = time.monotonic()
+        assert send(h, [a], "slow") == {}
+        assert time.monotonic() - t0 >= 0.39
+        t0 = time.monotonic()
+        send(h, [a], "quick")
+        assert time.monotonic() - t0 < 0.39
+        # A client with a shorter patience than the delay gives up; the server goes on.
+        h.slow("mail", 2.0, times=1)
+        s = smtplib.SMTP("127.0.0.1", h.ports["smtp"], timeout=10)
+        s.ehlo()
+        s.sock.settimeout(0.3)
+        with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):  # smtplib's word for it
+            s.mail("x@example.org")
+        s.close()
+        assert [m["Subject"] for m in h.wait_for_messages(2)] == ["slow", "quick"]
+
+
+def test_full_disk():
+    with Harness() as h:
+        a = h.add_user("alice", "pw")
+        with h.disk_full():
+            with pytest.raises(smtplib.SMTPDataError) as e:
+                send(h, [a], "no room")
+            assert e.value.smtp_code == 452 and e.value.smtp_error.startswith(b"4.3.1 ")
+            with pytest.raises(cmail.NoSpace):
+                h.add_user("bob", "pw")
+        assert send(h, [a], "room again") == {}
+        assert [m["Subject"] for m in h.wait_for_messages(1)] == ["room again"]
+        assert mails(h, "alice") == 1
+        full = h.disk_full()
+        h.reset()  # ends it too
+        h.add_user("carol", "pw")
+        full.end()
+
+
+def test_no_capture():
+    with Harness(capture=False) as h:
+        h.add_user("alice", "pw")
+        assert send_as(h, "alice", "pw", ["bob@far.test"], "stays queued") == {}
+        assert h.outbound() == []
+        with pytest.raises(TimeoutError):
+            h.wait_for_outbound(1, timeout=0.2)
+        with pytest.raises(ValueError):
+            h.fail("rcpt", outbound=True)
+    with pytest.raises(ValueError):
+        Harness(capture=False, nxdomain=["x.test"])

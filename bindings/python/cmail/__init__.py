@@ -10,7 +10,7 @@ ValueError), AlreadyExists, ReadOnly, Unsupported, IoError (also an OSError), Wr
 Closed (an object used after close()). Each module says what it owns and whether it is
 thread-safe; this one only re-exports.
 """
-from ._lib import (AlreadyExists, Closed, Error, InvalidArgument, IoError, NotFound, ReadOnly,
+from ._lib import (AlreadyExists, Closed, Error, InvalidArgument, IoError, NoSpace, NotFound, ReadOnly,
                    Unsupported, WrongState, library_path)
 from . import pop3, smtp
 from .server import Server
@@ -24,5 +24,5 @@ def version():
 
 
 __all__ = ["Error", "NotFound", "InvalidArgument", "AlreadyExists", "ReadOnly", "Unsupported", "IoError",
-           "WrongState", "Closed", "Server", "Store", "User", "Address", "smtp", "pop3", "version",
+           "WrongState", "NoSpace", "Closed", "Server", "Store", "User", "Address", "smtp", "pop3", "version",
            "library_path"]

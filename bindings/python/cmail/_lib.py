@@ -39,6 +39,7 @@ UNSUPPORTED = 8
 IO_ERROR = 9
 INTERNAL = 10
 WRONG_STATE = 11
+NO_SPACE = 12
 
 
 class Error(Exception):
@@ -85,6 +86,11 @@ class WrongState(Error):
     status = WRONG_STATE
 
 
+class NoSpace(Error):
+    """The disk (or a simulated full disk, Server.disk_full) has no room."""
+    status = NO_SPACE
+
+
 class Closed(InvalidArgument):
     """The Python object was closed (its handle freed): nothing is passed to the library,
     whose freed handle addresses may already belong to new handles."""
@@ -93,9 +99,10 @@ class Closed(InvalidArgument):
 _STATUS_NAMES = {OK: "OK", NOT_FOUND: "NotFound", INVALID_ARGUMENT: "InvalidArgument",
                  ALREADY_EXISTS: "AlreadyExists", CONSTRAINT: "Constraint", BUSY: "Busy",
                  READ_ONLY: "ReadOnly", CORRUPTION: "Corruption", UNSUPPORTED: "Unsupported",
-                 IO_ERROR: "IoError", INTERNAL: "Internal", WRONG_STATE: "WrongState"}
+                 IO_ERROR: "IoError", INTERNAL: "Internal", WRONG_STATE: "WrongState",
+                 NO_SPACE: "NoSpace"}
 _BY_STATUS = {c.status: c for c in (NotFound, InvalidArgument, AlreadyExists, ReadOnly, Unsupported,
-                                     IoError, WrongState)}
+                                     IoError, WrongState, NoSpace)}
 
 
 def error(status, message):
@@ -156,6 +163,11 @@ RCPT_FN = CFUNCTYPE(c_int, c_void_p, c_char_p, c_char_p)
 _E = POINTER(c_void_p)  # char** errmsg, read as a void* so that it can be given to cmail_free
 _P = c_void_p           # an opaque handle
 _S = c_char_p
+
+
+class Fault(Structure):
+    _fields_ = [("target", c_int), ("phase", c_int), ("recipient", c_char_p), ("action", c_int), ("code", c_int),
+                ("text", c_char_p), ("delay_ms", c_uint32), ("times", c_uint32)]
 
 # name: (restype, argtypes); "errmsg" functions end in _E.
 _SIGNATURES = {
@@ -258,6 +270,26 @@ _SIGNATURES = {
     "cmail_server_on_rcpt": (c_int, [_P, RCPT_FN, c_void_p, _E]),
     "cmail_server_start": (c_int, [_P, _E]),
     "cmail_server_stop": (c_int, [_P, c_int64, _E]),
+    # outbound delivery, capture, faults
+    "cmail_server_outbound": (c_int, [_P, c_int, _E]),
+    "cmail_server_dns_mx": (c_int, [_P, _S, c_uint16, _S, _E]),
+    "cmail_server_dns_address": (c_int, [_P, _S, _S, _E]),
+    "cmail_server_dns_nxdomain": (c_int, [_P, _S, _E]),
+    "cmail_fault_init": (None, [POINTER(Fault)]),
+    "cmail_server_fault": (c_int, [_P, POINTER(Fault), _E]),
+    "cmail_server_clear_faults": (c_int, [_P, c_int, _E]),
+    "cmail_server_disk_full": (c_int, [_P, c_int, _E]),
+    "cmail_server_captured": (c_int, [_P, POINTER(_P), _E]),
+    "cmail_server_wait_captured": (c_size_t, [_P, c_size_t, c_int64]),
+    "cmail_server_clear_captured": (c_int, [_P, _E]),
+    "cmail_captured_list_count": (c_size_t, [_P]),
+    "cmail_captured_list_id": (c_uint64, [_P, c_size_t]),
+    "cmail_captured_list_from": (c_char_p, [_P, c_size_t]),
+    "cmail_captured_list_helo": (c_char_p, [_P, c_size_t]),
+    "cmail_captured_list_recipient_count": (c_size_t, [_P, c_size_t]),
+    "cmail_captured_list_recipient": (c_char_p, [_P, c_size_t, c_size_t]),
+    "cmail_captured_list_data": (c_void_p, [_P, c_size_t, POINTER(c_size_t)]),
+    "cmail_captured_list_free": (None, [_P]),
 }
 
 _lock = threading.Lock()

@@ -1,7 +1,10 @@
 """cmail.server: the whole mail server in-process (cmail_server): a master database in a data
 directory, SMTP, POP3 and IMAP listeners served by a thread the library owns, and two Python
 hooks: on_rcpt (policy for each recipient) and on_delivered (each message after its durable
-commit, before the client's 250).
+commit, before the client's 250). Outbound delivery (outbound()) either goes to other hosts
+or, in capture mode, to a sink inside the server that keeps it (captured()), with fake DNS
+entries; faults on purpose (fault(), disk_full()) for the server's own SMTP intake and for
+the sink.
 
 Ownership: a Server owns its C server; close() (or leaving the `with` block) stops it and frees
 it. It keeps the ctypes callback objects for its whole life (the library calls them until it is
@@ -20,7 +23,8 @@ import logging
 import sys
 import threading
 import weakref
-from ctypes import byref, c_int, c_void_p
+from collections import namedtuple
+from ctypes import byref, c_int, c_size_t, c_void_p
 
 from . import _lib
 from .store import Store
@@ -37,6 +41,21 @@ def _close_all():
         srv.close()
 
 STARTTLS, TLS, AUTH, REQUIRE_AUTH, PLAINTEXT_AUTH = 0x01, 0x02, 0x04, 0x08, 0x10
+OUTBOUND = {"dns": 1, "capture": 2}
+FAULT_TARGETS = {"intake": 1, "capture": 2}
+PHASES = {"mail": 1, "rcpt": 2, "data": 3}
+ACTIONS = {"reply": 1, "disconnect": 2, "delay": 3}
+
+# A message the capture sink kept: id (1, 2, ...), the reverse path ("" for <>), the
+# recipients, the client's HELO name, and the octets as received.
+Captured = namedtuple("Captured", "id mail_from rcpt_to helo data")
+
+
+def _choice(table, value, what):
+    if value not in table:
+        raise _lib.InvalidArgument(f"InvalidArgument: {what} {value!r} is not one of {sorted(table)}",
+                                   _lib.INVALID_ARGUMENT)
+    return table[value]
 
 
 class Server(_lib.Handle):
@@ -134,6 +153,84 @@ class Server(_lib.Handle):
         _lib.check(_lib.lib().cmail_server_on_rcpt, self._h(), cb, None)
         self._rcpt_fn = cb
         return fn
+
+    # ---- outbound delivery and capture ----
+    def outbound(self, mode="capture"):
+        """Outbound delivery of the mail routed to other hosts (before start): "dns" delivers
+        to the Internet, "capture" to the server's sink, which keeps it (captured())."""
+        _lib.check(_lib.lib().cmail_server_outbound, self._h(), _choice(OUTBOUND, mode, "mode"))
+
+    def dns_mx(self, domain, host, preference=10):
+        """Capture mode, before start: an MX record (host "" and preference 0: a null MX)."""
+        _lib.check(_lib.lib().cmail_server_dns_mx, self._h(), _lib.enc(domain), preference, _lib.enc(host))
+
+    def dns_address(self, host, address):
+        """Capture mode, before start: an address for host (only 127.0.0.1 reaches the sink)."""
+        _lib.check(_lib.lib().cmail_server_dns_address, self._h(), _lib.enc(host), _lib.enc(address))
+
+    def dns_nxdomain(self, name):
+        """Capture mode, before start: name does not exist."""
+        _lib.check(_lib.lib().cmail_server_dns_nxdomain, self._h(), _lib.enc(name))
+
+    def captured(self):
+        """The messages the sink kept so far, oldest first, as Captured tuples."""
+        lib = _lib.lib()
+        ptr = c_void_p()
+        _lib.check(lib.cmail_server_captured, self._h(), byref(ptr))
+        try:
+            out = []
+            for i in range(lib.cmail_captured_list_count(ptr)):
+                n = c_size_t()
+                data = lib.cmail_captured_list_data(ptr, i, byref(n))
+                rcpts = tuple(_lib.dec(lib.cmail_captured_list_recipient(ptr, i, j))
+                              for j in range(lib.cmail_captured_list_recipient_count(ptr, i)))
+                out.append(Captured(lib.cmail_captured_list_id(ptr, i), _lib.dec(lib.cmail_captured_list_from(ptr, i)),
+                                    rcpts, _lib.dec(lib.cmail_captured_list_helo(ptr, i)), _lib.take(data, n.value)))
+            return out
+        finally:
+            lib.cmail_captured_list_free(ptr)
+
+    def wait_captured(self, count, timeout=5.0):
+        """Waits until the sink keeps count messages or timeout seconds passed; returns how
+        many it keeps (0 without capture mode)."""
+        return _lib.lib().cmail_server_wait_captured(self._h(), count, int(timeout * 1000))
+
+    def clear_captured(self):
+        _lib.check(_lib.lib().cmail_server_clear_captured, self._h())
+
+    # ---- faults on purpose ----
+    def fault(self, phase, recipient=None, *, action="reply", code=451, text=None, delay=1.0, times=0,
+              target="intake"):
+        """A fault at phase "mail", "rcpt" or "data" (the end of data of a message for the
+        recipient), for recipient (None: any), on target "intake" (this server's SMTP
+        listeners) or "capture" (the sink outbound mail meets). action "reply" answers code
+        (400-599) and text instead, "disconnect" closes the connection with no reply,
+        "delay" gives the usual answer delay seconds late. times: then it is gone (0:
+        always). Any thread, also while the server runs."""
+        f = _lib.Fault()
+        lib = _lib.lib()
+        lib.cmail_fault_init(byref(f))
+        f.target = _choice(FAULT_TARGETS, target, "target")
+        f.phase = _choice(PHASES, phase, "phase")
+        f.action = _choice(ACTIONS, action, "action")
+        f.recipient = _lib.enc(recipient)
+        f.code = code
+        f.text = _lib.enc(text)
+        if not 0 <= delay <= 600:
+            raise _lib.InvalidArgument("InvalidArgument: delay is 0 to 600 seconds", _lib.INVALID_ARGUMENT)
+        f.delay_ms = int(round(delay * 1000))
+        if times < 0:
+            raise _lib.InvalidArgument("InvalidArgument: times is 0 (always) or more", _lib.INVALID_ARGUMENT)
+        f.times = times
+        _lib.check(lib.cmail_server_fault, self._h(), byref(f))
+
+    def clear_faults(self, target="intake"):
+        _lib.check(_lib.lib().cmail_server_clear_faults, self._h(), _choice(FAULT_TARGETS, target, "target"))
+
+    def disk_full(self, on=True):
+        """A simulated full disk: while on, every write of the store fails (SMTP intake answers
+        452 4.3.1; Store calls raise NoSpace)."""
+        _lib.check(_lib.lib().cmail_server_disk_full, self._h(), 1 if on else 0)
 
     def start(self):
         """Serves on the library's thread. Once only."""

@@ -1,8 +1,9 @@
 // cmail/net/capture.h: outbound mail kept instead of sent (capture mode), with faults on purpose.
 //
 // A CaptureSink is an SMTP server on a loopback port of a Runtime that keeps every message it
-// is given, in memory, and answers chosen phases for chosen recipients with a chosen reply: a
-// 4xx to see a delivery deferred and retried, a 5xx to see it bounce. With capture_zone() as
+// is given, in memory, and applies the faults it is given (cmail/backends/faults.h) at chosen
+// phases for chosen recipients: a 4xx to see a delivery deferred and retried, a 5xx to see it
+// bounce, a dropped connection, a slow reply. With capture_zone() as
 // the Dispatcher's resolver table (every domain without an entry of its own has no MX and the
 // address 127.0.0.1) and the sink's port as its only port, the Dispatcher delivers all outbound
 // mail to the sink through its real SMTP client: what a test sees is what would have left the
@@ -16,6 +17,7 @@
 // dropped by its owner at any time. The Runtime must outlive the listener.
 #pragma once
 
+#include <cmail/backends/faults.h>
 #include <cmail/export.h>
 #include <cmail/net/resolver.h>
 #include <cmail/status.h>
@@ -41,18 +43,6 @@ struct CapturedMessage {
   std::int64_t received = 0;   // Unix time
 };
 
-// A reply given instead of the sink's acceptance. Mail: to MAIL FROM; Rcpt: to RCPT TO of
-// `recipient`; Data: to the end of data of a message for `recipient`. `recipient` is compared
-// without regard to case; "" matches any. A fault applies `times` times, then is gone.
-struct CaptureFault {
-  enum class Phase : std::uint8_t { Mail, Rcpt, Data };
-  Phase phase = Phase::Rcpt;
-  std::string recipient;
-  int code = 451;  // 400-599
-  std::string text = "Fault injected on purpose";
-  std::size_t times = SIZE_MAX;
-};
-
 struct CaptureOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  // 0: a free one (port())
@@ -74,8 +64,8 @@ class CMAIL_EXPORT CaptureSink {
   // Waits until at least `count` messages are kept or `timeout` passed; returns how many are.
   std::size_t wait(std::size_t count, std::chrono::milliseconds timeout) const;
   void clear();
-  // InvalidArgument for a code outside 400-599 or a text with a line end.
-  Status add_fault(CaptureFault fault);
+  // See SmtpFaults::add.
+  Status add_fault(backends::SmtpFault fault);
   void clear_faults();
   void on_message(std::function<void(const CapturedMessage&)> fn);
 

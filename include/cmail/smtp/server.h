@@ -89,13 +89,23 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
     v.identity_ = std::move(identity);
     return v;
   }
-  // Refused with this reply, sent as given.
+  // Refused with this reply, sent as given. A 421 closes the connection after it (RFC 5321
+  // 3.8: the server is closing the transmission channel).
   static Verdict reject(Reply r) {
     Verdict v(Kind::Reject);
     v.reply_ = std::move(r);
     return v;
   }
+  // Refused by closing the connection at once, with no reply: what a client meets when a
+  // server crashes or a network drops it (fault injection in test harnesses). Any open
+  // transaction is reset; nothing queued behind the command is read.
+  static Verdict disconnect() {
+    Verdict v(Kind::Reject);
+    v.disconnect_ = true;
+    return v;
+  }
   const Reply& reply() const { return reply_; }
+  bool disconnects() const { return disconnect_; }
   const std::string& text() const { return text_; }
   const std::optional<std::string>& identity() const { return identity_; }
 
@@ -105,6 +115,7 @@ class CMAIL_EXPORT Verdict : public proto::VerdictBase<Verdict> {
   Reply reply_;
   std::string text_ = "OK";
   std::optional<std::string> identity_;
+  bool disconnect_ = false;
 };
 
 // What the engine knows about the conversation, for Received headers and policy.

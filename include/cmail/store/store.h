@@ -154,6 +154,11 @@ class CMAIL_EXPORT Store {
   Mailboxes& mailboxes();
 
   WriterStats writer_stats() const;
+  // Fault injection for test harnesses: while `failure` is not OK, every write (delivery,
+  // queue update, administration) fails with it before it touches the file, as a full disk
+  // would make it fail (Status::no_space: SMTP intake answers 452 4.3.1). Status() ends it.
+  // Any thread.
+  void fail_writes(Status failure);
 
   // A new, empty Spool next to the database (cmail/store/spool.h), for Delivery::spool.
   Result<std::unique_ptr<Spool>> create_spool() const;
