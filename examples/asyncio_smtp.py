@@ -3,8 +3,10 @@
 
 asyncio owns the sockets and the clock; cmail's engine owns the protocol: each connection feeds
 what it reads to receive_data(), writes data_to_send(), answers the engine's decisions
-(here: every recipient in the domain given is accepted, others refused with 550) and arms the
-engine's time-out with loop.call_later. Accepted messages are printed to stdout.
+(here: every recipient in the domain given is accepted, others refused with 550) and keeps the
+engine's time-out: a deadline moved after every exchange, and one timer that, when it fires
+early, waits for the rest (a timer per exchange would cost more than the protocol).
+Accepted messages are printed to stdout.
 
     examples/asyncio_smtp.py PORT DOMAIN        (port 0: any free port)
 
@@ -24,7 +26,8 @@ class Connection(asyncio.Protocol):
     def __init__(self, domain, on_message):
         self.domain, self.on_message = domain, on_message
         self.engine = smtp.Server(hostname="localhost")
-        self.timer = None
+        self.loop = asyncio.get_running_loop()
+        self.timer, self.deadline = None, 0.0
         self.envelope, self.chunks = None, []
 
     def connection_made(self, transport):
@@ -45,6 +48,11 @@ class Connection(asyncio.Protocol):
         self.engine.close()
 
     def timed_out(self):
+        self.timer = None
+        left = self.deadline - self.loop.time()
+        if left > 0:  # the deadline moved since the timer was set: wait for the rest
+            self.timer = self.loop.call_later(left, self.timed_out)
+            return
         self.engine.on_timeout()
         self.pump()
 
@@ -77,9 +85,11 @@ class Connection(asyncio.Protocol):
         out = self.engine.data_to_send()
         if out:
             self.transport.write(out)
-        if self.timer:
-            self.timer.cancel()
-        self.timer = asyncio.get_running_loop().call_later(self.engine.timeout_ms() / 1000, self.timed_out)
+        self.deadline = self.loop.time() + self.engine.timeout_ms() / 1000
+        if self.timer is None or self.deadline < self.timer.when():  # a shorter wait now
+            if self.timer:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(self.deadline, self.timed_out)
 
 
 def print_message(mail_from, recipients, message):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from . import _lib
-from ._engine import Engine, ServerQueries, size_array
+from ._engine import Engine, Functions, ServerQueries, size_array
 from .smtp import Close, StartTls
 
 __all__ = ["Server", "Login", "Retrieve", "Update", "StartTls", "Close"]
@@ -51,6 +51,7 @@ class Server(Engine, ServerQueries):
 
     _kind = "POP3 server engine"
     _prefix = "cmail_pop3_server_"
+    _c = Functions("cmail_pop3_server_")
     _free_name = "cmail_pop3_server_free"
 
     def __init__(self, **options):
@@ -68,7 +69,7 @@ class Server(Engine, ServerQueries):
             setattr(opts, name, value)
         ptr = ctypes.c_void_p()
         _lib.check(lib.cmail_pop3_server_new, ctypes.byref(opts), ctypes.byref(ptr))
-        self._ptr = ptr.value
+        self._bind(ptr.value)
 
     def next_event(self):
         """The next event (copied out), or None."""

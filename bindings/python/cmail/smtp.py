@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from . import _lib
-from ._engine import Engine, ServerQueries, size_array
+from ._engine import Engine, Functions, ServerQueries, size_array
 
 # decisions given as events (the others take the engine's defaults)
 DECIDE_HELO = 0x01
@@ -127,6 +127,8 @@ class Server(Engine, ServerQueries):
 
     _kind = "SMTP server engine"
     _prefix = "cmail_smtp_server_"
+    _c = Functions("cmail_smtp_server_")
+    _output_grows = False  # replies are queued whole
     _free_name = "cmail_smtp_server_free"
 
     def __init__(self, **options):
@@ -144,41 +146,55 @@ class Server(Engine, ServerQueries):
             setattr(opts, name, value)
         ptr = ctypes.c_void_p()
         _lib.check(lib.cmail_smtp_server_new, ctypes.byref(opts), ctypes.byref(ptr))
-        self._ptr = ptr.value
+        self._bind(ptr.value)
+
+    def _bind(self, ptr):
+        super()._bind(ptr)
+        self._ev = _lib.SmtpEvent()  # reused: every field is copied out before the next call
+        self._evp = ctypes.byref(self._ev)
+        self._session_key = self._session = None
 
     def next_event(self):
         """The next event (copied out), or None when none waits."""
-        ev = _lib.SmtpEvent()
-        _lib.check(_lib.lib().cmail_smtp_server_next_event, self._h(), ctypes.byref(ev))
+        ev = self._ev
+        st = self._c.next_event(self._ptr, self._evp, self._errp)
+        if st:
+            self._raise(st)
         t = ev.type
         if t == 0:
             return None
+        if t == 14:
+            return Data(_lib.take(ev.data, ev.data_len))
         d = _lib.dec
-        session = Session(d(ev.helo), bool(ev.esmtp), bool(ev.tls), d(ev.user), d(ev.protocol))
-        if t == _EV_STARTTLS:
-            return StartTls(_lib.take(ev.data, ev.data_len))
-        if t == _EV_CLOSE:
-            return Close()
-        if t == 10:
-            return Helo(d(ev.helo) or "", bool(ev.esmtp), session)
-        if t == 11:
-            return Auth(d(ev.authzid) or "", d(ev.authcid) or "", d(ev.password) or "", session)
+        key = (ev.helo, ev.esmtp, ev.tls, ev.user, ev.protocol)
+        if key != self._session_key:  # the same conversation state: the same Session object
+            self._session_key = key
+            self._session = Session(d(key[0]), bool(key[1]), bool(key[2]), d(key[3]), d(key[4]))
+        session = self._session
+        if t == 13:
+            return Rcpt(d(ev.address) or "", d(ev.notify), d(ev.orcpt), session)
         if t == 12:
             return Mail(d(ev.address) or "", ev.size if ev.has_size else None, ev.body, bool(ev.smtputf8),
                         d(ev.ret), d(ev.envid), d(ev.auth), session)
-        if t == 13:
-            return Rcpt(d(ev.address) or "", d(ev.notify), d(ev.orcpt), session)
-        if t == 14:
-            return Data(_lib.take(ev.data, ev.data_len))
         if t == 15:
             return DataEnd(session)
         if t == 16:
             return Reset(session)
+        if t == 10:
+            return Helo(d(ev.helo) or "", bool(ev.esmtp), session)
+        if t == 11:
+            return Auth(d(ev.authzid) or "", d(ev.authcid) or "", d(ev.password) or "", session)
+        if t == _EV_STARTTLS:
+            return StartTls(_lib.take(ev.data, ev.data_len))
+        if t == _EV_CLOSE:
+            return Close()
         raise _lib.Error(f"Internal: unknown SMTP server event type {t}")
 
     def accept(self, text=None):
         """Accepts the pending decision (not AUTH); text ends the reply (None: "OK")."""
-        _lib.check(_lib.lib().cmail_smtp_server_accept, self._h(), _lib.enc(text))
+        st = self._c.accept(self._ptr, None if text is None else _lib.enc(text), self._errp)
+        if st:
+            self._raise(st)
 
     def authenticated(self, identity):
         """AUTH: the credentials are good; the client is now identity."""
@@ -241,6 +257,7 @@ class Client(Engine):
 
     _kind = "SMTP client engine"
     _prefix = "cmail_smtp_client_"
+    _c = Functions("cmail_smtp_client_")
     _free_name = "cmail_smtp_client_free"
 
     def __init__(self, **options):
@@ -258,7 +275,7 @@ class Client(Engine):
             setattr(opts, name, value)
         ptr = ctypes.c_void_p()
         _lib.check(lib.cmail_smtp_client_new, ctypes.byref(opts), ctypes.byref(ptr))
-        self._ptr = ptr.value
+        self._bind(ptr.value)
 
     def next_event(self):
         """The next result (copied out), or None: results in order, then transport events."""
