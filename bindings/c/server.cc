@@ -12,6 +12,7 @@
 #include <cmail/backends/imap_session.h>
 #include <cmail/backends/pop3_session.h>
 #include <cmail/backends/smtp_session.h>
+#include <cmail/log_sink.h>
 #include <cmail/net/capture.h>
 #include <cmail/net/dispatcher.h>
 #include <cmail/net/resolver.h>
@@ -36,6 +37,7 @@ struct Hooks {
   void* delivered_user = nullptr;
   cmail_rcpt_fn rcpt = nullptr;
   void* rcpt_user = nullptr;
+  LogSink log;  // cmail_server_on_log; empty: none
 };
 
 // StoreSmtpSession with the hooks around it: the policy is asked before the store routes a
@@ -47,6 +49,7 @@ class HookedSmtpSession final : public smtp::Session {
                     proto::Executor ex, std::shared_ptr<const Hooks> hooks, std::function<void(smtp::Verdict)> done)
       : inner_(st, o, peer, std::move(ex)), hooks_(std::move(hooks)), done_(std::move(done)) {
     inner_.set_completion([this](smtp::Verdict v) { finish(std::move(v)); });
+    if (hooks_->log) inner_.set_logger(hooks_->log);
   }
 
   smtp::Verdict helo(const smtp::SessionInfo& i) override { return inner_.helo(i); }
@@ -132,6 +135,7 @@ struct cmail_server {
   std::shared_ptr<backends::SmtpFaults> faults = std::make_shared<backends::SmtpFaults>();  // intake
   std::shared_ptr<net::TlsServerContext> tls;  // loaded by the first listener that needs it
   std::vector<std::uint16_t> ports;            // by listener number
+  bool tls_bound = false;                      // a listener uses tls: it can no longer change
   State state = State::Ready;
   std::thread thread;
   // Outbound (cmail_server_outbound): mode 0 = none. The zone collects cmail_server_dns_*
@@ -171,8 +175,10 @@ int listen_on(cmail_server* srv, int protocol, const char* host, uint16_t port, 
       srv->tls = *loaded;
     }
     lo.tls = srv->tls;
+    srv->tls_bound = true;
   }
   lo.implicit_tls = implicit;
+  lo.log = srv->hooks->log;
   net::Runtime& rt = *srv->runtime;
   store::Store* st = srv->db.get();
   proto::Executor executor = rt.executor();
@@ -207,9 +213,10 @@ int listen_on(cmail_server* srv, int protocol, const char* host, uint16_t port, 
     po.starttls_available = starttls;
     po.tls_active = implicit;
     po.tls_required = !plaintext_auth;
-    id = net::serve_pop3(rt, lo, po, [st, executor, guard](const proto::PeerInfo& peer,
+    id = net::serve_pop3(rt, lo, po, [st, executor, guard, log = lo.log](const proto::PeerInfo& peer,
                                                           net::Completion<pop3::Verdict> done) {
       auto session = std::make_shared<backends::StorePop3Session>(*st, peer, executor, guard);
+      if (log) session->set_logger(log);
       session->set_completion(std::move(done));
       return session;
     });
@@ -220,9 +227,10 @@ int listen_on(cmail_server* srv, int protocol, const char* host, uint16_t port, 
     io.starttls_available = starttls;
     io.tls_active = implicit;
     io.tls_required = !plaintext_auth;
-    id = net::serve_imap(rt, lo, io, [st, executor, guard](const proto::PeerInfo& peer,
+    id = net::serve_imap(rt, lo, io, [st, executor, guard, log = lo.log](const proto::PeerInfo& peer,
                                                           net::Completion<imap::Verdict> done) {
       auto session = std::make_shared<backends::StoreImapSession>(*st, peer, executor, guard);
+      if (log) session->set_logger(log);
       session->set_completion(std::move(done));
       return session;
     }, store::notify_path(st->path()));
@@ -311,6 +319,40 @@ int cmail_server_on_rcpt(cmail_server* srv, cmail_rcpt_fn fn, void* user, char**
   return c::ok(errmsg);
 }
 
+int cmail_server_on_log(cmail_server* srv, cmail_log_fn fn, void* user, int verbosity, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (srv->state != cmail_server::State::Ready || !srv->ports.empty())
+    return c::fail(errmsg, CMAIL_WRONG_STATE, "the log callback before the first listener");
+  if (verbosity < 0 || verbosity > 4) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "verbosity is 0 to 4");
+  if (!fn) {
+    srv->hooks->log = LogSink();
+    return c::ok(errmsg);
+  }
+  srv->hooks->log = LogSink(
+      [fn, user](int level, std::string_view line) {
+        const std::string l(line);  // NUL-terminated for C
+        fn(user, level, l.c_str());
+      },
+      verbosity);
+  return c::ok(errmsg);
+}
+
+int cmail_server_tls_certificate(cmail_server* srv, const char* cert_file, const char* key_file, char** errmsg) {
+  if (!c::live(srv)) return c::bad_handle(errmsg);
+  if (srv->state != cmail_server::State::Ready || srv->tls_bound)
+    return c::fail(errmsg, CMAIL_WRONG_STATE, "the certificate before the first TLS listener");
+  if (!cert_file || !*cert_file || !key_file || !*key_file)
+    return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "cert_file and key_file are paths");
+  return c::guard(errmsg, [&] {
+    auto loaded = net::TlsServerContext::load({cert_file, key_file});
+    if (!loaded) return c::from_status(loaded.error(), errmsg);
+    srv->tls = *loaded;
+    srv->cert = cert_file;
+    srv->key = key_file;
+    return c::ok(errmsg);
+  });
+}
+
 int cmail_server_start(cmail_server* srv, char** errmsg) {
   if (!c::live(srv)) return c::bad_handle(errmsg);
   if (srv->state != cmail_server::State::Ready) return c::fail(errmsg, CMAIL_WRONG_STATE, "started already");
@@ -318,6 +360,7 @@ int cmail_server_start(cmail_server* srv, char** errmsg) {
     if (srv->outbound) {
       net::DispatcherOptions o;
       o.announce = srv->hostname;
+      if (LogSink log = srv->hooks->log) o.log = [log](int level, std::string_view line) { log(level, line); };
       if (srv->outbound == CMAIL_OUTBOUND_CAPTURE) {
         srv->resolver = net::make_static_resolver(*srv->runtime, srv->zone);
         o.portprio = {{srv->sink->port(), mail::TlsMode::Opportunistic}};

@@ -39,11 +39,13 @@
  *
  * Threads. An engine handle is not thread-safe: use each from one thread at a time (several
  * engines on several threads are fine). A cmail_store may be used from any number of threads
- * at once. cmail_server_new, _listen, _on_delivered, _on_rcpt, _start, _stop and _free are
- * called from the embedder's threads (one at a time per server), never from inside a callback;
- * _port and _store from any thread once _listen returned. The server's callbacks run on the server's own thread (its
- * event loop): keep them short, and do not call _stop or _free from them. No other function of
- * this library calls back. Creating a server sets SIGPIPE to ignored for the process (a closed
+ * at once. cmail_server_new, _listen, _on_delivered, _on_rcpt, _on_log, _tls_certificate,
+ * _outbound, _dns_*, _start, _stop and _free are called from the embedder's threads (one at a
+ * time per server), never from inside a callback; _port and _store from any thread once
+ * _listen returned; the fault, full-disk and capture calls from any thread, also while the
+ * server runs (_wait_captured never on the server's thread). The server's callbacks run on the
+ * server's own thread (its event loop): keep them short, and do not call _stop or _free from
+ * them. No other function of this library calls back. Creating a server sets SIGPIPE to ignored for the process (a closed
  * peer is an error on its connection, not a signal).
  *
  * Version: the soname is libcmail.so.0; until 1.0 the ABI may change with the minor version.
@@ -486,6 +488,18 @@ CMAIL_API uint16_t cmail_server_port(const cmail_server* srv, int listener);
 /* Callbacks (before _start; NULL fn: none). */
 CMAIL_API int cmail_server_on_delivered(cmail_server* srv, cmail_delivered_fn fn, void* user, char** errmsg);
 CMAIL_API int cmail_server_on_rcpt(cmail_server* srv, cmail_rcpt_fn fn, void* user, char** errmsg);
+/* A log line: level 0 errors and warnings, 1 connections, messages, log-ins and deliveries,
+ * 2-4 more detail (docs/logging.md); the line is valid during the call only. Runs on the
+ * server's thread (nothing secret is ever in a line: no password, no message content). */
+typedef void (*cmail_log_fn)(void* user, int level, const char* line);
+/* Log lines up to `verbosity` (0-4) go to fn (NULL: none, the default). Before the first
+ * listener (the listeners take it when they are bound). */
+CMAIL_API int cmail_server_on_log(cmail_server* srv, cmail_log_fn fn, void* user, int verbosity, char** errmsg);
+/* The certificate (PEM chain, leaf first) and key the TLS listeners present, instead of the
+ * data directory's self-signed one; loaded now (a bad file is an error now). Before the
+ * first TLS listener. */
+CMAIL_API int cmail_server_tls_certificate(cmail_server* srv, const char* cert_file, const char* key_file,
+                                           char** errmsg);
 /* Starts serving on the server's own thread. Once only. */
 CMAIL_API int cmail_server_start(cmail_server* srv, char** errmsg);
 /* Stops accepting, lets connections finish for up to grace_ms, closes the rest, joins the

@@ -28,6 +28,14 @@ std::string mbed_error(int rc) {
   return buf;
 }
 
+// A PEM file that could not be used: IoError when it could not be read (missing, no
+// permission), InvalidArgument when what it holds is not a certificate or key.
+Status file_error(int rc, const std::string& what, const std::string& file) {
+  const std::string msg = "cannot load " + what + " " + file + ": " + mbed_error(rc);
+  if (rc == MBEDTLS_ERR_X509_FILE_IO_ERROR || rc == MBEDTLS_ERR_PK_FILE_IO_ERROR) return Status::io_error(msg);
+  return Status::invalid_argument(msg);
+}
+
 // ECDHE with AEAD only, strongest first (TLS 1.2).
 const int kCiphersuites[] = {
     MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
@@ -91,9 +99,9 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::load(const TlsServer
   Impl& i = *ctx->impl_;
   if (int rc = i.rng.seed(); rc != 0) return Status::internal("TLS random generator: " + mbed_error(rc));
   if (int rc = mbedtls_x509_crt_parse_file(&i.cert, o.cert_file.c_str()); rc != 0)
-    return Status::invalid_argument("cannot load certificate " + o.cert_file + ": " + mbed_error(rc));
+    return file_error(rc, "certificate", o.cert_file);
   if (int rc = mbedtls_pk_parse_keyfile(&i.key, o.key_file.c_str(), nullptr); rc != 0)
-    return Status::invalid_argument("cannot load key " + o.key_file + ": " + mbed_error(rc));
+    return file_error(rc, "key", o.key_file);
   if (int rc = mbedtls_ssl_config_defaults(&i.conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
                                            MBEDTLS_SSL_PRESET_DEFAULT);
       rc != 0)
@@ -151,7 +159,7 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::load(const TlsClient
   mbedtls_ssl_conf_renegotiation(&i.conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
   if (o.verify) {
     if (int rc = mbedtls_x509_crt_parse_file(&i.ca, o.ca_file.c_str()); rc < 0)
-      return Status::invalid_argument("cannot load CA file " + o.ca_file + ": " + mbed_error(rc));
+      return file_error(rc, "CA file", o.ca_file);
     mbedtls_ssl_conf_ca_chain(&i.conf, &i.ca, nullptr);
     mbedtls_ssl_conf_authmode(&i.conf, MBEDTLS_SSL_VERIFY_REQUIRED);
   } else {

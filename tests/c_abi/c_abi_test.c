@@ -1290,8 +1290,23 @@ static void test_server_capture(void) {
   cmail_server_free(srv);
 }
 
+/* Log lines gathered by cmail_server_on_log's callback (on the server's thread). */
+typedef struct {
+  pthread_mutex_t mu;
+  int lines, accepted, secret;
+} log_lines;
+
+static void on_log(void* user, int level, const char* line) {
+  log_lines* l = (log_lines*)user;
+  pthread_mutex_lock(&l->mu);
+  ++l->lines;
+  if (level <= 1 && strstr(line, "result=accepted")) ++l->accepted;
+  if (strstr(line, "secret") || strstr(line, "AGFsaWNl")) ++l->secret;  /* a password, or AUTH's base64 */
+  pthread_mutex_unlock(&l->mu);
+}
+
 /* Faults on the server's own SMTP listener, and a full disk: what a client sending to it
- * meets. */
+ * meets; the log callback and a certificate of one's own on the way. */
 static void test_server_intake_faults(void) {
   static buffer b;
   char dir[512];
@@ -1302,13 +1317,36 @@ static void test_server_intake_faults(void) {
   int smtp = -1, fd;
   struct timespec t0, t1;
   double waited;
+  static log_lines logs;
+  cmail_server* srv2 = NULL;
+  char other[512], cert[600], key[600];
   snprintf(dir, sizeof dir, "%s/intake-faults", tmp_root);
   OK(cmail_server_new(dir, "mx.local.test", &srv, NULL));
   if (!srv) return;
   st = cmail_server_store(srv);
   OK(cmail_store_add_user(st, "alice", "secret", NULL));
   OK(cmail_store_add_address(st, "%@local.test", "store", "alice", NULL, NULL, NULL));
+  /* Logs up to level 1, into `logs`; a verbosity out of range is refused. */
+  pthread_mutex_init(&logs.mu, NULL);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_on_log(srv, on_log, &logs, 5, &err));
+  OK(cmail_server_on_log(srv, on_log, &logs, 1, NULL));
+  /* A certificate of its own: the one another data directory made (for other.test). */
+  snprintf(other, sizeof other, "%s/intake-faults-other", tmp_root);
+  OK(cmail_server_new(other, "other.test", &srv2, NULL));
+  cmail_server_free(srv2);
+  snprintf(cert, sizeof cert, "%s/cert.pem", other);
+  snprintf(key, sizeof key, "%s/key.pem", other);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_tls_certificate(srv, NULL, key, &err));
+  {
+    char* e = NULL;  /* a directory, not a PEM file: an error with a message */
+    CHECK(cmail_server_tls_certificate(srv, dir, key, &e) != CMAIL_OK && e != NULL && e[0] != '\0');
+    cmail_free(e);
+  }
+  OK(cmail_server_tls_certificate(srv, cert, key, NULL));
   OK(cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, 0, &smtp, NULL));
+  OK(cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, CMAIL_LISTEN_STARTTLS, NULL, NULL));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_tls_certificate(srv, cert, key, &err));
+  FAILS(CMAIL_WRONG_STATE, cmail_server_on_log(srv, NULL, NULL, 0, &err));
   OK(cmail_server_start(srv, NULL));
 
   /* A 550 for bob, twice; the message for carol is stored, the one for bob alone is not. */
@@ -1387,6 +1425,15 @@ static void test_server_intake_faults(void) {
   FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_disk_full(NULL, 1, &err));
   OK(cmail_server_stop(srv, 1000, NULL));
   cmail_server_free(srv);
+  /* The log: connections and the two accepted messages (level 1), nothing secret. */
+  pthread_mutex_lock(&logs.mu);
+  CHECK(logs.lines >= 4);
+  CHECK(logs.accepted == 2);
+  CHECK(logs.secret == 0);
+  pthread_mutex_unlock(&logs.mu);
+  pthread_mutex_destroy(&logs.mu);
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_on_log(NULL, NULL, NULL, 0, &err));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_tls_certificate(NULL, cert, key, &err));
 }
 
 /* A data directory nobody may write: an error, no server. As root (who may write anywhere)

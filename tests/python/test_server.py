@@ -187,3 +187,31 @@ def test_exit_with_a_running_server(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        env=env, timeout=60)
     assert (r.returncode, r.stdout) == (0, "serving\n"), r.stderr
+
+
+def test_a_certificate_of_its_own_and_the_log(server, tmp_path):
+    other = cmail.Server(tmp_path / "other", "other.test")  # makes a certificate for other.test
+    other.close()
+    cert, key = tmp_path / "other" / "cert.pem", tmp_path / "other" / "key.pem"
+    server.store.enable_smtp("alice", "any")
+    lines = []
+    server.on_log(lambda level, line: lines.append((level, line)), verbosity=1)
+    with pytest.raises(cmail.IoError):
+        server.tls_certificate(tmp_path / "missing.pem", key)
+    server.tls_certificate(cert, key)
+    port = server.listen("smtp", tls=True, auth=True)
+    with pytest.raises(cmail.WrongState):
+        server.tls_certificate(cert, key)  # a TLS listener has it already
+    with pytest.raises(cmail.WrongState):
+        server.on_log(None)  # listeners took the callback when they were bound
+    server.start()
+    with smtplib.SMTP_SSL("127.0.0.1", port, timeout=10, context=ssl._create_unverified_context()) as s:
+        presented = s.sock.getpeercert(binary_form=True)
+        s.login("alice", "wonderland")
+        s.sendmail("alice@example.test", ["alice@example.test"], b"Subject: logged\r\n\r\nx\r\n")
+    assert presented == ssl.PEM_cert_to_DER_cert(cert.read_text())  # other.test's, not the data directory's
+    server.stop()
+    text = "\n".join(line for _, line in lines)
+    assert "result=accepted" in text and "proto=smtp" in text
+    assert all(level <= 1 for level, _ in lines)
+    assert "wonderland" not in text  # never a password

@@ -159,6 +159,7 @@ class Pop3Event(Structure):
 
 DELIVERED_FN = CFUNCTYPE(None, c_void_p, c_char_p, POINTER(c_char_p), c_size_t, c_void_p, c_size_t)
 RCPT_FN = CFUNCTYPE(c_int, c_void_p, c_char_p, c_char_p)
+LOG_FN = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 
 _E = POINTER(c_void_p)  # char** errmsg, read as a void* so that it can be given to cmail_free
 _P = c_void_p           # an opaque handle
@@ -268,6 +269,8 @@ _SIGNATURES = {
     "cmail_server_port": (c_uint16, [_P, c_int]),
     "cmail_server_on_delivered": (c_int, [_P, DELIVERED_FN, c_void_p, _E]),
     "cmail_server_on_rcpt": (c_int, [_P, RCPT_FN, c_void_p, _E]),
+    "cmail_server_on_log": (c_int, [_P, LOG_FN, c_void_p, c_int, _E]),
+    "cmail_server_tls_certificate": (c_int, [_P, _S, _S, _E]),
     "cmail_server_start": (c_int, [_P, _E]),
     "cmail_server_stop": (c_int, [_P, c_int64, _E]),
     # outbound delivery, capture, faults

@@ -9,8 +9,10 @@ the sink.
 Ownership: a Server owns its C server; close() (or leaving the `with` block) stops it and frees
 it. It keeps the ctypes callback objects for its whole life (the library calls them until it is
 freed). Server.store is lent by the server and dies with it.
-Thread-safety: listen, on_delivered, on_rcpt, start, stop and close are for one thread at a
-time, never from inside a callback. The callbacks run on the server's thread: keep them short
+Thread-safety: listen, on_delivered, on_rcpt, on_log, tls_certificate, outbound, dns_*,
+start, stop and close are for one thread at a time, never from inside a callback; fault,
+clear_faults, disk_full, captured, wait_captured and clear_captured from any thread, also
+while the server runs. The callbacks run on the server's thread: keep them short
 and guard what they share (the GIL makes single list appends safe). An exception raised by a
 callback is logged (logger "cmail"), counted in callback_errors, kept in last_callback_error,
 and the library gets a safe answer: on_rcpt 451 (try later), on_delivered nothing (the message
@@ -75,7 +77,7 @@ class Server(_lib.Handle):
         self.callback_errors = 0
         self.last_callback_error = None
         self._errors_lock = threading.Lock()
-        self._delivered_fn = self._rcpt_fn = None  # ctypes callbacks, alive as long as the server
+        self._delivered_fn = self._rcpt_fn = self._log_fn = None  # ctypes callbacks, alive as long as the server
         self._store = Store(_lib.lib().cmail_server_store(self._ptr), owner=self)
         self.running = False
         _live.add(self)
@@ -153,6 +155,29 @@ class Server(_lib.Handle):
         _lib.check(_lib.lib().cmail_server_on_rcpt, self._h(), cb, None)
         self._rcpt_fn = cb
         return fn
+
+    def on_log(self, fn, verbosity=1):
+        """fn(level, line) for every log line up to verbosity (0 errors, 1 connections,
+        messages, log-ins, deliveries; up to 4), on the server's thread; None: no logging.
+        Before the first listen(). Returns fn."""
+        if fn is None:
+            cb = _lib.LOG_FN()
+        else:
+            def cb_py(_user, level, line):
+                try:
+                    fn(level, _lib.dec(line))
+                except BaseException:
+                    self._callback_failed("on_log")
+            cb = _lib.LOG_FN(cb_py)
+        _lib.check(_lib.lib().cmail_server_on_log, self._h(), cb, None, verbosity)
+        self._log_fn = cb
+        return fn
+
+    def tls_certificate(self, cert_file, key_file):
+        """The certificate chain and key (PEM files) the TLS listeners present instead of the
+        data directory's self-signed one. Before the first TLS listener."""
+        _lib.check(_lib.lib().cmail_server_tls_certificate, self._h(), _lib.enc(str(cert_file)),
+                   _lib.enc(str(key_file)))
 
     # ---- outbound delivery and capture ----
     def outbound(self, mode="capture"):
@@ -246,7 +271,7 @@ class Server(_lib.Handle):
         """Stops (if running) and frees the server; idempotent. The callbacks are released after."""
         super().close()
         self.running = False
-        self._delivered_fn = self._rcpt_fn = None
+        self._delivered_fn = self._rcpt_fn = self._log_fn = None
 
     def __enter__(self):
         if not self.running:
