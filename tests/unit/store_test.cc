@@ -446,3 +446,33 @@ TEST_CASE("store: the check for other programs' rows is one seek on an index") {
   while (plan.step()) detail += plan.text(3) + "\n";
   CHECK(detail.find("USING COVERING INDEX idx_mailbox_user (mail_user=? AND mail_folder=?)") != std::string::npos);
 }
+
+TEST_CASE("store: fail_writes fails every write before it touches the file, until it is cleared") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  insert_user(dir.file("m"), "alice");
+  s->fail_writes(Status::no_space("the disk is full (simulated)"));
+  Status st = s->deliver_sync(message_for({"alice"}));
+  CHECK(st.code() == Status::Code::NoSpace);
+  CHECK(st.message() == "the disk is full (simulated)");
+  auto c = raw(dir.file("m"));
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox") == 0);
+  s->fail_writes(Status());
+  REQUIRE(s->deliver_sync(message_for({"alice"}, "id2")).ok());
+  CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_ident = 'id2'") == 1);
+}
+
+TEST_CASE("store: a database that cannot grow is NoSpace (SQLITE_FULL), not an I/O error") {
+  TempDir dir;
+  open_store(dir.file("m"));  // the schema
+  auto c = raw(dir.file("m"));
+  const auto pages = count(*c, "PRAGMA page_count");
+  c->exec("PRAGMA max_page_count = " + std::to_string(pages));  // this connection may not grow it
+  try {
+    c->exec("CREATE TABLE filler (x BLOB)");
+    c->exec("INSERT INTO filler VALUES (zeroblob(1000000))");
+    FAIL("a write past max_page_count succeeded");
+  } catch (const store::detail::SqlError& e) {
+    CHECK(e.status.code() == Status::Code::NoSpace);
+  }
+}
