@@ -12,6 +12,7 @@
 #include <mbedtls/x509_crt.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -26,6 +27,16 @@ std::string mbed_error(int rc) {
   char buf[160];
   mbedtls_strerror(rc, buf, sizeof buf);
   return buf;
+}
+
+// IoError unless `file` is a regular file (mbedTLS reads whatever it is given to its end: a
+// directory, a FIFO or a device would be read as a size it cannot allocate, or for ever).
+Status regular_file(const std::string& what, const std::string& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0)
+    return Status::io_error("cannot load " + what + " " + file + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return Status::io_error("cannot load " + what + " " + file + ": not a regular file");
+  return Status();
 }
 
 // A PEM file that could not be used: IoError when it could not be read (missing, no
@@ -98,6 +109,8 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::load(const TlsServer
   std::shared_ptr<TlsServerContext> ctx(new TlsServerContext());
   Impl& i = *ctx->impl_;
   if (int rc = i.rng.seed(); rc != 0) return Status::internal("TLS random generator: " + mbed_error(rc));
+  if (Status st = regular_file("certificate", o.cert_file); !st.ok()) return st;
+  if (Status st = regular_file("key", o.key_file); !st.ok()) return st;
   if (int rc = mbedtls_x509_crt_parse_file(&i.cert, o.cert_file.c_str()); rc != 0)
     return file_error(rc, "certificate", o.cert_file);
   if (int rc = mbedtls_pk_parse_keyfile(&i.key, o.key_file.c_str(), nullptr); rc != 0)
@@ -158,6 +171,7 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::load(const TlsClient
   mbedtls_ssl_conf_min_version(&i.conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
   mbedtls_ssl_conf_renegotiation(&i.conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
   if (o.verify) {
+    if (Status st = regular_file("CA file", o.ca_file); !st.ok()) return st;
     if (int rc = mbedtls_x509_crt_parse_file(&i.ca, o.ca_file.c_str()); rc < 0)
       return file_error(rc, "CA file", o.ca_file);
     mbedtls_ssl_conf_ca_chain(&i.conf, &i.ca, nullptr);
