@@ -9,18 +9,30 @@ or put `pytest_plugins = ["cmail.pytest_plugin"]` in your conftest.py.
 """
 import poplib
 import smtplib
+import time
 from email.message import EmailMessage
 
 
-def send_welcome(host, port, to):
-    """The application code under test: it sends a welcome mail over SMTP."""
+def send_welcome(host, port, to, login=None, attempts=3):
+    """The application code under test: it sends a welcome mail over SMTP (as `login`, a
+    (user, password) pair, when given), and tries again after a temporary failure."""
     msg = EmailMessage()
-    msg["From"] = "noreply@app.example"
+    msg["From"] = f"{login[0]}@localhost" if login else "noreply@app.example"
     msg["To"] = to
     msg["Subject"] = "Welcome!"
     msg.set_content("Your account is ready.")
-    with smtplib.SMTP(host, port, timeout=10) as s:
-        s.send_message(msg)
+    for attempt in range(attempts):
+        try:
+            with smtplib.SMTP(host, port, timeout=10) as s:
+                if login:
+                    s.login(*login)
+                s.send_message(msg)
+            return attempt + 1
+        except (smtplib.SMTPDataError, smtplib.SMTPServerDisconnected) as e:
+            if getattr(e, "smtp_code", 400) >= 500:
+                raise
+            time.sleep(0.05)  # a real application would back off for longer
+    raise RuntimeError("gave up")
 
 
 def test_welcome_mail_arrives(cmail_server):
@@ -38,3 +50,20 @@ def test_welcome_mail_arrives(cmail_server):
     pop.pass_("secret")
     assert pop.stat()[0] == 1
     pop.quit()
+
+
+def test_the_application_retries_a_temporary_failure(cmail_server):
+    address = cmail_server.add_user("alice", "secret")
+    cmail_server.fail("data", address, 451, "Try again later", times=1)  # the first try is deferred
+    assert send_welcome("127.0.0.1", cmail_server.ports["smtp"], address) == 2
+    assert len(cmail_server.wait_for_messages(1)) == 1  # stored once
+
+
+def test_mail_to_other_domains_is_captured(cmail_server):
+    # The application sends through the server as a user; the server's outbound delivery hands
+    # the mail to a sink inside it instead of the Internet.
+    cmail_server.add_user("app", "pw")
+    send_welcome("127.0.0.1", cmail_server.ports["smtp"], "bob@customer.example", login=("app", "pw"))
+    (sent,) = cmail_server.wait_for_outbound(1, timeout=10)
+    assert sent.envelope.rcpt_to == ("bob@customer.example",)
+    assert sent["Subject"] == "Welcome!"

@@ -83,4 +83,4 @@ def test_harness_example():
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), timeout=120,
                        cwd=EXAMPLES)
     assert r.returncode == 0, r.stdout
-    assert "1 passed" in r.stdout
+    assert "3 passed" in r.stdout
