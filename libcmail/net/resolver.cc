@@ -248,6 +248,20 @@ class Ares {
     rearm();
   }
 
+  void txt(std::string_view name_in, std::function<void(mail::TxtResult)> done) {
+    if (closed_) return;
+    std::string name = without_trailing_dot(name_in);
+    if (name.empty() || name.find('\0') != std::string::npos) {
+      mail::TxtResult r;
+      r.status = mail::DnsStatus::NxDomain;
+      r.error = "not a domain name";
+      return answer(std::move(done), std::move(r));
+    }
+    auto* q = new Query<mail::TxtResult>{this, std::move(done)};
+    ares_query(channel_, name.c_str(), ns_c_in, ns_t_txt, on_txt, q);
+    rearm();
+  }
+
   // Cancels everything; idempotent. The handles finish closing on the loop.
   void close() {
     if (closed_) return;
@@ -288,6 +302,27 @@ class Ares {
       status = ares_parse_mx_reply(abuf, alen, &head);  // ARES_ENODATA when no MX in the answer
       for (ares_mx_reply* m = head; m; m = m->next)
         r.records.push_back({m->priority, host_of(m->host)});  // RFC 7505: "." comes back as ""
+      if (head) ares_free_data(head);
+      if (status == ARES_SUCCESS && r.records.empty()) status = ARES_ENODATA;
+    }
+    r.status = status_of(status);
+    if (r.status != mail::DnsStatus::Ok) r.error = ares_strerror(status);
+    q->owner->answer(std::move(q->done), std::move(r));
+  }
+
+  static void on_txt(void* arg, int status, int, unsigned char* abuf, int alen) {
+    std::unique_ptr<Query<mail::TxtResult>> q(static_cast<Query<mail::TxtResult>*>(arg));
+    if (q->owner->closed_) return;
+    mail::TxtResult r;
+    if (status == ARES_SUCCESS) {
+      ares_txt_ext* head = nullptr;
+      status = ares_parse_txt_reply_ext(abuf, alen, &head);
+      // Each record's character-strings are joined (RFC 7208 3.3); record_start marks the
+      // first string of a record.
+      for (ares_txt_ext* t = head; t; t = t->next) {
+        if (t->record_start || r.records.empty()) r.records.emplace_back();
+        r.records.back().append(reinterpret_cast<const char*>(t->txt), t->length);
+      }
       if (head) ares_free_data(head);
       if (status == ARES_SUCCESS && r.records.empty()) status = ARES_ENODATA;
     }
@@ -400,6 +435,9 @@ class AresResolver final : public mail::Resolver {
   void addresses(std::string_view host, std::function<void(mail::AddressResult)> done) override {
     core_->addresses(host, std::move(done));
   }
+  void txt(std::string_view name, std::function<void(mail::TxtResult)> done) override {
+    core_->txt(name, std::move(done));
+  }
 
  private:
   std::shared_ptr<Ares> core_;
@@ -411,11 +449,12 @@ class StaticTables {
   StaticTables(uv_loop_t* loop, StaticZone zone) : otherwise_(std::move(zone.otherwise)), deferred_(loop) {
     for (auto& [name, r] : zone.mx) mx_[key(name)] = std::move(r);
     for (auto& [name, r] : zone.addresses) addresses_[key(name)] = std::move(r);
+    for (auto& [name, r] : zone.txt) txt_[key(name)] = std::move(r);
   }
 
   void mx(std::string_view domain, std::function<void(mail::MxResult)> done) {
     const std::string name = key(domain);
-    mail::MxResult r = find(mx_, addresses_, name);
+    mail::MxResult r = find(mx_, name);
     if (otherwise_ && unknown(name)) r = {mail::DnsStatus::NoData, {}, "no MX records for " + name};
     deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
@@ -423,8 +462,15 @@ class StaticTables {
   void addresses(std::string_view host, std::function<void(mail::AddressResult)> done) {
     std::string name = without_trailing_dot(host);
     std::optional<mail::AddressResult> literal = numeric_address(name);
-    mail::AddressResult r = literal ? std::move(*literal) : find(addresses_, mx_, key(name));
+    mail::AddressResult r = literal ? std::move(*literal) : find(addresses_, key(name));
     if (!literal && otherwise_ && unknown(key(name))) r = *otherwise_;
+    deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+  }
+
+  // Names only in the MX or address tables exist: NoData; names in none: NxDomain (also
+  // with `otherwise`, which is an address rule).
+  void txt(std::string_view name_in, std::function<void(mail::TxtResult)> done) {
+    mail::TxtResult r = find(txt_, key(name_in));
     deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
@@ -432,21 +478,24 @@ class StaticTables {
 
  private:
   static std::string key(std::string_view name) { return proto::ascii_lower(without_trailing_dot(name)); }
-  // In neither table: StaticZone::otherwise answers for it, when given.
-  bool unknown(const std::string& name) const { return !mx_.count(name) && !addresses_.count(name); }
+  // In no table: StaticZone::otherwise answers for it (MX and addresses), when given.
+  bool unknown(const std::string& name) const {
+    return !mx_.count(name) && !addresses_.count(name) && !txt_.count(name);
+  }
 
-  // The entry in `table`; NoData when the name is only in `other`; NxDomain otherwise.
-  template <typename R, typename Other>
-  static R find(const std::map<std::string, R>& table, const Other& other, const std::string& name) {
+  // The entry in `table`; NoData when the name is only in another table; NxDomain otherwise.
+  template <typename R>
+  R find(const std::map<std::string, R>& table, const std::string& name) const {
     if (auto it = table.find(name); it != table.end()) return it->second;
     R r;
-    r.status = other.count(name) ? mail::DnsStatus::NoData : mail::DnsStatus::NxDomain;
+    r.status = unknown(name) ? mail::DnsStatus::NxDomain : mail::DnsStatus::NoData;
     r.error = std::string(r.status == mail::DnsStatus::NoData ? "no records of that type for " : "no such name ") + name;
     return r;
   }
 
   std::map<std::string, mail::MxResult> mx_;
   std::map<std::string, mail::AddressResult> addresses_;
+  std::map<std::string, mail::TxtResult> txt_;
   std::optional<mail::AddressResult> otherwise_;
   Deferred deferred_;
 };
@@ -460,6 +509,9 @@ class StaticResolver final : public mail::Resolver {
   }
   void addresses(std::string_view host, std::function<void(mail::AddressResult)> done) override {
     tables_->addresses(host, std::move(done));
+  }
+  void txt(std::string_view name, std::function<void(mail::TxtResult)> done) override {
+    tables_->txt(name, std::move(done));
   }
 
  private:

@@ -44,6 +44,7 @@ const char* const kZone = R"({
   "v4only.test": {"A": ["127.0.0.9"]},
   "multi.test": {"A": ["127.0.0.3", "127.0.0.4", "127.0.0.3"], "AAAA": ["2001:db8::2", "2001:db8::1"]},
   "nullmx.test": {"MX": [[0, "."]]},
+  "text.test": {"TXT": ["v=spf1 -all", ["v=DKIM1; k=rsa; p=MIIB", "IjANBg"]]},
   "broken.test": "SERVFAIL",
   "refused.test": "REFUSED",
   "slow.test": "DROP"
@@ -220,6 +221,35 @@ TEST_CASE("c-ares: MX, AAAA+A, NoData, NxDomain, null MX, SERVFAIL and REFUSED")
   CHECK(a_nodata.status == mail::DnsStatus::NoData);
   CHECK(a_nodata.addresses.empty());
   CHECK(a_nx.status == mail::DnsStatus::NxDomain);
+}
+
+TEST_CASE("c-ares: TXT records, a record's strings joined; NoData, NxDomain and SERVFAIL") {
+  DnsServer dns(kZone);
+  net::Runtime rt;
+  auto r = resolver_for(rt, dns.address());
+  Countdown left{rt, 5};
+  mail::TxtResult txt, txt_case, txt_nodata, txt_nx, txt_servfail;
+  auto keep = [&](mail::TxtResult& slot) {
+    return [&](mail::TxtResult result) {
+      slot = std::move(result);
+      left.done();
+    };
+  };
+  r->txt("text.test", keep(txt));
+  r->txt("TEXT.test.", keep(txt_case));
+  r->txt("example.test", keep(txt_nodata));  // only MX
+  r->txt("nope.test", keep(txt_nx));
+  r->txt("broken.test", keep(txt_servfail));
+  REQUIRE(run_bounded(rt));
+  CHECK(txt.status == mail::DnsStatus::Ok);
+  std::vector<std::string> got = txt.records;
+  std::sort(got.begin(), got.end());  // a DNS server may give the records in any order
+  CHECK(got == std::vector<std::string>{"v=DKIM1; k=rsa; p=MIIBIjANBg", "v=spf1 -all"});  // RFC 6376 3.6.2.2
+  CHECK(txt_case.records.size() == 2);
+  CHECK(txt_nodata.status == mail::DnsStatus::NoData);
+  CHECK(txt_nx.status == mail::DnsStatus::NxDomain);
+  CHECK(txt_servfail.status == mail::DnsStatus::TempFail);
+  CHECK_FALSE(txt_servfail.error.empty());
 }
 
 TEST_CASE("c-ares: a server that never answers is TempFail within the configured timeout") {
@@ -454,10 +484,16 @@ TEST_CASE("static resolver: answers from its tables, later, from the loop") {
   a.status = mail::DnsStatus::Ok;
   a.addresses = {"2001:db8::5", "192.0.2.5"};
   zone.addresses["mx.example.test"] = a;
+  mail::TxtResult t;
+  t.status = mail::DnsStatus::Ok;
+  t.records = {"v=spf1 ip4:192.0.2.5 -all"};
+  zone.txt["Example.test"] = t;
+  zone.txt["_dmarc.only-txt.test"] = t;
   auto r = net::make_static_resolver(rt, zone);
-  Countdown left{rt, 8};
-  mail::MxResult got_mx, got_mx_nodata, got_mx_nx, got_temp;
+  Countdown left{rt, 12};
+  mail::MxResult got_mx, got_mx_nodata, got_mx_nx, got_temp, got_mx_txt_only;
   mail::AddressResult got_a, got_a_nodata, got_a_nx, got_literal;
+  mail::TxtResult got_txt, got_txt_nodata, got_txt_nx;
   bool inside = false;
   int called_inside = 0;
   auto keep = [&](auto& slot) {
@@ -476,6 +512,10 @@ TEST_CASE("static resolver: answers from its tables, later, from the loop") {
   r->addresses("example.test", keep(got_a_nodata));  // only in mx
   r->addresses("nope.test", keep(got_a_nx));
   r->addresses("[IPv6:2001:db8::9]", keep(got_literal));
+  r->txt("example.TEST.", keep(got_txt));
+  r->txt("mx.example.test", keep(got_txt_nodata));  // only in addresses
+  r->txt("nope.test", keep(got_txt_nx));
+  r->mx("_dmarc.only-txt.test", keep(got_mx_txt_only));  // exists, without MX
   inside = false;
   REQUIRE(run_bounded(rt));
   CHECK(called_inside == 0);
@@ -488,6 +528,10 @@ TEST_CASE("static resolver: answers from its tables, later, from the loop") {
   CHECK(got_a_nodata.status == mail::DnsStatus::NoData);
   CHECK(got_a_nx.status == mail::DnsStatus::NxDomain);
   CHECK(got_literal.addresses == std::vector<std::string>{"2001:db8::9"});
+  CHECK(got_txt.records == t.records);
+  CHECK(got_txt_nodata.status == mail::DnsStatus::NoData);
+  CHECK(got_txt_nx.status == mail::DnsStatus::NxDomain);
+  CHECK(got_mx_txt_only.status == mail::DnsStatus::NoData);
 }
 
 TEST_CASE("static resolver: destruction and shutdown cancel answers not yet delivered") {

@@ -1,9 +1,9 @@
 // cmail/mail/resolver.h: the DNS questions mail policy asks, as an interface.
 //
-// Resolver answers the two questions outbound delivery asks (RFC 5321 5.1): the MX records of
-// a domain, and the addresses (AAAA and A) of a host. TXT lookups (SPF, DKIM, DMARC, MTA-STS)
-// will join with the same shape, so that those checks stay plain policy code over this
-// interface. The runtime implements it with c-ares on its loop (cmail/net/resolver.h, which
+// Resolver answers the two questions outbound delivery asks (RFC 5321 5.1), the MX records of
+// a domain and the addresses (AAAA and A) of a host, and the TXT records of a name that SPF,
+// DKIM, DMARC and MTA-STS policy is published in, so that those checks stay plain policy code
+// over this interface. The runtime implements it with c-ares on its loop (cmail/net/resolver.h, which
 // also has a table-driven resolver for tests); an embedder may implement it over anything.
 //
 // Results keep apart what delivery must treat differently: NxDomain (the name does not exist:
@@ -60,6 +60,14 @@ struct AddressResult {
   std::string error;
 };
 
+struct TxtResult {
+  DnsStatus status = DnsStatus::TempFail;
+  // One entry per TXT record, its character-strings joined without separator (RFC 7208 3.3,
+  // RFC 6376 3.6.2.2), octets as received; the records in the order received.
+  std::vector<std::string> records;
+  std::string error;
+};
+
 class CMAIL_EXPORT Resolver {
  public:
   virtual ~Resolver() = default;
@@ -69,6 +77,8 @@ class CMAIL_EXPORT Resolver {
   // answers itself; names in /etc/hosts are found as the system would (c-ares "fb" order).
   // NoData when the name exists with neither record type.
   virtual void addresses(std::string_view host, std::function<void(AddressResult)> done) = 0;
+  // TXT records of `name`. NoData when the name exists without TXT records.
+  virtual void txt(std::string_view name, std::function<void(TxtResult)> done) = 0;
 };
 
 }  // namespace cmail::mail

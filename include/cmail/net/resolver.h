@@ -38,12 +38,13 @@ CMAIL_EXPORT Result<std::unique_ptr<mail::Resolver>> make_resolver(Runtime& runt
                                                              const ResolverOptions& options = {});
 
 // Answers from fixed tables (names compared case-insensitively, without trailing dot). A name
-// in neither table is NxDomain, or, with `otherwise`, a name without MX records (NoData) and
-// with those addresses; a name in `addresses` but not in `mx` is NoData for MX (and the
-// reverse). Callbacks still run later, posted to the runtime's loop.
+// in no table is NxDomain, or, with `otherwise`, a name without MX records (NoData) and with
+// those addresses (its TXT lookups stay NxDomain); a name in one table but not another is
+// NoData for the other's type. Callbacks still run later, posted to the runtime's loop.
 struct StaticZone {
   std::map<std::string, mail::MxResult> mx;
   std::map<std::string, mail::AddressResult> addresses;
+  std::map<std::string, mail::TxtResult> txt;
   std::optional<mail::AddressResult> otherwise;
 };
 CMAIL_EXPORT std::unique_ptr<mail::Resolver> make_static_resolver(Runtime& runtime, StaticZone zone);
