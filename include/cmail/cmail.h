@@ -3,16 +3,18 @@
  *
  * Three parts, each over opaque handles:
  *   - the protocol engines, sans-I/O: an SMTP server (cmail_smtp_server), an SMTP client
- *     (cmail_smtp_client) and a POP3 server (cmail_pop3_server). The caller moves the bytes:
- *     it feeds what it read with _receive(), sends what _pending_output() shows and tells how
- *     much went with _consume_output(), takes events with _next_event() and answers the
- *     server engines' decisions (HELO, AUTH, MAIL, RCPT, end of data; POP3 login, retrieve,
- *     update) with verdict calls, at once or later: while a decision is unanswered the engine
- *     parses nothing further (pipelined input waits) and replies leave in order. The engines
- *     read no clock: the caller arms a timer with _timeout_ms() and _deadline() and calls
- *     _on_timeout() when it fires. They are the C++ engines of cmail/smtp/server.h,
- *     cmail/smtp/client.h and cmail/pop3/server.h, with the same contracts (STARTTLS included:
- *     see cmail/proto/transport.h).
+ *     (cmail_smtp_client), a POP3 server (cmail_pop3_server) and an IMAP server
+ *     (cmail_imap_server). The caller moves the bytes: it feeds what it read with _receive(),
+ *     sends what _pending_output() shows and tells how much went with _consume_output(), takes
+ *     events with _next_event() and answers the server engines' decisions (HELO, AUTH, MAIL,
+ *     RCPT, end of data; POP3 login, retrieve, update; IMAP login, mailboxes, SELECT, FETCH,
+ *     SEARCH, STORE, COPY, EXPUNGE, APPEND) with verdict calls, at once or later: while a
+ *     decision is unanswered the engine parses nothing further (pipelined input waits) and
+ *     replies leave in order. The engines read no clock: the caller arms a timer with
+ *     _timeout_ms() and _deadline() and calls _on_timeout() when it fires. They are the C++
+ *     engines of cmail/smtp/server.h, cmail/smtp/client.h, cmail/pop3/server.h and
+ *     cmail/imap/server.h, with the same contracts (STARTTLS included: see
+ *     cmail/proto/transport.h).
  *   - the store (cmail_store): open or create a master database, add and delete users with
  *     passwords (argon2id), addresses with their routers in priority order, and ask where an
  *     address goes.
