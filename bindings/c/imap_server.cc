@@ -4,12 +4,17 @@
 // file computes the answer with the library: the part tree (mail::parse_structure), the
 // octets the FETCH items read (imap::content_ranges), the SEARCH keys (imap::matches over
 // imap::StoredMessageText). See the IMAP section of include/cmail/cmail.h.
+//
+// Ownership: the handle owns the engine, its Session and the events' data (the current event's
+// strings and arrays live until the next call). Thread-safety: none; one thread at a time per
+// handle, as for the other engines.
 #include "common.h"
 
 #include <cmail/imap/server.h>
 
 #include <algorithm>
 #include <deque>
+#include <initializer_list>
 #include <unordered_map>
 #include <vector>
 

@@ -400,9 +400,10 @@ CMAIL_API int cmail_pop3_server_fail(cmail_pop3_server* s, const char* reason, c
  * ENVELOPE, BODYSTRUCTURE, sections, BINARY (it parses the MIME structure of the octets) and
  * every SEARCH key (header, body and text keys decode the message). Memory: a SEARCH message
  * is evaluated when it is given and then dropped, so a SEARCH holds one message at a time; a
- * FETCH batch holds, until done(), the parsed structure and the octets its items send of each
- * message given (at most 16 messages a batch when octets are needed, 256 otherwise); a message
- * longer than max_message octets is refused with CMAIL_INVALID_ARGUMENT. need_octets is 0 when
+ * FETCH batch holds, until done(), the parsed structure of each message given (the engine asks
+ * for up to 256 messages a batch) and the octets its items send (BODY[...], BINARY, RFC822: then
+ * up to 16 messages a batch), never the rest of the octets; a message longer than max_message
+ * octets is refused with CMAIL_INVALID_ARGUMENT. need_octets is 0 when
  * the items or keys need no octets (FLAGS, UID, INTERNALDATE, RFC822.SIZE, MODSEQ; flag, date,
  * size and UID keys): give `size` instead then and the request costs no reads. */
 

@@ -194,6 +194,37 @@ def test_changedsince_idle_and_mailbox_changed():
     s.close()
 
 
+def test_fetch_in_batches_and_envelopes():
+    """FETCH of 40 messages: the engine asks in batches (16 with content); the answers arrive in
+    order. ENVELOPE needs the octets for the structure only."""
+    s = imap.Server()
+    s.data_to_send()
+    s.receive_data(b"a LOGIN alice secret\r\nb SELECT INBOX\r\n")
+    s.next_event()
+    s.user("alice")
+    s.next_event()
+    s.selected(9, 41, [(u,) for u in range(1, 41)])
+    s.data_to_send()
+    octets = {u: b"Subject: m%d\r\n\r\nbody %d\r\n" % (u, u) for u in range(1, 41)}
+    for command, batches, expected in (
+            (b"c FETCH 1:* BODY.PEEK[]\r\n", [16, 16, 8], b"body 40\r\n"),
+            (b"d FETCH 1:* ENVELOPE\r\n", [40], b'"m40"')):
+        s.receive_data(command)
+        sizes, out = [], b""
+        while (ev := s.next_event()) is not None:
+            assert isinstance(ev, imap.Fetch) and ev.need_octets
+            sizes.append(len(ev.uids))
+            for u in ev.uids:
+                s.message(u, octets=octets[u])
+            s.done()
+            out += s.data_to_send()
+        out += s.data_to_send()
+        assert sizes == batches
+        assert out.count(b" FETCH (") == 40 and expected in out and out.endswith(b"OK FETCH completed\r\n")
+        assert out.index(b"* 2 FETCH") < out.index(b"* 17 FETCH") < out.index(b"* 40 FETCH")
+    s.close()
+
+
 def test_bad_use():
     with pytest.raises(TypeError):
         imap.Server(no_such_option=1)

@@ -17,8 +17,9 @@ verdict method, at once or later (until then the engine parses nothing further):
 Unselect and AppendAbort need no answer. Fetch and Search name the messages whose data the
 engine needs; the library computes ENVELOPE, BODYSTRUCTURE, sections and every SEARCH key
 from what message() gives (the raw octets when the event's need_octets is set), so the
-embedder never parses IMAP or MIME. A Search holds one message at a time; a Fetch batch (at
-most 16 messages with octets) holds what its items send until done(). Flags are the SEEN,
+embedder never parses IMAP or MIME. A Search holds one message at a time; a Fetch batch holds
+the part trees and only the octets its items send (at most 16 messages when they send content)
+until done(). Flags are the SEEN,
 ANSWERED, FLAGGED, DELETED, DRAFT bits; keywords are tuples of atoms.
 
 Ownership: the object owns its C engine and frees it in close(); events are copies.
