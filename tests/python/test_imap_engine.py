@@ -225,6 +225,27 @@ def test_fetch_in_batches_and_envelopes():
     s.close()
 
 
+def test_starttls_logindisabled_and_deadline():
+    s = imap.Server(starttls_available=1, tls_required=1, idle_timeout_ms=5000)
+    s.data_to_send()
+    s.receive_data(b"a CAPABILITY\r\nb LOGIN alice secret\r\nc STARTTLS\r\nd CAPA")
+    out = s.data_to_send()
+    assert b"LOGINDISABLED" in out and b"b NO" in out and b"c OK" in out
+    assert s.next_event() == imap.StartTls(b"d CAPA") and not s.wants_read
+    s.tls_established("TLSv1.3", None, 256)
+    s.receive_data(b"BILITY\r\ne LOGIN alice secret\r\n")  # "d CAPA" went to the handshake
+    assert s.next_event() == imap.Login("", "alice", "secret")  # inside TLS: LOGIN is allowed
+    s.user("alice")
+    out = s.data_to_send()
+    assert out.startswith(b"BILITY BAD") and b"e OK" in out and s.state == 1
+    assert s.deadline()[1] == 0
+    s.receive_data(b"g NO")
+    assert s.deadline()[1] == 5000
+    s.on_timeout()
+    assert s.next_event() == imap.Close() and s.closed
+    s.close()
+
+
 def test_bad_use():
     with pytest.raises(TypeError):
         imap.Server(no_such_option=1)
