@@ -246,6 +246,26 @@ def test_starttls_logindisabled_and_deadline():
     s.close()
 
 
+def test_append_refused_and_aborted():
+    s, box = selected_server()
+    s.receive_data(b"c APPEND Nope {5}\r\n")
+    ev = s.next_event()
+    assert ev == imap.Append("Nope", 0, (), None, 5)
+    s.reject("No such mailbox", imap.RESP_TRYCREATE)
+    assert b"c NO [TRYCREATE] No such mailbox\r\n" in s.data_to_send()  # no "+": nothing is sent
+    s.receive_data(b'd APPEND INBOX (\\Flagged) "01-Dec-2026 10:00:00 +0000" {10+}\r\nhalf')
+    ev = s.next_event()
+    assert ev == imap.Append("INBOX", imap.FLAGGED, (), 1796119200, 10)
+    s.accept()
+    assert s.next_event() == imap.AppendData(b"half")
+    s.receive_data(b"")  # the client went away mid-message
+    events = []
+    while (ev := s.next_event()) is not None:
+        events.append(ev)
+    assert imap.AppendAbort() in events and events[-1] == imap.Close()
+    s.close()
+
+
 def test_bad_use():
     with pytest.raises(TypeError):
         imap.Server(no_such_option=1)
