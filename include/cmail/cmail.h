@@ -36,7 +36,8 @@
  * function named where it is returned. Strings given to the library are copied before the call
  * returns, unless said otherwise. Pointers the library returns into a handle (pending output,
  * an event's strings and bytes) stay valid until the next call on that handle other than the
- * read-only queries (_pending_output, _wants_read, _is_closed, _timeout_ms, _deadline, _state).
+ * read-only queries (_pending_output, _wants_read, _is_closed, _timeout_ms, _deadline, _state,
+ * _idling).
  * Strings are UTF-8 and NUL-terminated; byte buffers are pointer plus length and may hold NULs.
  *
  * Threads. An engine handle is not thread-safe: use each from one thread at a time (several
@@ -403,9 +404,9 @@ CMAIL_API int cmail_pop3_server_fail(cmail_pop3_server* s, const char* reason, c
  * FETCH batch holds, until done(), the parsed structure of each message given (the engine asks
  * for up to 256 messages a batch) and the octets its items send (BODY[...], BINARY, RFC822: then
  * up to 16 messages a batch), never the rest of the octets; a message longer than max_message
- * octets is refused with CMAIL_INVALID_ARGUMENT. need_octets is 0 when
- * the items or keys need no octets (FLAGS, UID, INTERNALDATE, RFC822.SIZE, MODSEQ; flag, date,
- * size and UID keys): give `size` instead then and the request costs no reads. */
+ * octets is refused with CMAIL_INVALID_ARGUMENT. need_octets is 0 when the items or keys need
+ * no octets (FLAGS, UID, INTERNALDATE, RFC822.SIZE, MODSEQ; flag, date, size and UID keys):
+ * give `size` instead then, and the request costs no message reads. */
 
 typedef struct cmail_imap_server cmail_imap_server;
 
@@ -495,7 +496,9 @@ CMAIL_API void cmail_imap_server_options_init(cmail_imap_server_options* options
 #define CMAIL_IMAP_RESP_SERVERBUG 14
 #define CMAIL_IMAP_RESP_USEATTR 15
 
-/* One event. Fields not used by its type are NULL or 0; strings point into the handle. */
+/* One event. Fields not used by its type are NULL or 0; strings and arrays point into the
+ * handle and stay valid until the next cmail_imap_server_next_event() or _free() (verdict calls
+ * leave them alone, so a FETCH's uids may be walked while its messages are given). */
 typedef struct cmail_imap_event {
   int type;                /* CMAIL_EVENT_* or CMAIL_IMAP_EVENT_* */
   const char* data;        /* APPEND_DATA octets; STARTTLS trailing bytes */
