@@ -3,16 +3,18 @@
  *
  * Three parts, each over opaque handles:
  *   - the protocol engines, sans-I/O: an SMTP server (cmail_smtp_server), an SMTP client
- *     (cmail_smtp_client) and a POP3 server (cmail_pop3_server). The caller moves the bytes:
- *     it feeds what it read with _receive(), sends what _pending_output() shows and tells how
- *     much went with _consume_output(), takes events with _next_event() and answers the
- *     server engines' decisions (HELO, AUTH, MAIL, RCPT, end of data; POP3 login, retrieve,
- *     update) with verdict calls, at once or later: while a decision is unanswered the engine
- *     parses nothing further (pipelined input waits) and replies leave in order. The engines
- *     read no clock: the caller arms a timer with _timeout_ms() and _deadline() and calls
- *     _on_timeout() when it fires. They are the C++ engines of cmail/smtp/server.h,
- *     cmail/smtp/client.h and cmail/pop3/server.h, with the same contracts (STARTTLS included:
- *     see cmail/proto/transport.h).
+ *     (cmail_smtp_client), a POP3 server (cmail_pop3_server) and an IMAP server
+ *     (cmail_imap_server). The caller moves the bytes: it feeds what it read with _receive(),
+ *     sends what _pending_output() shows and tells how much went with _consume_output(), takes
+ *     events with _next_event() and answers the server engines' decisions (HELO, AUTH, MAIL,
+ *     RCPT, end of data; POP3 login, retrieve, update; IMAP login, mailboxes, SELECT, FETCH,
+ *     SEARCH, STORE, COPY, EXPUNGE, APPEND) with verdict calls, at once or later: while a
+ *     decision is unanswered the engine parses nothing further (pipelined input waits) and
+ *     replies leave in order. The engines read no clock: the caller arms a timer with
+ *     _timeout_ms() and _deadline() and calls _on_timeout() when it fires. They are the C++
+ *     engines of cmail/smtp/server.h, cmail/smtp/client.h, cmail/pop3/server.h and
+ *     cmail/imap/server.h, with the same contracts (STARTTLS included: see
+ *     cmail/proto/transport.h).
  *   - the store (cmail_store): open or create a master database, add and delete users with
  *     passwords (argon2id), addresses with their routers in priority order, and ask where an
  *     address goes.
@@ -34,7 +36,8 @@
  * function named where it is returned. Strings given to the library are copied before the call
  * returns, unless said otherwise. Pointers the library returns into a handle (pending output,
  * an event's strings and bytes) stay valid until the next call on that handle other than the
- * read-only queries (_pending_output, _wants_read, _is_closed, _timeout_ms, _deadline, _state).
+ * read-only queries (_pending_output, _wants_read, _is_closed, _timeout_ms, _deadline, _state,
+ * _idling).
  * Strings are UTF-8 and NUL-terminated; byte buffers are pointer plus length and may hold NULs.
  *
  * Threads. An engine handle is not thread-safe: use each from one thread at a time (several
@@ -383,6 +386,246 @@ CMAIL_API int cmail_pop3_server_accept(cmail_pop3_server* s, char** errmsg);
 CMAIL_API int cmail_pop3_server_reject(cmail_pop3_server* s, int code, const char* text, char** errmsg);
 /* A backend failure: -ERR [SYS/TEMP]; reason is for logs. */
 CMAIL_API int cmail_pop3_server_fail(cmail_pop3_server* s, const char* reason, char** errmsg);
+
+/* ---- IMAP server engine ------------------------------------------------------------------ */
+
+/* The IMAP4rev2/IMAP4rev1 server engine of cmail/imap/server.h (docs/imap.md): the command
+ * loop with its literals, the states, CAPABILITY, STARTTLS, LOGIN/AUTHENTICATE, ENABLE, ID,
+ * NAMESPACE, the mailbox commands, SELECT/EXAMINE, FETCH, SEARCH, STORE, COPY, MOVE, EXPUNGE,
+ * APPEND (streamed), IDLE and LOGOUT are the engine's; every decision about the mailboxes is an
+ * event the caller answers (see "Decisions" below). Sequence numbers never reach the caller:
+ * events name UIDs of the selected mailbox.
+ *
+ * FETCH and SEARCH are message requests: the event lists the UIDs whose messages the engine
+ * needs, and the caller gives each one that still exists with cmail_imap_server_message()
+ * (flags, keywords, internal date, modseq and, when the event's need_octets is set, the raw
+ * message as stored), then cmail_imap_server_done(). The library computes the rest itself:
+ * ENVELOPE, BODYSTRUCTURE, sections, BINARY (it parses the MIME structure of the octets) and
+ * every SEARCH key (header, body and text keys decode the message). Memory: a SEARCH message
+ * is evaluated when it is given and then dropped, so a SEARCH holds one message at a time; a
+ * FETCH batch holds, until done(), the parsed structure of each message given (the engine asks
+ * for up to 256 messages a batch) and the octets its items send (BODY[...], BINARY, RFC822: then
+ * up to 16 messages a batch), never the rest of the octets; a message longer than max_message
+ * octets is refused with CMAIL_INVALID_ARGUMENT. need_octets is 0 when the items or keys need
+ * no octets (FLAGS, UID, INTERNALDATE, RFC822.SIZE, MODSEQ; flag, date, size and UID keys):
+ * give `size` instead then, and the request costs no message reads. */
+
+typedef struct cmail_imap_server cmail_imap_server;
+
+typedef struct cmail_imap_server_options {
+  const char* hostname;       /* in the greeting; "localhost" */
+  int starttls_available;     /* offer STARTTLS; 0 */
+  int tls_active;             /* implicit TLS (IMAPS); 0 */
+  int tls_required;           /* LOGINDISABLED outside TLS: no plaintext passwords; 0 */
+  int max_errors;             /* BAD responses, then BYE and close; 20 */
+  int max_login_failures;     /* then BYE and close; 3 */
+  int64_t idle_timeout_ms;    /* the autologout timer, IDLE included; 1800000 (30 minutes) */
+  size_t max_command_line;    /* one line piece between literals; 65536 */
+  uint64_t max_append;        /* the largest APPEND message (APPENDLIMIT); 64 MiB */
+  uint64_t max_message;       /* the largest message _message() takes; 64 MiB */
+} cmail_imap_server_options;
+
+CMAIL_API void cmail_imap_server_options_init(cmail_imap_server_options* options);
+
+/* Decisions. Each is answered by the function named (or by _reject()/_fail()), at once or
+ * later; until then the engine parses nothing further. Mailbox names are UTF-8 with "/" as
+ * the hierarchy delimiter and INBOX in upper case (the engine converts them for IMAP4rev1
+ * clients). */
+#define CMAIL_IMAP_EVENT_LOGIN 40        /* authzid ("" for LOGIN), authcid, password: _user() */
+#define CMAIL_IMAP_EVENT_LIST 41         /* LIST, LSUB: every mailbox and subscribed name:
+                                            _mailboxes() */
+#define CMAIL_IMAP_EVENT_STATUS 42       /* mailbox (also after LIST RETURN (STATUS)): _counts();
+                                            CMAIL_IMAP_RESP_NONEXISTENT for an unknown one */
+#define CMAIL_IMAP_EVENT_CREATE 43       /* mailbox, special_use ("" or "\\Sent", ...); parents
+                                            are the caller's to create: _accept() */
+#define CMAIL_IMAP_EVENT_DELETE 44       /* mailbox (never INBOX): _accept() */
+#define CMAIL_IMAP_EVENT_RENAME 45       /* mailbox to target, children with it: _accept() */
+#define CMAIL_IMAP_EVENT_SUBSCRIBE 46    /* mailbox, subscribe (1) or unsubscribe (0): _accept() */
+#define CMAIL_IMAP_EVENT_SELECT 47       /* mailbox, read_only (EXAMINE): _selected() */
+#define CMAIL_IMAP_EVENT_UNSELECT 48     /* the mailbox is no longer selected; no answer */
+#define CMAIL_IMAP_EVENT_CHANGES 49      /* what changed since modseq `modseq` and from UID
+                                            `uidnext` on (NOOP, IDLE, after mailbox_changed()):
+                                            _changes() */
+#define CMAIL_IMAP_EVENT_EXPUNGE 50      /* remove the messages with \Deleted among uids (all of
+                                            the mailbox when uid_count is 0): _expunged() */
+#define CMAIL_IMAP_EVENT_STORE 51        /* uids, op, flags, keywords; has_modseq: UNCHANGEDSINCE
+                                            modseq: _stored() */
+#define CMAIL_IMAP_EVENT_COPY 52         /* uids to target; move: expunge them in the same
+                                            transaction: _copied(); CMAIL_IMAP_RESP_TRYCREATE for
+                                            a target that does not exist */
+#define CMAIL_IMAP_EVENT_APPEND 53       /* a message of `size` octets for mailbox, with flags,
+                                            keywords, internal_date (has_date 0: now): _accept()
+                                            to receive it as APPEND_DATA events */
+#define CMAIL_IMAP_EVENT_APPEND_DATA 54  /* data, data_len: the next octets; no answer */
+#define CMAIL_IMAP_EVENT_APPEND_END 55   /* all octets given: store it durably, _appended() */
+#define CMAIL_IMAP_EVENT_APPEND_ABORT 56 /* an accepted APPEND ends without storing; no answer */
+#define CMAIL_IMAP_EVENT_FETCH 57        /* a message request: uids; set_seen: set \Seen on each
+                                            first, durably (report seen_set); has_modseq: only
+                                            messages whose modseq is above `modseq` are sent
+                                            (CHANGEDSINCE; the library skips the others) */
+#define CMAIL_IMAP_EVENT_SEARCH 58       /* a message request: uids (the whole view) */
+
+/* Message flags (RFC 9051 2.3.2); keywords travel as one string, atoms separated by spaces. */
+#define CMAIL_IMAP_SEEN 0x01
+#define CMAIL_IMAP_ANSWERED 0x02
+#define CMAIL_IMAP_FLAGGED 0x04
+#define CMAIL_IMAP_DELETED 0x08
+#define CMAIL_IMAP_DRAFT 0x10
+
+#define CMAIL_IMAP_STORE_REPLACE 0
+#define CMAIL_IMAP_STORE_ADD 1
+#define CMAIL_IMAP_STORE_REMOVE 2
+
+/* _mailboxes() attributes. */
+#define CMAIL_IMAP_MAILBOX_SUBSCRIBED 0x01
+#define CMAIL_IMAP_MAILBOX_NONEXISTENT 0x02 /* only a subscribed name */
+
+/* Response codes of a refusal ("tag NO [code] text"; RFC 9051 7.1, RFC 5530, RFC 6154). */
+#define CMAIL_IMAP_RESP_NONE 0
+#define CMAIL_IMAP_RESP_AUTHENTICATIONFAILED 1
+#define CMAIL_IMAP_RESP_AUTHORIZATIONFAILED 2
+#define CMAIL_IMAP_RESP_UNAVAILABLE 3
+#define CMAIL_IMAP_RESP_CONTACTADMIN 4
+#define CMAIL_IMAP_RESP_LIMIT 5
+#define CMAIL_IMAP_RESP_TRYCREATE 6
+#define CMAIL_IMAP_RESP_NONEXISTENT 7
+#define CMAIL_IMAP_RESP_ALREADYEXISTS 8
+#define CMAIL_IMAP_RESP_CANNOT 9
+#define CMAIL_IMAP_RESP_HASCHILDREN 10
+#define CMAIL_IMAP_RESP_INUSE 11
+#define CMAIL_IMAP_RESP_NOPERM 12
+#define CMAIL_IMAP_RESP_OVERQUOTA 13
+#define CMAIL_IMAP_RESP_SERVERBUG 14
+#define CMAIL_IMAP_RESP_USEATTR 15
+
+/* One event. Fields not used by its type are NULL or 0; strings and arrays point into the
+ * handle and stay valid until the next cmail_imap_server_next_event() or _free() (verdict calls
+ * leave them alone, so a FETCH's uids may be walked while its messages are given). */
+typedef struct cmail_imap_event {
+  int type;                /* CMAIL_EVENT_* or CMAIL_IMAP_EVENT_* */
+  const char* data;        /* APPEND_DATA octets; STARTTLS trailing bytes */
+  size_t data_len;
+  const char* authzid;     /* LOGIN */
+  const char* authcid;
+  const char* password;
+  const char* mailbox;     /* STATUS, CREATE, DELETE, RENAME (from), SUBSCRIBE, SELECT, APPEND */
+  const char* target;      /* RENAME (to), COPY */
+  const char* special_use; /* CREATE */
+  int subscribe;           /* SUBSCRIBE */
+  int read_only;           /* SELECT */
+  int move;                /* COPY */
+  const uint32_t* uids;    /* EXPUNGE, STORE, COPY, FETCH, SEARCH: ascending for all but
+                              SEARCH, whose list is the view in sequence order */
+  size_t uid_count;
+  int op;                  /* STORE: CMAIL_IMAP_STORE_* */
+  uint32_t flags;          /* STORE, APPEND: CMAIL_IMAP_* bits */
+  const char* keywords;    /* STORE, APPEND */
+  int has_modseq;          /* STORE (UNCHANGEDSINCE), FETCH (CHANGEDSINCE); CHANGES: 1 */
+  uint64_t modseq;
+  uint32_t uidnext;        /* CHANGES */
+  int has_date;            /* APPEND */
+  int64_t internal_date;   /* APPEND: Unix time */
+  uint64_t size;           /* APPEND: the message's octets */
+  int need_octets;         /* FETCH, SEARCH: give each message's octets */
+  int set_seen;            /* FETCH */
+} cmail_imap_event;
+
+/* One message of a FETCH or SEARCH request (zero it, then fill it). */
+typedef struct cmail_imap_message {
+  uint32_t uid;            /* one of the request's uids, each at most once */
+  uint32_t flags;          /* CMAIL_IMAP_* bits (after set_seen) */
+  const char* keywords;    /* NULL or "": none */
+  uint64_t modseq;         /* 0 when the caller keeps none */
+  int64_t internal_date;   /* Unix time */
+  const char* octets;      /* the message as stored (required when need_octets) */
+  size_t octets_len;
+  uint64_t size;           /* RFC822.SIZE when octets is NULL (else octets_len is the size) */
+  int seen_set;            /* FETCH set_seen changed its flags: FLAGS is sent */
+} cmail_imap_message;
+
+/* STATUS counts. */
+typedef struct cmail_imap_status {
+  uint32_t messages, recent, uidnext, uidvalidity, unseen, deleted;
+  uint64_t size;           /* the sum of the messages' sizes (STATUS=SIZE) */
+  uint64_t highest_modseq; /* 0: none kept */
+} cmail_imap_status;
+
+/* Queues the greeting. options NULL: the defaults. */
+CMAIL_API int cmail_imap_server_new(const cmail_imap_server_options* options, cmail_imap_server** out,
+                                    char** errmsg);
+CMAIL_API void cmail_imap_server_free(cmail_imap_server* s);
+CMAIL_API int cmail_imap_server_receive(cmail_imap_server* s, const char* data, size_t len, char** errmsg);
+CMAIL_API int cmail_imap_server_receive_eof(cmail_imap_server* s, char** errmsg);
+CMAIL_API int cmail_imap_server_pending_output(const cmail_imap_server* s, const char** data, size_t* len,
+                                               char** errmsg);
+/* Also encodes more of a long FETCH answer as its output is taken. */
+CMAIL_API int cmail_imap_server_consume_output(cmail_imap_server* s, size_t n, char** errmsg);
+CMAIL_API int cmail_imap_server_next_event(cmail_imap_server* s, cmail_imap_event* event, char** errmsg);
+CMAIL_API int cmail_imap_server_tls_established(cmail_imap_server* s, const char* version, const char* cipher,
+                                                int bits, char** errmsg);
+/* BYE Autologout, then close. */
+CMAIL_API int cmail_imap_server_on_timeout(cmail_imap_server* s, char** errmsg);
+CMAIL_API int cmail_imap_server_wants_read(const cmail_imap_server* s);
+CMAIL_API int cmail_imap_server_is_closed(const cmail_imap_server* s);
+CMAIL_API int64_t cmail_imap_server_timeout_ms(const cmail_imap_server* s);
+CMAIL_API int cmail_imap_server_deadline(const cmail_imap_server* s, uint64_t* phase, int64_t* budget_ms,
+                                         char** errmsg);
+/* 0 NotAuthenticated, 1 Authenticated, 2 Selected, 3 Logout; -1 for NULL. */
+CMAIL_API int cmail_imap_server_state(const cmail_imap_server* s);
+/* 1 while the client idles (IDLE); 0 otherwise or for NULL. */
+CMAIL_API int cmail_imap_server_idling(const cmail_imap_server* s);
+/* The selected mailbox changed elsewhere: a CHANGES event comes at once while idling, else at
+ * the end of the next command that may report changes. */
+CMAIL_API int cmail_imap_server_mailbox_changed(cmail_imap_server* s, char** errmsg);
+
+/* Verdicts for the decision last given as an event; CMAIL_WRONG_STATE when none awaits one or
+ * when the function does not answer the decision waiting (the decision still waits then).
+ * Arrays of `count` entries; a NULL keywords array means no keywords for any entry. */
+/* LOGIN: the client is now `identity` (non-empty; an alias logs in as its target). */
+CMAIL_API int cmail_imap_server_user(cmail_imap_server* s, const char* identity, char** errmsg);
+/* CREATE, DELETE, RENAME, SUBSCRIBE: done, durably; APPEND: send the message. */
+CMAIL_API int cmail_imap_server_accept(cmail_imap_server* s, char** errmsg);
+/* LIST: names[i] (UTF-8), special_use[i] ("\\Sent", ...; NULL array or entry: none),
+ * attributes[i] (CMAIL_IMAP_MAILBOX_*; NULL array: all 0). */
+CMAIL_API int cmail_imap_server_mailboxes(cmail_imap_server* s, const char* const* names,
+                                          const char* const* special_use, const unsigned* attributes,
+                                          size_t count, char** errmsg);
+/* STATUS. */
+CMAIL_API int cmail_imap_server_counts(cmail_imap_server* s, const cmail_imap_status* counts, char** errmsg);
+/* SELECT: every message in UID order (uids ascending) with its flags, keywords and modseq
+ * (modseqs NULL: none kept), the keywords defined in the mailbox, and whether it is read-only
+ * (the caller may make a SELECT read-only). highest_modseq 0: no modseqs (NOMODSEQ). */
+CMAIL_API int cmail_imap_server_selected(cmail_imap_server* s, uint32_t uidvalidity, uint32_t uidnext,
+                                         uint64_t highest_modseq, int read_only, const uint32_t* uids,
+                                         const uint32_t* flags, const char* const* keywords,
+                                         const uint64_t* modseqs, size_t count, const char* mailbox_keywords,
+                                         char** errmsg);
+/* CHANGES: the messages added or changed since then (UID order, current flags) and the UIDs
+ * expunged since then. */
+CMAIL_API int cmail_imap_server_changes(cmail_imap_server* s, uint32_t uidnext, uint64_t highest_modseq,
+                                        const uint32_t* uids, const uint32_t* flags, const char* const* keywords,
+                                        const uint64_t* modseqs, size_t count, const uint32_t* expunged,
+                                        size_t expunged_count, char** errmsg);
+/* EXPUNGE: the UIDs removed. */
+CMAIL_API int cmail_imap_server_expunged(cmail_imap_server* s, const uint32_t* uids, size_t count, char** errmsg);
+/* STORE: every message of the set that still exists with its flags after the change, and the
+ * UIDs left unchanged because of UNCHANGEDSINCE (`modified`). */
+CMAIL_API int cmail_imap_server_stored(cmail_imap_server* s, const uint32_t* uids, const uint32_t* flags,
+                                       const char* const* keywords, const uint64_t* modseqs, size_t count,
+                                       const uint32_t* modified, size_t modified_count, char** errmsg);
+/* COPY/MOVE: the target's UIDVALIDITY and the UIDs pairwise, sources ascending. */
+CMAIL_API int cmail_imap_server_copied(cmail_imap_server* s, uint32_t uidvalidity, const uint32_t* source,
+                                       const uint32_t* target, size_t count, char** errmsg);
+/* APPEND_END: stored as `uid` in a mailbox of `uidvalidity`. */
+CMAIL_API int cmail_imap_server_appended(cmail_imap_server* s, uint32_t uidvalidity, uint32_t uid, char** errmsg);
+/* FETCH, SEARCH: one message of the request (copied before the call returns); then _done(). */
+CMAIL_API int cmail_imap_server_message(cmail_imap_server* s, const cmail_imap_message* message, char** errmsg);
+/* FETCH, SEARCH: every message of the request that exists was given. */
+CMAIL_API int cmail_imap_server_done(cmail_imap_server* s, char** errmsg);
+/* "tag NO [code] text" for any decision; code CMAIL_IMAP_RESP_*. */
+CMAIL_API int cmail_imap_server_reject(cmail_imap_server* s, int code, const char* text, char** errmsg);
+/* A backend failure: "NO [UNAVAILABLE]"; reason is for logs. */
+CMAIL_API int cmail_imap_server_fail(cmail_imap_server* s, const char* reason, char** errmsg);
 
 /* ---- Store administration ---------------------------------------------------------------- */
 

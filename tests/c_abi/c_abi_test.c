@@ -805,6 +805,476 @@ static void test_pop3_server(void) {
   }
 }
 
+/* ---- IMAP server engine ----------------------------------------------------------------- */
+
+static const char imap_msg1[] =
+    "From: Ann <ann@example.test>\r\nTo: bob@example.test\r\nSubject: one\r\n"
+    "Date: Tue, 1 Dec 2026 10:00:00 +0000\r\nMessage-ID: <1@example.test>\r\n\r\nfirst body\r\n";
+static const char imap_msg2[] =
+    "From: carl@example.test\r\nSubject: two\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+    "hello part\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n";
+static const char imap_msg3[] = "Subject: three\r\n\r\nappended\r\n";
+
+/* The embedder: a mailbox INBOX (UIDVALIDITY 7) of uid 1 (imap_msg1, \Seen) and uid 2
+ * (imap_msg2, $Work), answering every decision. */
+typedef struct {
+  cmail_imap_server* s;
+  buffer out;
+  buffer appended;     /* APPEND_DATA events */
+  int events[64];      /* how many of each event type (index type - 40) */
+  int closed, refused_login, appended_reported, defer;
+  uint32_t flags[3];   /* of uid 1 and 2 */
+  uint32_t uidnext;
+  uint64_t modseq;     /* the highest */
+  uint32_t search_uids[4];
+  size_t search_count;
+} imap_peer;
+
+static const char* imap_octets(uint32_t uid) { return uid == 1 ? imap_msg1 : imap_msg2; }
+
+/* FETCH and SEARCH: every message asked for, octets when the request needs them. */
+static void imap_give(imap_peer* p, const cmail_imap_event* ev) {
+  size_t i;
+  for (i = 0; i < ev->uid_count; ++i) {
+    cmail_imap_message m;
+    uint32_t uid = ev->uids[i];
+    CHECK(uid == 1 || uid == 2);
+    if (uid != 1 && uid != 2) continue;
+    memset(&m, 0, sizeof m);
+    m.uid = uid;
+    if (ev->set_seen && !(p->flags[uid] & CMAIL_IMAP_SEEN)) {
+      p->flags[uid] |= CMAIL_IMAP_SEEN;
+      m.seen_set = 1;
+    }
+    m.flags = p->flags[uid];
+    m.keywords = uid == 2 ? "$Work" : NULL;
+    m.modseq = 4 + uid;
+    m.internal_date = 1796119200 + (int64_t)uid; /* 2026-12-01 10:00 UTC */
+    if (ev->need_octets) {
+      m.octets = imap_octets(uid);
+      m.octets_len = strlen(m.octets);
+    } else {
+      m.size = strlen(imap_octets(uid));
+    }
+    OK(cmail_imap_server_message(p->s, &m, NULL));
+  }
+  OK(cmail_imap_server_done(p->s, NULL));
+}
+
+static void imap_decide(imap_peer* p, const cmail_imap_event* ev) {
+  static const char* const names[] = {"INBOX", "Archive", "Old"};
+  static const char* const uses[] = {NULL, "\\Archive", NULL};
+  static const unsigned attrs[] = {CMAIL_IMAP_MAILBOX_SUBSCRIBED, 0,
+                                   CMAIL_IMAP_MAILBOX_SUBSCRIBED | CMAIL_IMAP_MAILBOX_NONEXISTENT};
+  static const uint32_t uids[] = {1, 2};
+  static const char* const kws[] = {NULL, "$Work"};
+  static const uint64_t modseqs[] = {5, 6};
+  switch (ev->type) {
+    case CMAIL_IMAP_EVENT_LOGIN:
+      CHECK(strcmp(ev->authzid, "") == 0 && strcmp(ev->authcid, "alice") == 0);
+      if (strcmp(ev->password, "secret") == 0) {
+        OK(cmail_imap_server_user(p->s, "alice", NULL));
+      } else {
+        ++p->refused_login;
+        OK(cmail_imap_server_reject(p->s, CMAIL_IMAP_RESP_AUTHENTICATIONFAILED, "Invalid credentials", NULL));
+      }
+      break;
+    case CMAIL_IMAP_EVENT_LIST:
+      OK(cmail_imap_server_mailboxes(p->s, names, uses, attrs, 3, NULL));
+      break;
+    case CMAIL_IMAP_EVENT_STATUS: {
+      cmail_imap_status st;
+      memset(&st, 0, sizeof st);
+      CHECK(strcmp(ev->mailbox, "INBOX") == 0);
+      st.messages = 2;
+      st.uidnext = 3;
+      st.uidvalidity = 7;
+      st.unseen = 1;
+      st.highest_modseq = 10;
+      OK(cmail_imap_server_counts(p->s, &st, NULL));
+      break;
+    }
+    case CMAIL_IMAP_EVENT_CREATE:
+      CHECK(strcmp(ev->mailbox, "Work") == 0 && strcmp(ev->special_use, "") == 0);
+      OK(cmail_imap_server_accept(p->s, NULL));
+      break;
+    case CMAIL_IMAP_EVENT_RENAME:
+      CHECK(strcmp(ev->mailbox, "Work") == 0 && strcmp(ev->target, "Projects") == 0);
+      OK(cmail_imap_server_accept(p->s, NULL));
+      break;
+    case CMAIL_IMAP_EVENT_SUBSCRIBE:
+      CHECK(strcmp(ev->mailbox, "Projects") == 0);
+      CHECK(ev->subscribe == (p->events[CMAIL_IMAP_EVENT_SUBSCRIBE - 40] == 1));
+      OK(cmail_imap_server_accept(p->s, NULL));
+      break;
+    case CMAIL_IMAP_EVENT_DELETE:
+      CHECK(strcmp(ev->mailbox, "Projects") == 0);
+      OK(cmail_imap_server_accept(p->s, NULL));
+      break;
+    case CMAIL_IMAP_EVENT_SELECT:
+      CHECK(strcmp(ev->mailbox, "INBOX") == 0 && ev->read_only == 0);
+      OK(cmail_imap_server_selected(p->s, 7, 3, 10, 0, uids, p->flags + 1, kws, modseqs, 2, "$Work", NULL));
+      break;
+    case CMAIL_IMAP_EVENT_CHANGES:
+      CHECK(ev->has_modseq == 1 && ev->uidnext >= 3);
+      if (p->events[CMAIL_IMAP_EVENT_APPEND_END - 40] && !p->appended_reported) {
+        static const uint32_t added[] = {3};
+        static const uint32_t added_flags[] = {CMAIL_IMAP_SEEN};
+        static const char* const added_kws[] = {"$Work"};
+        static const uint64_t added_modseq[] = {13};
+        p->appended_reported = 1;
+        p->uidnext = 4;
+        p->modseq = 13;
+        OK(cmail_imap_server_changes(p->s, 4, 13, added, added_flags, added_kws, added_modseq, 1, NULL, 0, NULL));
+      } else {
+        OK(cmail_imap_server_changes(p->s, p->uidnext, p->modseq, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL));
+      }
+      break;
+    case CMAIL_IMAP_EVENT_FETCH:
+    case CMAIL_IMAP_EVENT_SEARCH:
+      if (ev->type == CMAIL_IMAP_EVENT_SEARCH) {
+        p->search_count = ev->uid_count < 4 ? ev->uid_count : 4;
+        memcpy(p->search_uids, ev->uids, p->search_count * sizeof(uint32_t));
+      }
+      imap_give(p, ev);
+      break;
+    case CMAIL_IMAP_EVENT_STORE: {
+      static const uint32_t one[] = {1};
+      uint64_t m = 11;
+      CHECK(ev->op == CMAIL_IMAP_STORE_ADD && ev->flags == CMAIL_IMAP_DELETED && strcmp(ev->keywords, "") == 0);
+      CHECK(ev->uid_count == 1 && ev->uids[0] == 1 && ev->has_modseq == 0);
+      p->flags[1] |= CMAIL_IMAP_DELETED;
+      p->modseq = 11;
+      OK(cmail_imap_server_stored(p->s, one, p->flags + 1, NULL, &m, 1, NULL, 0, NULL));
+      break;
+    }
+    case CMAIL_IMAP_EVENT_COPY: {
+      uint32_t made = ev->move ? 22 : 21;
+      CHECK(strcmp(ev->target, "Archive") == 0 && ev->uid_count == 1);
+      CHECK(ev->uids[0] == (ev->move ? 2u : 1u));
+      if (ev->move) p->modseq = 12;
+      OK(cmail_imap_server_copied(p->s, 3, ev->uids, &made, 1, NULL));
+      break;
+    }
+    case CMAIL_IMAP_EVENT_EXPUNGE: {
+      static const uint32_t gone[] = {1};
+      CHECK(ev->uid_count == 0);
+      OK(cmail_imap_server_expunged(p->s, gone, 1, NULL));
+      break;
+    }
+    case CMAIL_IMAP_EVENT_APPEND:
+      CHECK(strcmp(ev->mailbox, "INBOX") == 0 && ev->flags == CMAIL_IMAP_SEEN && strcmp(ev->keywords, "$Work") == 0);
+      CHECK(ev->has_date == 0 && ev->size == strlen(imap_msg3));
+      OK(cmail_imap_server_accept(p->s, NULL));
+      break;
+    case CMAIL_IMAP_EVENT_APPEND_DATA:
+      append(&p->appended, ev->data, ev->data_len);
+      break;
+    case CMAIL_IMAP_EVENT_APPEND_END:
+      CHECK(strcmp(p->appended.data, imap_msg3) == 0);
+      OK(cmail_imap_server_appended(p->s, 7, 3, NULL));
+      break;
+    case CMAIL_IMAP_EVENT_UNSELECT:
+    case CMAIL_IMAP_EVENT_APPEND_ABORT:
+      break;
+    case CMAIL_EVENT_STARTTLS:
+      CHECK(ev->data_len == 7 && memcmp(ev->data, "t3 CAPA", 7) == 0);
+      break;
+    case CMAIL_EVENT_CLOSE:
+      ++p->closed;
+      break;
+    default:
+      CHECK(!"an unexpected IMAP event type");
+  }
+}
+
+static void imap_pump(imap_peer* p) {
+  cmail_imap_event ev;
+  for (;;) {
+    const char* data;
+    size_t len;
+    OK(cmail_imap_server_pending_output(p->s, &data, &len, NULL));
+    append(&p->out, data, len);
+    OK(cmail_imap_server_consume_output(p->s, len, NULL));
+    OK(cmail_imap_server_next_event(p->s, &ev, NULL));
+    if (ev.type == CMAIL_EVENT_NONE) {
+      OK(cmail_imap_server_pending_output(p->s, &data, &len, NULL));
+      if (len) continue; /* consume_output made more of a FETCH */
+      return;
+    }
+    if (ev.type >= 40 && ev.type < 104) ++p->events[ev.type - 40];
+    imap_decide(p, &ev);
+  }
+}
+
+static void imap_feed(imap_peer* p, const char* input, size_t len, int mode) {
+  size_t at = 0;
+  while (at < len) {
+    size_t n = piece(mode, len - at);
+    OK(cmail_imap_server_receive(p->s, input + at, n, NULL));
+    at += n;
+    imap_pump(p);
+  }
+}
+
+static void imap_send(imap_peer* p, const char* input) { imap_feed(p, input, strlen(input), WHOLE); }
+
+static void imap_peer_init(imap_peer* p) {
+  memset(p, 0, sizeof *p);
+  p->flags[1] = CMAIL_IMAP_SEEN;
+  p->uidnext = 3;
+  p->modseq = 10;
+}
+
+static void test_imap_server(void) {
+  static imap_peer first, p;
+  static char conversation[2048];
+  cmail_imap_server_options o;
+  int round, mode, n;
+  n = snprintf(conversation, sizeof conversation,
+               "a1 LOGIN alice wrong\r\na2 LOGIN alice secret\r\na3 LIST \"\" \"*\" RETURN (SUBSCRIBED)\r\n"
+               "a3 LIST (SUBSCRIBED) \"\" \"*\"\r\n"
+               "a4 STATUS INBOX (MESSAGES UIDNEXT UNSEEN)\r\na5 CREATE Work\r\na6 RENAME Work Projects\r\n"
+               "a7 SUBSCRIBE Projects\r\na8 UNSUBSCRIBE Projects\r\na9 DELETE Projects\r\nb1 SELECT INBOX\r\n"
+               "b2 FETCH 1:2 (FLAGS ENVELOPE)\r\nb3 FETCH 1:2 (BODY[] BODYSTRUCTURE)\r\n"
+               "b4 FETCH 2 (BODY.PEEK[1] BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.SIZE)\r\n"
+               "b5 SEARCH SUBJECT two\r\nb6 UID SEARCH UNSEEN\r\nb7 STORE 1 +FLAGS (\\Deleted)\r\n"
+               "b8 COPY 1 Archive\r\nb9 MOVE 2 Archive\r\nc1 EXPUNGE\r\n"
+               "c2 APPEND INBOX (\\Seen $Work) {%u}\r\n%s\r\nc3 IDLE\r\nDONE\r\nc4 LOGOUT\r\n",
+               (unsigned)strlen(imap_msg3), imap_msg3);
+  CHECK(n > 0 && (size_t)n < sizeof conversation);
+  for (round = 0; round < 6; ++round) {
+    mode = round < 2 ? round : RANDOM;
+    imap_peer_init(&p);
+    OK(cmail_imap_server_new(NULL, &p.s, NULL));
+    CHECK(cmail_imap_server_state(p.s) == 0);
+    CHECK(cmail_imap_server_timeout_ms(p.s) == 1800000);
+    imap_feed(&p, conversation, strlen(conversation), mode);
+    if (round == 0) {
+      const char* o1 = p.out.data;
+      size_t l = p.out.len;
+      CHECK(contains(o1, l, "* OK [CAPABILITY "));
+      CHECK(contains(o1, l, "a1 NO [AUTHENTICATIONFAILED] Invalid credentials\r\n"));
+      CHECK(contains(o1, l, "a2 OK [CAPABILITY "));
+      CHECK(contains(o1, l, "* LIST (\\HasNoChildren \\Subscribed) \"/\" INBOX\r\n"));
+      CHECK(contains(o1, l, "\\Archive) \"/\" Archive\r\n"));
+      CHECK(contains(o1, l, "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" Old\r\n"));
+      CHECK(contains(o1, l, "* STATUS INBOX (MESSAGES 2 UIDNEXT 3 UNSEEN 1)\r\n"));
+      CHECK(contains(o1, l, "a5 OK") && contains(o1, l, "a6 OK") && contains(o1, l, "a7 OK"));
+      CHECK(contains(o1, l, "a8 OK") && contains(o1, l, "a9 OK"));
+      CHECK(contains(o1, l, "* 2 EXISTS\r\n"));
+      CHECK(contains(o1, l, "[UIDVALIDITY 7]") && contains(o1, l, "[UIDNEXT 3]"));
+      CHECK(contains(o1, l, "b1 OK [READ-WRITE]"));
+      CHECK(contains(o1, l, "* 1 FETCH (FLAGS (\\Seen) ENVELOPE (\"Tue, 1 Dec 2026 10:00:00 +0000\" \"one\" "
+                            "((\"Ann\" NIL \"ann\" \"example.test\"))"));
+      CHECK(contains(o1, l, "* 2 FETCH (FLAGS ($Work) ENVELOPE (NIL \"two\" "));
+      CHECK(contains(o1, l, "BODY[] {"));
+      CHECK(contains(o1, l, "first body\r\n BODYSTRUCTURE (\"text\" \"plain\""));
+      CHECK(contains(o1, l, "* 2 FETCH (BODY[1] {10}\r\nhello part BODY[HEADER.FIELDS (SUBJECT)] {16}\r\n"
+                            "Subject: two\r\n\r\n RFC822.SIZE "));
+      CHECK(contains(o1, l, "* SEARCH 2\r\n"));
+      CHECK(contains(o1, l, "* SEARCH\r\nb6 OK")); /* b3 set \\Seen on uid 2 */
+      CHECK(contains(o1, l, "* 2 FETCH (BODY[] {197}\r\n"));
+      CHECK(contains(o1, l, "(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 8 1 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"b\") NIL NIL NIL) FLAGS (\\Seen $Work))"));
+      CHECK(contains(o1, l, "* 1 FETCH (FLAGS (\\Seen \\Deleted)"));
+      CHECK(contains(o1, l, "b8 OK [COPYUID 3 1 21]"));
+      CHECK(contains(o1, l, "[COPYUID 3 2 22]") && contains(o1, l, "* 2 EXPUNGE\r\n"));
+      CHECK(contains(o1, l, "* 1 EXPUNGE\r\nc1 OK"));
+      CHECK(contains(o1, l, "+ "));
+      CHECK(contains(o1, l, "c2 OK [APPENDUID 7 3]"));
+      CHECK(contains(o1, l, "* 1 EXISTS\r\n"));
+      CHECK(contains(o1, l, "+ idling\r\n") && contains(o1, l, "c3 OK"));
+      CHECK(contains(o1, l, "* BYE") && contains(o1, l, "c4 OK"));
+      first = p;
+    } else {
+      if (p.out.len != first.out.len || memcmp(p.out.data, first.out.data, p.out.len) != 0)
+        fprintf(stderr, "IMAP output %s differs from whole (seed %lu)\n", mode_names[mode], rng);
+      CHECK(p.out.len == first.out.len && memcmp(p.out.data, first.out.data, p.out.len) == 0);
+    }
+    CHECK(p.refused_login == 1 && p.events[CMAIL_IMAP_EVENT_LOGIN - 40] == 2);
+    CHECK(p.events[CMAIL_IMAP_EVENT_LIST - 40] == 2 && p.events[CMAIL_IMAP_EVENT_SUBSCRIBE - 40] == 2 && p.events[CMAIL_IMAP_EVENT_FETCH - 40] == 3);
+    CHECK(p.events[CMAIL_IMAP_EVENT_SEARCH - 40] == 2 && p.search_count == 2 && p.search_uids[0] == 1);
+    CHECK(p.events[CMAIL_IMAP_EVENT_COPY - 40] == 2 && p.events[CMAIL_IMAP_EVENT_APPEND_END - 40] == 1);
+    CHECK(p.events[CMAIL_IMAP_EVENT_CHANGES - 40] >= 2 && p.appended_reported == 1);
+    CHECK(p.events[CMAIL_IMAP_EVENT_UNSELECT - 40] == 1);
+    CHECK(p.flags[2] == CMAIL_IMAP_SEEN); /* BODY[] did, BODY.PEEK did not */
+    CHECK(p.closed == 1 && cmail_imap_server_is_closed(p.s) == 1);
+    CHECK(cmail_imap_server_state(p.s) == 3);
+    cmail_imap_server_free(p.s);
+  }
+  if (failures) fprintf(stderr, "IMAP output (whole):\n%s\n", first.out.data);
+
+  /* STARTTLS with tls_required, IDLE told of a change elsewhere, a deferred verdict, a
+   * time-out. */
+  imap_peer_init(&p);
+  cmail_imap_server_options_init(&o);
+  CHECK(o.max_login_failures == 3 && o.max_message == (64u << 20));
+  o.starttls_available = 1;
+  o.tls_required = 1;
+  o.idle_timeout_ms = 5000;
+  OK(cmail_imap_server_new(&o, &p.s, NULL));
+  CHECK(cmail_imap_server_timeout_ms(p.s) == 5000);
+  imap_send(&p, "t1 CAPABILITY\r\nt2 STARTTLS\r\nt3 CAPA");
+  CHECK(contains(p.out.data, p.out.len, "LOGINDISABLED"));
+  CHECK(cmail_imap_server_wants_read(p.s) == 0);
+  {
+    cmail_imap_event ev;
+    OK(cmail_imap_server_next_event(p.s, &ev, NULL));
+    CHECK(ev.type == CMAIL_EVENT_NONE); /* the STARTTLS event was taken by imap_pump */
+  }
+  OK(cmail_imap_server_tls_established(p.s, "TLSv1.3", "X", 256, NULL));
+  CHECK(cmail_imap_server_wants_read(p.s) == 1);
+  p.out.len = 0;
+  imap_send(&p, "t4 CAPABILITY\r\nt5 LOGIN alice secret\r\nt6 SELECT INBOX\r\nt7 IDLE\r\n");
+  CHECK(!contains(p.out.data, p.out.len, "LOGINDISABLED") && contains(p.out.data, p.out.len, "t5 OK"));
+  CHECK(cmail_imap_server_idling(p.s) == 1 && cmail_imap_server_state(p.s) == 2);
+  p.events[CMAIL_IMAP_EVENT_APPEND_END - 40] = 1; /* the next CHANGES reports uid 3 */
+  OK(cmail_imap_server_mailbox_changed(p.s, NULL));
+  imap_pump(&p);
+  CHECK(contains(p.out.data, p.out.len, "* 3 EXISTS\r\n"));
+  imap_send(&p, "DONE\r\n");
+  CHECK(cmail_imap_server_idling(p.s) == 0 && contains(p.out.data, p.out.len, "t7 OK"));
+  {
+    uint64_t phase = 0;
+    int64_t budget = -1;
+    OK(cmail_imap_server_deadline(p.s, &phase, &budget, NULL));
+    CHECK(budget == 0);
+    imap_send(&p, "t8 NO");
+    OK(cmail_imap_server_deadline(p.s, &phase, &budget, NULL));
+    CHECK(budget == 5000);
+  }
+  OK(cmail_imap_server_on_timeout(p.s, NULL));
+  imap_pump(&p);
+  CHECK(p.closed == 1 && contains(p.out.data, p.out.len, "* BYE"));
+  OK(cmail_imap_server_receive_eof(p.s, NULL));
+  cmail_imap_server_free(p.s);
+
+  /* Bad use. */
+  {
+    cmail_imap_server* s = NULL;
+    cmail_imap_event ev;
+    cmail_imap_message m;
+    cmail_imap_status st;
+    const char* data;
+    size_t len;
+    uint64_t phase;
+    int64_t budget;
+    uint32_t u[2] = {2, 1}, f = 0;
+    static const char* const bad_kw[] = {"a\\b"};
+    static const char* const no_name[] = {""};
+    memset(&m, 0, sizeof m);
+    memset(&st, 0, sizeof st);
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_new(NULL, NULL, &err));
+    cmail_imap_server_options_init(&o);
+    o.max_errors = 0;
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_new(&o, &s, &err));
+    cmail_imap_server_options_init(&o);
+    o.max_command_line = 100;
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_new(&o, &s, &err));
+    cmail_imap_server_options_init(NULL);
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_receive(NULL, "x", 1, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_receive_eof(NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_pending_output(NULL, &data, &len, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_consume_output(NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_next_event(NULL, &ev, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_tls_established(NULL, NULL, NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_on_timeout(NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_deadline(NULL, &phase, &budget, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_mailbox_changed(NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_user(NULL, "a", &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_accept(NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_mailboxes(NULL, NULL, NULL, NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_counts(NULL, &st, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_selected(NULL, 1, 1, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT,
+          cmail_imap_server_changes(NULL, 1, 0, NULL, NULL, NULL, NULL, 0, NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_expunged(NULL, NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_stored(NULL, NULL, NULL, NULL, NULL, 0, NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_copied(NULL, 1, NULL, NULL, 0, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_appended(NULL, 1, 1, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_message(NULL, &m, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_done(NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_reject(NULL, 0, NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_fail(NULL, NULL, &err));
+    CHECK(cmail_imap_server_wants_read(NULL) == 0);
+    CHECK(cmail_imap_server_is_closed(NULL) == 1);
+    CHECK(cmail_imap_server_timeout_ms(NULL) == -1);
+    CHECK(cmail_imap_server_state(NULL) == -1);
+    CHECK(cmail_imap_server_idling(NULL) == 0);
+    cmail_imap_server_free(NULL);
+
+    OK(cmail_imap_server_new(NULL, &s, NULL));
+    /* Verdicts nobody waits for. */
+    FAILS(CMAIL_WRONG_STATE, cmail_imap_server_accept(s, &err));
+    FAILS(CMAIL_WRONG_STATE, cmail_imap_server_done(s, &err));
+    FAILS(CMAIL_WRONG_STATE, cmail_imap_server_fail(s, "x", &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_consume_output(s, 1 << 20, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_next_event(s, NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_receive(s, NULL, 3, &err));
+    OK(cmail_imap_server_receive(s, "x1 LOGIN a b\r\n", 14, NULL));
+    OK(cmail_imap_server_next_event(s, &ev, NULL));
+    CHECK(ev.type == CMAIL_IMAP_EVENT_LOGIN && strcmp(ev.password, "b") == 0);
+    /* Wrong answers for the LOGIN waiting: it still waits. */
+    FAILS(CMAIL_WRONG_STATE, cmail_imap_server_accept(s, &err));
+    FAILS(CMAIL_WRONG_STATE, cmail_imap_server_mailboxes(s, NULL, NULL, NULL, 0, &err));
+    FAILS(CMAIL_WRONG_STATE, cmail_imap_server_message(s, &m, &err));
+    FAILS(CMAIL_WRONG_STATE, cmail_imap_server_appended(s, 1, 1, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_user(s, "", &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_reject(s, 99, "x", &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_reject(s, 0, "two\r\nlines", &err));
+    OK(cmail_imap_server_user(s, "a", NULL));
+    OK(cmail_imap_server_receive(s, "x2 LIST \"\" *\r\n", 14, NULL));
+    OK(cmail_imap_server_next_event(s, &ev, NULL));
+    CHECK(ev.type == CMAIL_IMAP_EVENT_LIST);
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_mailboxes(s, NULL, NULL, NULL, 1, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_mailboxes(s, no_name, NULL, NULL, 1, &err));
+    OK(cmail_imap_server_fail(s, "database gone", NULL));
+    OK(cmail_imap_server_pending_output(s, &data, &len, NULL));
+    CHECK(contains(data, len, "x2 NO [UNAVAILABLE]") && !contains(data, len, "database gone"));
+    OK(cmail_imap_server_consume_output(s, len, NULL));
+    OK(cmail_imap_server_receive(s, "x3 SELECT INBOX\r\n", 17, NULL));
+    OK(cmail_imap_server_next_event(s, &ev, NULL));
+    CHECK(ev.type == CMAIL_IMAP_EVENT_SELECT);
+    FAILS(CMAIL_WRONG_STATE, cmail_imap_server_counts(s, &st, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_selected(s, 7, 3, 0, 0, u, NULL, NULL, NULL, 2, NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_selected(s, 0, 3, 0, 0, u + 1, NULL, NULL, NULL, 1, NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_selected(s, 7, 1, 0, 0, u + 1, NULL, NULL, NULL, 1, NULL, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT,
+          cmail_imap_server_selected(s, 7, 3, 0, 0, u + 1, NULL, bad_kw, NULL, 1, NULL, &err));
+    f = 0x100;
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_selected(s, 7, 3, 0, 0, u + 1, &f, NULL, NULL, 1, NULL, &err));
+    OK(cmail_imap_server_selected(s, 7, 3, 0, 0, u + 1, NULL, NULL, NULL, 1, NULL, NULL));
+    OK(cmail_imap_server_receive(s, "x4 FETCH 1 BODY[]\r\n", 19, NULL));
+    OK(cmail_imap_server_next_event(s, &ev, NULL));
+    CHECK(ev.type == CMAIL_IMAP_EVENT_FETCH && ev.uid_count == 1 && ev.uids[0] == 1 && ev.need_octets == 1);
+    CHECK(ev.set_seen == 1);
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_message(s, NULL, &err));
+    m.uid = 9;
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_message(s, &m, &err)); /* not asked for */
+    m.uid = 1;
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_message(s, &m, &err)); /* no octets */
+    m.octets = imap_msg3;
+    m.octets_len = strlen(imap_msg3);
+    m.keywords = "(bad";
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_message(s, &m, &err));
+    m.keywords = NULL;
+    OK(cmail_imap_server_message(s, &m, NULL));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_message(s, &m, &err)); /* given twice */
+    FAILS(CMAIL_WRONG_STATE, cmail_imap_server_expunged(s, NULL, 0, &err));
+    OK(cmail_imap_server_done(s, NULL));
+    FAILS(CMAIL_WRONG_STATE, cmail_imap_server_done(s, &err));
+    OK(cmail_imap_server_pending_output(s, &data, &len, NULL));
+    CHECK(contains(data, len, "* 1 FETCH (BODY[] {28}\r\nSubject: three\r\n\r\nappended\r\n)\r\nx4 OK"));
+    cmail_imap_server_free(s);
+    /* A freed handle. */
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_receive(s, "x", 1, &err));
+    FAILS(CMAIL_INVALID_ARGUMENT, cmail_imap_server_done(s, &err));
+    CHECK(cmail_imap_server_state(s) == -1);
+    cmail_imap_server_free(s);
+  }
+}
+
 /* ---- Store administration --------------------------------------------------------------- */
 
 static char tmp_root[256];
@@ -1493,6 +1963,7 @@ int main(void) {
   test_smtp_server_bad_use();
   test_smtp_client();
   test_pop3_server();
+  test_imap_server();
   test_store();
   test_server();
   test_server_capture();

@@ -1,6 +1,7 @@
 """cmail: Python bindings of cmail's C ABI (libcmail.so.0, include/cmail/cmail.h), with ctypes.
 
-  cmail.smtp.Server, cmail.smtp.Client, cmail.pop3.Server  sans-I/O protocol engines (h11 style)
+  cmail.smtp.Server, cmail.smtp.Client, cmail.pop3.Server,
+  cmail.imap.Server                                        sans-I/O protocol engines (h11 style)
   cmail.Store                                              master database administration
   cmail.Server                                             the whole server in-process
   cmail.testing                                            a throw-away server for tests
@@ -12,7 +13,7 @@ thread-safe; this one only re-exports.
 """
 from ._lib import (AlreadyExists, Closed, Error, InvalidArgument, IoError, NoSpace, NotFound, ReadOnly,
                    Unsupported, WrongState, library_path)
-from . import pop3, smtp
+from . import imap, pop3, smtp
 from .server import Server
 from .store import Address, Store, User
 
@@ -24,5 +25,5 @@ def version():
 
 
 __all__ = ["Error", "NotFound", "InvalidArgument", "AlreadyExists", "ReadOnly", "Unsupported", "IoError",
-           "WrongState", "NoSpace", "Closed", "Server", "Store", "User", "Address", "smtp", "pop3", "version",
-           "library_path"]
+           "WrongState", "NoSpace", "Closed", "Server", "Store", "User", "Address", "smtp", "pop3", "imap",
+           "version", "library_path"]

@@ -157,6 +157,34 @@ class Pop3Event(Structure):
                 ("deleted", POINTER(c_size_t)), ("deleted_count", c_size_t)]
 
 
+class ImapServerOptions(Structure):
+    _fields_ = [("hostname", c_char_p), ("starttls_available", c_int), ("tls_active", c_int),
+                ("tls_required", c_int), ("max_errors", c_int), ("max_login_failures", c_int),
+                ("idle_timeout_ms", c_int64), ("max_command_line", c_size_t), ("max_append", c_uint64),
+                ("max_message", c_uint64)]
+
+
+class ImapEvent(Structure):
+    _fields_ = [("type", c_int), ("data", c_void_p), ("data_len", c_size_t), ("authzid", c_char_p),
+                ("authcid", c_char_p), ("password", c_char_p), ("mailbox", c_char_p), ("target", c_char_p),
+                ("special_use", c_char_p), ("subscribe", c_int), ("read_only", c_int), ("move", c_int),
+                ("uids", POINTER(c_uint32)), ("uid_count", c_size_t), ("op", c_int), ("flags", c_uint32),
+                ("keywords", c_char_p), ("has_modseq", c_int), ("modseq", c_uint64), ("uidnext", c_uint32),
+                ("has_date", c_int), ("internal_date", c_int64), ("size", c_uint64), ("need_octets", c_int),
+                ("set_seen", c_int)]
+
+
+class ImapMessage(Structure):
+    _fields_ = [("uid", c_uint32), ("flags", c_uint32), ("keywords", c_char_p), ("modseq", c_uint64),
+                ("internal_date", c_int64), ("octets", c_char_p), ("octets_len", c_size_t), ("size", c_uint64),
+                ("seen_set", c_int)]
+
+
+class ImapStatus(Structure):
+    _fields_ = [("messages", c_uint32), ("recent", c_uint32), ("uidnext", c_uint32), ("uidvalidity", c_uint32),
+                ("unseen", c_uint32), ("deleted", c_uint32), ("size", c_uint64), ("highest_modseq", c_uint64)]
+
+
 DELIVERED_FN = CFUNCTYPE(None, c_void_p, c_char_p, POINTER(c_char_p), c_size_t, c_void_p, c_size_t)
 RCPT_FN = CFUNCTYPE(c_int, c_void_p, c_char_p, c_char_p)
 LOG_FN = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
@@ -233,6 +261,43 @@ _SIGNATURES = {
     "cmail_pop3_server_accept": (c_int, [_P, _E]),
     "cmail_pop3_server_reject": (c_int, [_P, c_int, _S, _E]),
     "cmail_pop3_server_fail": (c_int, [_P, _S, _E]),
+    # IMAP server engine
+    "cmail_imap_server_options_init": (None, [POINTER(ImapServerOptions)]),
+    "cmail_imap_server_new": (c_int, [POINTER(ImapServerOptions), POINTER(_P), _E]),
+    "cmail_imap_server_free": (None, [_P]),
+    "cmail_imap_server_receive": (c_int, [_P, c_char_p, c_size_t, _E]),
+    "cmail_imap_server_receive_eof": (c_int, [_P, _E]),
+    "cmail_imap_server_pending_output": (c_int, [_P, POINTER(c_void_p), POINTER(c_size_t), _E]),
+    "cmail_imap_server_consume_output": (c_int, [_P, c_size_t, _E]),
+    "cmail_imap_server_next_event": (c_int, [_P, POINTER(ImapEvent), _E]),
+    "cmail_imap_server_tls_established": (c_int, [_P, _S, _S, c_int, _E]),
+    "cmail_imap_server_on_timeout": (c_int, [_P, _E]),
+    "cmail_imap_server_wants_read": (c_int, [_P]),
+    "cmail_imap_server_is_closed": (c_int, [_P]),
+    "cmail_imap_server_timeout_ms": (c_int64, [_P]),
+    "cmail_imap_server_deadline": (c_int, [_P, POINTER(c_uint64), POINTER(c_int64), _E]),
+    "cmail_imap_server_state": (c_int, [_P]),
+    "cmail_imap_server_idling": (c_int, [_P]),
+    "cmail_imap_server_mailbox_changed": (c_int, [_P, _E]),
+    "cmail_imap_server_user": (c_int, [_P, _S, _E]),
+    "cmail_imap_server_accept": (c_int, [_P, _E]),
+    "cmail_imap_server_mailboxes": (c_int, [_P, POINTER(c_char_p), POINTER(c_char_p), POINTER(c_uint), c_size_t, _E]),
+    "cmail_imap_server_counts": (c_int, [_P, POINTER(ImapStatus), _E]),
+    "cmail_imap_server_selected": (c_int, [_P, c_uint32, c_uint32, c_uint64, c_int, POINTER(c_uint32),
+                                           POINTER(c_uint32), POINTER(c_char_p), POINTER(c_uint64), c_size_t, _S,
+                                           _E]),
+    "cmail_imap_server_changes": (c_int, [_P, c_uint32, c_uint64, POINTER(c_uint32), POINTER(c_uint32),
+                                          POINTER(c_char_p), POINTER(c_uint64), c_size_t, POINTER(c_uint32),
+                                          c_size_t, _E]),
+    "cmail_imap_server_expunged": (c_int, [_P, POINTER(c_uint32), c_size_t, _E]),
+    "cmail_imap_server_stored": (c_int, [_P, POINTER(c_uint32), POINTER(c_uint32), POINTER(c_char_p),
+                                         POINTER(c_uint64), c_size_t, POINTER(c_uint32), c_size_t, _E]),
+    "cmail_imap_server_copied": (c_int, [_P, c_uint32, POINTER(c_uint32), POINTER(c_uint32), c_size_t, _E]),
+    "cmail_imap_server_appended": (c_int, [_P, c_uint32, c_uint32, _E]),
+    "cmail_imap_server_message": (c_int, [_P, POINTER(ImapMessage), _E]),
+    "cmail_imap_server_done": (c_int, [_P, _E]),
+    "cmail_imap_server_reject": (c_int, [_P, c_int, _S, _E]),
+    "cmail_imap_server_fail": (c_int, [_P, _S, _E]),
     # store
     "cmail_store_open": (c_int, [_S, c_uint, POINTER(_P), _E]),
     "cmail_store_close": (None, [_P]),
