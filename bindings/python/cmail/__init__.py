@@ -7,7 +7,7 @@
   cmail.testing                                            a throw-away server for tests
 
 Errors are cmail.Error (.status, .name) and its subclasses NotFound, InvalidArgument (also a
-ValueError), AlreadyExists, ReadOnly, Unsupported, IoError (also an OSError), WrongState, and
+ValueError), AlreadyExists, ReadOnly, Unsupported, IoError (also an OSError), WrongState, NoSpace, and
 Closed (an object used after close()). Each module says what it owns and whether it is
 thread-safe; this one only re-exports.
 """
