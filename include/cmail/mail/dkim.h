@@ -1,0 +1,142 @@
+// cmail/mail/dkim.h: DKIM (RFC 6376) as pure functions: the tag-list parser (3.2), the
+// DKIM-Signature (3.5) and key record (3.6.1) parsers, the header and body canonicalizations
+// (3.4), the header field selection and the data whose hash the signature signs (3.7, 5.4).
+//
+// This is the part of signing and verifying that involves no cryptography and no DNS: a
+// signer or verifier (in a layer that has them) hashes BodyCanonicalizer's output and
+// header_hash_input()'s result with SHA-256 and signs or verifies it with the key (rsa-sha256,
+// ed25519-sha256 of RFC 8463); the key record comes from a TXT lookup of
+// "<selector>._domainkey.<domain>" through mail::Resolver.
+//
+// Ownership: value types; HeaderField views point into the message the caller keeps.
+// Thread-safety: pure functions; a BodyCanonicalizer is used by one thread at a time. Nothing
+// throws out of this API (malformed input is a Status).
+#pragma once
+
+#include <cmail/export.h>
+#include <cmail/status.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace cmail::mail::dkim {
+
+// RFC 6376 3.2: tag=value pairs separated by ";", white space (FWS) around names, values and
+// separators ignored, white space inside a value kept as written (a folded value keeps its
+// CRLF and WSP: callers that want none remove them, as for b= and bh=). InvalidArgument for a
+// malformed list or a tag name given twice.
+using TagList = std::vector<std::pair<std::string, std::string>>;
+CMAIL_EXPORT Result<TagList> parse_tag_list(std::string_view text);
+
+enum class Canon : std::uint8_t { Simple, Relaxed };
+enum class Algorithm : std::uint8_t { RsaSha256, Ed25519Sha256 };
+
+CMAIL_EXPORT const char* to_string(Algorithm a);  // "rsa-sha256", "ed25519-sha256"
+
+// A DKIM-Signature header field's value, checked as RFC 6376 3.5 and 6.1.1 require of a
+// verifier before it looks anything up.
+struct Signature {
+  Algorithm algorithm = Algorithm::RsaSha256;  // a=
+  std::string signature;                       // b=, decoded
+  std::string body_hash;                       // bh=, decoded
+  Canon header_canon = Canon::Simple;          // c= (header/body; default simple/simple)
+  Canon body_canon = Canon::Simple;
+  std::string domain;                          // d=, lower-cased
+  std::vector<std::string> headers;            // h=, names lower-cased, in order
+  std::string identity;                        // i= (AUID), default "@" + d
+  std::optional<std::uint64_t> body_length;    // l=
+  std::string selector;                        // s=
+  std::optional<std::int64_t> timestamp;       // t=
+  std::optional<std::int64_t> expiration;      // x=
+  // The DNS name of the key record: "<selector>._domainkey.<domain>" (RFC 6376 3.6.2.1).
+  std::string key_name() const { return selector + "._domainkey." + domain; }
+};
+
+// PermFail-class errors (InvalidArgument) with the reason: v= not "1", an unknown or
+// forbidden algorithm (rsa-sha1: RFC 8301 3.1), a missing required tag (v a b bh d h s),
+// h= without From (5.4), i= outside d= (3.5), x= before t=, bad base64, an l= that is not a
+// number of at most 76 digits.
+CMAIL_EXPORT Result<Signature> parse_signature(std::string_view value);
+
+// A key record (a TXT record's text, strings joined) of RFC 6376 3.6.1.
+struct KeyRecord {
+  Algorithm key_type = Algorithm::RsaSha256;   // k= (rsa, ed25519 of RFC 8463; default rsa)
+  std::string public_key;                      // p=, decoded (DER SubjectPublicKeyInfo for
+                                               // rsa, the 32 raw octets for ed25519); "" revoked
+  bool testing = false;                        // t=y
+  bool strict = false;                         // t=s: i= must be in d= exactly, no subdomain
+  std::vector<std::string> hashes;             // h= (empty: any)
+  bool email_service = true;                   // s= holds "*" or "email" (or is absent)
+};
+
+// InvalidArgument for a malformed record, v= other than "DKIM1" (or not first), an unknown k=,
+// a missing p=, bad base64. A revoked key (p= empty) parses, with public_key empty.
+CMAIL_EXPORT Result<KeyRecord> parse_key_record(std::string_view text);
+
+// Whether `key` may verify `sig` (key type, h=, s=, t=s); the reason when not.
+CMAIL_EXPORT Status key_fits(const KeyRecord& key, const Signature& sig);
+
+// One header field of a message as it is on the wire: `name` as written, `raw` the whole
+// field from its name through the CRLF that ends its last line (folded lines included).
+struct HeaderField {
+  std::string_view name;
+  std::string_view raw;
+};
+
+// The fields of the header section of `message` (CRLF line ends), in order, up to the empty
+// line; the offset of the body (after the empty line, or the end when there is none) in
+// *body_offset when given. A line that neither continues a field nor has a colon ends the
+// header section there (it is body, as RFC 5322 2.1 has it).
+CMAIL_EXPORT std::vector<HeaderField> split_header(std::string_view message, std::size_t* body_offset = nullptr);
+
+// A header field canonicalized (RFC 6376 3.4.1, 3.4.2), CRLF-terminated.
+CMAIL_EXPORT std::string canonical_header(const HeaderField& field, Canon canon);
+
+// The header fields that h= selects (RFC 6376 5.4.2): for each name, the last instance not
+// selected yet, searching from the bottom; a name with no instance left selects nothing
+// (which is how a signature "over-signs" From against an added one).
+CMAIL_EXPORT std::vector<HeaderField> select_headers(const std::vector<HeaderField>& fields,
+                                                     const std::vector<std::string>& names);
+
+// The DKIM-Signature field itself with its b= value emptied (RFC 6376 3.7: "b=" stays, with
+// nothing after it up to the ";" or the end), the rest unchanged.
+CMAIL_EXPORT std::string without_signature_value(std::string_view raw_field);
+
+// The octets the header hash is computed over (RFC 6376 3.7): the selected fields
+// canonicalized, in h= order, then the DKIM-Signature field (raw, as in the message or as
+// the signer will add it) with b= emptied, canonicalized, without its final CRLF.
+CMAIL_EXPORT std::string header_hash_input(const std::vector<HeaderField>& fields,
+                                           const std::vector<std::string>& names, Canon canon,
+                                           std::string_view signature_field);
+
+// The body canonicalizations (RFC 6376 3.4.3, 3.4.4) as a stream: feed() appends the canonical
+// octets the input so far settles to `out` (empty lines are held back until something follows
+// them), finish() what the end settles. With a limit (l=) no more than that many octets come
+// out. The output is the same whatever the pieces the input is fed in.
+class CMAIL_EXPORT BodyCanonicalizer {
+ public:
+  explicit BodyCanonicalizer(Canon canon, std::optional<std::uint64_t> limit = std::nullopt)
+      : canon_(canon), limit_(limit) {}
+  void feed(std::string_view in, std::string& out);
+  void finish(std::string& out);
+  // Canonical octets given out so far.
+  std::uint64_t length() const { return length_; }
+
+ private:
+  void emit(std::string_view s, std::string& out);
+  void content(char c, std::string& out);  // a character of a line that is not (yet) empty
+
+  Canon canon_;
+  std::optional<std::uint64_t> limit_;
+  std::uint64_t length_ = 0;
+  std::uint64_t blank_lines_ = 0;  // line ends held back (empty lines, or the last line's)
+  bool cr_ = false;                // the input's last octet was a CR
+  bool space_ = false;             // relaxed: white space held back in the current line
+  bool any_ = false;               // a non-empty line was given out
+};
+
+}  // namespace cmail::mail::dkim
