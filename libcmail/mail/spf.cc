@@ -4,6 +4,7 @@
 #include <cmail/proto/ascii.h>
 
 #include <algorithm>
+#include <memory>
 
 namespace cmail::mail::spf {
 
@@ -478,6 +479,279 @@ Result<std::string> expand(std::string_view s, const MacroContext& ctx, bool exp
     }
   }
   return out;
+}
+
+const char* to_string(Answer r) {
+  switch (r) {
+    case Answer::None: return "none";
+    case Answer::Neutral: return "neutral";
+    case Answer::Pass: return "pass";
+    case Answer::Fail: return "fail";
+    case Answer::SoftFail: return "softfail";
+    case Answer::TempError: return "temperror";
+    case Answer::PermError: return "permerror";
+  }
+  return "none";
+}
+
+namespace {
+
+// RFC 7208 4.3: a domain check_host can look up: dot-separated labels of 1-63 octets, at
+// most 253 in all (a trailing dot allowed), and more than one label.
+bool checkable_domain(std::string_view d) {
+  if (d.ends_with(".")) d.remove_suffix(1);
+  if (d.empty() || d.size() > 253 || d.find('.') == std::string_view::npos) return false;
+  std::size_t at = 0;
+  while (at <= d.size()) {
+    const std::size_t dot = std::min(d.find('.', at), d.size());
+    if (dot == at || dot - at > 63) return false;
+    at = dot + 1;
+  }
+  return true;
+}
+
+Answer result_of(Qualifier q) {
+  switch (q) {
+    case Qualifier::Pass: return Answer::Pass;
+    case Qualifier::Fail: return Answer::Fail;
+    case Qualifier::SoftFail: return Answer::SoftFail;
+    case Qualifier::Neutral: return Answer::Neutral;
+  }
+  return Answer::Neutral;
+}
+
+// One check_host() evaluation with its nested include and redirect frames; the counters of
+// RFC 7208 4.6.4 are the evaluation's, across all frames.
+class Evaluation : public std::enable_shared_from_this<Evaluation> {
+ public:
+  Evaluation(Resolver& r, const Ip& ip, std::string sender, std::string helo, Limits limits)
+      : resolver_(r), ip_(ip), sender_(std::move(sender)), helo_(std::move(helo)), limits_(limits) {}
+
+  using Done = std::function<void(Outcome)>;
+
+  // RFC 7208 4.3-4.7 for `domain`.
+  void check(const std::string& domain, Done done) {
+    if (!checkable_domain(domain)) return done({Answer::None, "", "'" + domain + "' is not a domain name"});
+    auto self = shared_from_this();
+    resolver_.txt(domain, [self, domain, done = std::move(done)](TxtResult t) mutable {
+      self->with_record(domain, std::move(t), std::move(done));
+    });
+  }
+
+ private:
+  struct Frame {
+    std::string domain;
+    Record record;
+    std::size_t next = 0;
+    Done done;
+  };
+
+  void with_record(const std::string& domain, TxtResult t, Done done) {
+    // RFC 7208 4.4: a DNS error is temperror; no such name, or no records, is none.
+    if (t.status == DnsStatus::TempFail) return done({Answer::TempError, "", "TXT " + domain + ": " + t.error});
+    if (t.status != DnsStatus::Ok) return done({Answer::None, "", "no SPF record at " + domain});
+    const std::string* found = nullptr;
+    for (const std::string& txt : t.records) {
+      if (!is_spf_record(txt)) continue;
+      if (found) return done({Answer::PermError, "", "more than one SPF record at " + domain});  // 4.5
+      found = &txt;
+    }
+    if (!found) return done({Answer::None, "", "no SPF record at " + domain});
+    auto rec = parse_record(*found);
+    if (!rec) return done({Answer::PermError, "", domain + ": " + rec.error().message()});
+    auto f = std::make_shared<Frame>();
+    f->domain = domain;
+    f->record = std::move(*rec);
+    f->done = std::move(done);
+    run(f);
+  }
+
+  MacroContext macros(const std::string& domain) const {
+    MacroContext c;
+    c.sender = sender_;
+    c.domain = domain;
+    c.ip = ip_;
+    c.helo = helo_;
+    return c;
+  }
+
+  // The target of a mechanism or modifier: its domain-spec expanded, or the current domain.
+  std::optional<std::string> target(const Frame& f, const std::string& spec) const {
+    if (spec.empty()) return f.domain;
+    auto e = expand(spec, macros(f.domain));
+    if (!e) return std::nullopt;
+    return *e;
+  }
+
+  // Counts a DNS-querying term (RFC 7208 4.6.4); false when that is one too many.
+  bool count_term() { return ++dns_terms_ <= limits_.dns_terms; }
+  // Counts a void lookup; false when that is one too many.
+  bool count_void() { return ++voids_ <= limits_.void_lookups; }
+
+  // Evaluates f's mechanisms from f->next until one matches or a lookup is needed.
+  void run(const std::shared_ptr<Frame>& f) {
+    using K = Mechanism::Kind;
+    while (f->next < f->record.mechanisms.size()) {
+      const Mechanism& m = f->record.mechanisms[f->next];
+      switch (m.kind) {
+        case K::All:
+          return matched(f, m);
+        case K::Ip4:
+        case K::Ip6:
+          if (same_network(ip_, m.network, ip_.v6 ? m.cidr6 : m.cidr4) && m.network.v6 == ip_.v6) return matched(f, m);
+          ++f->next;
+          continue;
+        default:
+          break;
+      }
+      if (!count_term()) return finish(f, {Answer::PermError, "", "more than " + std::to_string(limits_.dns_terms) + " DNS lookups"});
+      auto t = target(*f, m.domain_spec);
+      if (!t) return finish(f, {Answer::PermError, "", "a macro did not expand"});
+      return lookup(f, m, *t);
+    }
+    // RFC 7208 6.1: no mechanism matched: redirect=, else neutral (4.7).
+    if (f->record.redirect) {
+      if (!count_term()) return finish(f, {Answer::PermError, "", "more than " + std::to_string(limits_.dns_terms) + " DNS lookups"});
+      auto t = target(*f, *f->record.redirect);
+      if (!t) return finish(f, {Answer::PermError, "", "redirect= did not expand"});
+      auto self = shared_from_this();
+      return check(*t, [self, f](Outcome o) {
+        if (o.result == Answer::None) o = {Answer::PermError, "", "redirect= names a domain without SPF record"};
+        f->done(std::move(o));  // the redirect's result, with its own explanation (6.2)
+      });
+    }
+    finish(f, {Answer::Neutral, "", ""});
+  }
+
+  void no_match(const std::shared_ptr<Frame>& f) {
+    ++f->next;
+    run(f);
+  }
+
+  void matched(const std::shared_ptr<Frame>& f, const Mechanism& m) { finish(f, {result_of(m.qualifier), "", ""}); }
+
+  // The frame's result; a fail with exp= looks up its explanation first (RFC 7208 6.2).
+  void finish(const std::shared_ptr<Frame>& f, Outcome o) {
+    if (o.result != Answer::Fail || !f->record.explanation) return f->done(std::move(o));
+    auto name = expand(*f->record.explanation, macros(f->domain));
+    if (!name || !checkable_domain(*name)) return f->done(std::move(o));
+    auto self = shared_from_this();
+    resolver_.txt(*name, [self, f, o](TxtResult t) mutable {
+      // Any error, or not exactly one record: no explanation (6.2).
+      if (t.status == DnsStatus::Ok && t.records.size() == 1) {
+        MacroContext c = self->macros(f->domain);
+        if (auto text = expand(t.records[0], c, true)) o.explanation = *text;
+      }
+      f->done(std::move(o));
+    });
+  }
+
+  // An address lookup's answer for a and mx: does any address of the client's family match?
+  bool any_match(const AddressResult& a, const Mechanism& m) const {
+    for (const std::string& text : a.addresses) {
+      auto ip = parse_ip(text);
+      if (ip && ip->v6 == ip_.v6 && same_network(ip_, *ip, ip_.v6 ? m.cidr6 : m.cidr4)) return true;
+    }
+    return false;
+  }
+
+  // What a DNS answer says for the mechanism: temperror, a void lookup, or records.
+  template <typename R>
+  bool settled(const std::shared_ptr<Frame>& f, const R& r, const std::string& what) {
+    if (r.status == DnsStatus::TempFail) {
+      finish(f, {Answer::TempError, "", what + ": " + r.error});
+      return true;
+    }
+    if (r.status != DnsStatus::Ok && !count_void()) {
+      finish(f, {Answer::PermError, "", "more than " + std::to_string(limits_.void_lookups) + " void lookups"});
+      return true;
+    }
+    return false;
+  }
+
+  void lookup(const std::shared_ptr<Frame>& f, const Mechanism& m, const std::string& name) {
+    using K = Mechanism::Kind;
+    auto self = shared_from_this();
+    switch (m.kind) {
+      case K::Include:
+        // RFC 7208 5.2: pass matches; fail, softfail, neutral do not; temperror stays; permerror
+        // and none are permerror.
+        return check(name, [self, f, m](Outcome o) {
+          switch (o.result) {
+            case Answer::Pass: return self->matched(f, m);
+            case Answer::Fail: case Answer::SoftFail: case Answer::Neutral: return self->no_match(f);
+            case Answer::TempError: return self->finish(f, std::move(o));
+            default: return self->finish(f, {Answer::PermError, "", "include: " + (o.problem.empty() ? "none" : o.problem)});
+          }
+        });
+      case K::A:
+        return resolver_.addresses(name, [self, f, m, name](AddressResult a) {
+          if (self->settled(f, a, "A/AAAA " + name)) return;
+          if (a.status == DnsStatus::Ok && self->any_match(a, m)) return self->matched(f, m);
+          self->no_match(f);
+        });
+      case K::Exists:
+        // RFC 7208 5.7: an A lookup, whatever the client's family; any answer matches.
+        return resolver_.addresses(name, [self, f, m, name](AddressResult a) {
+          if (self->settled(f, a, "A " + name)) return;
+          for (const std::string& text : a.addresses)
+            if (auto ip = parse_ip(text); ip && !ip->v6) return self->matched(f, m);
+          self->no_match(f);
+        });
+      case K::Mx:
+        return resolver_.mx(name, [self, f, m, name](MxResult r) {
+          if (self->settled(f, r, "MX " + name)) return;
+          if (r.status != DnsStatus::Ok || r.null_mx()) return self->no_match(f);
+          // RFC 7208 4.6.4: at most 10 MX hosts are looked up, more is permerror.
+          if (static_cast<int>(r.records.size()) > self->limits_.mx_hosts)
+            return self->finish(f, {Answer::PermError, "", "MX " + name + " has more than " +
+                                                               std::to_string(self->limits_.mx_hosts) + " hosts"});
+          self->mx_hosts(f, m, std::make_shared<std::vector<MxRecord>>(std::move(r.records)), 0);
+        });
+      case K::Ptr:
+        // The ptr mechanism (RFC 7208 5.5, "do not use") needs reverse lookups, which the
+        // resolver interface does not make: it never matches here.
+        return no_match(f);
+      default:
+        return no_match(f);
+    }
+  }
+
+  // The addresses of each MX host in turn; a host whose lookup fails is skipped (RFC 7208
+  // 4.6.4 counts only what is looked up; a temporary failure of one host is not the record's).
+  void mx_hosts(const std::shared_ptr<Frame>& f, const Mechanism& m, std::shared_ptr<std::vector<MxRecord>> hosts,
+                std::size_t i) {
+    if (i >= hosts->size()) return no_match(f);
+    auto self = shared_from_this();
+    resolver_.addresses((*hosts)[i].host, [self, f, m, hosts, i](AddressResult a) {
+      if (a.status == DnsStatus::Ok && self->any_match(a, m)) return self->matched(f, m);
+      self->mx_hosts(f, m, hosts, i + 1);
+    });
+  }
+
+  Resolver& resolver_;
+  Ip ip_;
+  std::string sender_, helo_;
+  Limits limits_;
+  int dns_terms_ = 0;
+  int voids_ = 0;
+};
+
+}  // namespace
+
+void check_host(Resolver& resolver, const Ip& ip, std::string_view domain, std::string_view sender,
+                std::string_view helo, std::function<void(Outcome)> done, Limits limits) {
+  Ip client = ip;
+  // RFC 7208 5: an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 address.
+  static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (ip.v6 && std::equal(kMapped.begin(), kMapped.end(), ip.octets.begin())) {
+    client = Ip{};
+    std::copy_n(ip.octets.begin() + 12, 4, client.octets.begin());
+  }
+  std::string s(sender);
+  if (s.empty() || s.front() == '@') s = "postmaster" + (s.empty() ? "@" + std::string(helo) : s);  // 4.3
+  auto e = std::make_shared<Evaluation>(resolver, client, std::move(s), std::string(helo), limits);
+  e->check(proto::ascii_lower(domain), std::move(done));
 }
 
 }  // namespace cmail::mail::spf

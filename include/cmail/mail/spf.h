@@ -2,18 +2,22 @@
 // the SPF record (4.5), the record parser (4, 5, 6, 12), the macro expander (7), and the
 // IP address and network matching the ip4/ip6/a/mx mechanisms need (5.6).
 //
-// The evaluation of check_host() (the DNS lookups, their limits, include and redirect) is
-// built on these over mail::Resolver; nothing here does I/O.
+// check_host() (RFC 7208 4) evaluates a record with its DNS lookups through mail::Resolver,
+// with the limits of 4.6.4, include, redirect and exp=; everything else here is pure.
 //
-// Ownership: value types. Thread-safety: pure functions. Nothing throws (malformed input is a
-// Status: a record that does not parse is SPF's "permerror", RFC 7208 4.6).
+// Ownership: value types; check_host keeps its state alive through the resolver's callbacks
+// (the Resolver must outlive them, as its contract says). Thread-safety: pure functions;
+// check_host runs on the resolver's thread and its `done` there. Nothing throws (malformed
+// input is a Status: a record that does not parse is SPF's "permerror", RFC 7208 4.6).
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/mail/resolver.h>
 #include <cmail/status.h>
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -84,5 +88,31 @@ struct MacroContext {
 // malformed macro or a letter not allowed where it is.
 CMAIL_EXPORT Result<std::string> expand(std::string_view macro_string, const MacroContext& ctx,
                                         bool explanation = false);
+
+// RFC 7208 2.6.
+enum class Answer : std::uint8_t { None, Neutral, Pass, Fail, SoftFail, TempError, PermError };
+// As Received-SPF and Authentication-Results write them: "none", "neutral", "pass", "fail",
+// "softfail", "temperror", "permerror".
+CMAIL_EXPORT const char* to_string(Answer r);
+
+struct Outcome {
+  Answer result = Answer::None;
+  std::string explanation;  // fail with exp=: the expanded explanation (RFC 7208 6.2)
+  std::string problem;      // why, for logs: the DNS error, the record's flaw, the limit
+};
+
+// RFC 7208 4.6.4.
+struct Limits {
+  int dns_terms = 10;     // include, a, mx, ptr, exists, redirect across the whole evaluation
+  int void_lookups = 2;   // lookups answered NXDOMAIN or with no records
+  int mx_hosts = 10;      // MX hosts (and PTR names) looked up for one mechanism
+};
+
+// check_host(ip, domain, sender) (RFC 7208 4). `sender` is the MAIL FROM address, or
+// "postmaster@" + the HELO name when MAIL FROM is empty (2.4); `helo` the HELO name for the
+// "h" macro. `done` runs once; at once when no lookup is needed (a domain that is not one:
+// none), else from a resolver callback.
+CMAIL_EXPORT void check_host(Resolver& resolver, const Ip& ip, std::string_view domain, std::string_view sender,
+                             std::string_view helo, std::function<void(Outcome)> done, Limits limits = {});
 
 }  // namespace cmail::mail::spf
