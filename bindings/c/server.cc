@@ -198,11 +198,15 @@ int listen_on(cmail_server* srv, int protocol, const char* host, uint16_t port, 
     bo.auth_guard = guard;
     std::shared_ptr<const Hooks> hooks = srv->hooks;
     auto faults = srv->faults;
-    id = net::serve_smtp(rt, lo, so, [st, executor, bo, hooks, faults](const proto::PeerInfo& peer,
-                                                                      net::Completion<smtp::Verdict> done) {
+    id = net::serve_smtp(rt, lo, so, [srv, st, executor, bo, hooks, faults](const proto::PeerInfo& peer,
+                                                                           net::Completion<smtp::Verdict> done) {
+      // With outbound delivery the server has a resolver (made at start, before any session):
+      // SPF checks of unauthenticated mail, reported in Authentication-Results.
+      backends::SmtpBackendOptions o = bo;
+      o.resolver = srv->resolver.get();
       // The faults (cmail_server_fault) around the hooks around the store's session.
       auto session = std::make_shared<backends::FaultySmtpSession>(faults, executor);
-      session->set_inner(std::make_unique<HookedSmtpSession>(*st, bo, peer, executor, hooks, session->inner_completion()));
+      session->set_inner(std::make_unique<HookedSmtpSession>(*st, o, peer, executor, hooks, session->inner_completion()));
       session->set_completion(std::move(done));
       return session;
     });
@@ -444,11 +448,23 @@ int cmail_server_dns_address(cmail_server* srv, const char* host, const char* ad
   });
 }
 
+int cmail_server_dns_txt(cmail_server* srv, const char* name, const char* text, char** errmsg) {
+  if (int rc = zone_open(srv, name, errmsg); rc != CMAIL_OK) return rc;
+  if (!text) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "text is NULL");
+  return c::guard(errmsg, [&] {
+    mail::TxtResult& r = srv->zone.txt[name];
+    r.status = mail::DnsStatus::Ok;
+    r.records.push_back(text);
+    return c::ok(errmsg);
+  });
+}
+
 int cmail_server_dns_nxdomain(cmail_server* srv, const char* name, char** errmsg) {
   if (int rc = zone_open(srv, name, errmsg); rc != CMAIL_OK) return rc;
   return c::guard(errmsg, [&] {
     srv->zone.mx[name] = {mail::DnsStatus::NxDomain, {}, std::string("no such domain ") + name};
     srv->zone.addresses[name] = {mail::DnsStatus::NxDomain, {}, std::string("no such name ") + name};
+    srv->zone.txt[name] = {mail::DnsStatus::NxDomain, {}, std::string("no such name ") + name};
     return c::ok(errmsg);
   });
 }

@@ -763,11 +763,17 @@ CMAIL_API int cmail_server_stop(cmail_server* srv, int64_t grace_ms, char** errm
 CMAIL_API int cmail_server_outbound(cmail_server* srv, int mode, char** errmsg);
 /* Capture mode, before _start: a fake DNS entry. An MX record for `domain` (host NULL or "" with
  * preference 0: a null MX), an address for `host` (numeric; only 127.0.0.1 reaches the sink, any
- * other address is a connection that fails), or NXDOMAIN for `name`. */
+ * other address is a connection that fails), or NXDOMAIN for `name`. With outbound delivery
+ * (either mode) the server checks SPF (RFC 7208) of mail from unauthenticated clients through
+ * the same resolver, report only: an Authentication-Results header on the stored copy. */
 CMAIL_API int cmail_server_dns_mx(cmail_server* srv, const char* domain, uint16_t preference, const char* host,
                                   char** errmsg);
 CMAIL_API int cmail_server_dns_address(cmail_server* srv, const char* host, const char* address, char** errmsg);
 CMAIL_API int cmail_server_dns_nxdomain(cmail_server* srv, const char* name, char** errmsg);
+/* Capture mode, before start: a TXT record of `name` (an SPF policy, say: the server checks
+ * SPF of mail from unauthenticated clients against these entries and writes the result into
+ * an Authentication-Results header of the stored copy). Several calls: several records. */
+CMAIL_API int cmail_server_dns_txt(cmail_server* srv, const char* name, const char* text, char** errmsg);
 
 /* ---- Faults on purpose (test harnesses) ------------------------------------------------------ */
 

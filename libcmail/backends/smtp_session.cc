@@ -11,6 +11,7 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <set>
@@ -104,7 +105,58 @@ Verdict StoreSmtpSession::mail(const smtp::SessionInfo& info, const smtp::Path& 
   if (auto* reply = std::get_if<smtp::Reply>(&*r)) return Verdict::reject(*reply);
   sender_ = std::get<store::routing::Sender>(*r);
   params_ = params;
+  if (options_.resolver && !info.user) start_spf(info, from);
   return Verdict::accept("Sender OK");
+}
+
+void StoreSmtpSession::start_spf(const smtp::SessionInfo& info, const smtp::Path& from) {
+  auto ip = mail::spf::parse_ip(peer_.address);
+  if (!ip) return;  // not an IP client (a test's pipe): nothing to check
+  // RFC 7208 2.4: the MAIL FROM identity; with a null reverse-path, the HELO identity, as
+  // postmaster@<HELO> (2.3).
+  const bool null_path = from.null() || from.domain.empty();
+  spf_.transaction = transaction_;
+  spf_.running = true;
+  spf_.property = null_path ? "smtp.helo" : "smtp.mailfrom";
+  spf_.identity = null_path ? info.helo : from.address();
+  const std::string domain = null_path ? info.helo : from.domain;
+  const std::string sender = null_path ? "postmaster@" + info.helo : from.address();
+  std::weak_ptr<StoreSmtpSession*> weak = alive_;
+  const std::uint64_t t = transaction_;
+  mail::spf::check_host(*options_.resolver, *ip, domain, sender, info.helo, [weak, t](mail::spf::Outcome o) {
+    auto alive = weak.lock();
+    if (!alive || !*alive) return;
+    StoreSmtpSession& self = **alive;
+    if (self.spf_.transaction != t || !self.spf_.running) return;  // a later transaction's now
+    self.spf_.running = false;
+    self.spf_.outcome = std::move(o);
+    if (self.waiting_) {  // the data came first: store the message now
+      smtp::SessionInfo info = std::move(*self.waiting_);
+      self.waiting_.reset();
+      Verdict v = self.deliver_message(info);
+      if (v.kind() != proto::VerdictKind::Pending && self.complete_) self.complete_(std::move(v));
+    }
+  });
+}
+
+std::string StoreSmtpSession::authentication_results() const {
+  if (!spf_.outcome) return "";
+  // RFC 8601 2.2: authserv-id; method=result ptype.property=value. An address whose local
+  // part is not a dot-atom is written as a quoted-string (RFC 8601 2.2, pvalue).
+  std::string value = spf_.identity;
+  const bool plain = std::all_of(value.begin(), value.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-/=?^_`{|}~.@").find(c) != std::string_view::npos;
+  });
+  if (!plain || value.empty()) {
+    std::string q = "\"";
+    for (char c : value) {
+      if (c == '"' || c == '\\') q += '\\';
+      if (c != '\r' && c != '\n') q += c;
+    }
+    value = q + "\"";
+  }
+  return "Authentication-Results: " + options_.hostname + ";\r\n\tspf=" + mail::spf::to_string(spf_.outcome->result) +
+         " " + spf_.property + "=" + value + "\r\n";
 }
 
 Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
@@ -198,11 +250,19 @@ Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
     }
     return Verdict::failed(st);  // 451 4.3.0: the client tries again
   }
+  if (spf_.running && spf_.transaction == transaction_) {  // the check is not done yet: wait for it
+    waiting_ = info;
+    return Verdict::pending();
+  }
+  return deliver_message(info);
+}
+
+Verdict StoreSmtpSession::deliver_message(const smtp::SessionInfo& info) {
   store::Delivery d;
   d.ident = mail::new_queue_id();
   d.submitter = peer_.name;
   d.protocol = proto::ascii_lower(info.protocol());
-  d.data = received_header(info, d.ident);
+  d.data = authentication_results() + received_header(info, d.ident);
   if (spool_) d.spool = std::move(spool_);
   else d.data += body_;
   d.dsn_ret = params_.ret;
@@ -305,6 +365,9 @@ std::function<void(const Status&)> StoreSmtpSession::transaction_log(const smtp:
 }
 
 void StoreSmtpSession::reset() {
+  ++transaction_;  // answers of checks started before are stale now
+  spf_ = Spf{};
+  waiting_.reset();
   sender_.reset();
   params_ = {};
   recipients_.clear();

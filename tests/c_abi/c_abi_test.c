@@ -1661,7 +1661,7 @@ static void test_server_capture(void) {
   cmail_store* st;
   cmail_captured_list* got = NULL;
   cmail_fault fault;
-  int smtp = -1, fd, ok_smtp;
+  int smtp = -1, pop3 = -1, fd, ok_smtp;
   size_t len = 0;
   const char* data;
   snprintf(dir, sizeof dir, "%s/capture", tmp_root);
@@ -1673,6 +1673,8 @@ static void test_server_capture(void) {
   OK(cmail_store_enable_smtp(st, "alice", "any", NULL, NULL));
   OK(cmail_server_listen(srv, CMAIL_PROTO_SMTP, "127.0.0.1", 0, CMAIL_LISTEN_AUTH | CMAIL_LISTEN_PLAINTEXT_AUTH,
                          &smtp, NULL));
+  OK(cmail_store_enable_pop3(st, "alice", NULL));
+  OK(cmail_server_listen(srv, CMAIL_PROTO_POP3, "127.0.0.1", 0, CMAIL_LISTEN_PLAINTEXT_AUTH, &pop3, NULL));
 
   /* Before capture mode: no fake DNS, no faults, nothing captured. */
   FAILS(CMAIL_WRONG_STATE, cmail_server_dns_nxdomain(srv, "gone.test", &err));
@@ -1689,6 +1691,9 @@ static void test_server_capture(void) {
   FAILS(CMAIL_WRONG_STATE, cmail_server_outbound(srv, CMAIL_OUTBOUND_DNS, &err));
 
   OK(cmail_server_dns_nxdomain(srv, "gone.test", NULL));
+  OK(cmail_server_dns_txt(srv, "remote.test", "v=spf1 ip4:127.0.0.0/8 -all", NULL));
+  OK(cmail_server_dns_txt(srv, "forged.test", "v=spf1 ip4:192.0.2.1 -all", NULL));
+  FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_dns_txt(srv, "x.test", NULL, &err));
   OK(cmail_server_dns_mx(srv, "far.test", 10, "mx.far.test", NULL));
   OK(cmail_server_dns_address(srv, "mx.far.test", "127.0.0.1", NULL));
   FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_dns_mx(srv, "", 10, "x", &err));
@@ -1753,6 +1758,42 @@ static void test_server_capture(void) {
   CHECK(cmail_captured_list_count(got) == 0);
   OK(cmail_server_clear_captured(srv, NULL));
   CHECK(cmail_server_wait_captured(srv, 1, 0) == 0);
+
+  /* SPF of mail from unauthenticated clients, against the fake TXT records: pass for
+   * remote.test (127.0.0.0/8), fail for forged.test (report only: stored all the same). */
+  fd = tcp_connect(cmail_server_port(srv, smtp));
+  CHECK(fd >= 0);
+  ok_smtp = fd >= 0 && exchange(fd, &b, NULL, "220 ") && exchange(fd, &b, "EHLO client.test\r\n", "250 ") &&
+            exchange(fd, &b, "MAIL FROM:<x@remote.test>\r\n", "250 ") &&
+            exchange(fd, &b, "RCPT TO:<alice@local.test>\r\n", "250 ") && exchange(fd, &b, "DATA\r\n", "354 ") &&
+            exchange(fd, &b, "Subject: spf\r\n\r\npass\r\n.\r\n", "250 ") &&
+            exchange(fd, &b, "MAIL FROM:<y@forged.test>\r\n", "250 ") &&
+            exchange(fd, &b, "RCPT TO:<alice@local.test>\r\n", "250 ") && exchange(fd, &b, "DATA\r\n", "354 ") &&
+            exchange(fd, &b, "Subject: spf\r\n\r\nfail\r\n.\r\n", "250 ") && exchange(fd, &b, "QUIT\r\n", "221 ");
+  CHECK(ok_smtp);
+  if (fd >= 0) close(fd);
+  fd = tcp_connect(cmail_server_port(srv, pop3));
+  CHECK(fd >= 0);
+  if (fd >= 0) {
+    CHECK(exchange(fd, &b, NULL, "+OK") && exchange(fd, &b, "USER alice\r\n", "\r\n") &&
+          exchange(fd, &b, "PASS secret\r\n", "+OK"));
+    /* The bounces for dave and gone.test may be there too, before or after: look at each. */
+    int passed = 0, failed = 0, n, count = 0;
+    char retr[32];
+    CHECK(exchange(fd, &b, "STAT\r\n", "\r\n") && sscanf(b.data, "+OK %d", &count) == 1);
+    CHECK(count >= 2);
+    for (n = 1; n <= count && n <= 8; ++n) {
+      snprintf(retr, sizeof retr, "RETR %d\r\n", n);
+      CHECK(exchange(fd, &b, retr, "\r\n.\r\n"));
+      passed += contains(b.data, b.len,
+                         "Authentication-Results: mx.local.test;\r\n\tspf=pass smtp.mailfrom=x@remote.test\r\n");
+      failed += contains(b.data, b.len, "spf=fail smtp.mailfrom=y@forged.test");
+    }
+    CHECK(passed == 1);
+    CHECK(failed == 1);
+    CHECK(exchange(fd, &b, "QUIT\r\n", "+OK"));
+    close(fd);
+  }
   OK(cmail_server_clear_faults(srv, CMAIL_FAULT_CAPTURE, NULL));
   FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_clear_faults(srv, 7, &err));
   FAILS(CMAIL_INVALID_ARGUMENT, cmail_server_clear_faults(NULL, CMAIL_FAULT_INTAKE, &err));

@@ -266,3 +266,36 @@ def test_no_capture():
             h.fail("rcpt", outbound=True)
     with pytest.raises(ValueError):
         Harness(capture=False, nxdomain=["x.test"])
+
+
+def test_spf_of_incoming_mail_against_the_fake_txt_records():
+    with Harness(txt={"good.test": "v=spf1 ip4:127.0.0.1 -all", "forged.test": ["unrelated", "v=spf1 ip4:192.0.2.1 -all"],
+                      "two.test": ["v=spf1 -all", "v=spf1 +all"]}) as h:
+        a = h.add_user("alice", "pw")
+        for sender in ("bob@good.test", "eve@forged.test", "x@two.test", "y@elsewhere.test"):
+            assert send(h, [a], sender, mail_from=sender) == {}  # report only: all are stored
+        h.wait_for_messages(4)
+        i = imaplib.IMAP4("127.0.0.1", h.ports["imap"], timeout=10)
+        i.login("alice", "pw")
+        i.select("INBOX")
+        results = {}
+        for n in range(1, 5):
+            typ, data = i.fetch(str(n), "(BODY.PEEK[HEADER.FIELDS (Authentication-Results Subject)])")
+            header = data[0][1].decode()
+            results[header.split("Subject: ")[1].split("\r\n")[0]] = " ".join(header.split())
+        i.logout()
+        assert "spf=pass smtp.mailfrom=bob@good.test" in results["bob@good.test"]
+        assert "spf=fail smtp.mailfrom=eve@forged.test" in results["eve@forged.test"]
+        assert "spf=permerror smtp.mailfrom=x@two.test" in results["x@two.test"]  # RFC 7208 4.5
+        assert "spf=none smtp.mailfrom=y@elsewhere.test" in results["y@elsewhere.test"]
+        for value in results.values():
+            assert value.startswith("Authentication-Results: localhost;")
+        # Mail submitted with AUTH is not checked.
+        send_as(h, "alice", "pw", [a], "submitted")
+        (_, _, _, _, msg) = h.wait_for_messages(5)
+        i = imaplib.IMAP4("127.0.0.1", h.ports["imap"], timeout=10)
+        i.login("alice", "pw")
+        i.select("INBOX")
+        typ, data = i.fetch("5", "(BODY.PEEK[HEADER])")
+        i.logout()
+        assert b"Authentication-Results" not in data[0][1]

@@ -298,3 +298,100 @@ TEST_CASE("smtp backend: a quoted local part is stored and queued with its quote
   REQUIRE(to.has_value());
   CHECK(smtp::Path::from_address(*to) == smtp::Path{"john doe", "remote.test"});
 }
+
+namespace {
+
+// A resolver whose TXT answers wait until release(): the test decides when SPF is done.
+struct HeldResolver : mail::Resolver {
+  std::string record;
+  std::vector<std::function<void()>> held;
+  std::vector<std::string> asked;
+  void mx(std::string_view, std::function<void(mail::MxResult)> done) override {
+    held.push_back([done] { done({mail::DnsStatus::NxDomain, {}, "none"}); });
+  }
+  void addresses(std::string_view, std::function<void(mail::AddressResult)> done) override {
+    held.push_back([done] { done({mail::DnsStatus::NxDomain, {}, "none"}); });
+  }
+  void txt(std::string_view name, std::function<void(mail::TxtResult)> done) override {
+    asked.emplace_back(name);
+    mail::TxtResult r{mail::DnsStatus::Ok, {record}, ""};
+    held.push_back([done, r] { done(r); });
+  }
+  void release() {
+    auto now = std::move(held);
+    held.clear();
+    for (auto& fn : now) fn();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("smtp backend: SPF of an unauthenticated sender; the message waits for the check (RFC 7208, RFC 8601)") {
+  SPLIT_SUBCASES();
+  HeldResolver dns;
+  dns.record = "v=spf1 ip4:192.0.2.0/24 -all";
+  backends::SmtpBackendOptions bo;
+  bo.resolver = &dns;
+  Conversation c({}, bo);
+  c.say("EHLO client.remote.test\r\n", "250 ");
+  feed(*c.server, "MAIL FROM:<sender@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\nSubject: spf\r\n\r\nx\r\n.\r\n");
+  c.loop.run_posted();
+  std::string out = take_output(*c.server);
+  CHECK(out.find("354 ") != std::string::npos);
+  CHECK(out.find("250 2.0.0") == std::string::npos);  // the end of data waits for SPF
+  CHECK(dns.asked == std::vector<std::string>{"remote.test"});
+  dns.release();
+  std::string done;
+  c.loop.pump([&] {
+    done += take_output(*c.server);
+    return done.find("250 2.0.0 OK queued as ") != std::string::npos;
+  });
+  auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
+  REQUIRE(data.has_value());
+  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=pass smtp.mailfrom=sender@remote.test\r\n"
+                          "Received: from client.remote.test"));
+}
+
+TEST_CASE("smtp backend: SPF of the HELO name for a null sender; a stale answer after RSET is dropped") {
+  HeldResolver dns;
+  dns.record = "v=spf1 -all";
+  backends::SmtpBackendOptions bo;
+  bo.resolver = &dns;
+  Conversation c({}, bo);
+  c.say("EHLO client.remote.test\r\n", "250 ");
+  c.say("MAIL FROM:<>\r\n", "250 ");
+  CHECK(dns.asked == std::vector<std::string>{"client.remote.test"});  // RFC 7208 2.4: the HELO identity
+  c.say("RSET\r\n", "250 ");
+  dns.release();  // the answer for the transaction RSET ended
+  c.say("MAIL FROM:<>\r\nRCPT TO:<bob@local.test>\r\n", "250 2.1.5");
+  feed(*c.server, "DATA\r\nSubject: bounce\r\n\r\nx\r\n.\r\n");
+  c.loop.run_posted();
+  dns.release();
+  std::string done;
+  c.loop.pump([&] {
+    done += take_output(*c.server);
+    return done.find("250 2.0.0 OK queued as ") != std::string::npos;
+  });
+  auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'bob'");
+  REQUIRE(data.has_value());
+  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=fail smtp.helo=client.remote.test\r\n"));
+}
+
+TEST_CASE("smtp backend: authenticated submissions are not SPF-checked") {
+  HeldResolver dns;
+  dns.record = "v=spf1 -all";
+  backends::SmtpBackendOptions bo;
+  bo.resolver = &dns;
+  smtp::ServerOptions so;
+  so.auth_enabled = true;
+  so.auth_requires_tls = false;
+  Conversation c(so, bo);
+  c.say("EHLO client.remote.test\r\n", "250 ");
+  c.say("AUTH PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=\r\n", "235 ");
+  c.say("MAIL FROM:<alice@local.test>\r\nRCPT TO:<bob@local.test>\r\nDATA\r\n", "354 ");
+  c.say("Subject: mine\r\n\r\nx\r\n.\r\n", "250 2.0.0");
+  CHECK(dns.asked.empty());
+  auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'bob'");
+  REQUIRE(data.has_value());
+  CHECK(data->starts_with("Received: "));
+}

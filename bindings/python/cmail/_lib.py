@@ -343,6 +343,7 @@ _SIGNATURES = {
     "cmail_server_dns_mx": (c_int, [_P, _S, c_uint16, _S, _E]),
     "cmail_server_dns_address": (c_int, [_P, _S, _S, _E]),
     "cmail_server_dns_nxdomain": (c_int, [_P, _S, _E]),
+    "cmail_server_dns_txt": (c_int, [_P, _S, _S, _E]),
     "cmail_fault_init": (None, [POINTER(Fault)]),
     "cmail_server_fault": (c_int, [_P, POINTER(Fault), _E]),
     "cmail_server_clear_faults": (c_int, [_P, c_int, _E]),

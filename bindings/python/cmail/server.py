@@ -197,6 +197,12 @@ class Server(_lib.Handle):
         """Capture mode, before start: name does not exist."""
         _lib.check(_lib.lib().cmail_server_dns_nxdomain, self._h(), _lib.enc(name))
 
+    def dns_txt(self, name, text):
+        """Capture mode, before start: a TXT record of name (an SPF policy, say: with outbound
+        delivery the server checks SPF of mail from unauthenticated clients and writes the
+        result into an Authentication-Results header of the stored copy)."""
+        _lib.check(_lib.lib().cmail_server_dns_txt, self._h(), _lib.enc(name), _lib.enc(text))
+
     def captured(self):
         """The messages the sink kept so far, oldest first, as Captured tuples."""
         lib = _lib.lib()

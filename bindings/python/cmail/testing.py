@@ -17,9 +17,13 @@ directory, whose outbound mail is captured instead of leaving the machine, with:
   .outbound()                    the mail the server's delivery sent to other hosts, as it left
                                  (envelope, .helo, .raw), kept by a sink inside the server
   .wait_for_outbound(count, timeout)
-  fake DNS (Harness(mx=..., addresses=..., nxdomain=...)): every other domain leads to the
-                                 sink; an NXDOMAIN or a null MX bounces, an address other
-                                 than 127.0.0.1 is a host that cannot be reached (retried)
+  fake DNS (Harness(mx=..., addresses=..., txt=..., nxdomain=...)): every other domain leads
+                                 to the sink; an NXDOMAIN or a null MX bounces, an address
+                                 other than 127.0.0.1 is a host that cannot be reached
+                                 (retried); TXT records are what SPF checks of incoming mail
+                                 find (the result is in the stored copy's
+                                 Authentication-Results header; the harness's clients are
+                                 127.0.0.1)
   .fail(phase, recipient, code, text, times, outbound=False)
                                  reply code (4xx or 5xx) at phase "mail", "rcpt" or "data"
                                  for a recipient (None: any); outbound=True: the sink does it
@@ -59,15 +63,16 @@ class Harness:
     """Harness(hostname="localhost", smtp=True, pop3=True, imap=True): see the module docstring."""
 
     def __init__(self, hostname="localhost", smtp=True, pop3=True, imap=True, capture=True, mx=None,
-                 addresses=None, nxdomain=()):
+                 addresses=None, txt=None, nxdomain=()):
         """mx: {domain: [host, ...] or [(preference, host), ...]}; addresses: {host: [address,
-        ...]}; nxdomain: names that do not exist. capture=False: no outbound delivery at all
-        (mail for other hosts stays queued)."""
+        ...]}; txt: {name: text or [text, ...]}; nxdomain: names that do not exist.
+        capture=False: no outbound delivery at all (mail for other hosts stays queued, and no
+        SPF checks)."""
         self.hostname = hostname
         self._protocols = [p for p, on in (("smtp", smtp), ("pop3", pop3), ("imap", imap)) if on]
         self._capture = capture
-        self._dns = (dict(mx or {}), dict(addresses or {}), tuple(nxdomain))
-        if not capture and (mx or addresses or nxdomain):
+        self._dns = (dict(mx or {}), dict(addresses or {}), dict(txt or {}), tuple(nxdomain))
+        if not capture and (mx or addresses or txt or nxdomain):
             raise ValueError("fake DNS entries are for capture mode (capture=True)")
         self._cond = threading.Condition()
         self._delivered = []  # (mail_from, rcpt_to, raw bytes)
@@ -94,7 +99,7 @@ class Harness:
     def _fake_dns(self):
         srv = self.server
         srv.outbound("capture")
-        mx, addresses, nxdomain = self._dns
+        mx, addresses, txt, nxdomain = self._dns
         for domain, hosts in mx.items():
             for n, h in enumerate(hosts):
                 pref, host = h if isinstance(h, tuple) else (10 * (n + 1), h)
@@ -102,6 +107,9 @@ class Harness:
         for host, addrs in addresses.items():
             for a in ([addrs] if isinstance(addrs, str) else addrs):
                 srv.dns_address(host, a)
+        for name, texts in txt.items():
+            for t in ([texts] if isinstance(texts, str) else texts):
+                srv.dns_txt(name, t)
         for name in nxdomain:
             srv.dns_nxdomain(name)
 

@@ -31,6 +31,8 @@
 #include <cmail/backends/auth_guard.h>
 #include <cmail/export.h>
 #include <cmail/log_sink.h>
+#include <cmail/mail/resolver.h>
+#include <cmail/mail/spf.h>
 #include <cmail/smtp/server.h>
 #include <cmail/store/routing.h>
 #include <cmail/store/spool.h>
@@ -54,6 +56,12 @@ struct SmtpBackendOptions {
   std::shared_ptr<DataBudget> budget;
   // Failed AUTH counted, delayed and refused, shared with whatever else holds it; null: none.
   std::shared_ptr<AuthGuard> auth_guard = nullptr;
+  // SPF (RFC 7208) of mail from unauthenticated clients, through this resolver (used on the
+  // connection's thread; it must outlive the session); null: no checks. The check starts at
+  // MAIL FROM and runs while the recipients and the data come; the result goes into an
+  // Authentication-Results header (RFC 8601) on the stored copy. Report only: no mail is
+  // refused for its result.
+  mail::Resolver* resolver = nullptr;
 };
 
 class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
@@ -78,6 +86,12 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
 
  private:
   std::string received_header(const smtp::SessionInfo& info, const std::string& id) const;
+  // The Authentication-Results header for this transaction's checks; "" when none ran.
+  std::string authentication_results() const;
+  // MAIL FROM of an unauthenticated client: starts the SPF check of its identity.
+  void start_spf(const smtp::SessionInfo& info, const smtp::Path& from);
+  // data_end() once the checks are done: the message stored (pending) or refused.
+  smtp::Verdict deliver_message(const smtp::SessionInfo& info);
   void drop_body();
   static smtp::Reply insufficient_storage();
   // The "delivered" report (RFC 3461) for the local recipients that asked for one, or null.
@@ -105,6 +119,16 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   Status spool_error_;                   // the spool failed: 451 at the end of the data
   DataBudget::Hold hold_;                // this message's octets in the budget
   bool over_budget_ = false;             // the budget could not take it: 452 at the end
+  // The SPF check of this transaction (RFC 7208): its identity, and its outcome once known.
+  struct Spf {
+    std::uint64_t transaction = 0;  // which MAIL started it; a reset makes later answers stale
+    bool running = false;
+    std::string property;           // "smtp.mailfrom" or "smtp.helo" (RFC 8601 2.7.2)
+    std::string identity;           // the address or HELO name checked
+    std::optional<mail::spf::Outcome> outcome;
+  } spf_;
+  std::uint64_t transaction_ = 0;
+  std::optional<smtp::SessionInfo> waiting_;  // data_end() waits for the check with this
 };
 
 }  // namespace cmail::backends
