@@ -5,16 +5,19 @@
 #pragma once
 
 #include <cmail/cmail.h>
+#include <cmail/proto/transport.h>
 #include <cmail/status.h>
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <new>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <typeinfo>
+#include <variant>
 
 namespace cmail::c {
 
@@ -116,6 +119,26 @@ int consume_output(H* h, E H::*engine, std::size_t n, char** errmsg) {
     (h->*engine).consume_output(n);
     return ok(errmsg);
   });
+}
+
+// The next event of a server engine handle: the oldest queued decision, else the transport's
+// event (StartTls with the bytes that belong to the handshake, or Close), else a record of
+// type CMAIL_EVENT_NONE. Record has `type` and `data` (a std::string).
+template <typename Record, typename Engine>
+Record next_record(std::deque<Record>& queue, Engine& engine) {
+  Record r;
+  if (!queue.empty()) {
+    r = std::move(queue.front());
+    queue.pop_front();
+  } else if (auto ev = engine.next_event()) {
+    if (auto* tls = std::get_if<proto::StartTls>(&*ev)) {
+      r.type = CMAIL_EVENT_STARTTLS;
+      r.data = std::move(tls->trailing);
+    } else {
+      r.type = CMAIL_EVENT_CLOSE;
+    }
+  }
+  return r;
 }
 
 }  // namespace cmail::c

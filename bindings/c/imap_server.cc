@@ -409,18 +409,7 @@ int cmail_imap_server_next_event(cmail_imap_server* s, cmail_imap_event* event, 
   if (!c::live(s)) return c::bad_handle(errmsg);
   if (!event) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "event is NULL");
   return c::guard(errmsg, [&] {
-    s->current = Record{};
-    if (!s->queue.empty()) {
-      s->current = std::move(s->queue.front());
-      s->queue.pop_front();
-    } else if (auto ev = s->server.next_event()) {
-      if (auto* tls = std::get_if<proto::StartTls>(&*ev)) {
-        s->current.type = CMAIL_EVENT_STARTTLS;
-        s->current.data = std::move(tls->trailing);
-      } else {
-        s->current.type = CMAIL_EVENT_CLOSE;
-      }
-    }
+    s->current = c::next_record(s->queue, s->server);
     const Record& r = s->current;
     *event = cmail_imap_event{};
     event->type = r.type;
