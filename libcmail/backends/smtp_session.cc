@@ -119,24 +119,26 @@ void StoreSmtpSession::start_spf(const smtp::SessionInfo& info, const smtp::Path
   spf_.running = true;
   spf_.property = null_path ? "smtp.helo" : "smtp.mailfrom";
   spf_.identity = null_path ? info.helo : from.address();
+  spf_.deadline = std::chrono::steady_clock::now() + options_.spf_timeout;
   const std::string domain = null_path ? info.helo : from.domain;
   const std::string sender = null_path ? "postmaster@" + info.helo : from.address();
   std::weak_ptr<StoreSmtpSession*> weak = alive_;
   const std::uint64_t t = transaction_;
   mail::spf::check_host(*options_.resolver, *ip, domain, sender, info.helo, [weak, t](mail::spf::Outcome o) {
     auto alive = weak.lock();
-    if (!alive || !*alive) return;
-    StoreSmtpSession& self = **alive;
-    if (self.spf_.transaction != t || !self.spf_.running) return;  // a later transaction's now
-    self.spf_.running = false;
-    self.spf_.outcome = std::move(o);
-    if (self.waiting_) {  // the data came first: store the message now
-      smtp::SessionInfo info = std::move(*self.waiting_);
-      self.waiting_.reset();
-      Verdict v = self.deliver_message(info);
-      if (v.kind() != proto::VerdictKind::Pending && self.complete_) self.complete_(std::move(v));
-    }
+    if (alive && *alive) (**alive).spf_done(t, std::move(o));
   });
+}
+
+void StoreSmtpSession::spf_done(std::uint64_t t, mail::spf::Outcome o) {
+  if (spf_.transaction != t || !spf_.running) return;  // a later transaction's now, or timed out
+  spf_.running = false;
+  spf_.outcome = std::move(o);
+  if (!waiting_) return;
+  smtp::SessionInfo info = std::move(*waiting_);  // the data came first: store the message now
+  waiting_.reset();
+  Verdict v = deliver_message(info);
+  if (v.kind() != proto::VerdictKind::Pending && complete_) complete_(std::move(v));
 }
 
 std::string StoreSmtpSession::authentication_results() const {
@@ -252,6 +254,12 @@ Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
   }
   if (spf_.running && spf_.transaction == transaction_) {  // the check is not done yet: wait for it
     waiting_ = info;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(spf_.deadline - std::chrono::steady_clock::now());
+    std::weak_ptr<StoreSmtpSession*> weak = alive_;
+    run_after(executor_, std::max(left, std::chrono::milliseconds(0)), [weak, t = transaction_] {
+      auto alive = weak.lock();
+      if (alive && *alive) (**alive).spf_done(t, {mail::spf::Answer::TempError, "", "no answer in time"});
+    });
     return Verdict::pending();
   }
   return deliver_message(info);

@@ -335,7 +335,7 @@ TEST_CASE("smtp backend: SPF of an unauthenticated sender; the message waits for
   Conversation c({}, bo);
   c.say("EHLO client.remote.test\r\n", "250 ");
   feed(*c.server, "MAIL FROM:<sender@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\nSubject: spf\r\n\r\nx\r\n.\r\n");
-  c.loop.run_posted();
+  // (Not run_posted() yet: the fake loop would fire the time-out at once, not in 20 s.)
   std::string out = take_output(*c.server);
   CHECK(out.find("354 ") != std::string::npos);
   CHECK(out.find("250 2.0.0") == std::string::npos);  // the end of data waits for SPF
@@ -365,8 +365,7 @@ TEST_CASE("smtp backend: SPF of the HELO name for a null sender; a stale answer 
   dns.release();  // the answer for the transaction RSET ended
   c.say("MAIL FROM:<>\r\nRCPT TO:<bob@local.test>\r\n", "250 2.1.5");
   feed(*c.server, "DATA\r\nSubject: bounce\r\n\r\nx\r\n.\r\n");
-  c.loop.run_posted();
-  dns.release();
+  dns.release();  // before the fake loop's time-out, which would fire at once
   std::string done;
   c.loop.pump([&] {
     done += take_output(*c.server);
@@ -394,4 +393,26 @@ TEST_CASE("smtp backend: authenticated submissions are not SPF-checked") {
   auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'bob'");
   REQUIRE(data.has_value());
   CHECK(data->starts_with("Received: "));
+}
+
+TEST_CASE("smtp backend: an SPF check without an answer in time is temperror; the message is stored") {
+  HeldResolver dns;  // never released
+  dns.record = "v=spf1 -all";
+  backends::SmtpBackendOptions bo;
+  bo.resolver = &dns;
+  bo.spf_timeout = std::chrono::milliseconds(1500);
+  Conversation c({}, bo);
+  c.say("EHLO client.remote.test\r\n", "250 ");
+  std::string r = c.say("MAIL FROM:<sender@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\nSubject: slow dns\r\n\r\nx\r\n.\r\n",
+                        "250 2.0.0 OK queued as ");
+  const auto waits = c.loop.waits();
+  REQUIRE_FALSE(waits.empty());
+  CHECK(waits.back() > std::chrono::milliseconds(1000));  // what was left of the 1.5 s
+  CHECK(waits.back() <= std::chrono::milliseconds(1500));
+  auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
+  REQUIRE(data.has_value());
+  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=temperror smtp.mailfrom=sender@remote.test\r\n"));
+  dns.release();  // the late answer changes nothing
+  c.loop.run_posted();
+  CHECK(count(*c.db(), "SELECT COUNT(*) FROM mailbox") == 1);
 }

@@ -38,6 +38,7 @@
 #include <cmail/store/spool.h>
 #include <cmail/store/store.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -62,6 +63,9 @@ struct SmtpBackendOptions {
   // Authentication-Results header (RFC 8601) on the stored copy. Report only: no mail is
   // refused for its result.
   mail::Resolver* resolver = nullptr;
+  // How long after MAIL FROM the end of data waits for the SPF answer; then the result is
+  // temperror (RFC 7208 4.6.4 allows giving up after 20 seconds).
+  std::chrono::milliseconds spf_timeout{20000};
 };
 
 class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
@@ -92,6 +96,9 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   void start_spf(const smtp::SessionInfo& info, const smtp::Path& from);
   // data_end() once the checks are done: the message stored (pending) or refused.
   smtp::Verdict deliver_message(const smtp::SessionInfo& info);
+  // The SPF answer (or its time-out) for transaction `t`: recorded, and the waiting message
+  // stored.
+  void spf_done(std::uint64_t t, mail::spf::Outcome o);
   void drop_body();
   static smtp::Reply insufficient_storage();
   // The "delivered" report (RFC 3461) for the local recipients that asked for one, or null.
@@ -126,6 +133,7 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
     std::string property;           // "smtp.mailfrom" or "smtp.helo" (RFC 8601 2.7.2)
     std::string identity;           // the address or HELO name checked
     std::optional<mail::spf::Outcome> outcome;
+    std::chrono::steady_clock::time_point deadline;
   } spf_;
   std::uint64_t transaction_ = 0;
   std::optional<smtp::SessionInfo> waiting_;  // data_end() waits for the check with this
