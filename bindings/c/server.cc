@@ -1,9 +1,11 @@
 // The C ABI's in-process server: a Store in a data directory and a Runtime on a thread of its
 // own, serving smtp::Server with backends::StoreSmtpSession, pop3::Server with
 // StorePop3Session and imap::Server with StoreImapSession through net::serve_* (as
-// frontends/daemon/*_service.cc do from config lines), plus the embedder's two hooks: a
-// policy call per recipient and a call per stored message; and outbound delivery with the
-// Dispatcher, to the Internet or to a net::CaptureSink (capture mode).
+// frontends/daemon/*_service.cc do from config lines), plus the embedder's hooks: a policy
+// call per recipient, a call per stored message and a log callback; faults on purpose
+// (backends::FaultySmtpSession around every intake session) and a simulated full disk; and
+// outbound delivery with the Dispatcher, to the Internet or to a net::CaptureSink (capture
+// mode), whose resolver also serves the SPF checks of intake.
 #include "common.h"
 #include "store.h"
 
