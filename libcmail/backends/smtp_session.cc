@@ -2,6 +2,7 @@
 #include <cmail/backends/smtp_session.h>
 
 #include <cmail/backends/log_line.h>
+#include <cmail/mail/auth_results.h>
 #include <cmail/mail/delivery.h>
 #include <cmail/mail/fields.h>
 #include <cmail/proto/ascii.h>
@@ -105,7 +106,10 @@ Verdict StoreSmtpSession::mail(const smtp::SessionInfo& info, const smtp::Path& 
   if (auto* reply = std::get_if<smtp::Reply>(&*r)) return Verdict::reject(*reply);
   sender_ = std::get<store::routing::Sender>(*r);
   params_ = params;
-  if (options_.resolver && !info.user) start_spf(info, from);
+  if (options_.resolver && !info.user) {
+    start_spf(info, from);
+    forged_.emplace(options_.hostname);
+  }
   return Verdict::accept("Sender OK");
 }
 
@@ -182,6 +186,14 @@ Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
 }
 
 void StoreSmtpSession::data_chunk(std::string_view bytes) {
+  if (!forged_) return take(bytes);
+  // RFC 8601 5: our own authserv-id in a header field that came in is forged: dropped.
+  std::string passed;
+  forged_->feed(bytes, passed);
+  take(passed);
+}
+
+void StoreSmtpSession::take(std::string_view bytes) {
   if (over_budget_ || !spool_error_.ok()) return;  // dropped; data_end() says why
   if (!hold_.take(bytes.size())) {
     over_budget_ = true;
@@ -239,6 +251,13 @@ std::string StoreSmtpSession::received_header(const smtp::SessionInfo& info, con
 
 Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
   if (!sender_) return Verdict::reject(smtp::reply(503, {5, 5, 1}, "Need MAIL command"));
+  if (forged_) {
+    std::string rest;
+    forged_->finish(rest);
+    take(rest);
+    if (forged_->dropped()) log("dropped " + std::to_string(forged_->dropped()) + " forged Authentication-Results");
+    forged_.reset();
+  }
   if (over_budget_) {
     reset();
     return Verdict::reject(insufficient_storage());
@@ -376,6 +395,7 @@ void StoreSmtpSession::reset() {
   ++transaction_;  // answers of checks started before are stale now
   spf_ = Spf{};
   waiting_.reset();
+  forged_.reset();
   sender_.reset();
   params_ = {};
   recipients_.clear();

@@ -7,7 +7,9 @@
 // (relaxed) never leaves white space before a line end or two WSP in a row; every field's raw
 // octets lie inside the message, start with its name and follow one another; a canonical
 // relaxed field is one line; what parse_signature takes names From in h= and an i= inside
-// d=; a key record without p= never parses.
+// d=; a key record without p= never parses. The forged Authentication-Results filter gives
+// the same octets whole and in pieces, never more than it was given, and the body untouched.
+#include <cmail/mail/auth_results.h>
 #include <cmail/mail/dkim.h>
 
 #include <cstdint>
@@ -79,6 +81,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
   (void)select_headers(fields, names);
+  {
+    cmail::mail::ForgedResultsFilter whole("mx.example.test"), split("mx.example.test");
+    std::string a, b;
+    whole.feed(msg, a);
+    whole.finish(a);
+    for (std::size_t at = 0; at < msg.size(); at += piece) split.feed(msg.substr(at, piece), b);
+    split.finish(b);
+    if (a != b || a.size() > msg.size()) std::abort();
+    if (whole.dropped() == 0 && a != msg) std::abort();
+  }
   check_body(msg.substr(body_at), canon, limit, piece);
   auto tags = parse_tag_list(msg);
   if (parse_key_record(msg)) {  // a key record is a tag list with a p= tag

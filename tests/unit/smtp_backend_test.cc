@@ -416,3 +416,29 @@ TEST_CASE("smtp backend: an SPF check without an answer in time is temperror; th
   c.loop.run_posted();
   CHECK(count(*c.db(), "SELECT COUNT(*) FROM mailbox") == 1);
 }
+
+TEST_CASE("smtp backend: Authentication-Results that came under our hostname are dropped (RFC 8601 5)") {
+  SPLIT_SUBCASES();
+  HeldResolver dns;
+  dns.record = "v=spf1 -all";
+  backends::SmtpBackendOptions bo;
+  bo.resolver = &dns;
+  Conversation c({}, bo);
+  c.say("EHLO client.remote.test\r\n", "250 ");
+  feed(*c.server,
+       "MAIL FROM:<sender@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n"
+       "Authentication-Results: mx.local.test; spf=pass smtp.mailfrom=sender@remote.test\r\n"
+       "Authentication-Results: elsewhere.test; spf=pass\r\n"
+       "Subject: forged\r\n\r\nbody\r\n.\r\n");
+  dns.release();
+  std::string done;
+  c.loop.pump([&] {
+    done += take_output(*c.server);
+    return done.find("250 2.0.0 OK queued as ") != std::string::npos;
+  });
+  auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
+  REQUIRE(data.has_value());
+  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=fail smtp.mailfrom=sender@remote.test\r\n"));
+  CHECK(data->find("spf=pass smtp.mailfrom") == std::string::npos);  // the forged one is gone
+  CHECK(data->ends_with("Authentication-Results: elsewhere.test; spf=pass\r\nSubject: forged\r\n\r\nbody\r\n"));
+}

@@ -31,6 +31,7 @@
 #include <cmail/backends/auth_guard.h>
 #include <cmail/export.h>
 #include <cmail/log_sink.h>
+#include <cmail/mail/auth_results.h>
 #include <cmail/mail/resolver.h>
 #include <cmail/mail/spf.h>
 #include <cmail/smtp/server.h>
@@ -60,8 +61,9 @@ struct SmtpBackendOptions {
   // SPF (RFC 7208) of mail from unauthenticated clients, through this resolver (used on the
   // connection's thread; it must outlive the session); null: no checks. The check starts at
   // MAIL FROM and runs while the recipients and the data come; the result goes into an
-  // Authentication-Results header (RFC 8601) on the stored copy. Report only: no mail is
-  // refused for its result.
+  // Authentication-Results header (RFC 8601) on the stored copy, and any that came with the
+  // message under our hostname (forged, RFC 8601 5) are dropped from it. Report only: no mail
+  // is refused for its result.
   mail::Resolver* resolver = nullptr;
   // How long after MAIL FROM the end of data waits for the SPF answer; then the result is
   // temperror (RFC 7208 4.6.4 allows giving up after 20 seconds).
@@ -100,6 +102,8 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   // stored.
   void spf_done(std::uint64_t t, mail::spf::Outcome o);
   void drop_body();
+  // The message's next octets, into memory or the spool (data_chunk after the filter).
+  void take(std::string_view bytes);
   static smtp::Reply insufficient_storage();
   // The "delivered" report (RFC 3461) for the local recipients that asked for one, or null.
   std::shared_ptr<store::Delivery> success_report(const store::Delivery& d);
@@ -136,6 +140,8 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
     std::chrono::steady_clock::time_point deadline;
   } spf_;
   std::uint64_t transaction_ = 0;
+  // With checks on: Authentication-Results in the message that claim our hostname go.
+  std::optional<mail::ForgedResultsFilter> forged_;
   std::optional<smtp::SessionInfo> waiting_;  // data_end() waits for the check with this
 };
 
