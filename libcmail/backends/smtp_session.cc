@@ -383,6 +383,7 @@ std::function<void(const Status&)> StoreSmtpSession::transaction_log(const smtp:
   l.add("id", d.ident).add("proto", "smtp").add("addr", peer_.address);
   if (info.user) l.add("user", *info.user);
   l.add("from", "<" + d.envelope_from.value_or("") + ">").add("rcpts", to.size()).add("size", d.data.size() + (d.spool ? d.spool->size() : 0));
+  if (spf_.outcome) l.add("spf", mail::spf::to_string(spf_.outcome->result));
   return [logger = logger_, line = l.str()](const Status& st) {
     LogLine out(line);
     if (st.ok()) out.add("result", "accepted");

@@ -412,6 +412,9 @@ TEST_CASE("smtp backend: an SPF check without an answer in time is temperror; th
   auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
   REQUIRE(data.has_value());
   CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=temperror smtp.mailfrom=sender@remote.test\r\n"));
+  bool logged = false;  // the message line says it too (docs/logging.md)
+  for (const auto& [level, line] : c.logged) logged = logged || (line.starts_with("message ") && line.find(" spf=temperror ") != std::string::npos);
+  CHECK(logged);
   dns.release();  // the late answer changes nothing
   c.loop.run_posted();
   CHECK(count(*c.db(), "SELECT COUNT(*) FROM mailbox") == 1);
