@@ -84,7 +84,8 @@ inline const char* cstr(const std::optional<std::string>& s) { return s ? s->c_s
 inline std::chrono::milliseconds ms(std::int64_t v) { return std::chrono::milliseconds(v < 0 ? 0 : v); }
 
 // The transport calls the three engine handles make alike; `engine` names the handle's engine
-// member (smtp::Server, smtp::Client, pop3::Server), whose contract is cmail/proto/transport.h.
+// member (smtp::Server, smtp::Client, pop3::Server, imap::Server), whose contract is
+// cmail/proto/transport.h.
 template <typename H, typename E>
 int receive(H* h, E H::*engine, const char* data, std::size_t len, char** errmsg) {
   if (!live(h)) return bad_handle(errmsg);
@@ -119,6 +120,33 @@ int consume_output(H* h, E H::*engine, std::size_t n, char** errmsg) {
     (h->*engine).consume_output(n);
     return ok(errmsg);
   });
+}
+
+template <typename H, typename E>
+int tls_established(H* h, E H::*engine, const char* version, const char* cipher, int bits, char** errmsg) {
+  if (!live(h)) return bad_handle(errmsg);
+  return guard(errmsg, [&] {
+    (h->*engine).tls_established(proto::TlsInfo{str(version), str(cipher), bits});
+    return ok(errmsg);
+  });
+}
+template <typename H, typename E>
+int on_timeout(H* h, E H::*engine, char** errmsg) {
+  if (!live(h)) return bad_handle(errmsg);
+  return guard(errmsg, [&] {
+    (h->*engine).timed_out();
+    return ok(errmsg);
+  });
+}
+// The server engines' deadline (cmail/proto/transport.h, Deadline).
+template <typename H, typename E>
+int deadline(const H* h, E H::*engine, std::uint64_t* phase, std::int64_t* budget_ms, char** errmsg) {
+  if (!live(h)) return bad_handle(errmsg);
+  if (!phase || !budget_ms) return fail(errmsg, CMAIL_INVALID_ARGUMENT, "phase or budget_ms is NULL");
+  const proto::Deadline d = (h->*engine).deadline();
+  *phase = d.phase;
+  *budget_ms = d.budget.count();
+  return ok(errmsg);
 }
 
 // The next event of a server engine handle: the oldest queued decision, else the transport's

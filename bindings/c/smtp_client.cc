@@ -163,19 +163,11 @@ int cmail_smtp_client_next_event(cmail_smtp_client* cl, cmail_smtp_client_event*
 
 int cmail_smtp_client_tls_established(cmail_smtp_client* cl, const char* version, const char* cipher, int bits,
                                       char** errmsg) {
-  if (!c::live(cl)) return c::bad_handle(errmsg);
-  return c::guard(errmsg, [&] {
-    cl->client.tls_established(proto::TlsInfo{c::str(version), c::str(cipher), bits});
-    return c::ok(errmsg);
-  });
+  return c::tls_established(cl, &cmail_smtp_client::client, version, cipher, bits, errmsg);
 }
 
 int cmail_smtp_client_on_timeout(cmail_smtp_client* cl, char** errmsg) {
-  if (!c::live(cl)) return c::bad_handle(errmsg);
-  return c::guard(errmsg, [&] {
-    cl->client.timed_out();
-    return c::ok(errmsg);
-  });
+  return c::on_timeout(cl, &cmail_smtp_client::client, errmsg);
 }
 
 int cmail_smtp_client_wants_read(const cmail_smtp_client* cl) { return c::live(cl) && cl->client.wants_read(); }

@@ -233,19 +233,11 @@ int cmail_smtp_server_next_event(cmail_smtp_server* s, cmail_smtp_event* event, 
 
 int cmail_smtp_server_tls_established(cmail_smtp_server* s, const char* version, const char* cipher, int bits,
                                       char** errmsg) {
-  if (!c::live(s)) return c::bad_handle(errmsg);
-  return c::guard(errmsg, [&] {
-    s->server.tls_established(proto::TlsInfo{c::str(version), c::str(cipher), bits});
-    return c::ok(errmsg);
-  });
+  return c::tls_established(s, &cmail_smtp_server::server, version, cipher, bits, errmsg);
 }
 
 int cmail_smtp_server_on_timeout(cmail_smtp_server* s, char** errmsg) {
-  if (!c::live(s)) return c::bad_handle(errmsg);
-  return c::guard(errmsg, [&] {
-    s->server.timed_out();
-    return c::ok(errmsg);
-  });
+  return c::on_timeout(s, &cmail_smtp_server::server, errmsg);
 }
 
 int cmail_smtp_server_wants_read(const cmail_smtp_server* s) { return c::live(s) && s->server.wants_read(); }
@@ -253,12 +245,7 @@ int cmail_smtp_server_is_closed(const cmail_smtp_server* s) { return !c::live(s)
 int64_t cmail_smtp_server_timeout_ms(const cmail_smtp_server* s) { return c::live(s) ? s->server.timeout().count() : -1; }
 
 int cmail_smtp_server_deadline(const cmail_smtp_server* s, uint64_t* phase, int64_t* budget_ms, char** errmsg) {
-  if (!c::live(s)) return c::bad_handle(errmsg);
-  if (!phase || !budget_ms) return c::fail(errmsg, CMAIL_INVALID_ARGUMENT, "phase or budget_ms is NULL");
-  proto::Deadline d = s->server.deadline();
-  *phase = d.phase;
-  *budget_ms = d.budget.count();
-  return c::ok(errmsg);
+  return c::deadline(s, &cmail_smtp_server::server, phase, budget_ms, errmsg);
 }
 
 int cmail_smtp_server_state(const cmail_smtp_server* s) { return c::live(s) ? static_cast<int>(s->server.state()) : -1; }

@@ -12,7 +12,6 @@
 #include <sys/random.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <set>
@@ -151,7 +150,7 @@ std::string StoreSmtpSession::authentication_results() const {
   // part is not a dot-atom is written as a quoted-string (RFC 8601 2.2, pvalue).
   std::string value = spf_.identity;
   const bool plain = std::all_of(value.begin(), value.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-/=?^_`{|}~.@").find(c) != std::string_view::npos;
+    return proto::is_alnum(c) || std::string_view("!#$%&'*+-/=?^_`{|}~.@").find(c) != std::string_view::npos;
   });
   if (!plain || value.empty()) {
     std::string q = "\"";

@@ -7,12 +7,13 @@ namespace cmail::mail {
 
 namespace {
 
-bool wsp(char c) { return c == ' ' || c == '\t'; }
+using proto::is_wsp;
+
 
 // Drops a CFWS prefix: white space, line ends and (nested) comments (RFC 5322 3.2.2).
 std::string_view skip_cfws(std::string_view s) {
   for (;;) {
-    while (!s.empty() && (wsp(s.front()) || s.front() == '\r' || s.front() == '\n')) s.remove_prefix(1);
+    while (!s.empty() && (is_wsp(s.front()) || s.front() == '\r' || s.front() == '\n')) s.remove_prefix(1);
     if (s.empty() || s.front() != '(') return s;
     int depth = 0;
     std::size_t i = 0;
@@ -35,7 +36,7 @@ constexpr std::string_view kName = "AUTHENTICATION-RESULTS";
 std::string authserv_id(std::string_view value) {
   value = skip_cfws(value);
   std::size_t end = 0;
-  while (end < value.size() && value[end] != ';' && !wsp(value[end]) && value[end] != '(' && value[end] != '\r' &&
+  while (end < value.size() && value[end] != ';' && !is_wsp(value[end]) && value[end] != '(' && value[end] != '\r' &&
          value[end] != '\n')
     ++end;
   return proto::ascii_lower(value.substr(0, end));
@@ -47,7 +48,7 @@ void ForgedResultsFilter::settle_field(std::string& out) {
   bool forged = false;
   if (!overflow_ && colon != std::string::npos) {
     std::string_view name(field_.data(), colon);
-    while (!name.empty() && wsp(name.back())) name.remove_suffix(1);
+    while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);
     forged = proto::equals_upper(name, kName) &&
              authserv_id(std::string_view(field_).substr(colon + 1)) == proto::ascii_lower(id_);
   }
@@ -86,7 +87,7 @@ void ForgedResultsFilter::feed(std::string_view in, std::string& out) {
     }
     if (line_start_) {
       line_start_ = false;
-      if (!wsp(c)) settle_field(out);  // a new field (or the empty line): the last one is whole
+      if (!is_wsp(c)) settle_field(out);  // a new field (or the empty line): the last one is whole
       if (c == '\r') {
         cr_at_start_ = true;
         ++i;

@@ -11,10 +11,9 @@ namespace cmail::mail::dkim {
 
 namespace {
 
-bool wsp(char c) { return c == ' ' || c == '\t'; }
-bool fws(char c) { return wsp(c) || c == '\r' || c == '\n'; }
-bool alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool digit(char c) { return c >= '0' && c <= '9'; }
+using proto::is_alpha, proto::is_digit, proto::is_wsp;
+
+bool fws(char c) { return is_wsp(c) || c == '\r' || c == '\n'; }
 
 Status bad(std::string_view what) { return Status::invalid_argument(std::string(what)); }
 
@@ -31,7 +30,7 @@ std::optional<std::string> base64(std::string_view v) {
   clean.reserve(v.size());
   for (char c : v) {
     if (fws(c)) continue;
-    if (!(alpha(c) || digit(c) || c == '+' || c == '/' || c == '=')) return std::nullopt;
+    if (!(is_alpha(c) || is_digit(c) || c == '+' || c == '/' || c == '=')) return std::nullopt;
     clean.push_back(c);
   }
   if (clean.size() % 4 != 0) return std::nullopt;
@@ -63,7 +62,7 @@ std::optional<std::uint64_t> number(std::string_view v, std::size_t max_digits) 
   if (v.empty() || v.size() > max_digits) return std::nullopt;
   std::uint64_t n = 0;
   for (char c : v) {
-    if (!digit(c)) return std::nullopt;
+    if (!is_digit(c)) return std::nullopt;
     const std::uint64_t d = static_cast<std::uint64_t>(c - '0');
     if (n > (UINT64_MAX - d) / 10) return std::nullopt;
     n = n * 10 + d;
@@ -89,7 +88,7 @@ bool domain_like(std::string_view s) {
   if (s.empty() || s.front() == '.' || s.back() == '.') return false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
-    if (c == '.' ? s[i - 1] == '.' : !(alpha(c) || digit(c) || c == '-' || c == '_')) return false;
+    if (c == '.' ? s[i - 1] == '.' : !(is_alpha(c) || is_digit(c) || c == '-' || c == '_')) return false;
   }
   return true;
 }
@@ -107,8 +106,8 @@ Result<TagList> parse_tag_list(std::string_view text) {
     if (i == n) break;  // the end, also after a final ";" (RFC 6376 3.2)
     // tag-name = ALPHA *ALNUMPUNC
     const std::size_t name_start = i;
-    if (!alpha(text[i])) return bad("a tag name must start with a letter");
-    while (i < n && (alpha(text[i]) || digit(text[i]) || text[i] == '_')) ++i;
+    if (!is_alpha(text[i])) return bad("a tag name must start with a letter");
+    while (i < n && (is_alpha(text[i]) || is_digit(text[i]) || text[i] == '_')) ++i;
     std::string name(text.substr(name_start, i - name_start));
     while (i < n && fws(text[i])) ++i;
     if (i == n || text[i] != '=') return bad("tag '" + name + "' has no '='");
@@ -271,12 +270,12 @@ std::vector<HeaderField> split_header(std::string_view message, std::size_t* bod
       if (body_offset) *body_offset = next;
       return out;
     }
-    if (wsp(line.front()) && field_start != std::string_view::npos) {  // a continuation line
+    if (is_wsp(line.front()) && field_start != std::string_view::npos) {  // a continuation line
       at = next;
       continue;
     }
     const std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos || wsp(line.front())) {  // not a field: the body starts here
+    if (colon == std::string_view::npos || is_wsp(line.front())) {  // not a field: the body starts here
       close_field(at);
       if (body_offset) *body_offset = at;
       return out;
@@ -284,7 +283,7 @@ std::vector<HeaderField> split_header(std::string_view message, std::size_t* bod
     close_field(at);
     field_start = at;
     std::size_t ne = colon;
-    while (ne > 0 && wsp(line[ne - 1])) --ne;  // obsolete WSP before the colon (RFC 5322 4.5.8)
+    while (ne > 0 && is_wsp(line[ne - 1])) --ne;  // obsolete WSP before the colon (RFC 5322 4.5.8)
     name_end = at + ne;
     at = next;
   }
@@ -310,7 +309,7 @@ std::string canonical_header(const HeaderField& field, Canon canon) {
       space = true;
       continue;
     }
-    if (wsp(c)) {
+    if (is_wsp(c)) {
       space = true;
       continue;
     }
@@ -374,7 +373,7 @@ std::string header_hash_input(const std::vector<HeaderField>& fields, const std:
   const std::string sig = without_signature_value(signature_field);
   const std::size_t colon = sig.find(':');
   std::string_view name = std::string_view(sig).substr(0, colon == std::string::npos ? 0 : colon);
-  while (!name.empty() && wsp(name.back())) name.remove_suffix(1);
+  while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);
   std::string c = canonical_header({name, sig}, canon);
   if (c.ends_with("\r\n")) c.resize(c.size() - 2);  // RFC 6376 3.7: without its final CRLF
   out += c;
@@ -420,14 +419,14 @@ void BodyCanonicalizer::feed(std::string_view in, std::string& out) {
       ++i;
       continue;
     }
-    if (relaxed && wsp(c)) {
+    if (relaxed && is_wsp(c)) {
       space_ = true;
       ++i;
       continue;
     }
     // A run of ordinary text: what is held back first, then the run as one piece.
     std::size_t j = i + 1;
-    while (j < in.size() && in[j] != '\r' && !(relaxed && wsp(in[j]))) ++j;
+    while (j < in.size() && in[j] != '\r' && !(relaxed && is_wsp(in[j]))) ++j;
     content(c, out);
     emit(in.substr(i + 1, j - i - 1), out);
     i = j;

@@ -25,8 +25,8 @@ std::vector<std::string> split(std::string_view v, char sep) {
   while (at <= v.size()) {
     const std::size_t end = std::min(v.find(sep, at), v.size());
     std::string_view item = v.substr(at, end - at);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    while (!item.empty() && proto::is_wsp(item.front())) item.remove_prefix(1);
+    while (!item.empty() && proto::is_wsp(item.back())) item.remove_suffix(1);
     if (!item.empty()) out.emplace_back(item);
     at = end + 1;
   }

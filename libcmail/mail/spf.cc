@@ -10,11 +10,10 @@ namespace cmail::mail::spf {
 
 namespace {
 
-bool alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool digit(char c) { return c >= '0' && c <= '9'; }
-bool alnum(char c) { return alpha(c) || digit(c); }
+using proto::is_alnum, proto::is_alpha, proto::is_digit;
+
 int hex(char c) {
-  if (digit(c)) return c - '0';
+  if (is_digit(c)) return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
@@ -29,7 +28,7 @@ std::optional<Ip> parse_ipv4(std::string_view s) {
   std::size_t at = 0;
   while (part < 4) {
     std::size_t end = at;
-    while (end < s.size() && digit(s[end])) ++end;
+    while (end < s.size() && is_digit(s[end])) ++end;
     const std::string_view n = s.substr(at, end - at);
     if (n.empty() || n.size() > 3 || (n.size() > 1 && n[0] == '0')) return std::nullopt;
     int v = 0;
@@ -117,14 +116,14 @@ bool toplabel(std::string_view l) {
   if (l.empty() || l.front() == '-' || l.back() == '-') return false;
   bool letter = false;
   for (char c : l) {
-    if (!alnum(c) && c != '-') return false;
-    letter = letter || alpha(c) || c == '-';
+    if (!is_alnum(c) && c != '-') return false;
+    letter = letter || is_alpha(c) || c == '-';
   }
   return letter;
 }
 
 bool macro_letter(char c, bool explanation) {
-  switch (proto::ascii_lower(std::string_view(&c, 1))[0]) {
+  switch (proto::ascii_lower(c)) {
     case 's': case 'l': case 'o': case 'd': case 'i': case 'p': case 'h': case 'v':
       return true;
     case 'c': case 'r': case 't':  // RFC 7208 7.2: only in exp= text
@@ -159,7 +158,7 @@ std::optional<Macro> read_macro(std::string_view s, std::size_t at, bool explana
   m.letter = s[at + 2];
   std::size_t i = at + 3;
   std::size_t digits = 0;
-  while (i < s.size() && digit(s[i])) {
+  while (i < s.size() && is_digit(s[i])) {
     m.keep = m.keep * 10 + static_cast<std::size_t>(s[i] - '0');
     if (++digits > 3) return std::nullopt;  // more labels than a domain can have
     ++i;
@@ -210,7 +209,7 @@ std::optional<int> cidr(std::string_view n, int max) {
   if (n.empty() || n.size() > 3 || (n.size() > 1 && n[0] == '0')) return std::nullopt;
   int v = 0;
   for (char c : n) {
-    if (!digit(c)) return std::nullopt;
+    if (!is_digit(c)) return std::nullopt;
     v = v * 10 + (c - '0');
   }
   if (v > max) return std::nullopt;
@@ -228,7 +227,7 @@ Status dual_cidr(std::string_view& arg, Mechanism& m) {
   }
   const std::size_t d = arg.rfind('/');
   if (d != std::string_view::npos && !arg.substr(d + 1).empty() &&
-      std::all_of(arg.begin() + static_cast<std::ptrdiff_t>(d) + 1, arg.end(), digit)) {
+      std::all_of(arg.begin() + static_cast<std::ptrdiff_t>(d) + 1, arg.end(), is_digit)) {
     auto v4 = cidr(arg.substr(d + 1), 32);
     if (!v4) return permerror("an ip4-cidr-length is not 0-32");
     m.cidr4 = *v4;
@@ -242,7 +241,7 @@ std::string url_encode(std::string_view s) {
   std::string out;
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
-    if (alnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {  // RFC 3986 2.3 unreserved
+    if (is_alnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {  // RFC 3986 2.3 unreserved
       out += ch;
     } else {
       out += '%';
@@ -339,8 +338,8 @@ Result<Record> parse_record(std::string_view text) {
     at = end;
     // A modifier: name "=" (RFC 7208 12: name = ALPHA *( ALPHA / DIGIT / "-" / "_" / "." )).
     std::size_t n = 0;
-    while (n < term.size() && (alnum(term[n]) || term[n] == '-' || term[n] == '_' || term[n] == '.')) ++n;
-    if (n > 0 && alpha(term[0]) && n < term.size() && term[n] == '=') {
+    while (n < term.size() && (is_alnum(term[n]) || term[n] == '-' || term[n] == '_' || term[n] == '.')) ++n;
+    if (n > 0 && is_alpha(term[0]) && n < term.size() && term[n] == '=') {
       const std::string name = proto::ascii_lower(term.substr(0, n));
       const std::string_view value = term.substr(n + 1);
       if (name == "redirect" || name == "exp") {
@@ -359,7 +358,7 @@ Result<Record> parse_record(std::string_view text) {
       term.remove_prefix(1);
     }
     std::size_t k = 0;
-    while (k < term.size() && alnum(term[k])) ++k;
+    while (k < term.size() && is_alnum(term[k])) ++k;
     const std::string name = proto::ascii_lower(term.substr(0, k));
     std::string_view arg = term.substr(k);  // ":..." and/or "/..." or ""
     using K = Mechanism::Kind;
@@ -440,7 +439,7 @@ Result<std::string> expand(std::string_view s, const MacroContext& ctx, bool exp
       continue;
     }
     std::string value;
-    switch (proto::ascii_lower(std::string_view(&m.letter, 1))[0]) {
+    switch (proto::ascii_lower(m.letter)) {
       case 's': value = sender; break;
       case 'l': value = at_sign == std::string::npos ? "postmaster" : sender.substr(0, at_sign); break;
       case 'o': value = at_sign == std::string::npos ? sender : sender.substr(at_sign + 1); break;
@@ -468,7 +467,7 @@ Result<std::string> expand(std::string_view s, const MacroContext& ctx, bool exp
     if (m.keep && m.keep < parts.size()) parts.erase(parts.begin(), parts.end() - static_cast<std::ptrdiff_t>(m.keep));
     std::string joined;
     for (std::size_t j = 0; j < parts.size(); ++j) joined += (j ? "." : "") + parts[j];
-    out += alpha(m.letter) && m.letter >= 'A' && m.letter <= 'Z' ? url_encode(joined) : joined;
+    out += m.letter >= 'A' && m.letter <= 'Z' ? url_encode(joined) : joined;  // upper case: URL-encoded
   }
   if (!explanation) {
     // RFC 7208 7.3: a result over 253 octets loses labels from the left until it fits.

@@ -41,6 +41,10 @@ struct Conversation {
   // Sends bytes and returns every reply up to the one that starts with `until`.
   std::string say(std::string_view bytes, const std::string& until) {
     feed(*server, bytes);
+    return wait_for(until);
+  }
+  // Every reply from now up to the one that starts with `until` (nothing sent).
+  std::string wait_for(const std::string& until) {
     out.clear();
     loop.pump([&] {
       out += take_output(*server);
@@ -322,6 +326,12 @@ struct HeldResolver : mail::Resolver {
     held.clear();
     for (auto& fn : now) fn();
   }
+  // Backend options that check SPF through this resolver.
+  backends::SmtpBackendOptions options() {
+    backends::SmtpBackendOptions bo;
+    bo.resolver = this;
+    return bo;
+  }
 };
 
 }  // namespace
@@ -330,8 +340,7 @@ TEST_CASE("smtp backend: SPF of an unauthenticated sender; the message waits for
   SPLIT_SUBCASES();
   HeldResolver dns;
   dns.record = "v=spf1 ip4:192.0.2.0/24 -all";
-  backends::SmtpBackendOptions bo;
-  bo.resolver = &dns;
+  backends::SmtpBackendOptions bo = dns.options();
   Conversation c({}, bo);
   c.say("EHLO client.remote.test\r\n", "250 ");
   feed(*c.server, "MAIL FROM:<sender@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\nSubject: spf\r\n\r\nx\r\n.\r\n");
@@ -341,11 +350,7 @@ TEST_CASE("smtp backend: SPF of an unauthenticated sender; the message waits for
   CHECK(out.find("250 2.0.0") == std::string::npos);  // the end of data waits for SPF
   CHECK(dns.asked == std::vector<std::string>{"remote.test"});
   dns.release();
-  std::string done;
-  c.loop.pump([&] {
-    done += take_output(*c.server);
-    return done.find("250 2.0.0 OK queued as ") != std::string::npos;
-  });
+  c.wait_for("250 2.0.0 OK queued as ");
   auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
   REQUIRE(data.has_value());
   CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=pass smtp.mailfrom=sender@remote.test\r\n"
@@ -355,8 +360,7 @@ TEST_CASE("smtp backend: SPF of an unauthenticated sender; the message waits for
 TEST_CASE("smtp backend: SPF of the HELO name for a null sender; a stale answer after RSET is dropped") {
   HeldResolver dns;
   dns.record = "v=spf1 -all";
-  backends::SmtpBackendOptions bo;
-  bo.resolver = &dns;
+  backends::SmtpBackendOptions bo = dns.options();
   Conversation c({}, bo);
   c.say("EHLO client.remote.test\r\n", "250 ");
   c.say("MAIL FROM:<>\r\n", "250 ");
@@ -366,11 +370,7 @@ TEST_CASE("smtp backend: SPF of the HELO name for a null sender; a stale answer 
   c.say("MAIL FROM:<>\r\nRCPT TO:<bob@local.test>\r\n", "250 2.1.5");
   feed(*c.server, "DATA\r\nSubject: bounce\r\n\r\nx\r\n.\r\n");
   dns.release();  // before the fake loop's time-out, which would fire at once
-  std::string done;
-  c.loop.pump([&] {
-    done += take_output(*c.server);
-    return done.find("250 2.0.0 OK queued as ") != std::string::npos;
-  });
+  c.wait_for("250 2.0.0 OK queued as ");
   auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'bob'");
   REQUIRE(data.has_value());
   CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=fail smtp.helo=client.remote.test\r\n"));
@@ -379,8 +379,7 @@ TEST_CASE("smtp backend: SPF of the HELO name for a null sender; a stale answer 
 TEST_CASE("smtp backend: authenticated submissions are not SPF-checked") {
   HeldResolver dns;
   dns.record = "v=spf1 -all";
-  backends::SmtpBackendOptions bo;
-  bo.resolver = &dns;
+  backends::SmtpBackendOptions bo = dns.options();
   smtp::ServerOptions so;
   so.auth_enabled = true;
   so.auth_requires_tls = false;
@@ -398,8 +397,7 @@ TEST_CASE("smtp backend: authenticated submissions are not SPF-checked") {
 TEST_CASE("smtp backend: an SPF check without an answer in time is temperror; the message is stored") {
   HeldResolver dns;  // never released
   dns.record = "v=spf1 -all";
-  backends::SmtpBackendOptions bo;
-  bo.resolver = &dns;
+  backends::SmtpBackendOptions bo = dns.options();
   bo.spf_timeout = std::chrono::milliseconds(1500);
   Conversation c({}, bo);
   c.say("EHLO client.remote.test\r\n", "250 ");
@@ -424,8 +422,7 @@ TEST_CASE("smtp backend: Authentication-Results that came under our hostname are
   SPLIT_SUBCASES();
   HeldResolver dns;
   dns.record = "v=spf1 -all";
-  backends::SmtpBackendOptions bo;
-  bo.resolver = &dns;
+  backends::SmtpBackendOptions bo = dns.options();
   Conversation c({}, bo);
   c.say("EHLO client.remote.test\r\n", "250 ");
   feed(*c.server,
@@ -434,11 +431,7 @@ TEST_CASE("smtp backend: Authentication-Results that came under our hostname are
        "Authentication-Results: elsewhere.test; spf=pass\r\n"
        "Subject: forged\r\n\r\nbody\r\n.\r\n");
   dns.release();
-  std::string done;
-  c.loop.pump([&] {
-    done += take_output(*c.server);
-    return done.find("250 2.0.0 OK queued as ") != std::string::npos;
-  });
+  c.wait_for("250 2.0.0 OK queued as ");
   auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
   REQUIRE(data.has_value());
   CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=fail smtp.mailfrom=sender@remote.test\r\n"));

@@ -13,6 +13,12 @@
 
 namespace cmail::proto {
 
+// RFC 5234 B.1 core rules: ALPHA, DIGIT, WSP (SP / HTAB).
+constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
+constexpr bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+
 constexpr char ascii_upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
 constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
