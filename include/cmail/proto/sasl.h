@@ -14,6 +14,7 @@
 // Thread-safety: value types; an exchange is used by one thread.
 #pragma once
 
+#include <cmail/base64.h>
 #include <cmail/export.h>
 
 #include <optional>
@@ -128,19 +129,10 @@ std::optional<Mechanism> choose_mechanism(const Set& offered) {
   return std::nullopt;
 }
 
-// The value of a base64 digit (RFC 4648 4, Table 1: the alphabet of RFC 2045 6.8 too), or -1.
-constexpr int base64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// RFC 4648 section 4 base64, strict: padding required, no whitespace, canonical trailing bits.
-CMAIL_EXPORT std::string base64_encode(std::string_view bytes);
-CMAIL_EXPORT std::optional<std::string> base64_decode(std::string_view text);
+// The base64 codec (cmail/base64.h), under the names the protocols have used.
+using cmail::base64_decode;
+using cmail::base64_encode;
+using cmail::base64_value;
 
 // The client's PLAIN message: authzid NUL authcid NUL password (RFC 4616 2; no trailing NUL,
 // unlike cmail's dispatchd, docs/compatibility.md#dispatchd-authentication).
