@@ -242,6 +242,42 @@ INSERT OR REPLACE INTO meta (key, value)
   VALUES ('uidvalidity_last', (SELECT CAST(COALESCE(MAX(folder_uidvalidity), 0) AS TEXT) FROM folders));
 )sql";
 
+// Version 14, master only: what mail authentication keeps (issue 14, docs/auth.md).
+//   dkim_keys: DKIM signing keys per domain and selector (RFC 6376 3.1), the private key as PEM
+//     (cmail/crypto/keys.h); several selectors of one domain all sign (key rotation, or RSA
+//     beside Ed25519, RFC 8463 6). Domains lower-case.
+//   scram: a user's SCRAM-SHA-256 credentials (RFC 5802 3, RFC 7677): the salt, the iteration
+//     count and base64 StoredKey and ServerKey, made when the password is set, never the
+//     password. A trigger removes them whenever user_authdata changes by any program (the
+//     original cmail-admin too), so an old password can never log in through SCRAM.
+//   auth_policy: what intake does with mail that fails DMARC (RFC 7489 6.3 p=) per recipient
+//     domain ("*": every other domain): report (only the Authentication-Results field) or
+//     enforce (p=reject refused at the end of DATA, p=quarantine filed into Junk).
+constexpr std::string_view kMasterV14 = R"sql(
+CREATE TABLE dkim_keys (
+  dkim_domain TEXT NOT NULL,
+  dkim_selector TEXT NOT NULL,
+  dkim_algorithm TEXT NOT NULL CHECK (dkim_algorithm IN ('rsa-sha256', 'ed25519-sha256')),
+  dkim_private_key TEXT NOT NULL,
+  dkim_created INTEGER NOT NULL,
+  PRIMARY KEY (dkim_domain, dkim_selector)
+);
+CREATE TABLE scram (
+  scram_user TEXT PRIMARY KEY NOT NULL REFERENCES users(user_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  scram_salt TEXT NOT NULL,
+  scram_iterations INTEGER NOT NULL,
+  scram_stored_key TEXT NOT NULL,
+  scram_server_key TEXT NOT NULL
+);
+CREATE TRIGGER scram_password_changed AFTER UPDATE OF user_authdata ON users
+  WHEN OLD.user_authdata IS NOT NEW.user_authdata
+  BEGIN DELETE FROM scram WHERE scram_user = NEW.user_name; END;
+CREATE TABLE auth_policy (
+  policy_domain TEXT PRIMARY KEY NOT NULL,
+  policy_action TEXT NOT NULL CHECK (policy_action IN ('report', 'enforce'))
+);
+)sql";
+
 std::string expand(std::string_view tmpl, std::string_view schema) {
   std::string out;
   out.reserve(tmpl.size() + 64);
@@ -316,6 +352,10 @@ void to_v13(Connection& c, DbKind kind, std::string_view schema) {
   v13_mail(c, kind, schema);
 }
 
+void to_v14(Connection& c, DbKind kind, std::string_view) {
+  if (kind == DbKind::Master) c.exec(kMasterV14);
+}
+
 struct Migration {
   int version;  // the version this step produces
   Step step;
@@ -325,6 +365,7 @@ const Migration kMigrations[] = {
     {11, to_v11},
     {12, to_v12},
     {13, to_v13},
+    {14, to_v14},
 };
 
 }  // namespace

@@ -17,7 +17,7 @@ namespace cmail::store::detail {
 enum class DbKind { Master, User };
 
 // The schema version this build writes and understands.
-inline constexpr int kSchemaVersion = 13;
+inline constexpr int kSchemaVersion = 14;
 // The oldest version that can be upgraded in place (cmail's last schema).
 inline constexpr int kOldestUpgradable = 9;
 

@@ -483,7 +483,7 @@ class ConfigAndServeTest(unittest.TestCase):
             self.assertEqual(len(backups), 1, os.listdir(tmp))
             lines = [l for l in err.splitlines() if "upgraded" in l or "backup" in l]
             self.assertEqual(len(lines), 1, err)
-            self.assertTrue(lines[0].endswith(f"upgraded {db} from schema version 9 to 13 (backup: "
+            self.assertTrue(lines[0].endswith(f"upgraded {db} from schema version 9 to 14 (backup: "
                                               f"{os.path.join(tmp, backups[0])})"), lines[0])
 
     def test_pidfile_logfile_and_sighup_reopen(self):

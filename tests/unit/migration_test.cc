@@ -414,6 +414,34 @@ TEST_CASE("migration: version 12 counts every change to users, addresses and smt
   CHECK(generation() == g);
 }
 
+TEST_CASE("migration: version 14 adds the mail authentication tables; SCRAM credentials die with the password") {
+  TempDir dir;
+  const std::string path = dir.file("master.db3");
+  make_v9(path);
+  auto store = store::Store::open(path);
+  REQUIRE_MESSAGE(store.has_value(), store.error().to_string());
+  auto c = raw(path);
+  for (const char* t : {"dkim_keys", "scram", "auth_policy"}) {
+    CAPTURE(t);
+    REQUIRE(c->table_exists("main", t));
+    CHECK(count(*c, std::string("SELECT COUNT(*) FROM ") + t) == 0);
+  }
+  c->exec("PRAGMA foreign_keys = ON");
+  REQUIRE((*store)->directory().add_user("scram14", std::string("old")).ok());
+  c->exec("INSERT INTO scram VALUES ('scram14', 'c2FsdA==', 4096, 'AA==', 'AA==')");
+  c->exec("UPDATE users SET user_database = NULL WHERE user_name = 'scram14'");  // not the password
+  CHECK(count(*c, "SELECT COUNT(*) FROM scram") == 1);
+  // Any program changing the password (the original cmail-admin writes user_authdata directly).
+  c->exec("UPDATE users SET user_authdata = 'salt:00' WHERE user_name = 'scram14'");
+  CHECK(count(*c, "SELECT COUNT(*) FROM scram") == 0);
+  c->exec("INSERT INTO scram VALUES ('scram14', 'c2FsdA==', 4096, 'AA==', 'AA==')");
+  c->exec("DELETE FROM users WHERE user_name = 'scram14'");
+  CHECK(count(*c, "SELECT COUNT(*) FROM scram") == 0);
+  CHECK_THROWS(c->exec("INSERT INTO dkim_keys VALUES ('a.test', 's', 'rsa-sha1', 'x', 0)"));
+  CHECK_THROWS(c->exec("INSERT INTO auth_policy VALUES ('a.test', 'maybe')"));
+  CHECK((*store)->check()->empty());
+}
+
 TEST_CASE("migration: version 13 adds the imapd table, empty: nobody has IMAP after the upgrade") {
   TempDir dir;
   const std::string path = dir.file("master.db3");
@@ -452,7 +480,7 @@ TEST_CASE("migration: version 12 databases gain the IMAP store in version 13: st
   REQUIRE((*store)->upgrade().has_value());
   CHECK((*store)->upgrade()->from == 12);
   auto c = raw(path);
-  CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "13");
+  CHECK(c->query_text("SELECT value FROM meta WHERE key = 'schema_version'") == "14");
   // Old rows have no structure yet; subscriptions come from folder_subscribed.
   CHECK(count(*c, "SELECT COUNT(*) FROM mailbox WHERE mail_structure IS NULL") == 4);
   auto& mb = (*store)->mailboxes();
