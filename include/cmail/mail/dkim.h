@@ -1,19 +1,23 @@
-// cmail/mail/dkim.h: DKIM (RFC 6376) as pure functions: the tag-list parser (3.2), the
-// DKIM-Signature (3.5) and key record (3.6.1) parsers, the header and body canonicalizations
-// (3.4), the header field selection and the data whose hash the signature signs (3.7, 5.4).
+// cmail/mail/dkim.h: DKIM (RFC 6376): the tag-list parser (3.2), the DKIM-Signature (3.5) and
+// key record (3.6.1) parsers, the header and body canonicalizations (3.4), the header field
+// selection and the data whose hash the signature signs (3.7, 5.4); and over them, as streams,
+// the Verifier (6) and the Signer (5) of whole messages, rsa-sha256 and ed25519-sha256
+// (RFC 8463), with the keys of cmail/crypto/keys.h.
 //
-// This is the part of signing and verifying that involves no cryptography and no DNS: a
-// signer or verifier (in a layer that has them) hashes BodyCanonicalizer's output and
-// header_hash_input()'s result with SHA-256 and signs or verifies it with the key (rsa-sha256,
-// ed25519-sha256 of RFC 8463); the key record comes from a TXT lookup of
-// "<selector>._domainkey.<domain>" through mail::Resolver.
+// No DNS here: the Verifier says which key records it needs ("<selector>._domainkey.<domain>")
+// and the caller looks them up (mail::Resolver::txt) and hands the answers back, so nothing in
+// this file waits.
 //
-// Ownership: value types; HeaderField views point into the message the caller keeps.
-// Thread-safety: pure functions; a BodyCanonicalizer is used by one thread at a time. Nothing
-// throws out of this API (malformed input is a Status).
+// Ownership: value types; HeaderField views point into the message the caller keeps. A Signer
+// or Verifier owns a copy of the message's header (at most its header limit) and none of the
+// body. Thread-safety: pure functions; a BodyCanonicalizer, Signer or Verifier is used by one
+// thread at a time. Nothing throws out of this API (malformed input is a Status or a result).
 #pragma once
 
+#include <cmail/crypto/crypto.h>
+#include <cmail/crypto/keys.h>
 #include <cmail/export.h>
+#include <cmail/mail/resolver.h>
 #include <cmail/status.h>
 
 #include <cstdint>
@@ -137,6 +141,121 @@ class CMAIL_EXPORT BodyCanonicalizer {
   bool cr_ = false;                // the input's last octet was a CR
   bool space_ = false;             // relaxed: white space held back in the current line
   bool any_ = false;               // a non-empty line was given out
+};
+
+
+// ---- whole messages, streamed ----
+
+// Headers larger than this are not held: the message is neither verified nor signed.
+inline constexpr std::size_t kHeaderLimit = 256 * 1024;
+
+// The header of a message fed in pieces: held until the empty line that ends it (or the end
+// of the message, or the limit), the body octets after it passed on.
+class CMAIL_EXPORT HeaderSplitter {
+ public:
+  explicit HeaderSplitter(std::size_t limit = kHeaderLimit) : limit_(limit) {}
+  // Appends what of `in` is body to `body`.
+  void feed(std::string_view in, std::string& body);
+  // The end of the message: a message without an empty line is all header (RFC 5322 3.5).
+  void finish();
+  bool done() const { return done_; }
+  bool too_large() const { return too_large_; }
+  // The header fields, each with its CRLF, without the empty line.
+  std::string_view header() const { return header_; }
+
+ private:
+  std::size_t limit_;
+  std::string header_;
+  std::size_t scanned_ = 0;
+  bool done_ = false, too_large_ = false;
+};
+
+// RFC 8601 2.7.1 results of one signature.
+enum class Answer : std::uint8_t { None, Pass, Fail, Policy, Neutral, TempError, PermError };
+CMAIL_EXPORT const char* to_string(Answer a);  // "none", "pass", ...
+
+struct Verification {
+  Answer result = Answer::None;
+  std::string reason;    // why, when not pass ("body hash did not verify", "no key", ...)
+  std::string domain;    // d= (empty when the field did not parse)
+  std::string selector;  // s=
+  std::string identity;  // i=
+  Algorithm algorithm = Algorithm::RsaSha256;
+  std::string b;         // the start of b= in base64 (header.b, RFC 6008 4: 8 characters)
+  bool testing = false;  // the key record says t=y
+};
+
+struct VerifyOptions {
+  std::size_t header_limit = kHeaderLimit;
+  std::size_t max_signatures = 8;   // later DKIM-Signature fields are not checked (RFC 6376 6.1)
+  std::int64_t now = 0;             // Unix time for x= (0: expiry not checked)
+};
+
+// Verifies every DKIM-Signature of a message (RFC 6376 6): feed() the message as stored (CRLF
+// lines, no dot-stuffing), then key_queries() once header_done(), set_key() for each, finish()
+// at the end, results(). The key lookups may start as soon as the header is in; the body
+// hashes are computed as the body streams by.
+class CMAIL_EXPORT Verifier {
+ public:
+  explicit Verifier(VerifyOptions options = {});
+  ~Verifier();
+  Verifier(Verifier&&) noexcept;
+  Verifier& operator=(Verifier&&) noexcept;
+
+  void feed(std::string_view octets);
+  void finish();
+  bool header_done() const { return splitter_.done(); }
+  // True when the message has no signature to check (results() is empty).
+  bool unsigned_message() const;
+  // The key records still wanted: (signature index, DNS name).
+  std::vector<std::pair<std::size_t, std::string>> key_queries() const;
+  void set_key(std::size_t index, const TxtResult& answer);
+  // One per DKIM-Signature field (up to max_signatures), top down. A signature whose key was
+  // never set is temperror.
+  std::vector<Verification> results() const;
+
+ private:
+  struct Check;
+  void start();
+  VerifyOptions options_;
+  HeaderSplitter splitter_;
+  std::vector<Check> checks_;
+  std::string scratch_;
+  bool finished_ = false;
+};
+
+// The header fields a Signer signs (RFC 6376 5.4.1), each instance present, and the ones it
+// over-signs (one more than present, so that none can be added: RFC 6376 8.15).
+CMAIL_EXPORT const std::vector<std::string>& signed_fields();
+CMAIL_EXPORT const std::vector<std::string>& oversigned_fields();
+
+struct SignOptions {
+  std::string domain;      // d=
+  std::string selector;    // s=
+  std::int64_t timestamp = 0;       // t= (0: none)
+  std::int64_t expire_after = 0;    // x= = t + this (0: none)
+};
+
+// Signs a message with relaxed/relaxed canonicalization (RFC 6376 3.4.2, 3.4.4): feed() the
+// message, finish(), then sign() for each key (they share the body hash).
+class CMAIL_EXPORT Signer {
+ public:
+  explicit Signer(std::size_t header_limit = kHeaderLimit);
+  void feed(std::string_view octets);
+  void finish();
+  // The domain of the message's one From address (lower-case), or nullopt (no From, several
+  // addresses, no domain, a header too large to hold).
+  std::optional<std::string> from_domain() const;
+  // The DKIM-Signature field to prepend (folded, CRLF-terminated). InvalidArgument when the
+  // message cannot be signed (header too large or without From).
+  Result<std::string> sign(const crypto::PrivateKey& key, const SignOptions& options) const;
+
+ private:
+  HeaderSplitter splitter_;
+  BodyCanonicalizer body_{Canon::Relaxed};
+  crypto::Sha256 body_hash_;
+  std::string scratch_;
+  std::string digest_;  // of the body, at finish()
 };
 
 }  // namespace cmail::mail::dkim
