@@ -30,6 +30,7 @@ const Module kModules[] = {
     {"imapd", run_imapd, usage_imapd, kExitUsage, kExitUsage},  // new: no original tool
     {"permissions", run_permissions, usage_permissions, kExitUsage, 10},
     {"queue", run_queue, usage_queue, kExitUsage, kExitUsage},  // new: no original tool
+    {"dkim", run_dkim, usage_dkim, kExitUsage, kExitUsage},     // new: no original tool
 };
 
 }  // namespace

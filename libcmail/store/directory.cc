@@ -318,6 +318,79 @@ class DirectoryImpl final : public Directory {
     return delete_one("DELETE FROM smtpd WHERE smtpd_user = ?1", user, "no smtpd entry for '");
   }
 
+  // DKIM keys.
+  Result<std::vector<DkimKey>> dkim_keys(std::string_view domain) override {
+    return dkim("SELECT dkim_domain, dkim_selector, dkim_algorithm, dkim_private_key, dkim_created FROM dkim_keys "
+                "WHERE dkim_domain = lower(?1) ORDER BY dkim_selector",
+                domain);
+  }
+  Result<std::vector<DkimKey>> list_dkim_keys(std::string_view like) override {
+    return dkim("SELECT dkim_domain, dkim_selector, dkim_algorithm, dkim_private_key, dkim_created FROM dkim_keys "
+                "WHERE dkim_domain LIKE ?1 ORDER BY dkim_domain, dkim_selector",
+                like);
+  }
+  Status add_dkim_key(const DkimKey& k) override {
+    if (k.domain.empty() || k.selector.empty()) return Status::invalid_argument("a DKIM key needs a domain and a selector");
+    if (k.algorithm != "rsa-sha256" && k.algorithm != "ed25519-sha256")
+      return Status::invalid_argument("unknown DKIM algorithm '" + k.algorithm + "'");
+    return impl_.write([&](Connection& c) {
+      Stmt s = c.prepare("SELECT 1 FROM dkim_keys WHERE dkim_domain = lower(?1) AND dkim_selector = ?2");
+      s.bind(1, k.domain).bind(2, k.selector);
+      const bool exists = s.step();
+      s.run();
+      if (exists)
+        throw SqlError{Status::already_exists("'" + k.domain + "' already has a DKIM key with selector '" + k.selector + "'")};
+      c.prepare("INSERT INTO dkim_keys (dkim_domain, dkim_selector, dkim_algorithm, dkim_private_key, dkim_created) "
+                "VALUES (lower(?1), ?2, ?3, ?4, ?5)")
+          .bind(1, k.domain).bind(2, k.selector).bind(3, k.algorithm).bind(4, k.private_key).bind(5, k.created)
+          .run();
+    });
+  }
+  Status delete_dkim_key(std::string_view domain, std::string_view selector) override {
+    std::string d(domain), sel(selector);
+    return impl_.write([&](Connection& c) {
+      if (c.prepare("DELETE FROM dkim_keys WHERE dkim_domain = lower(?1) AND dkim_selector = ?2").bind(1, d).bind(2, sel).run() == 0)
+        throw SqlError{Status::not_found("'" + d + "' has no DKIM key with selector '" + sel + "'")};
+    });
+  }
+
+  // DMARC policies.
+  Result<AuthPolicy> auth_policy(std::string_view domain) override {
+    std::optional<std::string> action;
+    std::string d(domain);
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare("SELECT policy_action FROM auth_policy WHERE policy_domain IN (lower(?1), '*') "
+                         "ORDER BY policy_domain = '*' LIMIT 1");
+      s.bind(1, d);
+      if (s.step()) action = s.text(0);
+    });
+    if (!st.ok()) return st;
+    return action == "enforce" ? AuthPolicy::Enforce : AuthPolicy::Report;
+  }
+  Result<std::vector<std::pair<std::string, AuthPolicy>>> list_auth_policies() override {
+    std::vector<std::pair<std::string, AuthPolicy>> out;
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare("SELECT policy_domain, policy_action FROM auth_policy ORDER BY policy_domain");
+      while (s.step()) out.emplace_back(s.text(0), s.text(1) == "enforce" ? AuthPolicy::Enforce : AuthPolicy::Report);
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+  Status set_auth_policy(std::string_view domain, std::optional<AuthPolicy> policy) override {
+    if (domain.empty()) return Status::invalid_argument("a policy needs a domain (or '*')");
+    std::string d(domain);
+    return impl_.write([&](Connection& c) {
+      if (!policy) {
+        if (c.prepare("DELETE FROM auth_policy WHERE policy_domain = lower(?1)").bind(1, d).run() == 0)
+          throw SqlError{Status::not_found("no policy for '" + d + "'")};
+        return;
+      }
+      c.prepare("INSERT OR REPLACE INTO auth_policy (policy_domain, policy_action) VALUES (lower(?1), ?2)")
+          .bind(1, d).bind(2, std::string(*policy == AuthPolicy::Enforce ? "enforce" : "report"))
+          .run();
+    });
+  }
+
   // imapd.
   Result<std::optional<ImapdEntry>> find_imapd(std::string_view user) override {
     auto all = imapd("SELECT imap_user FROM imapd WHERE imap_user = ?1", user);
@@ -528,6 +601,17 @@ class DirectoryImpl final : public Directory {
       Stmt s = c.prepare(sql);
       s.bind(1, arg);
       while (s.step()) out.push_back({s.text(0), s.text(1), s.opt_text(2)});
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Result<std::vector<DkimKey>> dkim(const char* sql, std::string_view arg) {
+    std::vector<DkimKey> out;
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare(sql);
+      s.bind(1, arg);
+      while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.int64(4)});
     });
     if (!st.ok()) return st;
     return out;

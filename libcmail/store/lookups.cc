@@ -1,6 +1,7 @@
 // Store::cached_lookups(): the routing lookups through a cache shared by one Store, kept
 // current by the directory generation (schema version 12: triggers on users, addresses and
-// smtpd bump meta.directory_generation; docs/store.md#the-directory-cache).
+// smtpd bump meta.directory_generation; version 14 adds dkim_keys and auth_policy;
+// docs/store.md#the-directory-cache).
 #include "store_impl.h"
 
 #include <mutex>
@@ -21,12 +22,16 @@ struct LookupCache {
   std::unordered_map<std::string, std::vector<Address>> matches;
   std::unordered_map<std::string, std::optional<Address>> routes;
   std::unordered_map<std::string, std::optional<SmtpdEntry>> smtpd;
+  std::unordered_map<std::string, std::vector<DkimKey>> dkim;
+  std::unordered_map<std::string, AuthPolicy> policies;
 
   void clear() {
     users.clear();
     matches.clear();
     routes.clear();
     smtpd.clear();
+    dkim.clear();
+    policies.clear();
   }
 };
 
@@ -73,6 +78,12 @@ class CachedLookupsImpl final : public CachedLookups {
   }
   Result<std::optional<SmtpdEntry>> find_smtpd(std::string_view user) override {
     return lookup(&detail::LookupCache::smtpd, user, [&] { return impl_.directory->find_smtpd(user); });
+  }
+  Result<std::vector<DkimKey>> dkim_keys(std::string_view domain) override {
+    return lookup(&detail::LookupCache::dkim, domain, [&] { return impl_.directory->dkim_keys(domain); });
+  }
+  Result<AuthPolicy> auth_policy(std::string_view domain) override {
+    return lookup(&detail::LookupCache::policies, domain, [&] { return impl_.directory->auth_policy(domain); });
   }
 
  private:

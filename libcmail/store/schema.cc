@@ -321,18 +321,23 @@ void to_v11(Connection& c, DbKind kind, std::string_view schema) {
   if (kind == DbKind::Master) c.exec(kMasterV11);
 }
 
+// The directory generation (version 12) counts changes to these too: intake caches them.
+constexpr const char* kGenerationTablesV14[] = {"dkim_keys", "auth_policy"};
+
+void generation_triggers(Connection& c, const char* table) {
+  for (const char* event : {"INSERT", "UPDATE", "DELETE"}) {
+    std::string name = std::string("directory_generation_") + table + "_" + event;
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    c.exec("CREATE TRIGGER " + name + " AFTER " + event + " ON " + table +
+           " BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+           "WHERE key = 'directory_generation'; END");
+  }
+}
+
 void to_v12(Connection& c, DbKind kind, std::string_view) {
   if (kind != DbKind::Master) return;
   c.exec(kMasterV12);
-  for (const char* table : kGenerationTables) {
-    for (const char* event : {"INSERT", "UPDATE", "DELETE"}) {
-      std::string name = std::string("directory_generation_") + table + "_" + event;
-      for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      c.exec("CREATE TRIGGER " + name + " AFTER " + event + " ON " + table +
-             " BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-             "WHERE key = 'directory_generation'; END");
-    }
-  }
+  for (const char* table : kGenerationTables) generation_triggers(c, table);
 }
 
 // Version 13's IMAP access table (master only).
@@ -353,7 +358,9 @@ void to_v13(Connection& c, DbKind kind, std::string_view schema) {
 }
 
 void to_v14(Connection& c, DbKind kind, std::string_view) {
-  if (kind == DbKind::Master) c.exec(kMasterV14);
+  if (kind != DbKind::Master) return;
+  c.exec(kMasterV14);
+  for (const char* table : kGenerationTablesV14) generation_triggers(c, table);
 }
 
 struct Migration {

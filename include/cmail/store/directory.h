@@ -100,6 +100,18 @@ struct Identity {
   std::string authorized;
 };
 
+// A DKIM signing key (table dkim_keys, schema version 14; docs/auth.md#dkim-signing).
+struct DkimKey {
+  std::string domain;       // d=, lower-case
+  std::string selector;     // s=
+  std::string algorithm;    // "rsa-sha256" or "ed25519-sha256"
+  std::string private_key;  // PEM (cmail/crypto/keys.h): secret, never logged or printed
+  std::int64_t created = 0;
+};
+
+// What intake does with mail failing DMARC for a recipient domain (table auth_policy).
+enum class AuthPolicy { Report, Enforce };
+
 // The lookups routing makes (cmail/store/routing.h): a user by name, the address rows a path
 // matches, the winning one, a user's origination rule. Directory answers them from the
 // database; Store::cached_lookups() from a cache in front of it.
@@ -112,6 +124,10 @@ class CMAIL_EXPORT DirectoryLookups {
   virtual Result<std::vector<Address>> match_addresses(std::string_view path) = 0;
   virtual Result<std::optional<Address>> route_address(std::string_view path) = 0;
   virtual Result<std::optional<SmtpdEntry>> find_smtpd(std::string_view user) = 0;
+  // The DKIM keys of exactly `domain` (lower-case), by selector.
+  virtual Result<std::vector<DkimKey>> dkim_keys(std::string_view domain) = 0;
+  // The auth_policy row of `domain` (lower-case), else the "*" row, else Report.
+  virtual Result<AuthPolicy> auth_policy(std::string_view domain) = 0;
 };
 
 // The routing lookups through a cache that all CachedLookups of one Store share, for a session
@@ -217,6 +233,16 @@ class CMAIL_EXPORT Directory : public DirectoryLookups {
   virtual Status delegate_address(std::string_view user, std::string_view expression) = 0;
   virtual Status undelegate_user(std::string_view user, std::string_view delegate) = 0;
   virtual Status undelegate_address(std::string_view user, std::string_view expression) = 0;
+
+  // DKIM keys (docs/auth.md#dkim-signing). Domains are stored lower-case; AlreadyExists for a
+  // selector the domain has, NotFound for one it has not.
+  virtual Result<std::vector<DkimKey>> list_dkim_keys(std::string_view domain_like = "%") = 0;
+  virtual Status add_dkim_key(const DkimKey& key) = 0;
+  virtual Status delete_dkim_key(std::string_view domain, std::string_view selector) = 0;
+
+  // DMARC policies per recipient domain ("*": every other). nullopt removes the row.
+  virtual Result<std::vector<std::pair<std::string, AuthPolicy>>> list_auth_policies() = 0;
+  virtual Status set_auth_policy(std::string_view domain, std::optional<AuthPolicy> policy) = 0;
 };
 
 }  // namespace cmail::store
