@@ -2,7 +2,7 @@
 """tests/dns_server.py: a small authoritative DNS server for tests, on loopback only.
 
 Usage:
-    /usr/bin/python3 tests/dns_server.py ZONEFILE [--lifetime SECONDS]
+    /usr/bin/python3 tests/dns_server.py ZONEFILE [--lifetime SECONDS] [--query-log FILE]
 
 ZONEFILE is JSON mapping names to their records, or to a failure mode:
 
@@ -28,6 +28,11 @@ same port, prints exactly one line "dns 127.0.0.1:PORT" on stdout, flushes, and 
 SIGTERM, until its stdin reaches end of file (only when stdin is a pipe or a socket, so keep the
 write end open: subprocess.Popen(..., stdin=subprocess.PIPE, stdout=subprocess.PIPE)), or until
 --lifetime seconds have passed (default 600), whichever comes first.
+
+With --query-log, every query that parses appends one line "QTYPE name" to FILE (the name as
+asked, lower case, without the trailing dot: "TXT example.test"), written and flushed before
+the answer is sent, so a test that got its answer (or its client's reply) finds the line there.
+A test that expects no query at all reads the file after the client is done.
 
 The zone file is re-read whenever it changes (inode, size or mtime), so a test can change the
 answers while the server runs; replace the file atomically (write a temporary file, then
@@ -65,8 +70,9 @@ def normalize(name):
 class Zone:
     """The zone file, re-read when it changes."""
 
-    def __init__(self, path):
+    def __init__(self, path, log=None):
         self.path = path
+        self.log = log  # an open text file for --query-log, or None
         self.stamp = None
         self.names = {}
         self.refresh()
@@ -95,6 +101,9 @@ class Zone:
         except Exception:  # not DNS: ignore it, as a server would
             return None
         self.refresh()
+        if self.log is not None and request.questions:
+            self.log.write(f"{dnslib.QTYPE.get(request.q.qtype)} {normalize(request.q.qname)}\n")
+            self.log.flush()
         reply = request.reply(ra=0, aa=1)  # authoritative, no recursion
         if not request.questions:
             reply.header.rcode = dnslib.RCODE.FORMERR
@@ -158,10 +167,12 @@ def main():
     parser = argparse.ArgumentParser(description="authoritative DNS server for tests")
     parser.add_argument("zonefile")
     parser.add_argument("--lifetime", type=float, default=600.0, help="seconds before exiting")
+    parser.add_argument("--query-log", help="append one line per query to this file")
     args = parser.parse_args()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    zone = Zone(args.zonefile)
+    log = open(args.query_log, "a", encoding="utf-8") if args.query_log else None
+    zone = Zone(args.zonefile, log)
     udp, tcp, port = bind_pair()
     sel = selectors.DefaultSelector()
     sel.register(udp, selectors.EVENT_READ, "udp")

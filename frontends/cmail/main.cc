@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> resolvers;
   std::string dispatchd_config;
   std::string authguard;
+  bool no_auth_checks = false;
   serve->add_option("--data", data, "data directory: master.db3, cert.pem, key.pem (created if missing)");
   serve->add_option("--config", config_file, "a cmail-smtpd config file instead of the defaults");
   serve->add_option("--host", host, "address to listen on");
@@ -46,7 +47,11 @@ int main(int argc, char** argv) {
   serve->add_option("--imaps-port", imaps_port, "IMAP over implicit TLS");
   serve->add_option("--popd-config", popd_config_file, "a cmail-popd config file (with --config: POP3 only if given)");
   serve->add_option("--imapd-config", imapd_config_file, "a cmail-imapd config file (with --config: IMAP only if given)");
-  serve->add_option("--resolver", resolvers, "DNS server HOST[:PORT] for outbound delivery (repeatable; default: the system's)");
+  serve->add_option("--resolver", resolvers,
+                    "DNS server HOST[:PORT] for intake's SPF checks and outbound delivery (repeatable; default: the "
+                    "--config and --dispatchd-config files' resolver lines, else the system's)");
+  serve->add_flag("--no-auth-checks", no_auth_checks,
+                  "no SPF checks (nor Authentication-Results) of inbound mail, as 'auth_checks off' in --config");
   serve->add_option("--dispatchd-config", dispatchd_config, "a cmail-dispatchd config file for outbound delivery");
   serve->add_option("--authguard", authguard,
                     "failed log-in penalties: 'off' or 'delay=MS maxdelay=MS ipfailures=N userfailures=N forget=S "
@@ -190,9 +195,34 @@ int main(int argc, char** argv) {
     guard_options = *parsed;
   }
   auto guard = std::make_shared<backends::AuthGuard>(guard_options);
+  daemon::config::Dispatchd dcfg;
+  if (!dispatchd_config.empty()) {
+    auto loaded = daemon::config::load_dispatchd(dispatchd_config, false);  // the database is serve's own
+    if (!loaded) {
+      std::fprintf(stderr, "cmail: %s\n", loaded.error().message().c_str());
+      return 1;
+    }
+    dcfg = *loaded;
+  }
+  if (dcfg.announce.empty()) dcfg.announce = hostname;
   LogSink log([&](int level, std::string_view l) { logger.log(level, l); }, verbosity);
   net::Runtime runtime;
-  auto bound = daemon::add_smtp_listeners(runtime, **store, cfg.listeners, config_name, guard, log, cfg.max_in_flight);
+  // One resolver for intake's SPF checks and outbound delivery: the --resolver name servers,
+  // else the files' resolver lines, else the system's.
+  net::ResolverOptions ro;
+  ro.servers = resolvers;
+  if (ro.servers.empty()) {
+    ro.servers = cfg.resolvers;
+    ro.servers.insert(ro.servers.end(), dcfg.resolvers.begin(), dcfg.resolvers.end());
+  }
+  auto resolver = net::make_resolver(runtime, ro);
+  if (!resolver) {
+    std::fprintf(stderr, "cmail: resolver: %s\n", resolver.error().message().c_str());
+    return 1;
+  }
+  const bool auth_checks = cfg.auth_checks && !no_auth_checks;  // docs/smtp.md#spf-on-intake
+  auto bound = daemon::add_smtp_listeners(runtime, **store, cfg.listeners, config_name, guard, log, cfg.max_in_flight,
+                                          auth_checks ? resolver->get() : nullptr);
   if (!bound) {
     std::fprintf(stderr, "cmail: %s\n", bound.error().message().c_str());
     return 1;
@@ -212,24 +242,6 @@ int main(int argc, char** argv) {
   }
   bound->insert(bound->end(), imap_bound->begin(), imap_bound->end());
   // Outbound delivery in the same loop: mail for other hosts, redirects, handoffs, bounces.
-  daemon::config::Dispatchd dcfg;
-  if (!dispatchd_config.empty()) {
-    auto loaded = daemon::config::load_dispatchd(dispatchd_config, false);  // the database is serve's own
-    if (!loaded) {
-      std::fprintf(stderr, "cmail: %s\n", loaded.error().message().c_str());
-      return 1;
-    }
-    dcfg = *loaded;
-  }
-  if (dcfg.announce.empty()) dcfg.announce = hostname;
-  for (const auto& r : resolvers) dcfg.resolvers.push_back(r);
-  net::ResolverOptions ro;
-  ro.servers = dcfg.resolvers;
-  auto resolver = net::make_resolver(runtime, ro);
-  if (!resolver) {
-    std::fprintf(stderr, "cmail: resolver: %s\n", resolver.error().message().c_str());
-    return 1;
-  }
   net::DispatcherOptions dopts = daemon::dispatcher_options(dcfg);
   dopts.log = [&](int level, std::string_view line) { logger.log(level, line); };
   auto dispatcher = net::Dispatcher::create(runtime, **store, **resolver, dopts);

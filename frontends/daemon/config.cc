@@ -1,6 +1,8 @@
 // cmail's configuration file syntax, strictly: see daemon/config.h.
 #include "daemon/config.h"
 
+#include <cmail/net/resolver.h>
+
 #include <netdb.h>
 
 #include <charconv>
@@ -110,6 +112,16 @@ Result<bool> authguard_line(Config& cfg, const Line& l, const std::string& name)
   return true;
 }
 
+// `resolver HOST[:PORT]` of smtpd and dispatchd (repeatable), checked here so that a bad one
+// names its line.
+Status resolver_line(std::vector<std::string>& resolvers, const Line& l, const std::string& name) {
+  if (l.params.empty()) return bad(name, l.number, "'resolver' needs an argument");
+  if (!net::parse_name_server(l.params))
+    return bad(name, l.number, "resolver '" + l.params + "' is not a name server: HOST[:PORT] with a numeric HOST, or [IPV6]:PORT");
+  resolvers.push_back(l.params);
+  return Status();
+}
+
 }  // namespace
 
 Result<backends::AuthGuardOptions> parse_authguard(std::string_view params) {
@@ -185,10 +197,22 @@ Result<std::vector<std::string>> bind_line(const Line& l, const std::string& nam
 
 Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
   Smtpd cfg;
+  bool auth_checks_seen = false;
   for (const Line& l : split_lines(text)) {
     auto handled = common(cfg.common, l, name);
     if (!handled) return handled.error();
     if (*handled) continue;
+    if (l.directive == "resolver") {  // an extension: docs/smtpd.md, docs/smtp.md#spf-on-intake
+      if (Status s = resolver_line(cfg.resolvers, l, name); !s.ok()) return s;
+      continue;
+    }
+    if (l.directive == "auth_checks") {  // an extension: docs/smtp.md#spf-on-intake
+      if (auth_checks_seen) return bad(name, l.number, "a second 'auth_checks' directive");
+      auth_checks_seen = true;
+      if (l.params != "on" && l.params != "off") return bad(name, l.number, "auth_checks must be on or off");
+      cfg.auth_checks = l.params == "on";
+      continue;
+    }
     if (l.directive == "maxinflight") {  // an extension: docs/smtpd.md#limits
       std::uint64_t n = 0;
       auto [p, ec] = std::from_chars(l.params.data(), l.params.data() + l.params.size(), n);
@@ -372,7 +396,7 @@ Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name
     } else if (d == "bind") {
       cfg.bind = v;
     } else if (d == "resolver") {
-      cfg.resolvers.push_back(v);
+      st = resolver_line(cfg.resolvers, l, name);
     } else if (d == "maxconnections") {
       st = count(cfg.max_connections, false);
     } else if (d == "maxperdestination") {

@@ -66,6 +66,13 @@ struct Smtpd {
   // `authguard` (an extension, docs/logging.md#authentication-penalties); nullopt: not given,
   // the defaults.
   std::optional<backends::AuthGuardOptions> auth_guard;
+  // `resolver HOST[:PORT]` (an extension, repeatable, as for cmail-dispatchd): the name servers
+  // the intake checks ask, tried in order; none: the system's (/etc/resolv.conf).
+  std::vector<std::string> resolvers;
+  // `auth_checks on|off` (an extension, one line at most; default on): the sender checks of
+  // mail from clients that did not authenticate, today SPF (RFC 7208) with its
+  // Authentication-Results header (docs/smtp.md#spf-on-intake). Off: intake makes no DNS query.
+  bool auth_checks = true;
 };
 
 // Parses the text of a config file; `name` is used in error messages.

@@ -158,6 +158,13 @@ int run_listening_daemon(const ListeningDaemon& d, int argc, char** argv) {
   auto store = start_daemon(d.name, *common, logger, !common->logfile.empty() && !nodetach);
   if (!store) return 1;
   net::Runtime runtime;
+  // What `listen` made on the loop goes before the Runtime, on every way out.
+  struct Release {
+    const std::function<void()>& stopped;
+    ~Release() {
+      if (stopped) stopped();
+    }
+  } release{d.stopped};
   auto bound = d.listen(runtime, *store, LogSink([&](int level, std::string_view l) { logger.log(level, l); }, common->verbosity));
   if (!bound) {
     logger.log(0, bound.error().message());

@@ -80,6 +80,9 @@ struct ListeningDaemon {
   std::function<Result<std::vector<net::BoundListener>>(net::Runtime&, store::Store&,
                                                         LogSink log)>
       listen;
+  // Optional: runs when serving has ended (or start failed after `listen`), before the Runtime
+  // is destroyed, to release what lives on its loop (cmail-smtpd's resolver).
+  std::function<void()> stopped;
 };
 int run_listening_daemon(const ListeningDaemon& d, int argc, char** argv);
 

@@ -14,7 +14,8 @@ Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, sto
                                                       const std::string& config_name,
                                                       std::shared_ptr<backends::AuthGuard> guard,
                                                       LogSink log,
-                                                      std::uint64_t max_in_flight) {
+                                                      std::uint64_t max_in_flight,
+                                                      mail::Resolver* resolver) {
   std::vector<net::BoundListener> bound;
   auto budget = max_in_flight ? std::make_shared<backends::DataBudget>(max_in_flight) : nullptr;
   net::TlsServerContexts contexts;
@@ -40,6 +41,7 @@ Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, sto
     bo.private_received = l.auth_private;
     bo.budget = budget;
     bo.auth_guard = guard;
+    bo.resolver = resolver;
     store::Store* st = &store;
     proto::Executor executor = rt.executor();
     auto logger = log;

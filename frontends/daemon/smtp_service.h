@@ -13,6 +13,7 @@
 #include "daemon/config.h"
 
 #include <cmail/backends/auth_guard.h>
+#include <cmail/mail/resolver.h>
 #include <cmail/net/runtime.h>
 #include <cmail/store/store.h>
 
@@ -26,10 +27,12 @@ namespace cmail::daemon {
 
 // Adds every listener; fails (naming the config line) if a certificate cannot be loaded or an
 // address cannot be bound. All of them share one budget of `max_in_flight` octets of message
-// data (0: no bound).
+// data (0: no bound). With a `resolver` (on the Runtime's loop; it must outlive the sessions)
+// every listener's sessions check SPF of unauthenticated mail and add Authentication-Results
+// (docs/smtp.md#spf-on-intake); null: no checks.
 Result<std::vector<net::BoundListener>> add_smtp_listeners(
     net::Runtime& runtime, store::Store& store, const std::vector<config::SmtpdListener>& listeners,
     const std::string& config_name, std::shared_ptr<backends::AuthGuard> guard,
-    LogSink log, std::uint64_t max_in_flight);
+    LogSink log, std::uint64_t max_in_flight, mail::Resolver* resolver);
 
 }  // namespace cmail::daemon

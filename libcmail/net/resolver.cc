@@ -520,6 +520,8 @@ class StaticResolver final : public mail::Resolver {
 
 }  // namespace
 
+std::optional<std::string> parse_name_server(std::string_view server) { return server_entry(server); }
+
 Result<std::unique_ptr<mail::Resolver>> make_resolver(Runtime& runtime, const ResolverOptions& options) {
   auto core = std::make_shared<Ares>(loop_of(runtime));
   if (Status st = core->start(options); !st.ok()) return st;  // ~Ares closes what started

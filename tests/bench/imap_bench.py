@@ -165,7 +165,7 @@ class CmailServer:
             subprocess.run([ADMIN, "-d", self.db, *args], check=True, capture_output=True, timeout=60)
         conf = os.path.join(root, "smtpd.conf")
         with open(conf, "w") as f:
-            f.write(f"database {self.db}\nbind 127.0.0.1 0 announce=mx.local.test\n")
+            f.write(f"database {self.db}\nauth_checks off\nbind 127.0.0.1 0 announce=mx.local.test\n")
         self.smtpd, ports = start_daemon(SMTPD, conf, 1, "nodrop")
         self.smtp = ports["smtp"][0]
         conf = os.path.join(root, "imapd.conf")

@@ -46,7 +46,7 @@ def case(build, tmp, mib, parallel):
         subprocess.run([admin, "-d", db, *args], check=True, capture_output=True, timeout=60)
     conf = os.path.join(tmp, "smtpd.conf")
     with open(conf, "w") as f:
-        f.write(f"database {db}\nbind 127.0.0.1 0 announce=mem.example.test size={(mib + 8) * 1048576}\n")
+        f.write(f"database {db}\nauth_checks off\nbind 127.0.0.1 0 announce=mem.example.test size={(mib + 8) * 1048576}\n")
     proc, ports = start_daemon(smtpd, conf, 1)
     port = ports["smtp"][0]
     try:

@@ -127,7 +127,7 @@ class SharedGuardTest(unittest.TestCase):
             db = Database(tmp).db
             smtpd_conf, popd_conf = os.path.join(tmp, "smtpd.conf"), os.path.join(tmp, "popd.conf")
             with open(smtpd_conf, "w") as f:
-                f.write(f"database {db}\nbind 127.0.0.1 0 auth\n")
+                f.write(f"database {db}\nauth_checks off\nbind 127.0.0.1 0 auth\n")
             with open(popd_conf, "w") as f:
                 f.write(f"database {db}\nbind 127.0.0.1 0\n")
             proc = subprocess.Popen([CMAIL, "serve", "--config", smtpd_conf, "--popd-config", popd_conf,
@@ -217,7 +217,7 @@ class SeparateDaemonsTest(unittest.TestCase):
             smtp_log, pop_log = os.path.join(tmp, "smtpd.log"), os.path.join(tmp, "popd.log")
             smtpd_conf, popd_conf = os.path.join(tmp, "smtpd.conf"), os.path.join(tmp, "popd.conf")
             with open(smtpd_conf, "w") as f:  # verbosity 0: the failures are warnings, still logged
-                f.write(f"database {db}\nlogfile {smtp_log}\nauthguard delay=50 maxdelay=50 ipfailures=2 userfailures=0\n"
+                f.write(f"database {db}\nauth_checks off\nlogfile {smtp_log}\nauthguard delay=50 maxdelay=50 ipfailures=2 userfailures=0\n"
                         f"bind 127.0.0.1 0 auth\n")
             with open(popd_conf, "w") as f:
                 f.write(f"database {db}\nlogfile {pop_log}\nverbosity 1\nauthguard off\nbind 127.0.0.1 0\n")
@@ -259,7 +259,7 @@ class SeparateDaemonsTest(unittest.TestCase):
             log = os.path.join(tmp, "smtpd.log")
             conf = os.path.join(tmp, "smtpd.conf")
             with open(conf, "w") as f:
-                f.write(f"database {db}\nlogfile {log}\nverbosity 1\nbind 127.0.0.1 0 auth\n")
+                f.write(f"database {db}\nauth_checks off\nlogfile {log}\nverbosity 1\nbind 127.0.0.1 0 auth\n")
             smtpd, sp = start_daemon(SMTPD, conf, 1)
             try:
                 with smtplib.SMTP("127.0.0.1", sp["smtp"][0], timeout=20) as s:

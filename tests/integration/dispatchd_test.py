@@ -209,7 +209,7 @@ class Env:
         admin(self.db, "smtpd", "enable", "alice", "any")
         conf = os.path.join(tmp, "smtpd.conf")
         with open(conf, "w") as f:
-            f.write(f"database {self.db}\nbind 127.0.0.1 0 announce=local.test auth\n")
+            f.write(f"database {self.db}\nauth_checks off\nbind 127.0.0.1 0 announce=local.test auth\n")
         self.smtpd = subprocess.Popen([SMTPD, conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True)
         m = re.match(r"\w+ [\d.]+:(\d+)$", self.smtpd.stdout.readline().strip())
@@ -553,7 +553,7 @@ class DispatchTest(unittest.TestCase):
         cert, key = make_cert(self.tmp, "localhost", name="remote", san="DNS:localhost")
         conf = os.path.join(self.tmp, "remote.conf")
         with open(conf, "w") as f:
-            f.write(f"database {remote_db}\nbind 127.0.0.1 0 announce=far.test cert={cert} key={key} auth=tlsonly,strict\n")
+            f.write(f"database {remote_db}\nauth_checks off\nbind 127.0.0.1 0 announce=far.test cert={cert} key={key} auth=tlsonly,strict\n")
         remote = subprocess.Popen([SMTPD, conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             rport = int(remote.stdout.readline().strip().rsplit(":", 1)[1])
@@ -729,7 +729,7 @@ class DispatchTest(unittest.TestCase):
         cert, key = make_cert(self.tmp, "mx1.example.test", name="mx")
         conf = os.path.join(self.tmp, "mx.conf")
         with open(conf, "w") as f:
-            f.write(f"database {remote_db}\nbind 127.0.0.2 {self.port} announce=mx1.example.test cert={cert} key={key}\n")
+            f.write(f"database {remote_db}\nauth_checks off\nbind 127.0.0.2 {self.port} announce=mx1.example.test cert={cert} key={key}\n")
         mx = subprocess.Popen([SMTPD, conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             self.assertTrue(mx.stdout.readline().startswith("smtp "))

@@ -183,7 +183,7 @@ class ForeignRowsTest(unittest.TestCase):
         self.daemons = []
         conf = os.path.join(self.tmp, "smtpd.conf")
         with open(conf, "w") as f:
-            f.write(f"database {self.db}\nbind 127.0.0.1 0 announce=mx.local.test\n"
+            f.write(f"database {self.db}\nauth_checks off\nbind 127.0.0.1 0 announce=mx.local.test\n"
                     f"bind 127.0.0.1 0 announce=submit.local.test auth\n")
         smtpd, ports = start_daemon(SMTPD, conf, 2)
         self.daemons.append(("cmail-smtpd", smtpd))

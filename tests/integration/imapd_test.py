@@ -76,7 +76,7 @@ class Mail:
         copy_database(template.db, self.db)
         smtpd_conf = os.path.join(tmp, "smtpd.conf")
         with open(smtpd_conf, "w") as f:
-            f.write(f"database {self.db}\nbind 127.0.0.1 0 announce=mx.local.test\n")
+            f.write(f"database {self.db}\nauth_checks off\nbind 127.0.0.1 0 announce=mx.local.test\n")
         self.smtpd, ports = start_daemon(SMTPD, smtpd_conf, 1)
         self.smtp = ports["smtp"][0]
         tls = f"cert={template.cert} key={template.key}"
@@ -784,7 +784,7 @@ class ConfigAndServeTest(unittest.TestCase):
                 subprocess.run([ADMIN, "-d", db, *args], check=True, capture_output=True, timeout=30)
             smtpd_conf, imapd_conf = os.path.join(tmp, "smtpd.conf"), os.path.join(tmp, "imapd.conf")
             with open(smtpd_conf, "w") as f:
-                f.write(f"database {db}\nbind 127.0.0.1 0\n")
+                f.write(f"database {db}\nauth_checks off\nbind 127.0.0.1 0\n")
             with open(imapd_conf, "w") as f:
                 f.write(f"database {db}\nbind 127.0.0.1 0 announce=files.local.test\n")
             # Without --imapd-config, --config runs no IMAP; with it, the file's listeners.
@@ -817,7 +817,8 @@ class ConfigAndServeTest(unittest.TestCase):
             data = os.path.join(tmp, "data")
             p = subprocess.Popen([CMAIL, "serve", "--data", data, "--smtp-port", "0", "--submission-port", "0",
                                   "--smtps-port", "0", "--pop3-port", "0", "--pop3s-port", "0", "--imap-port", "0",
-                                  "--imaps-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  "--imaps-port", "0", "--no-auth-checks"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 ports = read_ports(p, 7)
                 self.assertEqual(sorted(ports), ["imap", "imaps", "pop3", "pop3s", "smtp", "smtps", "submission"])

@@ -47,7 +47,7 @@ class ImapflowTest(unittest.TestCase):
             subprocess.run([ADMIN, "-d", self.db, *args], check=True, capture_output=True, timeout=30)
         conf = os.path.join(tmp.name, "smtpd.conf")
         with open(conf, "w") as f:
-            f.write(f"database {self.db}\nbind 127.0.0.1 0 announce=mx.local.test\n")
+            f.write(f"database {self.db}\nauth_checks off\nbind 127.0.0.1 0 announce=mx.local.test\n")
         smtpd, ports = start_daemon(SMTPD, conf, 1, "nodrop")
         self.addCleanup(lambda: self.assertEqual(stop_daemon(smtpd)[0], 0))
         self.smtp = ports["smtp"][0]

@@ -87,7 +87,7 @@ class LargeMessages(unittest.TestCase):
         with open(imapd_conf, "w") as f:  # without tlsrequire: LOGIN over plain IMAP on loopback
             f.write(f"database {cls.db}\nbind 127.0.0.1 0\n")
         with open(smtpd_conf, "w") as f:
-            f.write(f"database {cls.db}\nbind 127.0.0.1 0 size=40000000\n")
+            f.write(f"database {cls.db}\nauth_checks off\nbind 127.0.0.1 0 size=40000000\n")
         with open(popd_conf, "w") as f:
             f.write(f"database {cls.db}\nbind 127.0.0.1 0\n")
         env = dict(os.environ)

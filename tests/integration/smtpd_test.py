@@ -67,6 +67,7 @@ class Daemon:
             f.write(f"""# test configuration
 verbosity 0
 database {self.db}
+auth_checks off
 bind 127.0.0.1 0 announce=mx.local.test size={size} cert={cert} key={key}
 bind 127.0.0.1 0 announce=mx.local.test size={size} cert={cert} key={key} auth=tlsonly,strict
 bind 127.0.0.1 0 announce=mx.local.test size={size} cert={cert} key={key} tlsonly auth

@@ -461,11 +461,16 @@ TEST_CASE("c-ares: name servers are checked") {
     auto r = net::make_resolver(rt, o);
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code() == Status::Code::InvalidArgument);
+    CHECK_FALSE(net::parse_name_server(bad).has_value());  // what config files check each line with
   }
   net::ResolverOptions o;
   o.servers = {"127.0.0.1:5353", "[::1]:53", "10.0.0.1", "::1"};
   auto r = net::make_resolver(rt, o);
   CHECK_MESSAGE(r.has_value(), r.error().to_string());
+  CHECK(net::parse_name_server("127.0.0.1:5353") == "127.0.0.1:5353");
+  CHECK(net::parse_name_server("[::1]:53") == "[::1]:53");
+  CHECK(net::parse_name_server("10.0.0.1") == "10.0.0.1:53");
+  CHECK(net::parse_name_server("::1") == "[::1]:53");
   auto system = net::make_resolver(rt);  // /etc/resolv.conf
   CHECK_MESSAGE(system.has_value(), system.error().to_string());
 }

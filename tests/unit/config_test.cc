@@ -53,6 +53,23 @@ database /etc/cmail/databases/master.db3
   CHECK(daemon::config::parse_smtpd("bind 127.0.0.1 smtp\ndatabase /x\n", "a")->listeners[0].port == 25);
 }
 
+TEST_CASE("config: smtpd's resolver lines and auth_checks (docs/smtp.md#spf-on-intake)") {
+  auto c = daemon::config::parse_smtpd("database /x\nresolver 127.0.0.1:5353\nresolver [::1]:53\nresolver ::1\nbind * 25\n", "s");
+  REQUIRE_MESSAGE(c.has_value(), c.error().to_string());
+  CHECK(c->resolvers == std::vector<std::string>{"127.0.0.1:5353", "[::1]:53", "::1"});
+  CHECK(c->auth_checks);  // on by default: the system's resolver when no line names one
+  auto none = daemon::config::parse_smtpd("database /x\nbind * 25\n", "s");
+  REQUIRE(none.has_value());
+  CHECK(none->resolvers.empty());
+  CHECK(none->auth_checks);
+  auto off = daemon::config::parse_smtpd("database /x\nauth_checks off\nbind * 25\n", "s");
+  REQUIRE(off.has_value());
+  CHECK_FALSE(off->auth_checks);
+  auto on = daemon::config::parse_smtpd("database /x\nauth_checks on\nbind * 25\n", "s");
+  REQUIRE(on.has_value());
+  CHECK(on->auth_checks);
+}
+
 TEST_CASE("config: every bad line is reported with file and line") {
   struct Case {
     const char* text;
@@ -74,6 +91,13 @@ TEST_CASE("config: every bad line is reported with file and line") {
       {"database /x\nbind * 25 timeout=0\n", "f.conf:2: timeout must be a positive number"},
       {"database /x\nbind * 25 mindatarate=fast\n", "f.conf:2: mindatarate must be a number of octets per second (0: none)"},
       {"database\n", "f.conf:1: 'database' needs an argument"},
+      {"database /x\nresolver 127.0.0.1:0\nbind * 25\n", "f.conf:2: resolver '127.0.0.1:0' is not a name server"},
+      {"database /x\nresolver ns.example.test\nbind * 25\n", "f.conf:2: resolver 'ns.example.test' is not a name server"},
+      {"database /x\nresolver 127.0.0.1 127.0.0.2\nbind * 25\n", "f.conf:2: resolver '127.0.0.1 127.0.0.2' is not"},
+      {"database /x\nresolver\nbind * 25\n", "f.conf:2: 'resolver' needs an argument"},
+      {"database /x\nauth_checks no\nbind * 25\n", "f.conf:2: auth_checks must be on or off"},
+      {"database /x\nauth_checks\nbind * 25\n", "f.conf:2: auth_checks must be on or off"},
+      {"database /x\nauth_checks on\nauth_checks off\nbind * 25\n", "f.conf:3: a second 'auth_checks' directive"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.text);
@@ -134,6 +158,7 @@ database /etc/cmail/databases/master.db3
                        Bad{"database /x\ntls_priorities NORMAL\n", "d:2: unknown directive 'tls_priorities'"},
                        Bad{"database /x\ninterval\n", "d:2: 'interval' needs an argument"},
                        Bad{"database /x\ntls_verify sometimes\n", "d:2: tls_verify must be"},
+                       Bad{"database /x\nresolver 127.0.0.1\nresolver 127.0.0.1:65536\n", "d:3: resolver '127.0.0.1:65536' is not a name server"},
                        Bad{"announce x\n", "d: no 'database' directive"}}) {
     CAPTURE(b.text);
     auto r = daemon::config::parse_dispatchd(b.text, "d");

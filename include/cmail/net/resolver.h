@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cmail::net {
@@ -31,6 +32,12 @@ struct ResolverOptions {
   std::chrono::milliseconds timeout{std::chrono::seconds(5)};  // per try
   int tries = 2;
 };
+
+// One name server as ResolverOptions::servers takes it ("HOST", "HOST:PORT", "[IPV6]",
+// "[IPV6]:PORT" or a bare IPv6 address; HOST numeric, PORT 1 to 65535) in c-ares's form
+// ("192.0.2.1:53", "[2001:db8::1]:53"); nullopt when malformed. Config files check each line
+// with it, so that the error can name the line.
+CMAIL_EXPORT std::optional<std::string> parse_name_server(std::string_view server);
 
 // A c-ares resolver on the runtime's loop. Fails with InvalidArgument for a malformed server
 // and with Internal when c-ares cannot start.

@@ -44,7 +44,7 @@ peer_populate() {
         "$admin" -d "$DB" popd enable "$u" >/dev/null
     done
     listening "$PORT_CMAIL_FILL" && die "port $PORT_CMAIL_FILL is taken"
-    printf 'database %s\nbind 127.0.0.1 %s announce=fill.%s\n' "$DB" "$PORT_CMAIL_FILL" "$DOMAIN" >"$DIR/fill.conf"
+    printf 'database %s\nauth_checks off\nbind 127.0.0.1 %s announce=fill.%s\n' "$DB" "$PORT_CMAIL_FILL" "$DOMAIN" >"$DIR/fill.conf"
     "$build/frontends/cmail-smtpd/cmail-smtpd" "$DIR/fill.conf" nodetach >"$DIR/fill.log" 2>&1 &
     pid=$!
     wait_port "$PORT_CMAIL_FILL" 20 || die "the filling cmail-smtpd does not listen"

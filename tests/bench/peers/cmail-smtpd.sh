@@ -19,7 +19,8 @@ peer_start() {
         "$build/frontends/cmail-admin/cmail-admin" -d "$DB" user add bench bench
         "$build/frontends/cmail-admin/cmail-admin" -d "$DB" address add "bench@$DOMAIN" store bench >/dev/null
     fi
-    printf 'database %s\nbind 127.0.0.1 %s announce=cmail.%s maxperip=5000 size=104857600\n' \
+    # auth_checks off: no SPF (Postfix checks none by default), no wait on this machine's DNS.
+    printf 'database %s\nauth_checks off\nbind 127.0.0.1 %s announce=cmail.%s maxperip=5000 size=104857600\n' \
         "$DB" "$PORT_CMAIL" "$DOMAIN" >"$DIR/smtpd.conf"
     (ulimit -n 8192; exec "$build/frontends/cmail-smtpd/cmail-smtpd" "$DIR/smtpd.conf" nodetach) \
         >"$DIR/server.log" 2>&1 &
