@@ -2,6 +2,7 @@
 #include <cmail/backends/smtp_session.h>
 
 #include <cmail/backends/log_line.h>
+#include <cmail/crypto/keys.h>
 #include <cmail/mail/auth_results.h>
 #include <cmail/mail/delivery.h>
 #include <cmail/mail/fields.h>
@@ -106,62 +107,33 @@ Verdict StoreSmtpSession::mail(const smtp::SessionInfo& info, const smtp::Path& 
   sender_ = std::get<store::routing::Sender>(*r);
   params_ = params;
   if (options_.resolver && !info.user) {
-    start_spf(info, from);
+    InboundCheckOptions co;
+    co.resolver = options_.resolver;
+    co.hostname = options_.hostname;
+    co.timeout = options_.spf_timeout;
+    checks_ = std::make_unique<InboundChecks>(co, executor_);
+    checks_->start(peer_.address, info.helo, from.null() ? std::string() : from.address(), from.domain);
     forged_.emplace(options_.hostname);
   }
+  // Mail an authenticated user submits is signed with its From domain's DKIM keys, if it has
+  // any (docs/auth.md#dkim-signing); which domain is known once the header is in.
+  if (info.user && options_.dkim_signing) signer_ = std::make_shared<mail::dkim::Signer>();
   return Verdict::accept("Sender OK");
 }
 
-void StoreSmtpSession::start_spf(const smtp::SessionInfo& info, const smtp::Path& from) {
-  auto ip = mail::spf::parse_ip(peer_.address);
-  if (!ip) return;  // not an IP client (a test's pipe): nothing to check
-  // RFC 7208 2.4: the MAIL FROM identity; with a null reverse-path, the HELO identity, as
-  // postmaster@<HELO> (2.3).
-  const bool null_path = from.null() || from.domain.empty();
-  spf_.transaction = transaction_;
-  spf_.running = true;
-  spf_.property = null_path ? "smtp.helo" : "smtp.mailfrom";
-  spf_.identity = null_path ? info.helo : from.address();
-  spf_.deadline = std::chrono::steady_clock::now() + options_.spf_timeout;
-  const std::string domain = null_path ? info.helo : from.domain;
-  const std::string sender = null_path ? "postmaster@" + info.helo : from.address();
-  std::weak_ptr<StoreSmtpSession*> weak = alive_;
-  const std::uint64_t t = transaction_;
-  mail::spf::check_host(*options_.resolver, *ip, domain, sender, info.helo, [weak, t](mail::spf::Outcome o) {
-    auto alive = weak.lock();
-    if (alive && *alive) (**alive).spf_done(t, std::move(o));
-  });
-}
-
-void StoreSmtpSession::spf_done(std::uint64_t t, mail::spf::Outcome o) {
-  if (spf_.transaction != t || !spf_.running) return;  // a later transaction's now, or timed out
-  spf_.running = false;
-  spf_.outcome = std::move(o);
-  if (!waiting_) return;
-  smtp::SessionInfo info = std::move(*waiting_);  // the data came first: store the message now
-  waiting_.reset();
-  Verdict v = deliver_message(info);
-  if (v.kind() != proto::VerdictKind::Pending && complete_) complete_(std::move(v));
-}
-
-std::string StoreSmtpSession::authentication_results() const {
-  if (!spf_.outcome) return "";
-  // RFC 8601 2.2: authserv-id; method=result ptype.property=value. An address whose local
-  // part is not a dot-atom is written as a quoted-string (RFC 8601 2.2, pvalue).
-  std::string value = spf_.identity;
-  const bool plain = std::all_of(value.begin(), value.end(), [](char c) {
-    return proto::is_alnum(c) || std::string_view("!#$%&'*+-/=?^_`{|}~.@").find(c) != std::string_view::npos;
-  });
-  if (!plain || value.empty()) {
-    std::string q = "\"";
-    for (char c : value) {
-      if (c == '"' || c == '\\') q += '\\';
-      if (c != '\r' && c != '\n') q += c;
-    }
-    value = q + "\"";
+// The DKIM keys for a message from `domain`: the domain's own, else those of the nearest parent
+// domain that has some (aligned for DMARC in relaxed mode, RFC 7489 3.1.1).
+std::vector<store::DkimKey> StoreSmtpSession::signing_keys(const std::string& domain) {
+  std::string d = proto::ascii_lower(domain);
+  while (!d.empty()) {
+    auto keys = lookups_->dkim_keys(d);
+    if (keys && !keys->empty()) return std::move(*keys);
+    const std::size_t dot = d.find('.');
+    if (dot == std::string::npos) break;
+    d.erase(0, dot + 1);
+    if (d.find('.') == std::string::npos) break;  // not a top-level domain alone
   }
-  return "Authentication-Results: " + options_.hostname + ";\r\n\tspf=" + mail::spf::to_string(spf_.outcome->result) +
-         " " + spf_.property + "=" + value + "\r\n";
+  return {};
 }
 
 Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
@@ -185,6 +157,16 @@ Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
 }
 
 void StoreSmtpSession::data_chunk(std::string_view bytes) {
+  if (checks_) checks_->feed(bytes);  // the message as it came
+  if (signer_) {
+    signer_->feed(bytes);
+    if (!signing_checked_ && signer_->header_done()) {
+      signing_checked_ = true;
+      auto domain = signer_->from_domain();
+      if (domain) signing_keys_ = signing_keys(*domain);
+      if (signing_keys_.empty()) signer_.reset();  // nothing to sign with: no more hashing
+    }
+  }
   if (!forged_) return take(bytes);
   // RFC 8601 5: our own authserv-id in a header field that came in is forged: dropped.
   std::string passed;
@@ -270,17 +252,79 @@ Verdict StoreSmtpSession::data_end(const smtp::SessionInfo& info) {
     }
     return Verdict::failed(st);  // 451 4.3.0: the client tries again
   }
-  if (spf_.running && spf_.transaction == transaction_) {  // the check is not done yet: wait for it
+  if (checks_) {  // the sender checks: wait for their answers (bounded), then store
     waiting_ = info;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(spf_.deadline - std::chrono::steady_clock::now());
+    bool now = false;
     std::weak_ptr<StoreSmtpSession*> weak = alive_;
-    run_after(executor_, std::max(left, std::chrono::milliseconds(0)), [weak, t = transaction_] {
+    const std::uint64_t t = transaction_;
+    checks_->finish([weak, t, &now] {
       auto alive = weak.lock();
-      if (alive && *alive) (**alive).spf_done(t, {mail::spf::Answer::TempError, "", "no answer in time"});
+      if (!alive || !*alive) return;
+      StoreSmtpSession& self = **alive;
+      if (self.transaction_ != t || !self.waiting_) return;
+      if (!self.checking_) {
+        now = true;  // answered within finish(): data_end goes on itself
+        return;
+      }
+      self.checks_done();
     });
+    if (now) {
+      waiting_.reset();
+      return deliver_message(info);
+    }
+    checking_ = true;
     return Verdict::pending();
   }
+  if (signer_) return sign_message(info);
   return deliver_message(info);
+}
+
+void StoreSmtpSession::checks_done() {
+  checking_ = false;
+  smtp::SessionInfo info = std::move(*waiting_);
+  waiting_.reset();
+  Verdict v = deliver_message(info);
+  if (v.kind() != proto::VerdictKind::Pending && complete_) complete_(std::move(v));
+}
+
+Verdict StoreSmtpSession::sign_message(const smtp::SessionInfo& info) {
+  // RSA signatures cost a millisecond or two of CPU each: made on a worker, not the loop.
+  signer_->finish();
+  auto signer = std::move(signer_);
+  auto keys = std::move(signing_keys_);
+  waiting_ = info;
+  std::weak_ptr<StoreSmtpSession*> weak = alive_;
+  const std::uint64_t t = transaction_;
+  proto::Executor ex = executor_;
+  const auto logger = logger_;
+  ex.run_blocking([weak, t, ex, signer, keys, logger] {
+    std::string fields;
+    std::string errors;
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    for (const store::DkimKey& k : keys) {
+      auto key = crypto::PrivateKey::parse(k.private_key);
+      if (!key) {
+        errors += " " + k.domain + "/" + k.selector + ": the stored key does not parse";
+        continue;
+      }
+      auto field = signer->sign(*key, {k.domain, k.selector, now, 0});
+      if (field) fields += *field;
+      else errors += " " + k.domain + "/" + k.selector + ": " + field.error().message();
+    }
+    ex.post([weak, t, fields = std::move(fields), errors = std::move(errors), logger] {
+      if (!errors.empty() && logger) logger(0, "dkim signing failed:" + errors);
+      auto alive = weak.lock();
+      if (!alive || !*alive) return;
+      StoreSmtpSession& self = **alive;
+      if (self.transaction_ != t || !self.waiting_) return;
+      self.dkim_fields_ = fields;
+      smtp::SessionInfo info = std::move(*self.waiting_);
+      self.waiting_.reset();
+      Verdict v = self.deliver_message(info);
+      if (v.kind() != proto::VerdictKind::Pending && self.complete_) self.complete_(std::move(v));
+    });
+  });
+  return Verdict::pending();
 }
 
 Verdict StoreSmtpSession::deliver_message(const smtp::SessionInfo& info) {
@@ -288,13 +332,23 @@ Verdict StoreSmtpSession::deliver_message(const smtp::SessionInfo& info) {
   d.ident = mail::new_queue_id();
   d.submitter = peer_.name;
   d.protocol = proto::ascii_lower(info.protocol());
-  d.data = authentication_results() + received_header(info, d.ident);
+  std::optional<InboundResult> checked;
+  if (checks_) checked = checks_->result();
+  if (checked) {
+    if (auto refusal = dmarc_refusal(*checked)) {
+      log_dmarc(info, *checked, "rejected");
+      reset();
+      return Verdict::reject(*refusal);
+    }
+  }
+  d.data = dkim_fields_ + (checked ? checked->header(options_.hostname) : std::string()) + received_header(info, d.ident);
   if (spool_) d.spool = std::move(spool_);
   else d.data += body_;
   d.dsn_ret = params_.ret;
   d.dsn_envid = params_.envid;
   store::routing::plan_delivery(*sender_, recipients_, d);
-  auto log_result = transaction_log(info, d);  // the transaction line, once the store answered
+  if (checked) quarantine(*checked, d);
+  auto log_result = transaction_log(info, d, checked);  // the transaction line, once the store answered
   const std::string id = d.ident;
   const bool nothing = d.local.empty() && d.queued.empty();
   // RFC 3461 6.2.2: "delivered" reports for local recipients that asked for NOTIFY=SUCCESS,
@@ -373,7 +427,8 @@ std::shared_ptr<store::Delivery> StoreSmtpSession::success_report(const store::D
 }
 
 std::function<void(const Status&)> StoreSmtpSession::transaction_log(const smtp::SessionInfo& info,
-                                                                      const store::Delivery& d) const {
+                                                                      const store::Delivery& d,
+                                                                      const std::optional<InboundResult>& checked) const {
   if (!logger_.shows(1)) return [](const Status&) {};  // not built to be dropped
   std::set<std::string> to;  // recipients as received, each once (copies and queue entries)
   for (const store::LocalCopy& c : d.local) to.insert(c.envelope_to);
@@ -382,7 +437,16 @@ std::function<void(const Status&)> StoreSmtpSession::transaction_log(const smtp:
   l.add("id", d.ident).add("proto", "smtp").add("addr", peer_.address);
   if (info.user) l.add("user", *info.user);
   l.add("from", "<" + d.envelope_from.value_or("") + ">").add("rcpts", to.size()).add("size", d.data.size() + (d.spool ? d.spool->size() : 0));
-  if (spf_.outcome) l.add("spf", mail::spf::to_string(spf_.outcome->result));
+  if (checked) {
+    l.add("spf", checked->spf ? mail::spf::to_string(checked->spf->result) : "none");
+    std::string dkim;
+    for (const auto& v : checked->dkim) dkim += (dkim.empty() ? "" : ",") + std::string(mail::dkim::to_string(v.result));
+    l.add("dkim", dkim.empty() ? "none" : dkim).add("dmarc", to_string(checked->dmarc));
+  }
+  if (!dkim_fields_.empty()) l.add("signed", "dkim");
+  std::size_t junk = 0;
+  for (const store::LocalCopy& c : d.local) junk += c.folder == "Junk";
+  if (junk) l.add("quarantined", junk);
   return [logger = logger_, line = l.str()](const Status& st) {
     LogLine out(line);
     if (st.ok()) out.add("result", "accepted");
@@ -393,7 +457,12 @@ std::function<void(const Status&)> StoreSmtpSession::transaction_log(const smtp:
 
 void StoreSmtpSession::reset() {
   ++transaction_;  // answers of checks started before are stale now
-  spf_ = Spf{};
+  checks_.reset();
+  checking_ = false;
+  signer_.reset();
+  signing_checked_ = false;
+  signing_keys_.clear();
+  dkim_fields_.clear();
   waiting_.reset();
   forged_.reset();
   sender_.reset();
@@ -405,6 +474,54 @@ void StoreSmtpSession::reset() {
   spool_error_ = Status();
   over_budget_ = false;
   hold_.release();
+}
+
+// The recipients' domains' auth_policy rows: how many of `recipients_` are in domains that
+// enforce DMARC.
+std::size_t StoreSmtpSession::enforcing(std::vector<bool>* which) {
+  std::size_t n = 0;
+  if (which) which->assign(recipients_.size(), false);
+  for (std::size_t i = 0; i < recipients_.size(); ++i) {
+    auto p = lookups_->auth_policy(proto::ascii_lower(recipients_[i].path.domain));
+    if (p && *p == store::AuthPolicy::Enforce) {
+      ++n;
+      if (which) (*which)[i] = true;
+    }
+  }
+  return n;
+}
+
+// RFC 7489 6.7, 10.3: p=reject for a failing message, refused at the end of DATA when every
+// recipient's domain enforces the policy (a domain that only reports gets its copy).
+std::optional<smtp::Reply> StoreSmtpSession::dmarc_refusal(const InboundResult& r) {
+  if (r.dmarc != InboundResult::Dmarc::Fail || !r.policy_applies || r.policy != mail::dmarc::Policy::Reject)
+    return std::nullopt;
+  if (recipients_.empty() || enforcing(nullptr) != recipients_.size()) return std::nullopt;
+  // RFC 7489 10.3: 550 5.7.1, the text naming the policy.
+  return smtp::reply(550, {5, 7, 1}, "Message rejected by the DMARC policy of " + r.from_domain);
+}
+
+// p=quarantine (or p=reject where not every recipient could refuse it): the copies for users
+// in enforcing domains go into their Junk folder (RFC 7489 6.3: "suspicious").
+void StoreSmtpSession::quarantine(const InboundResult& r, store::Delivery& d) {
+  if (r.dmarc != InboundResult::Dmarc::Fail || !r.policy_applies || r.policy == mail::dmarc::Policy::None) return;
+  std::vector<bool> which;
+  if (enforcing(&which) == 0) return;
+  std::set<std::string> users;  // the local users of enforcing recipients
+  for (std::size_t i = 0; i < recipients_.size(); ++i)
+    if (which[i] && recipients_[i].kind == store::routing::Recipient::Kind::Store) users.insert(recipients_[i].target);
+  for (store::LocalCopy& c : d.local)
+    if (users.count(c.user)) c.folder = "Junk";
+}
+
+void StoreSmtpSession::log_dmarc(const smtp::SessionInfo& info, const InboundResult& r, const char* what) {
+  if (!logger_.shows(1)) return;
+  LogLine l("message");
+  l.add("proto", "smtp").add("addr", peer_.address).add("helo", info.helo);
+  l.add("from", "<" + (sender_ ? sender_->path.address() : std::string()) + ">");
+  l.add("header_from", r.from_domain).add("dmarc", to_string(r.dmarc)).add("policy", mail::dmarc::to_string(r.policy));
+  l.add("result", what);
+  logger_(1, l.str());
 }
 
 smtp::Reply StoreSmtpSession::insufficient_storage() {

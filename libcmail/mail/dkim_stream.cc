@@ -292,8 +292,12 @@ void Signer::finish() {
 
 std::optional<std::string> Signer::from_domain() const {
   if (splitter_.too_large()) return std::nullopt;
+  return author_domain(splitter_.header());
+}
+
+std::optional<std::string> author_domain(std::string_view header) {
   std::optional<std::string> domain;
-  for (const HeaderField& f : split_header(splitter_.header())) {
+  for (const HeaderField& f : split_header(header)) {
     if (proto::ascii_lower(f.name) != "from") continue;
     if (domain) return std::nullopt;  // two From fields (RFC 5322 3.6 allows one)
     const std::size_t colon = f.raw.find(':');

@@ -278,4 +278,57 @@ Outcome evaluate(const Record& record, std::string_view record_domain, const Evi
   return o;
 }
 
+
+namespace {
+
+// The DMARC records among a name's TXT records (RFC 7489 6.6.3 step 4).
+std::vector<std::string> dmarc_records(const TxtResult& r) {
+  std::vector<std::string> out;
+  for (const std::string& t : r.records)
+    if (is_dmarc_record(t)) out.push_back(t);
+  return out;
+}
+
+}  // namespace
+
+void discover(Resolver& resolver, const PublicSuffixList& psl, std::string from_domain,
+              std::function<void(Discovery)> done) {
+  const std::string domain = normalized(from_domain);
+  const std::string org = psl.organizational_domain(domain);
+  Resolver* res = &resolver;
+  resolver.txt("_dmarc." + domain, [res, domain, org, done = std::move(done)](TxtResult r) mutable {
+    // One name's answer: Found, None (go on to the organizational domain) or a final answer.
+    auto settle = [](const TxtResult& answer, const std::string& at, bool& final) {
+      Discovery d;
+      final = true;
+      if (answer.status == DnsStatus::TempFail) {
+        d.kind = Discovery::Kind::TempError;
+        d.error = answer.error;
+        return d;
+      }
+      const auto records = dmarc_records(answer);
+      if (records.size() > 1) return d;  // several: no policy (step 4)
+      if (records.size() == 1) {
+        auto rec = parse_record(records[0]);
+        if (rec) {
+          d.kind = Discovery::Kind::Found;
+          d.record = *rec;
+          d.domain = at;
+        }
+        return d;
+      }
+      final = false;  // none here
+      return d;
+    };
+    bool final = false;
+    Discovery first = settle(r, domain, final);
+    if (final || org == domain || org.empty()) return done(std::move(first));
+    // RFC 7489 6.6.3 step 3: the organizational domain's record.
+    res->txt("_dmarc." + org, [org, done = std::move(done), settle](TxtResult r2) {
+      bool f = false;
+      done(settle(r2, org, f));
+    });
+  });
+}
+
 }  // namespace cmail::mail::dmarc

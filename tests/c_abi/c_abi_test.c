@@ -1786,7 +1786,7 @@ static void test_server_capture(void) {
       snprintf(retr, sizeof retr, "RETR %d\r\n", n);
       CHECK(exchange(fd, &b, retr, "\r\n.\r\n"));
       passed += contains(b.data, b.len,
-                         "Authentication-Results: mx.local.test;\r\n\tspf=pass smtp.mailfrom=x@remote.test\r\n");
+                         "Authentication-Results: mx.local.test;\r\n\tspf=pass smtp.mailfrom=x@remote.test;\r\n\tdkim=none\r\n");
       failed += contains(b.data, b.len, "spf=fail smtp.mailfrom=y@forged.test");
     }
     CHECK(passed == 1);

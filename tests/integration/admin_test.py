@@ -22,7 +22,7 @@ BIN = os.path.join(BUILD, "frontends", "cmail-admin")
 ADMIN = os.path.join(BIN, "cmail-admin")
 
 V9 = harness.v9_install_sql()  # made with Python's sqlite3, as the original tools left databases
-CURRENT = 13  # this build's schema version
+CURRENT = 14  # this build's schema version
 
 
 def file_bytes(path):

@@ -143,15 +143,15 @@ class SmtpdChecksTest(unittest.TestCase):
             s.sendmail("carol@local.test", ["carol@local.test"], "Subject: three\r\n\r\nsubmitted\r\n")
         one, two, three = self.mailbox()
         self.assertTrue(one.startswith(b"Authentication-Results: mx.local.test;\r\n"
-                                       b"\tspf=pass smtp.mailfrom=alice@pass.test\r\nReceived: "), one)
-        self.assertEqual(results(two), ["Authentication-Results: mx.local.test;\tspf=fail smtp.mailfrom=bob@fail.test"])
+                                       b"\tspf=pass smtp.mailfrom=alice@pass.test;\r\n\tdkim=none\r\nReceived: "), one)
+        self.assertEqual(results(two), ["Authentication-Results: mx.local.test;\tspf=fail smtp.mailfrom=bob@fail.test;\tdkim=none"])
         self.assertEqual(results(three), [])
         # An independent parser (python3-authres) reads what we wrote.
         for message, result, sender in ((one, "pass", "alice@pass.test"), (two, "fail", "bob@fail.test")):
             field = results(message)[0].split(":", 1)[1]
             parsed = authres.AuthenticationResultsHeader.parse_value(field)
             self.assertEqual(parsed.authserv_id, "mx.local.test")
-            self.assertEqual([(r.method, r.result) for r in parsed.results], [("spf", result)])
+            self.assertEqual([(r.method, r.result) for r in parsed.results], [("spf", result), ("dkim", "none")])
             self.assertEqual([(p.type, p.name, p.value) for p in parsed.results[0].properties],
                              [("smtp", "mailfrom", sender)])
         queries = self.dns.queries()
@@ -255,7 +255,7 @@ class ServeTest(unittest.TestCase):
             s.login("carol", "pw")
             s.sendmail("carol@local.test", ["zoe@far.test"], "Subject: out\r\n\r\noutbound\r\n")
         (inbound,) = self.stored(self.db, "carol")
-        self.assertEqual(results(inbound), ["Authentication-Results: mx.local.test;\tspf=pass smtp.mailfrom=alice@pass.test"])
+        self.assertEqual(results(inbound), ["Authentication-Results: mx.local.test;\tspf=pass smtp.mailfrom=alice@pass.test;\tdkim=none"])
         self.assertTrue(wait_for(lambda: self.stored(far_db, "zoe"), 30), "not delivered to far.test")
         (outbound,) = self.stored(far_db, "zoe")
         self.assertIn(b"outbound", outbound)

@@ -5,6 +5,11 @@
 #include <cmail/backends/smtp_session.h>
 #include <cmail/store/directory.h>
 #include <cmail/store/queue.h>
+#include <cmail/base64.h>
+#include <cmail/crypto/keys.h>
+#include <cmail/mail/dkim.h>
+
+#include <map>
 
 using namespace cmail;
 using namespace cmail::test;
@@ -316,15 +321,22 @@ struct HeldResolver : mail::Resolver {
   void addresses(std::string_view, std::function<void(mail::AddressResult)> done) override {
     held.push_back([done] { done({mail::DnsStatus::NxDomain, {}, "none"}); });
   }
+  std::map<std::string, std::string> records;  // by name; others get `record`
   void txt(std::string_view name, std::function<void(mail::TxtResult)> done) override {
     asked.emplace_back(name);
-    mail::TxtResult r{mail::DnsStatus::Ok, {record}, ""};
+    auto it = records.find(std::string(name));
+    mail::TxtResult r{mail::DnsStatus::Ok, {it != records.end() ? it->second : record}, ""};
+    if (it != records.end() && it->second.empty()) r = {mail::DnsStatus::NxDomain, {}, "no such name"};
     held.push_back([done, r] { done(r); });
   }
   void release() {
     auto now = std::move(held);
     held.clear();
     for (auto& fn : now) fn();
+  }
+  // Answers everything, also what the answers ask next.
+  void release_all() {
+    while (!held.empty()) release();
   }
   // Backend options that check SPF through this resolver.
   backends::SmtpBackendOptions options() {
@@ -353,7 +365,7 @@ TEST_CASE("smtp backend: SPF of an unauthenticated sender; the message waits for
   c.wait_for("250 2.0.0 OK queued as ");
   auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
   REQUIRE(data.has_value());
-  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=pass smtp.mailfrom=sender@remote.test\r\n"
+  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=pass smtp.mailfrom=sender@remote.test;\r\n\tdkim=none\r\n"
                           "Received: from client.remote.test"));
 }
 
@@ -373,7 +385,7 @@ TEST_CASE("smtp backend: SPF of the HELO name for a null sender; a stale answer 
   c.wait_for("250 2.0.0 OK queued as ");
   auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'bob'");
   REQUIRE(data.has_value());
-  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=fail smtp.helo=client.remote.test\r\n"));
+  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=fail smtp.helo=client.remote.test;\r\n\tdkim=none\r\n"));
 }
 
 TEST_CASE("smtp backend: authenticated submissions are not SPF-checked") {
@@ -409,7 +421,7 @@ TEST_CASE("smtp backend: an SPF check without an answer in time is temperror; th
   CHECK(waits.back() <= std::chrono::milliseconds(1500));
   auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
   REQUIRE(data.has_value());
-  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=temperror smtp.mailfrom=sender@remote.test\r\n"));
+  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=temperror smtp.mailfrom=sender@remote.test;\r\n\tdkim=none\r\n"));
   bool logged = false;  // the message line says it too (docs/logging.md)
   for (const auto& [level, line] : c.logged) logged = logged || (line.starts_with("message ") && line.find(" spf=temperror ") != std::string::npos);
   CHECK(logged);
@@ -434,7 +446,165 @@ TEST_CASE("smtp backend: Authentication-Results that came under our hostname are
   c.wait_for("250 2.0.0 OK queued as ");
   auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
   REQUIRE(data.has_value());
-  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=fail smtp.mailfrom=sender@remote.test\r\n"));
+  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=fail smtp.mailfrom=sender@remote.test;\r\n\tdkim=none\r\n"));
   CHECK(data->find("spf=pass smtp.mailfrom") == std::string::npos);  // the forged one is gone
   CHECK(data->ends_with("Authentication-Results: elsewhere.test; spf=pass\r\nSubject: forged\r\n\r\nbody\r\n"));
+}
+
+namespace {
+
+// A message from remote.test signed with `key` under selector "sel".
+std::string signed_from_remote(const crypto::PrivateKey& key, std::string_view from = "Sender <sender@remote.test>") {
+  const std::string m = "From: " + std::string(from) + "\r\nTo: alice@local.test\r\nSubject: dmarc\r\n\r\nbody\r\n";
+  mail::dkim::Signer s;
+  s.feed(m);
+  s.finish();
+  auto f = s.sign(key, {"remote.test", "sel", 1700000000, 0});
+  REQUIRE(f);
+  return *f + m;
+}
+
+std::string key_record(const crypto::PrivateKey& key) {
+  return std::string("v=DKIM1; k=") + crypto::to_string(key.type()) + "; p=" + base64_encode(key.public_key().bytes());
+}
+
+// Sends `message` from sender@remote.test to alice, answers the DNS, returns the last reply.
+std::string send_checked(Conversation& c, HeldResolver& dns, const std::string& message) {
+  c.say("EHLO client.remote.test\r\n", "250 ");
+  feed(*c.server, "MAIL FROM:<sender@remote.test>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n" + message + ".\r\n");
+  std::string out = take_output(*c.server);
+  CHECK(out.find("354 ") != std::string::npos);
+  dns.release_all();
+  c.out.clear();
+  c.loop.pump([&] {
+    c.out += take_output(*c.server);
+    return c.out.find("250 2.0.0") != std::string::npos || c.out.find("550 ") != std::string::npos;
+  });
+  return c.out;
+}
+
+}  // namespace
+
+TEST_CASE("smtp backend: DKIM and DMARC on intake: an aligned signature passes where SPF fails") {
+  SPLIT_SUBCASES();
+  auto key = crypto::PrivateKey::generate(crypto::KeyType::Ed25519);
+  REQUIRE(key);
+  HeldResolver dns;
+  dns.record = "v=spf1 -all";
+  dns.records["sel._domainkey.remote.test"] = key_record(*key);
+  dns.records["_dmarc.remote.test"] = "v=DMARC1; p=reject";
+  Conversation c({}, dns.options());
+  std::string r = send_checked(c, dns, signed_from_remote(*key));
+  CHECK(r.find("250 2.0.0 OK queued as ") != std::string::npos);
+  auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
+  REQUIRE(data.has_value());
+  CHECK(data->starts_with("Authentication-Results: mx.local.test;\r\n\tspf=fail smtp.mailfrom=sender@remote.test;\r\n"
+                          "\tdkim=pass\r\n\t header.d=remote.test header.s=sel header.a=ed25519-sha256 header.b="));
+  CHECK(data->find(";\r\n\tdmarc=pass header.from=remote.test\r\nReceived: ") != std::string::npos);
+  CHECK(std::count(dns.asked.begin(), dns.asked.end(), std::string("_dmarc.remote.test")) == 1);
+}
+
+TEST_CASE("smtp backend: DMARC failures: reported by default, refused or filed into Junk where the domain enforces") {
+  SPLIT_SUBCASES();
+  auto key = crypto::PrivateKey::generate(crypto::KeyType::Ed25519);
+  auto other = crypto::PrivateKey::generate(crypto::KeyType::Ed25519);
+  REQUIRE(key);
+  REQUIRE(other);
+  HeldResolver dns;
+  dns.record = "v=spf1 -all";
+  dns.records["sel._domainkey.remote.test"] = key_record(*other);  // the signature does not verify
+  SUBCASE("p=reject, report only (no auth_policy row): stored, with the result") {
+    dns.records["_dmarc.remote.test"] = "v=DMARC1; p=reject";
+    Conversation c({}, dns.options());
+    std::string r = send_checked(c, dns, signed_from_remote(*key));
+    CHECK(r.find("250 2.0.0 OK queued as ") != std::string::npos);
+    auto data = c.db()->query_text("SELECT mail_data FROM mailbox WHERE mail_user = 'alice'");
+    REQUIRE(data.has_value());
+    CHECK(data->find("\tdkim=fail reason=\"signature did not verify\"") != std::string::npos);
+    CHECK(data->find("\tdmarc=fail (p=reject) header.from=remote.test\r\n") != std::string::npos);
+    CHECK(c.db()->query_text("SELECT folder_name FROM folders JOIN mailbox ON mail_folder = folder_id") == "INBOX");
+  }
+  SUBCASE("p=reject where the recipient's domain enforces: 550 5.7.1, nothing stored") {
+    dns.records["_dmarc.remote.test"] = "v=DMARC1; p=reject";
+    Conversation c({}, dns.options());
+    REQUIRE(c.store->directory().set_auth_policy("local.test", store::AuthPolicy::Enforce).ok());
+    std::string r = send_checked(c, dns, signed_from_remote(*key));
+    CHECK(r.find("550 5.7.1 Message rejected by the DMARC policy of remote.test\r\n") != std::string::npos);
+    CHECK(count(*c.db(), "SELECT COUNT(*) FROM mailbox") == 0);
+    bool logged = false;
+    for (const auto& [level, line] : c.logged) logged = logged || line.find("dmarc=fail policy=reject result=rejected") != std::string::npos;
+    CHECK(logged);
+  }
+  SUBCASE("p=quarantine where the domain enforces (the \"*\" row): into Junk") {
+    dns.records["_dmarc.remote.test"] = "v=DMARC1; p=quarantine";
+    Conversation c({}, dns.options());
+    REQUIRE(c.store->directory().set_auth_policy("*", store::AuthPolicy::Enforce).ok());
+    std::string r = send_checked(c, dns, signed_from_remote(*key));
+    CHECK(r.find("250 2.0.0 OK queued as ") != std::string::npos);
+    CHECK(c.db()->query_text("SELECT folder_name FROM folders JOIN mailbox ON mail_folder = folder_id") == "Junk");
+  }
+  SUBCASE("pct=0: the policy is not applied") {
+    dns.records["_dmarc.remote.test"] = "v=DMARC1; p=reject; pct=0";
+    Conversation c({}, dns.options());
+    REQUIRE(c.store->directory().set_auth_policy("local.test", store::AuthPolicy::Enforce).ok());
+    std::string r = send_checked(c, dns, signed_from_remote(*key));
+    CHECK(r.find("250 2.0.0 OK queued as ") != std::string::npos);
+  }
+  SUBCASE("the organizational domain's record for a subdomain (sp=)") {
+    dns.records["_dmarc.mail.remote.test"] = "";  // no such name
+    dns.records["_dmarc.remote.test"] = "v=DMARC1; p=none; sp=reject";
+    Conversation c({}, dns.options());
+    REQUIRE(c.store->directory().set_auth_policy("local.test", store::AuthPolicy::Enforce).ok());
+    std::string r = send_checked(c, dns, signed_from_remote(*key, "x@mail.remote.test"));
+    CHECK(r.find("550 5.7.1 Message rejected by the DMARC policy of mail.remote.test") != std::string::npos);
+  }
+}
+
+TEST_CASE("smtp backend: submissions are DKIM-signed with the From domain's keys") {
+  SPLIT_SUBCASES();
+  auto ed = crypto::PrivateKey::generate(crypto::KeyType::Ed25519);
+  auto rsa = crypto::PrivateKey::generate(crypto::KeyType::Rsa, 1024);
+  REQUIRE(ed);
+  REQUIRE(rsa);
+  smtp::ServerOptions o;
+  o.auth_enabled = true;
+  o.tls_active = true;
+  Conversation a(o);
+  store::Directory& d = a.store->directory();
+  REQUIRE(d.add_dkim_key({"local.test", "ed", "ed25519-sha256", ed->pem(), 1}).ok());
+  REQUIRE(d.add_dkim_key({"local.test", "rsa", "rsa-sha256", rsa->pem(), 1}).ok());
+  a.say("EHLO laptop.test\r\n", "250 ");
+  a.say("AUTH PLAIN " + sasl::base64_encode(std::string("\0alice\0wonderland", 17)) + "\r\n", "235 ");
+  std::string r = a.say("MAIL FROM:<alice@local.test>\r\nRCPT TO:<far@remote.test>\r\nDATA\r\n"
+                        "From: Alice <alice@Local.Test>\r\nTo: far@remote.test\r\nSubject: signed\r\n\r\nhello\r\n.\r\n",
+                        "250 2.0.0 OK queued as ");
+  auto data = a.db()->query_text("SELECT mail_data FROM outbox");
+  REQUIRE(data.has_value());
+  CHECK(data->starts_with("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=local.test; s=ed;"));
+  // Both signatures verify (the Received field added after signing is not signed).
+  mail::dkim::Verifier v;
+  v.feed(*data);
+  v.finish();
+  for (const auto& [i, name] : v.key_queries()) {
+    const crypto::PrivateKey& k = name.starts_with("ed.") ? *ed : *rsa;
+    v.set_key(i, {mail::DnsStatus::Ok, {key_record(k)}, ""});
+  }
+  auto results = v.results();
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].result == mail::dkim::Answer::Pass);
+  CHECK(results[1].result == mail::dkim::Answer::Pass);
+  bool logged = false;
+  for (const auto& [level, line] : a.logged) logged = logged || line.find("signed=dkim") != std::string::npos;
+  CHECK(logged);
+  // From a domain without keys (or a subdomain of none): not signed.
+  REQUIRE(d.add_address("alice@other.test", "store", std::string_view("alice"), std::nullopt).has_value());
+  a.say("MAIL FROM:<alice@other.test>\r\nRCPT TO:<far@remote.test>\r\nDATA\r\n"
+        "From: alice@other.test\r\n\r\nhello\r\n.\r\n",
+        "250 2.0.0 OK queued as ");
+  CHECK(count(*a.db(), "SELECT COUNT(*) FROM outbox WHERE mail_data LIKE 'DKIM-Signature:%'") == 1);
+  // A subdomain uses the parent's keys (relaxed alignment, RFC 7489 3.1.1).
+  a.say("MAIL FROM:<alice@local.test>\r\nRCPT TO:<far@remote.test>\r\nDATA\r\n"
+        "From: alice@news.local.test\r\n\r\nhello\r\n.\r\n",
+        "250 2.0.0 OK queued as ");
+  CHECK(count(*a.db(), "SELECT COUNT(*) FROM outbox WHERE mail_data LIKE 'DKIM-Signature:%d=local.test%'") == 2);
 }

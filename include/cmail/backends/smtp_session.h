@@ -29,9 +29,11 @@
 
 #include <cmail/backends/budget.h>
 #include <cmail/backends/auth_guard.h>
+#include <cmail/backends/inbound_checks.h>
 #include <cmail/export.h>
 #include <cmail/log_sink.h>
 #include <cmail/mail/auth_results.h>
+#include <cmail/mail/dkim.h>
 #include <cmail/mail/resolver.h>
 #include <cmail/mail/spf.h>
 #include <cmail/smtp/server.h>
@@ -65,9 +67,13 @@ struct SmtpBackendOptions {
   // message under our hostname (forged, RFC 8601 5) are dropped from it. Report only: no mail
   // is refused for its result.
   mail::Resolver* resolver = nullptr;
-  // How long after MAIL FROM the end of data waits for the SPF answer; then the result is
-  // temperror (RFC 7208 4.6.4 allows giving up after 20 seconds).
+  // How long after MAIL FROM the end of data waits for the SPF answer, and after the end of
+  // the header for the DKIM keys and the DMARC record; then the result is temperror (RFC 7208
+  // 4.6.4 allows giving up after 20 seconds).
   std::chrono::milliseconds spf_timeout{20000};
+  // DKIM-sign mail that authenticated users submit, with the keys of its From domain (or the
+  // nearest parent domain that has some) in the dkim_keys table (docs/auth.md#dkim-signing).
+  bool dkim_signing = true;
 };
 
 class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
@@ -92,15 +98,18 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
 
  private:
   std::string received_header(const smtp::SessionInfo& info, const std::string& id) const;
-  // The Authentication-Results header for this transaction's checks; "" when none ran.
-  std::string authentication_results() const;
-  // MAIL FROM of an unauthenticated client: starts the SPF check of its identity.
-  void start_spf(const smtp::SessionInfo& info, const smtp::Path& from);
   // data_end() once the checks are done: the message stored (pending) or refused.
   smtp::Verdict deliver_message(const smtp::SessionInfo& info);
-  // The SPF answer (or its time-out) for transaction `t`: recorded, and the waiting message
-  // stored.
-  void spf_done(std::uint64_t t, mail::spf::Outcome o);
+  // The sender checks answered after data_end() returned pending: the waiting message stored.
+  void checks_done();
+  // data_end() of a submission with DKIM keys: signs on a worker, then stores.
+  smtp::Verdict sign_message(const smtp::SessionInfo& info);
+  std::vector<store::DkimKey> signing_keys(const std::string& domain);
+  // DMARC policy (docs/auth.md#policy): a refusal, or copies filed into Junk.
+  std::size_t enforcing(std::vector<bool>* which);
+  std::optional<smtp::Reply> dmarc_refusal(const InboundResult& r);
+  void quarantine(const InboundResult& r, store::Delivery& d);
+  void log_dmarc(const smtp::SessionInfo& info, const InboundResult& r, const char* what);
   void drop_body();
   // The message's next octets, into memory or the spool (data_chunk after the filter).
   void take(std::string_view bytes);
@@ -109,7 +118,8 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   std::shared_ptr<store::Delivery> success_report(const store::Delivery& d);
   // The transaction line of docs/logging.md for `d`, to be called with the store's answer
   // (on the connection's thread; it may outlive the session).
-  std::function<void(const Status&)> transaction_log(const smtp::SessionInfo& info, const store::Delivery& d) const;
+  std::function<void(const Status&)> transaction_log(const smtp::SessionInfo& info, const store::Delivery& d,
+                                                     const std::optional<InboundResult>& checked) const;
 
   store::Store& store_;
   // Routing lookups, refreshed at every MAIL: a transaction's RCPTs reuse what MAIL found current.
@@ -130,16 +140,16 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   Status spool_error_;                   // the spool failed: 451 at the end of the data
   DataBudget::Hold hold_;                // this message's octets in the budget
   bool over_budget_ = false;             // the budget could not take it: 452 at the end
-  // The SPF check of this transaction (RFC 7208): its identity, and its outcome once known.
-  struct Spf {
-    std::uint64_t transaction = 0;  // which MAIL started it; a reset makes later answers stale
-    bool running = false;
-    std::string property;           // "smtp.mailfrom" or "smtp.helo" (RFC 8601 2.7.2)
-    std::string identity;           // the address or HELO name checked
-    std::optional<mail::spf::Outcome> outcome;
-    std::chrono::steady_clock::time_point deadline;
-  } spf_;
-  std::uint64_t transaction_ = 0;
+  // The sender checks of this transaction (SPF, DKIM, DMARC), unauthenticated clients only.
+  std::unique_ptr<InboundChecks> checks_;
+  bool checking_ = false;  // data_end() returned pending while they finish
+  // DKIM signing of a submission: the signer while the message streams, its keys once the
+  // From domain is known, the fields made.
+  std::shared_ptr<mail::dkim::Signer> signer_;
+  bool signing_checked_ = false;
+  std::vector<store::DkimKey> signing_keys_;
+  std::string dkim_fields_;
+  std::uint64_t transaction_ = 0;  // which MAIL; a reset makes later answers stale
   // With checks on: Authentication-Results in the message that claim our hostname go.
   std::optional<mail::ForgedResultsFilter> forged_;
   std::optional<smtp::SessionInfo> waiting_;  // data_end() waits for the check with this

@@ -205,6 +205,8 @@ class CMAIL_EXPORT Verifier {
   void feed(std::string_view octets);
   void finish();
   bool header_done() const { return splitter_.done(); }
+  // The message's header as held (empty when it was too large).
+  std::string_view header() const { return splitter_.header(); }
   // True when the message has no signature to check (results() is empty).
   bool unsigned_message() const;
   // The key records still wanted: (signature index, DNS name).
@@ -229,6 +231,10 @@ class CMAIL_EXPORT Verifier {
 CMAIL_EXPORT const std::vector<std::string>& signed_fields();
 CMAIL_EXPORT const std::vector<std::string>& oversigned_fields();
 
+// The domain of the one address in a header's From field (RFC 5322 3.6.2), lower-case; nullopt
+// when there is no From, several From fields or addresses, or no domain (RFC 7489 6.6.1).
+CMAIL_EXPORT std::optional<std::string> author_domain(std::string_view header);
+
 struct SignOptions {
   std::string domain;      // d=
   std::string selector;    // s=
@@ -243,6 +249,7 @@ class CMAIL_EXPORT Signer {
   explicit Signer(std::size_t header_limit = kHeaderLimit);
   void feed(std::string_view octets);
   void finish();
+  bool header_done() const { return splitter_.done(); }
   // The domain of the message's one From address (lower-case), or nullopt (no From, several
   // addresses, no domain, a header too large to hold).
   std::optional<std::string> from_domain() const;

@@ -11,9 +11,11 @@
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/mail/resolver.h>
 #include <cmail/status.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -99,5 +101,21 @@ struct Outcome {
 // domain); `roll` is a uniform number 0-99 for pct= sampling (6.6.4).
 CMAIL_EXPORT Outcome evaluate(const Record& record, std::string_view record_domain, const Evidence& e,
                               const PublicSuffixList& psl, int roll = 0);
+
+
+// RFC 7489 6.6.3: the policy record of a From domain, looked up through a Resolver.
+struct Discovery {
+  enum class Kind : std::uint8_t { Found, None, TempError };
+  Kind kind = Kind::None;
+  Record record;            // Found
+  std::string domain;       // Found: where ("example.org" of "_dmarc.example.org")
+  std::string error;        // TempError: the DNS failure
+};
+
+// Asks "_dmarc.<from_domain>", then, when that has no DMARC record, "_dmarc.<organizational
+// domain>"; several DMARC records at the name that answered, or none at either, is None.
+// `done` runs once, on the resolver's thread. The Resolver and `psl` must outlive it.
+CMAIL_EXPORT void discover(Resolver& resolver, const PublicSuffixList& psl, std::string from_domain,
+                           std::function<void(Discovery)> done);
 
 }  // namespace cmail::mail::dmarc
