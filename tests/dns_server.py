@@ -21,7 +21,8 @@ Names are compared case-insensitively and without the trailing dot. The answers:
   - a name without the type asked: NOERROR with no answer records (NODATA);
   - "SERVFAIL" / "REFUSED": that RCODE, for every type;
   - "DROP": no answer at all, so the client times out.
-Record types: A, AAAA, MX ([preference, host]; "." is the root, RFC 7505 null MX), TXT.
+Record types: A, AAAA, MX ([preference, host]; "." is the root, RFC 7505 null MX), TXT (a
+string, cut into 255-octet character-strings when longer, or a list of the record's strings).
 
 The server binds 127.0.0.1 on an ephemeral port, UDP and TCP (RFC 1035 4.2.2 framing) on the
 same port, prints exactly one line "dns 127.0.0.1:PORT" on stdout, flushes, and serves until
@@ -132,7 +133,15 @@ def rdata(qtype, value):
         preference, host = value
         return dnslib.MX(host, preference)
     if qtype == "TXT":
-        return dnslib.TXT(value)
+        # One record of one or more character-strings of at most 255 octets (RFC 1035 3.3.14):
+        # a list is the record's strings, a longer string is cut into such pieces (as a zone
+        # file's author would), and the receiver joins them (RFC 7208 3.3, RFC 6376 3.6.2.2).
+        strings = value if isinstance(value, list) else [value]
+        pieces = []
+        for s in strings:
+            b = s.encode()
+            pieces += [b[i:i + 255] for i in range(0, len(b), 255)] or [b""]
+        return dnslib.TXT(pieces)
     raise ValueError(f"unsupported record type {qtype}")
 
 

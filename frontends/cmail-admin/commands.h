@@ -59,6 +59,7 @@ int run_imapd(Context& ctx);
 int run_permissions(Context& ctx);
 int run_queue(Context& ctx);
 int run_dkim(Context& ctx);
+int run_dmarc(Context& ctx);
 int run_database(Context& ctx);  // init, migrate, check, backup
 
 void usage_user();
@@ -69,6 +70,7 @@ void usage_imapd();
 void usage_permissions();
 void usage_queue();
 void usage_dkim();
+void usage_dmarc();
 void usage_main();
 
 // Reads a password without echo from the terminal, or one line from stdin when it is not a

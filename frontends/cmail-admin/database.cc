@@ -13,6 +13,8 @@ void usage_main() {
       "Modules (also runnable as cmail-admin-MODULE): user, address, smtpd, popd, imapd,\n"
       "  permissions\n"
       "  queue: list | show ID | retry [ID] | flush | delete ID   the delivery queue\n"
+      "  dkim: generate DOMAIN | list | record DOMAIN SEL | delete DOMAIN SEL | check DOMAIN\n"
+      "  dmarc: list | set DOMAIN report|enforce | delete DOMAIN   DMARC policy of intake\n"
       "Database commands:\n"
       "  init            create a new master database at DBPATH\n"
       "  migrate         upgrade a cmail (schema 9) database in place, after a backup\n"

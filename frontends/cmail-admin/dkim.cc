@@ -1,7 +1,8 @@
-// cmail-admin dkim: DKIM signing keys per domain and selector (table dkim_keys, schema version
+// cmail-admin dkim and dmarc. dkim: DKIM signing keys per domain and selector (table dkim_keys, schema version
 // 14; docs/auth.md#dkim-signing). The original cmail had no DKIM. Private keys are made here,
 // stored in the master database and never printed; what is printed is the TXT record to
-// publish (RFC 6376 3.6.1) and, with `check`, whether the one in the DNS matches.
+// publish (RFC 6376 3.6.1) and, with `check`, whether the one in the DNS matches. dmarc: the
+// auth_policy table, what intake does with mail failing DMARC (docs/auth.md#policy).
 #include "commands.h"
 
 #include <cmail/base64.h>
@@ -230,6 +231,45 @@ int run_dkim(Context& ctx) {
   // check
   if (keys->empty()) return ctx.fail(kExitNotFound, "'" + domain + "' has no DKIM keys");
   return check(ctx, *keys, servers);
+}
+
+void usage_dmarc() {
+  std::printf(
+      "cmail-admin dmarc - What intake does with mail that fails DMARC, per recipient domain\n"
+      "Usage: cmail-admin [-d DBPATH] dmarc COMMAND [ARGS]\n"
+      "  list\n"
+      "  set DOMAIN|* report|enforce   report: Authentication-Results only (the default);\n"
+      "                                enforce: p=reject refused, p=quarantine into Junk\n"
+      "  delete DOMAIN|*\n");
+}
+
+int run_dmarc(Context& ctx) {
+  const auto& a = ctx.args;
+  const std::string& cmd = a[0];
+  const bool ok = (cmd == "list" && a.size() == 1) || (cmd == "set" && a.size() == 3) || (cmd == "delete" && a.size() == 2);
+  if (!ok) {
+    ctx.fail(kExitUsage, "invalid command or arguments: " + cmd);
+    usage_dmarc();
+    return kExitUsage;
+  }
+  if (cmd != "list" && a[1] != "*" && !domain_name(a[1])) return ctx.fail(kExitInvalid, "'" + a[1] + "' is not a domain name");
+  if (cmd == "set" && a[2] != "report" && a[2] != "enforce") return ctx.fail(kExitInvalid, "the policy is report or enforce");
+  int code = 0;
+  auto store = ctx.open(cmd == "list", code);
+  if (!store) return code;
+  store::Directory& d = store->directory();
+  if (cmd == "list") {
+    auto rows = d.list_auth_policies();
+    if (!rows) return ctx.fail(rows.error());
+    print_row({30, 10}, {"Domain", "Policy"});
+    for (const auto& [domain, policy] : *rows)
+      print_row({30, 10}, {domain, policy == store::AuthPolicy::Enforce ? "enforce" : "report"});
+    return kExitOk;
+  }
+  Status st = cmd == "set" ? d.set_auth_policy(a[1], a[2] == "enforce" ? store::AuthPolicy::Enforce : store::AuthPolicy::Report)
+                           : d.set_auth_policy(a[1], std::nullopt);
+  if (st.is_not_found()) return ctx.fail(kExitNotFound, st.message());
+  return st.ok() ? kExitOk : ctx.fail(st);
 }
 
 }  // namespace cmail::admin

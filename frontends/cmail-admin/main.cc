@@ -31,6 +31,7 @@ const Module kModules[] = {
     {"permissions", run_permissions, usage_permissions, kExitUsage, 10},
     {"queue", run_queue, usage_queue, kExitUsage, kExitUsage},  // new: no original tool
     {"dkim", run_dkim, usage_dkim, kExitUsage, kExitUsage},     // new: no original tool
+    {"dmarc", run_dmarc, usage_dmarc, kExitUsage, kExitUsage},  // new: no original tool
 };
 
 }  // namespace
