@@ -2,7 +2,7 @@
 #include <cmail/backends/smtp_session.h>
 
 #include <cmail/backends/log_line.h>
-#include <cmail/crypto/keys.h>
+#include <cmail/backends/dkim_signing.h>
 #include <cmail/mail/auth_results.h>
 #include <cmail/mail/delivery.h>
 #include <cmail/mail/fields.h>
@@ -121,21 +121,6 @@ Verdict StoreSmtpSession::mail(const smtp::SessionInfo& info, const smtp::Path& 
   return Verdict::accept("Sender OK");
 }
 
-// The DKIM keys for a message from `domain`: the domain's own, else those of the nearest parent
-// domain that has some (aligned for DMARC in relaxed mode, RFC 7489 3.1.1).
-std::vector<store::DkimKey> StoreSmtpSession::signing_keys(const std::string& domain) {
-  std::string d = proto::ascii_lower(domain);
-  while (!d.empty()) {
-    auto keys = lookups_->dkim_keys(d);
-    if (keys && !keys->empty()) return std::move(*keys);
-    const std::size_t dot = d.find('.');
-    if (dot == std::string::npos) break;
-    d.erase(0, dot + 1);
-    if (d.find('.') == std::string::npos) break;  // not a top-level domain alone
-  }
-  return {};
-}
-
 Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
                                const smtp::RcptParams& params) {
   if (!sender_) return Verdict::reject(smtp::reply(503, {5, 5, 1}, "Need MAIL before RCPT"));
@@ -163,7 +148,7 @@ void StoreSmtpSession::data_chunk(std::string_view bytes) {
     if (!signing_checked_ && signer_->header_done()) {
       signing_checked_ = true;
       auto domain = signer_->from_domain();
-      if (domain) signing_keys_ = signing_keys(*domain);
+      if (domain) signing_keys_ = signing_keys(*lookups_, *domain);
       if (signing_keys_.empty()) signer_.reset();  // nothing to sign with: no more hashing
     }
   }
@@ -298,21 +283,10 @@ Verdict StoreSmtpSession::sign_message(const smtp::SessionInfo& info) {
   proto::Executor ex = executor_;
   const auto logger = logger_;
   ex.run_blocking([weak, t, ex, signer, keys, logger] {
-    std::string fields;
     std::string errors;
-    const auto now = static_cast<std::int64_t>(std::time(nullptr));
-    for (const store::DkimKey& k : keys) {
-      auto key = crypto::PrivateKey::parse(k.private_key);
-      if (!key) {
-        errors += " " + k.domain + "/" + k.selector + ": the stored key does not parse";
-        continue;
-      }
-      auto field = signer->sign(*key, {k.domain, k.selector, now, 0});
-      if (field) fields += *field;
-      else errors += " " + k.domain + "/" + k.selector + ": " + field.error().message();
-    }
+    std::string fields = sign_with(keys, *signer, static_cast<std::int64_t>(std::time(nullptr)), errors);
     ex.post([weak, t, fields = std::move(fields), errors = std::move(errors), logger] {
-      if (!errors.empty() && logger) logger(0, "dkim signing failed:" + errors);
+      if (!errors.empty() && logger) logger(0, "dkim signing failed: " + errors);
       auto alive = weak.lock();
       if (!alive || !*alive) return;
       StoreSmtpSession& self = **alive;
