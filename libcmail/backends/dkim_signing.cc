@@ -1,10 +1,38 @@
 // DKIM signing with the dkim_keys table; see dkim_signing.h.
 #include <cmail/backends/dkim_signing.h>
 
+#include <cmail/crypto/crypto.h>
 #include <cmail/crypto/keys.h>
 #include <cmail/proto/ascii.h>
 
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
 namespace cmail::backends {
+
+namespace {
+
+// Parsed keys by the SHA-256 of their PEM: reading an RSA key costs more than half a signature.
+// Bounded (a full cache starts over); a changed or deleted row simply stops being asked for.
+std::shared_ptr<const crypto::PrivateKey> parsed_key(const std::string& pem) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::shared_ptr<const crypto::PrivateKey>> cache;
+  const std::string id = crypto::sha256(pem);
+  {
+    std::lock_guard lock(mu);
+    if (auto it = cache.find(id); it != cache.end()) return it->second;
+  }
+  auto key = crypto::PrivateKey::parse(pem);
+  if (!key) return nullptr;
+  auto shared = std::make_shared<const crypto::PrivateKey>(std::move(*key));
+  std::lock_guard lock(mu);
+  if (cache.size() >= 64) cache.clear();
+  cache.emplace(id, shared);
+  return shared;
+}
+
+}  // namespace
 
 std::vector<store::DkimKey> signing_keys(store::DirectoryLookups& dir, std::string_view domain) {
   std::string d = proto::ascii_lower(domain);
@@ -20,7 +48,7 @@ std::string sign_with(const std::vector<store::DkimKey>& keys, const mail::dkim:
                       std::string& errors) {
   std::string fields;
   for (const store::DkimKey& k : keys) {
-    auto key = crypto::PrivateKey::parse(k.private_key);
+    auto key = parsed_key(k.private_key);
     if (!key) {
       errors += (errors.empty() ? "" : "; ") + k.domain + "/" + k.selector + ": the stored key does not parse";
       continue;
