@@ -419,7 +419,7 @@ std::function<void(const Status&)> StoreSmtpSession::transaction_log(const smtp:
   }
   if (!dkim_fields_.empty()) l.add("signed", "dkim");
   std::size_t junk = 0;
-  for (const store::LocalCopy& c : d.local) junk += c.folder == "Junk";
+  for (const store::LocalCopy& c : d.local) junk += c.folder == "\\Junk";
   if (junk) l.add("quarantined", junk);
   return [logger = logger_, line = l.str()](const Status& st) {
     LogLine out(line);
@@ -485,7 +485,7 @@ void StoreSmtpSession::quarantine(const InboundResult& r, store::Delivery& d) {
   for (std::size_t i = 0; i < recipients_.size(); ++i)
     if (which[i] && recipients_[i].kind == store::routing::Recipient::Kind::Store) users.insert(recipients_[i].target);
   for (store::LocalCopy& c : d.local)
-    if (users.count(c.user)) c.folder = "Junk";
+    if (users.count(c.user)) c.folder = "\\Junk";  // the user's Junk, whatever its name (RFC 6154)
 }
 
 void StoreSmtpSession::log_dmarc(const smtp::SessionInfo& info, const InboundResult& r, const char* what) {
