@@ -4,6 +4,7 @@
 #include <mbedtls/md.h>
 #include <mbedtls/pkcs5.h>
 #include <mbedtls/sha256.h>
+#include <mbedtls/sha512.h>
 #include <sys/random.h>
 
 #include <cerrno>
@@ -55,6 +56,12 @@ std::string Sha256::finish() {
 std::string sha256(std::string_view bytes) {
   std::string out(kSha256Size, '\0');
   mbedtls_sha256_ret(octets(bytes), bytes.size(), reinterpret_cast<unsigned char*>(out.data()), 0);
+  return out;
+}
+
+std::string sha512(std::string_view bytes) {
+  std::string out(kSha512Size, '\0');
+  mbedtls_sha512_ret(octets(bytes), bytes.size(), reinterpret_cast<unsigned char*>(out.data()), 0);  // 0: not SHA-384
   return out;
 }
 
