@@ -51,7 +51,8 @@ void dane_route(mail::Resolver& resolver, const std::string& domain, bool mx_sec
               continue;
             }
             dc.tls = *ctx;
-            dc.describe = "dane=authenticate (" + std::to_string(a.policy.records.size()) + " usable TLSA records)";
+            const std::size_t n = a.policy.records.size();
+            dc.describe = "dane=authenticate (" + std::to_string(n) + " usable TLSA record" + (n == 1 ? ")" : "s)");
           } else {
             dc.describe = "dane=encrypt (" + a.policy.reason + ")";
           }

@@ -31,7 +31,7 @@ namespace cmail::net {
 struct DaneConnection {
   mail::dane::Level level = mail::dane::Level::None;
   std::shared_ptr<TlsClientContext> tls;  // Authenticate: the context that checks the records
-  std::string describe;                   // for logs: "dane=authenticate (2 records)"
+  std::string describe;                   // for logs: "dane=authenticate (2 usable TLSA records)"
 };
 
 struct DaneRoute {
