@@ -11,6 +11,8 @@ ZONEFILE is JSON mapping names to their records, or to a failure mode:
       "mx1.example.test": {"A": ["127.0.0.2"], "AAAA": ["::1"]},
       "nullmx.test":      {"MX": [[0, "."]]},
       "text.test":        {"TXT": ["v=spf1 -all"]},
+      "signed.test":      {"MX": [[10, "mx.signed.test"]], "AD": true},
+      "_25._tcp.mx.signed.test": {"TLSA": [[3, 1, 1, "5464253e..."]], "AD": true},
       "broken.test":      "SERVFAIL",
       "refused.test":     "REFUSED",
       "slow.test":        "DROP"
@@ -22,7 +24,15 @@ Names are compared case-insensitively and without the trailing dot. The answers:
   - "SERVFAIL" / "REFUSED": that RCODE, for every type;
   - "DROP": no answer at all, so the client times out.
 Record types: A, AAAA, MX ([preference, host]; "." is the root, RFC 7505 null MX), TXT (a
-string, cut into 255-octet character-strings when longer, or a list of the record's strings).
+string, cut into 255-octet character-strings when longer, or a list of the record's strings),
+TLSA ([usage, selector, matching type, "hex data"], RFC 6698 2.1).
+
+"AD": true makes the name's answers (records, NODATA alike) DNSSEC-validated in the eyes of
+the client: the reply has the AD bit (RFC 4035 3.2.3) when the query asked for it with the AD
+or the DO bit (RFC 6840 5.7), as a validating resolver answers. Without it (and for NXDOMAIN,
+SERVFAIL and the like) the AD bit stays clear: insecure. "TC": true makes the UDP answers for
+the name truncated (the TC bit, no records: RFC 1035 4.2.1), so that the client asks again over
+TCP, where the whole answer comes. Zone files without "AD" and "TC" keys answer as before.
 
 The server binds 127.0.0.1 on an ephemeral port, UDP and TCP (RFC 1035 4.2.2 framing) on the
 same port, prints exactly one line "dns 127.0.0.1:PORT" on stdout, flushes, and serves until
@@ -95,7 +105,7 @@ class Zone:
         except (OSError, ValueError) as e:
             print(f"dns_server: {self.path}: {e}; keeping the previous zone", file=sys.stderr)
 
-    def answer(self, packet):
+    def answer(self, packet, udp=False):
         """The reply to one query packet (bytes), or None to stay silent."""
         try:
             request = dnslib.DNSRecord.parse(packet)
@@ -106,6 +116,7 @@ class Zone:
             self.log.write(f"{dnslib.QTYPE.get(request.q.qtype)} {normalize(request.q.qname)}\n")
             self.log.flush()
         reply = request.reply(ra=0, aa=1)  # authoritative, no recursion
+        reply.header.ad = 0
         if not request.questions:
             reply.header.rcode = dnslib.RCODE.FORMERR
             return reply.pack()
@@ -121,7 +132,20 @@ class Zone:
             qtype = dnslib.QTYPE.get(q.qtype)
             for value in entry.get(qtype, []):
                 reply.add_answer(dnslib.RR(q.qname, q.qtype, rdata=rdata(qtype, value), ttl=60))
+            if entry.get("AD") is True and (request.header.ad or dnssec_ok(request)):
+                reply.header.ad = 1  # RFC 6840 5.7: only to a client that asks for it
+            if udp and entry.get("TC") is True:
+                reply.rr = []
+                reply.header.tc = 1  # RFC 1035 4.2.1: ask again over TCP
         return reply.pack()
+
+
+def dnssec_ok(request):
+    """The DO bit of the query's EDNS0 OPT record (RFC 3225 3)."""
+    for rr in request.ar:
+        if rr.rtype == dnslib.QTYPE.OPT and (rr.ttl >> 15) & 1:
+            return True
+    return False
 
 
 def rdata(qtype, value):
@@ -142,6 +166,9 @@ def rdata(qtype, value):
             b = s.encode()
             pieces += [b[i:i + 255] for i in range(0, len(b), 255)] or [b""]
         return dnslib.TXT(pieces)
+    if qtype == "TLSA":
+        usage, selector, matching, data = value
+        return dnslib.TLSA(usage, selector, matching, bytes.fromhex(data.replace(" ", "")))
     raise ValueError(f"unsupported record type {qtype}")
 
 
@@ -203,7 +230,7 @@ def main():
                     return  # the test that started us is gone
             elif kind == "udp":
                 packet, peer = udp.recvfrom(65535)
-                out = zone.answer(packet)
+                out = zone.answer(packet, udp=True)
                 if out is not None:
                     udp.sendto(out, peer)
             elif kind == "listen":

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   net::Runtime runtime;
   net::ResolverOptions ro;
   ro.servers = cfg->resolvers;
+  ro.dnssec = cfg->dnssec;  // DANE: docs/tls-policy.md#dane
   auto resolver = net::make_resolver(runtime, ro);
   if (!resolver) {
     logger.log(0, path + ": resolver: " + resolver.error().message());

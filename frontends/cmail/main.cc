@@ -215,6 +215,7 @@ int main(int argc, char** argv) {
     ro.servers = cfg.resolvers;
     ro.servers.insert(ro.servers.end(), dcfg.resolvers.begin(), dcfg.resolvers.end());
   }
+  ro.dnssec = dcfg.dnssec;  // the --dispatchd-config file's `dnssec on` (docs/tls-policy.md#dane)
   auto resolver = net::make_resolver(runtime, ro);
   if (!resolver) {
     std::fprintf(stderr, "cmail: resolver: %s\n", resolver.error().message().c_str());

@@ -397,6 +397,9 @@ Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name
       cfg.bind = v;
     } else if (d == "resolver") {
       st = resolver_line(cfg.resolvers, l, name);
+    } else if (d == "dnssec") {  // an extension: docs/tls-policy.md#dane
+      if (v != "on" && v != "off") return bad(name, l.number, "dnssec must be on or off");
+      cfg.dnssec = v == "on";
     } else if (d == "maxconnections") {
       st = count(cfg.max_connections, false);
     } else if (d == "maxperdestination") {

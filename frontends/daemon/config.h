@@ -85,7 +85,7 @@ Result<Smtpd> load_smtpd(const std::string& path);
 // works (messages per minute per destination), `tls_trustfile` is used to verify certificates
 // where `tls_verify` asks for it. Extensions: `resolver HOST[:PORT]` (repeatable),
 // `maxretryinterval`, `maxage`, `maxconnections`, `maxperdestination`, `timeout`, `tls_verify`,
-// `plaintext_auth`.
+// `plaintext_auth`, `dnssec on|off` (trust the name servers' AD bit: DANE, docs/tls-policy.md).
 struct Dispatchd {
   Common common;
   std::string announce;  // "" = the host name
@@ -101,6 +101,7 @@ struct Dispatchd {
   std::vector<std::string> bounce_copy;
   std::string bind;
   std::vector<std::string> resolvers;
+  bool dnssec = false;  // the resolvers validate DNSSEC: their AD bit counts (DANE)
   std::uint32_t max_connections = 50, max_per_destination = 4;
   std::uint32_t timeout = 0;  // seconds for every SMTP wait; 0 = RFC 5321 4.5.3.2
 };

@@ -1,4 +1,4 @@
-// Hashes, HMAC and PBKDF2 over Nettle (its SHA-256 uses the CPU's SHA extensions where there
+// Hashes (SHA-256, SHA-512), HMAC and PBKDF2 over Nettle (its SHA-256 uses the CPU's SHA extensions where there
 // are some: four times mbedTLS's speed here), randomness from getrandom(2).
 #include <cmail/crypto/crypto.h>
 
@@ -50,6 +50,15 @@ std::string sha256(std::string_view bytes) {
   Sha256 h;
   h.update(bytes);
   return h.finish();
+}
+
+std::string sha512(std::string_view bytes) {
+  sha512_ctx c;
+  sha512_init(&c);
+  sha512_update(&c, bytes.size(), octets(bytes));
+  std::string out(kSha512Size, '\0');
+  sha512_digest(&c, kSha512Size, reinterpret_cast<std::uint8_t*>(out.data()));
+  return out;
 }
 
 std::string hmac_sha256(std::string_view key, std::string_view message) {

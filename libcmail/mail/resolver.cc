@@ -13,4 +13,10 @@ const char* to_string(DnsStatus s) {
   return "Unknown";
 }
 
+void Resolver::tlsa(std::string_view name, std::function<void(TlsaResult)> done) {
+  TlsaResult r;
+  r.error = "this resolver does not look up TLSA records (" + std::string(name) + ")";
+  done(std::move(r));
+}
+
 }  // namespace cmail::mail

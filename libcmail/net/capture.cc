@@ -122,7 +122,7 @@ void CaptureSink::on_message(std::function<void(const CapturedMessage&)> fn) {
 
 StaticZone capture_zone() {
   StaticZone zone;
-  zone.otherwise = mail::AddressResult{mail::DnsStatus::Ok, {"127.0.0.1"}, ""};
+  zone.otherwise = mail::AddressResult{mail::DnsStatus::Ok, {"127.0.0.1"}, "", false};
   return zone;
 }
 

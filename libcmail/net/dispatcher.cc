@@ -17,6 +17,7 @@
 // that may outlive the Dispatcher holds a weak_ptr to the Core.
 #include <cmail/net/dispatcher.h>
 
+#include "dane_route.h"
 #include "loop.h"
 
 #include <cmail/backends/log_line.h>
@@ -148,6 +149,10 @@ struct Destination : std::enable_shared_from_this<Destination> {
   std::set<Attempt*> attempts;
   std::size_t connecting = 0;  // attempts not yet Ready
   std::shared_ptr<std::deque<SteadyClock::time_point>> sent;  // ratelimit window, kept by the Core
+  // DANE (RFC 7672, dane_route.h): whether the MX answer was DNSSEC-validated, and what the
+  // TLSA records ask of each candidate.
+  bool mx_secure = false;
+  DaneRoute dane;
 
   bool idle() const { return pending.empty() && attempts.empty() && route != Route::Resolving; }
   void resolve(Core& core);
@@ -389,6 +394,7 @@ void Destination::resolve(Core& core) {
   route = Route::Resolving;
   candidates.clear();
   cursor = 0;
+  mx_secure = false;
   mail::FirstLookup first = mail::first_lookup(target, core.route_options);
   if (!first.mx) return lookup(core, std::move(first.hosts));
   auto self = shared_from_this();
@@ -396,6 +402,7 @@ void Destination::resolve(Core& core) {
   core.resolver.mx(*first.mx, [self, wc](mail::MxResult r) {
     auto c = wc.lock();
     if (!c) return;
+    self->mx_secure = r.secure;  // DANE: RFC 7672 2.2.1
     auto hosts = mail::hosts_from_mx(self->target, r, c->route_options, c->rng);
     if (auto* f = std::get_if<mail::Failure>(&hosts)) return self->fail_all(*c, *f);
     self->lookup(*c, std::get<mail::HostPlan>(std::move(hosts)));
@@ -420,7 +427,22 @@ void Destination::lookup(Core& core, mail::HostPlan plan) {
     if (!c) return;
     auto route = mail::route_candidates(self->target, p->plan, p->results, c->route_options);
     if (auto* f = std::get_if<mail::Failure>(&route)) return self->fail_all(*c, *f);
-    self->routed(*c, std::get<std::vector<mail::Candidate>>(std::move(route)));
+    auto candidates = std::get<std::vector<mail::Candidate>>(std::move(route));
+    self->dane = {};
+    // DANE (RFC 7672): TLSA records where the MX and address answers are secure decide which
+    // candidates are tried and how (dane_route.h).
+    if (!self->target.handoff() && dane_wanted(self->mx_secure, p->plan, p->results))
+      return dane_route(c->resolver, self->target.domain, self->mx_secure, p->plan, p->results, std::move(candidates),
+                        [self, wc](DaneRoute d) {
+                          auto c = wc.lock();
+                          if (!c) return;
+                          for (const std::string& n : d.notes) c->log(3, "DANE for " + self->target.name + ": " + n);
+                          if (d.failure) return self->fail_all(*c, *d.failure);
+                          std::vector<mail::Candidate> allowed = std::move(d.candidates);
+                          self->dane = std::move(d);
+                          self->routed(*c, std::move(allowed));
+                        });
+    self->routed(*c, std::move(candidates));
   };
   if (p->left == 0) return done();
   for (std::size_t i = 0; i < p->plan.hosts.size(); ++i)
@@ -470,6 +492,7 @@ void Destination::open_attempt(Core& core) {
   smtp::ClientOptions co;
   co.helo_name = core.o.announce;
   mail::configure_client(cand, co);
+  const DaneConnection* dane_conn = dane_connection(dane, cand, co);  // DANE: TLS required (dane_route.h)
   co.auth_without_tls = core.o.plaintext_auth;
   if (core.o.reply_timeout.count() > 0)
     co.greeting_timeout = co.command_timeout = co.data_block_timeout = co.data_end_timeout = core.o.reply_timeout;
@@ -484,6 +507,7 @@ void Destination::open_attempt(Core& core) {
   no.bind_address = core.o.bind;
   no.implicit_tls = cand.port.tls == mail::TlsMode::Implicit;
   no.tls = cand.verify ? core.tls_strict : core.tls_loose;
+  if (dane_conn && dane_conn->tls) no.tls = dane_conn->tls;  // DANE: the TLSA records authenticate it
   no.server_name = cand.host;
   no.connect_timeout = core.o.connect_timeout;
   std::weak_ptr<Attempt> weak = a;

@@ -7,6 +7,12 @@
 // so a callback never runs inside the call that started its lookup and may freely start new
 // lookups or destroy the resolver.
 //
+// MX and TLSA questions (and, with ResolverOptions::dnssec, the AAAA and A questions) go out
+// through ares_send() as queries mail::dns::encode_query() builds, with the AD bit set to ask
+// for it (RFC 6840 5.7); their answers are read with mail::dns::parse_message() and answer_of(),
+// which also give the answer's AD bit (RFC 4035 3.2.3). It becomes `secure` only with
+// ResolverOptions::dnssec: the AD bit of a name server not trusted to validate means nothing.
+//
 // Thread-safety: loop thread only. Ownership: each resolver's state is a shared_ptr held by the
 // Resolver; its Runtime::at_shutdown hook holds a weak_ptr, so the Resolver may go before or
 // after shutdown. Every libuv handle is heap-allocated and freed in its uv_close callback, so
@@ -15,6 +21,7 @@
 // whose callbacks then only free their requests: a cancelled lookup's callback never runs.
 #include <cmail/net/resolver.h>
 
+#include <cmail/mail/dns_message.h>
 #include <cmail/proto/ascii.h>
 
 #include "loop.h"
@@ -31,6 +38,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <random>
 
 namespace cmail::net {
 
@@ -165,9 +173,6 @@ mail::DnsStatus status_of(int ares_status) {
   }
 }
 
-// A host name as received: without its trailing dot; the root "." becomes "" (RFC 7505 3).
-std::string host_of(const char* name) { return without_trailing_dot(name ? name : ""); }
-
 std::once_flag ares_once;
 int ares_init_status = ARES_SUCCESS;
 
@@ -180,6 +185,7 @@ class Ares {
   Ares& operator=(const Ares&) = delete;
 
   Status start(const ResolverOptions& options) {
+    dnssec_ = options.dnssec;
     std::call_once(ares_once, [] { ares_init_status = ares_library_init(ARES_LIB_INIT_ALL); });
     if (ares_init_status != ARES_SUCCESS)
       return Status::internal(std::string("c-ares: ") + ares_strerror(ares_init_status));
@@ -224,9 +230,23 @@ class Ares {
       r.error = "not a domain name";
       return answer(std::move(done), std::move(r));
     }
-    auto* q = new Query<mail::MxResult>{this, std::move(done)};
-    ares_query(channel_, name.c_str(), ns_c_in, ns_t_mx, on_mx, q);
-    rearm();
+    send(name, mail::dns::kTypeMx, [this, name, done = std::move(done)](int status, std::string_view wire) mutable {
+      Got g = got(status, wire, name, mail::dns::kTypeMx);
+      mail::MxResult r;
+      r.status = g.status;
+      r.error = std::move(g.error);
+      r.secure = g.secure;
+      for (const mail::dns::Record& rec : g.records) {
+        std::optional<mail::MxRecord> m = mail::dns::mx_of(wire, rec);  // RFC 7505: "." comes back as ""
+        if (!m) {
+          r = {};
+          r.error = "malformed MX record for " + name;
+          break;
+        }
+        r.records.push_back(std::move(*m));
+      }
+      answer(std::move(done), std::move(r));
+    });
   }
 
   void addresses(std::string_view host, std::function<void(mail::AddressResult)> done) {
@@ -240,6 +260,7 @@ class Ares {
       r.error = "not a host name";
       return answer(std::move(done), std::move(r));
     }
+    if (dnssec_) return addresses_validated(name, std::move(done));
     auto* q = new Query<mail::AddressResult>{this, std::move(done)};
     ares_addrinfo_hints hints{};
     hints.ai_family = AF_UNSPEC;        // AAAA and A; /etc/hosts is read for both
@@ -260,6 +281,34 @@ class Ares {
     auto* q = new Query<mail::TxtResult>{this, std::move(done)};
     ares_query(channel_, name.c_str(), ns_c_in, ns_t_txt, on_txt, q);
     rearm();
+  }
+
+  void tlsa(std::string_view name_in, std::function<void(mail::TlsaResult)> done) {
+    if (closed_) return;
+    std::string name = without_trailing_dot(name_in);
+    if (name.empty() || name.find('\0') != std::string::npos) {
+      mail::TlsaResult r;
+      r.status = mail::DnsStatus::NxDomain;
+      r.error = "not a domain name";
+      return answer(std::move(done), std::move(r));
+    }
+    send(name, mail::dns::kTypeTlsa, [this, name, done = std::move(done)](int status, std::string_view wire) mutable {
+      Got g = got(status, wire, name, mail::dns::kTypeTlsa);
+      mail::TlsaResult r;
+      r.status = g.status;
+      r.error = std::move(g.error);
+      r.secure = g.secure;
+      for (const mail::dns::Record& rec : g.records) {
+        std::optional<mail::TlsaRecord> t = mail::dns::tlsa_of(wire, rec);
+        if (!t) {
+          r = {};
+          r.error = "malformed TLSA record at " + name;
+          break;
+        }
+        r.records.push_back(std::move(*t));
+      }
+      answer(std::move(done), std::move(r));
+    });
   }
 
   // Cancels everything; idempotent. The handles finish closing on the loop.
@@ -293,21 +342,133 @@ class Ares {
     deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
-  static void on_mx(void* arg, int status, int, unsigned char* abuf, int alen) {
-    std::unique_ptr<Query<mail::MxResult>> q(static_cast<Query<mail::MxResult>*>(arg));
-    if (q->owner->closed_) return;  // cancelled: the callback is never called
-    mail::MxResult r;
-    if (status == ARES_SUCCESS) {
-      ares_mx_reply* head = nullptr;
-      status = ares_parse_mx_reply(abuf, alen, &head);  // ARES_ENODATA when no MX in the answer
-      for (ares_mx_reply* m = head; m; m = m->next)
-        r.records.push_back({m->priority, host_of(m->host)});  // RFC 7505: "." comes back as ""
-      if (head) ares_free_data(head);
-      if (status == ARES_SUCCESS && r.records.empty()) status = ARES_ENODATA;
+  // A query of our own through ares_send(): `done` gets c-ares's status and the answer's
+  // octets (empty without one), unless the resolver closed meanwhile.
+  struct Raw {
+    Ares* owner;
+    std::function<void(int, std::string_view)> done;
+  };
+
+  void send(const std::string& name, std::uint16_t type, std::function<void(int, std::string_view)> done) {
+    // RFC 6840 5.7: AD=1 in the query asks a validating resolver for the AD bit.
+    auto query = mail::dns::encode_query(name, type, static_cast<std::uint16_t>(ids_()), true);
+    if (!query) return done(ARES_EBADNAME, {});  // the callers answer through deferred_
+    auto* r = new Raw{this, std::move(done)};
+    ares_send(channel_, reinterpret_cast<const unsigned char*>(query->data()), static_cast<int>(query->size()), on_raw, r);
+    rearm();
+  }
+
+  static void on_raw(void* arg, int status, int, unsigned char* abuf, int alen) {
+    std::unique_ptr<Raw> r(static_cast<Raw*>(arg));
+    if (r->owner->closed_) return;  // cancelled: the callback is never called
+    r->done(status, abuf && alen > 0 ? std::string_view(reinterpret_cast<const char*>(abuf), static_cast<std::size_t>(alen))
+                                     : std::string_view());
+  }
+
+  // What an answer to (name, type) says; `records` are of that type, at the name or at the end
+  // of its CNAME chain. `secure` only when the name servers are trusted to validate.
+  struct Got {
+    mail::DnsStatus status = mail::DnsStatus::TempFail;
+    std::string error;
+    bool secure = false;
+    std::vector<mail::dns::Record> records;
+  };
+
+  Got got(int status, std::string_view wire, const std::string& name, std::uint16_t type) const {
+    Got g;
+    if (status == ARES_EBADNAME) {
+      g.status = mail::DnsStatus::NxDomain;  // not a valid name: it cannot exist
+      g.error = std::string(ares_strerror(status)) + " " + name;
+      return g;
     }
-    r.status = status_of(status);
-    if (r.status != mail::DnsStatus::Ok) r.error = ares_strerror(status);
-    q->owner->answer(std::move(q->done), std::move(r));
+    if (status != ARES_SUCCESS) {  // timeout, SERVFAIL or REFUSED from every server, network
+      g.error = ares_strerror(status);
+      return g;
+    }
+    auto m = mail::dns::parse_message(wire);
+    if (!m) {
+      g.error = m.error().message();
+      return g;
+    }
+    mail::dns::Answer a = mail::dns::answer_of(wire, *m, name, type);
+    g.status = a.status;
+    g.error = std::move(a.error);
+    // RFC 4035 3.2.3: AD says the server validated every RRset of the answer (or the denial);
+    // it means something only from a server we trust to validate (RFC 6840 5.7).
+    g.secure = dnssec_ && a.authenticated && g.status != mail::DnsStatus::TempFail;
+    for (const mail::dns::Record* r : a.records) g.records.push_back(*r);
+    return g;
+  }
+
+  // ResolverOptions::dnssec: AAAA and A through our own queries, for their AD bits. Names in
+  // /etc/hosts answer from there first, as c-ares's "fb" order would, never secure.
+  void addresses_validated(const std::string& name, std::function<void(mail::AddressResult)> done) {
+    mail::AddressResult from_file;
+    for (int family : {AF_INET6, AF_INET}) {
+      hostent* h = nullptr;
+      if (ares_gethostbyname_file(channel_, name.c_str(), family, &h) != ARES_SUCCESS || !h) continue;
+      for (char** a = h->h_addr_list; a && *a; ++a) {
+        char buf[INET6_ADDRSTRLEN] = {};
+        inet_ntop(h->h_addrtype, *a, buf, sizeof buf);
+        if (std::find(from_file.addresses.begin(), from_file.addresses.end(), buf) == from_file.addresses.end())
+          from_file.addresses.push_back(buf);
+      }
+      ares_free_hostent(h);
+    }
+    if (!from_file.addresses.empty()) {
+      from_file.status = mail::DnsStatus::Ok;
+      return answer(std::move(done), std::move(from_file));
+    }
+    struct Both {
+      std::function<void(mail::AddressResult)> done;
+      Got aaaa, a;
+      std::vector<std::string> v6, v4;
+      int left = 2;
+    };
+    auto both = std::make_shared<Both>();
+    both->done = std::move(done);
+    auto finish = [this, name, both] {
+      if (--both->left > 0) return;
+      mail::AddressResult r;
+      r.addresses = both->v6;  // IPv6 first, then IPv4
+      for (const std::string& a : both->v4)
+        if (std::find(r.addresses.begin(), r.addresses.end(), a) == r.addresses.end()) r.addresses.push_back(a);
+      const Got& x = both->aaaa;
+      const Got& y = both->a;
+      const bool failed = x.status == mail::DnsStatus::TempFail || y.status == mail::DnsStatus::TempFail;
+      r.secure = x.secure && y.secure;
+      if (failed && (x.secure || y.secure)) {
+        // RFC 7672 2.1.1: a failed lookup beside a validated one is an error, not an
+        // insecure answer (it may be a signed zone's bogus answer).
+        r.addresses.clear();
+        r.secure = false;
+      }
+      if (!r.addresses.empty()) {
+        r.status = mail::DnsStatus::Ok;
+      } else if (failed) {
+        r.error = x.status == mail::DnsStatus::TempFail ? "AAAA: " + x.error : "A: " + y.error;
+      } else if (x.status == mail::DnsStatus::NxDomain && y.status == mail::DnsStatus::NxDomain) {
+        r.status = mail::DnsStatus::NxDomain;
+        r.error = y.error;
+      } else {
+        r.status = mail::DnsStatus::NoData;
+        r.error = "no addresses for " + name;
+      }
+      answer(std::move(both->done), std::move(r));
+    };
+    auto take = [this, name, both, finish](std::uint16_t type) {
+      return [this, name, both, finish, type](int status, std::string_view wire) {
+        Got g = got(status, wire, name, type);
+        std::vector<std::string>& list = type == mail::dns::kTypeAaaa ? both->v6 : both->v4;
+        for (const mail::dns::Record& rec : g.records)
+          if (auto a = mail::dns::address_of(wire, rec); a && std::find(list.begin(), list.end(), *a) == list.end())
+            list.push_back(*a);
+        (type == mail::dns::kTypeAaaa ? both->aaaa : both->a) = std::move(g);
+        finish();
+      };
+    };
+    send(name, mail::dns::kTypeAaaa, take(mail::dns::kTypeAaaa));
+    send(name, mail::dns::kTypeA, take(mail::dns::kTypeA));
   }
 
   static void on_txt(void* arg, int status, int, unsigned char* abuf, int alen) {
@@ -423,6 +584,8 @@ class Ares {
   std::map<ares_socket_t, Poll*> polls_;
   Deferred deferred_;
   bool closed_ = false;
+  bool dnssec_ = false;
+  std::minstd_rand ids_{std::random_device{}()};  // query IDs (c-ares picks its own as well)
 };
 
 class AresResolver final : public mail::Resolver {
@@ -438,6 +601,9 @@ class AresResolver final : public mail::Resolver {
   void txt(std::string_view name, std::function<void(mail::TxtResult)> done) override {
     core_->txt(name, std::move(done));
   }
+  void tlsa(std::string_view name, std::function<void(mail::TlsaResult)> done) override {
+    core_->tlsa(name, std::move(done));
+  }
 
  private:
   std::shared_ptr<Ares> core_;
@@ -450,12 +616,13 @@ class StaticTables {
     for (auto& [name, r] : zone.mx) mx_[key(name)] = std::move(r);
     for (auto& [name, r] : zone.addresses) addresses_[key(name)] = std::move(r);
     for (auto& [name, r] : zone.txt) txt_[key(name)] = std::move(r);
+    for (auto& [name, r] : zone.tlsa) tlsa_[key(name)] = std::move(r);
   }
 
   void mx(std::string_view domain, std::function<void(mail::MxResult)> done) {
     const std::string name = key(domain);
     mail::MxResult r = find(mx_, name);
-    if (otherwise_ && unknown(name)) r = {mail::DnsStatus::NoData, {}, "no MX records for " + name};
+    if (otherwise_ && unknown(name)) r = {mail::DnsStatus::NoData, {}, "no MX records for " + name, false};
     deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
@@ -474,13 +641,18 @@ class StaticTables {
     deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
+  void tlsa(std::string_view name_in, std::function<void(mail::TlsaResult)> done) {
+    mail::TlsaResult r = find(tlsa_, key(name_in));
+    deferred_.push([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+  }
+
   void close() { deferred_.close(); }
 
  private:
   static std::string key(std::string_view name) { return proto::ascii_lower(without_trailing_dot(name)); }
   // In no table: StaticZone::otherwise answers for it (MX and addresses), when given.
   bool unknown(const std::string& name) const {
-    return !mx_.count(name) && !addresses_.count(name) && !txt_.count(name);
+    return !mx_.count(name) && !addresses_.count(name) && !txt_.count(name) && !tlsa_.count(name);
   }
 
   // The entry in `table`; NoData when the name is only in another table; NxDomain otherwise.
@@ -496,6 +668,7 @@ class StaticTables {
   std::map<std::string, mail::MxResult> mx_;
   std::map<std::string, mail::AddressResult> addresses_;
   std::map<std::string, mail::TxtResult> txt_;
+  std::map<std::string, mail::TlsaResult> tlsa_;
   std::optional<mail::AddressResult> otherwise_;
   Deferred deferred_;
 };
@@ -512,6 +685,9 @@ class StaticResolver final : public mail::Resolver {
   }
   void txt(std::string_view name, std::function<void(mail::TxtResult)> done) override {
     tables_->txt(name, std::move(done));
+  }
+  void tlsa(std::string_view name, std::function<void(mail::TlsaResult)> done) override {
+    tables_->tlsa(name, std::move(done));
   }
 
  private:

@@ -1,6 +1,8 @@
 // TLS contexts, the memory-buffer filter, and self-signed certificates on mbedTLS 2.28.
 #include "tls_filter.h"
 
+#include <cmail/mail/dane.h>
+
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
@@ -170,7 +172,11 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::load(const TlsClient
   mbedtls_ssl_conf_rng(&i.conf, Rng::random, &i.rng);
   mbedtls_ssl_conf_min_version(&i.conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
   mbedtls_ssl_conf_renegotiation(&i.conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
-  if (o.verify) {
+  if (!o.tlsa.empty()) {
+    // DANE (RFC 7672 3): the callback TlsFilter::client sets decides; OPTIONAL so that
+    // mbedTLS neither wants a CA chain nor fails on PKIX's flags, which the callback clears.
+    mbedtls_ssl_conf_authmode(&i.conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
+  } else if (o.verify) {
     if (Status st = regular_file("CA file", o.ca_file); !st.ok()) return st;
     if (int rc = mbedtls_x509_crt_parse_file(&i.ca, o.ca_file.c_str()); rc < 0)
       return file_error(rc, "CA file", o.ca_file);
@@ -187,6 +193,11 @@ struct TlsFilter::Impl {
   mbedtls_ssl_context ssl;
   std::string in;   // ciphertext received, not yet consumed by mbedTLS
   std::string out;  // ciphertext to send
+  // DANE: the records and names to check (the context's options), the server's name, and
+  // what the check found: the record that matched, or why none did.
+  const TlsClientOptions* dane = nullptr;
+  std::string host;
+  std::string verified, dane_error;
   Impl() { mbedtls_ssl_init(&ssl); }
   ~Impl() { mbedtls_ssl_free(&ssl); }
   static int send(void* self, const unsigned char* buf, std::size_t len) {
@@ -202,6 +213,94 @@ struct TlsFilter::Impl {
     return static_cast<int>(n);
   }
 };
+
+namespace {
+
+std::string octets(const mbedtls_x509_buf& b) {
+  return b.p ? std::string(reinterpret_cast<const char*>(b.p), b.len) : std::string();
+}
+
+// The names of a leaf certificate for the DANE-TA name check: its subjectAltName dNSNames, or
+// its subject CNs when it has none (RFC 7672 3.2.3, RFC 6125 6.4.4).
+std::vector<std::string> names_of(const mbedtls_x509_crt* crt) {
+  std::vector<std::string> out;
+  for (const mbedtls_x509_sequence* s = &crt->subject_alt_names; s; s = s->next)
+    if (s->buf.p && s->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME)) out.push_back(octets(s->buf));
+  if (!out.empty()) return out;
+  for (const mbedtls_x509_name* n = &crt->subject; n; n = n->next)
+    if (n->oid.p && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0) out.push_back(octets(n->val));
+  return out;
+}
+
+// The leaf chains up to `anchor` (a certificate the server presented that a DANE-TA record
+// matched): signatures, CA constraints and validity as PKIX checks them from a trust anchor
+// down (RFC 7672 3.1.2), the anchor's own validity aside (the DNS vouches for it, not its
+// dates). "" when it does, else why not.
+std::string chains_to(mbedtls_x509_crt* leaf, const mbedtls_x509_crt* anchor) {
+  mbedtls_x509_crt ta;
+  mbedtls_x509_crt_init(&ta);
+  std::string why;
+  if (int rc = mbedtls_x509_crt_parse_der(&ta, anchor->raw.p, anchor->raw.len); rc != 0) {
+    why = "the trust anchor does not parse: " + mbed_error(rc);
+  } else {
+    std::uint32_t flags = 0;
+    auto anchor_dates = [](void* p, mbedtls_x509_crt* crt, int, std::uint32_t* f) {
+      if (crt == p) *f &= ~static_cast<std::uint32_t>(MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE);
+      return 0;
+    };
+    int vrc = mbedtls_x509_crt_verify(leaf, &ta, nullptr, nullptr, &flags, anchor_dates, &ta);
+    if (vrc != 0 || flags != 0) {
+      char buf[256] = {};
+      mbedtls_x509_crt_verify_info(buf, sizeof buf, "", flags);
+      std::string info(buf);
+      while (!info.empty() && (info.back() == '\n' || info.back() == ' ')) info.pop_back();
+      for (auto& c : info) if (c == '\n') c = ';';
+      why = "its chain does not verify up to the trust anchor" + (info.empty() ? std::string() : " (" + info + ")");
+    }
+  }
+  mbedtls_x509_crt_free(&ta);
+  return why;
+}
+
+}  // namespace
+
+// mbedTLS calls this for every certificate of the chain it built, the leaf (depth 0) last.
+// PKIX's flags are cleared: DANE decides alone (RFC 7672 3.1), at the leaf, over the chain as
+// the server presented it (crt and its `next`).
+static int dane_verify(void* p, mbedtls_x509_crt* crt, int depth, std::uint32_t* flags) {
+  auto* i = static_cast<TlsFilter::Impl*>(p);
+  *flags = 0;
+  if (depth != 0) return 0;
+  std::vector<mail::dane::Certificate> chain;
+  for (const mbedtls_x509_crt* c = crt; c && c->raw.p; c = c->next) chain.push_back({octets(c->raw), octets(c->pk_raw)});
+  const std::vector<mail::TlsaRecord>& records = i->dane->tlsa;
+  if (auto r = mail::dane::match_end_entity(records, chain)) {
+    i->verified = "DANE-EE " + mail::dane::to_string(*r, 16);  // RFC 7672 3.1.1: no name, no dates
+    return 0;
+  }
+  const std::vector<std::string> refs = i->dane->tlsa_names.empty() ? mail::dane::reference_names(i->host, "")
+                                                                    : i->dane->tlsa_names;
+  std::string why;
+  for (const mail::dane::AnchorMatch& m : mail::dane::match_trust_anchor(records, chain)) {
+    const mbedtls_x509_crt* anchor = crt;
+    for (std::size_t k = 0; k < m.index; ++k) anchor = anchor->next;
+    if (m.index > 0) {  // the leaf itself as the anchor needs no signature
+      why = chains_to(crt, anchor);
+      if (!why.empty()) continue;
+    }
+    if (!mail::dane::name_matches(names_of(crt), refs)) {  // RFC 7672 3.2
+      std::string list;
+      for (const auto& n : refs) list += (list.empty() ? "" : ", ") + n;
+      why = "it does not carry the name " + list;
+      continue;
+    }
+    i->verified = "DANE-TA " + mail::dane::to_string(m.record, 16);
+    return 0;
+  }
+  i->dane_error = "DANE: certificate of " + i->host +
+                  (why.empty() ? " matches no TLSA record" : " matches a DANE-TA record, but " + why);
+  return MBEDTLS_ERR_X509_CERT_VERIFY_FAILED;  // fatal: the handshake ends with an alert
+}
 
 TlsFilter::TlsFilter() : impl_(std::make_unique<Impl>()) {}
 TlsFilter::~TlsFilter() = default;
@@ -225,6 +324,12 @@ std::unique_ptr<TlsFilter> TlsFilter::client(std::shared_ptr<TlsClientContext> c
   }
   const std::string& name = server_name.empty() ? ctx->options().server_name : server_name;
   if (!name.empty()) mbedtls_ssl_set_hostname(&f->impl_->ssl, name.c_str());  // SNI + name check
+  if (!ctx->options().tlsa.empty()) {
+    // RFC 7672 8.1: SNI (set above) names the TLSA base domain; the chain is DANE's to judge.
+    f->impl_->dane = &ctx->options();
+    f->impl_->host = name;
+    mbedtls_ssl_set_verify(&f->impl_->ssl, dane_verify, f->impl_.get());
+  }
   mbedtls_ssl_set_bio(&f->impl_->ssl, f->impl_.get(), Impl::send, Impl::recv, nullptr);
   f->keep_ = std::move(ctx);
   if (!f->failed_) f->step();  // the ClientHello
@@ -234,11 +339,14 @@ std::unique_ptr<TlsFilter> TlsFilter::client(std::shared_ptr<TlsClientContext> c
 bool TlsFilter::step() {
   if (done_ || failed_) return !failed_;
   int rc = mbedtls_ssl_handshake(&impl_->ssl);
-  if (rc == 0) {
+  if (rc == 0 && impl_->dane && impl_->verified.empty()) {
+    failed_ = true;  // never without the check (a chain mbedTLS could not walk)
+    error_ = "DANE: the certificate of " + impl_->host + " was not checked";
+  } else if (rc == 0) {
     done_ = true;
   } else if (rc != MBEDTLS_ERR_SSL_WANT_READ && rc != MBEDTLS_ERR_SSL_WANT_WRITE) {
     failed_ = true;
-    error_ = mbed_error(rc);
+    error_ = impl_->dane_error.empty() ? mbed_error(rc) : impl_->dane_error;
   }
   return !failed_;
 }
@@ -289,6 +397,8 @@ std::string TlsFilter::take_ciphertext() {
 void TlsFilter::close_notify() {
   if (done_ && !failed_) mbedtls_ssl_close_notify(&impl_->ssl);
 }
+
+const std::string& TlsFilter::dane_verified() const { return impl_->verified; }
 
 proto::TlsInfo TlsFilter::info() const {
   proto::TlsInfo i;

@@ -38,11 +38,15 @@ class TlsFilter {
   bool failed() const { return failed_; }
   const std::string& error() const { return error_; }
   proto::TlsInfo info() const;
+  // DANE (a client context with TLSA records): after the handshake, the record the server's
+  // certificate matched ("DANE-EE 3 1 1 0a1b..."); "" otherwise.
+  const std::string& dane_verified() const;
+
+  struct Impl;  // mbedTLS's session, private to libcmail/net/tls.cc
 
  private:
   TlsFilter();
   bool step();  // the handshake
-  struct Impl;
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<void> keep_;  // the context outlives the session
   bool done_ = false;

@@ -7,6 +7,7 @@
 // by itself when this process dies (its stdin closes).
 #include <cmail/net/runtime.h>
 
+#include <cmail/mail/dane.h>
 #include <cmail/net/resolver.h>
 
 #include <doctest/doctest.h>
@@ -126,11 +127,12 @@ struct Countdown {
 };
 
 std::unique_ptr<mail::Resolver> resolver_for(net::Runtime& rt, const std::string& server,
-                                       std::chrono::milliseconds timeout = 2s, int tries = 1) {
+                                       std::chrono::milliseconds timeout = 2s, int tries = 1, bool dnssec = false) {
   net::ResolverOptions o;
   o.servers = {server};
   o.timeout = timeout;
   o.tries = tries;
+  o.dnssec = dnssec;
   auto r = net::make_resolver(rt, o);
   REQUIRE_MESSAGE(r.has_value(), r.error().to_string());
   return std::move(*r);
@@ -250,6 +252,114 @@ TEST_CASE("c-ares: TXT records, a record's strings joined; NoData, NxDomain and 
   CHECK(txt_nx.status == mail::DnsStatus::NxDomain);
   CHECK(txt_servfail.status == mail::DnsStatus::TempFail);
   CHECK_FALSE(txt_servfail.error.empty());
+}
+
+// DANE's questions: TLSA records (RFC 6698 2.1) and the AD bit of answers (RFC 4035 3.2.3),
+// which dns_server.py sets for "AD": true names when the query asks for it (RFC 6840 5.7).
+const char* const kSignedZone = R"({
+  "signed.test": {"MX": [[10, "mx.signed.test"]], "AD": true},
+  "mx.signed.test": {"A": ["127.0.0.2"], "AAAA": ["::1"], "AD": true},
+  "v4.signed.test": {"A": ["127.0.0.5"], "AD": true},
+  "_25._tcp.mx.signed.test": {"TLSA": [[3, 1, 1, "5464253eca52078d3a54f0fcd4fb45f9ec415e6cd42d8c57a022516c611259f4"],
+                                       [2, 0, 1, "1cfaa1b2 82991a564bc8a31e57b80422bd8a1eefbb1ca4932e1acf598796ff5f"]],
+                              "AD": true},
+  "_25._tcp.big.signed.test": {"TLSA": [[3, 0, 0, "@BIG@"]], "AD": true, "TC": true},
+  "_25._tcp.nodata.signed.test": {"A": ["127.0.0.9"], "AD": true},
+  "_25._tcp.broken.signed.test": "SERVFAIL",
+  "unsigned.test": {"MX": [[10, "mx.unsigned.test"]]},
+  "mx.unsigned.test": {"A": ["127.0.0.3"]},
+  "_25._tcp.mx.unsigned.test": {"TLSA": [[3, 1, 1, "00"]]}
+})";
+
+TEST_CASE("c-ares: TLSA records and the AD bit, trusted only with dnssec on") {
+  std::string zone = kSignedZone;
+  zone.replace(zone.find("@BIG@"), 5, std::string(1400, 'a'));  // 700 octets: truncated over UDP, so TCP
+  DnsServer dns(zone);
+  for (bool dnssec : {true, false}) {
+    CAPTURE(dnssec);
+    net::Runtime rt;
+    auto r = resolver_for(rt, dns.address(), 2s, 1, dnssec);
+    Countdown left{rt, 12};
+    mail::MxResult mx, mx_unsigned, mx_nodata;
+    mail::AddressResult a, a_v4, a_unsigned;
+    mail::TlsaResult t, t_big, t_nodata, t_nx, t_broken, t_unsigned;
+    auto keep = [&](auto& slot) {
+      return [&](auto result) {
+        slot = std::move(result);
+        left.done();
+      };
+    };
+    r->mx("signed.test", keep(mx));
+    r->mx("unsigned.test", keep(mx_unsigned));
+    r->mx("mx.signed.test", keep(mx_nodata));  // a secure NODATA
+    r->addresses("mx.signed.test", keep(a));
+    r->addresses("v4.signed.test", keep(a_v4));
+    r->addresses("mx.unsigned.test", keep(a_unsigned));
+    r->tlsa("_25._tcp.mx.signed.test", keep(t));
+    r->tlsa("_25._tcp.big.signed.test.", keep(t_big));
+    r->tlsa("_25._tcp.nodata.signed.test", keep(t_nodata));
+    r->tlsa("_25._tcp.nope.signed.test", keep(t_nx));
+    r->tlsa("_25._tcp.broken.signed.test", keep(t_broken));
+    r->tlsa("_25._tcp.mx.unsigned.test", keep(t_unsigned));
+    REQUIRE(run_bounded(rt));
+
+    CHECK(mx.status == mail::DnsStatus::Ok);
+    CHECK(mx.records == std::vector<mail::MxRecord>{{10, "mx.signed.test"}});
+    CHECK(mx.secure == dnssec);
+    CHECK_FALSE(mx_unsigned.secure);
+    CHECK(mx_nodata.status == mail::DnsStatus::NoData);
+    CHECK(mx_nodata.secure == dnssec);
+    CHECK(a.status == mail::DnsStatus::Ok);
+    CHECK(a.addresses == std::vector<std::string>{"::1", "127.0.0.2"});  // IPv6 first, either way
+    CHECK(a.secure == dnssec);
+    CHECK(a_v4.addresses == std::vector<std::string>{"127.0.0.5"});
+    CHECK(a_v4.secure == dnssec);  // AAAA: a secure NODATA
+    CHECK(a_unsigned.status == mail::DnsStatus::Ok);
+    CHECK_FALSE(a_unsigned.secure);
+
+    CHECK(t.status == mail::DnsStatus::Ok);
+    REQUIRE(t.records.size() == 2);
+    std::vector<std::string> got;
+    for (const auto& rec : t.records) got.push_back(mail::dane::to_string(rec));
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<std::string>{"2 0 1 1cfaa1b282991a564bc8a31e57b80422bd8a1eefbb1ca4932e1acf598796ff5f",
+                                          "3 1 1 5464253eca52078d3a54f0fcd4fb45f9ec415e6cd42d8c57a022516c611259f4"});
+    CHECK(t.secure == dnssec);
+    CHECK(t_big.status == mail::DnsStatus::Ok);
+    REQUIRE(t_big.records.size() == 1);
+    CHECK(t_big.records[0].data == std::string(700, '\xaa'));
+    CHECK(t_nodata.status == mail::DnsStatus::NoData);
+    CHECK(t_nodata.secure == dnssec);
+    CHECK(t_nx.status == mail::DnsStatus::NxDomain);
+    CHECK_FALSE(t_nx.secure);  // the test server signs no denial of a name it does not have
+    CHECK(t_broken.status == mail::DnsStatus::TempFail);
+    CHECK_FALSE(t_broken.secure);
+    CHECK(t_unsigned.status == mail::DnsStatus::Ok);
+    CHECK_FALSE(t_unsigned.secure);
+  }
+}
+
+TEST_CASE("c-ares: with dnssec on, /etc/hosts and numeric addresses answer at once, never secure") {
+  SilentServer silent;
+  net::Runtime rt;
+  auto r = resolver_for(rt, silent.address, 5s, 1, true);
+  Countdown left{rt, 2};
+  mail::AddressResult local, numeric;
+  r->addresses("localhost", [&](mail::AddressResult res) {
+    local = std::move(res);
+    left.done();
+  });
+  r->addresses("192.0.2.1", [&](mail::AddressResult res) {
+    numeric = std::move(res);
+    left.done();
+  });
+  REQUIRE(run_bounded(rt));
+  CHECK_FALSE(silent.asked());
+  CHECK(local.status == mail::DnsStatus::Ok);
+  CHECK(std::find(local.addresses.begin(), local.addresses.end(), "127.0.0.1") != local.addresses.end());
+  CHECK_FALSE(local.secure);
+  CHECK(numeric.addresses == std::vector<std::string>{"192.0.2.1"});
+  CHECK_FALSE(numeric.secure);
 }
 
 TEST_CASE("c-ares: a server that never answers is TempFail within the configured timeout") {

@@ -146,8 +146,15 @@ database /etc/cmail/databases/master.db3
   CHECK(c->resolvers == std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"});
   CHECK(c->bind.empty());
   CHECK(c->tls_verify == mail::TlsVerify::Credentials);
+  CHECK_FALSE(c->dnssec);  // off unless asked for: the AD bit of an untrusted resolver means nothing
   auto d = daemon::config::parse_dispatchd("database /x\n", "d");
   REQUIRE(d.has_value());
+  auto on = daemon::config::parse_dispatchd("database /x\ndnssec on\n", "d");
+  REQUIRE(on.has_value());
+  CHECK(on->dnssec);
+  auto off = daemon::config::parse_dispatchd("database /x\ndnssec on\ndnssec off\n", "d");
+  REQUIRE(off.has_value());
+  CHECK_FALSE(off->dnssec);  // the last line wins
   CHECK(d->portprio == std::vector<mail::PortChoice>{{25, mail::TlsMode::Opportunistic}});  // no crash, a default
   struct Bad {
     const char* text;
@@ -158,6 +165,7 @@ database /etc/cmail/databases/master.db3
                        Bad{"database /x\ntls_priorities NORMAL\n", "d:2: unknown directive 'tls_priorities'"},
                        Bad{"database /x\ninterval\n", "d:2: 'interval' needs an argument"},
                        Bad{"database /x\ntls_verify sometimes\n", "d:2: tls_verify must be"},
+                       Bad{"database /x\ndnssec yes\n", "d:2: dnssec must be on or off"},
                        Bad{"database /x\nresolver 127.0.0.1\nresolver 127.0.0.1:65536\n", "d:3: resolver '127.0.0.1:65536' is not a name server"},
                        Bad{"announce x\n", "d: no 'database' directive"}}) {
     CAPTURE(b.text);

@@ -43,6 +43,15 @@ TEST_CASE("SHA-256 of the FIPS 180-4 examples, whole and in pieces") {
   CHECK(hex(h.finish()) == hex(crypto::sha256("abc")));
 }
 
+TEST_CASE("SHA-512 of the FIPS 180-4 examples") {
+  CHECK(hex(crypto::sha512("abc")) ==
+        "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+        "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f");
+  CHECK(hex(crypto::sha512("")) ==
+        "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
+        "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e");
+}
+
 TEST_CASE("HMAC-SHA-256 of RFC 4231 test cases 1 and 2") {
   CHECK(hex(crypto::hmac_sha256(std::string(20, '\x0b'), "Hi There")) ==
         "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");

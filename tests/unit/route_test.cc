@@ -123,13 +123,13 @@ TEST_CASE("route: the MX answer") {
   const RouteTarget t = mx_target("example.org");
 
   SUBCASE("MX records: ordered hosts with the portprio list") {
-    MxResult r{DnsStatus::Ok, {{20, "MX2.example.org"}, {10, "mx1.example.org"}}, ""};
+    MxResult r{DnsStatus::Ok, {{20, "MX2.example.org"}, {10, "mx1.example.org"}}, "", false};
     auto v = hosts_from_mx(t, r, o, rng);
     REQUIRE(std::holds_alternative<HostPlan>(v));
     CHECK(std::get<HostPlan>(v) == HostPlan{{"mx1.example.org", "mx2.example.org"}, o.portprio, false});
   }
   SUBCASE("the implicit MX (RFC 5321 5.1): NoData, or Ok without records") {
-    for (const MxResult& r : {MxResult{DnsStatus::NoData, {}, ""}, MxResult{DnsStatus::Ok, {}, ""}}) {
+    for (const MxResult& r : {MxResult{DnsStatus::NoData, {}, "", false}, MxResult{DnsStatus::Ok, {}, "", false}}) {
       auto v = hosts_from_mx(t, r, o, rng);
       REQUIRE(std::holds_alternative<HostPlan>(v));
       CHECK(std::get<HostPlan>(v) == HostPlan{{"example.org"}, o.portprio, true});
@@ -154,7 +154,7 @@ TEST_CASE("route: the MX answer") {
     }
   }
   SUBCASE("a null MX among other records is no null MX") {
-    MxResult r{DnsStatus::Ok, {{0, ""}, {10, "mx1.example.org"}}, ""};
+    MxResult r{DnsStatus::Ok, {{0, ""}, {10, "mx1.example.org"}}, "", false};
     auto v = hosts_from_mx(t, r, o, rng);
     REQUIRE(std::holds_alternative<HostPlan>(v));
     CHECK(std::get<HostPlan>(v).hosts == std::vector<std::string>{"mx1.example.org"});

@@ -1,6 +1,7 @@
 // cmail/crypto/crypto.h: the hashes, MACs, key derivation and randomness the protocols need:
-// SHA-256 (FIPS 180-4) for DKIM (RFC 6376 3.7) and SCRAM (RFC 7677), HMAC-SHA-256 (RFC 2104)
-// and PBKDF2 (RFC 8018 5.2) for SCRAM's Hi(), and the system's random generator.
+// SHA-256 (FIPS 180-4) for DKIM (RFC 6376 3.7) and SCRAM (RFC 7677), SHA-512 for DANE's
+// matching type 2 (RFC 6698 2.1.3), HMAC-SHA-256 (RFC 2104) and PBKDF2 (RFC 8018 5.2) for
+// SCRAM's Hi(), and the system's random generator.
 //
 // The crypto layer is pure computation, no I/O: the core (proto, smtp, mail) may use it. Its
 // implementation uses Nettle and mbedTLS; no type of theirs is visible here. Digests and keys are raw octet
@@ -19,6 +20,7 @@
 namespace cmail::crypto {
 
 inline constexpr std::size_t kSha256Size = 32;
+inline constexpr std::size_t kSha512Size = 64;
 
 // SHA-256 of a stream of pieces.
 class CMAIL_EXPORT Sha256 {
@@ -38,6 +40,8 @@ class CMAIL_EXPORT Sha256 {
 
 // The 32-octet SHA-256 digest of `bytes`.
 CMAIL_EXPORT std::string sha256(std::string_view bytes);
+// The 64-octet SHA-512 digest of `bytes`.
+CMAIL_EXPORT std::string sha512(std::string_view bytes);
 // HMAC-SHA-256 (RFC 2104) of `message` under `key`: 32 octets.
 CMAIL_EXPORT std::string hmac_sha256(std::string_view key, std::string_view message);
 // PBKDF2 with HMAC-SHA-256 (RFC 8018 5.2): `length` octets. SCRAM's Hi() is this with

@@ -31,6 +31,11 @@ struct ResolverOptions {
   std::vector<std::string> servers;
   std::chrono::milliseconds timeout{std::chrono::seconds(5)};  // per try
   int tries = 2;
+  // The name servers validate DNSSEC and the path to them is trusted (a validating resolver
+  // on this host, say): their AD bit (RFC 4035 3.2.3) makes answers `secure`, and addresses
+  // are then asked for with AAAA and A queries of our own, for their AD bits. Off, nothing is
+  // ever secure (RFC 6840 5.7: a stub resolver cannot tell a forged AD bit). `dnssec on`.
+  bool dnssec = false;
 };
 
 // One name server as ResolverOptions::servers takes it ("HOST", "HOST:PORT", "[IPV6]",
@@ -46,12 +51,15 @@ CMAIL_EXPORT Result<std::unique_ptr<mail::Resolver>> make_resolver(Runtime& runt
 
 // Answers from fixed tables (names compared case-insensitively, without trailing dot). A name
 // in no table is NxDomain, or, with `otherwise`, a name without MX records (NoData) and with
-// those addresses (its TXT lookups stay NxDomain); a name in one table but not another is
-// NoData for the other's type. Callbacks still run later, posted to the runtime's loop.
+// those addresses (its TXT and TLSA lookups stay NxDomain); a name in one table but not
+// another is NoData for the other's type. An answer is as secure as its `secure` flag says
+// (tests of DANE set it on the MX, address and TLSA answers). Callbacks still run later,
+// posted to the runtime's loop.
 struct StaticZone {
   std::map<std::string, mail::MxResult> mx;
   std::map<std::string, mail::AddressResult> addresses;
   std::map<std::string, mail::TxtResult> txt;
+  std::map<std::string, mail::TlsaResult> tlsa;  // by TLSA name: "_25._tcp.mx.example.test"
   std::optional<mail::AddressResult> otherwise;
 };
 CMAIL_EXPORT std::unique_ptr<mail::Resolver> make_static_resolver(Runtime& runtime, StaticZone zone);

@@ -6,16 +6,28 @@
 // mbedTLS 2.28 has no production TLS 1.3.) generate_self_signed() makes the certificate of the
 // zero-config `cmail serve`.
 //
+// A client context may authenticate servers by DANE instead (RFC 7672 3, RFC 6698 2.1): given
+// TLSA records (TlsClientOptions::tlsa), the chain the server presents is checked against them
+// alone, in mbedTLS's verification callback: a DANE-EE(3) record matching the leaf, or a
+// DANE-TA(2) record matching a certificate of the chain that the leaf chains up to (signatures
+// and validity below the trust anchor checked) and a name of the leaf equal to one of
+// `tlsa_names` (cmail/mail/dane.h has the matching and the name rules). A server that fails
+// ends the handshake: the connection closes with "TLS: DANE: certificate of HOST matches no
+// TLSA record" or the like (Runtime::connect's reason); with one that passes, the handshake
+// completes as usual.
+//
 // Thread-safety: a context is immutable after load() and may be shared by threads.
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/mail/resolver.h>
 #include <cmail/status.h>
 
 #include <map>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace cmail::net {
 
@@ -53,6 +65,12 @@ struct TlsClientOptions {
   bool verify = true;  // check the chain against ca_file and the name against server_name
   std::string ca_file = "/etc/ssl/certs/ca-certificates.crt";
   std::string server_name;  // SNI and the name to verify
+  // DANE: when not empty, the server is authenticated by these records alone (`verify` and
+  // `ca_file` are then not used); only usable ones count (mail::dane::usable). The context is
+  // then for one host: its records, and the names DANE-TA(2) checks the leaf for (RFC 7672
+  // 3.2.2: the MX host and the next-hop domain; empty = the connection's server name).
+  std::vector<mail::TlsaRecord> tlsa;
+  std::vector<std::string> tlsa_names;
 };
 
 class CMAIL_EXPORT TlsClientContext {
