@@ -21,9 +21,11 @@
 
 #include <cmail/backends/log_line.h>
 #include <cmail/mail/outcome.h>
+#include <cmail/mail/mta_sts.h>
 #include <cmail/mail/route.h>
 #include <cmail/net/bounce_plan.h>
 #include <cmail/net/delivery_plan.h>
+#include <cmail/net/mta_sts.h>
 #include <cmail/net/runtime.h>
 #include <cmail/net/tls.h>
 #include <cmail/proto/ascii.h>
@@ -82,6 +84,7 @@ struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
   mail::RouteOptions route_options;     // from o
   net::ReportOptions report_options;    // from o
   std::shared_ptr<TlsClientContext> tls_loose, tls_strict;
+  std::unique_ptr<MtaSts> mta_sts;  // MTA-STS policies (RFC 8461); null when off
   std::mt19937 rng;
   proto::Executor ex;
 
@@ -148,10 +151,12 @@ struct Destination : std::enable_shared_from_this<Destination> {
   std::set<Attempt*> attempts;
   std::size_t connecting = 0;  // attempts not yet Ready
   std::shared_ptr<std::deque<SteadyClock::time_point>> sent;  // ratelimit window, kept by the Core
+  bool sts_enforce = false;  // MTA-STS enforce: the candidates need TLS with a valid certificate
 
   bool idle() const { return pending.empty() && attempts.empty() && route != Route::Resolving; }
   void resolve(Core& core);
   void lookup(Core& core, mail::HostPlan plan);
+  void mta_sts(Core& core, mail::HostPlan plan);
   void routed(Core& core, std::vector<mail::Candidate> c);
   void fail_all(Core& core, const mail::Failure& f);
   bool rate_ok(const Core& core) {
@@ -359,6 +364,9 @@ void Attempt::failed(const std::string& reason, const std::optional<smtp::Reply>
   uncount();
   if (was == State::Connecting || was == State::Greeting) {
     dest->last_error = mail::unusable_candidate(cand, reply, reason);
+    // MTA-STS hook: a host of an enforced policy that failed in TLS says so (RFC 8461 5).
+    if (dest->sts_enforce)
+      if (auto sts = mail::mta_sts::enforced_failure(cand.host, reason)) dest->last_error = *sts + " (" + cand.where() + ")";
     c->log(3, "cannot use " + cand.where() + ": " + dest->last_error);
     if (dest->cursor == index) ++dest->cursor;  // the next attempt tries the next candidate
     return;
@@ -398,7 +406,27 @@ void Destination::resolve(Core& core) {
     if (!c) return;
     auto hosts = mail::hosts_from_mx(self->target, r, c->route_options, c->rng);
     if (auto* f = std::get_if<mail::Failure>(&hosts)) return self->fail_all(*c, *f);
+    // MTA-STS hook: the domain's policy chooses among its MX hosts (RFC 8461 5).
+    if (c->mta_sts) return self->mta_sts(*c, std::get<mail::HostPlan>(std::move(hosts)));
     self->lookup(*c, std::get<mail::HostPlan>(std::move(hosts)));
+  });
+}
+
+// MTA-STS (RFC 8461 5): the policy in force for the domain, applied to the MX hosts; then their
+// addresses as without one. The rules are cmail/mail/mta_sts.h's.
+void Destination::mta_sts(Core& core, mail::HostPlan plan) {
+  sts_enforce = false;
+  auto self = shared_from_this();
+  std::weak_ptr<Core> wc = core.weak();
+  core.mta_sts->policy(target.domain, [self, wc, plan = std::move(plan)](PolicyAnswer policy) mutable {
+    auto c = wc.lock();
+    if (!c) return;
+    if (!policy) return self->lookup(*c, std::move(plan));
+    auto applied = mail::mta_sts::apply(*policy, self->target.domain, std::move(plan));
+    for (const auto& note : applied.notes) c->log(1, note);
+    if (auto* f = std::get_if<mail::Failure>(&applied.plan)) return self->fail_all(*c, *f);
+    self->sts_enforce = applied.verify;
+    self->lookup(*c, std::get<mail::HostPlan>(std::move(applied.plan)));
   });
 }
 
@@ -433,6 +461,9 @@ void Destination::lookup(Core& core, mail::HostPlan plan) {
 void Destination::routed(Core& core, std::vector<mail::Candidate> c) {
   route = Route::Ready;
   candidates = std::move(c);
+  // MTA-STS hook: enforce requires TLS with a certificate valid for the MX host (RFC 8461 4.2).
+  if (sts_enforce)
+    for (auto& cand : candidates) cand.verify = true;
   cursor = 0;
   core.pump();
 }
@@ -849,7 +880,7 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::create(net::Runtime& runtime, st
   auto l = TlsClientContext::load(loose);
   if (!l) return l.error();
   core->tls_loose = *l;
-  if (core->o.verify != mail::TlsVerify::Never) {
+  if (core->o.verify != mail::TlsVerify::Never || core->o.mta_sts) {
     TlsClientOptions strict;
     strict.ca_file = core->o.ca_file;
     auto s = TlsClientContext::load(strict);
@@ -857,6 +888,17 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::create(net::Runtime& runtime, st
     core->tls_strict = *s;
   }
   core->ex = runtime.executor();
+  if (core->o.mta_sts) {  // MTA-STS hook: policies fetched with the same trust and resolver
+    MtaStsOptions mo;
+    mo.ca_file = core->o.ca_file;
+    mo.port = core->o.mta_sts_port;
+    mo.bind = core->o.bind;
+    mo.log = core->o.log;
+    if (core->o.connect_timeout < mo.timeout) mo.timeout = core->o.connect_timeout;
+    auto m = MtaSts::create(runtime, resolver, std::move(mo));
+    if (!m) return m.error();
+    core->mta_sts = std::move(*m);
+  }
   return std::unique_ptr<Dispatcher>(new Dispatcher(std::move(core)));
 }
 
