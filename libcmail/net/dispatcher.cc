@@ -21,6 +21,7 @@
 
 #include <cmail/backends/log_line.h>
 #include <cmail/mail/outcome.h>
+#include <cmail/mail/requiretls.h>
 #include <cmail/mail/mta_sts.h>
 #include <cmail/mail/route.h>
 #include <cmail/net/bounce_plan.h>
@@ -300,6 +301,22 @@ void Attempt::send(Core& c) {
     current.reset();
     state = State::Idle;
     return next(c);
+  }
+  // REQUIRETLS hook (RFC 8689 4.2.1): verified TLS to a host that no forged MX answer could name.
+  if (m.rcpts.front().tls_required == store::TlsRequired::Yes) {
+    const bool mx = !dest->target.handoff() && !dest->target.domain.starts_with("[");
+    if (auto f = mail::requiretls::check_path({client.tls(), client.tls() && cand.verify, !mx || dest->sts_enforce}, cand.host)) {
+      c.log(1, backends::LogLine("delivery")
+                   .add("id", m.rcpts.front().queue_id)
+                   .add("relay", relay_of(cand))
+                   .add("result", "failed")
+                   .add("reply", f->record)
+                   .str());
+      c.fail_message(m.rcpts, *f);
+      current.reset();
+      state = State::Idle;
+      return next(c);
+    }
   }
   rcpt_replies.assign(m.rcpts.size(), std::nullopt);
   Status st = client.send_mail(envelope_of(m), *m.data);

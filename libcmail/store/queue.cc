@@ -17,7 +17,7 @@ constexpr const char* kEntryColumns =
     "(SELECT COUNT(*) FROM faillog WHERE fail_mail = o.mail_id), "
     "(SELECT COALESCE(SUM(fail_fatal), 0) FROM faillog WHERE fail_mail = o.mail_id), "
     "o.mail_lease_owner, COALESCE(o.mail_lease_until, 0), o.mail_dsn_ret, o.mail_dsn_envid, "
-    "o.mail_dsn_notify, o.mail_dsn_orcpt, length(CAST(o.mail_data AS BLOB))";
+    "o.mail_dsn_notify, o.mail_dsn_orcpt, length(CAST(o.mail_data AS BLOB)), o.mail_requiretls";
 
 QueueEntry read_entry(const Stmt& s) {
   QueueEntry e;
@@ -38,6 +38,8 @@ QueueEntry read_entry(const Stmt& s) {
   e.dsn.notify = s.opt_text(14);
   e.dsn.orcpt = s.opt_text(15);
   e.size = s.is_null(16) ? 0 : s.int64(16);
+  const std::int64_t tls = s.int64(17);
+  e.tls_required = tls > 0 ? TlsRequired::Yes : tls < 0 ? TlsRequired::No : TlsRequired::Default;
   return e;
 }
 

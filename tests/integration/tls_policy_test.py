@@ -143,6 +143,13 @@ class Dns:
         self.proc.stdout.close()
 
 
+def client_context(cafile):
+    """Trusts the test CA; the submission server is reached by address, so no name check."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    return ctx
+
+
 def start_smtpd(conf):
     p = subprocess.Popen([SMTPD, conf, "nodetach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline().strip()
@@ -234,7 +241,7 @@ class TlsPolicyTest(unittest.TestCase):
                f"Message-ID: <{subject}@local.test>\r\n\r\nHello.\r\n")
         with smtplib.SMTP("127.0.0.1", self.submission, timeout=10) as s:
             if starttls:
-                s.starttls(context=ssl.create_default_context(cafile=self.ca.cert))
+                s.starttls(context=client_context(self.ca.cert))
                 s.ehlo("client.test")
             s.login("alice", "wonderland")
             s.sendmail("alice@local.test", ["bob@example.test"], msg.encode(), mail_options=list(options))
@@ -323,6 +330,62 @@ class TlsPolicyTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: len(self.delivered()) == 1, 15), self.faillog())
         self.stop_dispatchd()
         self.assertEqual(self.web.requests, [])
+
+    # --- REQUIRETLS ---
+
+    def mailbox(self, user="alice"):
+        return [r[0] for r in query(self.db, "SELECT mail_data FROM mailbox WHERE mail_user = ?", user)]
+
+    def stop_mx(self):
+        code, log = stop_daemon(self.mx, timeout=20)
+        self.procs.remove(self.mx)
+        self.assertEqual(code, 0, log[-2000:])
+        return log
+
+    def test_requiretls_is_taken_inside_tls_only(self):
+        with smtplib.SMTP("127.0.0.1", self.submission, timeout=10) as s:
+            s.ehlo("client.test")
+            self.assertNotIn("requiretls", s.esmtp_features)
+            s.starttls(context=client_context(self.ca.cert))
+            s.ehlo("client.test")
+            self.assertIn("requiretls", s.esmtp_features)  # RFC 8689 3: offered inside TLS
+        with smtplib.SMTP("127.0.0.1", self.submission, timeout=10) as s:
+            s.login("alice", "wonderland")
+            code, reply = s.docmd("MAIL FROM:<alice@local.test> REQUIRETLS")
+            self.assertEqual((code, reply), (530, b"5.7.10 REQUIRETLS needs a TLS connection"))
+        # Recorded on the queued message: REQUIRETLS, or the header field TLS-Required: No.
+        self.send("tagged", options=["REQUIRETLS"], starttls=True)
+        self.send("optional", headers="TLS-Required: No\r\n")
+        self.send("plain")
+        rows = query(self.db, "SELECT mail_queueid, mail_requiretls FROM outbox ORDER BY mail_id")
+        self.assertEqual([r[1] for r in rows], [1, -1, 0])
+
+    def test_requiretls_goes_over_verified_tls_to_an_mta_sts_enforced_mx(self):
+        self.web.policy("enforce", ["mx1.example.test"])
+        self.start_mx("mx1.example.test", extra="verbosity 3\n")
+        self.send("secret", options=["REQUIRETLS"], starttls=True)
+        self.start_dispatchd()
+        self.assertTrue(wait_for(lambda: len(self.delivered()) == 1, 15), self.faillog())
+        self.assertEqual(query(self.mx_db, "SELECT mail_proto FROM mailbox")[0][0], "esmtps")
+        self.stop_dispatchd()
+        mx_log = self.stop_mx()
+        self.assertRegex(mx_log, r"requiretls=yes")  # sent with MAIL FROM ... REQUIRETLS (RFC 8689 4.2.1)
+
+    def test_requiretls_without_a_secured_mx_is_returned_not_downgraded(self):
+        del self.zone["_mta-sts.example.test"]  # no MTA-STS: the MX answer is not secured
+        self.dns.set(self.zone)
+        self.start_mx("mx1.example.test")
+        self.send("unsecured", options=["REQUIRETLS"], starttls=True)
+        self.start_dispatchd("tls_verify always\n")  # even with a verified certificate
+        self.assertTrue(wait_for(lambda: len(self.mailbox()) == 1, 15), self.faillog())
+        self.assertEqual(self.delivered(), [])
+        # The bounce (RFC 8689 4.2.1: a non-delivery notification), replacing the entry and its faillog.
+        bounce = self.mailbox()[0]
+        self.assertIn("Status: 5.7.10", bounce)
+        self.assertIn("REQUIRETLS: the MX host mx1.example.test is not secured by an MTA-STS policy in enforce mode",
+                      bounce.replace("\r\n ", " "))
+        log = self.stop_dispatchd()
+        self.assertIn("result=failed", log)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ struct QueueEntry {
   std::int64_t lease_until = 0;
   std::optional<std::string> dsn_ret, dsn_envid;
   DsnRecipient dsn;
+  TlsRequired tls_required = TlsRequired::Default;  // outbox.mail_requiretls (RFC 8689)
   std::int64_t size = 0;  // octets of mail_data
 };
 
