@@ -86,6 +86,7 @@ struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
   net::ReportOptions report_options;    // from o
   std::shared_ptr<TlsClientContext> tls_loose, tls_strict;
   std::unique_ptr<MtaSts> mta_sts;  // MTA-STS policies (RFC 8461); null when off
+  std::shared_ptr<TlsClientContext> tls_testing;  // MTA-STS testing: verified, never refused
   std::mt19937 rng;
   proto::Executor ex;
 
@@ -153,6 +154,7 @@ struct Destination : std::enable_shared_from_this<Destination> {
   std::size_t connecting = 0;  // attempts not yet Ready
   std::shared_ptr<std::deque<SteadyClock::time_point>> sent;  // ratelimit window, kept by the Core
   bool sts_enforce = false;  // MTA-STS enforce: the candidates need TLS with a valid certificate
+  bool sts_testing = false;  // MTA-STS testing: what enforce would refuse is logged
 
   bool idle() const { return pending.empty() && attempts.empty() && route != Route::Resolving; }
   void resolve(Core& core);
@@ -210,7 +212,13 @@ class AttemptHandler final : public net::Handler {
   std::string_view pending_output() const override { return a_->client.pending_output(); }
   void consume_output(std::size_t n) override { a_->client.consume_output(n); }
   std::optional<proto::Event> next_event() override { return a_->client.next_event(); }
-  void tls_established(const proto::TlsInfo& i) override { a_->client.tls_established(i), a_->pump(); }
+  void tls_established(const proto::TlsInfo& i) override {
+    // MTA-STS hook: in testing mode, a certificate enforce would refuse is logged (RFC 8461 5).
+    if (a_->dest->sts_testing && !i.verify_error.empty())
+      if (auto c = a_->core.lock())
+        c->log(1, "MTA-STS testing: the certificate of " + a_->cand.host + " is not valid for it (" + i.verify_error + ")");
+    a_->client.tls_established(i), a_->pump();
+  }
   void timed_out() override { a_->client.timed_out(), a_->pump(); }
   bool wants_read() const override { return a_->client.wants_read(); }
   std::chrono::milliseconds timeout() const override { return a_->client.timeout(); }
@@ -229,6 +237,8 @@ void Attempt::pump() {
         uncount();
         dest->cursor = index;  // this one works: the next attempts use it too
         c->log(3, "connected to " + cand.where() + (client.tls() ? " with TLS" : ""));
+        // MTA-STS hook: in testing mode, a session without TLS is logged (RFC 8461 5).
+        if (dest->sts_testing && !client.tls()) c->log(1, "MTA-STS testing: " + cand.host + " does not offer STARTTLS");
       }
       current.reset();
       state = State::Idle;
@@ -432,7 +442,7 @@ void Destination::resolve(Core& core) {
 // MTA-STS (RFC 8461 5): the policy in force for the domain, applied to the MX hosts; then their
 // addresses as without one. The rules are cmail/mail/mta_sts.h's.
 void Destination::mta_sts(Core& core, mail::HostPlan plan) {
-  sts_enforce = false;
+  sts_enforce = sts_testing = false;
   auto self = shared_from_this();
   std::weak_ptr<Core> wc = core.weak();
   core.mta_sts->policy(target.domain, [self, wc, plan = std::move(plan)](PolicyAnswer policy) mutable {
@@ -443,6 +453,7 @@ void Destination::mta_sts(Core& core, mail::HostPlan plan) {
     for (const auto& note : applied.notes) c->log(1, note);
     if (auto* f = std::get_if<mail::Failure>(&applied.plan)) return self->fail_all(*c, *f);
     self->sts_enforce = applied.verify;
+    self->sts_testing = policy->mode == mail::mta_sts::Mode::Testing;
     self->lookup(*c, std::get<mail::HostPlan>(std::move(applied.plan)));
   });
 }
@@ -532,6 +543,7 @@ void Destination::open_attempt(Core& core) {
   no.bind_address = core.o.bind;
   no.implicit_tls = cand.port.tls == mail::TlsMode::Implicit;
   no.tls = cand.verify ? core.tls_strict : core.tls_loose;
+  if (!cand.verify && sts_testing) no.tls = core.tls_testing;  // MTA-STS hook: verified, for the log
   no.server_name = cand.host;
   no.connect_timeout = core.o.connect_timeout;
   std::weak_ptr<Attempt> weak = a;
@@ -911,10 +923,17 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::create(net::Runtime& runtime, st
     mo.port = core->o.mta_sts_port;
     mo.bind = core->o.bind;
     mo.log = core->o.log;
+    mo.store = &core->store;  // RFC 8461 5.1: policies outlive restarts
     if (core->o.connect_timeout < mo.timeout) mo.timeout = core->o.connect_timeout;
     auto m = MtaSts::create(runtime, resolver, std::move(mo));
     if (!m) return m.error();
     core->mta_sts = std::move(*m);
+    TlsClientOptions testing;
+    testing.ca_file = core->o.ca_file;
+    testing.verify_optional = true;
+    auto t = TlsClientContext::load(testing);
+    if (!t) return t.error();
+    core->tls_testing = *t;
   }
   return std::unique_ptr<Dispatcher>(new Dispatcher(std::move(core)));
 }

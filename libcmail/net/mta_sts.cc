@@ -4,8 +4,10 @@
 #include <cmail/http/client.h>
 #include <cmail/net/runtime.h>
 #include <cmail/net/tls.h>
+#include <cmail/store/queue.h>
 
 #include <map>
+#include <set>
 #include <vector>
 
 namespace cmail::net {
@@ -31,6 +33,7 @@ struct MtaSts::Core : std::enable_shared_from_this<MtaSts::Core> {
   std::shared_ptr<TlsClientContext> tls;
   std::map<std::string, mail::mta_sts::Cached> cache;
   std::map<std::string, std::vector<std::function<void(PolicyAnswer)>>> waiting;
+  std::set<std::string> loaded;  // domains whose stored row was read (Store given)
 
   void log(int level, const std::string& line) const {
     if (o.log) o.log(level, line);
@@ -103,11 +106,12 @@ struct MtaSts::Core : std::enable_shared_from_this<MtaSts::Core> {
             return self->fetched(domain, id, Status::io_error((reason.empty() ? "connection closed" : reason) + " (" + where + ")"));
           auto p = mail::mta_sts::check_response(client->response());
           if (!p) return self->fetched(domain, id, Status::invalid_argument(p.error().message() + " (" + where + ")"));
-          self->fetched(domain, id, std::move(*p));
+          self->fetched(domain, id, std::move(*p), client->response().body);
         });
   }
 
-  void fetched(const std::string& domain, const std::string& id, Result<mail::mta_sts::Policy> p) {
+  void fetched(const std::string& domain, const std::string& id, Result<mail::mta_sts::Policy> p,
+               const std::string& text = {}) {
     if (!p) {
       // RFC 8461 3.3: no policy could be fetched: the cached one while it is valid, else none.
       auto c = cached(domain);
@@ -118,9 +122,40 @@ struct MtaSts::Core : std::enable_shared_from_this<MtaSts::Core> {
     }
     const std::int64_t now = unix_now();
     cache[domain] = mail::mta_sts::Cached{id, *p, now, now + p->max_age};  // RFC 8461 5.1
+    if (o.store) {  // RFC 8461 5.1: kept across restarts
+      std::weak_ptr<Core> w = shared_from_this();
+      store::StsPolicyRow row{domain, id, text, now, now + p->max_age};
+      rt.run_blocking([w, st = o.store, row, post = rt.executor().post] {
+        Status saved = st->queue().save_mta_sts_policy(row);
+        if (!saved.ok())
+          post([w, saved, domain = row.domain] {
+            if (auto self = w.lock()) self->log(0, "MTA-STS: cannot store the policy of " + domain + ": " + saved.to_string());
+          });
+      });
+    }
     log(1, "MTA-STS: policy of " + domain + " id=" + id + " mode=" + mail::mta_sts::to_string(p->mode) +
                " max_age=" + std::to_string(p->max_age));
     finish(domain, std::move(*p));
+  }
+
+  // The stored row of a domain, once (on the pool), into the memory cache; then `then`.
+  void load(const std::string& domain, std::function<void()> then) {
+    if (!o.store || !loaded.insert(domain).second) return then();
+    std::weak_ptr<Core> w = shared_from_this();
+    rt.run_blocking([w, st = o.store, domain, then = std::move(then), post = rt.executor().post]() mutable {
+      auto row = st->queue().mta_sts_policy(domain);
+      post([w, row = std::move(row), domain, then = std::move(then)] {
+        auto self = w.lock();
+        if (!self) return;
+        if (!row) {
+          self->log(0, "MTA-STS: cannot read the stored policy of " + domain + ": " + row.error().to_string());
+        } else if (*row && !self->cache.count(domain)) {
+          if (auto p = mail::mta_sts::parse_policy((*row)->policy))
+            self->cache[domain] = mail::mta_sts::Cached{(*row)->id, *p, (*row)->fetched, (*row)->expires};
+        }
+        then();
+      });
+    });
   }
 
   void finish(const std::string& domain, PolicyAnswer answer) {
@@ -151,8 +186,12 @@ void MtaSts::policy(const std::string& domain, std::function<void(PolicyAnswer)>
   w.push_back(std::move(done));
   if (w.size() > 1) return;  // a lookup is under way
   std::weak_ptr<Core> weak = core_;
-  core_->resolver.txt(mail::mta_sts::txt_name(domain), [weak, domain](mail::TxtResult r) {
-    if (auto c = weak.lock()) c->txt_answer(domain, r);
+  core_->load(domain, [weak, domain] {
+    auto core = weak.lock();
+    if (!core) return;
+    core->resolver.txt(mail::mta_sts::txt_name(domain), [weak, domain](mail::TxtResult r) {
+      if (auto c = weak.lock()) c->txt_answer(domain, r);
+    });
   });
 }
 

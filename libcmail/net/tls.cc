@@ -175,7 +175,7 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::load(const TlsClient
     if (int rc = mbedtls_x509_crt_parse_file(&i.ca, o.ca_file.c_str()); rc < 0)
       return file_error(rc, "CA file", o.ca_file);
     mbedtls_ssl_conf_ca_chain(&i.conf, &i.ca, nullptr);
-    mbedtls_ssl_conf_authmode(&i.conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_authmode(&i.conf, o.verify_optional ? MBEDTLS_SSL_VERIFY_OPTIONAL : MBEDTLS_SSL_VERIFY_REQUIRED);
   } else {
     mbedtls_ssl_conf_authmode(&i.conf, MBEDTLS_SSL_VERIFY_NONE);  // opportunistic (RFC 7435)
   }
@@ -226,6 +226,7 @@ std::unique_ptr<TlsFilter> TlsFilter::client(std::shared_ptr<TlsClientContext> c
   const std::string& name = server_name.empty() ? ctx->options().server_name : server_name;
   if (!name.empty()) mbedtls_ssl_set_hostname(&f->impl_->ssl, name.c_str());  // SNI + name check
   mbedtls_ssl_set_bio(&f->impl_->ssl, f->impl_.get(), Impl::send, Impl::recv, nullptr);
+  f->verify_optional_ = ctx->options().verify && ctx->options().verify_optional;
   f->keep_ = std::move(ctx);
   if (!f->failed_) f->step();  // the ClientHello
   return f;
@@ -295,6 +296,18 @@ proto::TlsInfo TlsFilter::info() const {
   i.version = mbedtls_ssl_get_version(&impl_->ssl);
   i.cipher = mbedtls_ssl_get_ciphersuite(&impl_->ssl);
   i.bits = 0;
+  if (verify_optional_) {
+    const std::uint32_t flags = mbedtls_ssl_get_verify_result(&impl_->ssl);
+    if (flags != 0) {
+      char buf[512];
+      if (mbedtls_x509_crt_verify_info(buf, sizeof buf, "", flags) < 0) buf[0] = 0;
+      std::string why(buf);
+      for (char& c : why)
+        if (c == '\n') c = ';';
+      while (!why.empty() && (why.back() == ';' || why.back() == ' ')) why.pop_back();
+      i.verify_error = why.empty() ? "certificate not verified" : why;
+    }
+  }
   return i;
 }
 

@@ -269,6 +269,28 @@ class QueueImpl final : public Queue {
     return changed;
   }
 
+  Result<std::optional<StsPolicyRow>> mta_sts_policy(std::string_view domain) override {
+    std::optional<StsPolicyRow> out;
+    std::string d(domain);
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare("SELECT sts_domain, sts_id, sts_policy, sts_fetched, sts_expires FROM mta_sts WHERE sts_domain = lower(?1)");
+      s.bind(1, d);
+      if (s.step()) out = StsPolicyRow{s.text(0), s.text(1), s.text(2), s.int64(3), s.int64(4)};
+      s.run();
+    }, true);
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Status save_mta_sts_policy(const StsPolicyRow& r) override {
+    return impl_.write([&](Connection& c) {
+      c.prepare("INSERT OR REPLACE INTO mta_sts (sts_domain, sts_id, sts_policy, sts_fetched, sts_expires) "
+                "VALUES (lower(?1), ?2, ?3, ?4, ?5)")
+          .bind(1, r.domain).bind(2, r.id).bind(3, r.policy).bind(4, r.fetched).bind(5, r.expires)
+          .run();
+    });
+  }
+
   Status remove(std::int64_t id) override {
     return impl_.write([&](Connection& c) {
       int n = c.prepare("DELETE FROM outbox WHERE mail_id = ?1").bind(1, id).run();

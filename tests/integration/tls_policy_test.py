@@ -272,6 +272,13 @@ class TlsPolicyTest(unittest.TestCase):
         self.assertEqual(len(self.web.requests), 1)
         log = self.stop_dispatchd()
         self.assertIn("MTA-STS: policy of example.test id=first mode=enforce max_age=86400", log)
+        # RFC 8461 5.1: the policy outlives a restart (table mta_sts); the same id, no new fetch.
+        self.assertEqual(query(self.db, "SELECT sts_domain, sts_id FROM mta_sts"), [("example.test", "first")])
+        self.start_dispatchd()
+        self.send("after-restart")
+        self.assertTrue(wait_for(lambda: len(self.delivered()) == 3, 15), self.faillog())
+        self.assertEqual(len(self.web.requests), 1)
+        self.stop_dispatchd()
 
     def test_enforce_defers_when_no_mx_matches_then_a_new_id_brings_a_new_policy(self):
         self.web.policy("enforce", ["mx.elsewhere.test"])
@@ -310,6 +317,7 @@ class TlsPolicyTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: len(self.delivered()) == 1, 15), self.faillog())
         log = self.stop_dispatchd()
         self.assertIn("MTA-STS testing: MX host mx1.example.test does not match the policy of example.test", log)
+        self.assertIn("MTA-STS testing: the certificate of mx1.example.test is not valid for it (", log)
 
     def test_a_policy_that_cannot_be_fetched_is_no_policy(self):
         # Served as text/html: not a policy (RFC 8461 3.3); the mail goes as without MTA-STS.

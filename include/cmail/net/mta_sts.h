@@ -8,9 +8,11 @@
 // the same Resolver, no redirect followed, text/plain only, at most 64 KiB, a timeout
 // (RFC 8461 3.3). The plain decisions are cmail/mail/mta_sts.h's.
 //
-// Cache: in memory, per domain, until max_age after the fetch (RFC 8461 5.1); a policy whose
-// refresh fails stays in force until then, and a domain without one is delivered to as usual
-// (RFC 8461 3.3). Concurrent questions for one domain share one lookup and fetch.
+// Cache: per domain, until max_age after the fetch (RFC 8461 5.1), in memory and, given a Store,
+// in the master database so that policies outlive restarts (read once per domain, written after
+// each fetch); a policy whose refresh fails stays in force until then, and a domain without one
+// is delivered to as usual (RFC 8461 3.3). Concurrent questions for one domain share one lookup
+// and fetch.
 //
 // Thread-safety: create, use and destroy on the Runtime's loop thread. REQUIRES the Runtime and
 // the Resolver to outlive it. Destroying it drops the callbacks of questions in flight.
@@ -20,6 +22,7 @@
 #include <cmail/mail/mta_sts.h>
 #include <cmail/mail/resolver.h>
 #include <cmail/status.h>
+#include <cmail/store/store.h>
 
 #include <chrono>
 #include <cstdint>
@@ -40,6 +43,9 @@ struct MtaStsOptions {
   std::chrono::milliseconds timeout{std::chrono::seconds(60)};  // connect, and the response
   std::string bind;  // local address of the fetch ("" = any); addresses of another family are skipped
   std::function<void(int level, std::string_view line)> log;  // 1 policy changes, 3 debug
+  // Where the cache is kept across restarts (table mta_sts, read and written on the runtime's
+  // thread pool); nullptr: in memory only. REQUIRES it to outlive the MtaSts.
+  store::Store* store = nullptr;
 };
 
 // The answer: the policy in force, if any.

@@ -53,6 +53,9 @@ struct TlsClientOptions {
   bool verify = true;  // check the chain against ca_file and the name against server_name
   std::string ca_file = "/etc/ssl/certs/ca-certificates.crt";
   std::string server_name;  // SNI and the name to verify
+  // With verify: check the chain and the name, but let the handshake go on when they fail;
+  // proto::TlsInfo::verify_error says why (MTA-STS testing mode, docs/tls-policy.md).
+  bool verify_optional = false;
 };
 
 class CMAIL_EXPORT TlsClientContext {
