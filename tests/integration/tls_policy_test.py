@@ -330,6 +330,20 @@ class TlsPolicyTest(unittest.TestCase):
         log = self.stop_dispatchd()
         self.assertIn("MTA-STS: cannot fetch the policy of example.test: Content-Type is not text/plain", log)
 
+    def test_a_policy_host_without_a_valid_certificate_gives_no_policy(self):
+        # RFC 8461 3.3: the policy host's certificate must be valid for mta-sts.<domain>.
+        self.web.stop()
+        cert, key = self.ca.issue("sts-wrong", "www.example.test")
+        self.web = PolicyServer(cert, key)
+        self.web.policy("enforce", ["mx.elsewhere.test"])
+        self.start_mx("mx1.example.test")
+        self.start_dispatchd()
+        self.send("badhost")
+        self.assertTrue(wait_for(lambda: len(self.delivered()) == 1, 15), self.faillog())
+        log = self.stop_dispatchd()
+        self.assertRegex(log, r"MTA-STS: cannot fetch the policy of example.test: TLS: .*mta-sts.example.test")
+        self.assertEqual(self.web.requests, [])  # the request was never sent
+
     def test_mta_sts_off(self):
         self.web.policy("enforce", ["mx.elsewhere.test"])
         self.start_mx("mx1.example.test")
