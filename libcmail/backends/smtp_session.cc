@@ -2,7 +2,7 @@
 #include <cmail/backends/smtp_session.h>
 
 #include <cmail/backends/log_line.h>
-#include <cmail/crypto/keys.h>
+#include <cmail/backends/dkim_signing.h>
 #include <cmail/mail/auth_results.h>
 #include <cmail/mail/delivery.h>
 #include <cmail/mail/fields.h>
@@ -121,21 +121,6 @@ Verdict StoreSmtpSession::mail(const smtp::SessionInfo& info, const smtp::Path& 
   return Verdict::accept("Sender OK");
 }
 
-// The DKIM keys for a message from `domain`: the domain's own, else those of the nearest parent
-// domain that has some (aligned for DMARC in relaxed mode, RFC 7489 3.1.1).
-std::vector<store::DkimKey> StoreSmtpSession::signing_keys(const std::string& domain) {
-  std::string d = proto::ascii_lower(domain);
-  while (!d.empty()) {
-    auto keys = lookups_->dkim_keys(d);
-    if (keys && !keys->empty()) return std::move(*keys);
-    const std::size_t dot = d.find('.');
-    if (dot == std::string::npos) break;
-    d.erase(0, dot + 1);
-    if (d.find('.') == std::string::npos) break;  // not a top-level domain alone
-  }
-  return {};
-}
-
 Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
                                const smtp::RcptParams& params) {
   if (!sender_) return Verdict::reject(smtp::reply(503, {5, 5, 1}, "Need MAIL before RCPT"));
@@ -164,7 +149,7 @@ void StoreSmtpSession::data_chunk(std::string_view bytes) {
     if (!signing_checked_ && signer_->header_done()) {
       signing_checked_ = true;
       auto domain = signer_->from_domain();
-      if (domain) signing_keys_ = signing_keys(*domain);
+      if (domain) signing_keys_ = signing_keys(*lookups_, *domain);
       if (signing_keys_.empty()) signer_.reset();  // nothing to sign with: no more hashing
     }
   }
@@ -299,21 +284,10 @@ Verdict StoreSmtpSession::sign_message(const smtp::SessionInfo& info) {
   proto::Executor ex = executor_;
   const auto logger = logger_;
   ex.run_blocking([weak, t, ex, signer, keys, logger] {
-    std::string fields;
     std::string errors;
-    const auto now = static_cast<std::int64_t>(std::time(nullptr));
-    for (const store::DkimKey& k : keys) {
-      auto key = crypto::PrivateKey::parse(k.private_key);
-      if (!key) {
-        errors += " " + k.domain + "/" + k.selector + ": the stored key does not parse";
-        continue;
-      }
-      auto field = signer->sign(*key, {k.domain, k.selector, now, 0});
-      if (field) fields += *field;
-      else errors += " " + k.domain + "/" + k.selector + ": " + field.error().message();
-    }
+    std::string fields = sign_with(keys, *signer, static_cast<std::int64_t>(std::time(nullptr)), errors);
     ex.post([weak, t, fields = std::move(fields), errors = std::move(errors), logger] {
-      if (!errors.empty() && logger) logger(0, "dkim signing failed:" + errors);
+      if (!errors.empty() && logger) logger(0, "dkim signing failed: " + errors);
       auto alive = weak.lock();
       if (!alive || !*alive) return;
       StoreSmtpSession& self = **alive;
@@ -452,7 +426,7 @@ std::function<void(const Status&)> StoreSmtpSession::transaction_log(const smtp:
   if (d.tls_required != store::TlsRequired::Default)  // RFC 8689: what the sender asked of TLS
     l.add("requiretls", d.tls_required == store::TlsRequired::Yes ? "yes" : "no");
   std::size_t junk = 0;
-  for (const store::LocalCopy& c : d.local) junk += c.folder == "Junk";
+  for (const store::LocalCopy& c : d.local) junk += c.folder == "\\Junk";
   if (junk) l.add("quarantined", junk);
   return [logger = logger_, line = l.str()](const Status& st) {
     LogLine out(line);
@@ -519,7 +493,7 @@ void StoreSmtpSession::quarantine(const InboundResult& r, store::Delivery& d) {
   for (std::size_t i = 0; i < recipients_.size(); ++i)
     if (which[i] && recipients_[i].kind == store::routing::Recipient::Kind::Store) users.insert(recipients_[i].target);
   for (store::LocalCopy& c : d.local)
-    if (users.count(c.user)) c.folder = "Junk";
+    if (users.count(c.user)) c.folder = "\\Junk";  // the user's Junk, whatever its name (RFC 6154)
 }
 
 void StoreSmtpSession::log_dmarc(const smtp::SessionInfo& info, const InboundResult& r, const char* what) {

@@ -1,6 +1,7 @@
 // Reports to senders: see cmail/net/bounce_plan.h.
 #include <cmail/net/bounce_plan.h>
 
+#include <cmail/backends/dkim_signing.h>
 #include <cmail/mail/fields.h>
 #include <cmail/proto/ascii.h>
 #include <cmail/store/routing.h>
@@ -79,6 +80,19 @@ mail::BouncedRecipient bounced_recipient(const store::QueueEntry& e, const std::
   return r;
 }
 
+namespace {
+
+// The server's own reports are DKIM-signed like its users' mail, with the keys of their From
+// domain (`bounce_from`, or the announce name's; cmail/backends/dkim_signing.h).
+std::string signed_report(store::Directory& dir, std::string message, std::int64_t now, std::vector<std::string>& notes) {
+  std::string errors;
+  std::string fields = backends::dkim_fields(dir, message, now, errors);
+  if (!errors.empty()) notes.push_back("report not DKIM-signed: " + errors);
+  return fields + message;
+}
+
+}  // namespace
+
 store::Delivery bounce_delivery(const BounceGroup& g, const std::vector<std::vector<store::QueueFailure>>& failures,
                                 std::string_view original, const ReportOptions& o, std::int64_t now, std::string ident,
                                 store::Directory& dir, std::vector<std::string>& notes) {
@@ -97,7 +111,7 @@ store::Delivery bounce_delivery(const BounceGroup& g, const std::vector<std::vec
   static const std::vector<store::QueueFailure> none;
   for (std::size_t k = 0; k < g.reported.size(); ++k)
     b.recipients.push_back(bounced_recipient(g.entries[g.reported[k]], k < failures.size() ? failures[k] : none));
-  d.data = mail::compose_bounce(b, original);
+  d.data = signed_report(dir, mail::compose_bounce(b, original), now, notes);
   // RFC 8689 5: the bounce of a REQUIRETLS message carries the original's header: REQUIRETLS too.
   if (first.tls_required == store::TlsRequired::Yes) d.tls_required = store::TlsRequired::Yes;
   route_report(dir, b.to, d, notes);
@@ -122,7 +136,7 @@ std::optional<store::Delivery> relay_report(const std::vector<std::pair<store::Q
     r.attempts = e.failures + 1;
     b.recipients.push_back(std::move(r));
   }
-  d.data = mail::compose_bounce(b, original);
+  d.data = signed_report(dir, mail::compose_bounce(b, original), now, notes);
   if (relayed.front().first.tls_required == store::TlsRequired::Yes) d.tls_required = store::TlsRequired::Yes;  // RFC 8689 5
   route_report(dir, b.to, d, notes);
   if (d.local.empty() && d.queued.empty()) return std::nullopt;

@@ -331,6 +331,24 @@ struct StoredExtras {
   std::int64_t internal_date = 0;  // 0 = the delivery's time
 };
 
+// A LocalCopy's folder "\Junk" (any RFC 6154 special use) is the user's folder with that use,
+// whatever its name; without one, the folder named after it ("Junk"), made with that use.
+std::string special_folder(Connection& c, const std::string& user, const std::string& folder) {
+  if (folder.empty() || folder[0] != '\\') return folder;
+  Stmt s = c.prepare("SELECT folder_name FROM main.folders WHERE folder_user = ?1 AND folder_special = ?2 "
+                     "ORDER BY folder_id LIMIT 1");
+  s.bind(1, user).bind(2, folder);
+  if (s.step()) return s.text(0);
+  s.run();
+  const std::string name = folder.substr(1);
+  Stmt exists = c.prepare("SELECT 1 FROM main.folders WHERE folder_user = ?1 AND folder_name = ?2");
+  exists.bind(1, user).bind(2, name);
+  const bool has = exists.step();
+  exists.run();
+  if (!has) detail::insert_folder(c, user, name, folder, true);
+  return name;
+}
+
 detail::NewMessage insert_local(Connection& c, detail::ForeignRowsCache& foreign, const std::string& schema,
                                 const Delivery& d, const LocalCopy& copy, std::int64_t now, std::int64_t wsize,
                                 const StoredExtras& extras) {
@@ -343,7 +361,7 @@ detail::NewMessage insert_local(Connection& c, detail::ForeignRowsCache& foreign
   } else {
     detail::adopt_foreign_rows(c, copy.user, {"main", schema});
   }
-  const detail::NewMessage m = detail::allocate_message(c, copy.user, copy.folder);
+  const detail::NewMessage m = detail::allocate_message(c, copy.user, special_folder(c, copy.user, copy.folder));
   Stmt s = c.prepare(insert_sql(schema));
   // Every value bound without a copy lives in d or copy until run().
   s.bind_static(1, copy.user)

@@ -16,11 +16,17 @@ when its final 250 arrived; anything else is an error (counted, first one printe
 --procs K runs K client processes with SESSIONS/K sessions each (Python is one core per
 process; on a small machine the client can otherwise be the limit). --limit bounds the run.
 
+--message FILE sends that message (as it is: CRLF lines, no dot-stuffing needed for lines that
+do not start with "."; a final CRLF is added when missing) instead of the generated one, the
+same octets every time; --from and --to set the envelope; --auth USER:PASSWORD logs in with AUTH
+PLAIN (RFC 4616) after EHLO, for submission listeners.
+
 Output: one line of key=value pairs: messages, errors, wall_s, msgs_per_s, p50_ms and p99_ms
 (per message, from MAIL, or from connect in conn mode, to the final 250).
 """
 import argparse
 import asyncio
+import base64
 import multiprocessing
 import sys
 import time
@@ -48,16 +54,22 @@ async def reply(r, expect):
         raise Failed(line[:120].decode(errors="replace").strip())
 
 
+ENVELOPE = {"from": b"loadgen@example.test", "to": b"bench@example.test", "message": None, "auth": None}
+
+
 async def transaction(r, w, n, payload):
-    w.write(b"MAIL FROM:<loadgen@example.test>\r\n")
+    w.write(b"MAIL FROM:<%s>\r\n" % ENVELOPE["from"])
     await reply(r, b"250")
-    w.write(b"RCPT TO:<bench@example.test>\r\n")
+    w.write(b"RCPT TO:<%s>\r\n" % ENVELOPE["to"])
     await reply(r, b"250")
     w.write(b"DATA\r\n")
     await reply(r, b"354")
-    w.write(b"From: <loadgen@example.test>\r\nTo: <bench@example.test>\r\nSubject: load %d\r\n"
-            b"Date: Tue, 1 Jan 2030 00:00:00 +0000\r\nMessage-ID: <%d.load@example.test>\r\n\r\n" % (n, n))
-    w.write(payload)
+    if ENVELOPE["message"] is not None:
+        w.write(ENVELOPE["message"])
+    else:
+        w.write(b"From: <loadgen@example.test>\r\nTo: <bench@example.test>\r\nSubject: load %d\r\n"
+                b"Date: Tue, 1 Jan 2030 00:00:00 +0000\r\nMessage-ID: <%d.load@example.test>\r\n\r\n" % (n, n))
+        w.write(payload)
     w.write(b".\r\n")
     await reply(r, b"250")
 
@@ -67,6 +79,9 @@ async def open_session(host, port):
     await reply(r, b"220")
     w.write(b"EHLO loadgen.example.test\r\n")
     await reply(r, b"250")
+    if ENVELOPE["auth"] is not None:
+        w.write(b"AUTH PLAIN %s\r\n" % ENVELOPE["auth"])
+        await reply(r, b"235")
     return r, w
 
 
@@ -116,6 +131,15 @@ async def run(a, sessions, messages):
 
 def worker(args):
     a, sessions, messages = args
+    ENVELOPE["from"] = a.mail_from.encode()
+    ENVELOPE["to"] = a.rcpt_to.encode()
+    if a.message:
+        with open(a.message, "rb") as f:
+            m = f.read()
+        ENVELOPE["message"] = m if m.endswith(b"\r\n") else m + b"\r\n"
+    if a.auth:
+        user, password = a.auth.split(":", 1)
+        ENVELOPE["auth"] = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
     return asyncio.run(run(a, sessions, messages))
 
 
@@ -129,6 +153,10 @@ def main():
     ap.add_argument("--mode", choices=("keep", "conn"), default="keep")
     ap.add_argument("--procs", type=int, default=1)
     ap.add_argument("--limit", type=float, default=120.0, help="seconds")
+    ap.add_argument("--message", help="send this message file instead of the generated one")
+    ap.add_argument("--from", dest="mail_from", default="loadgen@example.test")
+    ap.add_argument("--to", dest="rcpt_to", default="bench@example.test")
+    ap.add_argument("--auth", help="USER:PASSWORD for AUTH PLAIN")
     a = ap.parse_args()
     procs = max(1, min(a.procs, a.sessions))
     parts = [(a, a.sessions // procs + (k < a.sessions % procs), a.messages // procs + (k < a.messages % procs))

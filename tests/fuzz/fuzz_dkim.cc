@@ -9,6 +9,8 @@
 // relaxed field is one line; what parse_signature takes names From in h= and an i= inside
 // d=; a key record without p= never parses. The forged Authentication-Results filter gives
 // the same octets whole and in pieces, never more than it was given, and the body untouched.
+// The Verifier gives the same results (and asks for the same keys) whole and in pieces, every
+// key record answered with the input itself; the Signer's From domain is the same both ways.
 #include <cmail/mail/auth_results.h>
 #include <cmail/mail/dkim.h>
 
@@ -92,6 +94,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (whole.dropped() == 0 && a != msg) std::abort();
   }
   check_body(msg.substr(body_at), canon, limit, piece);
+  {
+    Verifier whole, split;
+    whole.feed(msg);
+    whole.finish();
+    for (std::size_t at = 0; at < msg.size(); at += piece) split.feed(msg.substr(at, piece));
+    split.finish();
+    const auto qa = whole.key_queries(), qb = split.key_queries();
+    if (qa != qb) std::abort();
+    cmail::mail::TxtResult answer{cmail::mail::DnsStatus::Ok, {std::string(msg)}, ""};
+    for (const auto& [i, name] : qa) {
+      whole.set_key(i, answer);
+      split.set_key(i, answer);
+    }
+    const auto ra = whole.results(), rb = split.results();
+    if (ra.size() != rb.size()) std::abort();
+    for (std::size_t i = 0; i < ra.size(); ++i)
+      if (ra[i].result != rb[i].result || ra[i].reason != rb[i].reason) std::abort();
+    Signer sa, sb;
+    sa.feed(msg);
+    sa.finish();
+    for (std::size_t at = 0; at < msg.size(); at += piece) sb.feed(msg.substr(at, piece));
+    sb.finish();
+    if (sa.from_domain() != sb.from_domain()) std::abort();
+  }
   auto tags = parse_tag_list(msg);
   if (parse_key_record(msg)) {  // a key record is a tag list with a p= tag
     bool p = false;

@@ -21,7 +21,7 @@ RANK = {"": 0, "crypto": 0.5, "proto": 1, "smtp": 2, "pop3": 2, "http": 2, "mail
 C_HEADER = "include/cmail/cmail.h"
 C_INCLUDES = {"stddef.h", "stdint.h"}
 CORE = {"", "proto", "smtp", "pop3", "http", "imap", "mail"}
-THIRD_PARTY = re.compile(r"^(sqlite3\.h|uv\.h|uv/|mbedtls/|nettle/|ares|argon2\.h|CLI/)")
+THIRD_PARTY = re.compile(r"^(sqlite3\.h|uv\.h|uv/|mbedtls/|nettle/|gmp\.h|ares|argon2\.h|CLI/)")
 SYSTEM_IO = re.compile(r"^(sys/socket\.h|netinet/|arpa/|netdb\.h|poll\.h|sys/epoll\.h)")
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 

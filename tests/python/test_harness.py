@@ -299,3 +299,35 @@ def test_spf_of_incoming_mail_against_the_fake_txt_records():
         typ, data = i.fetch("5", "(BODY.PEEK[HEADER])")
         i.logout()
         assert b"Authentication-Results" not in data[0][1]
+
+
+def test_dkim_and_dmarc_of_incoming_mail_against_the_fake_txt_records():
+    import base64
+    import dkim  # Debian's python3-dkim and python3-nacl (dev.sh installs them)
+    import nacl.signing as nacl
+    seed = os.urandom(32)
+    public = nacl.SigningKey(seed).verify_key.encode()
+    txt = {"good.test": "v=spf1 -all",  # SPF fails: DMARC passes on the aligned signature alone
+           "s1._domainkey.good.test": "v=DKIM1; k=ed25519; p=" + base64.b64encode(public).decode(),
+           "_dmarc.good.test": "v=DMARC1; p=reject"}
+    with Harness(txt=txt) as h:
+        a = h.add_user("alice", "pw")
+        raw = b"From: Bob <bob@good.test>\r\nTo: alice\r\nSubject: signed\r\n\r\nHello.\r\n"
+        signed = dkim.sign(raw, b"s1", b"good.test", base64.b64encode(seed), signature_algorithm=b"ed25519-sha256")
+        with smtplib.SMTP("127.0.0.1", h.ports["smtp"], timeout=10) as s:
+            s.sendmail("bob@good.test", [a], signed + raw)
+            s.sendmail("bob@good.test", [a], signed + raw.replace(b"Hello.", b"Goodbye."))
+        h.wait_for_messages(2)
+        i = imaplib.IMAP4("127.0.0.1", h.ports["imap"], timeout=10)
+        i.login("alice", "pw")
+        i.select("INBOX")
+        found = []
+        for n in (1, 2):
+            typ, data = i.fetch(str(n), "(BODY.PEEK[HEADER.FIELDS (Authentication-Results)])")
+            found.append(" ".join(data[0][1].decode().split()))
+        i.logout()
+        assert "spf=fail smtp.mailfrom=bob@good.test" in found[0]
+        assert "dkim=pass header.d=good.test header.s=s1 header.a=ed25519-sha256" in found[0]
+        assert "dmarc=pass header.from=good.test" in found[0]
+        assert 'dkim=fail reason="body hash did not verify"' in found[1]
+        assert "dmarc=fail (p=reject) header.from=good.test" in found[1]  # report only: stored

@@ -1,4 +1,7 @@
 // Reports to senders (cmail/net/bounce_plan.h): grouping, NOTIFY, the report, its Delivery.
+#include <cmail/base64.h>
+#include <cmail/crypto/keys.h>
+#include <cmail/mail/dkim.h>
 #include "testutil.h"
 
 #include <cmail/net/bounce_plan.h>
@@ -292,4 +295,30 @@ TEST_CASE("bounce plan: a bounce run on a store returns what was given up, once"
   CHECK(later.bounces == 1);
   REQUIRE(!later.notes.empty());
   CHECK(later.notes.back().starts_with("returned QRUN to <bob@remote.test> (1 recipient(s)) as "));
+}
+
+TEST_CASE("bounce plan: reports are DKIM-signed with the keys of their From domain") {
+  Fixture f;
+  std::vector<std::string> notes;
+  auto g = plan_bounces({entry(41, "Q", "bob@remote.test", "x@far.test")});
+  REQUIRE(g.size() == 1);
+  auto unsigned_report = bounce_delivery(g[0], {{{kNow, "550 5.1.1 unknown", true}}}, "Subject: hi\r\n\r\nbody\r\n",
+                                         options(), kNow, "B41", f.d, notes);
+  CHECK(unsigned_report.data.starts_with("From: "));  // no keys: not signed
+  auto key = crypto::PrivateKey::generate(crypto::KeyType::Ed25519);
+  REQUIRE(key);
+  REQUIRE(f.d.add_dkim_key({"local.test", "b", "ed25519-sha256", key->pem(), kNow}).ok());
+  auto d = bounce_delivery(g[0], {{{kNow, "550 5.1.1 unknown", true}}}, "Subject: hi\r\n\r\nbody\r\n", options(), kNow,
+                           "B42", f.d, notes);
+  REQUIRE(d.data.starts_with("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=local.test; s=b;"));
+  mail::dkim::Verifier v;
+  v.feed(d.data);
+  v.finish();
+  auto q = v.key_queries();
+  REQUIRE(q.size() == 1);
+  CHECK(q[0].second == "b._domainkey.local.test");
+  v.set_key(q[0].first, {mail::DnsStatus::Ok, {"k=ed25519; p=" + base64_encode(key->public_key().bytes())}, ""});
+  REQUIRE(v.results().size() == 1);
+  CHECK(v.results()[0].result == mail::dkim::Answer::Pass);
+  CHECK(notes.empty());
 }

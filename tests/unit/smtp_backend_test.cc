@@ -4,6 +4,7 @@
 
 #include <cmail/backends/smtp_session.h>
 #include <cmail/store/directory.h>
+#include <cmail/store/mailbox.h>
 #include <cmail/store/queue.h>
 #include <cmail/base64.h>
 #include <cmail/crypto/keys.h>
@@ -542,6 +543,17 @@ TEST_CASE("smtp backend: DMARC failures: reported by default, refused or filed i
     std::string r = send_checked(c, dns, signed_from_remote(*key));
     CHECK(r.find("250 2.0.0 OK queued as ") != std::string::npos);
     CHECK(c.db()->query_text("SELECT folder_name FROM folders JOIN mailbox ON mail_folder = folder_id") == "Junk");
+    CHECK(c.db()->query_text("SELECT folder_special FROM folders WHERE folder_name = 'Junk'") == "\\Junk");
+  }
+  SUBCASE("p=quarantine: the user's own \\Junk folder, whatever its name (RFC 6154)") {
+    dns.records["_dmarc.remote.test"] = "v=DMARC1; p=quarantine";
+    Conversation c({}, dns.options());
+    REQUIRE(c.store->directory().set_auth_policy("local.test", store::AuthPolicy::Enforce).ok());
+    REQUIRE(c.store->mailboxes().create_folder("alice", "Spam", "\\Junk").has_value());
+    std::string r = send_checked(c, dns, signed_from_remote(*key));
+    CHECK(r.find("250 2.0.0 OK queued as ") != std::string::npos);
+    CHECK(c.db()->query_text("SELECT folder_name FROM folders JOIN mailbox ON mail_folder = folder_id") == "Spam");
+    CHECK(count(*c.db(), "SELECT COUNT(*) FROM folders WHERE folder_name = 'Junk'") == 0);
   }
   SUBCASE("pct=0: the policy is not applied") {
     dns.records["_dmarc.remote.test"] = "v=DMARC1; p=reject; pct=0";

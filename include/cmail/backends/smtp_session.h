@@ -105,7 +105,6 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   void checks_done();
   // data_end() of a submission with DKIM keys: signs on a worker, then stores.
   smtp::Verdict sign_message(const smtp::SessionInfo& info);
-  std::vector<store::DkimKey> signing_keys(const std::string& domain);
   // DMARC policy (docs/auth.md#policy): a refusal, or copies filed into Junk.
   std::size_t enforcing(std::vector<bool>* which);
   std::optional<smtp::Reply> dmarc_refusal(const InboundResult& r);

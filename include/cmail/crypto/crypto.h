@@ -3,7 +3,7 @@
 // and PBKDF2 (RFC 8018 5.2) for SCRAM's Hi(), and the system's random generator.
 //
 // The crypto layer is pure computation, no I/O: the core (proto, smtp, mail) may use it. Its
-// implementation uses mbedTLS; no mbedTLS type is visible here. Digests and keys are raw octet
+// implementation uses Nettle and mbedTLS; no type of theirs is visible here. Digests and keys are raw octet
 // strings in std::string.
 //
 // Thread-safety: the free functions are thread-safe; a Sha256 object is used by one thread.
@@ -33,7 +33,7 @@ class CMAIL_EXPORT Sha256 {
   std::string finish();
 
  private:
-  alignas(8) unsigned char state_[128];  // an mbedtls_sha256_context (checked in the .cc)
+  alignas(8) unsigned char state_[128];  // a Nettle sha256_ctx (checked in the .cc)
 };
 
 // The 32-octet SHA-256 digest of `bytes`.

@@ -62,6 +62,8 @@ struct Upgrade {
 struct LocalCopy {
   std::string user;         // users.user_name; aliases are not resolved here
   std::string envelope_to;  // mailbox.mail_envelopeto: the recipient as received
+  // A folder name, or a special use (RFC 6154) such as "\\Junk": the user's folder with that
+  // use, else one named after it ("Junk"), made with that use.
   std::string folder = "INBOX";
 };
 

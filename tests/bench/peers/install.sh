@@ -1,10 +1,11 @@
 #!/bin/bash
 # tests/bench/peers/install.sh: the peers and tools the benchmarks need, from Debian's archive
 # (as root; idempotent): Postfix (its smtpd, smtp-sink and smtp-source), Dovecot's POP3 server,
-# valgrind (callgrind figures), sqlite3, bc, aiosmtpd and uvloop (python_bench.py). No daemon is started or configured system-wide:
+# valgrind (callgrind figures), sqlite3, bc, aiosmtpd and uvloop (python_bench.py), dkimpy and
+# dnsmasq (auth_bench.py: a C name server answering from its configuration). No daemon is started or configured system-wide:
 # Postfix is preseeded to "No configuration" and service starts are refused while apt runs.
 set -eu
-packages=(postfix dovecot-core dovecot-pop3d valgrind sqlite3 bc iproute2 python3 python3-aiosmtpd python3-uvloop)
+packages=(postfix dovecot-core dovecot-pop3d valgrind sqlite3 bc iproute2 python3 python3-aiosmtpd python3-uvloop python3-dkim dnsmasq-base)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
