@@ -155,6 +155,7 @@ struct Destination : std::enable_shared_from_this<Destination> {
   std::shared_ptr<std::deque<SteadyClock::time_point>> sent;  // ratelimit window, kept by the Core
   bool sts_enforce = false;  // MTA-STS enforce: the candidates need TLS with a valid certificate
   bool sts_testing = false;  // MTA-STS testing: what enforce would refuse is logged
+  bool tls_optional = false;  // "TLS-Required: No" mail (RFC 8689 5): no MTA-STS
 
   bool idle() const { return pending.empty() && attempts.empty() && route != Route::Resolving; }
   void resolve(Core& core);
@@ -434,7 +435,7 @@ void Destination::resolve(Core& core) {
     auto hosts = mail::hosts_from_mx(self->target, r, c->route_options, c->rng);
     if (auto* f = std::get_if<mail::Failure>(&hosts)) return self->fail_all(*c, *f);
     // MTA-STS hook: the domain's policy chooses among its MX hosts (RFC 8461 5).
-    if (c->mta_sts) return self->mta_sts(*c, std::get<mail::HostPlan>(std::move(hosts)));
+    if (c->mta_sts && !self->tls_optional) return self->mta_sts(*c, std::get<mail::HostPlan>(std::move(hosts)));
     self->lookup(*c, std::get<mail::HostPlan>(std::move(hosts)));
   });
 }
@@ -734,15 +735,21 @@ void Core::add_entries(std::vector<store::QueueEntry> entries) {
   TransactionPlan plan = plan_transactions(std::move(entries), o.max_recipients);
   for (auto& [e, f] : plan.failed) fail_message({e}, f);  // no destination: say so, once per entry
   for (DestinationPlan& p : plan.destinations) {
-    auto& d = dests[p.target.key];
-    if (!d) {
-      d = std::make_shared<Destination>();
-      auto& window = rate_windows[p.target.key];
-      if (!window) window = std::make_shared<std::deque<SteadyClock::time_point>>();
-      d->sent = window;
-      d->target = std::move(p.target);
+    for (Transaction& t : p.transactions) {
+      // TLS-Required hook (RFC 8689 5): "TLS-Required: No" mail ignores the recipient domain's TLS
+      // policies (MTA-STS), so it goes to a Destination of its own (the same rate window).
+      const bool optional = !p.target.handoff() && t.rcpts.front().tls_required == store::TlsRequired::No;
+      auto& d = dests[optional ? p.target.key + "\n(TLS-Required: No)" : p.target.key];
+      if (!d) {
+        d = std::make_shared<Destination>();
+        auto& window = rate_windows[p.target.key];
+        if (!window) window = std::make_shared<std::deque<SteadyClock::time_point>>();
+        d->sent = window;
+        d->target = p.target;
+        d->tls_optional = optional;
+      }
+      d->pending.push_back(std::make_shared<Message>(std::move(t)));
     }
-    for (Transaction& t : p.transactions) d->pending.push_back(std::make_shared<Message>(std::move(t)));
   }
   pump();
 }
@@ -763,7 +770,7 @@ void Core::pump() {
       }
     }
     if (it->second->idle()) {
-      auto w = rate_windows.find(it->first);
+      auto w = rate_windows.find(it->second->target.key);
       if (w != rate_windows.end() && (w->second->empty() || w->second->back() < SteadyClock::now() - std::chrono::minutes(1)))
         rate_windows.erase(w);
       it = dests.erase(it);

@@ -382,6 +382,19 @@ class TlsPolicyTest(unittest.TestCase):
         rows = query(self.db, "SELECT mail_queueid, mail_requiretls FROM outbox ORDER BY mail_id")
         self.assertEqual([r[1] for r in rows], [1, -1, 0])
 
+    def test_tls_required_no_ignores_the_mta_sts_policy(self):
+        # RFC 8689 5: the sender asks that recipient TLS policies be ignored for this message.
+        self.web.policy("enforce", ["mx.elsewhere.test"])
+        self.start_mx("mx1.wrong.test")
+        self.start_dispatchd()
+        self.send("held")
+        self.send("optional", headers="TLS-Required: No\r\n")
+        self.assertTrue(wait_for(lambda: len(self.delivered()) == 1, 15), self.faillog())
+        self.assertIn("Subject: optional", self.delivered()[0])
+        self.assertTrue(wait_for(lambda: any("MTA-STS: no MX host" in f for f in self.faillog()), 10), self.faillog())
+        self.assertEqual(self.queued(), 1)  # the other one waits for a policy that allows it
+        self.stop_dispatchd()
+
     def test_requiretls_goes_over_verified_tls_to_an_mta_sts_enforced_mx(self):
         self.web.policy("enforce", ["mx1.example.test"])
         self.start_mx("mx1.example.test", extra="verbosity 3\n")
