@@ -388,6 +388,13 @@ Result<Dispatchd> parse_dispatchd(std::string_view text, const std::string& name
     } else if (d == "plaintext_auth") {
       if (v != "yes" && v != "no") return bad(name, l.number, "plaintext_auth must be yes or no");
       cfg.plaintext_auth = v == "yes";
+    } else if (d == "mta_sts") {
+      if (v != "on" && v != "off") return bad(name, l.number, "mta_sts must be on or off");
+      cfg.mta_sts = v == "on";
+    } else if (d == "mta_sts_port") {  // tests only (docs/tls-policy.md#mta-sts)
+      std::uint32_t port = 0;
+      if (!number(v, port) || port == 0 || port > 65535) return bad(name, l.number, "mta_sts_port must be a port number");
+      cfg.mta_sts_port = static_cast<std::uint16_t>(port);
     } else if (d == "bounce_from") {
       cfg.bounce_from = v;
     } else if (d == "bounce_copy") {

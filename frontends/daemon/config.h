@@ -85,7 +85,8 @@ Result<Smtpd> load_smtpd(const std::string& path);
 // works (messages per minute per destination), `tls_trustfile` is used to verify certificates
 // where `tls_verify` asks for it. Extensions: `resolver HOST[:PORT]` (repeatable),
 // `maxretryinterval`, `maxage`, `maxconnections`, `maxperdestination`, `timeout`, `tls_verify`,
-// `plaintext_auth`, `dnssec on|off` (trust the name servers' AD bit: DANE, docs/tls-policy.md).
+// `plaintext_auth`, `dnssec on|off` (trust the name servers' AD bit: DANE, docs/tls-policy.md),
+// `mta_sts on|off` and its test-only `mta_sts_port` (docs/tls-policy.md).
 struct Dispatchd {
   Common common;
   std::string announce;  // "" = the host name
@@ -97,6 +98,8 @@ struct Dispatchd {
   std::string tls_trustfile;      // "" = the system's CA bundle
   mail::TlsVerify tls_verify = mail::TlsVerify::Credentials;
   bool plaintext_auth = false;
+  bool mta_sts = true;              // MTA-STS policies applied to MX delivery (RFC 8461)
+  std::uint16_t mta_sts_port = 443; // the policy hosts' HTTPS port; another one is for tests only
   std::string bounce_from;
   std::vector<std::string> bounce_copy;
   std::string bind;

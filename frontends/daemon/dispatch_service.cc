@@ -20,6 +20,8 @@ net::DispatcherOptions dispatcher_options(const config::Dispatchd& cfg) {
   o.verify = cfg.tls_verify;
   if (!cfg.tls_trustfile.empty()) o.ca_file = cfg.tls_trustfile;
   o.plaintext_auth = cfg.plaintext_auth;
+  o.mta_sts = cfg.mta_sts;
+  o.mta_sts_port = cfg.mta_sts_port;
   o.reply_timeout = std::chrono::seconds(cfg.timeout);
   if (cfg.timeout) o.connect_timeout = std::min<std::chrono::milliseconds>(o.connect_timeout, o.reply_timeout);
   return o;

@@ -143,6 +143,7 @@ Verdict StoreSmtpSession::rcpt(const smtp::SessionInfo&, const smtp::Path& to,
 
 void StoreSmtpSession::data_chunk(std::string_view bytes) {
   if (checks_) checks_->feed(bytes);  // the message as it came
+  if (!params_.requiretls && !tls_required_.header_done()) tls_required_.feed(bytes);  // RFC 8689 4.1
   if (signer_) {
     signer_->feed(bytes);
     if (!signing_checked_ && signer_->header_done()) {
@@ -320,6 +321,10 @@ Verdict StoreSmtpSession::deliver_message(const smtp::SessionInfo& info) {
   else d.data += body_;
   d.dsn_ret = params_.ret;
   d.dsn_envid = params_.envid;
+  // RFC 8689 4.1: REQUIRETLS tags the message; without it, "TLS-Required: No" does.
+  d.tls_required = params_.requiretls       ? store::TlsRequired::Yes
+                   : tls_required_.tls_optional() ? store::TlsRequired::No
+                                                  : store::TlsRequired::Default;
   store::routing::plan_delivery(*sender_, recipients_, d);
   if (checked) quarantine(*checked, d);
   auto log_result = transaction_log(info, d, checked);  // the transaction line, once the store answered
@@ -418,6 +423,8 @@ std::function<void(const Status&)> StoreSmtpSession::transaction_log(const smtp:
     l.add("dkim", dkim.empty() ? "none" : dkim).add("dmarc", to_string(checked->dmarc));
   }
   if (!dkim_fields_.empty()) l.add("signed", "dkim");
+  if (d.tls_required != store::TlsRequired::Default)  // RFC 8689: what the sender asked of TLS
+    l.add("requiretls", d.tls_required == store::TlsRequired::Yes ? "yes" : "no");
   std::size_t junk = 0;
   for (const store::LocalCopy& c : d.local) junk += c.folder == "\\Junk";
   if (junk) l.add("quarantined", junk);
@@ -441,6 +448,7 @@ void StoreSmtpSession::reset() {
   forged_.reset();
   sender_.reset();
   params_ = {};
+  tls_required_ = mail::requiretls::HeaderScan();
   recipients_.clear();
   body_.clear();
   if (body_.capacity() > options_.spool_threshold) body_.shrink_to_fit();

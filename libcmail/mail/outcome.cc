@@ -53,6 +53,7 @@ Failure refused_before_sending(std::string_view reason, std::string_view host) {
   smtp::EnhancedCode code{5, 6, 3};                                               // RFC 3463 3.7: conversion required
   if (reason.find("SIZE") != std::string_view::npos) code = {5, 3, 4};           // RFC 3463 3.4: too big
   else if (reason.find("SMTPUTF8") != std::string_view::npos) code = {5, 6, 7};  // RFC 6531 3.7.5
+  else if (reason.find("REQUIRETLS") != std::string_view::npos) code = {5, 7, 30};  // RFC 8689 4.2.1
   return {failure_local(code, std::string(reason) + " (" + std::string(host) + ")"), true};
 }
 

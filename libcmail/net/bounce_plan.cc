@@ -112,6 +112,8 @@ store::Delivery bounce_delivery(const BounceGroup& g, const std::vector<std::vec
   for (std::size_t k = 0; k < g.reported.size(); ++k)
     b.recipients.push_back(bounced_recipient(g.entries[g.reported[k]], k < failures.size() ? failures[k] : none));
   d.data = signed_report(dir, mail::compose_bounce(b, original), now, notes);
+  // RFC 8689 5: the bounce of a REQUIRETLS message carries the original's header: REQUIRETLS too.
+  if (first.tls_required == store::TlsRequired::Yes) d.tls_required = store::TlsRequired::Yes;
   route_report(dir, b.to, d, notes);
   for (const auto& copy : o.copies) route_report(dir, copy, d, notes);
   return d;
@@ -135,6 +137,7 @@ std::optional<store::Delivery> relay_report(const std::vector<std::pair<store::Q
     b.recipients.push_back(std::move(r));
   }
   d.data = signed_report(dir, mail::compose_bounce(b, original), now, notes);
+  if (relayed.front().first.tls_required == store::TlsRequired::Yes) d.tls_required = store::TlsRequired::Yes;  // RFC 8689 5
   route_report(dir, b.to, d, notes);
   if (d.local.empty() && d.queued.empty()) return std::nullopt;
   return d;

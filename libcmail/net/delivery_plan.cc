@@ -46,6 +46,7 @@ smtp::Envelope envelope_of(const Transaction& t) {
   if (!t.rcpts.empty()) {
     env.params.ret = t.rcpts.front().dsn_ret;      // RFC 3461 4.3
     env.params.envid = t.rcpts.front().dsn_envid;  // RFC 3461 4.4
+    env.params.requiretls = t.rcpts.front().tls_required == store::TlsRequired::Yes;  // RFC 8689 4.2.1 step 6
   }
   for (const auto& r : t.rcpts)
     env.recipients.push_back({smtp::Path::from_address(r.envelope_to), {r.dsn.notify, r.dsn.orcpt}});  // RFC 3461 4.1, 4.2

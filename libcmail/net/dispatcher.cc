@@ -22,9 +22,12 @@
 
 #include <cmail/backends/log_line.h>
 #include <cmail/mail/outcome.h>
+#include <cmail/mail/requiretls.h>
+#include <cmail/mail/mta_sts.h>
 #include <cmail/mail/route.h>
 #include <cmail/net/bounce_plan.h>
 #include <cmail/net/delivery_plan.h>
+#include <cmail/net/mta_sts.h>
 #include <cmail/net/runtime.h>
 #include <cmail/net/tls.h>
 #include <cmail/proto/ascii.h>
@@ -83,6 +86,8 @@ struct Dispatcher::Core : std::enable_shared_from_this<Dispatcher::Core> {
   mail::RouteOptions route_options;     // from o
   net::ReportOptions report_options;    // from o
   std::shared_ptr<TlsClientContext> tls_loose, tls_strict;
+  std::unique_ptr<MtaSts> mta_sts;  // MTA-STS policies (RFC 8461); null when off
+  std::shared_ptr<TlsClientContext> tls_testing;  // MTA-STS testing: verified, never refused
   std::mt19937 rng;
   proto::Executor ex;
 
@@ -153,10 +158,14 @@ struct Destination : std::enable_shared_from_this<Destination> {
   // TLSA records ask of each candidate.
   bool mx_secure = false;
   DaneRoute dane;
+  bool sts_enforce = false;  // MTA-STS enforce: the candidates need TLS with a valid certificate
+  bool sts_testing = false;  // MTA-STS testing: what enforce would refuse is logged
+  bool tls_optional = false;  // "TLS-Required: No" mail (RFC 8689 5): no MTA-STS
 
   bool idle() const { return pending.empty() && attempts.empty() && route != Route::Resolving; }
   void resolve(Core& core);
   void lookup(Core& core, mail::HostPlan plan);
+  void mta_sts(Core& core, mail::HostPlan plan);
   void routed(Core& core, std::vector<mail::Candidate> c);
   void fail_all(Core& core, const mail::Failure& f);
   bool rate_ok(const Core& core) {
@@ -209,7 +218,13 @@ class AttemptHandler final : public net::Handler {
   std::string_view pending_output() const override { return a_->client.pending_output(); }
   void consume_output(std::size_t n) override { a_->client.consume_output(n); }
   std::optional<proto::Event> next_event() override { return a_->client.next_event(); }
-  void tls_established(const proto::TlsInfo& i) override { a_->client.tls_established(i), a_->pump(); }
+  void tls_established(const proto::TlsInfo& i) override {
+    // MTA-STS hook: in testing mode, a certificate enforce would refuse is logged (RFC 8461 5).
+    if (a_->dest->sts_testing && !i.verify_error.empty())
+      if (auto c = a_->core.lock())
+        c->log(1, "MTA-STS testing: the certificate of " + a_->cand.host + " is not valid for it (" + i.verify_error + ")");
+    a_->client.tls_established(i), a_->pump();
+  }
   void timed_out() override { a_->client.timed_out(), a_->pump(); }
   bool wants_read() const override { return a_->client.wants_read(); }
   std::chrono::milliseconds timeout() const override { return a_->client.timeout(); }
@@ -228,6 +243,8 @@ void Attempt::pump() {
         uncount();
         dest->cursor = index;  // this one works: the next attempts use it too
         c->log(3, "connected to " + cand.where() + (client.tls() ? " with TLS" : ""));
+        // MTA-STS hook: in testing mode, a session without TLS is logged (RFC 8461 5).
+        if (dest->sts_testing && !client.tls()) c->log(1, "MTA-STS testing: " + cand.host + " does not offer STARTTLS");
       }
       current.reset();
       state = State::Idle;
@@ -301,6 +318,22 @@ void Attempt::send(Core& c) {
     state = State::Idle;
     return next(c);
   }
+  // REQUIRETLS hook (RFC 8689 4.2.1): verified TLS to a host that no forged MX answer could name.
+  if (m.rcpts.front().tls_required == store::TlsRequired::Yes) {
+    const bool mx = !dest->target.handoff() && !dest->target.domain.starts_with("[");
+    if (auto f = mail::requiretls::check_path({client.tls(), client.tls() && cand.verify, !mx || dest->sts_enforce}, cand.host)) {
+      c.log(1, backends::LogLine("delivery")
+                   .add("id", m.rcpts.front().queue_id)
+                   .add("relay", relay_of(cand))
+                   .add("result", "failed")
+                   .add("reply", f->record)
+                   .str());
+      c.fail_message(m.rcpts, *f);
+      current.reset();
+      state = State::Idle;
+      return next(c);
+    }
+  }
   rcpt_replies.assign(m.rcpts.size(), std::nullopt);
   Status st = client.send_mail(envelope_of(m), *m.data);
   if (!st.ok()) {
@@ -364,6 +397,9 @@ void Attempt::failed(const std::string& reason, const std::optional<smtp::Reply>
   uncount();
   if (was == State::Connecting || was == State::Greeting) {
     dest->last_error = mail::unusable_candidate(cand, reply, reason);
+    // MTA-STS hook: a host of an enforced policy that failed in TLS says so (RFC 8461 5).
+    if (dest->sts_enforce)
+      if (auto sts = mail::mta_sts::enforced_failure(cand.host, reason)) dest->last_error = *sts + " (" + cand.where() + ")";
     c->log(3, "cannot use " + cand.where() + ": " + dest->last_error);
     if (dest->cursor == index) ++dest->cursor;  // the next attempt tries the next candidate
     return;
@@ -405,7 +441,28 @@ void Destination::resolve(Core& core) {
     self->mx_secure = r.secure;  // DANE: RFC 7672 2.2.1
     auto hosts = mail::hosts_from_mx(self->target, r, c->route_options, c->rng);
     if (auto* f = std::get_if<mail::Failure>(&hosts)) return self->fail_all(*c, *f);
+    // MTA-STS hook: the domain's policy chooses among its MX hosts (RFC 8461 5).
+    if (c->mta_sts && !self->tls_optional) return self->mta_sts(*c, std::get<mail::HostPlan>(std::move(hosts)));
     self->lookup(*c, std::get<mail::HostPlan>(std::move(hosts)));
+  });
+}
+
+// MTA-STS (RFC 8461 5): the policy in force for the domain, applied to the MX hosts; then their
+// addresses as without one. The rules are cmail/mail/mta_sts.h's.
+void Destination::mta_sts(Core& core, mail::HostPlan plan) {
+  sts_enforce = sts_testing = false;
+  auto self = shared_from_this();
+  std::weak_ptr<Core> wc = core.weak();
+  core.mta_sts->policy(target.domain, [self, wc, plan = std::move(plan)](PolicyAnswer policy) mutable {
+    auto c = wc.lock();
+    if (!c) return;
+    if (!policy) return self->lookup(*c, std::move(plan));
+    auto applied = mail::mta_sts::apply(*policy, self->target.domain, std::move(plan));
+    for (const auto& note : applied.notes) c->log(1, note);
+    if (auto* f = std::get_if<mail::Failure>(&applied.plan)) return self->fail_all(*c, *f);
+    self->sts_enforce = applied.verify;
+    self->sts_testing = policy->mode == mail::mta_sts::Mode::Testing;
+    self->lookup(*c, std::get<mail::HostPlan>(std::move(applied.plan)));
   });
 }
 
@@ -455,6 +512,9 @@ void Destination::lookup(Core& core, mail::HostPlan plan) {
 void Destination::routed(Core& core, std::vector<mail::Candidate> c) {
   route = Route::Ready;
   candidates = std::move(c);
+  // MTA-STS hook: enforce requires TLS with a certificate valid for the MX host (RFC 8461 4.2).
+  if (sts_enforce)
+    for (auto& cand : candidates) cand.verify = true;
   cursor = 0;
   core.pump();
 }
@@ -507,7 +567,9 @@ void Destination::open_attempt(Core& core) {
   no.bind_address = core.o.bind;
   no.implicit_tls = cand.port.tls == mail::TlsMode::Implicit;
   no.tls = cand.verify ? core.tls_strict : core.tls_loose;
-  if (dane_conn && dane_conn->tls) no.tls = dane_conn->tls;  // DANE: the TLSA records authenticate it
+  if (!cand.verify && sts_testing) no.tls = core.tls_testing;  // MTA-STS hook: verified, for the log
+  // DANE: the TLSA records authenticate it; MTA-STS never overrides DANE (RFC 8461 2).
+  if (dane_conn && dane_conn->tls) no.tls = dane_conn->tls;
   no.server_name = cand.host;
   no.connect_timeout = core.o.connect_timeout;
   std::weak_ptr<Attempt> weak = a;
@@ -698,15 +760,21 @@ void Core::add_entries(std::vector<store::QueueEntry> entries) {
   TransactionPlan plan = plan_transactions(std::move(entries), o.max_recipients);
   for (auto& [e, f] : plan.failed) fail_message({e}, f);  // no destination: say so, once per entry
   for (DestinationPlan& p : plan.destinations) {
-    auto& d = dests[p.target.key];
-    if (!d) {
-      d = std::make_shared<Destination>();
-      auto& window = rate_windows[p.target.key];
-      if (!window) window = std::make_shared<std::deque<SteadyClock::time_point>>();
-      d->sent = window;
-      d->target = std::move(p.target);
+    for (Transaction& t : p.transactions) {
+      // TLS-Required hook (RFC 8689 5): "TLS-Required: No" mail ignores the recipient domain's TLS
+      // policies (MTA-STS), so it goes to a Destination of its own (the same rate window).
+      const bool optional = !p.target.handoff() && t.rcpts.front().tls_required == store::TlsRequired::No;
+      auto& d = dests[optional ? p.target.key + "\n(TLS-Required: No)" : p.target.key];
+      if (!d) {
+        d = std::make_shared<Destination>();
+        auto& window = rate_windows[p.target.key];
+        if (!window) window = std::make_shared<std::deque<SteadyClock::time_point>>();
+        d->sent = window;
+        d->target = p.target;
+        d->tls_optional = optional;
+      }
+      d->pending.push_back(std::make_shared<Message>(std::move(t)));
     }
-    for (Transaction& t : p.transactions) d->pending.push_back(std::make_shared<Message>(std::move(t)));
   }
   pump();
 }
@@ -727,7 +795,7 @@ void Core::pump() {
       }
     }
     if (it->second->idle()) {
-      auto w = rate_windows.find(it->first);
+      auto w = rate_windows.find(it->second->target.key);
       if (w != rate_windows.end() && (w->second->empty() || w->second->back() < SteadyClock::now() - std::chrono::minutes(1)))
         rate_windows.erase(w);
       it = dests.erase(it);
@@ -873,7 +941,7 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::create(net::Runtime& runtime, st
   auto l = TlsClientContext::load(loose);
   if (!l) return l.error();
   core->tls_loose = *l;
-  if (core->o.verify != mail::TlsVerify::Never) {
+  if (core->o.verify != mail::TlsVerify::Never || core->o.mta_sts) {
     TlsClientOptions strict;
     strict.ca_file = core->o.ca_file;
     auto s = TlsClientContext::load(strict);
@@ -881,6 +949,24 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::create(net::Runtime& runtime, st
     core->tls_strict = *s;
   }
   core->ex = runtime.executor();
+  if (core->o.mta_sts) {  // MTA-STS hook: policies fetched with the same trust and resolver
+    MtaStsOptions mo;
+    mo.ca_file = core->o.ca_file;
+    mo.port = core->o.mta_sts_port;
+    mo.bind = core->o.bind;
+    mo.log = core->o.log;
+    mo.store = &core->store;  // RFC 8461 5.1: policies outlive restarts
+    if (core->o.connect_timeout < mo.timeout) mo.timeout = core->o.connect_timeout;
+    auto m = MtaSts::create(runtime, resolver, std::move(mo));
+    if (!m) return m.error();
+    core->mta_sts = std::move(*m);
+    TlsClientOptions testing;
+    testing.ca_file = core->o.ca_file;
+    testing.verify_optional = true;
+    auto t = TlsClientContext::load(testing);
+    if (!t) return t.error();
+    core->tls_testing = *t;
+  }
   return std::unique_ptr<Dispatcher>(new Dispatcher(std::move(core)));
 }
 

@@ -181,7 +181,7 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::load(const TlsClient
     if (int rc = mbedtls_x509_crt_parse_file(&i.ca, o.ca_file.c_str()); rc < 0)
       return file_error(rc, "CA file", o.ca_file);
     mbedtls_ssl_conf_ca_chain(&i.conf, &i.ca, nullptr);
-    mbedtls_ssl_conf_authmode(&i.conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_authmode(&i.conf, o.verify_optional ? MBEDTLS_SSL_VERIFY_OPTIONAL : MBEDTLS_SSL_VERIFY_REQUIRED);
   } else {
     mbedtls_ssl_conf_authmode(&i.conf, MBEDTLS_SSL_VERIFY_NONE);  // opportunistic (RFC 7435)
   }
@@ -331,6 +331,7 @@ std::unique_ptr<TlsFilter> TlsFilter::client(std::shared_ptr<TlsClientContext> c
     mbedtls_ssl_set_verify(&f->impl_->ssl, dane_verify, f->impl_.get());
   }
   mbedtls_ssl_set_bio(&f->impl_->ssl, f->impl_.get(), Impl::send, Impl::recv, nullptr);
+  f->verify_optional_ = ctx->options().verify && ctx->options().verify_optional;
   f->keep_ = std::move(ctx);
   if (!f->failed_) f->step();  // the ClientHello
   return f;
@@ -405,6 +406,18 @@ proto::TlsInfo TlsFilter::info() const {
   i.version = mbedtls_ssl_get_version(&impl_->ssl);
   i.cipher = mbedtls_ssl_get_ciphersuite(&impl_->ssl);
   i.bits = 0;
+  if (verify_optional_) {
+    const std::uint32_t flags = mbedtls_ssl_get_verify_result(&impl_->ssl);
+    if (flags != 0) {
+      char buf[512];
+      if (mbedtls_x509_crt_verify_info(buf, sizeof buf, "", flags) < 0) buf[0] = 0;
+      std::string why(buf);
+      for (char& c : why)
+        if (c == '\n') c = ';';
+      while (!why.empty() && (why.back() == ';' || why.back() == ' ')) why.pop_back();
+      i.verify_error = why.empty() ? "certificate not verified" : why;
+    }
+  }
   return i;
 }
 

@@ -51,6 +51,7 @@ class TlsFilter {
   std::shared_ptr<void> keep_;  // the context outlives the session
   bool done_ = false;
   bool failed_ = false;
+  bool verify_optional_ = false;  // client: TlsInfo::verify_error is filled
   std::string error_;
 };
 

@@ -178,6 +178,10 @@ Status Client::send_mail(Envelope env, std::string message) {
   if (utf8) env.params.smtputf8 = true;
   if (env.params.body == BodyType::BinaryMime)
     return Status::unsupported("BINARYMIME messages are not relayed");
+  // RFC 8689 4.2.1: a REQUIRETLS message goes over TLS only, to a server that offers REQUIRETLS.
+  if (env.params.requiretls && (!tls_ || !ext_.requiretls))
+    return Status::unsupported(tls_ ? "REQUIRETLS support required: the server does not offer REQUIRETLS"
+                                    : "REQUIRETLS support required: the connection does not use TLS");
   if (has_8bit(message) || env.params.body == BodyType::EightBitMime) {
     if (!ext_.eightbitmime)
       return Status::unsupported("the message has 8-bit data and the server does not offer 8BITMIME (RFC 6152 3)");
@@ -256,6 +260,7 @@ void Client::on_ehlo(const Reply& r) {
     else if (kw == "BINARYMIME") ext_.binarymime = true;
     else if (kw == "STARTTLS") ext_.starttls = true;
     else if (kw == "ENHANCEDSTATUSCODES") ext_.enhanced = true;
+    else if (kw == "REQUIRETLS") ext_.requiretls = true;  // RFC 8689 3
     else if (kw == "SIZE") ext_.size = l.size() > 5 ? std::strtoull(l.c_str() + 5, nullptr, 10) : 0;  // RFC 1870 4
     else if (kw == "AUTH") {
       for (std::size_t p = 5; p < l.size();) {

@@ -307,6 +307,7 @@ void Server::ehlo_reply(bool extended) {
   }
   if (options_.dsn) lines[n++] = "DSN";  // RFC 3461
   if (options_.starttls_available && !info_.tls) lines[n++] = "STARTTLS";  // RFC 3207
+  if (options_.requiretls && info_.tls) lines[n++] = "REQUIRETLS";  // RFC 8689 3: offered only inside TLS
   if (options_.auth_enabled && (info_.tls || !options_.auth_requires_tls)) {
     auth = "AUTH " + sasl::mechanism_names();  // RFC 4954
     lines[n++] = auth;
@@ -414,6 +415,12 @@ void Server::cmd_mail(std::string_view arg) {
     return error(552, {5, 3, 4}, "Message size exceeds fixed maximum message size");  // RFC 1870 6.1
   if (m.params.body == BodyType::BinaryMime && !options_.chunking) return error(555, {5, 5, 4}, "BINARYMIME not supported");
   if (!options_.dsn && (m.params.ret || m.params.envid)) return error(555, {5, 5, 4}, "DSN not supported");
+  if (m.params.requiretls) {
+    if (!options_.requiretls) return error(555, {5, 5, 4}, "REQUIRETLS not supported");
+    // RFC 8689 3: the option belongs to sessions that use TLS only (530, as RFC 3207 4 refuses
+    // commands before STARTTLS; 5.7.10 "Encryption Needed", RFC 5248).
+    if (!info_.tls) return error(530, {5, 7, 10}, "REQUIRETLS needs a TLS connection");
+  }
   txn_ = Transaction{};
   txn_.params = m.params;
   awaiting_.begin(Decision::Mail);

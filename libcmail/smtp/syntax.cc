@@ -652,6 +652,9 @@ std::variant<MailCommand, SyntaxError> parse_mail_from(std::string_view arg, con
     } else if (p.key == "SMTPUTF8") {  // RFC 6531 3.4: no value
       if (p.value || m.params.smtputf8) return bad("SMTPUTF8");
       m.params.smtputf8 = true;
+    } else if (p.key == "REQUIRETLS") {  // RFC 8689 3: no value
+      if (p.value || m.params.requiretls) return bad("REQUIRETLS");
+      m.params.requiretls = true;
     } else if (p.key == "RET") {  // RFC 3461 4.3
       if (m.params.ret || !p.value) return bad("RET");
       std::string v = proto::ascii_upper(*p.value);
@@ -723,6 +726,7 @@ std::string format_mail_params(const MailParams& p) {
   if (p.ret) out += " RET=" + *p.ret;
   if (p.envid) out += " ENVID=" + xtext_encode(*p.envid);
   if (p.auth) out += " AUTH=" + xtext_encode(*p.auth);
+  if (p.requiretls) out += " REQUIRETLS";  // RFC 8689 3
   return out;
 }
 

@@ -525,8 +525,8 @@ void Store::deliver(Delivery delivery, Done done) {
       Stmt s = c.prepare(
           "INSERT INTO main.outbox (mail_remote, mail_envelopefrom, mail_envelopeto, "
           "mail_submission, mail_submitter, mail_data, mail_queueid, mail_next_attempt, "
-          "mail_dsn_ret, mail_dsn_envid, mail_dsn_notify, mail_dsn_orcpt) "
-          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11)");
+          "mail_dsn_ret, mail_dsn_envid, mail_dsn_notify, mail_dsn_orcpt, mail_requiretls) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12)");
       s.bind(1, q.remote)
           .bind(2, d.envelope_from)
           .bind(3, q.envelope_to)
@@ -538,6 +538,7 @@ void Store::deliver(Delivery delivery, Done done) {
           .bind(9, d.dsn_envid)
           .bind(10, q.dsn.notify)
           .bind(11, q.dsn.orcpt)
+          .bind(12, static_cast<std::int64_t>(d.tls_required))
           .run();
       write_spooled(c, "main", "outbox", d);
     }

@@ -17,7 +17,7 @@ constexpr const char* kEntryColumns =
     "(SELECT COUNT(*) FROM faillog WHERE fail_mail = o.mail_id), "
     "(SELECT COALESCE(SUM(fail_fatal), 0) FROM faillog WHERE fail_mail = o.mail_id), "
     "o.mail_lease_owner, COALESCE(o.mail_lease_until, 0), o.mail_dsn_ret, o.mail_dsn_envid, "
-    "o.mail_dsn_notify, o.mail_dsn_orcpt, length(CAST(o.mail_data AS BLOB))";
+    "o.mail_dsn_notify, o.mail_dsn_orcpt, length(CAST(o.mail_data AS BLOB)), o.mail_requiretls";
 
 QueueEntry read_entry(const Stmt& s) {
   QueueEntry e;
@@ -38,6 +38,8 @@ QueueEntry read_entry(const Stmt& s) {
   e.dsn.notify = s.opt_text(14);
   e.dsn.orcpt = s.opt_text(15);
   e.size = s.is_null(16) ? 0 : s.int64(16);
+  const std::int64_t tls = s.int64(17);
+  e.tls_required = tls > 0 ? TlsRequired::Yes : tls < 0 ? TlsRequired::No : TlsRequired::Default;
   return e;
 }
 
@@ -265,6 +267,28 @@ class QueueImpl final : public Queue {
     });
     if (!st.ok()) return st;
     return changed;
+  }
+
+  Result<std::optional<StsPolicyRow>> mta_sts_policy(std::string_view domain) override {
+    std::optional<StsPolicyRow> out;
+    std::string d(domain);
+    Status st = impl_.read([&](Connection& c) {
+      Stmt s = c.prepare("SELECT sts_domain, sts_id, sts_policy, sts_fetched, sts_expires FROM mta_sts WHERE sts_domain = lower(?1)");
+      s.bind(1, d);
+      if (s.step()) out = StsPolicyRow{s.text(0), s.text(1), s.text(2), s.int64(3), s.int64(4)};
+      s.run();
+    }, true);
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Status save_mta_sts_policy(const StsPolicyRow& r) override {
+    return impl_.write([&](Connection& c) {
+      c.prepare("INSERT OR REPLACE INTO mta_sts (sts_domain, sts_id, sts_policy, sts_fetched, sts_expires) "
+                "VALUES (lower(?1), ?2, ?3, ?4, ?5)")
+          .bind(1, r.domain).bind(2, r.id).bind(3, r.policy).bind(4, r.fetched).bind(5, r.expires)
+          .run();
+    });
   }
 
   Status remove(std::int64_t id) override {

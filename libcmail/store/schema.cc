@@ -250,6 +250,10 @@ INSERT OR REPLACE INTO meta (key, value)
 //     count and base64 StoredKey and ServerKey, made when the password is set, never the
 //     password. A trigger removes them whenever user_authdata changes by any program (the
 //     original cmail-admin too), so an old password can never log in through SCRAM.
+//   mta_sts: the MTA-STS policies the dispatchers fetched (RFC 8461 5.1: they outlive restarts),
+//     per recipient domain: the TXT id, the policy file as fetched, when, and until when valid.
+//   outbox.mail_requiretls: what the sender asked of TLS (RFC 8689): 1 REQUIRETLS on MAIL FROM
+//     (4.1), -1 the header field "TLS-Required: No" (5), 0 neither (store::TlsRequired).
 //   auth_policy: what intake does with mail that fails DMARC (RFC 7489 6.3 p=) per recipient
 //     domain ("*": every other domain): report (only the Authentication-Results field) or
 //     enforce (p=reject refused at the end of DATA, p=quarantine filed into Junk).
@@ -276,6 +280,14 @@ CREATE TABLE auth_policy (
   policy_domain TEXT PRIMARY KEY NOT NULL,
   policy_action TEXT NOT NULL CHECK (policy_action IN ('report', 'enforce'))
 );
+CREATE TABLE mta_sts (
+  sts_domain TEXT PRIMARY KEY NOT NULL,
+  sts_id TEXT NOT NULL,
+  sts_policy TEXT NOT NULL,
+  sts_fetched INTEGER NOT NULL,
+  sts_expires INTEGER NOT NULL
+);
+ALTER TABLE outbox ADD COLUMN mail_requiretls INTEGER NOT NULL DEFAULT 0 CHECK (mail_requiretls IN (-1, 0, 1));
 )sql";
 
 std::string expand(std::string_view tmpl, std::string_view schema) {

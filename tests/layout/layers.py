@@ -5,7 +5,7 @@
   headers of its own or a lower layer (arrows point down).
 - Public headers (include/cmail/) never include a third-party library's header (sqlite3.h,
   uv.h, mbedtls/, ares.h, argon2.h) nor a private one ("...").
-- The core layers (proto, smtp, pop3, mail) include no third-party header at all, and contain
+- The core layers (proto, smtp, pop3, http, mail) include no third-party header at all, and contain
   no SQL and no sockets. They may use the crypto layer (cmail/crypto/), pure computation whose
   implementation (not its headers) uses mbedTLS and Nettle.
 - The C binding (bindings/c/) sits on top of every library layer and reaches them through their
@@ -16,11 +16,11 @@ Usage: layers.py SOURCE_ROOT. Exits 1 and names every violation.
 import os, re, sys
 
 ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")
-RANK = {"": 0, "crypto": 0.5, "proto": 1, "smtp": 2, "pop3": 2, "mail": 3, "imap": 4, "store": 5, "backends": 6, "net": 7, "daemon": 8,
+RANK = {"": 0, "crypto": 0.5, "proto": 1, "smtp": 2, "pop3": 2, "http": 2, "mail": 3, "imap": 4, "store": 5, "backends": 6, "net": 7, "daemon": 8,
         "bindings": 9}
 C_HEADER = "include/cmail/cmail.h"
 C_INCLUDES = {"stddef.h", "stdint.h"}
-CORE = {"", "proto", "smtp", "pop3", "imap", "mail"}
+CORE = {"", "proto", "smtp", "pop3", "http", "imap", "mail"}
 THIRD_PARTY = re.compile(r"^(sqlite3\.h|uv\.h|uv/|mbedtls/|nettle/|gmp\.h|ares|argon2\.h|CLI/)")
 SYSTEM_IO = re.compile(r"^(sys/socket\.h|netinet/|arpa/|netdb\.h|poll\.h|sys/epoll\.h)")
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')

@@ -174,7 +174,15 @@ TEST_CASE("bounce plan: the Delivery replaces the group and goes where the routi
     CHECK(d.data.find("Message-ID: <BOUNCE1@mx.local.test>") != std::string::npos);
     CHECK(d.data.find("Subject: hi") != std::string::npos);  // the original's headers
     CHECK(d.data.find("text/rfc822-headers") != std::string::npos);
+    CHECK(d.tls_required == store::TlsRequired::Default);
     CHECK(notes.empty());
+  }
+  SUBCASE("a REQUIRETLS message: its bounce is sent with REQUIRETLS too (RFC 8689 5)") {
+    auto e = entry(15, "Q", "bob@remote.test", "x@far.test");
+    e.tls_required = store::TlsRequired::Yes;
+    auto d = bounce_delivery(plan_bounces({e})[0], {{}}, "Subject: secret\r\n\r\nbody\r\n", options(), kNow, "B5", f.d, notes);
+    REQUIRE(d.queued.size() == 1);
+    CHECK(d.tls_required == store::TlsRequired::Yes);
   }
   SUBCASE("a local sender: stored locally; copies; RET=FULL returns the message") {
     auto o = options();

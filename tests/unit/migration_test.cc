@@ -421,7 +421,7 @@ TEST_CASE("migration: version 14 adds the mail authentication tables; SCRAM cred
   auto store = store::Store::open(path);
   REQUIRE_MESSAGE(store.has_value(), store.error().to_string());
   auto c = raw(path);
-  for (const char* t : {"dkim_keys", "scram", "auth_policy"}) {
+  for (const char* t : {"dkim_keys", "scram", "auth_policy", "mta_sts"}) {
     CAPTURE(t);
     REQUIRE(c->table_exists("main", t));
     CHECK(count(*c, std::string("SELECT COUNT(*) FROM ") + t) == 0);
@@ -439,6 +439,8 @@ TEST_CASE("migration: version 14 adds the mail authentication tables; SCRAM cred
   CHECK(count(*c, "SELECT COUNT(*) FROM scram") == 0);
   CHECK_THROWS(c->exec("INSERT INTO dkim_keys VALUES ('a.test', 's', 'rsa-sha1', 'x', 0)"));
   CHECK_THROWS(c->exec("INSERT INTO auth_policy VALUES ('a.test', 'maybe')"));
+  CHECK(count(*c, "SELECT COUNT(*) FROM outbox WHERE mail_requiretls = 0") == count(*c, "SELECT COUNT(*) FROM outbox"));
+  CHECK_THROWS(c->exec("UPDATE outbox SET mail_requiretls = 2"));
   CHECK((*store)->check()->empty());
 }
 

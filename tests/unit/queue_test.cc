@@ -187,3 +187,33 @@ TEST_CASE("queue: writes that make entries due touch the notify file") {
   REQUIRE(s->queue().retry_now(std::nullopt).has_value());
   CHECK(std::filesystem::exists(notify));
 }
+
+TEST_CASE("queue: REQUIRETLS is recorded per message; MTA-STS policies are kept per domain") {
+  TempDir dir;
+  auto s = open_store(dir.file("m"));
+  for (auto [ident, tls] : {std::pair{"Q1", store::TlsRequired::Yes}, std::pair{"Q2", store::TlsRequired::No},
+                            std::pair{"Q3", store::TlsRequired::Default}}) {
+    store::Delivery d;
+    d.ident = ident;
+    d.envelope_from = "from@local.test";
+    d.data = "Subject: q\r\n\r\nbody";
+    d.tls_required = tls;
+    d.queued.push_back({std::nullopt, "r@remote.test", {}});
+    REQUIRE(s->deliver_sync(d).ok());
+  }
+  auto all = s->queue().list();
+  REQUIRE(all.has_value());
+  REQUIRE(all->size() == 3);
+  CHECK((*all)[0].tls_required == store::TlsRequired::Yes);
+  CHECK((*all)[1].tls_required == store::TlsRequired::No);
+  CHECK((*all)[2].tls_required == store::TlsRequired::Default);
+
+  CHECK(s->queue().mta_sts_policy("example.org")->has_value() == false);
+  store::StsPolicyRow row{"example.org", "one", "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 60\n", 100, 160};
+  REQUIRE(s->queue().save_mta_sts_policy(row).ok());
+  CHECK(s->queue().mta_sts_policy("Example.ORG")->value() == row);
+  row.id = "two";
+  row.expires = 200;
+  REQUIRE(s->queue().save_mta_sts_policy(row).ok());  // replaces
+  CHECK(s->queue().mta_sts_policy("example.org")->value() == row);
+}

@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include <cmail/mail/outcome.h>
 #include <cmail/smtp/client.h>
 #include <cmail/smtp/server.h>
 
@@ -383,4 +384,47 @@ TEST_CASE("dot_stuff: the one dot-stuffing codec (RFC 5321 4.5.2)") {
   CHECK(proto::dot_stuffed("") == ".\r\n");
   CHECK(proto::dot_stuffed("a\r\n") == "a\r\n.\r\n");
   CHECK(proto::dot_stuffed(".a\r\n.\r\nb") == "..a\r\n..\r\nb\r\n.\r\n");
+}
+
+TEST_CASE("smtp::Client against smtp::Server: REQUIRETLS only inside TLS, to a server that offers it (RFC 8689)") {
+  SPLIT_SUBCASES();
+  ServerOptions so;
+  so.starttls_available = true;
+  ClientOptions co;
+  co.tls = TlsPolicy::Required;
+  LoopbackPair p(so, co);
+  p.pump();
+  REQUIRE(p.of<ev::Ready>().size() == 1);
+  CHECK(p.client.extensions().requiretls);  // offered in the EHLO after STARTTLS
+  Envelope e = envelope("<a@remote.test>", {"<b@mx.test>"});
+  e.params.requiretls = true;
+  REQUIRE(p.client.send_mail(e, "Subject: secret\r\n\r\nbody\r\n").ok());
+  p.pump();
+  REQUIRE(p.of<ev::MailResult>().size() == 1);
+  CHECK(p.of<ev::MailResult>()[0].reply.code == 250);
+  REQUIRE(p.sink.params.size() == 1);
+  CHECK(p.sink.params[0].requiretls);
+
+  // Without TLS, and to a server that does not offer it: refused before anything is sent.
+  ServerOptions plain;
+  ClientOptions opportunistic;
+  LoopbackPair q(plain, opportunistic);
+  q.pump();
+  REQUIRE(q.of<ev::Ready>().size() == 1);
+  CHECK_FALSE(q.client.extensions().requiretls);
+  Status st = q.client.send_mail(e, "x\r\n");
+  CHECK(st.code() == Status::Code::Unsupported);
+  CHECK(st.message() == "REQUIRETLS support required: the connection does not use TLS");
+  ServerOptions old = so;
+  old.requiretls = false;
+  LoopbackPair r(old, co);
+  r.pump();
+  REQUIRE(r.client.tls());
+  st = r.client.send_mail(e, "x\r\n");
+  CHECK(st.message() == "REQUIRETLS support required: the server does not offer REQUIRETLS");
+  CHECK(mail::refused_before_sending(st.message(), "mx.test").record ==
+        "5.7.30 REQUIRETLS support required: the server does not offer REQUIRETLS (mx.test)");
+  REQUIRE(r.client.send_mail(envelope("<a@remote.test>", {"<b@mx.test>"}), "x\r\n").ok());  // still usable
+  r.pump();
+  CHECK(r.sink.messages.size() == 1);
 }

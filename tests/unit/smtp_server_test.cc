@@ -549,3 +549,36 @@ TEST_CASE("smtp::Server: QUIT, timeouts and a vanished client") {
     CHECK(std::count(session.calls.begin(), session.calls.end(), "END ESMTP") == 0);
   }
 }
+
+TEST_CASE("smtp::Server: REQUIRETLS offered and taken inside TLS only (RFC 8689 3)") {
+  SPLIT_SUBCASES();
+  struct Params : RecordingSession {
+    std::vector<MailParams> got;
+    Verdict mail(const SessionInfo& i, const Path& from, const MailParams& p) override {
+      got.push_back(p);
+      return RecordingSession::mail(i, from, p);
+    }
+  };
+  Params session;
+  ServerOptions o = opts();
+  o.starttls_available = true;
+  Server plain(o, session);
+  CHECK(greeted(plain).find("REQUIRETLS") == std::string::npos);
+  feed(plain, "MAIL FROM:<a@b.test> REQUIRETLS\r\n");
+  CHECK(take_output(plain) == "530 5.7.10 REQUIRETLS needs a TLS connection\r\n");
+  o.tls_active = true;
+  o.starttls_available = false;
+  Server tls(o, session);
+  CHECK(greeted(tls).ends_with("250 REQUIRETLS\r\n"));
+  feed(tls, "MAIL FROM:<a@b.test> REQUIRETLS=yes\r\n");
+  CHECK(take_output(tls) == "501 5.5.4 Invalid REQUIRETLS parameter\r\n");
+  feed(tls, "MAIL FROM:<a@b.test> REQUIRETLS\r\n");
+  CHECK(take_output(tls) == "250 2.1.0 Sender OK\r\n");
+  REQUIRE(session.got.size() == 1);
+  CHECK(session.got[0].requiretls);
+  o.requiretls = false;
+  Server off(o, session);
+  CHECK(greeted(off).find("REQUIRETLS") == std::string::npos);
+  feed(off, "MAIL FROM:<a@b.test> REQUIRETLS\r\n");
+  CHECK(take_output(off) == "555 5.5.4 REQUIRETLS not supported\r\n");
+}

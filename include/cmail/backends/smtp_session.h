@@ -34,6 +34,7 @@
 #include <cmail/log_sink.h>
 #include <cmail/mail/auth_results.h>
 #include <cmail/mail/dkim.h>
+#include <cmail/mail/requiretls.h>
 #include <cmail/mail/resolver.h>
 #include <cmail/mail/spf.h>
 #include <cmail/smtp/server.h>
@@ -133,6 +134,7 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
 
   std::optional<store::routing::Sender> sender_;
   smtp::MailParams params_;
+  mail::requiretls::HeaderScan tls_required_;  // "TLS-Required: No" (RFC 8689 5)
   std::vector<store::routing::Recipient> recipients_;
   std::string body_;                     // the message so far, while small
   std::unique_ptr<store::Spool> spool_;  // the message so far, once large

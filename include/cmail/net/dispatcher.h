@@ -71,6 +71,10 @@ struct DispatcherOptions {
   mail::TlsVerify verify = mail::TlsVerify::Credentials;
   std::string ca_file = "/etc/ssl/certs/ca-certificates.crt";  // `tls_trustfile`
   bool plaintext_auth = false;  // send handoff credentials without TLS
+  // MTA-STS (RFC 8461, docs/tls-policy.md#mta-sts): recipient domains' policies choose MX hosts
+  // and require verified TLS in enforce mode (cmail/net/mta_sts.h). `mta_sts on|off`.
+  bool mta_sts = true;
+  std::uint16_t mta_sts_port = 443;  // the policy hosts' HTTPS port: another is for tests only
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   // 0: the RFC 5321 4.5.3.2 timeouts for every wait; else this one for all (tests, `timeout`).
   std::chrono::milliseconds reply_timeout{0};

@@ -71,6 +71,9 @@ struct TlsClientOptions {
   // 3.2.2: the MX host and the next-hop domain; empty = the connection's server name).
   std::vector<mail::TlsaRecord> tlsa;
   std::vector<std::string> tlsa_names;
+  // With verify: check the chain and the name, but let the handshake go on when they fail;
+  // proto::TlsInfo::verify_error says why (MTA-STS testing mode, docs/tls-policy.md).
+  bool verify_optional = false;
 };
 
 class CMAIL_EXPORT TlsClientContext {

@@ -32,15 +32,21 @@
 #include <cstdint>
 #include <functional>
 #include <string_view>
+#include <utility>
 #include <variant>
 
 namespace cmail::proto {
 
 // What the TLS layer tells the engine after a handshake (for Received headers and policy).
 struct TlsInfo {
+  // The three fields that every transport knows, in order (also as {version, cipher, bits}).
+  TlsInfo(std::string v = {}, std::string c = {}, int b = 0) : version(std::move(v)), cipher(std::move(c)), bits(b) {}
   std::string version;  // "TLSv1.2"
   std::string cipher;   // IANA name, e.g. "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384"
   int bits = 0;
+  // Client side with optional verification (net::TlsClientOptions::verify_optional): why the
+  // server's certificate would have been refused; "" when it is valid for the name.
+  std::string verify_error;
 };
 
 // Who is on the other end of an accepted connection (for Received headers, logs, policy).

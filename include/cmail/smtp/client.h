@@ -58,7 +58,7 @@ struct ClientOptions {
 struct Extensions {
   bool esmtp = false;
   bool pipelining = false, eightbitmime = false, smtputf8 = false, dsn = false, chunking = false,
-       starttls = false, enhanced = false, binarymime = false;
+       starttls = false, enhanced = false, binarymime = false, requiretls = false;
   std::optional<std::uint64_t> size;  // SIZE n (0 = no fixed limit)
   std::set<std::string> auth;         // mechanism names
 };

@@ -2,7 +2,7 @@
 //
 // RFC 5321 with PIPELINING (RFC 2920), SIZE (1870), 8BITMIME (6152), SMTPUTF8 (6531),
 // ENHANCEDSTATUSCODES (2034, 3463) on every reply, CHUNKING/BINARYMIME (3030), DSN (3461),
-// STARTTLS (3207) and AUTH (4954) with the SASL mechanisms of cmail/proto/sasl.h.
+// STARTTLS (3207), REQUIRETLS (8689) and AUTH (4954) with the SASL mechanisms of cmail/proto/sasl.h.
 //
 // Server does no I/O, reads no clock and knows no database: bytes go in through receive(),
 // replies come out of pending_output(), and every decision (HELO, AUTH, MAIL, RCPT, end of
@@ -61,6 +61,9 @@ struct ServerOptions {
   std::optional<std::string> authenticated_user;
   bool chunking = true;
   bool dsn = true;
+  // RFC 8689: REQUIRETLS offered on TLS connections; MAIL FROM ... REQUIRETLS without TLS is
+  // refused with 530 5.7.10. The Session records it (MailParams::requiretls).
+  bool requiretls = true;
   // MAIL and RCPT take RFC 5321 paths only (SyntaxOptions::strict); off, also the liberal
   // forms cmail and Postfix accept by default: `RCPT TO:a@b`, `<test>`, comments, names.
   bool strict_envelopes = false;

@@ -88,6 +88,7 @@ struct MailParams {
   std::optional<std::string> ret;      // RFC 3461 4.3: "FULL" or "HDRS"
   std::optional<std::string> envid;    // RFC 3461 4.4, xtext decoded
   std::optional<std::string> auth;     // RFC 4954 5, xtext decoded ("<>" allowed)
+  bool requiretls = false;             // RFC 8689 3: REQUIRETLS, no value
   bool operator==(const MailParams&) const = default;
 };
 

@@ -39,7 +39,18 @@ struct QueueEntry {
   std::int64_t lease_until = 0;
   std::optional<std::string> dsn_ret, dsn_envid;
   DsnRecipient dsn;
+  TlsRequired tls_required = TlsRequired::Default;  // outbox.mail_requiretls (RFC 8689)
   std::int64_t size = 0;  // octets of mail_data
+};
+
+// An MTA-STS policy as a dispatcher cached it (table mta_sts; RFC 8461 5.1: policies outlive
+// restarts). The dispatcher parses `policy` again when it reads the row.
+struct StsPolicyRow {
+  std::string domain;  // lower case
+  std::string id;      // the id of the TXT record it was fetched under
+  std::string policy;  // the policy file as fetched
+  std::int64_t fetched = 0, expires = 0;  // Unix times
+  bool operator==(const StsPolicyRow&) const = default;
 };
 
 struct QueueFailure {
@@ -119,6 +130,11 @@ class CMAIL_EXPORT Queue {
   virtual Result<std::int64_t> retry_now(std::optional<std::int64_t> id) = 0;
   // Deletes an entry without delivering it. NotFound if absent.
   virtual Status remove(std::int64_t id) = 0;
+
+  // The MTA-STS cache (docs/tls-policy.md#mta-sts): a domain's row, and writing one (replacing
+  // the domain's row). Blocking; any thread.
+  virtual Result<std::optional<StsPolicyRow>> mta_sts_policy(std::string_view domain) = 0;
+  virtual Status save_mta_sts_policy(const StsPolicyRow& row) = 0;
 };
 
 }  // namespace cmail::store

@@ -73,6 +73,13 @@ struct DsnRecipient {
   std::optional<std::string> orcpt;   // "rfc822;addr" as given (xtext decoded)
 };
 
+// What the sender asked of TLS on the way (RFC 8689; outbox.mail_requiretls).
+enum class TlsRequired : int {
+  Default = 0,  // neither
+  Yes = 1,      // MAIL FROM ... REQUIRETLS (RFC 8689 4.1): verified TLS to a REQUIRETLS server, or a bounce
+  No = -1,      // the header field "TLS-Required: No" (RFC 8689 5): recipient TLS policies may be ignored
+};
+
 // One recipient handed to the queue (outbox row).
 struct QueuedRecipient {
   std::optional<std::string> remote;  // outbox.mail_remote: nullopt = deliver by MX lookup
@@ -92,6 +99,7 @@ struct Delivery {
   std::shared_ptr<const Spool> spool;
   std::optional<std::string> dsn_ret;        // RFC 3461 4.3: FULL or HDRS
   std::optional<std::string> dsn_envid;      // RFC 3461 4.4
+  TlsRequired tls_required = TlsRequired::Default;  // RFC 8689, queued rows only
   std::int64_t received_at = 0;              // Unix time; 0 = now
   std::vector<LocalCopy> local;
   std::vector<QueuedRecipient> queued;
