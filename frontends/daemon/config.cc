@@ -273,6 +273,10 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
         // Accepted for compatibility; ECDHE needs no DH parameters
         // (docs/compatibility.md#daemons-tls-options).
         if (Status s = need_value(); !s.ok()) return s;
+      } else if (key == "dmarc") {  // an extension: docs/auth.md#policy
+        if (value != "report" && value != "enforce")
+          return bad(name, l.number, "dmarc= must be report or enforce");
+        b.dmarc_enforce = value == "enforce";
       } else if (key == "tlsonly" && eq == std::string::npos) {
         b.tlsonly = true;
       } else if (key == "strict" && eq == std::string::npos) {
@@ -296,7 +300,7 @@ Result<Smtpd> parse_smtpd(std::string_view text, const std::string& name) {
         }
       } else {
         return bad(name, l.number, "unknown bind option '" + opt +
-                                       "' (valid: announce= size= cert= key= ciphers= dhparams= tlsonly strict auth[=...] timeout= maxperip= mindatarate=)");
+                                       "' (valid: announce= size= cert= key= ciphers= dhparams= tlsonly strict auth[=...] timeout= maxperip= mindatarate= dmarc=)");
       }
     }
     if (b.cert.empty() != b.key.empty() || (b.tlsonly && b.cert.empty()))

@@ -54,6 +54,10 @@ struct SmtpdListener {
   // DATA and each BDAT chunk as a whole: the data timeout plus a second per this many octets
   // (absent: the engine's 500; 0: the data timeout alone).
   std::optional<std::uint32_t> min_data_rate;
+  // dmarc=report|enforce (an extension): what this listener does with mail failing DMARC,
+  // whatever the auth_policy table says for the recipients' domains (docs/auth.md#policy);
+  // absent: the table decides.
+  std::optional<bool> dmarc_enforce;
   int line = 0;  // where it was defined, for messages
 };
 

@@ -42,6 +42,7 @@ Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, sto
     bo.budget = budget;
     bo.auth_guard = guard;
     bo.resolver = resolver;
+    bo.dmarc_enforce = l.dmarc_enforce;
     store::Store* st = &store;
     proto::Executor executor = rt.executor();
     auto logger = log;

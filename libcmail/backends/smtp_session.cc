@@ -458,14 +458,17 @@ void StoreSmtpSession::reset() {
   hold_.release();
 }
 
-// The recipients' domains' auth_policy rows: how many of `recipients_` are in domains that
-// enforce DMARC.
+// How many of `recipients_` are in domains that enforce DMARC: the listener's dmarc= when it
+// has one, else the recipients' domains' auth_policy rows.
 std::size_t StoreSmtpSession::enforcing(std::vector<bool>* which) {
   std::size_t n = 0;
   if (which) which->assign(recipients_.size(), false);
   for (std::size_t i = 0; i < recipients_.size(); ++i) {
-    auto p = lookups_->auth_policy(proto::ascii_lower(recipients_[i].path.domain));
-    if (p && *p == store::AuthPolicy::Enforce) {
+    const bool enforce = options_.dmarc_enforce ? *options_.dmarc_enforce : [&] {
+      auto p = lookups_->auth_policy(proto::ascii_lower(recipients_[i].path.domain));
+      return p && *p == store::AuthPolicy::Enforce;
+    }();
+    if (enforce) {
       ++n;
       if (which) (*which)[i] = true;
     }

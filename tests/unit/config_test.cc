@@ -46,6 +46,11 @@ database /etc/cmail/databases/master.db3
   REQUIRE(rate.has_value());
   CHECK(rate->listeners[0].min_data_rate == std::optional<std::uint32_t>(2000));
   CHECK(rate->listeners[1].min_data_rate == std::optional<std::uint32_t>(0));
+  auto dmarc = daemon::config::parse_smtpd("database /x\nbind ::1 0 dmarc=enforce\nbind ::1 0 dmarc=report\nbind ::1 0\n", "e");
+  REQUIRE(dmarc.has_value());
+  CHECK(dmarc->listeners[0].dmarc_enforce == std::optional<bool>(true));
+  CHECK(dmarc->listeners[1].dmarc_enforce == std::optional<bool>(false));
+  CHECK_FALSE(dmarc->listeners[2].dmarc_enforce.has_value());
   CHECK(ext->listeners[0].max_per_address == 200);
   CHECK(ext->listeners[0].port == 0);
   // No trailing user/group needed (docs/compatibility.md#config-the-errno-quirk).
@@ -90,6 +95,7 @@ TEST_CASE("config: every bad line is reported with file and line") {
       {"database /x\n", "f.conf: no 'bind' directive"},
       {"database /x\nbind * 25 timeout=0\n", "f.conf:2: timeout must be a positive number"},
       {"database /x\nbind * 25 mindatarate=fast\n", "f.conf:2: mindatarate must be a number of octets per second (0: none)"},
+      {"database /x\nbind * 25 dmarc=strict\n", "f.conf:2: dmarc= must be report or enforce"},
       {"database\n", "f.conf:1: 'database' needs an argument"},
       {"database /x\nresolver 127.0.0.1:0\nbind * 25\n", "f.conf:2: resolver '127.0.0.1:0' is not a name server"},
       {"database /x\nresolver ns.example.test\nbind * 25\n", "f.conf:2: resolver 'ns.example.test' is not a name server"},

@@ -555,6 +555,19 @@ TEST_CASE("smtp backend: DMARC failures: reported by default, refused or filed i
     CHECK(c.db()->query_text("SELECT folder_name FROM folders JOIN mailbox ON mail_folder = folder_id") == "Spam");
     CHECK(count(*c.db(), "SELECT COUNT(*) FROM folders WHERE folder_name = 'Junk'") == 0);
   }
+  SUBCASE("the listener's dmarc= wins over the table either way") {
+    dns.records["_dmarc.remote.test"] = "v=DMARC1; p=reject";
+    backends::SmtpBackendOptions bo = dns.options();
+    bo.dmarc_enforce = true;  // no auth_policy row: the listener enforces
+    Conversation c({}, bo);
+    std::string r = send_checked(c, dns, signed_from_remote(*key));
+    CHECK(r.find("550 5.7.1 ") != std::string::npos);
+    bo.dmarc_enforce = false;  // the table enforces, the listener only reports
+    Conversation d({}, bo);
+    REQUIRE(d.store->directory().set_auth_policy("*", store::AuthPolicy::Enforce).ok());
+    r = send_checked(d, dns, signed_from_remote(*key));
+    CHECK(r.find("250 2.0.0 OK queued as ") != std::string::npos);
+  }
   SUBCASE("pct=0: the policy is not applied") {
     dns.records["_dmarc.remote.test"] = "v=DMARC1; p=reject; pct=0";
     Conversation c({}, dns.options());

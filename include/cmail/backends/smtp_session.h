@@ -75,6 +75,9 @@ struct SmtpBackendOptions {
   // DKIM-sign mail that authenticated users submit, with the keys of its From domain (or the
   // nearest parent domain that has some) in the dkim_keys table (docs/auth.md#dkim-signing).
   bool dkim_signing = true;
+  // What this listener does with mail failing DMARC: true enforce, false report only, whatever
+  // the auth_policy table says; nullopt: the table decides per recipient domain.
+  std::optional<bool> dmarc_enforce;
 };
 
 class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
