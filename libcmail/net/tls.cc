@@ -102,7 +102,7 @@ int export_keys(void*, const unsigned char* master, const unsigned char*, std::s
   ExportTarget* t = t_export;
   if (!t) return 0;
   t->exporter->clear();
-  // RFC 9266 4.2: with TLS 1.2, tls-exporter only after the extended master secret (RFC 7627),
+  // RFC 9266 2: with TLS 1.2, tls-exporter only after the extended master secret (RFC 7627),
   // which binds the master secret to the whole handshake.
   if (!t->ssl->handshake || t->ssl->handshake->extended_ms != MBEDTLS_SSL_EXTENDED_MS_ENABLED) return 0;
   // RFC 5705 4: PRF(master_secret, label, client_random + server_random) without a context;

@@ -257,7 +257,7 @@ class ScramTest(unittest.TestCase):
             self.assertEqual(salt_in(client.server_first), salt)
             s.sendmail("alice@local.test", ["alice@local.test"], "Subject: scram\r\n\r\nsent after SCRAM\r\n")
         # A TLS session without the extended master secret (RFC 7627) has no tls-exporter to
-        # bind to (RFC 9266 4.2): no -PLUS.
+        # bind to (RFC 9266 2): no -PLUS.
         with smtplib.SMTP("127.0.0.1", self.d.smtp, timeout=30) as s:
             s.starttls(context=tls_context(ems=False))
             s.ehlo("client.test")

@@ -43,7 +43,7 @@ struct TlsInfo {
   int bits = 0;
   // The tls-exporter channel binding (RFC 9266 2): 32 octets exported with the label
   // "EXPORTER-Channel-Binding" and no context (RFC 5705). Empty when the connection cannot
-  // give one safely: TLS 1.2 without the extended master secret (RFC 9266 4.2, RFC 7627).
+  // give one safely: TLS 1.2 without the extended master secret (RFC 9266 2, RFC 7627).
   // For SCRAM-SHA-256-PLUS (cmail/proto/scram.h).
   std::string tls_exporter = {};
 };
