@@ -56,6 +56,12 @@ class HookedSmtpSession final : public smtp::Session {
 
   smtp::Verdict helo(const smtp::SessionInfo& i) override { return inner_.helo(i); }
   smtp::Verdict auth(const smtp::SessionInfo& i, const sasl::Credentials& c) override { return inner_.auth(i, c); }
+  smtp::Verdict scram_credentials(const smtp::SessionInfo& i, const std::string& user) override {
+    return inner_.scram_credentials(i, user);
+  }
+  smtp::Verdict scram_auth(const smtp::SessionInfo& i, const sasl::ScramResult& r) override {
+    return inner_.scram_auth(i, r);
+  }
   smtp::Verdict mail(const smtp::SessionInfo& i, const smtp::Path& from, const smtp::MailParams& p) override {
     smtp::Verdict v = inner_.mail(i, from, p);
     has_mail_ = v.accepted();

@@ -27,6 +27,7 @@ Result<std::vector<net::BoundListener>> add_imap_listeners(net::Runtime& rt, sto
     io.starttls_available = lo->tls && !l.tlsonly;
     io.tls_active = l.tlsonly;
     io.tls_required = l.tlsrequire;
+    io.scram.enabled = true;  // SCRAM-SHA-256[-PLUS] beside PLAIN and LOGIN (docs/scram.md)
     if (l.timeout) io.idle_timeout = std::chrono::seconds(l.timeout);  // else the engine's 30 minutes
     store::Store* st = &store;
     proto::Executor executor = rt.executor();

@@ -26,6 +26,7 @@ Result<std::vector<net::BoundListener>> add_pop3_listeners(net::Runtime& rt, sto
     po.starttls_available = lo->tls && !l.tlsonly;
     po.tls_active = l.tlsonly;
     po.tls_required = l.tlsrequire;
+    po.scram.enabled = true;  // SCRAM-SHA-256[-PLUS] beside PLAIN and LOGIN (docs/scram.md)
     if (l.timeout) po.idle_timeout = std::chrono::seconds(l.timeout);
     store::Store* st = &store;
     proto::Executor executor = rt.executor();

@@ -34,6 +34,7 @@ Result<std::vector<net::BoundListener>> add_smtp_listeners(net::Runtime& rt, sto
     so.require_auth = l.auth_strict;
     so.authenticated_user = l.fixed_user;
     so.strict_envelopes = l.strict;
+    so.scram.enabled = true;  // SCRAM-SHA-256[-PLUS] beside PLAIN and LOGIN (docs/scram.md)
     if (l.timeout) so.command_timeout = so.data_timeout = std::chrono::seconds(l.timeout);
     if (l.min_data_rate) so.min_data_rate = *l.min_data_rate;
     backends::SmtpBackendOptions bo;

@@ -179,10 +179,11 @@ struct LoginOutcome {
   std::string note;              // an error for the log (level 0)
 };
 
-// The blocking part of a log-in: password check and the imapd row (a worker thread).
-void blocking_login(store::Store& store, const sasl::Credentials& creds, LoginOutcome& out) {
-  // argon2id, or a legacy hash that is replaced after a good check (cmail/store/directory.h).
-  auto id = store.directory().authenticate(creds.authcid, creds.password);
+// The blocking part of a log-in: the check (the password's, or SCRAM's identity) and the
+// imapd row (a worker thread).
+void blocking_login(store::Store& store, const sasl::Credentials& creds,
+                    const std::function<Result<store::Identity>(store::Store&)>& check, LoginOutcome& out) {
+  auto id = check(store);
   if (!id) {
     if (id.error().is_not_found()) {
       out.bad_credentials = true;
@@ -218,29 +219,75 @@ void blocking_login(store::Store& store, const sasl::Credentials& creds, LoginOu
 }  // namespace
 
 Verdict StoreImapSession::login(const sasl::Credentials& creds) {
+  // argon2id, or a legacy hash that is replaced after a good check (cmail/store/directory.h).
+  return check_login(creds, false, [creds](store::Store& st) {
+    return st.directory().authenticate(creds.authcid, creds.password);
+  });
+}
+
+Verdict StoreImapSession::scram_credentials(const std::string& authcid) {
+  // The guard as for any log-in, before anything is looked up; a user without credentials gets
+  // the store's made-up ones (RFC 5802 5.1), so the answer does not tell who exists.
+  const AuthGuard::Admission a = admit_attempt(guard_.get(), "imap", peer_.address, authcid, logger_);
+  if (a.refused != AuthGuard::Refusal::None)
+    return Verdict::reject(RespCode::Unavailable, "Too many failed logins, try again later");  // RFC 9051 7.1
+  std::weak_ptr<StoreImapSession*> weak = alive_;
+  store::Store* store = &store_;
+  proto::Executor ex = executor_;
+  run_after(ex, a.wait, [weak, store, ex, authcid] {
+    ex.run_blocking([weak, store, ex, authcid] {
+      auto creds = store->directory().scram_credentials(authcid);
+      ex.post([weak, creds, authcid] {
+        auto alive = weak.lock();
+        if (!alive || !*alive || !(**alive).complete_) return;
+        StoreImapSession& self = **alive;
+        if (!creds) {
+          if (self.logger_) self.logger_(0, "IMAP login of " + authcid + ": " + creds.error().to_string());
+          return self.complete_(Verdict::failed(creds.error()));
+        }
+        self.complete_(Verdict::scram(*creds));
+      });
+    });
+  });
+  return Verdict::pending();
+}
+
+Verdict StoreImapSession::scram_login(const sasl::ScramResult& r) {
+  return check_login(sasl::Credentials{r.authzid, r.authcid, ""}, true, [r](store::Store& st) -> Result<store::Identity> {
+    if (!r.proved) return Status::not_found("authentication failed");  // RFC 5802 7: invalid-proof
+    return st.directory().scram_identity(r.authcid);
+  });
+}
+
+Verdict StoreImapSession::check_login(const sasl::Credentials& creds, bool admitted,
+                                      std::function<Result<store::Identity>(store::Store&)> check) {
   // The guard first (cmail/backends/auth_guard.h): an address or user refused is answered at
-  // once, without the password check; otherwise the check waits for the guard's delay.
+  // once, without the password check; otherwise the check waits for the guard's delay. SCRAM
+  // asked it before the lookup (`admitted`).
   std::shared_ptr<AuthGuard> guard = guard_;
   const std::string addr = peer_.address;
   const LogSink logger = logger_;
-  const AuthGuard::Admission a = admit_attempt(guard.get(), "imap", addr, creds.authcid, logger);
-  if (a.refused != AuthGuard::Refusal::None) {
-    // RFC 9051 7.1: UNAVAILABLE, a temporary failure (the password may be right: try later).
-    return Verdict::reject(RespCode::Unavailable, "Too many failed logins, try again later");
+  AuthGuard::Admission a;
+  if (!admitted) {
+    a = admit_attempt(guard.get(), "imap", addr, creds.authcid, logger);
+    if (a.refused != AuthGuard::Refusal::None) {
+      // RFC 9051 7.1: UNAVAILABLE, a temporary failure (the password may be right: try later).
+      return Verdict::reject(RespCode::Unavailable, "Too many failed logins, try again later");
+    }
   }
   // Proxy authorization is not offered: an authzid must name the user who logs in (RFC 4616 2).
   const bool proxy = !creds.authzid.empty() && creds.authzid != creds.authcid;
   std::weak_ptr<StoreImapSession*> weak = alive_;
   store::Store* store = &store_;
   proto::Executor ex = executor_;
-  run_after(ex, a.wait, [weak, store, ex, creds, proxy, guard, addr, logger] {
-    ex.run_blocking([weak, store, ex, creds, proxy, guard, addr, logger] {
+  run_after(ex, a.wait, [weak, store, ex, creds, proxy, guard, addr, logger, check = std::move(check)] {
+    ex.run_blocking([weak, store, ex, creds, proxy, guard, addr, logger, check] {
       auto out = std::make_shared<LoginOutcome>();
       if (proxy) {
         out->bad_credentials = true;
         out->verdict = Verdict::reject(RespCode::AuthenticationFailed, "Invalid user name or password");
       } else {
-        blocking_login(*store, creds, *out);
+        blocking_login(*store, creds, check, *out);
       }
       ex.post([weak, ex, out, proxy, guard, addr, logger, user = creds.authcid] {
         // Counted and logged even when the client has hung up meanwhile.

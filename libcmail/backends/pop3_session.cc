@@ -171,9 +171,11 @@ struct LoginOutcome {
   std::vector<std::pair<int, std::string>> notes;  // for the log (level, line), written on the loop thread
 };
 
-// The blocking part of a login: password check, lock, listing (a worker thread).
-void blocking_login(store::Store& store, const sasl::Credentials& creds, const std::string& owner, LoginOutcome& out) {
-  auto id = store.directory().authenticate(creds.authcid, creds.password);
+// The blocking part of a login: the check (the password's, or SCRAM's identity), lock, listing
+// (a worker thread).
+void blocking_login(store::Store& store, const sasl::Credentials& creds, const std::string& owner,
+                    const std::function<Result<store::Identity>(store::Store&)>& check, LoginOutcome& out) {
+  auto id = check(store);
   if (!id) {
     if (id.error().is_not_found()) {
       out.bad_credentials = true;
@@ -238,31 +240,76 @@ void blocking_login(store::Store& store, const sasl::Credentials& creds, const s
 }  // namespace
 
 Verdict StorePop3Session::login(const sasl::Credentials& creds) {
+  return check_login(creds, false, [creds](store::Store& st) {
+    return st.directory().authenticate(creds.authcid, creds.password);
+  });
+}
+
+Verdict StorePop3Session::scram_credentials(const std::string& authcid) {
+  // The guard as for any login, before anything is looked up; a user without credentials gets
+  // the store's made-up ones (RFC 5802 5.1), so the answer does not tell who exists.
+  const AuthGuard::Admission a = admit_attempt(guard_.get(), "pop3", peer_.address, authcid, logger_);
+  if (a.refused != AuthGuard::Refusal::None)
+    return Verdict::reject(RespCode::SysTemp, "Too many failed logins, try again later");  // RFC 3206 4
+  std::weak_ptr<StorePop3Session*> weak = alive_;
+  store::Store* store = &store_;
+  proto::Executor ex = executor_;
+  run_after(ex, a.wait, [weak, store, ex, authcid] {
+    ex.run_blocking([weak, store, ex, authcid] {
+      auto creds = store->directory().scram_credentials(authcid);
+      ex.post([weak, creds, authcid] {
+        auto alive = weak.lock();
+        if (!alive || !*alive || !(**alive).complete_) return;
+        StorePop3Session& self = **alive;
+        if (!creds) {
+          if (self.logger_) self.logger_(0, "POP3 login of " + authcid + ": " + creds.error().to_string());
+          return self.complete_(Verdict::failed(creds.error()));
+        }
+        self.complete_(Verdict::scram(*creds));
+      });
+    });
+  });
+  return Verdict::pending();
+}
+
+Verdict StorePop3Session::scram_login(const sasl::ScramResult& r) {
+  return check_login(sasl::Credentials{r.authzid, r.authcid, ""}, true, [r](store::Store& st) -> Result<store::Identity> {
+    if (!r.proved) return Status::not_found("authentication failed");  // RFC 5802 7: invalid-proof
+    return st.directory().scram_identity(r.authcid);
+  });
+}
+
+Verdict StorePop3Session::check_login(const sasl::Credentials& creds, bool admitted,
+                                      std::function<Result<store::Identity>(store::Store&)> check) {
   // The guard first (cmail/backends/auth_guard.h): an address or user refused is answered at
-  // once, without the password check; otherwise the check waits for the guard's delay.
+  // once, without the password check; otherwise the check waits for the guard's delay. SCRAM
+  // asked it before the lookup (`admitted`).
   std::shared_ptr<AuthGuard> guard = guard_;
   const std::string addr = peer_.address;
   const auto logger = logger_;
-  const AuthGuard::Admission a = admit_attempt(guard.get(), "pop3", addr, creds.authcid, logger);
-  if (a.refused != AuthGuard::Refusal::None) {
-    // RFC 3206 4: SYS/TEMP, a temporary problem (the password may be right: try later).
-    return Verdict::reject(RespCode::SysTemp, "Too many failed logins, try again later");
+  std::chrono::milliseconds wait{0};
+  if (!admitted) {
+    const AuthGuard::Admission a = admit_attempt(guard.get(), "pop3", addr, creds.authcid, logger);
+    if (a.refused != AuthGuard::Refusal::None) {
+      // RFC 3206 4: SYS/TEMP, a temporary problem (the password may be right: try later).
+      return Verdict::reject(RespCode::SysTemp, "Too many failed logins, try again later");
+    }
+    wait = a.wait;
   }
-  const std::chrono::milliseconds wait = a.wait;
   // Proxy authorization is not offered: an authzid must name the user who logs in (RFC 4616 2).
   const bool proxy = !creds.authzid.empty() && creds.authzid != creds.authcid;
   std::weak_ptr<StorePop3Session*> weak = alive_;
   store::Store* store = &store_;
   proto::Executor ex = executor_;
   std::string owner = owner_;
-  run_after(ex, wait, [weak, store, ex, creds, owner, proxy, guard, addr, logger] {
-    ex.run_blocking([weak, store, ex, creds, owner, proxy, guard, addr, logger] {
+  run_after(ex, wait, [weak, store, ex, creds, owner, proxy, guard, addr, logger, check = std::move(check)] {
+    ex.run_blocking([weak, store, ex, creds, owner, proxy, guard, addr, logger, check] {
       auto out = std::make_shared<LoginOutcome>();
       if (proxy) {
         out->bad_credentials = true;
         out->verdict = Verdict::reject(RespCode::Auth, "Invalid user name or password");
       } else {
-        blocking_login(*store, creds, owner, *out);
+        blocking_login(*store, creds, owner, check, *out);
       }
       ex.post([weak, store, ex, owner, out, proxy, guard, addr, logger, user = creds.authcid] {
         // Counted and logged even when the client has hung up meanwhile.

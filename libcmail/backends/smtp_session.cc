@@ -42,27 +42,72 @@ void StoreSmtpSession::log(std::string_view line) {
 }
 
 Verdict StoreSmtpSession::auth(const smtp::SessionInfo&, const sasl::Credentials& creds) {
+  return check_auth(creds, false, [creds](store::Store& st) {
+    return st.directory().authenticate(creds.authcid, creds.password);
+  });
+}
+
+Verdict StoreSmtpSession::scram_credentials(const smtp::SessionInfo&, const std::string& authcid) {
+  // The guard as for any AUTH, before anything is looked up; a user without credentials gets
+  // the store's made-up ones (RFC 5802 5.1), so the answer does not tell who exists.
+  std::shared_ptr<AuthGuard> guard = options_.auth_guard;
+  const AuthGuard::Admission a = admit_attempt(guard.get(), "smtp", peer_.address, authcid, logger_);
+  if (a.refused != AuthGuard::Refusal::None)
+    return Verdict::reject(smtp::reply(454, {4, 7, 0}, "Too many failed authentications, try again later"));
+  std::weak_ptr<StoreSmtpSession*> weak = alive_;
+  store::Store* store = &store_;
+  proto::Executor ex = executor_;
+  const auto logger = logger_;
+  const std::string addr = peer_.address;
+  run_after(ex, a.wait, [weak, store, ex, authcid, logger, addr] {
+    ex.run_blocking([weak, store, ex, authcid, logger, addr] {
+      auto creds = store->directory().scram_credentials(authcid);
+      ex.post([weak, creds, logger, addr, authcid] {
+        auto alive = weak.lock();
+        if (!alive || !*alive || !(**alive).complete_) return;
+        if (!creds) {
+          if (logger) logger(0, auth_log("auth error", "smtp", addr, authcid).add("error", creds.error().to_string()).str());
+          return (**alive).complete_(Verdict::reject(smtp::reply(454, {4, 7, 0}, "Temporary authentication failure")));
+        }
+        (**alive).complete_(Verdict::scram(*creds));
+      });
+    });
+  });
+  return Verdict::pending();
+}
+
+Verdict StoreSmtpSession::scram_auth(const smtp::SessionInfo&, const sasl::ScramResult& r) {
+  return check_auth(sasl::Credentials{r.authzid, r.authcid, ""}, true, [r](store::Store& st) -> Result<store::Identity> {
+    if (!r.proved) return Status::not_found("authentication failed");  // RFC 5802 7: invalid-proof
+    return st.directory().scram_identity(r.authcid);
+  });
+}
+
+Verdict StoreSmtpSession::check_auth(const sasl::Credentials& creds, bool admitted,
+                                     std::function<Result<store::Identity>(store::Store&)> check) {
   // The guard first (cmail/backends/auth_guard.h): an address or user refused is answered at
   // once, without the password check; otherwise the check waits for the guard's delay.
   std::shared_ptr<AuthGuard> guard = options_.auth_guard;
   const std::string addr = peer_.address;
   const auto logger = logger_;
-  const AuthGuard::Admission a = admit_attempt(guard.get(), "smtp", addr, creds.authcid, logger);
-  if (a.refused != AuthGuard::Refusal::None) {
-    // RFC 4954 6: 454 4.7.0, a temporary authentication failure.
-    return Verdict::reject(smtp::reply(454, {4, 7, 0}, "Too many failed authentications, try again later"));
+  std::chrono::milliseconds wait{0};
+  if (!admitted) {
+    const AuthGuard::Admission a = admit_attempt(guard.get(), "smtp", addr, creds.authcid, logger);
+    if (a.refused != AuthGuard::Refusal::None) {
+      // RFC 4954 6: 454 4.7.0, a temporary authentication failure.
+      return Verdict::reject(smtp::reply(454, {4, 7, 0}, "Too many failed authentications, try again later"));
+    }
+    wait = a.wait;
   }
-  const std::chrono::milliseconds wait = a.wait;
   // Proxy authorization is not offered: an authzid must name the user who logs in (RFC 4616 2).
   const bool proxy = !creds.authzid.empty() && creds.authzid != creds.authcid;
   std::weak_ptr<StoreSmtpSession*> weak = alive_;
   store::Store* store = &store_;
   proto::Executor ex = executor_;
-  run_after(ex, wait, [weak, store, ex, creds, proxy, guard, addr, logger] {
-    ex.run_blocking([weak, store, ex, creds, proxy, guard, addr, logger] {
-      Result<store::Identity> id = proxy ? Result<store::Identity>(Status::not_found("authzid differs"))
-                                         : store->directory().authenticate(creds.authcid, creds.password);
-      ex.post([weak, ex, id, proxy, guard, addr, logger, user = creds.authcid] {
+  run_after(ex, wait, [weak, store, ex, user = creds.authcid, check = std::move(check), proxy, guard, addr, logger] {
+    ex.run_blocking([weak, store, ex, user, check, proxy, guard, addr, logger] {
+      Result<store::Identity> id = proxy ? Result<store::Identity>(Status::not_found("authzid differs")) : check(*store);
+      ex.post([weak, ex, id, proxy, guard, addr, logger, user] {
         auto answer = [weak](Verdict v) {
           auto alive = weak.lock();
           if (alive && *alive && (**alive).complete_) (**alive).complete_(std::move(v));

@@ -206,7 +206,7 @@ std::string Server::capabilities() const {
   if (state_ == State::NotAuthenticated) {
     if (options_.starttls_available && !tls_) c += " STARTTLS";
     if (login_allowed()) {
-      for (auto m : sasl::all_mechanisms()) {
+      for (auto m : sasl_.offered()) {
         c += " AUTH=";
         c += sasl::mechanism_name(m);
       }
@@ -244,8 +244,9 @@ void Server::receive_eof() {
 
 void Server::timed_out() { bye_and_close("Autologout; idle for too long"); }  // RFC 9051 5.4
 
-void Server::tls_established(const TlsInfo&) {
+void Server::tls_established(const TlsInfo& info) {
   tls_ = true;
+  sasl_.set_channel_binding(info.tls_exporter);  // RFC 9266: SCRAM-SHA-256-PLUS from now on
   if (!finish_tls()) return;  // implicit TLS: nothing to forget
   // RFC 9051 6.2.1: the client discards what it knew of the server; nothing received before
   // the handshake is parsed (the conversation dropped it), and STARTTLS is not offered again.
@@ -511,8 +512,12 @@ void Server::sasl_step(const sasl::ServerAuth::Step& step) {
   if (auto* c = std::get_if<A::Challenge>(&step)) {
     write(c->line);
     input_ = Input::Sasl;
+  } else if (auto* l = std::get_if<A::ScramLookup>(&step)) {  // RFC 5802 5: the user's salt and keys
+    ask(Decision::ScramLookup, tag, "", session_.scram_credentials(l->authcid));
   } else if (auto* d = std::get_if<A::Done>(&step)) {
     start_login(tag, d->credentials);
+  } else if (auto* c = std::get_if<A::ScramChecked>(&step)) {
+    ask(Decision::Login, tag, "", session_.scram_login(c->result));
   } else if (std::holds_alternative<A::Cancelled>(step)) {
     bad(tag, "Authentication cancelled");  // RFC 9051 6.2.2: BAD
   } else if (std::holds_alternative<A::UnknownMechanism>(step)) {
@@ -549,8 +554,12 @@ void Server::ask(Decision d, const std::string& tag, std::string done_text, Verd
 void Server::apply(Verdict v) {
   if (v.kind() == Verdict::Kind::Pending) return;
   const Decision d = awaiting_.end();
-  if (d != Decision::Login && d != Decision::List && d != Decision::ListStatus && d != Decision::Status &&
-      d != Decision::Change)
+  if (d == Decision::ScramLookup) {
+    if (v.accepted()) return sasl_step(sasl_.scram_credentials(v.scram_credentials()));
+    sasl_.reset();  // refused before the exchange went on: as a refused log-in
+  }
+  if (d != Decision::Login && d != Decision::ScramLookup && d != Decision::List && d != Decision::ListStatus &&
+      d != Decision::Status && d != Decision::Change)
     return apply_selected(d, std::move(v));
   if (d == Decision::ListStatus) {
     list_status(v);
@@ -560,7 +569,7 @@ void Server::apply(Verdict v) {
     send_list(v.take_mailboxes());
     return list_continue();
   }
-  if (d != Decision::Login) {
+  if (d != Decision::Login && d != Decision::ScramLookup) {
     const std::string tag = std::move(pending_tag_);
     if (!v.accepted()) return refused(tag, v);
     if (d == Decision::Status) send_status(v.counts());

@@ -11,6 +11,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ciphersuites.h>
+#include <mbedtls/ssl_internal.h>  // the handshake's extended_ms, for the tls-exporter
 #include <mbedtls/x509_crt.h>
 #include <sys/stat.h>
 
@@ -85,6 +86,36 @@ struct Rng {
   }
 };
 
+// The tls-exporter channel binding (RFC 9266) of the handshake running on this thread.
+// mbedTLS 2.28 has no exporter API and calls its key export callback with the configuration's
+// argument, not the connection's: TlsFilter::step() says which connection is handshaking (the
+// callback runs inside mbedtls_ssl_handshake, on the same thread).
+struct ExportTarget {
+  const mbedtls_ssl_context* ssl;
+  std::string* exporter;
+};
+thread_local ExportTarget* t_export = nullptr;
+
+int export_keys(void*, const unsigned char* master, const unsigned char*, std::size_t, std::size_t, std::size_t,
+                const unsigned char client_random[32], const unsigned char server_random[32],
+                mbedtls_tls_prf_types prf) {
+  ExportTarget* t = t_export;
+  if (!t) return 0;
+  t->exporter->clear();
+  // RFC 9266 2: with TLS 1.2, tls-exporter only after the extended master secret (RFC 7627),
+  // which binds the master secret to the whole handshake.
+  if (!t->ssl->handshake || t->ssl->handshake->extended_ms != MBEDTLS_SSL_EXTENDED_MS_ENABLED) return 0;
+  // RFC 5705 4: PRF(master_secret, label, client_random + server_random) without a context;
+  // RFC 9266 2: the label "EXPORTER-Channel-Binding", 32 octets.
+  unsigned char seed[64];
+  std::memcpy(seed, client_random, 32);
+  std::memcpy(seed + 32, server_random, 32);
+  unsigned char out[32];
+  if (mbedtls_ssl_tls_prf(prf, master, 48, "EXPORTER-Channel-Binding", seed, sizeof seed, out, sizeof out) == 0)
+    t->exporter->assign(reinterpret_cast<const char*>(out), sizeof out);
+  return 0;
+}
+
 }  // namespace
 
 struct TlsServerContext::Impl {
@@ -125,6 +156,7 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::load(const TlsServer
   mbedtls_ssl_conf_min_version(&i.conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);  // TLS 1.2+
   mbedtls_ssl_conf_ciphersuites(&i.conf, kCiphersuites);
   mbedtls_ssl_conf_renegotiation(&i.conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+  mbedtls_ssl_conf_export_keys_ext_cb(&i.conf, export_keys, nullptr);  // the tls-exporter (RFC 9266)
   if (int rc = mbedtls_ssl_conf_own_cert(&i.conf, &i.cert, &i.key); rc != 0)
     return Status::invalid_argument("certificate " + o.cert_file + " does not match key " + o.key_file + ": " +
                                     mbed_error(rc));
@@ -172,6 +204,7 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::load(const TlsClient
   mbedtls_ssl_conf_rng(&i.conf, Rng::random, &i.rng);
   mbedtls_ssl_conf_min_version(&i.conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
   mbedtls_ssl_conf_renegotiation(&i.conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+  mbedtls_ssl_conf_export_keys_ext_cb(&i.conf, export_keys, nullptr);  // the tls-exporter (RFC 9266)
   if (!o.tlsa.empty()) {
     // DANE (RFC 7672 3): the callback TlsFilter::client sets decides; OPTIONAL so that
     // mbedTLS neither wants a CA chain nor fails on PKIX's flags, which the callback clears.
@@ -198,6 +231,7 @@ struct TlsFilter::Impl {
   const TlsClientOptions* dane = nullptr;
   std::string host;
   std::string verified, dane_error;
+  std::string exporter;  // the tls-exporter, once the keys are derived (RFC 9266)
   Impl() { mbedtls_ssl_init(&ssl); }
   ~Impl() { mbedtls_ssl_free(&ssl); }
   static int send(void* self, const unsigned char* buf, std::size_t len) {
@@ -339,7 +373,10 @@ std::unique_ptr<TlsFilter> TlsFilter::client(std::shared_ptr<TlsClientContext> c
 
 bool TlsFilter::step() {
   if (done_ || failed_) return !failed_;
+  ExportTarget target{&impl_->ssl, &impl_->exporter};
+  t_export = &target;
   int rc = mbedtls_ssl_handshake(&impl_->ssl);
+  t_export = nullptr;
   if (rc == 0 && impl_->dane && impl_->verified.empty()) {
     failed_ = true;  // never without the check (a chain mbedTLS could not walk)
     error_ = "DANE: the certificate of " + impl_->host + " was not checked";
@@ -418,6 +455,7 @@ proto::TlsInfo TlsFilter::info() const {
       i.verify_error = why.empty() ? "certificate not verified" : why;
     }
   }
+  if (done_) i.tls_exporter = impl_->exporter;
   return i;
 }
 

@@ -233,8 +233,9 @@ void Server::timed_out() {
   close_with(RespCode::None, "Autologout: idle for too long, closing connection");
 }
 
-void Server::tls_established(const TlsInfo&) {
+void Server::tls_established(const TlsInfo& info) {
   tls_ = true;
+  sasl_.set_channel_binding(info.tls_exporter);  // RFC 9266: SCRAM-SHA-256-PLUS from now on
   if (!finish_tls()) return;  // implicit TLS: nothing to forget
   // RFC 2595 4: after the handshake the server discards what it learned from the client,
   // including a USER given before STLS (docs/compatibility.md#pop3-stls).
@@ -277,7 +278,7 @@ std::string Server::capabilities() const {
     if (options_.starttls_available && !tls_) c += "STLS\r\n";  // RFC 2595 4
     if (login_allowed()) {
       c += "USER\r\n";                                  // RFC 2449 6.8
-      c += "SASL " + sasl::mechanism_names() + "\r\n";  // RFC 5034 5
+      c += "SASL " + sasl_.offered_names() + "\r\n";  // RFC 5034 5
     }
   }
   c += "IMPLEMENTATION " + options_.implementation + "\r\n.\r\n";  // RFC 2449 6.9
@@ -349,7 +350,7 @@ void Server::cmd_auth(std::string_view arg) {  // RFC 5034 4
   if (!login_allowed()) return error("Log in only after STLS: this server requires TLS", RespCode::Auth);
   if (arg.empty()) {
     // AUTH without a mechanism lists them (RFC 1734's form, which clients still probe).
-    return write("+OK SASL mechanisms follow\r\n" + sasl::mechanism_names("\r\n") + "\r\n.\r\n");
+    return write("+OK SASL mechanisms follow\r\n" + sasl_.offered_names("\r\n") + "\r\n.\r\n");
   }
   sasl_step(sasl_.start(arg));
 }
@@ -432,8 +433,17 @@ void Server::sasl_step(const sasl::ServerAuth::Step& step) {
     state_ = State::Sasl;
     return write(c->line);  // RFC 5034 4: "+" SP challenge
   }
+  if (auto* l = std::get_if<A::ScramLookup>(&step)) {  // RFC 5802 5: the user's salt and keys
+    state_ = State::Sasl;
+    awaiting_.begin(Decision::ScramLookup);
+    return apply(session_.scram_credentials(l->authcid));
+  }
   state_ = State::Authorization;
   if (auto* d = std::get_if<A::Done>(&step)) return start_login(d->credentials);
+  if (auto* c = std::get_if<A::ScramChecked>(&step)) {
+    awaiting_.begin(Decision::Login);
+    return apply(session_.scram_login(c->result));
+  }
   // RFC 5034 4: the client cancels; the server answers -ERR.
   if (std::holds_alternative<A::Cancelled>(step)) return err(RespCode::None, "Authentication canceled");
   if (std::holds_alternative<A::UnknownMechanism>(step)) return error("Unrecognized authentication mechanism");
@@ -462,6 +472,10 @@ void Server::apply(Verdict v) {
     }
   };
   switch (what) {
+    case Decision::ScramLookup:
+      if (accepted) return sasl_step(sasl_.scram_credentials(v.scram_credentials()));
+      sasl_.reset();  // refused before the exchange went on: as a refused login
+      [[fallthrough]];
     case Decision::Login:
       if (accepted && !v.identity().empty()) {
         user_ = v.identity();  // who the Session says logged in, never taken from reply text

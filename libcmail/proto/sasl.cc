@@ -1,5 +1,7 @@
-// SASL PLAIN and LOGIN.
+// SASL PLAIN and LOGIN, and the framing of every mechanism (SCRAM's exchanges: scram.cc).
 #include <cmail/proto/sasl.h>
+
+#include <algorithm>
 
 namespace cmail::sasl {
 
@@ -18,10 +20,20 @@ bool iequals(std::string_view a, std::string_view b) {
 std::optional<Mechanism> parse_mechanism(std::string_view name) {
   if (iequals(name, "PLAIN")) return Mechanism::Plain;
   if (iequals(name, "LOGIN")) return Mechanism::Login;
+  if (iequals(name, "SCRAM-SHA-256")) return Mechanism::ScramSha256;  // RFC 7677 3
+  if (iequals(name, "SCRAM-SHA-256-PLUS")) return Mechanism::ScramSha256Plus;
   return std::nullopt;
 }
 
-std::string_view mechanism_name(Mechanism m) { return m == Mechanism::Plain ? "PLAIN" : "LOGIN"; }
+std::string_view mechanism_name(Mechanism m) {
+  switch (m) {
+    case Mechanism::Plain: return "PLAIN";
+    case Mechanism::Login: return "LOGIN";
+    case Mechanism::ScramSha256: return "SCRAM-SHA-256";
+    case Mechanism::ScramSha256Plus: return "SCRAM-SHA-256-PLUS";
+  }
+  return "";
+}
 
 const std::vector<Mechanism>& all_mechanisms() {
   static const std::vector<Mechanism> kAll{Mechanism::Plain, Mechanism::Login};
@@ -82,8 +94,27 @@ std::string mechanism_names(std::string_view sep) {
   return names;
 }
 
+std::vector<Mechanism> ServerAuth::offered() const {
+  std::vector<Mechanism> m = all_mechanisms();
+  if (scram_options_.enabled) {
+    m.push_back(Mechanism::ScramSha256);
+    // RFC 9266, RFC 5802 6: -PLUS only where we can bind to the channel.
+    if (!tls_exporter_.empty()) m.push_back(Mechanism::ScramSha256Plus);
+  }
+  return m;
+}
+
+std::string ServerAuth::offered_names(std::string_view sep) const {
+  std::string names;
+  for (auto m : offered()) {
+    if (!names.empty()) names += sep;
+    names += mechanism_name(m);
+  }
+  return names;
+}
+
 ServerAuth::Step ServerAuth::start(std::string_view argument) {
-  exchange_.reset();
+  reset();
   // RFC 4954 4, RFC 5034 4: the initial response is optional, and an empty one is sent as "=".
   // So white space at the end ("AUTH PLAIN ") is no response at all: dropped, as cmail and
   // Postfix do (docs/compatibility.md#users-sasl-trailing-white-space).
@@ -91,6 +122,8 @@ ServerAuth::Step ServerAuth::start(std::string_view argument) {
   std::size_t sp = argument.find(' ');
   auto mech = parse_mechanism(argument.substr(0, sp));
   if (!mech) return UnknownMechanism{};
+  const auto offers = offered();
+  if (std::find(offers.begin(), offers.end(), *mech) == offers.end()) return UnknownMechanism{};
   std::optional<std::string> initial;
   if (sp != std::string_view::npos) {
     std::string_view ir = argument.substr(sp + 1);
@@ -102,22 +135,42 @@ ServerAuth::Step ServerAuth::start(std::string_view argument) {
       if (!initial) return BadBase64{};
     }
   }
+  const auto ir = initial ? std::optional<std::string_view>(*initial) : std::nullopt;
+  if (*mech == Mechanism::ScramSha256 || *mech == Mechanism::ScramSha256Plus) {
+    scram_.emplace(*mech == Mechanism::ScramSha256Plus, tls_exporter_, scram_options_);
+    return next(scram_->start(ir));
+  }
   exchange_.emplace(*mech);
-  return next(exchange_->start(initial ? std::optional<std::string_view>(*initial) : std::nullopt));
+  return next(exchange_->start(ir));
 }
 
 ServerAuth::Step ServerAuth::respond(std::string_view line) {
-  if (!exchange_) return Failed{"no exchange in progress"};
+  if (!active()) return Failed{"no exchange in progress"};
   if (line == "*") {  // the client cancels (RFC 4954 4, RFC 5034 4, RFC 9051 6.2.2)
-    exchange_.reset();
+    reset();
     return Cancelled{};
   }
   auto decoded = base64_decode(line);
   if (!decoded) {
-    exchange_.reset();
+    reset();
     return BadBase64{};
   }
+  if (scram_) return next(scram_->step(*decoded));
   return next(exchange_->step(*decoded));
+}
+
+ServerAuth::Step ServerAuth::scram_credentials(const ScramCredentials* stored) {
+  if (!scram_) return Failed{"no exchange in progress"};
+  return next(scram_->credentials(stored));
+}
+
+ServerAuth::Step ServerAuth::next(const ScramServer::Step& step) {
+  if (auto* c = std::get_if<ScramServer::Challenge>(&step))
+    return Challenge{continuation_ + base64_encode(c->data) + "\r\n"};
+  if (auto* n = std::get_if<ScramServer::NeedCredentials>(&step)) return ScramLookup{n->authzid, n->authcid};
+  scram_.reset();
+  if (auto* f = std::get_if<ScramServer::Failed>(&step)) return Failed{f->reason};
+  return ScramChecked{std::get<ScramServer::Checked>(step).result};
 }
 
 ServerAuth::Step ServerAuth::next(const ServerExchange::Step& step) {
@@ -128,12 +181,25 @@ ServerAuth::Step ServerAuth::next(const ServerExchange::Step& step) {
   return Done{std::get<ServerExchange::Done>(step).credentials};
 }
 
+ClientExchange::ClientExchange(Mechanism m, Credentials credentials, std::string tls_exporter)
+    : mech_(m), creds_(std::move(credentials)) {
+  if (m == Mechanism::ScramSha256 || m == Mechanism::ScramSha256Plus)
+    scram_.emplace(creds_.authzid, creds_.authcid, creds_.password,
+                   m == Mechanism::ScramSha256Plus ? std::move(tls_exporter) : std::string());
+}
+
 std::optional<std::string> ClientExchange::initial_response() const {
   if (mech_ == Mechanism::Plain) return plain_message(creds_.authzid, creds_.authcid, creds_.password);
+  if (scram_) return scram_->initial_response();  // RFC 5802 5: the client speaks first
   return std::nullopt;
 }
 
-std::string ClientExchange::respond(std::string_view) {
+std::string ClientExchange::respond(std::string_view challenge) {
+  if (scram_) {
+    // A server that sent an empty challenge first (no initial response) gets client-first.
+    if (round_++ == 0 && challenge.empty()) return scram_->initial_response();
+    return scram_->respond(challenge);
+  }
   // LOGIN asks for the user name, then the password; what its challenges say varies
   // ("Username:", "User Name"), so the order decides (draft-murchison-sasl-login 2).
   if (mech_ == Mechanism::Plain) return plain_message(creds_.authzid, creds_.authcid, creds_.password);

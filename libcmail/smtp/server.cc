@@ -62,7 +62,8 @@ std::string SessionInfo::protocol() const {
 Server::Server(const ServerOptions& options, Session& session)
     : Conversation(proto::LineEnd::CrLfOrLf, options.max_buffered_input),
       options_(options),
-      session_(session) {
+      session_(session),
+      sasl_("334 ", options.scram) {
   info_.tls = options_.tls_active;
   info_.user = options_.authenticated_user;
   // RFC 5321 4.3.1 / 3.1: the greeting.
@@ -147,6 +148,7 @@ void Server::timed_out() {
 void Server::tls_established(const TlsInfo& tls) {
   info_.tls = true;
   info_.tls_info = tls;
+  sasl_.set_channel_binding(tls.tls_exporter);  // RFC 9266: SCRAM-SHA-256-PLUS from now on
   if (!finish_tls()) return;  // implicit TLS: nothing to forget
   // RFC 3207 4.2: discard all knowledge obtained from the client; it must EHLO again.
   end_transaction();
@@ -309,7 +311,7 @@ void Server::ehlo_reply(bool extended) {
   if (options_.starttls_available && !info_.tls) lines[n++] = "STARTTLS";  // RFC 3207
   if (options_.requiretls && info_.tls) lines[n++] = "REQUIRETLS";  // RFC 8689 3: offered only inside TLS
   if (options_.auth_enabled && (info_.tls || !options_.auth_requires_tls)) {
-    auth = "AUTH " + sasl::mechanism_names();  // RFC 4954
+    auth = "AUTH " + sasl_.offered_names();  // RFC 4954
     lines[n++] = auth;
   }
   for (std::size_t i = 0; i < n; ++i) {
@@ -384,10 +386,19 @@ void Server::auth_step(const sasl::ServerAuth::Step& step) {
     state_ = State::Auth;
     return write(c->line);  // RFC 4954 4: 334 SP challenge
   }
+  if (auto* l = std::get_if<A::ScramLookup>(&step)) {  // RFC 5802 5: the user's salt and keys
+    state_ = State::Auth;
+    awaiting_.begin(Decision::ScramLookup);
+    return apply(session_.scram_credentials(info_, l->authcid));
+  }
   state_ = State::Ready;
   if (auto* d = std::get_if<A::Done>(&step)) {
     awaiting_.begin(Decision::Auth);
     return apply(session_.auth(info_, d->credentials));
+  }
+  if (auto* c = std::get_if<A::ScramChecked>(&step)) {
+    awaiting_.begin(Decision::Auth);
+    return apply(session_.scram_auth(info_, c->result));
   }
   if (std::holds_alternative<A::Cancelled>(step)) return error(501, {5, 0, 0}, "Authentication cancelled");
   if (std::holds_alternative<A::UnknownMechanism>(step)) return error(504, {5, 5, 4}, "Unrecognized authentication type");
@@ -504,6 +515,11 @@ void Server::apply(const Verdict& v) {
         refuse(true);
       }
       return;
+    case Decision::ScramLookup:
+      if (ok) return auth_step(sasl_.scram_credentials(v.scram_credentials()));
+      sasl_.reset();  // refused before the exchange went on: as a refused AUTH
+      state_ = State::Ready;
+      [[fallthrough]];
     case Decision::Auth:
       if (ok && v.identity() && !v.identity()->empty()) {
         info_.user = *v.identity();  // the identity the Session vouches for, never reply text

@@ -2,9 +2,12 @@
 // tables (docs/compatibility.md#database-tables).
 #include "store_impl.h"
 
+#include <cmail/base64.h>
+#include <cmail/crypto/crypto.h>
 #include <cmail/store/password.h>
 
 #include <algorithm>
+#include <mutex>
 
 namespace cmail::store {
 
@@ -62,6 +65,33 @@ Address read_address(const Stmt& s) {
 
 constexpr const char* kAddressColumns = "address_order, address_expression, address_router, address_route";
 
+constexpr std::size_t kScramSaltOctets = 16;
+
+// A password's SCRAM credentials with a new salt; nullopt when SASLprep cannot prepare it
+// (docs/scram.md#saslprep) or no salt could be made.
+std::optional<sasl::ScramCredentials> new_scram(std::string_view password) {
+  auto salt = crypto::random_bytes(kScramSaltOctets);
+  if (!salt) return std::nullopt;
+  return sasl::scram_derive(password, *salt, sasl::kScramIterations);  // ~5 ms: off the writer
+}
+
+// Inserts (or replaces) the user's row; with `only_if_authdata`, only while user_authdata still
+// holds that value (the password the credentials were made from is still the user's).
+void store_scram(Connection& c, const std::string& user, const sasl::ScramCredentials& s,
+                 const std::optional<std::string>& only_if_authdata = std::nullopt) {
+  c.prepare(
+       "INSERT OR REPLACE INTO scram (scram_user, scram_salt, scram_iterations, scram_stored_key, scram_server_key) "
+       "SELECT ?1, ?2, ?3, ?4, ?5 WHERE ?6 IS NULL OR EXISTS "
+       "(SELECT 1 FROM users WHERE user_name = ?1 AND user_authdata = ?6)")
+      .bind(1, user)
+      .bind(2, base64_encode(s.salt))
+      .bind(3, static_cast<std::int64_t>(s.iterations))
+      .bind(4, base64_encode(s.stored_key))
+      .bind(5, base64_encode(s.server_key))
+      .bind(6, only_if_authdata)
+      .run();
+}
+
 class DirectoryImpl final : public Directory {
  public:
   explicit DirectoryImpl(Store::Impl& impl) : impl_(impl) {}
@@ -106,18 +136,29 @@ class DirectoryImpl final : public Directory {
     const User& found = **u;
     if (password_needs_rehash(*found.authdata)) {
       // Replace a legacy (or weaker) hash now that the password is known, unless someone
-      // changed it meanwhile. A failure here does not fail the login.
+      // changed it meanwhile, and make the SCRAM credentials with it (the trigger deleted any).
+      // A failure here does not fail the login.
       auto fresh = hash_password(password);
       if (fresh) {
         std::string old = *found.authdata, name = found.name, value = *fresh;
+        auto scram = new_scram(password);
         impl_.write([&](Connection& c) {
-               c.prepare("UPDATE users SET user_authdata = ?1 WHERE user_name = ?2 AND user_authdata = ?3")
-                   .bind(1, value)
-                   .bind(2, name)
-                   .bind(3, old)
-                   .run();
+               const bool replaced =
+                   c.prepare("UPDATE users SET user_authdata = ?1 WHERE user_name = ?2 AND user_authdata = ?3")
+                       .bind(1, value)
+                       .bind(2, name)
+                       .bind(3, old)
+                       .run() == 1;
+               if (replaced && scram) store_scram(c, name, *scram);
              })
             .ok();
+      }
+    } else if (!has_scram(found.name)) {
+      // A user from before SCRAM (or whose credentials a change of user_authdata removed while
+      // the password stayed): make them now that the password is known, if it is still the one.
+      if (auto scram = new_scram(password)) {
+        std::string name = found.name, authdata = *found.authdata;
+        impl_.write([&](Connection& c) { store_scram(c, name, *scram, authdata); }).ok();
       }
     }
     // One alias level (docs/compatibility.md#users-aliases).
@@ -128,17 +169,61 @@ class DirectoryImpl final : public Directory {
     if (Status v = validate_user_name(name); !v.ok()) return v;
     auto authdata = hashed(password);
     if (!authdata) return authdata.error();
+    auto scram = *authdata ? new_scram(*password) : std::nullopt;
     std::string n(name);
     return impl_.write([&](Connection& c) {
       if (user_exists(c, n)) throw SqlError{Status::already_exists("user '" + n + "' already exists")};
       c.prepare("INSERT INTO users (user_name, user_authdata) VALUES (?1, ?2)").bind(1, n).bind(2, *authdata).run();
+      if (scram) store_scram(c, n, *scram);
     });
   }
 
   Status set_password(std::string_view name, std::optional<std::string_view> password) override {
     auto authdata = hashed(password);
     if (!authdata) return authdata.error();
-    return set_authdata(name, *authdata ? std::optional<std::string_view>(**authdata) : std::nullopt);
+    auto scram = *authdata ? new_scram(*password) : std::nullopt;
+    std::string n(name);
+    return impl_.write([&](Connection& c) {
+      // The trigger scram_password_changed deletes the old credentials; the new ones follow.
+      if (c.prepare("UPDATE users SET user_authdata = ?2 WHERE user_name = ?1").bind(1, n).bind(2, *authdata).run() == 0)
+        throw SqlError{Status::not_found("no such user '" + n + "'")};
+      if (scram) store_scram(c, n, *scram);
+    });
+  }
+
+  Result<sasl::ScramCredentials> scram_credentials(std::string_view user) override {
+    std::optional<sasl::ScramCredentials> found;
+    bool bad_row = false;
+    Status st = impl_.read(
+        [&](Connection& c) {
+          Stmt s = c.prepare(
+              "SELECT scram_salt, scram_iterations, scram_stored_key, scram_server_key FROM scram "
+              "JOIN users ON user_name = scram_user WHERE scram_user = ?1 AND user_authdata IS NOT NULL");
+          s.bind(1, user);
+          if (s.step()) {
+            auto salt = base64_decode(s.text(0));
+            auto stored = base64_decode(s.text(2));
+            auto server = base64_decode(s.text(3));
+            const std::int64_t i = s.int64(1);
+            if (salt && stored && server && i > 0 && i <= std::int64_t{sasl::kScramMaxIterations})
+              found = sasl::ScramCredentials{*salt, static_cast<unsigned>(i), *stored, *server, true};
+            else
+              bad_row = true;
+          }
+          s.run();
+        },
+        true);
+    if (!st.ok()) return st;
+    if (bad_row) impl_.log("scram row of " + std::string(user) + " is malformed; taken as none");
+    if (found) return *found;
+    return sasl::scram_fake(fake_secret(), user);
+  }
+
+  Result<Identity> scram_identity(std::string_view user) override {
+    auto u = find_user(user);
+    if (!u) return u.error();
+    if (!*u || !(*u)->authdata) return Status::not_found("authentication failed");
+    return Identity{(*u)->name, (*u)->alias.value_or((*u)->name)};  // docs/compatibility.md#users-aliases
   }
 
   Status set_authdata(std::string_view name, std::optional<std::string_view> authdata) override {
@@ -536,6 +621,57 @@ class DirectoryImpl final : public Directory {
   }
 
  private:
+  bool has_scram(const std::string& user) {
+    bool found = true;  // when the read fails, make nothing
+    impl_.read(
+            [&](Connection& c) {
+              Stmt s = c.prepare("SELECT 1 FROM scram WHERE scram_user = ?1");
+              s.bind(1, user);
+              found = s.step();
+              s.run();
+            },
+            true)
+        .ok();
+    return found;
+  }
+
+  // The key of made-up SCRAM credentials: meta.scram_secret, 32 random octets made on first
+  // use, so that every process serving this database makes the same ones.
+  std::string fake_secret() {
+    std::lock_guard lock(secret_mu_);
+    if (!secret_.empty()) return secret_;
+    auto read_secret = [&] {
+      std::optional<std::string> v;
+      impl_.read(
+              [&](Connection& c) {
+                Stmt s = c.prepare("SELECT value FROM meta WHERE key = 'scram_secret'");
+                if (s.step()) v = s.text(0);
+                s.run();
+              },
+              true)
+          .ok();
+      return v ? base64_decode(*v) : std::nullopt;
+    };
+    auto secret = read_secret();
+    if (!secret || secret->size() < 16) {
+      if (auto fresh = crypto::random_bytes(32)) {
+        std::string value = base64_encode(*fresh);
+        impl_.write([&](Connection& c) {
+               c.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('scram_secret', ?1)").bind(1, value).run();
+             })
+            .ok();
+      }
+      secret = read_secret();
+    }
+    // A read-only database without one: this process's own (fake salts then differ between
+    // processes, but stay the same within one).
+    secret_ = secret && secret->size() >= 16 ? *secret : sasl::scram_process_secret();
+    return secret_;
+  }
+
+  std::mutex secret_mu_;
+  std::string secret_;
+
   Result<std::optional<std::string>> hashed(std::optional<std::string_view> password) {
     if (!password || password->empty()) return std::optional<std::string>();
     auto h = hash_password(*password);  // before the write: ~30 ms of CPU off the writer

@@ -216,7 +216,7 @@ class PopdTest(unittest.TestCase):
         self.assertIn(b"[AUTH]", e.exception.args[0])
         p.stls(TLS)
         caps = p.capa()
-        self.assertEqual(caps["SASL"], ["PLAIN", "LOGIN"])
+        self.assertEqual(caps["SASL"], ["PLAIN", "LOGIN", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"])  # docs/scram.md
         self.assertNotIn("STLS", caps)
         for cap in ("TOP", "UIDL", "USER", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"):
             self.assertIn(cap, caps)

@@ -609,3 +609,27 @@ TEST_CASE("runtime: outbound connections, plain, STARTTLS, implicit TLS, verifie
     CHECK(ping(o, false).connected.code() == Status::Code::InvalidArgument);
   }
 }
+
+TEST_CASE("tls: both ends export the same tls-exporter channel binding (RFC 9266), another one per connection") {
+  Certs certs;
+  net::TlsClientOptions o;
+  o.verify = false;
+  auto cctx = net::TlsClientContext::load(o);
+  REQUIRE(cctx.has_value());
+  auto handshake = [&] {
+    auto server = net::TlsFilter::server(certs.ctx);
+    auto client = net::TlsFilter::client(*cctx);
+    for (int i = 0; i < 20 && !(server->handshake_done() && client->handshake_done()); ++i) {
+      REQUIRE(server->feed(client->take_ciphertext()));
+      REQUIRE(client->feed(server->take_ciphertext()));
+    }
+    REQUIRE(server->handshake_done());
+    REQUIRE(client->handshake_done());
+    // mbedTLS offers and accepts the extended master secret (RFC 7627), so the exporter exists.
+    CHECK(server->info().tls_exporter.size() == 32);
+    CHECK(server->info().tls_exporter == client->info().tls_exporter);
+    return server->info().tls_exporter;
+  };
+  const std::string a = handshake(), b = handshake();
+  CHECK(a != b);
+}

@@ -85,6 +85,12 @@ class CMAIL_EXPORT FaultySmtpSession final : public smtp::Session {
 
   smtp::Verdict helo(const smtp::SessionInfo& i) override { return inner_->helo(i); }
   smtp::Verdict auth(const smtp::SessionInfo& i, const sasl::Credentials& c) override { return inner_->auth(i, c); }
+  smtp::Verdict scram_credentials(const smtp::SessionInfo& i, const std::string& user) override {
+    return inner_->scram_credentials(i, user);
+  }
+  smtp::Verdict scram_auth(const smtp::SessionInfo& i, const sasl::ScramResult& r) override {
+    return inner_->scram_auth(i, r);
+  }
   smtp::Verdict mail(const smtp::SessionInfo&, const smtp::Path&, const smtp::MailParams&) override;
   smtp::Verdict rcpt(const smtp::SessionInfo&, const smtp::Path&, const smtp::RcptParams&) override;
   void data_chunk(std::string_view bytes) override { inner_->data_chunk(bytes); }

@@ -37,6 +37,7 @@
 #include <cmail/imap/server.h>
 #include <cmail/log_sink.h>
 #include <cmail/proto/transport.h>
+#include <cmail/store/directory.h>
 #include <cmail/store/mailbox.h>
 #include <cmail/store/store.h>
 
@@ -80,6 +81,10 @@ class CMAIL_EXPORT StoreImapSession final : public imap::Session {
   void set_session_limit(std::shared_ptr<SessionLimit> limit) { limit_ = std::move(limit); }
 
   imap::Verdict login(const sasl::Credentials& credentials) override;
+  // SCRAM (docs/scram.md): the stored (or made-up) credentials off the loop, after the guard's
+  // wait; then who logs in, as login() decides it.
+  imap::Verdict scram_credentials(const std::string& authcid) override;
+  imap::Verdict scram_login(const sasl::ScramResult& result) override;
   imap::Verdict list_mailboxes() override;
   imap::Verdict status(const std::string& mailbox) override;
   imap::Verdict create(const std::string& mailbox, const std::string& special_use) override;
@@ -107,6 +112,10 @@ class CMAIL_EXPORT StoreImapSession final : public imap::Session {
   const std::string& user() const { return user_; }
 
  private:
+  // login()'s common part: the guard (unless `admitted`: SCRAM asked it at the lookup), `check`
+  // and the imapd row on a worker, the verdict, log lines and the guard's count on the loop.
+  imap::Verdict check_login(const sasl::Credentials& creds, bool admitted,
+                            std::function<Result<store::Identity>(store::Store&)> check);
   // Runs `work` on a worker thread and completes the engine with its verdict on the
   // connection's thread; `what` names the work in the log when it fails.
   imap::Verdict off_loop(std::string what, std::function<imap::Verdict()> work);

@@ -38,6 +38,7 @@
 #include <cmail/log_sink.h>
 #include <cmail/pop3/server.h>
 #include <cmail/proto/transport.h>
+#include <cmail/store/directory.h>
 #include <cmail/store/mailbox.h>
 #include <cmail/store/process.h>
 #include <cmail/store/store.h>
@@ -85,6 +86,10 @@ class CMAIL_EXPORT StorePop3Session final : public pop3::Session {
   void set_logger(LogSink logger) { logger_ = std::move(logger); }
 
   pop3::Verdict login(const sasl::Credentials& credentials) override;
+  // SCRAM (docs/scram.md): the stored (or made-up) credentials off the loop, after the guard's
+  // wait; then the maildrop, as login() takes it.
+  pop3::Verdict scram_credentials(const std::string& authcid) override;
+  pop3::Verdict scram_login(const sasl::ScramResult& result) override;
   pop3::Verdict retrieve(std::size_t index) override;
   pop3::Verdict update(const std::vector<std::size_t>& deleted) override;
   void log(std::string_view line) override;
@@ -93,6 +98,10 @@ class CMAIL_EXPORT StorePop3Session final : public pop3::Session {
   const std::string& user() const { return user_; }
 
  private:
+  // login()'s common part: the guard (unless `admitted`: SCRAM asked it at the lookup), `check`
+  // and the maildrop on a worker, the verdict, log lines and the guard's count on the loop.
+  pop3::Verdict check_login(const sasl::Credentials& creds, bool admitted,
+                            std::function<Result<store::Identity>(store::Store&)> check);
   store::Store& store_;
   proto::PeerInfo peer_;
   proto::Executor executor_;

@@ -8,8 +8,8 @@
 // connection's thread: page-cache writes) and copied into the rows by the writer in chunks;
 // an optional DataBudget bounds what all sessions hold at once (cmail/backends/budget.h).
 //
-// Authentication: with an AuthGuard in the options (cmail/backends/auth_guard.h), each AUTH is
-// admitted by it first (refused with 454 4.7.0 without checking the password, or checked after
+// Authentication (PLAIN, LOGIN, and SCRAM-SHA-256 when the engine offers it: docs/scram.md):
+// with an AuthGuard in the options (cmail/backends/auth_guard.h), each AUTH is admitted by it first (refused with 454 4.7.0 without checking the password, or checked after
 // the guard's wait, a timer through Executor::post_after) and its outcome counted; every failure
 // and refusal is logged ("auth failed", "auth blocked", level 0), a success at level 1.
 // Logging: set_logger() gets lines with a level (0 errors and warnings, 1 info: the
@@ -89,6 +89,10 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   void set_completion(std::function<void(smtp::Verdict)> complete) { complete_ = std::move(complete); }
 
   smtp::Verdict auth(const smtp::SessionInfo&, const sasl::Credentials&) override;
+  // SCRAM (docs/scram.md): the stored (or made-up) credentials off the loop, after the guard's
+  // wait; then who logs in, as auth() decides it.
+  smtp::Verdict scram_credentials(const smtp::SessionInfo&, const std::string& authcid) override;
+  smtp::Verdict scram_auth(const smtp::SessionInfo&, const sasl::ScramResult& result) override;
   smtp::Verdict mail(const smtp::SessionInfo&, const smtp::Path&, const smtp::MailParams&) override;
   smtp::Verdict rcpt(const smtp::SessionInfo&, const smtp::Path&, const smtp::RcptParams&) override;
   void data_chunk(std::string_view bytes) override;
@@ -101,6 +105,10 @@ class CMAIL_EXPORT StoreSmtpSession final : public smtp::Session {
   void set_logger(LogSink logger) { logger_ = std::move(logger); }
 
  private:
+  // AUTH's common part: the guard (unless `admitted`: SCRAM asked it at the lookup), `check` on a
+  // worker, the verdict, the log line and the guard's count on the loop.
+  smtp::Verdict check_auth(const sasl::Credentials& creds, bool admitted,
+                           std::function<Result<store::Identity>(store::Store&)> check);
   std::string received_header(const smtp::SessionInfo& info, const std::string& id) const;
   // data_end() once the checks are done: the message stored (pending) or refused.
   smtp::Verdict deliver_message(const smtp::SessionInfo& info);

@@ -99,6 +99,9 @@ struct ServerOptions {
   std::size_t max_buffered_input = proto::LineReader::kDefaultMaxBuffered;
   int max_errors = 20;         // BAD responses, then BYE and close
   int max_login_failures = 3;  // failed log-ins per connection, then BYE and close
+  // SCRAM-SHA-256[-PLUS] beside PLAIN and LOGIN (cmail/proto/scram.h); off by default: the
+  // Session must implement scram_credentials() and scram_login().
+  sasl::ScramOptions scram;
   // RFC 9051 5.4: the autologout timer is at least 30 minutes (IDLE included).
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(30)};
 };
@@ -277,6 +280,15 @@ class CMAIL_EXPORT Session {
   // AuthenticationFailed for bad credentials, AuthorizationFailed for a user who may not use
   // IMAP, Unavailable for a temporary failure.
   virtual Verdict login(const sasl::Credentials& credentials) = 0;
+  // SCRAM (ServerOptions::scram): the stored credentials of the user the client named, as
+  // Verdict::scram(credentials), or Verdict::scram(nullopt) when it has none (the exchange then
+  // fails at the proof, as for a wrong password). A rejection is the command's tagged NO.
+  virtual Verdict scram_credentials(const std::string& /*authcid*/) { return Verdict::scram(std::nullopt); }
+  // SCRAM: the client's proof was checked. Decide as login() does: Verdict::user() only when
+  // result.proved and the user may log in as result.authzid (or itself).
+  virtual Verdict scram_login(const sasl::ScramResult&) {
+    return Verdict::reject(RespCode::AuthenticationFailed, "Authentication failed");
+  }
 
   // The mailbox commands of the logged-in user. Names as in MailboxInfo. The defaults refuse
   // with [CANNOT] (an embedder that serves log-ins only).
@@ -388,7 +400,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
 
  private:
   enum class Decision {
-    Login, List, ListStatus, Status, Change,
+    Login, ScramLookup, List, ListStatus, Status, Change,
     Select, Poll, Expunge, Store, Copy, AppendBegin, AppendEnd, Fetch, Search,
   };
   // LIST or LSUB waiting for the mailboxes (RFC 9051 6.3.9, RFC 5258, RFC 3501 6.3.9).
@@ -566,7 +578,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   std::size_t list_next_ = 0;
   std::string status_name_;                 // STATUS: the mailbox, as the client named it
   std::vector<std::string> status_items_;   // STATUS: the items asked for, upper case
-  sasl::ServerAuth sasl_{"+ "};  // RFC 9051 6.2.2: "+" SP base64 challenge
+  sasl::ServerAuth sasl_{"+ ", options_.scram};  // RFC 9051 6.2.2: "+" SP base64 challenge
   std::string sasl_tag_;
   std::string user_;
   std::uint64_t phase_ = 0;  // counts commands taken (deadline())

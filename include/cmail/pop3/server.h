@@ -62,6 +62,9 @@ struct ServerOptions {
   std::size_t max_buffered_input = proto::LineReader::kDefaultMaxBuffered;
   int max_errors = 10;                     // failed commands, then -ERR and close
   int max_login_failures = 3;              // failed logins per connection, then -ERR and close
+  // SCRAM-SHA-256[-PLUS] beside PLAIN and LOGIN (cmail/proto/scram.h); off by default: the
+  // Session must implement scram_credentials() and scram_login().
+  sasl::ScramOptions scram;
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  // RFC 1939 3: >= 10 min
 };
 
@@ -138,6 +141,15 @@ class CMAIL_EXPORT Session {
   // locked for this session and listed; reject with RespCode::Auth for bad credentials,
   // InUse for a maildrop locked by another session (RFC 2449 8.1.1), SysTemp otherwise.
   virtual Verdict login(const sasl::Credentials& credentials) = 0;
+  // SCRAM (ServerOptions::scram): the stored credentials of the user the client named, as
+  // Verdict::scram(credentials), or Verdict::scram(nullopt) when it has none (the exchange then
+  // fails at the proof, as for a wrong password). A rejection is the AUTH command's reply.
+  virtual Verdict scram_credentials(const std::string& /*authcid*/) { return Verdict::scram(std::nullopt); }
+  // SCRAM: the client's proof was checked. Decide as login() does: Verdict::maildrop() only
+  // when result.proved and the user may log in as result.authzid (or itself).
+  virtual Verdict scram_login(const sasl::ScramResult&) {
+    return Verdict::reject(RespCode::Auth, "Authentication failed");
+  }
   // RETR and TOP: the text of message `index` (0-based into the listing). Its wire_size()
   // must equal the listed size.
   virtual Verdict retrieve(std::size_t index) = 0;
@@ -188,7 +200,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
  private:
   using Command = proto::Command<Server, State>;
   static const std::array<Command, 15> kCommands;
-  enum class Decision { Login, Retrieve, Update };
+  enum class Decision { Login, ScramLookup, Retrieve, Update };
   struct Sending {  // a RETR or TOP response being encoded as output is consumed
     std::string text;
     std::string_view part;  // what is sent: all of text, or TOP's prefix of it
@@ -247,7 +259,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   std::optional<std::uint64_t> pending_top_;  // TOP's line count while a retrieve is pending
   std::size_t pending_index_ = 0;
   std::optional<std::string> user_given_;  // USER given, PASS awaited
-  sasl::ServerAuth sasl_{"+ "};  // RFC 5034 4: "+" SP base64 challenge
+  sasl::ServerAuth sasl_{"+ ", options_.scram};  // RFC 5034 4: "+" SP base64 challenge
   std::string user_;
 
   std::vector<Listing> listing_;

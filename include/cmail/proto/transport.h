@@ -39,14 +39,21 @@ namespace cmail::proto {
 
 // What the TLS layer tells the engine after a handshake (for Received headers and policy).
 struct TlsInfo {
-  // The three fields that every transport knows, in order (also as {version, cipher, bits}).
-  TlsInfo(std::string v = {}, std::string c = {}, int b = 0) : version(std::move(v)), cipher(std::move(c)), bits(b) {}
+  // The fields that every transport knows, in order (also as {version, cipher, bits}), and the
+  // channel binding when it has one ({version, cipher, bits, tls_exporter}).
+  TlsInfo(std::string v = {}, std::string c = {}, int b = 0, std::string exporter = {})
+      : version(std::move(v)), cipher(std::move(c)), bits(b), tls_exporter(std::move(exporter)) {}
   std::string version;  // "TLSv1.2"
   std::string cipher;   // IANA name, e.g. "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384"
   int bits = 0;
   // Client side with optional verification (net::TlsClientOptions::verify_optional): why the
   // server's certificate would have been refused; "" when it is valid for the name.
-  std::string verify_error;
+  std::string verify_error = {};
+  // The tls-exporter channel binding (RFC 9266 2): 32 octets exported with the label
+  // "EXPORTER-Channel-Binding" and no context (RFC 5705). Empty when the connection cannot
+  // give one safely: TLS 1.2 without the extended master secret (RFC 9266 2, RFC 7627).
+  // For SCRAM-SHA-256-PLUS (cmail/proto/scram.h).
+  std::string tls_exporter = {};
 };
 
 // Who is on the other end of an accepted connection (for Received headers, logs, policy).

@@ -14,8 +14,10 @@
 // Thread-safety: value types.
 #pragma once
 
+#include <cmail/proto/scram.h>
 #include <cmail/status.h>
 
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -36,14 +38,25 @@ class VerdictBase {
     d.status_ = std::move(st);
     return d;
   }
+  // The answer to a SCRAM lookup (every engine's Session::scram_credentials): the user's
+  // stored credentials, made-up ones (known = false), or nullopt for none; the exchange goes on
+  // either way and fails at the proof without real ones (cmail/proto/scram.h).
+  static Derived scram(std::optional<sasl::ScramCredentials> credentials) {
+    Derived d(Kind::Accept);
+    if (credentials) d.scram_ = std::make_shared<const sasl::ScramCredentials>(std::move(*credentials));
+    return d;
+  }
   Kind kind() const { return kind_; }
   bool accepted() const { return kind_ == Kind::Accept; }
   const Status& status() const { return status_; }
+  // What scram() gave; null for none.
+  const sasl::ScramCredentials* scram_credentials() const { return scram_.get(); }
 
  protected:
   explicit VerdictBase(Kind k) : kind_(k) {}
   Kind kind_;
   Status status_;
+  std::shared_ptr<const sasl::ScramCredentials> scram_;
 };
 
 // Which decision the pending verdict answers (the engine's own enum of decisions).

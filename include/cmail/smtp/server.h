@@ -57,6 +57,9 @@ struct ServerOptions {
   bool auth_enabled = false;           // offer AUTH
   bool auth_requires_tls = true;       // offer AUTH only inside TLS (RFC 4954 4: PLAIN needs it)
   bool require_auth = false;           // MAIL before AUTH gets 530 (submission)
+  // SCRAM-SHA-256[-PLUS] beside PLAIN and LOGIN (cmail/proto/scram.h); off by default: the
+  // Session must implement scram_credentials() and scram_auth().
+  sasl::ScramOptions scram;
   // Pre-authenticated as this user from the start (cmail's auth=fixed@user listeners).
   std::optional<std::string> authenticated_user;
   bool chunking = true;
@@ -140,6 +143,18 @@ class CMAIL_EXPORT Session {
   virtual Verdict auth(const SessionInfo&, const sasl::Credentials&) {
     return Verdict::reject(reply(535, {5, 7, 8}, "Authentication credentials invalid"));
   }
+  // SCRAM (ServerOptions::scram): the stored credentials of the user the client named, as
+  // Verdict::scram(credentials), or Verdict::scram(nullopt) when it has none (the exchange then
+  // fails at the proof, as for a wrong password). A rejection is the AUTH command's reply.
+  virtual Verdict scram_credentials(const SessionInfo&, const std::string& /*authcid*/) {
+    return Verdict::scram(std::nullopt);
+  }
+  // SCRAM: the client's proof was checked. Decide as auth() does: Verdict::authenticated() only
+  // when result.proved and the user may log in as result.authzid (or itself); a rejection counts
+  // as a failed authentication.
+  virtual Verdict scram_auth(const SessionInfo&, const sasl::ScramResult&) {
+    return Verdict::reject(reply(535, {5, 7, 8}, "Authentication credentials invalid"));
+  }
   virtual Verdict mail(const SessionInfo&, const Path& from, const MailParams& params) = 0;
   virtual Verdict rcpt(const SessionInfo&, const Path& to, const RcptParams& params) = 0;
   // The message, dot-unstuffed (DATA) or as sent (BDAT), in chunks, with CRLF line ends.
@@ -188,7 +203,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
  private:
   using Command = proto::Command<Server, State>;
   static const std::array<Command, 14> kCommands;
-  enum class Decision { Helo, Auth, Mail, Rcpt, DataEnd };
+  enum class Decision { Helo, Auth, ScramLookup, Mail, Rcpt, DataEnd };
 
   void process();
   bool next_command();
@@ -236,7 +251,7 @@ class CMAIL_EXPORT Server : public proto::Conversation {
   int auth_failures_ = 0;
   proto::Awaiting<Decision> awaiting_;
   bool helo_extended_ = false;  // while the HELO/EHLO verdict is pending
-  sasl::ServerAuth sasl_{"334 "};  // RFC 4954 4: "334" SP base64 challenge
+  sasl::ServerAuth sasl_;  // RFC 4954 4: "334" SP base64 challenge
 
   // The transaction, reset as a unit.
   struct Transaction {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cmail/export.h>
+#include <cmail/proto/scram.h>
 #include <cmail/status.h>
 
 #include <cstdint>
@@ -156,10 +157,21 @@ class CMAIL_EXPORT Directory : public DirectoryLookups {
   // user, a disabled login or a wrong password alike (the caller cannot tell which). CPU-heavy:
   // call off the event loop.
   virtual Result<Identity> authenticate(std::string_view user, std::string_view password) = 0;
+  // SCRAM-SHA-256 credentials (table scram, docs/scram.md) are made with the password by
+  // add_user and set_password, by authenticate when it replaces a hash or finds the user has
+  // none yet, and never by set_authdata; any change of user_authdata deletes them (a trigger).
+  // A password SASLprep cannot prepare gets none (cmail/proto/scram.h).
   // Adds a user; `password` nullopt or empty = login disabled.
   virtual Status add_user(std::string_view name, std::optional<std::string_view> password) = 0;
   // Sets (nullopt or empty: disables) the password.
   virtual Status set_password(std::string_view name, std::optional<std::string_view> password) = 0;
+  // The SCRAM credentials of `user`; when it has none (unknown, login disabled, no row), made-up
+  // ones (known = false) from a secret kept in the database, the same on every call and in
+  // every process, so that a client cannot tell (RFC 5802 5.1).
+  virtual Result<sasl::ScramCredentials> scram_credentials(std::string_view user) = 0;
+  // Who `user` is once it proved its SCRAM credentials (one alias level, as authenticate()).
+  // NotFound when it no longer exists or its login is disabled.
+  virtual Result<Identity> scram_identity(std::string_view user) = 0;
   // Stores a precomputed user_authdata value as is (for imports and tests).
   virtual Status set_authdata(std::string_view name, std::optional<std::string_view> authdata) = 0;
   // Sets the alias target; nullopt (or the user itself) removes it.
