@@ -587,23 +587,6 @@ int mutf7_value(char c) {  // RFC 3501 5.1.3: base64 with "," for "/"
   return sasl::base64_value(c);
 }
 
-void put_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 // The next code point of well-formed UTF-8 at s[i], advancing i.
 std::uint32_t next_utf8(std::string_view s, std::size_t& i) {
@@ -694,7 +677,7 @@ std::optional<std::string> mutf7_decode(std::string_view s) {
       bits &= (1u << nbits) - 1;
       if (high) {
         if (u < 0xDC00 || u > 0xDFFF) return std::nullopt;
-        put_utf8(out, 0x10000 + ((high - 0xD800) << 10) + (u - 0xDC00));
+        proto::append_utf8(out, 0x10000 + ((high - 0xD800) << 10) + (u - 0xDC00));
         high = 0;
       } else if (u >= 0xD800 && u <= 0xDBFF) {
         high = u;
@@ -702,7 +685,7 @@ std::optional<std::string> mutf7_decode(std::string_view s) {
         return std::nullopt;
       } else {
         if (u >= 0x20 && u <= 0x7E) return std::nullopt;  // printable ASCII must be itself
-        put_utf8(out, u);
+        proto::append_utf8(out, u);
       }
     }
     if (high || nbits >= 6 || bits != 0) return std::nullopt;  // a partial character or set bits

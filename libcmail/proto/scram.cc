@@ -1,4 +1,5 @@
 // SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (RFC 5802, RFC 7677, RFC 9266): see cmail/proto/scram.h.
+#include <cmail/proto/ascii.h>
 #include <cmail/proto/scram.h>
 
 #include <cmail/base64.h>
@@ -33,23 +34,6 @@ std::optional<char32_t> next_code_point(std::string_view s, std::size_t& i) {
   return cp;
 }
 
-void put_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 bool valid_utf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();)
@@ -147,7 +131,7 @@ std::optional<std::string> saslprep(std::string_view utf8) {
     if (c > 0xFF) return std::nullopt;   // NFKC would need Unicode's tables (docs/scram.md#saslprep)
     if (c < 0x20 || (c >= 0x7F && c <= 0x9F)) return std::nullopt;  // RFC 4013 2.3: C.2.1, C.2.2
     if (const char* k = latin1_nfkc(c)) out += k;                   // RFC 4013 2.2: NFKC
-    else put_utf8(out, c);
+    else proto::append_utf8(out, c);
   }
   // RFC 4013 2.4 (bidirectional text): no RandALCat character is at most U+00FF; 2.5: all of
   // them are assigned.
