@@ -28,7 +28,7 @@ run() { printf '+ %s\n' "$*"; "$@"; }
 
 # Build and test dependencies, all from Debian's archive (see docs/dependencies.md).
 PACKAGES=(meson ninja-build pkg-config g++ clang libclang-rt-14-dev libsqlite3-dev libmbedtls-dev
-          libuv1-dev libcli11-dev doctest-dev libc-ares-dev libargon2-dev nettle-dev publicsuffix python3 python3-dnslib python3-aiosmtpd python3-pytest python3-dkim python3-nacl python3-authres opendkim-tools util-linux
+          libuv1-dev libcli11-dev doctest-dev libc-ares-dev libargon2-dev nettle-dev libgmp-dev publicsuffix python3 python3-dnslib python3-aiosmtpd python3-pytest python3-dkim python3-nacl python3-authres util-linux
           swaks curl libio-socket-ssl-perl libnet-ssleay-perl libauthen-sasl-perl
           openssl fetchmail getmail6 dpkg-dev dovecot-imapd isync offlineimap3)
 
