@@ -11,8 +11,9 @@
 //     SubjectPublicKeyInfo (an RSAPublicKey is read too), an Ed25519 key's 32 raw octets
 //     (RFC 8463 4.2).
 //
-// RSA goes through mbedTLS, Ed25519 through Nettle (mbedTLS 2.28 has no EdDSA;
-// docs/dependencies.md). Private key material is wiped when an object dies.
+// mbedTLS reads, makes and writes RSA keys; Nettle signs and checks with them (GMP arithmetic)
+// and does Ed25519 (mbedTLS 2.28 has no EdDSA; docs/dependencies.md). Private key material is
+// wiped when an object dies (GMP's copies of RSA numbers are freed, not wiped).
 //
 // Thread-safety: a const key is safe to use from several threads at once.
 #pragma once
